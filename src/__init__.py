@@ -1,0 +1,1 @@
+"""ConvLSTM video prediction on Moving MNIST (MindSpore)."""

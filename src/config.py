@@ -1,0 +1,371 @@
+"""Configuration: the one place where every key is defined.
+
+A run is configured by a yaml file from ``configs/`` (``--config_path``) and any number
+of ``--key value`` (or ``--key=value``) overrides on the command line. Every key is declared
+once in ``SCHEMA`` below with its type, default, allowed values and meaning; the README's
+config table is generated from the same declarations (``python -m src.config``).
+
+Unknown keys, wrong types and impossible values raise :class:`ConfigError` with one line
+that names the key (and suggests the closest known key for typos).
+"""
+import difflib
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import yaml
+
+from src.errors import ConfigError
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
+
+
+@dataclass(frozen=True)
+class Key:
+    """Declaration of one configuration key."""
+
+    name: str
+    type: str  # "int" | "float" | "str" | "bool" | "int_list"
+    default: Any
+    help: str
+    section: str
+    choices: Optional[Sequence[Any]] = None
+    check: Optional[Callable[[Any], bool]] = None
+    check_msg: str = ""
+
+
+def _positive(v):
+    return v > 0
+
+
+def _non_negative(v):
+    return v >= 0
+
+
+def _keys():
+    g, d, m, t, e = "general", "data", "model", "train", "eval/export"
+    return [
+        # general
+        Key("device_target", "str", "CPU", "device to run on", g, choices=("Ascend", "GPU", "CPU")),
+        Key("device_id", "int", 0, "device index on this host (standalone runs)", g, check=_non_negative,
+            check_msg="must be >= 0"),
+        Key("mode", "str", "graph", "graph: compile the step (mindspore.jit/GRAPH_MODE); pynative: eager, for debugging",
+            g, choices=("graph", "pynative")),
+        Key("seed", "int", 1, "seed of weights init and of the training-data generator", g, check=_non_negative,
+            check_msg="must be >= 0"),
+        Key("output_dir", "str", "./output", "run directory: config.yaml, logs, ckpt/, pictures", g),
+        Key("distribute", "bool", False, "data-parallel training over all workers of the launched cluster", g),
+        Key("debug", "bool", False, "print Python tracebacks for user errors", g),
+        # data
+        Key("dataset", "str", "synthetic",
+            "digit source: synthetic = embedded procedural digits (no download); mnist = files under data_path", d,
+            choices=("synthetic", "mnist")),
+        Key("data_path", "str", "./data",
+            "directory with train-images-idx3-ubyte.gz and mnist_test_seq.npy (download.sh layout); eval also "
+            "accepts the .npy itself", d),
+        Key("num_digits_train", "int", 3, "digits per generated training sequence", d, check=_positive,
+            check_msg="must be >= 1"),
+        Key("num_digits_val", "int", 2, "digits per generated validation/eval sequence (the test set has 2)", d,
+            check=_positive, check_msg="must be >= 1"),
+        Key("input_frames", "int", 10, "observed frames given to the network", d, check=_positive,
+            check_msg="must be >= 1"),
+        Key("output_frames", "int", 10, "frames to predict", d, check=_positive, check_msg="must be >= 1"),
+        Key("image_size", "int", 64, "frame height and width in pixels", d, check=lambda v: v >= 32 and v % 16 == 0,
+            check_msg="must be a multiple of 16 and >= 32"),
+        Key("num_workers", "int", 2, "parallel workers generating training sequences", d, check=_positive,
+            check_msg="must be >= 1"),
+        Key("val_sequences", "int", 256, "size of the fixed generated validation set", d, check=_non_negative,
+            check_msg="must be >= 0 (0 disables validation)"),
+        Key("val_seed", "int", 20150613, "seed of the fixed validation set (independent of seed)", d,
+            check=_non_negative, check_msg="must be >= 0"),
+        # model
+        Key("arch", "str", "paper", "network: zoo (3-level conv/ConvLSTM, ~8.1M params) or paper (Shi et al. 2015, "
+            "patches + stacked ConvLSTM)", m, choices=("zoo", "paper")),
+        Key("hidden_channels", "int_list", [128, 64, 64], "paper arch: ConvLSTM layer widths, bottom to top", m,
+            check=lambda v: len(v) >= 1 and all(c > 0 for c in v), check_msg="must be a non-empty list of positive ints"),
+        Key("kernel_size", "int", 5, "paper arch: ConvLSTM kernel size (odd)", m, check=lambda v: v >= 1 and v % 2 == 1,
+            check_msg="must be a positive odd integer"),
+        Key("patch_size", "int", 4, "paper arch: space-to-depth patch size", m, choices=(1, 2, 4, 8)),
+        Key("peephole", "bool", False, "ConvLSTM peephole (Hadamard) connections on the cell state", m),
+        Key("group_norm", "bool", False, "GroupNorm on the gate pre-activations (the zoo arch always uses it)", m),
+        Key("forget_bias", "float", 1.0, "initial forget-gate bias", m),
+        # train
+        Key("epochs", "int", 10, "training epochs", t, check=_positive, check_msg="must be >= 1"),
+        Key("steps_per_epoch", "int", 100, "optimizer steps per epoch (sequences are generated: an epoch is "
+            "steps_per_epoch x batch_size x workers sequences)", t, check=_positive, check_msg="must be >= 1"),
+        Key("batch_size", "int", 16, "sequences per step and per device", t, check=_positive, check_msg="must be >= 1"),
+        Key("loss", "str", "mse", "training loss: mse, or bce (binary cross-entropy, the paper's loss)", t,
+            choices=("mse", "bce")),
+        Key("optimizer", "str", "adam", "adam, or rmsprop (the paper's optimizer, decay 0.9)", t,
+            choices=("adam", "rmsprop")),
+        Key("lr", "float", 1e-3, "peak learning rate", t, check=_positive, check_msg="must be > 0"),
+        Key("lr_schedule", "str", "cosine", "constant | cosine (to min_lr over all steps) | step (x lr_gamma every "
+            "lr_step_epochs) | plateau (x lr_gamma after lr_patience epochs without validation gain)", t,
+            choices=("constant", "cosine", "step", "plateau")),
+        Key("min_lr", "float", 1e-5, "final learning rate of the cosine schedule; floor of step/plateau", t,
+            check=_non_negative, check_msg="must be >= 0"),
+        Key("warmup_epochs", "int", 0, "linear warm-up epochs before the schedule", t, check=_non_negative,
+            check_msg="must be >= 0"),
+        Key("lr_step_epochs", "int", 10, "step schedule: epochs between decays", t, check=_positive,
+            check_msg="must be >= 1"),
+        Key("lr_gamma", "float", 0.5, "step/plateau schedule: decay factor", t, check=lambda v: 0 < v < 1,
+            check_msg="must be in (0, 1)"),
+        Key("lr_patience", "int", 2, "plateau schedule: epochs without improvement before decaying", t,
+            check=_positive, check_msg="must be >= 1"),
+        Key("weight_decay", "float", 0.0, "L2 weight decay", t, check=_non_negative, check_msg="must be >= 0"),
+        Key("grad_clip", "float", 1.0, "clip gradients to this global norm (0 = off)", t, check=_non_negative,
+            check_msg="must be >= 0"),
+        Key("save_every", "int", 1, "save convlstm-<epoch>_<step>.ckpt every N epochs (last/best always)", t,
+            check=_positive, check_msg="must be >= 1"),
+        Key("keep_checkpoints", "int", 5, "numbered checkpoints kept (oldest deleted; 0 = keep all)", t,
+            check=_non_negative, check_msg="must be >= 0"),
+        Key("early_stop_patience", "int", 0, "stop after N epochs without validation improvement (0 = off)", t,
+            check=_non_negative, check_msg="must be >= 0"),
+        Key("log_every", "int", 10, "log a loss line every N steps", t, check=_positive, check_msg="must be >= 1"),
+        Key("amp_level", "str", "O0", "mixed precision (Ascend/GPU): O0 off, O1/O2/O3 as mindspore.amp", t,
+            choices=("O0", "O1", "O2", "O3")),
+        Key("loss_scale", "str", "none", "loss scaling for mixed precision: none | fixed | dynamic", t,
+            choices=("none", "fixed", "dynamic")),
+        Key("loss_scale_value", "float", 1024.0, "initial/fixed loss scale", t, check=_positive,
+            check_msg="must be > 0"),
+        Key("resume", "str", "", "continue a run: path to a checkpoint, or auto (the run's ckpt/last.ckpt)", t),
+        Key("overwrite", "bool", False, "allow training into an output_dir that already holds a run", t),
+        # eval / export
+        Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e),
+        Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, check=_non_negative,
+            check_msg="must be >= 0"),
+        Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, check=_positive,
+            check_msg="must be >= 1"),
+        Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, check=_non_negative,
+            check_msg="must be >= 0"),
+        Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "
+            "copy_last", e, choices=("none", "zeros", "copy_last")),
+        Key("file_name", "str", "convlstm", "export: output file name without extension", e),
+        Key("file_format", "str", "MINDIR", "export format", e, choices=("MINDIR", "AIR", "ONNX")),
+    ]
+
+
+SCHEMA = {k.name: k for k in _keys()}
+# keys taken from the command line only (never from a yaml file)
+CLI_ONLY = ("config_path",)
+
+
+class Config:
+    """Validated configuration; keys are attributes (``cfg.batch_size``)."""
+
+    def __init__(self, values, config_path=""):
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "config_path", config_path)
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Config is read-only; use replace(key=value)")
+
+    def replace(self, **changes):
+        """A copy with some keys changed (validated like a file)."""
+        values = dict(self._values)
+        for name, raw in changes.items():
+            values[name] = _convert(name, raw, "replace()")
+        _check_values(values)
+        return Config(values, self.config_path)
+
+    def to_dict(self):
+        return dict(self._values)
+
+    def to_yaml(self):
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path):
+        """Write the effective config atomically."""
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_yaml())
+        os.replace(tmp, path)
+
+    def describe(self):
+        """Human-readable listing of the effective config, grouped by section."""
+        lines = [f"config: {self.config_path or '(defaults)'}"]
+        for section in ("general", "data", "model", "train", "eval/export"):
+            items = [f"{k.name}={self._values[k.name]}" for k in SCHEMA.values() if k.section == section]
+            lines.append(f"  [{section}] " + " ".join(items))
+        return "\n".join(lines)
+
+
+def _suggest(name):
+    close = difflib.get_close_matches(name, list(SCHEMA) + list(CLI_ONLY), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else " (see `python -m src.config` for the list)"
+
+
+def _convert(name, raw, where):
+    """Convert a yaml or command-line value to the key's declared type."""
+    if name not in SCHEMA:
+        raise ConfigError(f"unknown config key '{name}' in {where}{_suggest(name)}")
+    key = SCHEMA[name]
+    bad = ConfigError(f"config key '{name}' in {where}: expected {key.type}, got {raw!r}")
+    if key.type == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(raw, str) and raw.lower() in ("false", "0", "no", "off"):
+            return False
+        raise bad
+    if key.type == "int":
+        if isinstance(raw, bool):
+            raise bad
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                raise bad from None
+        raise bad
+    if key.type == "float":
+        if isinstance(raw, bool):
+            raise bad
+        if isinstance(raw, (int, float)):
+            value = float(raw)
+        elif isinstance(raw, str):
+            try:
+                value = float(raw.strip())
+            except ValueError:
+                raise bad from None
+        else:
+            raise bad
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{name}' in {where}: must be finite, got {raw!r}")
+        return value
+    if key.type == "str":
+        if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
+            return str(raw)
+        raise bad
+    if key.type == "int_list":
+        items = raw
+        if isinstance(raw, str):
+            items = [s for s in raw.strip().strip("[]").replace(" ", "").split(",") if s]
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            items = [raw]
+        if not isinstance(items, (list, tuple)):
+            raise bad
+        out = []
+        for v in items:
+            if isinstance(v, bool):
+                raise bad
+            try:
+                as_float = float(v)
+            except (TypeError, ValueError):
+                raise bad from None
+            if as_float != int(as_float):
+                raise bad
+            out.append(int(as_float))
+        return out
+    raise AssertionError(f"unhandled type {key.type}")
+
+
+def _check_values(values):
+    for name, value in values.items():
+        key = SCHEMA[name]
+        if key.choices is not None and value not in key.choices:
+            raise ConfigError(f"config key '{name}': {value!r} is not one of {', '.join(map(str, key.choices))}")
+        if key.check is not None and not key.check(value):
+            raise ConfigError(f"config key '{name}': {key.check_msg}, got {value!r}")
+    if values["input_frames"] + values["output_frames"] > 20 and values["dataset"] == "mnist":
+        raise ConfigError("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
+                          f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}")
+    if values["arch"] == "zoo" and values["image_size"] % 4:
+        raise ConfigError("config key 'image_size' must be a multiple of 4 for arch zoo")
+    if values["arch"] == "paper" and values["image_size"] % values["patch_size"]:
+        raise ConfigError(f"config key 'patch_size': {values['patch_size']} does not divide image_size "
+                          f"{values['image_size']}")
+    if values["min_lr"] > values["lr"]:
+        raise ConfigError(f"config key 'min_lr' ({values['min_lr']}) must not exceed 'lr' ({values['lr']})")
+
+
+def parse_overrides(argv):
+    """Split ``--key value`` / ``--key=value`` / bare ``--flag`` tokens into a dict."""
+    overrides = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"unexpected argument {token!r}: arguments are --key value pairs")
+        body = token[2:]
+        if "=" in body:
+            name, value = body.split("=", 1)
+            i += 1
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            name, value = body, argv[i + 1]
+            i += 2
+        else:
+            name, value = body, "true"  # bare flag, e.g. --debug
+            i += 1
+        name = name.replace("-", "_")
+        if name in overrides:
+            raise ConfigError(f"config key '{name}' given twice on the command line")
+        overrides[name] = value
+    return overrides
+
+
+def read_yaml(path):
+    """Read a config yaml (safe_load only) and return its mapping."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path} not found (--config_path; the files are in configs/)")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise ConfigError(f"config file {path} is not valid yaml{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of key: value")
+    return data
+
+
+def load_config(argv=None, config_path=None, **overrides):
+    """Build the effective config: defaults < yaml file < command line < ``overrides``."""
+    cli = parse_overrides(list(argv or []))
+    path = cli.pop("config_path", None) or config_path or DEFAULT_CONFIG
+    values = {name: key.default for name, key in SCHEMA.items()}
+    for name, raw in read_yaml(path).items():
+        values[name] = _convert(name, raw, path)
+    for name, raw in cli.items():
+        values[name] = _convert(name, raw, "the command line")
+    for name, raw in overrides.items():
+        values[name] = _convert(name, raw, "the caller")
+    _check_values(values)
+    return Config(values, path)
+
+
+def config_from_dict(values, where):
+    """Rebuild a config saved with a run or a checkpoint (unknown keys rejected)."""
+    merged = {name: key.default for name, key in SCHEMA.items()}
+    for name, raw in values.items():
+        merged[name] = _convert(name, raw, where)
+    _check_values(merged)
+    return Config(merged, where)
+
+
+def markdown_table():
+    """The README table of keys, generated from SCHEMA."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for k in SCHEMA.values():
+        choices = f" ({' / '.join(map(str, k.choices))})" if k.choices else ""
+        rows.append(f"| `{k.name}` | {k.type} | `{k.default}` | {k.help}{choices} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
+    sys.exit(0)
