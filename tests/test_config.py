@@ -1,0 +1,117 @@
+"""Config loading, overrides and rejections (src/config.py)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from src.config import SCHEMA, config_from_dict, load_config, markdown_table, parse_overrides
+from src.errors import ConfigError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = ["ascend.yaml", "gpu.yaml", "cpu.yaml", "cpu_small.yaml"]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_configs_load_and_only_use_known_keys(name):
+    cfg = load_config(config_path=os.path.join(REPO, "configs", name))
+    assert cfg.input_frames == 10 and cfg.output_frames == 10
+    assert name.upper().startswith(cfg.device_target.upper())
+
+
+def test_full_recipe_configs_share_the_network():
+    cfgs = [load_config(config_path=os.path.join(REPO, "configs", n)) for n in ("ascend.yaml", "gpu.yaml", "cpu.yaml")]
+    keys = ("arch", "hidden_channels", "kernel_size", "patch_size", "epochs", "steps_per_epoch", "batch_size", "lr")
+    assert len({tuple(str(getattr(c, k)) for k in keys) for c in cfgs}) == 1
+
+
+def test_command_line_overrides_with_types():
+    cfg = load_config(["--batch_size", "3", "--lr=0.5", "--hidden_channels", "8,4", "--peephole", "true",
+                       "--arch", "zoo", "--debug"])
+    assert cfg.batch_size == 3 and isinstance(cfg.batch_size, int)
+    assert cfg.lr == 0.5 and cfg.hidden_channels == [8, 4]
+    assert cfg.peephole is True and cfg.arch == "zoo" and cfg.debug is True
+
+
+def test_yaml_scientific_notation_is_a_float(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-3\nmin_lr: 1e-5\n")  # yaml 1.1 reads these as strings
+    assert load_config(config_path=str(path)).lr == pytest.approx(1e-3)
+
+
+def test_config_path_selects_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("batch_size: 7\n")
+    assert load_config(["--config_path", str(path)]).batch_size == 7
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--batch_szie", "3"], "did you mean 'batch_size'"),
+    (["--batch_size", "three"], "'batch_size'"),
+    (["--batch_size", "0"], "'batch_size': must be >= 1"),
+    (["--lr", "-1"], "'lr': must be > 0"),
+    (["--arch", "unet"], "'arch'"),
+    (["--input_frames", "15", "--dataset", "mnist"], "'input_frames'"),
+    (["--hidden_channels", "8,x"], "'hidden_channels'"),
+    (["--peephole", "maybe"], "'peephole'"),
+    (["--lr", "nan"], "'lr'"),
+    (["batch_size", "3"], "unexpected argument"),
+    (["--seed", "1", "--seed", "2"], "given twice"),
+])
+def test_bad_values_name_the_key(argv, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(argv)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("batch_size: 2\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'learning_rate' in .*c\.yaml"):
+        load_config(config_path=str(path))
+
+
+def test_yaml_is_read_safely(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid yaml"):
+        load_config(config_path=str(path))
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(["--config_path", "/nonexistent/x.yaml"])
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(["--hidden_channels", "8,8", "--lr", "0.01"])
+    cfg.save(str(tmp_path / "config.yaml"))
+    again = load_config(config_path=str(tmp_path / "config.yaml"))
+    assert again.to_dict() == cfg.to_dict()
+    assert config_from_dict(cfg.to_dict(), "x").to_dict() == cfg.to_dict()
+
+
+def test_replace_validates():
+    cfg = load_config(["--batch_size", "5"])
+    assert cfg.replace(batch_size=2).batch_size == 2 and cfg.batch_size == 5
+    with pytest.raises(ConfigError):
+        cfg.replace(batch_size=-1)
+
+
+def test_every_key_documented_in_table():
+    table = markdown_table()
+    for name, key in SCHEMA.items():
+        assert f"`{name}`" in table and key.help
+
+
+def test_parse_overrides_forms():
+    assert parse_overrides(["--a", "1", "--b=2", "--flag"]) == {"a": "1", "b": "2", "flag": "true"}
+
+
+def test_cli_error_is_one_line_without_traceback():
+    proc = subprocess.run([sys.executable, "train.py", "--batch_szie", "2"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown config key 'batch_szie' in the command line (did you mean 'batch_size'?)"]
