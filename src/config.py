@@ -11,7 +11,6 @@ that names the key (and suggests the closest known key for typos).
 import difflib
 import math
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -366,6 +365,18 @@ def markdown_table():
     return "\n".join(rows)
 
 
-if __name__ == "__main__":
+def _main(argv):
+    """``python -m src.config`` prints the key table; ``--get KEY [--key value ...]`` one value."""
+    if argv[:1] == ["--get"] and len(argv) >= 2:
+        if argv[1] not in SCHEMA:
+            raise ConfigError(f"unknown config key '{argv[1]}'{_suggest(argv[1])}")
+        print(getattr(load_config(argv[2:]), argv[1]))
+        return 0
     print(markdown_table())
-    sys.exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    from src.errors import run_cli
+
+    run_cli(_main)

@@ -1,0 +1,63 @@
+"""Device context, distributed initialisation and rank information."""
+import os
+import sys
+from dataclasses import dataclass
+
+from src.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where this process runs: its rank in the data-parallel group and the group size."""
+
+    device_target: str
+    rank: int = 0
+    group_size: int = 1
+
+    @property
+    def is_main(self):
+        """Only rank 0 writes checkpoints, logs and pictures."""
+        return self.rank == 0
+
+
+def warn(message):
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _launched_by_cluster():
+    """True when msrun / a dynamic-cluster launcher started this process."""
+    return bool(os.environ.get("MS_ROLE") or os.environ.get("MS_WORKER_NUM") or os.environ.get("RANK_TABLE_FILE"))
+
+
+def init_device(cfg):
+    """Set the MindSpore context from the config and join the cluster when distributed.
+
+    Graph compilation is applied per function with ``mindspore.jit`` (cfg.mode == "graph"),
+    so the global context stays in PYNATIVE mode; this keeps data handling and logging in
+    plain Python and lets the same code run eagerly for debugging (cfg.mode == "pynative").
+    """
+    import mindspore as ms
+
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    if cfg.distribute:
+        if not _launched_by_cluster():
+            raise ConfigError("config key 'distribute' is true but this process was not started by a cluster "
+                              "launcher; use scripts/run_distribute_train*.sh (msrun) or set --distribute false")
+        from mindspore.communication import get_group_size, get_rank, init
+
+        ms.set_device(cfg.device_target)
+        init()
+        rank, group_size = get_rank(), get_group_size()
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
+                                     device_num=group_size)
+        return RunContext(cfg.device_target, rank, group_size)
+    ms.set_device(cfg.device_target, cfg.device_id if cfg.device_target != "CPU" else None)
+    return RunContext(cfg.device_target)
+
+
+def effective_amp_level(cfg):
+    """Mixed precision applies on Ascend/GPU only; on CPU it is ignored with one warning."""
+    if cfg.amp_level != "O0" and cfg.device_target == "CPU":
+        warn(f"amp_level {cfg.amp_level} is for Ascend/GPU; the CPU backend runs float32 (amp_level O0)")
+        return "O0"
+    return cfg.amp_level

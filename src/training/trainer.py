@@ -1,0 +1,296 @@
+"""The training procedure: epochs of generated sequences, validation, checkpoints, resume.
+
+One epoch is ``steps_per_epoch`` optimizer steps; the sequences of step ``s`` on rank ``r``
+are a pure function of (seed, epoch, s, r), so resuming from a checkpoint taken after any
+step continues with exactly the data an uninterrupted run would have seen.
+"""
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from src.device import effective_amp_level, init_device, warn
+from src.errors import ConfigError, TrainingDiverged
+from src.progress import Progress, format_duration
+from src.training.run_dir import RunDir
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def install(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum, _frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\nreceived {signal.Signals(signum).name}: saving a checkpoint after the current step "
+              "(press Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+
+
+class Trainer:
+    """Builds everything from a config and runs ``fit()``."""
+
+    def __init__(self, cfg, ctx=None):
+        import mindspore as ms
+
+        from src.data import pipeline
+        from src.models.encoder_forecaster import build_network
+        from src.models.flops import network_cost
+        from src.training.schedules import LRSchedule
+        from src.training.step import build_optimizer, build_predict_fn, build_train_step
+
+        self.cfg = cfg
+        self.ctx = ctx or init_device(cfg)
+        self.run = RunDir(cfg.output_dir)
+        self.resume_path = self._resolve_resume()
+        if self.ctx.is_main:
+            self.run.prepare(resume=bool(self.resume_path), overwrite=cfg.overwrite)
+        self._print_header(network_cost(cfg))
+
+        self.train_digits = pipeline.load_digits(cfg, "train")
+        self.val_source = None
+        if cfg.val_sequences > 0:
+            self.val_source = pipeline.validation_source(cfg, pipeline.load_digits(cfg, "val"))
+
+        ms.set_seed(cfg.seed)
+        self.net = build_network(cfg)
+        amp_level = effective_amp_level(cfg)
+        if amp_level != "O0":
+            self.net = ms.amp.auto_mixed_precision(self.net, amp_level)
+        self.optimizer = build_optimizer(cfg, self.net)
+        self.train_step, self.loss_scaler = build_train_step(cfg, self.net, self.optimizer, self.ctx.group_size)
+        self.predict = build_predict_fn(cfg, self.net)
+        self.schedule = LRSchedule(cfg)
+
+        self.epoch = 0  # epochs completed
+        self.step_in_epoch = 0  # steps of the current epoch already done
+        self.best_score = math.inf
+        self.best_epoch = 0
+        self.epochs_without_improvement = 0
+        self.history = []
+        self.epoch_losses = []  # losses of the current epoch's steps so far
+        self.stop = _StopRequest()
+        if self.resume_path:
+            self._restore(self.resume_path)
+
+    # ---------------------------------------------------------------- set-up
+    def _resolve_resume(self):
+        resume = self.cfg.resume
+        if not resume:
+            return ""
+        if resume == "auto":
+            if os.path.isfile(self.run.last):
+                return self.run.last
+            print(f"resume auto: no checkpoint at {self.run.last}, starting a new run", flush=True)
+            return ""
+        if not os.path.isfile(resume):
+            raise ConfigError(f"config key 'resume': checkpoint {resume} not found (use a path or 'auto')")
+        return resume
+
+    def _print_header(self, cost):
+        if not self.ctx.is_main:
+            return
+        cfg = self.cfg
+        print(cfg.describe(), flush=True)
+        act_gb = cost["activation_bytes_per_sequence"] * cfg.batch_size / 1e9
+        print(f"network: arch={cfg.arch} params={cost['params'] / 1e6:.2f}M "
+              f"forward={cost['forward_flops'] / 1e9:.1f} GFLOP/sequence; "
+              f"estimated activation memory for batch_size {cfg.batch_size}: {act_gb:.2f} GB per device "
+              "(lower --batch_size if this exceeds device memory)", flush=True)
+        print(f"data: {cfg.dataset} digits, {cfg.num_digits_train} per training sequence, "
+              f"{cfg.steps_per_epoch * cfg.batch_size * self.ctx.group_size} sequences per epoch "
+              f"({cfg.batch_size} per step per device x {self.ctx.group_size} device(s))", flush=True)
+
+    def _restore(self, path):
+        from src.training.checkpoint import restore_training_state
+
+        meta = restore_training_state(path, self.net, self.optimizer, self.cfg)
+        self.epoch = int(meta["epoch"])
+        self.step_in_epoch = int(meta["step_in_epoch"])
+        self.best_score = math.inf if meta["best_score"] is None else float(meta["best_score"])
+        self.best_epoch = int(meta["best_epoch"])
+        self.epochs_without_improvement = int(meta["epochs_without_improvement"])
+        self.schedule.load_state_dict(meta["schedule"])
+        self.epoch_losses = [float(v) for v in meta.get("epoch_losses", [])]
+        if self.loss_scaler is not None and meta.get("loss_scale") is not None:
+            import mindspore as ms
+            self.loss_scaler.scale_value.set_data(ms.Tensor(meta["loss_scale"], ms.float32))
+        self.history = [row for row in self.run.read_history() if row["epoch"] <= self.epoch]
+        if self.ctx.is_main:
+            print(f"resumed from {path}: {self.epoch} epoch(s) done, continuing at epoch {self.epoch + 1} "
+                  f"step {self.step_in_epoch + 1}", flush=True)
+
+    # ---------------------------------------------------------------- checkpoints
+    def _meta(self):
+        scale = None
+        if self.loss_scaler is not None:
+            scale = float(self.loss_scaler.scale_value.asnumpy())
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "global_step": self.epoch * self.cfg.steps_per_epoch + self.step_in_epoch,
+                "best_score": None if math.isinf(self.best_score) else self.best_score,
+                "best_epoch": self.best_epoch, "epochs_without_improvement": self.epochs_without_improvement,
+                "schedule": self.schedule.state_dict(), "loss_scale": scale, "seed": self.cfg.seed,
+                "epoch_losses": list(self.epoch_losses)}
+
+    def save(self, numbered, improved):
+        """Write the numbered checkpoint (if due), last.ckpt and best.ckpt; rank 0 only."""
+        from src.training.checkpoint import publish_copy, save_checkpoint
+
+        if not self.ctx.is_main:
+            return None
+        global_step = self.epoch * self.cfg.steps_per_epoch + self.step_in_epoch
+        epoch_label = self.epoch if self.step_in_epoch == 0 else self.epoch + 1
+        target = self.run.numbered(epoch_label, global_step) if numbered else self.run.last
+        save_checkpoint(target, self.net, self.cfg, self._meta(), self.optimizer)
+        if target != self.run.last:
+            publish_copy(target, self.run.last)
+        if improved:
+            publish_copy(target, self.run.best)
+        self._prune_numbered()
+        return target
+
+    def _prune_numbered(self):
+        keep = self.cfg.keep_checkpoints
+        if keep <= 0:
+            return
+        for path in self.run.numbered_checkpoints()[:-keep]:
+            os.remove(path)
+
+    # ---------------------------------------------------------------- loop
+    def fit(self):
+        """Train until cfg.epochs, early stopping, a stop signal or divergence."""
+        cfg = self.cfg
+        if self.ctx.is_main:
+            cfg.save(self.run.config)
+        self.stop.install()
+        try:
+            while self.epoch < cfg.epochs:
+                if not self._train_epoch():
+                    return 130
+                if self._end_epoch():
+                    break
+        finally:
+            self.stop.uninstall()
+        if self.ctx.is_main:
+            best = "n/a" if math.isinf(self.best_score) else f"{self.best_score:.4f}"
+            print(f"training finished: {self.epoch} epoch(s); best validation score {best} at epoch "
+                  f"{self.best_epoch}; checkpoints in {self.run.ckpt_dir}", flush=True)
+        return 0
+
+    def _train_epoch(self):
+        """Run the remaining steps of the current epoch. False if stopped by a signal."""
+        import mindspore as ms
+
+        from src.data.pipeline import build_train_dataset
+
+        cfg = self.cfg
+        first = self.step_in_epoch
+        dataset = build_train_dataset(cfg, self.train_digits, self.epoch, self.ctx.rank, self.ctx.group_size,
+                                      start_step=first)
+        progress = Progress(cfg.steps_per_epoch - first, f"epoch {self.epoch + 1}/{cfg.epochs}")
+        if first == 0:
+            self.epoch_losses = []
+        self._epoch_start = time.perf_counter()
+        window_start, window_steps = time.perf_counter(), 0
+        for inputs, targets in dataset.create_tuple_iterator(num_epochs=1):
+            step = self.step_in_epoch
+            lr = self.schedule.lr_at(self.epoch, step)
+            loss, _ = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32))
+            loss = float(loss.asnumpy())
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss} at epoch {self.epoch + 1} step {step + 1}; nothing was saved after it "
+                    f"({self.run.last} is the last good checkpoint); lower --lr or set --grad_clip")
+            self.epoch_losses.append(loss)
+            self.step_in_epoch += 1
+            window_steps += 1
+            done = self.step_in_epoch - first
+            if self.ctx.is_main and (self.step_in_epoch % cfg.log_every == 0 or self.step_in_epoch == cfg.steps_per_epoch):
+                elapsed = time.perf_counter() - window_start
+                per_step = elapsed / max(1, window_steps)
+                progress.clear()
+                print(f"epoch: {self.epoch + 1} step: {self.step_in_epoch}, loss is {loss:.6f}, lr {lr:.3e}, "
+                      f"per step time: {per_step * 1000:.1f} ms, "
+                      f"{cfg.batch_size * self.ctx.group_size / per_step:.2f} sequences/s", flush=True)
+                window_start, window_steps = time.perf_counter(), 0
+            progress.update(done, f"loss {loss:.5f}")
+            if self.stop.signum is not None:
+                progress.clear()
+                path = self.save(numbered=False, improved=False)
+                if self.ctx.is_main:
+                    print(f"stopped at epoch {self.epoch + 1} step {self.step_in_epoch}; saved {path}; "
+                          f"continue with --resume auto", file=sys.stderr, flush=True)
+                return False
+        progress.clear()
+        return True
+
+    def _end_epoch(self):
+        """Validate, log, checkpoint. True when training should stop early."""
+        cfg = self.cfg
+        epoch_time = time.perf_counter() - self._epoch_start
+        val = self.validate() if self.val_source is not None else None
+        train_loss = float(np.mean(self.epoch_losses)) if self.epoch_losses else float("nan")
+        score = val["mse"] if val is not None else train_loss
+        self.epoch += 1
+        self.step_in_epoch = 0
+        improved = score < self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.epochs_without_improvement = score, self.epoch, 0
+        else:
+            self.epochs_without_improvement += 1
+        self.schedule.on_validation(score)
+        row = {"epoch": self.epoch, "train_loss": train_loss,
+               "lr": self.schedule.lr_at(self.epoch - 1, cfg.steps_per_epoch - 1),
+               "epoch_time_s": round(epoch_time, 3)}
+        if val is not None:
+            row.update({f"val_{k}": val[k] for k in ("mse", "mae", "ssim", "psnr")})
+        self.history.append(row)
+        numbered = self.epoch % cfg.save_every == 0 or self.epoch == cfg.epochs
+        stop_early = cfg.early_stop_patience > 0 and self.epochs_without_improvement >= cfg.early_stop_patience
+        if self.ctx.is_main:
+            path = self.save(numbered=numbered or stop_early, improved=improved)
+            self.run.write_history(self.history)
+            remaining = (cfg.epochs - self.epoch) * epoch_time
+            val_text = "" if val is None else (f", val mse {val['mse']:.3f} mae {val['mae']:.3f} "
+                                               f"ssim {val['ssim']:.4f} psnr {val['psnr']:.2f}")
+            print(f"epoch: {self.epoch} done, train loss {train_loss:.6f}{val_text}, epoch time "
+                  f"{format_duration(epoch_time)}{' (best)' if improved else ''}, saved {os.path.basename(path)}, "
+                  f"ETA {format_duration(remaining)}", flush=True)
+        if stop_early and self.ctx.is_main:
+            print(f"early stopping: no validation improvement for {cfg.early_stop_patience} epoch(s)", flush=True)
+        return stop_early
+
+    def validate(self):
+        """Metrics of the current network on the fixed validation set (BRIEF §3 definitions)."""
+        from src.data.pipeline import iterate_batches
+        from src.metrics import StreamingMetrics
+        import mindspore as ms
+
+        self.net.set_train(False)
+        metrics = StreamingMetrics()
+        for inputs, targets in iterate_batches(self.val_source, self.cfg.eval_batch_size):
+            pred = self.predict(ms.Tensor(inputs)).asnumpy()  # (B, T_out, 1, H, W)
+            metrics.update(pred, targets)
+        self.net.set_train(True)
+        return metrics.result()
+
+
+def train(cfg):
+    """Entry used by train.py."""
+    trainer = Trainer(cfg)
+    return trainer.fit()
