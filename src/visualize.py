@@ -1,0 +1,372 @@
+"""Pictures of sequences, predictions and metric curves, drawn with Pillow only.
+
+All writers create the parent directory, write to a temporary file next to the target
+and move it into place with ``os.replace`` (a reader never sees half a file), and return
+the path they wrote. Frames are (T, 1, H, W) or (T, H, W) arrays with pixels in [0, 1];
+values outside are clipped and NaN is drawn as black.
+"""
+import math
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+GAP = 2  # separator line between frames, px
+LABEL_WIDTH = 60  # left label column of the strip, px
+SEPARATOR = (255, 255, 255)
+LABEL_BG = (255, 255, 255)
+EMPTY_CELL = (215, 215, 215)  # strip cell with no frame (rows of different length)
+TEXT = (20, 20, 20)
+OBSERVED = (40, 160, 60)  # gif marker colour of observed (input) frames
+PREDICTED = (210, 40, 40)  # gif marker colour of predicted frames
+SERIES_COLOURS = ((31, 100, 180), (230, 120, 20), (40, 150, 60), (200, 40, 40), (130, 80, 170))
+METRIC_TITLES = {
+    "mse": "MSE (sum over pixels)",
+    "mae": "MAE (sum over pixels)",
+    "ssim": "SSIM",
+    "psnr": "PSNR (dB)",
+}
+
+_FONT = None
+
+
+def _font():
+    global _FONT
+    if _FONT is None:
+        _FONT = ImageFont.load_default()
+    return _FONT
+
+
+def _text_size(draw, text):
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=_font())
+    return right - left, bottom
+
+
+# ---------------------------------------------------------------- input handling
+
+def _frames(array, name):
+    """Validate one sequence: (T, 1, H, W) or (T, H, W) -> float64 (T, H, W) in [0, 1]."""
+    arr = np.asarray(array)
+    if arr.ndim == 5:
+        raise ValueError(
+            f"{name}: got a batch of shape {arr.shape}; pass one sequence, e.g. {name}[0], "
+            "shaped (T, 1, H, W) or (T, H, W)")
+    if arr.ndim == 4:
+        if arr.shape[1] != 1:
+            raise ValueError(f"{name}: expected (T, 1, H, W) with one channel, got {arr.shape}")
+        arr = arr[:, 0]
+    elif arr.ndim != 3:
+        raise ValueError(f"{name}: expected shape (T, 1, H, W) or (T, H, W), got {arr.shape}")
+    if min(arr.shape) == 0:
+        raise ValueError(f"{name}: empty sequence, shape {arr.shape}")
+    arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(arr, 0.0, 1.0)
+
+
+def _same_frame_size(name, frames, ref_name, ref):
+    if frames.shape[1:] != ref.shape[1:]:
+        raise ValueError(
+            f"{name} frames are {frames.shape[1]}x{frames.shape[2]} but {ref_name} frames "
+            f"are {ref.shape[1]}x{ref.shape[2]}")
+
+
+def _check_scale(scale):
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    return int(scale)
+
+
+def _grey_tiles(frames, scale):
+    """(T, H, W) in [0, 1] -> uint8 RGB tiles (T, H*scale, W*scale, 3)."""
+    grey = np.rint(frames * 255.0).astype(np.uint8)
+    return _upscale(np.repeat(grey[..., None], 3, axis=-1), scale)
+
+
+def _heat_tiles(error, scale):
+    """Absolute error (T, H, W) in [0, 1] -> 'hot' colour map tiles (black-red-yellow-white).
+
+    The scale is absolute (1.0 = white), so error rows of different runs are comparable.
+    """
+    e = error[..., None]  # (T, H, W, 1)
+    rgb = np.clip(np.concatenate([3 * e, 3 * e - 1, 3 * e - 2], axis=-1), 0.0, 1.0)
+    return _upscale(np.rint(rgb * 255.0).astype(np.uint8), scale)
+
+
+def _upscale(tiles, scale):
+    """Nearest-neighbour upscaling of (T, H, W, 3) tiles."""
+    if scale == 1:
+        return tiles
+    return np.repeat(np.repeat(tiles, scale, axis=1), scale, axis=2)
+
+
+def _atomic_save(image, path, fmt, **save_args):
+    """Save ``image`` to ``path`` through a temporary file; return ``path``."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        image.save(tmp, format=fmt, **save_args)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+# ---------------------------------------------------------------- strip and row
+
+def _paste_row(canvas, tiles, x0, y0):
+    """Paste (T, h, w, 3) tiles left to right from (x0, y0), GAP px apart."""
+    w = tiles.shape[2]
+    for i, tile in enumerate(tiles):
+        canvas.paste(Image.fromarray(tile, "RGB"), (x0 + i * (w + GAP), y0))
+
+
+def save_sequence_strip(path, inputs, target, pred, scale=1):
+    """One PNG: rows of input frames, ground truth, prediction and absolute error.
+
+    inputs: (T_in, 1, H, W) or (T_in, H, W); target, pred: (T_out, ...) of the same H, W.
+    Column c of every row is the c-th frame of that row; frames are separated by GAP px
+    lines, each row has a text label at the left. ``scale`` upscales frames (integer).
+    Size: width LABEL_WIDTH + GAP + max(T_in, T_out) * (W*scale + GAP),
+    height GAP + 4 * (H*scale + GAP).
+    """
+    scale = _check_scale(scale)
+    x_in, y_true, y_pred = _frames(inputs, "inputs"), _frames(target, "target"), _frames(pred, "pred")
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
+    _same_frame_size("inputs", x_in, "target", y_true)
+    t_in, t_out = len(x_in), len(y_true)
+    rows = [
+        ("input", f"1-{t_in}", _grey_tiles(x_in, scale)),
+        ("truth", f"{t_in + 1}-{t_in + t_out}", _grey_tiles(y_true, scale)),
+        ("prediction", f"{t_in + 1}-{t_in + t_out}", _grey_tiles(y_pred, scale)),
+        ("|error|", f"mean {np.abs(y_pred - y_true).mean():.3f}",
+         _heat_tiles(np.abs(y_pred - y_true), scale)),
+    ]
+    h, w = y_true.shape[1] * scale, y_true.shape[2] * scale
+    cols = max(t_in, t_out)
+    width = LABEL_WIDTH + GAP + cols * (w + GAP)
+    height = GAP + len(rows) * (h + GAP)
+    canvas = Image.new("RGB", (width, height), SEPARATOR)
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([0, 0, LABEL_WIDTH - 1, height - 1], fill=LABEL_BG)
+    for r, (label, sub, tiles) in enumerate(rows):
+        y0 = GAP + r * (h + GAP)
+        x0 = LABEL_WIDTH + GAP
+        for c in range(len(tiles), cols):  # cells this row has no frame for
+            draw.rectangle([x0 + c * (w + GAP), y0, x0 + c * (w + GAP) + w - 1, y0 + h - 1],
+                           fill=EMPTY_CELL)
+        _paste_row(canvas, tiles, x0, y0)
+        text_y = y0 + max(0, (h - 26) // 2)
+        draw.text((4, text_y), label, fill=TEXT, font=_font())
+        draw.text((4, text_y + 13), sub, fill=(110, 110, 110), font=_font())
+    return _atomic_save(canvas, path, "PNG")
+
+
+def save_frames_png(path, frames, scale=1):
+    """One row of frames (e.g. all 20 frames of a generated sequence) as a PNG.
+
+    frames: (T, 1, H, W) or (T, H, W) in [0, 1].
+    Size: width GAP + T * (W*scale + GAP), height H*scale + 2*GAP.
+    """
+    scale = _check_scale(scale)
+    seq = _frames(frames, "frames")
+    tiles = _grey_tiles(seq, scale)
+    h, w = tiles.shape[1:3]
+    canvas = Image.new("RGB", (GAP + len(seq) * (w + GAP), h + 2 * GAP), SEPARATOR)
+    _paste_row(canvas, tiles, GAP, GAP)
+    return _atomic_save(canvas, path, "PNG")
+
+
+# ---------------------------------------------------------------- animated comparison
+
+_GIF_PAD = 6
+_GIF_BORDER = 3
+_GIF_TITLE_H = 16
+_GIF_STATUS_H = 18
+
+
+def _gif_frame(left, right, titles, status, colour):
+    """One GIF frame: two (h, w, 3) tiles side by side in coloured borders, titles, status."""
+    h, w = left.shape[:2]
+    panel_w, panel_h = w + 2 * _GIF_BORDER, h + 2 * _GIF_BORDER
+    width = 3 * _GIF_PAD + 2 * panel_w
+    height = _GIF_TITLE_H + panel_h + _GIF_STATUS_H
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for k, (tile, title) in enumerate(zip((left, right), titles)):
+        x0 = _GIF_PAD + k * (panel_w + _GIF_PAD)
+        draw.text((x0, 2), title, fill=TEXT, font=_font())
+        draw.rectangle([x0, _GIF_TITLE_H, x0 + panel_w - 1, _GIF_TITLE_H + panel_h - 1], fill=colour)
+        canvas.paste(Image.fromarray(tile, "RGB"), (x0 + _GIF_BORDER, _GIF_TITLE_H + _GIF_BORDER))
+    draw.text((_GIF_PAD, _GIF_TITLE_H + panel_h + 3), status, fill=colour, font=_font())
+    return canvas
+
+
+def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250):
+    """Animated GIF: ground truth | prediction side by side, one GIF frame per time step.
+
+    target, pred: (T_out, 1, H, W) or (T_out, H, W); inputs (optional, T_in frames) are
+    shown first in both panels (titled "input"). Observed frames carry a green border and the status
+    "observed t/T", predicted frames a red border and "predicted t/T". The GIF has
+    T_in + T_out frames (T_out without inputs) and loops forever; the last frame is held
+    longer so the end of the sequence is visible.
+    """
+    scale = _check_scale(scale)
+    y_true, y_pred = _frames(target, "target"), _frames(pred, "pred")
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
+    if not (isinstance(frame_ms, (int, np.integer)) and frame_ms > 0):
+        raise ValueError(f"frame_ms must be a positive integer, got {frame_ms!r}")
+    frames = []
+    t_in = 0
+    if inputs is not None:
+        x_in = _frames(inputs, "inputs")
+        _same_frame_size("inputs", x_in, "target", y_true)
+        t_in = len(x_in)
+    total = t_in + len(y_true)
+    if t_in:
+        for t, tile in enumerate(_grey_tiles(x_in, scale)):
+            frames.append(_gif_frame(tile, tile, ("input", "input"), f"observed {t + 1}/{total}", OBSERVED))
+    for t, (a, b) in enumerate(zip(_grey_tiles(y_true, scale), _grey_tiles(y_pred, scale))):
+        frames.append(_gif_frame(a, b, ("ground truth", "prediction"),
+                                 f"predicted {t_in + t + 1}/{total}", PREDICTED))
+    durations = [int(frame_ms)] * (len(frames) - 1) + [int(frame_ms) * 4]
+    return _atomic_save(frames[0], path, "GIF", save_all=True, append_images=frames[1:],
+                        duration=durations, loop=0)
+
+
+# ---------------------------------------------------------------- metric curves
+
+_CHART_W, _CHART_H = 360, 230
+_PLOT_LEFT, _PLOT_RIGHT, _PLOT_TOP, _PLOT_BOTTOM = 56, 14, 24, 34
+_LEGEND_H = 20
+
+
+def _check_curves(per_frame, name):
+    """Validate a per-frame dict (or a metrics result holding one) -> name -> float64 (T,)."""
+    if isinstance(per_frame, dict) and isinstance(per_frame.get("per_frame"), dict):
+        per_frame = per_frame["per_frame"]
+    if not isinstance(per_frame, dict):
+        raise ValueError(f"{name}: expected a dict of per-frame lists, got {type(per_frame).__name__}")
+    missing = [k for k in METRIC_TITLES if k not in per_frame]
+    if missing:
+        raise ValueError(f"{name}: missing per-frame metric(s) {', '.join(missing)}")
+    curves = {k: np.asarray(per_frame[k], dtype=np.float64) for k in METRIC_TITLES}
+    lengths = {v.shape for v in curves.values()}
+    if len(lengths) != 1 or len(next(iter(lengths))) != 1 or next(iter(lengths))[0] == 0:
+        raise ValueError(f"{name}: each metric needs the same non-empty list of per-frame values, "
+                         f"got shapes {[v.shape for v in curves.values()]}")
+    for k, v in curves.items():
+        if not np.isfinite(v).all():
+            raise ValueError(f"{name}: per-frame {k} contains NaN or infinite values")
+    return curves
+
+
+def nice_ticks(lo, hi, target_count=5):
+    """Round tick positions (steps of 1, 2, 2.5 or 5 x 10^k) covering [lo, hi]."""
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):
+        pad = max(abs(hi) * 0.05, 1e-3)
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / max(target_count - 1, 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
+    first = math.floor(lo / step + 1e-9) * step
+    last = math.ceil(hi / step - 1e-9) * step
+    count = int(round((last - first) / step)) + 1
+    return [first + i * step for i in range(count)], step
+
+
+def _tick_label(value, step):
+    """Format a tick with just enough decimals for ``step`` (0.25 -> 2, 0.5 -> 1, 5 -> 0)."""
+    exponent = math.floor(math.log10(step) + 1e-9)
+    mantissa = step / 10.0 ** exponent
+    decimals = max(0, -exponent + (1 if abs(mantissa - 2.5) < 1e-6 else 0))
+    return f"{value + 0.0:.{decimals}f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def _x_positions(n, first_frame):
+    """Frame numbers and which of them get a tick label (at most ~12 labels)."""
+    frames = [first_frame + i for i in range(n)]
+    every = max(1, math.ceil(n / 12))
+    return frames, set(frames[::every]) | {frames[-1]}
+
+
+def _draw_chart(draw, x0, y0, metric, series, first_frame):
+    """One line chart of ``metric`` for each (label, curve, colour) in ``series``."""
+    left, top = x0 + _PLOT_LEFT, y0 + _PLOT_TOP
+    right, bottom = x0 + _CHART_W - _PLOT_RIGHT, y0 + _CHART_H - _PLOT_BOTTOM
+    values = np.concatenate([curve for _, curve, _ in series])
+    ticks, step = nice_ticks(float(values.min()), float(values.max()))
+    lo, hi = ticks[0], ticks[-1]
+    n = len(series[0][1])
+    frames, labelled = _x_positions(n, first_frame)
+
+    def px(i):
+        return (left + right) / 2 if n == 1 else left + (right - left) * i / (n - 1)
+
+    def py(v):
+        return bottom - (bottom - top) * (v - lo) / (hi - lo)
+
+    main_label, main_curve, _ = series[0]
+    who = f"{main_label} " if len(series) > 1 else ""
+    title = f"{METRIC_TITLES[metric]}   {who}mean {float(main_curve.mean()):.4g}"
+    draw.text((left, y0 + 6), title, fill=TEXT, font=_font())
+    for v in ticks:  # horizontal grid lines with y tick labels
+        y = round(py(v))
+        draw.line([(left, y), (right, y)], fill=(225, 225, 225))
+        draw.line([(left - 4, y), (left, y)], fill=TEXT)
+        label = _tick_label(v, step)
+        tw, th = _text_size(draw, label)
+        draw.text((left - 7 - tw, y - th // 2 - 1), label, fill=TEXT, font=_font())
+    for i, f in enumerate(frames):  # x ticks at every frame, labels where they fit
+        x = round(px(i))
+        draw.line([(x, bottom), (x, bottom + 4)], fill=TEXT)
+        if f in labelled:
+            tw, _ = _text_size(draw, str(f))
+            draw.text((x - tw // 2, bottom + 6), str(f), fill=TEXT, font=_font())
+    xl = "predicted frame"
+    tw, _ = _text_size(draw, xl)
+    draw.text(((left + right - tw) // 2, bottom + 19), xl, fill=(90, 90, 90), font=_font())
+    draw.line([(left, top), (left, bottom), (right, bottom)], fill=TEXT)
+    for _, curve, colour in reversed(series):  # main series drawn last, on top
+        points = [(px(i), py(float(v))) for i, v in enumerate(curve)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2, joint="curve")
+        for x, y in points:
+            draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=colour)
+
+
+def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model"):
+    """PNG with one small line chart per metric (mse, mae, ssim, psnr) vs frame number.
+
+    per_frame: dict(mse=[...], mae=[...], ssim=[...], psnr=[...]) (or a whole
+    ``StreamingMetrics.result()``); ``first_frame`` is the number of the first predicted
+    frame. ``compare`` optionally maps a label to another per-frame dict (e.g. the
+    copy_last baseline) drawn in the same charts, with a legend at the bottom.
+    Size: 2 x 2 charts of 360 x 230 px (+ a 20 px legend row when ``compare`` is given).
+    """
+    series = [(label, _check_curves(per_frame, "per_frame"))]
+    for other_label, other in (compare or {}).items():
+        curves = _check_curves(other, f"compare[{other_label!r}]")
+        if len(curves["mse"]) != len(series[0][1]["mse"]):
+            raise ValueError(f"compare[{other_label!r}] has {len(curves['mse'])} frames, "
+                             f"per_frame has {len(series[0][1]['mse'])}")
+        series.append((str(other_label), curves))
+    legend_h = _LEGEND_H if len(series) > 1 else 0
+    canvas = Image.new("RGB", (2 * _CHART_W, 2 * _CHART_H + legend_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(series))]
+    for k, metric in enumerate(METRIC_TITLES):
+        chart_series = [(lab, curves[metric], col) for (lab, curves), col in zip(series, colours)]
+        _draw_chart(draw, (k % 2) * _CHART_W, (k // 2) * _CHART_H, metric, chart_series, first_frame)
+    if legend_h:
+        x = _PLOT_LEFT
+        y = 2 * _CHART_H + 4
+        for (lab, _), col in zip(series, colours):
+            draw.rectangle([x, y + 3, x + 14, y + 8], fill=col)
+            draw.text((x + 19, y), lab, fill=TEXT, font=_font())
+            x += 19 + _text_size(draw, lab)[0] + 18
+    return _atomic_save(canvas, path, "PNG")
