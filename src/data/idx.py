@@ -1,0 +1,83 @@
+"""Reader (and a small writer) for IDX image files such as ``train-images-idx3-ubyte.gz``.
+
+The IDX layout: a big-endian int32 magic number (2051 = unsigned bytes, 3 dimensions),
+then three big-endian int32 sizes (count, rows, cols), then count*rows*cols pixel bytes.
+Files may be gzip-compressed; compression is recognised from the content, not the name,
+because some servers transparently decompress ``.gz`` downloads.
+"""
+import gzip
+import os
+import struct
+import zlib
+
+import numpy as np
+
+from src.errors import DataError
+
+IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte data, 3 dimensions
+_HEADER = struct.Struct(">iiii")
+_GZIP_MAGIC = b"\x1f\x8b"
+_FIX = "re-run `bash download.sh DATA_DIR` or copy a good copy of the file there"
+
+
+def check_data_file(path, how_to_get="run `bash download.sh DATA_DIR` to fetch it"):
+    """Raise DataError unless ``path`` is an existing regular file."""
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a directory, expected a file; {how_to_get}")
+    if not os.path.isfile(path):
+        raise DataError(f"data file {path} not found; {how_to_get}")
+
+
+def _read_bytes(path):
+    """The file's (decompressed) content."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError:
+        raise DataError(f"{path}: gzip stream is truncated (incomplete download?); {_FIX}") from None
+    except (OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: corrupt gzip data ({err}); {_FIX}") from None
+
+
+def parse_idx_images(data, name="<bytes>"):
+    """Decode IDX image bytes into a (N, rows, cols) uint8 array, validating the header."""
+    if len(data) < _HEADER.size:
+        raise DataError(f"{name}: {len(data)} bytes is too short for an IDX header (16 bytes); {_FIX}")
+    magic, count, rows, cols = _HEADER.unpack_from(data)
+    if magic != IDX_IMAGES_MAGIC:
+        raise DataError(f"{name}: magic number {magic} is not {IDX_IMAGES_MAGIC} (3-D unsigned-byte IDX images): "
+                        f"not an MNIST image file; {_FIX}")
+    if count <= 0 or rows <= 0 or cols <= 0:
+        raise DataError(f"{name}: bad IDX dimensions count={count} rows={rows} cols={cols}; {_FIX}")
+    expected = count * rows * cols
+    got = len(data) - _HEADER.size
+    if got != expected:
+        what = "truncated" if got < expected else "has trailing bytes"
+        raise DataError(f"{name}: pixel data {what}: header says {count}x{rows}x{cols} = {expected} bytes, "
+                        f"file holds {got}; {_FIX}")
+    pixels = np.frombuffer(data, dtype=np.uint8, count=expected, offset=_HEADER.size)
+    return pixels.reshape(count, rows, cols)  # (N, rows, cols)
+
+
+def read_idx_images(path):
+    """Read an IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only."""
+    check_data_file(path)
+    return parse_idx_images(_read_bytes(path), name=path)
+
+
+def write_idx_images(path, images, compress=None):
+    """Write (N, rows, cols) uint8 images as an IDX file; gzip if ``compress`` or path ends in .gz."""
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected (N, rows, cols) uint8 images, got {images.shape} {images.dtype}")
+    data = _HEADER.pack(IDX_IMAGES_MAGIC, *images.shape) + np.ascontiguousarray(images).tobytes()
+    if compress is None:
+        compress = str(path).endswith(".gz")
+    if compress:
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
