@@ -1,0 +1,20 @@
+"""Evaluate a ConvLSTM checkpoint (or a baseline) on Moving MNIST.
+
+    python eval.py --config_path configs/cpu_small.yaml --ckpt_file OUTPUT_DIR/ckpt/best.ckpt \
+        --data_path ./data --dataset mnist [--num_sequences K] [--save_vis N] [--output_dir D]
+    python eval.py --baseline copy_last --data_path ./data --dataset mnist
+
+Prints the per-frame metric table and writes metrics.json, metrics_per_frame.png and the
+pictures into the eval directory (see src/evaluation.py for where that is).
+"""
+from src.errors import run_cli
+
+
+def main(argv):
+    from src.evaluation import main as evaluate_main
+
+    return evaluate_main(argv)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,361 @@
+"""Evaluation of a checkpoint (or of a trivial baseline) on Moving MNIST.
+
+    python eval.py --config_path configs/cpu_small.yaml --ckpt_file RUN/ckpt/best.ckpt \\
+        --data_path ./data --dataset mnist [--num_sequences K] [--save_vis N]
+    python eval.py --baseline copy_last --data_path ./data --dataset mnist
+
+What is evaluated
+- ``--dataset mnist``: the published test set ``mnist_test_seq.npy`` (``data_path`` is the
+  directory holding it or the file itself), its first ``num_sequences`` sequences (0 = all):
+  frames 0..T_in-1 are the input, frames T_in..T_in+T_out-1 (10..19) the target.
+- ``--dataset synthetic``: the fixed generated validation set that training validates on
+  (``num_sequences`` > 0 replaces ``val_sequences``); no download needed.
+- the network stored in ``ckpt_file``, whose architecture must match the config, or with
+  ``--baseline zeros|copy_last`` a reference predictor (no checkpoint, no MindSpore).
+Metric definitions are those of ``src/metrics.py`` (pixel-sum MSE/MAE, SSIM with
+data_range 1, PSNR). For a checkpoint, the copy_last baseline is scored on the same
+sequences as well, so a model that merely copies its last input is easy to spot.
+
+Where results go (the "eval directory")
+- if ``output_dir`` holds a training run (config.yaml, ckpt/ or .ckpt files):
+  ``<output_dir>/eval/`` for a checkpoint and ``<output_dir>/eval_<baseline>/`` for a
+  baseline, so training files are never touched;
+- otherwise ``output_dir`` itself.
+It receives ``metrics.json`` (written atomically), ``metrics_per_frame.png``,
+``vis/seq_XXXX.png`` and ``.gif`` (``--save_vis N``) and, through scripts/run_eval.sh,
+``eval.log``. A new evaluation replaces these files; no ``.ckpt`` file is ever written.
+``python -m src.evaluation --print_eval_dir [the eval.py arguments]`` prints that directory.
+"""
+import datetime
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from src.config import load_config
+from src.errors import CheckpointError, ConfigError
+from src.progress import Progress, format_duration
+
+METRICS_JSON = "metrics.json"
+METRICS_PLOT = "metrics_per_frame.png"
+VIS_DIR = "vis"
+REFERENCE_BASELINE = "copy_last"  # scored next to every checkpoint
+
+
+# ---------------------------------------------------------------- where results go
+
+def holds_training_run(directory):
+    """True for a training run directory (config.yaml, ckpt/ or checkpoints in it)."""
+    if not os.path.isdir(directory):
+        return False
+    if os.path.isfile(os.path.join(directory, "config.yaml")) or os.path.isdir(os.path.join(directory, "ckpt")):
+        return True
+    return any(name.endswith(".ckpt") for name in os.listdir(directory))
+
+
+def eval_dir(cfg):
+    """The directory this evaluation writes into (see the module docstring)."""
+    root = os.path.abspath(cfg.output_dir)
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ConfigError(f"config key 'output_dir': {root} exists and is not a directory")
+    if not holds_training_run(root):
+        return root
+    return os.path.join(root, "eval" if cfg.baseline == "none" else f"eval_{cfg.baseline}")
+
+
+# ---------------------------------------------------------------- what is evaluated
+
+def build_source(cfg):
+    """The sequences to evaluate and a description of them for metrics.json."""
+    if cfg.dataset == "mnist":
+        from src.data.test_set import TestSequences, resolve_test_file
+
+        path = os.path.abspath(resolve_test_file(cfg.data_path))
+        source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames,
+                               image_size=cfg.image_size)
+        return source, {"dataset": "mnist", "data_path": path, "description": "mnist_test_seq.npy"}
+    from src.data.pipeline import load_digits, validation_source
+
+    count = cfg.num_sequences or cfg.val_sequences
+    if count == 0:
+        raise ConfigError("nothing to evaluate: dataset synthetic with val_sequences 0; pass --num_sequences K")
+    source = validation_source(cfg.replace(val_sequences=count), load_digits(cfg, "val"))
+    return source, {"dataset": "synthetic", "data_path": None,
+                    "description": f"generated validation set: {count} sequences, {cfg.num_digits_val} digits, "
+                                   f"val_seed {cfg.val_seed}"}
+
+
+def baseline_predictor(kind, output_frames):
+    """numpy (B, T_in, 1, H, W) -> (B, T_out, 1, H, W) from a trivial rule."""
+    from src.baselines import predict_baseline
+
+    return lambda inputs: predict_baseline(kind, inputs, output_frames)
+
+
+class FixedBatchPredictor:
+    """Runs a compiled forward on numpy batches, always with the shape of the first batch.
+
+    Only the last batch can be smaller; it is padded with copies of its last sequence and
+    the padding is cut from the output, so graph mode compiles the network once.
+    """
+
+    def __init__(self, forward, path=""):
+        self.forward = forward  # mindspore Tensor (B, T_in, 1, H, W) -> Tensor (B, T_out, 1, H, W)
+        self.path = path
+        self.batch_size = None
+
+    def __call__(self, inputs):
+        import mindspore as ms
+
+        count = len(inputs)
+        if self.batch_size is None:
+            self.batch_size = count
+        if count < self.batch_size:
+            pad = np.repeat(inputs[-1:], self.batch_size - count, axis=0)
+            inputs = np.concatenate([inputs, pad], axis=0)  # (batch_size, T_in, 1, H, W)
+        pred = self.forward(ms.Tensor(np.ascontiguousarray(inputs, dtype=np.float32))).asnumpy()
+        pred = pred[:count]  # (B, T_out, 1, H, W)
+        if not np.isfinite(pred).all():
+            raise CheckpointError(f"checkpoint {self.path} predicts NaN/inf values (training diverged?); "
+                                  "evaluate an earlier checkpoint")
+        return pred
+
+
+def network_predictor(cfg):
+    """Load the checkpoint's network and wrap its (compiled) forward for numpy batches."""
+    from src.device import init_device
+    from src.training.checkpoint import load_network_from_checkpoint
+    from src.training.step import build_predict_fn
+
+    init_device(cfg)
+    net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)
+    net.set_train(False)
+    return FixedBatchPredictor(build_predict_fn(cfg, net), cfg.ckpt_file)
+
+
+# ---------------------------------------------------------------- the evaluation loop
+
+def _batches(source, batch_size):
+    """Yield (first index, inputs, targets) numpy batches, (B, T, 1, H, W) float32."""
+    from src.data.pipeline import iterate_batches
+
+    start = 0
+    for inputs, targets in iterate_batches(source, batch_size):
+        yield start, inputs, targets
+        start += len(inputs)
+
+
+class _ProgressLog:
+    """Live ETA line on a terminal; otherwise (logs, pipes) a plain line every ~10%."""
+
+    def __init__(self, total, enabled=True):
+        self.bar = Progress(total, "eval", unit="sequence")
+        self.total = total
+        self.enabled = enabled
+        self.next_line = 0.1
+
+    def update(self, done):
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.bar.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if self.bar.live:
+            self.bar.update(done, f"{rate:.1f} seq/s")
+        elif done < self.total and done / self.total >= self.next_line:
+            while self.next_line <= done / self.total:
+                self.next_line += 0.1
+            print(f"eval: {done}/{self.total} sequences, {rate:.1f} seq/s, "
+                  f"ETA {format_duration(self.bar.eta(done))}", flush=True)
+
+    def close(self):
+        self.bar.clear()
+
+
+def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
+    """Score ``predict_fn`` on every sequence of ``source`` with the metrics of src/metrics.py.
+
+    predict_fn: numpy (B, T_in, 1, H, W) float32 in [0, 1] -> (B, T_out, 1, H, W)
+    (numpy or anything with ``.asnumpy()``). source: random access, ``source[i] ->
+    (inputs, targets)``. Batches hold ``cfg.eval_batch_size`` sequences. ``on_batch(start,
+    inputs, targets, pred)`` is called after every batch (pictures, extra scores).
+    Returns ``StreamingMetrics.result()`` plus ``timing`` (seconds; the first batch
+    includes graph compilation).
+    """
+    from src.metrics import StreamingMetrics
+
+    total = len(source)
+    if total == 0:
+        raise ConfigError("nothing to evaluate: the data source holds no sequences")
+    metrics = StreamingMetrics()
+    log = _ProgressLog(total, progress)
+    t0 = time.perf_counter()
+    first_batch_s = predict_s = 0.0
+    for start, inputs, targets in _batches(source, cfg.eval_batch_size):
+        t_pred = time.perf_counter()
+        pred = predict_fn(inputs)
+        pred = np.asarray(pred.asnumpy() if hasattr(pred, "asnumpy") else pred)  # (B, T_out, 1, H, W)
+        elapsed = time.perf_counter() - t_pred
+        predict_s += elapsed
+        if start == 0:
+            first_batch_s = time.perf_counter() - t0
+        metrics.update(pred, targets)
+        if on_batch is not None:
+            on_batch(start, inputs, targets, pred)
+        log.update(start + len(inputs))
+    log.close()
+    result = metrics.result()
+    total_s = time.perf_counter() - t0
+    result["timing"] = {"total_s": round(total_s, 3), "predict_s": round(predict_s, 3),
+                        "first_batch_s": round(first_batch_s, 3),
+                        "sequences_per_s": round(result["num_sequences"] / total_s, 3) if total_s > 0 else None}
+    return result
+
+
+class _BatchHooks:
+    """Per-batch extras of an eval run: the copy_last reference score and the pictures."""
+
+    def __init__(self, cfg, vis_dir, num_vis, reference):
+        from src.metrics import StreamingMetrics
+
+        self.cfg = cfg
+        self.vis_dir = vis_dir
+        self.num_vis = num_vis
+        self.reference = StreamingMetrics() if reference else None
+        self.written = []
+
+    def __call__(self, start, inputs, targets, pred):
+        if self.reference is not None:
+            from src.baselines import predict_baseline
+
+            self.reference.update(predict_baseline(REFERENCE_BASELINE, inputs, self.cfg.output_frames), targets)
+        for b in range(len(inputs)):
+            if start + b < self.num_vis:
+                self.written += save_sequence_pictures(self.vis_dir, start + b, inputs[b], targets[b], pred[b])
+
+
+def save_sequence_pictures(vis_dir, index, inputs, target, pred):
+    """Strip PNG (input, truth, prediction, |error|) and truth-vs-prediction GIF of one sequence."""
+    from src.visualize import save_comparison_gif, save_sequence_strip
+
+    stem = os.path.join(vis_dir, f"seq_{index:04d}")
+    return [save_sequence_strip(stem + ".png", inputs, target, pred, scale=2),
+            save_comparison_gif(stem + ".gif", target, pred, inputs=inputs)]
+
+
+# ---------------------------------------------------------------- reporting
+
+def write_json_atomic(path, data):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _averages(result):
+    return {k: result[k] for k in ("mse", "mae", "ssim", "psnr")}
+
+
+def summary_line(result, model):
+    return (f"result: mse={result['mse']:.3f} mae={result['mae']:.3f} ssim={result['ssim']:.4f} "
+            f"psnr={result['psnr']:.3f} sequences={result['num_sequences']} model={model}")
+
+
+def build_report(cfg, result, data, reference, argv):
+    """The content of metrics.json."""
+    report = dict(_averages(result))
+    report.update({
+        "num_sequences": result["num_sequences"],
+        "first_frame": cfg.input_frames + 1,
+        "per_frame": result["per_frame"],
+        "checkpoint": None if cfg.baseline != "none" else os.path.abspath(cfg.ckpt_file),
+        "baseline": None if cfg.baseline == "none" else cfg.baseline,
+        "dataset": data["dataset"],
+        "data_path": data["data_path"],
+        "data": data["description"],
+        "definitions": "mse/mae: per-frame SUM over pixels in [0,1] (pred clipped); ssim: skimage "
+                       "structural_similarity data_range=1.0; psnr: -10*log10(mean pixel MSE), capped at 100 dB; "
+                       "averages over sequences and predicted frames",
+        "timing": result["timing"],
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": ["eval.py"] + list(argv or []),
+        "config": cfg.to_dict(),
+    })
+    if reference is not None:
+        report[f"baseline_{REFERENCE_BASELINE}"] = dict(_averages(reference), per_frame=reference["per_frame"])
+    return report
+
+
+# ---------------------------------------------------------------- the procedure
+
+def run(cfg, argv=None):
+    """Evaluate, print the table, write metrics.json, the metric plot and the pictures."""
+    from src.metrics import format_table
+    from src.visualize import save_metric_plot
+
+    out_dir = eval_dir(cfg)
+    source, data = build_source(cfg)  # data errors first: they are cheap to find
+    if cfg.baseline != "none":
+        if cfg.ckpt_file:
+            print(f"note: --baseline {cfg.baseline} given, --ckpt_file {cfg.ckpt_file} is not used", flush=True)
+        predict_fn, model = baseline_predictor(cfg.baseline, cfg.output_frames), f"baseline:{cfg.baseline}"
+    else:
+        predict_fn, model = network_predictor(cfg), os.path.abspath(cfg.ckpt_file)
+    os.makedirs(out_dir, exist_ok=True)
+    num_vis = min(cfg.save_vis, len(source))
+    print(f"evaluating {model} on {len(source)} sequences of {data['description']}"
+          f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
+          f"mode {cfg.mode if cfg.baseline == 'none' else 'numpy'}; results in {out_dir}", flush=True)
+
+    hooks = _BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis, reference=cfg.baseline == "none")
+    result = evaluate(cfg, predict_fn, source, on_batch=hooks)
+    reference = hooks.reference.result() if hooks.reference is not None else None
+
+    first_frame = cfg.input_frames + 1
+    print(format_table(result, first_frame=first_frame), flush=True)
+    if reference is not None:
+        print(f"{REFERENCE_BASELINE} baseline on the same sequences: mse={reference['mse']:.3f} "
+              f"mae={reference['mae']:.3f} ssim={reference['ssim']:.4f} psnr={reference['psnr']:.3f}", flush=True)
+    timing = result["timing"]
+    compiled = " incl. graph compilation" if cfg.baseline == "none" and cfg.mode == "graph" else ""
+    print(f"time: {format_duration(timing['total_s'])} ({timing['sequences_per_s']} sequences/s; first batch "
+          f"{timing['first_batch_s']:.1f} s{compiled})", flush=True)
+
+    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), build_report(cfg, result, data, reference, argv))
+    compare = {REFERENCE_BASELINE: reference["per_frame"]} if reference is not None else None
+    plot_path = save_metric_plot(os.path.join(out_dir, METRICS_PLOT), result["per_frame"], first_frame=first_frame,
+                                 compare=compare, label="model" if cfg.baseline == "none" else cfg.baseline)
+    print(f"metrics: {json_path}", flush=True)
+    print(f"per-frame plot: {plot_path}", flush=True)
+    for path in hooks.written:
+        print(f"picture: {path}", flush=True)
+    print(summary_line(result, model), flush=True)
+    return 0
+
+
+def main(argv):
+    """Entry used by eval.py."""
+    return run(load_config(argv), argv)
+
+
+def _cli(argv):
+    """``python -m src.evaluation --print_eval_dir [eval.py arguments]`` (used by run_eval.sh)."""
+    if argv[:1] != ["--print_eval_dir"]:
+        print("usage: python -m src.evaluation --print_eval_dir [--config_path F] [--key value ...]",
+              file=sys.stderr)
+        return 1
+    print(eval_dir(load_config(argv[1:])))
+    return 0
+
+
+if __name__ == "__main__":
+    from src.errors import run_cli
+
+    run_cli(_cli)

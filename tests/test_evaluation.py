@@ -1,0 +1,281 @@
+"""Evaluation (eval.py, src/evaluation.py, scripts/run_eval.sh) on tiny files and networks."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from src.config import load_config
+from src.data.test_set import write_test_file
+from src.errors import run_cli
+from src.evaluation import eval_dir, evaluate
+from src.evaluation import main as eval_main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = os.path.join(REPO, "configs", "cpu_small.yaml")
+# a paper network small enough to compile and run in a few seconds on 64x64 frames
+TINY_ARCH = ["--hidden_channels", "4", "--kernel_size", "3", "--patch_size", "4", "--image_size", "64"]
+
+
+def _sequences(n, seed=0):
+    """(N, 20, 64, 64) uint8 with independent random frames, so every frame pairing scores differently."""
+    return (np.random.default_rng(seed).random((n, 20, 64, 64)) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def test_npy(tmp_path_factory):
+    """(sequences (N, T, H, W) uint8, path of the file in the published (T, N, H, W) layout)."""
+    seqs = _sequences(3)
+    path = str(tmp_path_factory.mktemp("data") / "mnist_test_seq.npy")
+    write_test_file(path, seqs)
+    return seqs, path
+
+
+def _copy_last_numpy(seqs, last_input, targets):
+    """Metrics of 'repeat frame last_input' against frames ``targets``, straight from BRIEF §3."""
+    x = seqs.astype(np.float64) / 255.0  # (N, T, H, W)
+    pred = x[:, last_input:last_input + 1]  # (N, 1, H, W)
+    true = x[:, targets]  # (N, T_out, H, W)
+    diff = pred - true
+    mse = np.square(diff).sum(axis=(2, 3))  # (N, T_out)
+    ssim = np.array([[structural_similarity(pred[i, 0], true[i, t], data_range=1.0) for t in range(true.shape[1])]
+                     for i in range(len(x))])
+    return {"mse": mse.mean(), "mae": np.abs(diff).sum(axis=(2, 3)).mean(), "ssim": ssim.mean(),
+            "psnr": (-10 * np.log10(mse / 4096)).mean(), "per_frame_mse": mse.mean(axis=0)}
+
+
+def _run(args, cwd=REPO, script=None):
+    cmd = ["bash", script] + args if script else [sys.executable, os.path.join(REPO, "eval.py")] + args
+    env = dict(os.environ, PYTHON=sys.executable)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _one_error_line(stderr):
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+# ---------------------------------------------------------------- metrics and orientation
+
+def test_copy_last_on_test_file_scores_frames_10_to_19_against_frame_9(test_npy, tmp_path, capsys):
+    seqs, path = test_npy
+    code = eval_main(["--config_path", SMALL, "--baseline", "copy_last", "--dataset", "mnist", "--data_path", path,
+                      "--eval_batch_size", "2", "--output_dir", str(tmp_path)])
+    assert code == 0
+    report = json.load(open(tmp_path / "metrics.json"))
+    want = _copy_last_numpy(seqs, 9, list(range(10, 20)))
+    swapped = _copy_last_numpy(seqs, 19, list(range(0, 10)))  # the swapped task of the old port
+    assert abs(want["mse"] - swapped["mse"]) > 1.0  # the fixture can tell the two tasks apart
+    assert report["num_sequences"] == 3 and report["first_frame"] == 11
+    for k in ("mse", "mae", "ssim", "psnr"):
+        # the file reader scales in float32, the reference in float64
+        assert report[k] == pytest.approx(want[k], rel=1e-6), k
+    np.testing.assert_allclose(report["per_frame"]["mse"], want["per_frame_mse"], rtol=1e-6)
+    assert report["baseline"] == "copy_last" and report["checkpoint"] is None
+    assert report["data_path"] == os.path.abspath(path)
+    out = capsys.readouterr().out
+    assert "predicted frames 11..20" in out and f"result: mse={want['mse']:.3f}" in out
+
+
+def test_evaluate_streams_batches_like_one_shot_metrics():
+    from src.metrics import compute_metrics
+
+    rng = np.random.default_rng(1)
+    data = rng.random((5, 4, 1, 8, 8)).astype(np.float32)  # (N, T, 1, H, W)
+    source = [(seq[:2], seq[2:]) for seq in data]
+    cfg = load_config([], config_path=SMALL, eval_batch_size=2)
+    calls = []
+
+    def predict(inputs):  # a deterministic 'model': half of the last input
+        return 0.5 * inputs[:, -1:].repeat(2, axis=1)
+
+    result = evaluate(cfg, predict, source, on_batch=lambda start, x, y, p: calls.append((start, len(x))),
+                      progress=False)
+    want = compute_metrics(0.5 * data[:, 1:2].repeat(2, axis=1), data[:, 2:])
+    assert calls == [(0, 2), (2, 2), (4, 1)]
+    assert result["num_sequences"] == 5
+    for k in ("mse", "mae", "ssim", "psnr"):
+        assert result[k] == pytest.approx(want[k], rel=1e-12)
+    assert set(result["timing"]) >= {"total_s", "predict_s", "first_batch_s"}
+
+
+@pytest.fixture(scope="module")
+def device():
+    """Set the device before any kernel runs in this process (MindSpore refuses it later)."""
+    from src.device import init_device
+
+    init_device(load_config([], config_path=SMALL))
+
+
+def test_fixed_batch_predictor_pads_the_last_batch_and_cuts_the_padding(device):
+    from src.evaluation import FixedBatchPredictor
+
+    shapes = []
+
+    def forward(x):  # mindspore Tensor in, Tensor out: prediction = index marker of each row
+        shapes.append(tuple(x.shape))
+        return x[:, :1] * 0 + x[:, :1, :, :1, :1]
+
+    predict = FixedBatchPredictor(forward)
+    batch = np.arange(3, dtype=np.float32)[:, None, None, None, None] * np.ones((3, 2, 1, 4, 4), np.float32)
+    assert predict(batch).shape == (3, 1, 1, 4, 4)
+    last = predict(batch[:1] + 7)
+    assert shapes == [(3, 2, 1, 4, 4), (3, 2, 1, 4, 4)]  # one input shape: compiled once
+    assert last.shape == (1, 1, 1, 4, 4) and np.all(last == 7)
+
+
+# ---------------------------------------------------------------- where results go
+
+def test_eval_into_a_run_directory_goes_to_a_subdirectory(test_npy, tmp_path):
+    _, path = test_npy
+    run = tmp_path / "run"
+    (run / "ckpt").mkdir(parents=True)
+    (run / "config.yaml").write_text("arch: paper\n")
+    (run / "ckpt" / "last.ckpt").write_bytes(b"weights")
+    before = sorted(os.listdir(run))
+    cfg = load_config(["--output_dir", str(run)], config_path=SMALL)
+    assert eval_dir(cfg) == str(run / "eval")
+    assert eval_dir(cfg.replace(baseline="zeros")) == str(run / "eval_zeros")
+    assert eval_dir(cfg.replace(output_dir=str(tmp_path / "fresh"))) == str(tmp_path / "fresh")
+
+    assert eval_main(["--config_path", SMALL, "--baseline", "zeros", "--dataset", "mnist", "--data_path", path,
+                      "--output_dir", str(run), "--save_vis", "1"]) == 0
+    assert sorted(os.listdir(run)) == sorted(before + ["eval_zeros"])
+    assert (run / "ckpt" / "last.ckpt").read_bytes() == b"weights"
+    assert (run / "config.yaml").read_text() == "arch: paper\n"
+    assert sorted(os.listdir(run / "eval_zeros")) == ["metrics.json", "metrics_per_frame.png", "vis"]
+
+
+# ---------------------------------------------------------------- bad input: one line, non-zero exit
+
+def _cli_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(eval_main, argv)
+    assert exit_info.value.code != 0
+    return _one_error_line(capsys.readouterr().err)
+
+
+def test_missing_test_file_names_download_sh(tmp_path, capsys):
+    line = _cli_error(["--config_path", SMALL, "--baseline", "copy_last", "--dataset", "mnist",
+                       "--data_path", str(tmp_path), "--output_dir", str(tmp_path / "out")], capsys)
+    assert "mnist_test_seq.npy" in line and "download.sh" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_sequences_than_the_file_holds(test_npy, tmp_path, capsys):
+    _, path = test_npy
+    line = _cli_error(["--config_path", SMALL, "--baseline", "copy_last", "--dataset", "mnist", "--data_path", path,
+                       "--num_sequences", "4", "--output_dir", str(tmp_path)], capsys)
+    assert "num_sequences 4" in line and "3 sequences" in line
+
+
+def test_bad_npy_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "mnist_test_seq.npy"
+    np.save(str(bad), np.zeros((20, 2, 64, 64), np.float32))
+    line = _cli_error(["--config_path", SMALL, "--baseline", "copy_last", "--dataset", "mnist",
+                       "--data_path", str(bad), "--output_dir", str(tmp_path / "out")], capsys)
+    assert "uint8" in line
+
+
+def test_missing_checkpoint_is_one_line(device, test_npy, tmp_path, capsys):
+    _, path = test_npy
+    line = _cli_error(["--config_path", SMALL, "--dataset", "mnist", "--data_path", path,
+                       "--ckpt_file", str(tmp_path / "nope.ckpt"), "--output_dir", str(tmp_path)], capsys)
+    assert "nope.ckpt" in line and "not found" in line
+
+
+# ---------------------------------------------------------------- a real checkpoint end to end
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A checkpoint of an untrained tiny paper network, saved the way train.py saves it."""
+    from src.models.encoder_forecaster import build_network
+    from src.training.checkpoint import save_checkpoint
+
+    cfg = load_config(TINY_ARCH, config_path=SMALL)
+    path = str(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+    save_checkpoint(path, build_network(cfg), cfg, {"epoch": 1, "step_in_epoch": 0})
+    return path
+
+
+@pytest.mark.slow
+def test_eval_py_on_a_checkpoint_writes_metrics_and_pictures(test_npy, tiny_checkpoint, tmp_path):
+    _, path = test_npy
+    ckpt_bytes = open(tiny_checkpoint, "rb").read()
+    out = tmp_path / "out"
+    proc = _run(["--config_path", SMALL] + TINY_ARCH + [
+        "--ckpt_file", tiny_checkpoint, "--dataset", "mnist", "--data_path", path, "--num_sequences", "3",
+        "--eval_batch_size", "2", "--save_vis", "1", "--output_dir", str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "MSE/MAE" in proc.stdout and "result: mse=" in proc.stdout and "model=" in proc.stdout
+    report = json.load(open(out / "metrics.json"))
+    assert {"mse", "mae", "ssim", "psnr", "per_frame", "num_sequences", "checkpoint", "baseline", "dataset",
+            "data_path", "timing", "config", "baseline_copy_last"} <= set(report)
+    assert report["num_sequences"] == 3 and len(report["per_frame"]["ssim"]) == 10
+    assert report["checkpoint"] == os.path.abspath(tiny_checkpoint) and report["baseline"] is None
+    assert report["config"]["hidden_channels"] == [4] and report["dataset"] == "mnist"
+    assert np.isfinite(report["mse"]) and report["mse"] > 0
+    for name, fmt in (("seq_0000.png", "PNG"), ("seq_0000.gif", "GIF")):
+        picture = out / "vis" / name
+        assert picture.stat().st_size > 0 and str(picture) in proc.stdout
+        with Image.open(picture) as im:
+            assert im.format == fmt
+    assert sorted(os.listdir(out / "vis")) == ["seq_0000.gif", "seq_0000.png"]  # only the first sequence
+    assert (out / "metrics_per_frame.png").stat().st_size > 0
+    assert open(tiny_checkpoint, "rb").read() == ckpt_bytes
+
+
+@pytest.mark.slow
+def test_checkpoint_of_another_architecture_is_refused(test_npy, tiny_checkpoint, tmp_path):
+    _, path = test_npy
+    proc = _run(["--config_path", SMALL, "--hidden_channels", "8", "--kernel_size", "3", "--patch_size", "4",
+                 "--ckpt_file", tiny_checkpoint, "--dataset", "mnist", "--data_path", path,
+                 "--output_dir", str(tmp_path / "out")])
+    assert proc.returncode != 0
+    line = _one_error_line(proc.stderr)
+    assert "hidden_channels" in line and tiny_checkpoint in line
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+# ---------------------------------------------------------------- scripts/run_eval.sh
+
+SCRIPT = os.path.join(REPO, "scripts", "run_eval.sh")
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["configs/cpu_small.yaml", "none", "."],
+    ["configs/cpu_small.yaml", "none", ".", "TPU", "0"],
+    ["configs/cpu_small.yaml", "none", ".", "CPU", "x"],
+    ["configs/missing.yaml", "none", ".", "CPU", "0"],
+    ["configs/cpu_small.yaml", "missing.ckpt", ".", "CPU", "0"],
+])
+def test_run_eval_sh_wrong_arguments_print_usage(args):
+    proc = _run(args, script=SCRIPT)
+    assert proc.returncode == 1
+    assert "Usage: bash scripts/run_eval.sh" in proc.stdout
+
+
+def test_run_eval_sh_runs_a_baseline_and_logs(test_npy, tmp_path):
+    _, path = test_npy
+    # relative paths are resolved against the caller's directory
+    rel_data = os.path.relpath(path, tmp_path)
+    proc = _run([SMALL, "none", rel_data, "CPU", "0", "--baseline", "copy_last", "--output_dir", "res"],
+                cwd=str(tmp_path), script=SCRIPT)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    log = (tmp_path / "res" / "eval.log").read_text()
+    assert "result: mse=" in log and "result: mse=" in proc.stdout
+    assert json.load(open(tmp_path / "res" / "metrics.json"))["dataset"] == "mnist"
+
+
+def test_run_eval_sh_passes_errors_through(tmp_path):
+    proc = _run([SMALL, "none", str(tmp_path), "CPU", "0", "--baseline", "copy_last", "--output_dir",
+                 str(tmp_path / "res")], script=SCRIPT)
+    assert proc.returncode != 0
+    assert "download.sh" in proc.stdout
