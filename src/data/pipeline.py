@@ -1,0 +1,135 @@
+"""Data wiring: digit sources, the per-rank training dataset, validation and plain batching.
+
+Training sequences are generated on the fly. Epoch ``e`` of a run on G devices with batch B
+and ``steps_per_epoch`` steps is the MovingMNIST source seeded with (seed, e), of
+``steps_per_epoch * G * B`` sequences; at step s, rank r takes the B global indices
+``(s*G + r)*B + b`` for b in [0, B). This makes ranks disjoint, and a run resumed at step s
+sees exactly the batches an uninterrupted run would have seen.
+
+MindSpore is imported only by :func:`build_train_dataset`; everything else is plain numpy.
+"""
+import os
+
+import numpy as np
+
+from src.data.digits import synthetic_digits
+from src.data.idx import read_idx_images
+from src.data.moving_mnist import MovingMNIST
+from src.errors import DataError
+
+COLUMNS = ("inputs", "targets")
+MNIST_TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")
+MNIST_VAL_COUNT = 5000  # the last 5000 training images are held out for validation
+SYNTHETIC_SPLITS = {"train": dict(count=2000, seed=0), "val": dict(count=500, seed=1)}
+_cache = {}  # (path, size, mtime) -> images: train and val splits read the file once
+
+
+def _mnist_file(data_path):
+    """The MNIST training-image file under ``data_path`` (a directory, or a file inside it)."""
+    folder = data_path if os.path.isdir(data_path) else os.path.dirname(data_path) or "."
+    for name in MNIST_TRAIN_FILES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    raise DataError(f"dataset mnist: {MNIST_TRAIN_FILES[0]} not found in data_path {folder}; run "
+                    f"`bash download.sh {folder}` (or copy the file there), or use --dataset synthetic")
+
+
+def _read_cached(path):
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = read_idx_images(path)
+    return _cache[key]
+
+
+def load_digits(cfg, split):
+    """Digit images (N, 28, 28) uint8 for ``split`` "train" or "val".
+
+    synthetic: 2000 embedded glyphs for train, 500 other glyph instances for val.
+    mnist: the MNIST training images of ``cfg.data_path``, all but the last 5000 for train and
+    the last 5000 for val. A missing file is an error, never a silent switch to synthetic.
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if cfg.dataset == "synthetic":
+        return synthetic_digits(**SYNTHETIC_SPLITS[split])
+    path = _mnist_file(cfg.data_path)
+    images = _read_cached(path)  # (N, rows, cols)
+    if images.shape[1] != images.shape[2] or images.shape[1] > cfg.image_size:
+        raise DataError(f"{path}: images are {images.shape[1]}x{images.shape[2]}, expected square digits no larger "
+                        f"than image_size {cfg.image_size} (MNIST digits are 28x28)")
+    if len(images) <= MNIST_VAL_COUNT:
+        raise DataError(f"{path}: only {len(images)} images; need more than {MNIST_VAL_COUNT} (the last "
+                        f"{MNIST_VAL_COUNT} are the validation split); re-run `bash download.sh DATA_DIR`")
+    return images[:-MNIST_VAL_COUNT] if split == "train" else images[-MNIST_VAL_COUNT:]
+
+
+def global_index(step, rank, group_size, batch_size, slot):
+    """Index, within the epoch's source, of sequence ``slot`` of ``rank``'s batch at ``step``."""
+    return (step * group_size + rank) * batch_size + slot
+
+
+def train_source(cfg, digits, epoch, group_size=1):
+    """The whole epoch (all ranks) as one MovingMNIST of steps_per_epoch * G * B sequences."""
+    return MovingMNIST(digits, cfg.steps_per_epoch * group_size * cfg.batch_size, cfg.num_digits_train,
+                       input_frames=cfg.input_frames, output_frames=cfg.output_frames,
+                       image_size=cfg.image_size, seed=cfg.seed, epoch=epoch)
+
+
+class RankView:
+    """The sequences of one rank from ``start_step`` on, in batch order (random access)."""
+
+    def __init__(self, source, rank, group_size, batch_size, start_step, steps):
+        if not 0 <= rank < group_size:
+            raise ValueError(f"rank {rank} outside [0, {group_size})")
+        if not 0 <= start_step < steps:
+            raise ValueError(f"start_step {start_step} outside [0, {steps})")
+        self.source, self.rank, self.group_size = source, rank, group_size
+        self.batch_size, self.start_step, self.steps = batch_size, start_step, steps
+
+    def __len__(self):
+        return (self.steps - self.start_step) * self.batch_size
+
+    def source_index(self, i):
+        step, slot = divmod(int(i), self.batch_size)
+        return global_index(self.start_step + step, self.rank, self.group_size, self.batch_size, slot)
+
+    def __getitem__(self, i):
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range [0, {len(self)})")
+        return self.source[self.source_index(i)]
+
+
+def build_train_dataset(cfg, digits, epoch, rank=0, group_size=1, start_step=0):
+    """MindSpore dataset of rank ``rank``'s training batches for ``epoch``, from ``start_step``.
+
+    Columns ("inputs", "targets"), each (B, T, 1, H, W) float32; steps_per_epoch - start_step
+    batches. Workers are threads: generation is numpy work of well under a millisecond per
+    sequence, so worker processes would only add start-up and copying costs.
+    """
+    import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
+
+    view = RankView(train_source(cfg, digits, epoch, group_size), rank, group_size, cfg.batch_size,
+                    start_step, cfg.steps_per_epoch)
+    dataset = ds.GeneratorDataset(view, column_names=list(COLUMNS), shuffle=False,
+                                  num_parallel_workers=cfg.num_workers, python_multiprocessing=False)
+    return dataset.batch(cfg.batch_size, drop_remainder=True)
+
+
+def validation_source(cfg, digits):
+    """The fixed validation set: cfg.val_sequences sequences of cfg.num_digits_val digits, seeded by val_seed."""
+    return MovingMNIST(digits, cfg.val_sequences, cfg.num_digits_val, input_frames=cfg.input_frames,
+                       output_frames=cfg.output_frames, image_size=cfg.image_size, seed=cfg.val_seed, epoch=0)
+
+
+def iterate_batches(source, batch_size, limit=0):
+    """Yield numpy ``(inputs (b, T_in, 1, H, W), targets (b, T_out, 1, H, W))`` batches in order.
+
+    ``limit`` > 0 stops after that many sequences. The last batch may be smaller than batch_size.
+    """
+    total = len(source) if limit <= 0 else min(limit, len(source))
+    for start in range(0, total, batch_size):
+        items = [source[i] for i in range(start, min(start + batch_size, total))]
+        yield np.stack([x for x, _ in items]), np.stack([y for _, y in items])

@@ -1,0 +1,143 @@
+"""Input pipeline: digit splits, per-rank training batches, resume, sharding, plain batching."""
+import numpy as np
+import pytest
+
+from src.data.digits import synthetic_digits
+from src.data.idx import write_idx_images
+from src.data.moving_mnist import MovingMNIST
+from src.data.pipeline import (COLUMNS, RankView, build_train_dataset, global_index, iterate_batches, load_digits,
+                               train_source, validation_source)
+from src.errors import DataError
+
+
+def _batches(dataset):
+    """All batches of a MindSpore dataset as a list of {column: numpy array}."""
+    return list(dataset.create_dict_iterator(output_numpy=True, num_epochs=1))
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    return synthetic_digits(50, seed=9)
+
+
+def test_synthetic_splits(tiny_cfg):
+    train, val = load_digits(tiny_cfg, "train"), load_digits(tiny_cfg, "val")
+    assert train.shape == (2000, 28, 28) and val.shape == (500, 28, 28)
+    assert train.dtype == np.uint8 and val.dtype == np.uint8
+    assert not np.array_equal(train[:500], val)  # validation glyphs are other instances
+    with pytest.raises(ValueError):
+        load_digits(tiny_cfg, "test")
+
+
+@pytest.mark.parametrize("name", ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"])
+def test_mnist_splits(tmp_path, tiny_cfg, name):
+    images = np.random.default_rng(0).integers(0, 256, size=(5012, 28, 28), dtype=np.uint8)
+    write_idx_images(str(tmp_path / name), images)
+    cfg = tiny_cfg.replace(dataset="mnist", data_path=str(tmp_path))
+    train, val = load_digits(cfg, "train"), load_digits(cfg, "val")
+    np.testing.assert_array_equal(train, images[:12])
+    np.testing.assert_array_equal(val, images[12:])
+
+
+def test_mnist_missing_is_an_error_not_a_fallback(tmp_path, tiny_cfg):
+    cfg = tiny_cfg.replace(dataset="mnist", data_path=str(tmp_path))
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz not found.*download.sh"):
+        load_digits(cfg, "train")
+
+
+def test_mnist_too_few_images(tmp_path, tiny_cfg):
+    write_idx_images(str(tmp_path / "train-images-idx3-ubyte.gz"), np.zeros((100, 28, 28), np.uint8))
+    cfg = tiny_cfg.replace(dataset="mnist", data_path=str(tmp_path))
+    with pytest.raises(DataError, match="only 100 images"):
+        load_digits(cfg, "val")
+
+
+def test_global_index_mapping():
+    assert [global_index(s, r, 2, 3, b) for s in range(2) for r in range(2) for b in range(3)] == list(range(12))
+    view = RankView(source=None, rank=1, group_size=2, batch_size=3, start_step=1, steps=4)
+    assert len(view) == 9
+    assert [view.source_index(i) for i in range(4)] == [9, 10, 11, 15]
+
+
+def test_train_batches_shapes_columns_and_content(tiny_cfg, small_digits):
+    dataset = build_train_dataset(tiny_cfg, small_digits, epoch=2)
+    assert tuple(dataset.get_col_names()) == COLUMNS == ("inputs", "targets")
+    batches = _batches(dataset)
+    assert len(batches) == dataset.get_dataset_size() == tiny_cfg.steps_per_epoch
+    source = train_source(tiny_cfg, small_digits, epoch=2)
+    for step, batch in enumerate(batches):
+        assert batch["inputs"].shape == (2, 10, 1, 32, 32) and batch["inputs"].dtype == np.float32
+        assert batch["targets"].shape == (2, 10, 1, 32, 32) and batch["targets"].dtype == np.float32
+        for b in range(2):
+            inputs, targets = source[global_index(step, 0, 1, 2, b)]
+            np.testing.assert_array_equal(batch["inputs"][b], inputs)  # not swapped with targets
+            np.testing.assert_array_equal(batch["targets"][b], targets)
+
+
+def test_epochs_differ(tiny_cfg, small_digits):
+    first = _batches(build_train_dataset(tiny_cfg, small_digits, epoch=0))[0]["inputs"]
+    second = _batches(build_train_dataset(tiny_cfg, small_digits, epoch=1))[0]["inputs"]
+    assert not np.array_equal(first, second)
+
+
+def test_ranks_are_disjoint_and_cover_the_epoch(tiny_cfg, small_digits):
+    cfg = tiny_cfg.replace(num_workers=2)
+    source = train_source(cfg, small_digits, epoch=0, group_size=2)
+    seen = []
+    for rank in range(2):
+        for step, batch in enumerate(_batches(build_train_dataset(cfg, small_digits, 0, rank=rank, group_size=2))):
+            for b in range(cfg.batch_size):
+                index = global_index(step, rank, 2, cfg.batch_size, b)
+                np.testing.assert_array_equal(batch["inputs"][b], source[index][0])
+                seen.append(index)
+    assert sorted(seen) == list(range(len(source)))  # each sequence on exactly one rank
+
+
+def test_resume_gives_the_remaining_batches(tiny_cfg, small_digits):
+    full = _batches(build_train_dataset(tiny_cfg, small_digits, epoch=1, rank=1, group_size=2))
+    resumed = _batches(build_train_dataset(tiny_cfg, small_digits, epoch=1, rank=1, group_size=2, start_step=1))
+    assert len(resumed) == len(full) - 1
+    for a, b in zip(full[1:], resumed):
+        np.testing.assert_array_equal(a["inputs"], b["inputs"])
+        np.testing.assert_array_equal(a["targets"], b["targets"])
+    with pytest.raises(ValueError):
+        build_train_dataset(tiny_cfg, small_digits, epoch=1, start_step=tiny_cfg.steps_per_epoch)
+
+
+def test_moving_mnist_shards_with_generator_dataset(small_digits):
+    """MovingMNIST is a random-access source, so GeneratorDataset's own sharding works on it too."""
+    import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
+
+    source = MovingMNIST(small_digits, 8, 2, image_size=32, seed=5)
+    firsts = {}
+    for shard in range(2):
+        dataset = ds.GeneratorDataset(source, list(COLUMNS), shuffle=False, num_shards=2, shard_id=shard)
+        rows = list(dataset.create_tuple_iterator(output_numpy=True, num_epochs=1))
+        assert len(rows) == 4
+        firsts[shard] = [row[0] for row in rows]
+    expected = [source[i][0] for i in range(8)]
+    matched = []
+    for shard, frames in firsts.items():
+        for f in frames:
+            matched.append(next(i for i, e in enumerate(expected) if np.array_equal(e, f)))
+    assert sorted(matched) == list(range(8))  # disjoint shards covering the source
+
+
+def test_validation_source_is_fixed(tiny_cfg):
+    digits = load_digits(tiny_cfg, "val")
+    source = validation_source(tiny_cfg, digits)
+    assert len(source) == tiny_cfg.val_sequences and source.num_digits == tiny_cfg.num_digits_val
+    other_run = validation_source(tiny_cfg.replace(seed=tiny_cfg.seed + 1), digits)  # training seed is irrelevant
+    np.testing.assert_array_equal(source.sequence(3), other_run.sequence(3))
+    assert source[0][0].shape == (10, 1, 32, 32)
+
+
+def test_iterate_batches(small_digits):
+    source = MovingMNIST(small_digits, 7, 2, image_size=32, seed=1)
+    batches = list(iterate_batches(source, 3))
+    assert [b[0].shape[0] for b in batches] == [3, 3, 1]
+    assert batches[0][0].shape == (3, 10, 1, 32, 32) and batches[0][1].shape == (3, 10, 1, 32, 32)
+    np.testing.assert_array_equal(batches[1][0][2], source[5][0])
+    np.testing.assert_array_equal(batches[1][1][2], source[5][1])
+    limited = list(iterate_batches(source, 3, limit=4))
+    assert [b[0].shape[0] for b in limited] == [3, 1]
