@@ -1,0 +1,1 @@
+"""Networks (ConvLSTM cell, encoder-forecasters) and their parameter/FLOP counts."""

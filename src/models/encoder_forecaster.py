@@ -1,0 +1,193 @@
+"""Encoder-forecaster networks for next-frame prediction (``cfg.arch``: ``zoo`` or ``paper``).
+
+Both networks map ``(B, T_in, 1, H, W)`` frames in [0, 1] to ``(B, T_out, 1, H, W)``
+predictions in [0, 1] (``construct`` = sigmoid of ``forward_logits``). The losses of the
+training code use ``forward_logits``.
+
+Internally everything runs **time-major** ``(T, B, C, H, W)`` and **layer-major**: each
+layer (convolution or ConvLSTM) processes all frames of the sequence before the next layer
+starts. Frame-wise layers (convolutions, the input-to-state convolution of each ConvLSTM)
+therefore run as one batched convolution over ``T*B`` images; only the state-to-state
+convolutions stay inside the recurrences (see ``convlstm_cell``). This is the same function
+as the frame-by-frame formulation, because no layer feeds back into a lower one.
+
+``zoo`` (the layout of the published MindSpore port; GroupNorm in every cell, 5x5 cells,
+LeakyReLU(0.2) after every convolution except the last)::
+
+    encoder:    conv 1->16 k3 | ConvLSTM 16->64 @S | conv 64->64 k3 s2 | ConvLSTM 64->96 @S/2
+                | conv 96->96 k3 s2 | ConvLSTM 96->96 @S/4
+    forecaster: ConvLSTM (no input)->96 @S/4 (state of encoder cell 3) | deconv 96->96 k4 s2
+                | ConvLSTM 96->96 @S/2 (state of encoder cell 2) | deconv 96->96 k4 s2
+                | ConvLSTM 96->64 @S (state of encoder cell 1) | conv 64->16 k3 | conv 16->1 k1
+
+``paper`` (Shi et al. 2015): p x p space-to-depth (1 x S x S -> p^2 x S/p x S/p), an encoder
+stack of ConvLSTMs with widths ``cfg.hidden_channels``, a forecaster stack of the same widths
+whose states start from the encoder's last states (layer 1 has no input, layer k > 1 reads
+layer k-1's hidden states), all forecaster hidden states concatenated -> 1x1 conv -> p^2
+channels -> depth-to-space.
+"""
+from mindspore import nn, ops
+
+from src.models.convlstm_cell import ConvLSTMCell
+
+ZOO_KERNEL = 5
+ZOO_LEAKY_SLOPE = 0.2
+
+
+def _conv(cin, cout, kernel, stride=1):
+    """A biased 'same'-padded convolution (output size = input size / stride)."""
+    return nn.Conv2d(cin, cout, kernel, stride=stride, pad_mode="pad", padding=kernel // 2, has_bias=True)
+
+
+def _deconv(cin, cout):
+    """A biased k4 s2 p1 transposed convolution: doubles height and width."""
+    return nn.Conv2dTranspose(cin, cout, 4, stride=2, pad_mode="pad", padding=1, has_bias=True)
+
+
+def _framewise(layer, x):
+    """Apply a frame-wise layer to every frame at once. x (T, B, C, H, W) -> (T, B, C', H', W')."""
+    t, b = x.shape[0], x.shape[1]
+    y = layer(x.reshape((t * b,) + x.shape[2:]))  # (T*B, C', H', W')
+    return y.reshape((t, b) + y.shape[1:])
+
+
+def space_to_depth(x, patch):
+    """(N, C, H, W) -> (N, C*p*p, H/p, W/p); channel index = c*p*p + dy*p + dx."""
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h // patch, patch, w // patch, patch)  # (N, C, H/p, dy, W/p, dx)
+    x = x.transpose(0, 1, 3, 5, 2, 4)  # (N, C, dy, dx, H/p, W/p)
+    return x.reshape(n, c * patch * patch, h // patch, w // patch)
+
+
+def depth_to_space(x, patch):
+    """Inverse of ``space_to_depth``: (N, C*p*p, h, w) -> (N, C, h*p, w*p)."""
+    n, cpp, h, w = x.shape
+    c = cpp // (patch * patch)
+    x = x.reshape(n, c, patch, patch, h, w)  # (N, C, dy, dx, h, w)
+    x = x.transpose(0, 1, 4, 2, 5, 3)  # (N, C, h, dy, w, dx)
+    return x.reshape(n, c, h * patch, w * patch)
+
+
+class _SequenceNet(nn.Cell):
+    """Shared input/output handling: batch-major frames outside, time-major inside."""
+
+    def __init__(self, input_frames, output_frames):
+        super().__init__()
+        self.input_frames = int(input_frames)
+        self.output_frames = int(output_frames)
+
+    def forward_logits(self, x):
+        """x (B, T_in, 1, H, W) float32 in [0, 1] -> logits (B, T_out, 1, H, W)."""
+        logits = self.forward_time_major(x.transpose(1, 0, 2, 3, 4))  # (T_out, B, 1, H, W)
+        return logits.transpose(1, 0, 2, 3, 4)
+
+    def construct(self, x):
+        return ops.sigmoid(self.forward_logits(x))
+
+
+class ZooEncoderForecaster(_SequenceNet):
+    """The three-level conv/ConvLSTM encoder-forecaster of the published port (see module doc)."""
+
+    def __init__(self, input_frames=10, output_frames=10, image_size=64, peephole=False, forget_bias=1.0):
+        super().__init__(input_frames, output_frames)
+        sizes = [image_size, image_size // 2, image_size // 4]
+
+        def cell(cin, hidden, level):
+            side = sizes[level]
+            return ConvLSTMCell(cin, hidden, ZOO_KERNEL, (side, side), peephole=peephole, group_norm=True,
+                                forget_bias=forget_bias)
+
+        self.act = nn.LeakyReLU(ZOO_LEAKY_SLOPE)
+        # encoder
+        self.enc_conv1 = _conv(1, 16, 3)
+        self.enc_cell1 = cell(16, 64, 0)
+        self.enc_conv2 = _conv(64, 64, 3, stride=2)
+        self.enc_cell2 = cell(64, 96, 1)
+        self.enc_conv3 = _conv(96, 96, 3, stride=2)
+        self.enc_cell3 = cell(96, 96, 2)
+        # forecaster
+        self.dec_cell3 = cell(0, 96, 2)
+        self.dec_deconv3 = _deconv(96, 96)
+        self.dec_cell2 = cell(96, 96, 1)
+        self.dec_deconv2 = _deconv(96, 96)
+        self.dec_cell1 = cell(96, 64, 0)
+        self.dec_conv1 = _conv(64, 16, 3)
+        self.dec_out = _conv(16, 1, 1)
+
+    def _framewise_act(self, layer, x):
+        return self.act(_framewise(layer, x))
+
+    def forward_time_major(self, x):
+        """x (T_in, B, 1, S, S) -> logits (T_out, B, 1, S, S)."""
+        y = self._framewise_act(self.enc_conv1, x)  # (T_in, B, 16, S, S)
+        y, state1 = self.enc_cell1(y)  # (T_in, B, 64, S, S)
+        y = self._framewise_act(self.enc_conv2, y)  # (T_in, B, 64, S/2, S/2)
+        y, state2 = self.enc_cell2(y)  # (T_in, B, 96, S/2, S/2)
+        y = self._framewise_act(self.enc_conv3, y)  # (T_in, B, 96, S/4, S/4)
+        _, state3 = self.enc_cell3(y)
+
+        y, _ = self.dec_cell3(None, state3, self.output_frames)  # (T_out, B, 96, S/4, S/4)
+        y = self._framewise_act(self.dec_deconv3, y)  # (T_out, B, 96, S/2, S/2)
+        y, _ = self.dec_cell2(y, state2)
+        y = self._framewise_act(self.dec_deconv2, y)  # (T_out, B, 96, S, S)
+        y, _ = self.dec_cell1(y, state1)  # (T_out, B, 64, S, S)
+        y = self._framewise_act(self.dec_conv1, y)  # (T_out, B, 16, S, S)
+        return _framewise(self.dec_out, y)  # (T_out, B, 1, S, S)
+
+
+class PaperEncoderForecaster(_SequenceNet):
+    """Shi et al. (2015) encoding/forecasting ConvLSTM stacks on p x p patches (see module doc)."""
+
+    def __init__(self, input_frames=10, output_frames=10, image_size=64, hidden_channels=(128, 64, 64),
+                 kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=1.0):
+        super().__init__(input_frames, output_frames)
+        self.patch_size = int(patch_size)
+        side = image_size // patch_size
+        depth = patch_size * patch_size
+        widths = [int(c) for c in hidden_channels]
+        self.num_layers = len(widths)
+
+        def cell(cin, hidden):
+            return ConvLSTMCell(cin, hidden, kernel_size, (side, side), peephole=peephole, group_norm=group_norm,
+                                forget_bias=forget_bias)
+
+        enc_inputs = [depth] + widths[:-1]
+        dec_inputs = [0] + widths[:-1]
+        self.encoder = nn.CellList([cell(cin, hid) for cin, hid in zip(enc_inputs, widths)])
+        self.forecaster = nn.CellList([cell(cin, hid) for cin, hid in zip(dec_inputs, widths)])
+        self.output_conv = _conv(sum(widths), depth, 1)
+
+    def forward_time_major(self, x):
+        """x (T_in, B, 1, S, S) -> logits (T_out, B, 1, S, S)."""
+        p = self.patch_size
+        y = _framewise(self._to_patches, x)  # (T_in, B, p*p, S/p, S/p)
+        states = []
+        for k in range(self.num_layers):
+            y, state = self.encoder[k](y)  # (T_in, B, C_k, S/p, S/p)
+            states.append(state)
+        y, _ = self.forecaster[0](None, states[0], self.output_frames)  # (T_out, B, C_1, S/p, S/p)
+        hiddens = [y]
+        for k in range(1, self.num_layers):
+            y, _ = self.forecaster[k](y, states[k])
+            hiddens.append(y)
+        y = ops.cat(hiddens, axis=2)  # (T_out, B, sum C, S/p, S/p)
+        y = _framewise(self.output_conv, y)  # (T_out, B, p*p, S/p, S/p)
+        t, b = y.shape[0], y.shape[1]
+        y = depth_to_space(y.reshape((t * b,) + y.shape[2:]), p)  # (T_out*B, 1, S, S)
+        return y.reshape((t, b) + y.shape[1:])
+
+    def _to_patches(self, x):
+        return space_to_depth(x, self.patch_size)
+
+
+def build_network(cfg):
+    """The network selected by ``cfg.arch``, sized by the config (frames, image size, widths)."""
+    if cfg.arch == "zoo":
+        return ZooEncoderForecaster(cfg.input_frames, cfg.output_frames, cfg.image_size, peephole=cfg.peephole,
+                                    forget_bias=cfg.forget_bias)
+    if cfg.arch == "paper":
+        return PaperEncoderForecaster(cfg.input_frames, cfg.output_frames, cfg.image_size,
+                                      hidden_channels=cfg.hidden_channels, kernel_size=cfg.kernel_size,
+                                      patch_size=cfg.patch_size, peephole=cfg.peephole,
+                                      group_norm=cfg.group_norm, forget_bias=cfg.forget_bias)
+    raise ValueError(f"unknown arch {cfg.arch!r}")
