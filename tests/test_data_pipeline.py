@@ -141,3 +141,15 @@ def test_iterate_batches(small_digits):
     np.testing.assert_array_equal(batches[1][1][2], source[5][1])
     limited = list(iterate_batches(source, 3, limit=4))
     assert [b[0].shape[0] for b in limited] == [3, 1]
+
+
+def test_mnist_file_next_to_a_given_file(tmp_path, tiny_cfg):
+    """data_path may name a file (e.g. the test .npy): the MNIST file is looked up beside it."""
+    images = np.zeros((5001, 28, 28), np.uint8)
+    write_idx_images(str(tmp_path / "train-images-idx3-ubyte.gz"), images)
+    (tmp_path / "mnist_test_seq.npy").write_bytes(b"")
+    cfg = tiny_cfg.replace(dataset="mnist", data_path=str(tmp_path / "mnist_test_seq.npy"))
+    assert load_digits(cfg, "train").shape == (1, 28, 28)
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=f"data_path {missing};"):
+        load_digits(tiny_cfg.replace(dataset="mnist", data_path=missing), "train")

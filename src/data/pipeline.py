@@ -26,7 +26,7 @@ _cache = {}  # (path, size, mtime) -> images: train and val splits read the file
 
 def _mnist_file(data_path):
     """The MNIST training-image file under ``data_path`` (a directory, or a file inside it)."""
-    folder = data_path if os.path.isdir(data_path) else os.path.dirname(data_path) or "."
+    folder = os.path.dirname(data_path) or "." if os.path.isfile(data_path) else data_path
     for name in MNIST_TRAIN_FILES:
         path = os.path.join(folder, name)
         if os.path.isfile(path):
