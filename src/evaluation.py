@@ -13,8 +13,9 @@ What is evaluated
 - the network stored in ``ckpt_file``, whose architecture must match the config, or with
   ``--baseline zeros|copy_last`` a reference predictor (no checkpoint, no MindSpore).
 Metric definitions are those of ``src/metrics.py`` (pixel-sum MSE/MAE, SSIM with
-data_range 1, PSNR). For a checkpoint, the copy_last baseline is scored on the same
-sequences as well, so a model that merely copies its last input is easy to spot.
+data_range 1, PSNR). For a checkpoint, the zeros and copy_last baselines are scored on the
+same sequences as well, and a warning is printed when the model does not beat them: a
+network that outputs blank frames or copies its last input is then easy to spot.
 
 Where results go (the "eval directory")
 - if ``output_dir`` holds a training run (config.yaml, ckpt/ or .ckpt files):
@@ -41,7 +42,9 @@ from src.progress import Progress, format_duration
 METRICS_JSON = "metrics.json"
 METRICS_PLOT = "metrics_per_frame.png"
 VIS_DIR = "vis"
-REFERENCE_BASELINE = "copy_last"  # scored next to every checkpoint
+REFERENCE_BASELINES = ("zeros", "copy_last")  # scored next to every checkpoint
+BASELINE_HINT = {"zeros": "the network may predict (nearly) blank or blurred frames",
+                 "copy_last": "the network may blur or copy frames instead of extrapolating the motion"}
 
 
 # ---------------------------------------------------------------- where results go
@@ -214,22 +217,22 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
 
 
 class _BatchHooks:
-    """Per-batch extras of an eval run: the copy_last reference score and the pictures."""
+    """Per-batch extras of an eval run: the reference baseline scores and the pictures."""
 
-    def __init__(self, cfg, vis_dir, num_vis, reference):
+    def __init__(self, cfg, vis_dir, num_vis, references):
         from src.metrics import StreamingMetrics
 
         self.cfg = cfg
         self.vis_dir = vis_dir
         self.num_vis = num_vis
-        self.reference = StreamingMetrics() if reference else None
+        self.references = {name: StreamingMetrics() for name in references}
         self.written = []
 
     def __call__(self, start, inputs, targets, pred):
-        if self.reference is not None:
-            from src.baselines import predict_baseline
+        from src.baselines import predict_baseline
 
-            self.reference.update(predict_baseline(REFERENCE_BASELINE, inputs, self.cfg.output_frames), targets)
+        for name, metrics in self.references.items():
+            metrics.update(predict_baseline(name, inputs, self.cfg.output_frames), targets)
         for b in range(len(inputs)):
             if start + b < self.num_vis:
                 self.written += save_sequence_pictures(self.vis_dir, start + b, inputs[b], targets[b], pred[b])
@@ -268,7 +271,23 @@ def summary_line(result, model):
             f"psnr={result['psnr']:.3f} sequences={result['num_sequences']} model={model}")
 
 
-def build_report(cfg, result, data, reference, argv):
+def print_baseline_comparison(result, references):
+    """The baselines' scores on the same sequences; a warning where a baseline scores better."""
+    for name, ref in references.items():
+        print(f"{name} baseline on the same sequences: mse={ref['mse']:.3f} mae={ref['mae']:.3f} "
+              f"ssim={ref['ssim']:.4f} psnr={ref['psnr']:.3f}", flush=True)
+    for name, ref in references.items():
+        worse = []
+        if result["mse"] >= ref["mse"]:
+            worse.append(f"MSE {ref['mse']:.3f} vs {result['mse']:.3f}")
+        if result["ssim"] <= ref["ssim"]:
+            worse.append(f"SSIM {ref['ssim']:.4f} vs {result['ssim']:.4f}")
+        if worse:
+            print(f"warning: the {name} baseline scores better than the model ({', '.join(worse)}); "
+                  f"{BASELINE_HINT[name]}; look at the pictures (--save_vis N)", flush=True)
+
+
+def build_report(cfg, result, data, references, argv):
     """The content of metrics.json."""
     report = dict(_averages(result))
     report.update({
@@ -288,8 +307,8 @@ def build_report(cfg, result, data, reference, argv):
         "command": ["eval.py"] + list(argv or []),
         "config": cfg.to_dict(),
     })
-    if reference is not None:
-        report[f"baseline_{REFERENCE_BASELINE}"] = dict(_averages(reference), per_frame=reference["per_frame"])
+    if references:
+        report["baselines"] = {name: dict(_averages(r), per_frame=r["per_frame"]) for name, r in references.items()}
     return report
 
 
@@ -314,22 +333,21 @@ def run(cfg, argv=None):
           f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
           f"mode {cfg.mode if cfg.baseline == 'none' else 'numpy'}; results in {out_dir}", flush=True)
 
-    hooks = _BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis, reference=cfg.baseline == "none")
+    hooks = _BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis,
+                        references=REFERENCE_BASELINES if cfg.baseline == "none" else ())
     result = evaluate(cfg, predict_fn, source, on_batch=hooks)
-    reference = hooks.reference.result() if hooks.reference is not None else None
+    references = {name: metrics.result() for name, metrics in hooks.references.items()}
 
     first_frame = cfg.input_frames + 1
     print(format_table(result, first_frame=first_frame), flush=True)
-    if reference is not None:
-        print(f"{REFERENCE_BASELINE} baseline on the same sequences: mse={reference['mse']:.3f} "
-              f"mae={reference['mae']:.3f} ssim={reference['ssim']:.4f} psnr={reference['psnr']:.3f}", flush=True)
+    print_baseline_comparison(result, references)
     timing = result["timing"]
     compiled = " incl. graph compilation" if cfg.baseline == "none" and cfg.mode == "graph" else ""
     print(f"time: {format_duration(timing['total_s'])} ({timing['sequences_per_s']} sequences/s; first batch "
           f"{timing['first_batch_s']:.1f} s{compiled})", flush=True)
 
-    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), build_report(cfg, result, data, reference, argv))
-    compare = {REFERENCE_BASELINE: reference["per_frame"]} if reference is not None else None
+    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), build_report(cfg, result, data, references, argv))
+    compare = {name: r["per_frame"] for name, r in references.items()} or None
     plot_path = save_metric_plot(os.path.join(out_dir, METRICS_PLOT), result["per_frame"], first_frame=first_frame,
                                  compare=compare, label="model" if cfg.baseline == "none" else cfg.baseline)
     print(f"metrics: {json_path}", flush=True)

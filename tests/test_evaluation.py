@@ -83,6 +83,21 @@ def test_copy_last_on_test_file_scores_frames_10_to_19_against_frame_9(test_npy,
     assert "predicted frames 11..20" in out and f"result: mse={want['mse']:.3f}" in out
 
 
+def test_synthetic_dataset_scores_the_training_validation_set(tmp_path):
+    from src.baselines import predict_baseline
+    from src.data.pipeline import iterate_batches, load_digits, validation_source
+    from src.metrics import compute_metrics
+
+    assert eval_main(["--config_path", SMALL, "--baseline", "copy_last", "--dataset", "synthetic",
+                      "--num_sequences", "3", "--output_dir", str(tmp_path)]) == 0
+    report = json.load(open(tmp_path / "metrics.json"))
+    cfg = load_config([], config_path=SMALL, val_sequences=3)
+    inputs, targets = next(iterate_batches(validation_source(cfg, load_digits(cfg, "val")), 3))
+    want = compute_metrics(predict_baseline("copy_last", inputs, 10), targets)
+    assert report["num_sequences"] == 3 and report["dataset"] == "synthetic" and report["data_path"] is None
+    assert report["mse"] == pytest.approx(want["mse"], rel=1e-12) and report["mse"] > 0
+
+
 def test_evaluate_streams_batches_like_one_shot_metrics():
     from src.metrics import compute_metrics
 
@@ -128,6 +143,20 @@ def test_fixed_batch_predictor_pads_the_last_batch_and_cuts_the_padding(device):
     last = predict(batch[:1] + 7)
     assert shapes == [(3, 2, 1, 4, 4), (3, 2, 1, 4, 4)]  # one input shape: compiled once
     assert last.shape == (1, 1, 1, 4, 4) and np.all(last == 7)
+
+
+def test_warns_when_a_baseline_scores_better(capsys):
+    from src.evaluation import print_baseline_comparison
+
+    def scores(mse, ssim):
+        return {"mse": mse, "mae": 1.0, "ssim": ssim, "psnr": 10.0}
+
+    refs = {"zeros": scores(130.0, 0.79), "copy_last": scores(220.0, 0.66)}
+    print_baseline_comparison(scores(120.0, 0.05), refs)  # low MSE but blank: SSIM gives it away
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and "zeros baseline" in warnings[0] and "blank" in warnings[0]
+    print_baseline_comparison(scores(60.0, 0.85), refs)
+    assert "warning" not in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- where results go
@@ -216,7 +245,8 @@ def test_eval_py_on_a_checkpoint_writes_metrics_and_pictures(test_npy, tiny_chec
     assert "MSE/MAE" in proc.stdout and "result: mse=" in proc.stdout and "model=" in proc.stdout
     report = json.load(open(out / "metrics.json"))
     assert {"mse", "mae", "ssim", "psnr", "per_frame", "num_sequences", "checkpoint", "baseline", "dataset",
-            "data_path", "timing", "config", "baseline_copy_last"} <= set(report)
+            "data_path", "timing", "config", "baselines"} <= set(report)
+    assert set(report["baselines"]) == {"zeros", "copy_last"}
     assert report["num_sequences"] == 3 and len(report["per_frame"]["ssim"]) == 10
     assert report["checkpoint"] == os.path.abspath(tiny_checkpoint) and report["baseline"] is None
     assert report["config"]["hidden_channels"] == [4] and report["dataset"] == "mnist"
