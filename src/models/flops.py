@@ -1,0 +1,208 @@
+"""Parameter, MAC/FLOP and activation-memory counts of the networks, from the layer specs.
+
+The counts are analytic: they are derived from the configuration, not from a built
+network, so they can be printed without MindSpore building anything. The tests check that
+``network_cost(cfg)["params"]`` equals ``count_parameters(build_network(cfg))``.
+
+Conventions (all numbers are per sequence, i.e. for batch 1):
+
+* MACs count the multiply-accumulates of every convolution and transposed convolution over
+  all time steps. A ConvLSTM step counts its input-to-state and state-to-state convolutions
+  (``(C_in + C) * 4C * k^2`` per pixel), including the state-to-state convolution of the
+  encoder's first step, which the implementation skips because its state is zero (about 3 %
+  of the zoo total). Gate nonlinearities, GroupNorm, biases and peepholes are not counted.
+* A transposed convolution with stride s is counted with its real work, ``C_in * C_out * k^2``
+  per INPUT pixel. Counters that treat it as a convolution at the output resolution report
+  s^2 = 4 times more for these layers: that is where the often quoted ~113 GMAC of the zoo
+  network comes from (this count gives ~107.6 GMAC).
+* ``forward_flops = 2 * MACs``; ``train_step_flops = 3 * forward_flops`` (forward, then the
+  gradients with respect to inputs and weights, each about one forward).
+* ``activation_bytes_per_sequence`` is a rough float32 estimate of the tensors a training
+  step keeps for the backward pass: each convolution output (twice when a LeakyReLU follows),
+  and per ConvLSTM step the gate pre-activations (input part, sum, normalised copy with
+  GroupNorm), the gate outputs and c, tanh(c'), h.
+
+Command line: ``python -m src.models.flops --config_path configs/cpu.yaml [--key value ...]``
+prints the layer table and the totals.
+"""
+import sys
+from dataclasses import dataclass
+
+from src.config import load_config
+from src.errors import run_cli
+
+BYTES_PER_FLOAT = 4
+ZOO_CELL_KERNEL = 5
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One row of the layer table."""
+
+    name: str
+    kind: str  # conv | deconv | convlstm | reshape
+    cin: int
+    cout: int
+    kernel: int
+    res_in: int  # input height (= width)
+    res_out: int  # output height (= width)
+    steps: int  # applications per sequence
+    params: int
+    macs: int  # per sequence, all steps
+    activations: int  # float32 elements kept for backward, per sequence
+
+
+def conv_cost(name, cin, cout, kernel, res_in, steps, stride=1, activation=True):
+    """A biased 'same' convolution (output side res_in / stride) applied ``steps`` times."""
+    res_out = res_in // stride
+    params = cin * cout * kernel * kernel + cout
+    macs = steps * res_out * res_out * cin * cout * kernel * kernel
+    acts = steps * res_out * res_out * cout * (2 if activation else 1)
+    return LayerCost(name, "conv", cin, cout, kernel, res_in, res_out, steps, params, macs, acts)
+
+
+def deconv_cost(name, cin, cout, kernel, res_in, steps, stride=2, activation=True):
+    """A biased transposed convolution that multiplies the side by ``stride``."""
+    res_out = res_in * stride
+    params = cin * cout * kernel * kernel + cout
+    macs = steps * res_in * res_in * cin * cout * kernel * kernel
+    acts = steps * res_out * res_out * cout * (2 if activation else 1)
+    return LayerCost(name, "deconv", cin, cout, kernel, res_in, res_out, steps, params, macs, acts)
+
+
+def cell_cost(name, cin, hidden, kernel, res, steps, peephole=False, group_norm=False):
+    """A ConvLSTM cell (see ``convlstm_cell``): conv weights, then either a 4C bias or the
+    GroupNorm scale and shift (4C each), plus 3 peephole maps of C x res x res."""
+    gates = 4 * hidden
+    params = (cin + hidden) * gates * kernel * kernel
+    params += 2 * gates if group_norm else gates
+    if peephole:
+        params += 3 * hidden * res * res
+    macs = steps * res * res * (cin + hidden) * gates * kernel * kernel
+    per_step = gates * (3 + (1 if group_norm else 0)) + 3 * hidden
+    acts = steps * res * res * per_step
+    return LayerCost(name, "convlstm", cin, hidden, kernel, res, res, steps, params, macs, acts)
+
+
+def _reshape_row(name, cin, cout, res_in, res_out, steps):
+    return LayerCost(name, "reshape", cin, cout, 0, res_in, res_out, steps, 0, 0, 0)
+
+
+def zoo_layers(cfg):
+    """Layer rows of the ``zoo`` network (see ``encoder_forecaster``)."""
+    s, t_in, t_out = cfg.image_size, cfg.input_frames, cfg.output_frames
+    k, pp = ZOO_CELL_KERNEL, cfg.peephole
+
+    def cell(name, cin, hidden, res, steps):
+        return cell_cost(name, cin, hidden, k, res, steps, peephole=pp, group_norm=True)
+
+    return [
+        conv_cost("enc_conv1", 1, 16, 3, s, t_in),
+        cell("enc_cell1", 16, 64, s, t_in),
+        conv_cost("enc_conv2", 64, 64, 3, s, t_in, stride=2),
+        cell("enc_cell2", 64, 96, s // 2, t_in),
+        conv_cost("enc_conv3", 96, 96, 3, s // 2, t_in, stride=2),
+        cell("enc_cell3", 96, 96, s // 4, t_in),
+        cell("dec_cell3 (no input)", 0, 96, s // 4, t_out),
+        deconv_cost("dec_deconv3", 96, 96, 4, s // 4, t_out),
+        cell("dec_cell2", 96, 96, s // 2, t_out),
+        deconv_cost("dec_deconv2", 96, 96, 4, s // 2, t_out),
+        cell("dec_cell1", 96, 64, s, t_out),
+        conv_cost("dec_conv1", 64, 16, 3, s, t_out),
+        conv_cost("dec_out", 16, 1, 1, s, t_out, activation=False),
+    ]
+
+
+def paper_layers(cfg):
+    """Layer rows of the ``paper`` network (see ``encoder_forecaster``)."""
+    p, t_in, t_out = cfg.patch_size, cfg.input_frames, cfg.output_frames
+    side = cfg.image_size // p
+    widths = list(cfg.hidden_channels)
+
+    def cell(name, cin, hidden, steps):
+        return cell_cost(name, cin, hidden, cfg.kernel_size, side, steps, peephole=cfg.peephole,
+                         group_norm=cfg.group_norm)
+
+    rows = [_reshape_row(f"space_to_depth {p}x{p}", 1, p * p, cfg.image_size, side, t_in)]
+    enc_in = [p * p] + widths[:-1]
+    rows += [cell(f"enc_cell{i + 1}", cin, hid, t_in) for i, (cin, hid) in enumerate(zip(enc_in, widths))]
+    dec_in = [0] + widths[:-1]
+    for i, (cin, hid) in enumerate(zip(dec_in, widths)):
+        rows.append(cell(f"dec_cell{i + 1}" + (" (no input)" if cin == 0 else ""), cin, hid, t_out))
+    rows.append(conv_cost("output_conv (concat of dec states)", sum(widths), p * p, 1, side, t_out,
+                          activation=False))
+    rows.append(_reshape_row(f"depth_to_space {p}x{p}", p * p, 1, side, cfg.image_size, t_out))
+    return rows
+
+
+def layer_table(cfg):
+    """The list of ``LayerCost`` rows of the network selected by ``cfg.arch``."""
+    if cfg.arch == "zoo":
+        return zoo_layers(cfg)
+    if cfg.arch == "paper":
+        return paper_layers(cfg)
+    raise ValueError(f"unknown arch {cfg.arch!r}")
+
+
+def network_cost(cfg):
+    """Totals per sequence: params, forward_macs, forward_flops, train_step_flops,
+    activation_bytes_per_sequence (see the module docstring for the conventions)."""
+    rows = layer_table(cfg)
+    macs = sum(r.macs for r in rows)
+    input_elems = cfg.input_frames * cfg.image_size * cfg.image_size
+    return dict(
+        params=sum(r.params for r in rows),
+        forward_macs=macs,
+        forward_flops=2 * macs,
+        train_step_flops=6 * macs,
+        activation_bytes_per_sequence=BYTES_PER_FLOAT * (input_elems + sum(r.activations for r in rows)),
+    )
+
+
+def count_parameters(net):
+    """Number of trainable scalars of a MindSpore cell."""
+    return int(sum(p.size for p in net.trainable_params()))
+
+
+def _human(n, unit=""):
+    for factor, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f}{suffix}{unit}"
+    return f"{n}{' ' + unit if unit else ''}"
+
+
+def format_table(cfg):
+    """Markdown layer table and totals of the configured network."""
+    rows = layer_table(cfg)
+    lines = [
+        f"network: {cfg.arch}, {cfg.input_frames} -> {cfg.output_frames} frames of {cfg.image_size}x{cfg.image_size}",
+        "",
+        "| layer | in -> out channels | kernel | resolution | steps | params | MACs/sequence |",
+        "|---|---|---|---|---|---:|---:|",
+    ]
+    for r in rows:
+        kernel = f"{r.kernel}x{r.kernel}" if r.kernel else "-"
+        res = f"{r.res_in}" if r.res_in == r.res_out else f"{r.res_in} -> {r.res_out}"
+        lines.append(f"| {r.name} | {r.cin} -> {r.cout} | {kernel} | {res} | {r.steps} | {r.params:,} | "
+                     f"{_human(r.macs)} |")
+    cost = network_cost(cfg)
+    lines.append(f"| **total** | | | | | **{cost['params']:,}** | **{_human(cost['forward_macs'])}** |")
+    lines += [
+        "",
+        f"- parameters: {cost['params']:,} ({cost['params'] / 1e6:.2f} M)",
+        f"- forward: {cost['forward_macs'] / 1e9:.2f} GMAC = {cost['forward_flops'] / 1e9:.2f} GFLOP per sequence",
+        f"- training step: ~{cost['train_step_flops'] / 1e9:.1f} GFLOP per sequence (3 x forward)",
+        f"- activations kept for backward: ~{cost['activation_bytes_per_sequence'] / 2 ** 20:.0f} MiB per sequence "
+        f"(float32; x batch_size for one step)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv):
+    cfg = load_config(argv)
+    print(format_table(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])
