@@ -1,0 +1,97 @@
+"""Export a trained checkpoint to MINDIR (default), AIR (Ascend only) or ONNX.
+
+    python export.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt [--file_name convlstm] [--file_format MINDIR]
+                     [--batch_size 1] [--device_target CPU] [--config_path F] [--check true]
+
+The network is rebuilt from the config stored in the checkpoint (or from --config_path, which
+must describe the same architecture). The exported model takes one float32 input of fixed
+shape (batch_size, input_frames, 1, image_size, image_size) with pixels in [0, 1] and returns
+(batch_size, output_frames, 1, image_size, image_size) in [0, 1]. The export batch size is
+--batch_size when given on the command line, otherwise 1 (one sequence per call, as the
+Ascend 310 app feeds it); the training batch size stored in the checkpoint is not used.
+
+--check true (MINDIR only) reloads the file with mindspore.load + nn.GraphCell and prints
+the largest absolute difference to the checkpoint network on the same input; it fails when
+the difference exceeds --tolerance (default 1e-5).
+"""
+import os
+
+from src.config import load_config
+from src.errors import ConfigError, run_cli
+
+OPTIONS = {"check": "false", "tolerance": "1e-5"}  # script options besides the config keys
+DEFAULT_EXPORT_BATCH = 1
+
+
+def _argv(overrides):
+    return [f"--{k}={v}" for k, v in overrides.items()]
+
+
+def resolve_config(overrides):
+    """The export config: --config_path (+ overrides), else the checkpoint's stored config (+ overrides)."""
+    from src.inference import apply_overrides
+    from src.training.checkpoint import read_checkpoint_config
+
+    if "config_path" in overrides:
+        return load_config(_argv(overrides))
+    if not overrides.get("ckpt_file"):
+        raise ConfigError("no checkpoint given: pass --ckpt_file PATH (e.g. OUTPUT_DIR/ckpt/best.ckpt)")
+    stored = read_checkpoint_config(overrides["ckpt_file"])
+    # the stored file_name/file_format are the training run's, not a choice for this export
+    base = stored.replace(file_name="convlstm", file_format="MINDIR", ckpt_file=overrides["ckpt_file"])
+    return apply_overrides(base, overrides)
+
+
+def check_parity(net, path, input_shape, tolerance):
+    """Max |exported - checkpoint network| on one seeded random input; raises ExportError above tolerance."""
+    import mindspore as ms
+    import numpy as np
+
+    from src.inference import ExportError, load_mindir, max_abs_difference
+
+    x = np.random.default_rng(0).random(input_shape, dtype=np.float32)  # (B, T_in, 1, H, W) in [0, 1)
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    expected = net(ms.Tensor(x)).asnumpy()
+    exported = load_mindir(path)(ms.Tensor(x)).asnumpy()
+    diff = max_abs_difference(exported, expected)
+    verdict = "OK" if diff <= tolerance else "FAILED"
+    print(f"parity: max |exported - checkpoint| = {diff:.3e} on {input_shape} (tolerance {tolerance:g}): {verdict}",
+          flush=True)
+    if diff > tolerance:
+        raise ExportError(f"exported model {path} differs from the checkpoint network by {diff:.3e} "
+                          f"(> tolerance {tolerance:g}); the file was kept for inspection")
+    return diff
+
+
+def main(argv):
+    from src.inference import check_export_format, parse_bool, parse_float, split_options
+
+    options, overrides = split_options(argv, OPTIONS)
+    check, tolerance = parse_bool(options["check"], "check"), parse_float(options["tolerance"], "tolerance")
+    batch_given = "batch_size" in overrides
+    cfg = resolve_config(overrides)
+    batch_size = cfg.batch_size if batch_given else DEFAULT_EXPORT_BATCH
+    check_export_format(cfg.file_format, cfg.device_target)  # refuse AIR off Ascend before any work
+    if check and cfg.file_format != "MINDIR":
+        raise ConfigError(f"--check compares a MINDIR with the checkpoint; it cannot load {cfg.file_format} "
+                          "files (use --file_format MINDIR or --check false)")
+
+    from src.device import init_device
+    from src.inference import export_network
+    from src.training.checkpoint import load_network_from_checkpoint
+
+    init_device(cfg)
+    net, cfg = load_network_from_checkpoint(cfg.ckpt_file, cfg)
+    path, input_shape, output_shape = export_network(net, cfg, batch_size, cfg.file_name, cfg.file_format)
+    print(f"exported {cfg.file_format}: {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+    print(f"  checkpoint: {cfg.ckpt_file}")
+    print(f"  input : {input_shape} float32, pixels in [0, 1]  (batch, input frames, channel, height, width)")
+    print(f"  output: {output_shape} float32, pixels in [0, 1]  (batch, predicted frames, channel, height, width)",
+          flush=True)
+    if check:
+        check_parity(net, path, input_shape, tolerance)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

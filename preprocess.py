@@ -1,0 +1,111 @@
+"""Convert the Moving MNIST test set into the binary files the Ascend 310 app reads.
+
+    python preprocess.py --data_path ./data [--num_sequences 0] --output_dir ./preprocess_Result
+                         [--mindir_file convlstm.mindir]
+
+For test sequence i it writes
+  OUTPUT_DIR/input/seq_<i>.bin   frames 0..T_in-1, raw float32 (1, T_in, 1, H, W), pixels in [0, 1]
+  OUTPUT_DIR/label/seq_<i>.npy   the ground-truth frames T_in..T_in+T_out-1, uint8 (T_out, H, W)
+and OUTPUT_DIR/preprocess.json listing the files and shapes for postprocess.py. Labels stay
+uint8 (4x smaller); postprocess.py divides by 255 exactly as the evaluation does.
+
+With --mindir_file the frame counts and image size are taken from the model, which must have
+batch size 1 (the app feeds one file per call).
+"""
+import glob
+import json
+import os
+
+import numpy as np
+
+from src.config import load_config
+from src.errors import ConfigError, run_cli
+
+OPTIONS = {"mindir_file": ""}
+MANIFEST = "preprocess.json"
+
+
+def sequence_name(index):
+    return f"seq_{index:05d}"
+
+
+def model_shapes(cfg, mindir_file):
+    """(input_frames, output_frames, image_size): from the MINDIR when given, else from the config."""
+    if not mindir_file:
+        return cfg.input_frames, cfg.output_frames, cfg.image_size
+    from src.inference import read_mindir_info
+
+    info = read_mindir_info(mindir_file)
+    if info.batch_size != 1:
+        raise ConfigError(f"model {mindir_file} has batch size {info.batch_size}; the Ascend 310 app feeds one "
+                          "sequence per call: export it with --batch_size 1")
+    return info.input_frames, info.output_frames, info.image_size
+
+
+def clear_old_files(folder, pattern):
+    """Remove files of an earlier run so the app does not process stale inputs."""
+    for path in glob.glob(os.path.join(folder, pattern)):
+        os.remove(path)
+
+
+def write_sequences(source, out_dir):
+    """Write every sequence of ``source`` as input .bin + label .npy; return the file names (stems)."""
+    from src.inference import write_bin
+
+    input_dir, label_dir = os.path.join(out_dir, "input"), os.path.join(out_dir, "label")
+    for folder, pattern in ((input_dir, "seq_*.bin"), (label_dir, "seq_*.npy")):
+        os.makedirs(folder, exist_ok=True)
+        clear_old_files(folder, pattern)
+    names = []
+    for i in range(len(source)):
+        inputs, targets = source[i]  # (T_in, 1, H, W), (T_out, 1, H, W) float32 in [0, 1]
+        name = sequence_name(i)
+        write_bin(os.path.join(input_dir, name + ".bin"), inputs[None])  # (1, T_in, 1, H, W)
+        # exact: targets are uint8 / 255 in float32, and rint undoes the division
+        labels = np.rint(targets[:, 0] * 255.0).astype(np.uint8)  # (T_out, H, W)
+        np.save(os.path.join(label_dir, name + ".npy"), labels, allow_pickle=False)
+        names.append(name)
+    return names
+
+
+def write_manifest(out_dir, names, data_file, shapes):
+    t_in, t_out, size = shapes
+    manifest = {
+        "data_file": os.path.abspath(data_file),
+        "num_sequences": len(names),
+        "input_shape": [1, t_in, 1, size, size],
+        "output_shape": [1, t_out, 1, size, size],
+        "label_shape": [t_out, size, size],
+        "input_dtype": "float32",
+        "label_dtype": "uint8",
+        "names": names,
+    }
+    path = os.path.join(out_dir, MANIFEST)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def main(argv):
+    from src.data.test_set import TestSequences, resolve_test_file
+    from src.inference import split_options
+
+    options, overrides = split_options(argv, OPTIONS)
+    cfg = load_config([f"--{k}={v}" for k, v in overrides.items()])
+    shapes = model_shapes(cfg, options["mindir_file"])
+    data_file = resolve_test_file(cfg.data_path)
+    source = TestSequences(data_file, cfg.num_sequences, shapes[0], shapes[1], shapes[2])
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    names = write_sequences(source, cfg.output_dir)
+    manifest = write_manifest(cfg.output_dir, names, data_file, shapes)
+    print(f"{len(names)} sequences from {data_file}")
+    print(f"inputs: {os.path.join(cfg.output_dir, 'input')}/seq_*.bin float32 (1, {shapes[0]}, 1, {shapes[2]}, "
+          f"{shapes[2]})")
+    print(f"labels: {os.path.join(cfg.output_dir, 'label')}/seq_*.npy uint8 ({shapes[1]}, {shapes[2]}, {shapes[2]})")
+    print(f"manifest: {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
