@@ -51,8 +51,22 @@ def init_device(cfg):
         ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                      device_num=group_size)
         return RunContext(cfg.device_target, rank, group_size)
-    ms.set_device(cfg.device_target, cfg.device_id if cfg.device_target != "CPU" else None)
+    _set_device(cfg.device_target, cfg.device_id if cfg.device_target != "CPU" else None)
     return RunContext(cfg.device_target)
+
+
+def _set_device(target, device_id):
+    """Select the device once per process; MindSpore refuses a second call after kernels ran,
+    which is harmless when the device is the same (several runs in one process, e.g. tests)."""
+    import mindspore as ms
+
+    try:
+        ms.set_device(target, device_id)
+    except RuntimeError:
+        current = ms.get_context("device_target")
+        if current != target:
+            raise ConfigError(f"config key 'device_target': this process already runs on {current}; "
+                              f"start a new process for {target}") from None
 
 
 def effective_amp_level(cfg):

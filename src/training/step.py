@@ -18,7 +18,12 @@ def build_optimizer(cfg, net):
     if cfg.optimizer == "adam":
         return nn.Adam(params, learning_rate=lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "rmsprop":
-        return nn.RMSProp(params, learning_rate=lr, decay=0.9, epsilon=1e-6, weight_decay=cfg.weight_decay)
+        opt = nn.RMSProp(params, learning_rate=lr, decay=0.9, epsilon=1e-6, weight_decay=cfg.weight_decay)
+        # MindSpore starts the mean square at 1, which makes the first hundreds of steps
+        # about lr * grad (tiny); start it at 0 as PyTorch and Keras do.
+        for mean_square in opt.ms:  # the "mean_square.*" parameters
+            mean_square.set_data(ops.zeros_like(mean_square))
+        return opt
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 

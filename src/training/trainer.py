@@ -75,6 +75,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.net)
         self.train_step, self.loss_scaler = build_train_step(cfg, self.net, self.optimizer, self.ctx.group_size)
         self.predict = build_predict_fn(cfg, self.net)
+        self._val_predictor = None
         self.schedule = LRSchedule(cfg)
 
         self.epoch = 0  # epochs completed
@@ -177,6 +178,7 @@ class Trainer:
         cfg = self.cfg
         if self.ctx.is_main:
             cfg.save(self.run.config)
+        self.net.set_train(True)
         self.stop.install()
         try:
             while self.epoch < cfg.epochs:
@@ -200,12 +202,14 @@ class Trainer:
 
         cfg = self.cfg
         first = self.step_in_epoch
-        dataset = build_train_dataset(cfg, self.train_digits, self.epoch, self.ctx.rank, self.ctx.group_size,
-                                      start_step=first)
-        progress = Progress(cfg.steps_per_epoch - first, f"epoch {self.epoch + 1}/{cfg.epochs}")
         if first == 0:
             self.epoch_losses = []
         self._epoch_start = time.perf_counter()
+        if first >= cfg.steps_per_epoch:  # stopped after the epoch's last step: only validation is left
+            return True
+        dataset = build_train_dataset(cfg, self.train_digits, self.epoch, self.ctx.rank, self.ctx.group_size,
+                                      start_step=first)
+        progress = Progress(cfg.steps_per_epoch - first, f"epoch {self.epoch + 1}/{cfg.epochs}")
         window_start, window_steps = time.perf_counter(), 0
         for inputs, targets in dataset.create_tuple_iterator(num_epochs=1):
             step = self.step_in_epoch
@@ -276,18 +280,17 @@ class Trainer:
         return stop_early
 
     def validate(self):
-        """Metrics of the current network on the fixed validation set (BRIEF §3 definitions)."""
-        from src.data.pipeline import iterate_batches
-        from src.metrics import StreamingMetrics
-        import mindspore as ms
+        """Metrics of the current network on the fixed validation set, computed by the same
+        loop and metrics module as eval.py (BRIEF §3 definitions)."""
+        from src.evaluation import FixedBatchPredictor, evaluate
 
+        if self._val_predictor is None:
+            self._val_predictor = FixedBatchPredictor(self.predict, "(network being trained)")
         self.net.set_train(False)
-        metrics = StreamingMetrics()
-        for inputs, targets in iterate_batches(self.val_source, self.cfg.eval_batch_size):
-            pred = self.predict(ms.Tensor(inputs)).asnumpy()  # (B, T_out, 1, H, W)
-            metrics.update(pred, targets)
-        self.net.set_train(True)
-        return metrics.result()
+        try:
+            return evaluate(self.cfg, self._val_predictor, self.val_source, progress=False)
+        finally:
+            self.net.set_train(True)
 
 
 def train(cfg):

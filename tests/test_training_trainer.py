@@ -1,0 +1,285 @@
+"""The training procedure (src/training/trainer.py, step.py, run_dir.py) on tiny configs."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from src.config import load_config
+from src.errors import CheckpointError, ConfigError, TrainingDiverged
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_cfg(tmp_path, **kw):
+    """A network and data small enough that an epoch takes about a second on CPU."""
+    base = dict(arch="paper", hidden_channels=[4], kernel_size=3, patch_size=4, image_size=32, input_frames=3,
+                output_frames=2, epochs=2, steps_per_epoch=3, batch_size=2, val_sequences=4, eval_batch_size=4,
+                num_workers=1, lr=0.01, lr_schedule="cosine", min_lr=0.001, log_every=1, mode="pynative",
+                output_dir=str(tmp_path / "run"), dataset="synthetic", seed=3)
+    base.update(kw)
+    return load_config([], config_path=os.path.join(REPO, "configs", "cpu_small.yaml"), **base)
+
+
+def weights(net):
+    return {p.name: p.asnumpy().copy() for p in net.get_parameters()}
+
+
+def optimizer_state(trainer):
+    from src.training.checkpoint import optimizer_state_params
+    return {p.name: p.asnumpy().copy() for p in optimizer_state_params(trainer.optimizer)}
+
+
+def run_trainer(cfg):
+    from src.training.trainer import Trainer
+    trainer = Trainer(cfg)
+    code = trainer.fit()
+    return trainer, code
+
+
+def test_one_epoch_writes_checkpoints_config_and_logs(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=1)
+    trainer, code = run_trainer(cfg)
+    assert code == 0
+    run = trainer.run
+    assert os.path.isfile(run.last) and os.path.isfile(run.best) and os.path.isfile(run.config)
+    assert os.path.isfile(run.numbered(1, 3))
+    history = json.load(open(run.history_json))
+    assert [row["epoch"] for row in history] == [1]
+    assert np.isfinite(history[0]["train_loss"]) and history[0]["val_mse"] > 0
+    with open(run.log_csv) as f:
+        assert f.readline().startswith("epoch,")
+    assert not [n for n in os.listdir(run.ckpt_dir) if n.startswith(".tmp")]
+
+
+def test_checkpoint_stores_config_and_position(tmp_path):
+    from src.training.checkpoint import checkpoint_meta, read_checkpoint, read_checkpoint_config
+    cfg = tiny_cfg(tmp_path, epochs=1)
+    trainer, _ = run_trainer(cfg)
+    stored = read_checkpoint_config(trainer.run.last)
+    assert stored.hidden_channels == [4] and stored.image_size == 32
+    meta = checkpoint_meta(read_checkpoint(trainer.run.last))
+    assert meta["epoch"] == 1 and meta["step_in_epoch"] == 0 and meta["global_step"] == 3
+    data = read_checkpoint(trainer.run.last)
+    assert any(k.startswith("moment1.") for k in data) and "global_step" in data
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_continues_bit_identically(tmp_path, monkeypatch):
+    """Kill a 2-epoch run right after epoch 1's checkpoint; --resume auto ends where an
+    uninterrupted run ends (weights, optimizer state, loss curve)."""
+    from src.training.trainer import Trainer
+    straight, _ = run_trainer(tiny_cfg(tmp_path / "a", epochs=2))
+    real_end_epoch = Trainer._end_epoch
+
+    def end_epoch_then_die(self):
+        real_end_epoch(self)
+        raise _Killed
+
+    monkeypatch.setattr(Trainer, "_end_epoch", end_epoch_then_die)
+    with pytest.raises(_Killed):
+        run_trainer(tiny_cfg(tmp_path / "b", epochs=2))
+    monkeypatch.setattr(Trainer, "_end_epoch", real_end_epoch)
+    resumed, _ = run_trainer(tiny_cfg(tmp_path / "b", epochs=2, resume="auto"))
+    assert resumed.epoch == 2
+    a, b = weights(straight.net), weights(resumed.net)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    sa, sb = optimizer_state(straight), optimizer_state(resumed)
+    for name in sa:
+        np.testing.assert_array_equal(sa[name], sb[name], err_msg=name)
+    ha = json.load(open(straight.run.history_json))
+    hb = json.load(open(resumed.run.history_json))
+    assert [r["train_loss"] for r in ha] == [r["train_loss"] for r in hb]
+
+
+def test_stop_mid_epoch_then_resume_matches(tmp_path, monkeypatch):
+    """A stop request after step 2 saves last.ckpt mid-epoch; resuming gives the same weights."""
+    from src.training import trainer as trainer_mod
+    straight, _ = run_trainer(tiny_cfg(tmp_path / "a", epochs=1))
+
+    cfg = tiny_cfg(tmp_path / "b", epochs=1)
+    t = trainer_mod.Trainer(cfg)
+    original = t.train_step
+
+    def step_then_request_stop(*args):
+        out = original(*args)
+        if t.step_in_epoch == 1:  # the step being run is the second one
+            t.stop.signum = 2
+        return out
+
+    t.train_step = step_then_request_stop
+    assert t.fit() == 130
+    from src.training.checkpoint import checkpoint_meta, read_checkpoint
+    assert checkpoint_meta(read_checkpoint(t.run.last))["step_in_epoch"] == 2
+    resumed, code = run_trainer(tiny_cfg(tmp_path / "b", epochs=1, resume="auto"))
+    assert code == 0
+    a, b = weights(straight.net), weights(resumed.net)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_scheduled_learning_rate_is_the_applied_one(tmp_path):
+    """The step applies the lr it is given: lr 0 leaves weights unchanged, and the optimizer's
+    learning_rate parameter equals the schedule's value after every step."""
+    import mindspore as ms
+    from src.training.trainer import Trainer
+    cfg = tiny_cfg(tmp_path, lr_schedule="step", lr_step_epochs=1, lr_gamma=0.5, lr=0.01, min_lr=0.0001)
+    t = Trainer(cfg)
+    x = ms.Tensor(np.random.default_rng(0).random((2, 3, 1, 32, 32), dtype=np.float32))
+    y = ms.Tensor(np.random.default_rng(1).random((2, 2, 1, 32, 32), dtype=np.float32))
+    before = weights(t.net)
+    t.train_step(x, y, ms.Tensor(0.0, ms.float32))
+    after = weights(t.net)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    t.train_step(x, y, ms.Tensor(0.01, ms.float32))
+    moved = weights(t.net)
+    assert any(not np.array_equal(after[k], moved[k]) for k in after)
+    t.fit()
+    assert float(t.optimizer.learning_rate.asnumpy()) == pytest.approx(t.schedule.lr_at(1, 2))
+    assert t.schedule.lr_at(1, 2) == pytest.approx(0.005)
+
+
+@pytest.mark.slow
+def test_graph_mode_step_matches_pynative(tmp_path):
+    import mindspore as ms
+    from src.training.trainer import Trainer
+    x = ms.Tensor(np.random.default_rng(0).random((2, 3, 1, 32, 32), dtype=np.float32))
+    y = ms.Tensor(np.random.default_rng(1).random((2, 2, 1, 32, 32), dtype=np.float32))
+    results = []
+    for mode in ("pynative", "graph"):
+        t = Trainer(tiny_cfg(tmp_path / mode, mode=mode))
+        losses = [float(t.train_step(x, y, ms.Tensor(0.01, ms.float32))[0].asnumpy()) for _ in range(3)]
+        results.append((losses, weights(t.net)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-6)
+    for k in results[0][1]:
+        np.testing.assert_allclose(results[0][1][k], results[1][1][k], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_loss_decreases_on_a_fixed_batch(tmp_path, loss, optimizer):
+    import mindspore as ms
+    from src.training.trainer import Trainer
+    t = Trainer(tiny_cfg(tmp_path, loss=loss, optimizer=optimizer, hidden_channels=[8]))
+    rng = np.random.default_rng(0)
+    seq = (rng.random((2, 5, 1, 32, 32)) > 0.8).astype(np.float32)
+    x, y = ms.Tensor(seq[:, :3]), ms.Tensor(seq[:, 3:])
+    lr = ms.Tensor(0.01, ms.float32)
+    losses = [float(t.train_step(x, y, lr)[0].asnumpy()) for _ in range(12)]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    run_trainer(tiny_cfg(tmp_path, epochs=1))
+    before = os.path.getmtime(tmp_path / "run" / "ckpt" / "last.ckpt")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_trainer(tiny_cfg(tmp_path, epochs=1))
+    assert os.path.getmtime(tmp_path / "run" / "ckpt" / "last.ckpt") == before
+    trainer, code = run_trainer(tiny_cfg(tmp_path, epochs=1, overwrite=True))
+    assert code == 0
+
+
+def test_resume_refuses_other_architecture(tmp_path):
+    run_trainer(tiny_cfg(tmp_path, epochs=1))
+    with pytest.raises(CheckpointError, match="hidden_channels"):
+        run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto", hidden_channels=[6]))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    from src.data import pipeline
+    run_trainer(tiny_cfg(tmp_path, epochs=1))
+    last = tmp_path / "run" / "ckpt" / "last.ckpt"
+    good = last.read_bytes()
+    real_build = pipeline.build_train_dataset
+
+    class Poisoned:
+        def __init__(self, ds):
+            self.ds = ds
+
+        def create_tuple_iterator(self, num_epochs=1):
+            import mindspore as ms
+            for i, (x, y) in enumerate(self.ds.create_tuple_iterator(num_epochs=num_epochs)):
+                if i == 1:
+                    y = ms.Tensor(np.full(y.shape, np.nan, np.float32))
+                yield x, y
+
+    monkeypatch.setattr(pipeline, "build_train_dataset", lambda *a, **k: Poisoned(real_build(*a, **k)))
+    with pytest.raises(TrainingDiverged, match=r"epoch 2 step 2"):
+        run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto"))
+    assert last.read_bytes() == good
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    import mindspore as ms
+    trainer, _ = run_trainer(tiny_cfg(tmp_path, epochs=1))
+    last = trainer.run.last
+    good = open(last, "rb").read()
+
+    def disk_full(params, path, append_dict=None, **kw):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ms, "save_checkpoint", disk_full)
+    with pytest.raises(OSError):
+        trainer.save(numbered=True, improved=True)
+    assert open(last, "rb").read() == good
+    assert not [n for n in os.listdir(trainer.run.ckpt_dir) if n.startswith(".tmp")]
+
+
+def test_keep_checkpoints_prunes_oldest(tmp_path):
+    trainer, _ = run_trainer(tiny_cfg(tmp_path, epochs=3, steps_per_epoch=1, keep_checkpoints=2,
+                                      val_sequences=0))
+    names = sorted(os.listdir(trainer.run.ckpt_dir))
+    assert names == ["best.ckpt", "convlstm-2_2.ckpt", "convlstm-3_3.ckpt", "last.ckpt"]
+
+
+def test_early_stopping(tmp_path, monkeypatch):
+    from src.training.trainer import Trainer
+    t = Trainer(tiny_cfg(tmp_path, epochs=6, steps_per_epoch=1, early_stop_patience=2))
+    scores = iter([5.0, 4.0, 4.5, 4.6, 1.0, 1.0])
+    monkeypatch.setattr(t, "validate", lambda: {"mse": next(scores), "mae": 0.0, "ssim": 0.0, "psnr": 0.0})
+    assert t.fit() == 0
+    assert t.epoch == 4 and t.best_epoch == 2
+
+
+def test_launcher_prints_usage_on_bad_arguments():
+    script = os.path.join(REPO, "scripts", "run_standalone_train.sh")
+    for args in ([], ["configs/cpu_small.yaml", "TPU", "0"], ["configs/missing.yaml", "CPU", "0"],
+                 ["configs/cpu_small.yaml", "CPU", "x"]):
+        proc = subprocess.run(["bash", script] + args, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert "Usage: bash scripts/run_standalone_train.sh" in proc.stdout
+
+
+def test_launcher_runs_training_in_background(tmp_path):
+    script = os.path.join(REPO, "scripts", "run_standalone_train.sh")
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        ["bash", script, os.path.join(REPO, "configs", "cpu_small.yaml"), "CPU", "0", "--output_dir", str(out),
+         "--hidden_channels", "4", "--kernel_size", "3", "--image_size", "32", "--epochs", "1",
+         "--steps_per_epoch", "2", "--batch_size", "2", "--val_sequences", "2", "--mode", "pynative",
+         "--num_workers", "1"],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHON=sys.executable))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "log: " in proc.stdout
+    pid = int((out / "train.pid").read_text())
+    deadline = 120
+    import time
+    start = time.time()
+    while time.time() - start < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    log = (out / "train.log").read_text()
+    assert "epoch: 1 step: 2, loss is" in log, log
+    assert (out / "ckpt" / "last.ckpt").is_file()
