@@ -76,11 +76,10 @@ def main(argv):
         raise ConfigError(f"--check compares a MINDIR with the checkpoint; it cannot load {cfg.file_format} "
                           "files (use --file_format MINDIR or --check false)")
 
-    from src.device import init_device
-    from src.inference import export_network
+    from src.inference import export_network, init_inference_device
     from src.training.checkpoint import load_network_from_checkpoint
 
-    init_device(cfg)
+    init_inference_device(cfg)
     net, cfg = load_network_from_checkpoint(cfg.ckpt_file, cfg)
     path, input_shape, output_shape = export_network(net, cfg, batch_size, cfg.file_name, cfg.file_format)
     print(f"exported {cfg.file_format}: {path} ({os.path.getsize(path) / 1e6:.1f} MB)")

@@ -16,7 +16,8 @@ Inputs (exactly one):
 Writes OUTPUT_DIR/predictions.npy, (N, T_out, 64, 64) float32 in [0, 1], and for the first
 --save_vis sequences a PNG strip and (when the ground truth is known) a comparison GIF under
 OUTPUT_DIR/vis/. With ground truth the metrics table is printed too. Given both --mindir_file
-and --ckpt_file, both run on the same inputs and the largest absolute difference is printed.
+and --ckpt_file, both run on the same inputs, the largest absolute difference is printed, and
+the run fails when it exceeds --tolerance (default 1e-5; raise it for float16 devices).
 """
 import os
 
@@ -25,7 +26,7 @@ import numpy as np
 from src.config import load_config
 from src.errors import ConfigError, DataError, run_cli
 
-OPTIONS = {"mindir_file": "", "input": "", "bin_dir": "", "result_dir": ""}
+OPTIONS = {"mindir_file": "", "input": "", "bin_dir": "", "result_dir": "", "tolerance": "1e-5"}
 SYNTHETIC_DEFAULT_COUNT = 8
 
 
@@ -213,7 +214,16 @@ def run_predictions(predictor, reference, source, cfg):
         print(format_table(metrics.result(), first_frame=cfg.input_frames + 1))
     if parity is not None:
         print(f"parity: max |mindir - checkpoint| = {parity.max_diff:.3e} over {_count(len(source))}")
-    return path
+    return path, parity
+
+
+def check_parity(parity, tolerance, mindir_file, ckpt_file):
+    from src.inference import ModelFileError
+
+    if parity is not None and parity.max_diff > tolerance:
+        raise ModelFileError(f"parity check failed: {mindir_file} and {ckpt_file} differ by up to "
+                             f"{parity.max_diff:.3e} (> --tolerance {tolerance:g}); was the MINDIR exported from "
+                             "this checkpoint?")
 
 
 def run_bin_folder(predictor, options, cfg):
@@ -228,17 +238,18 @@ def run_bin_folder(predictor, options, cfg):
 
 
 def main(argv):
-    from src.inference import split_options
+    from src.inference import parse_float, split_options
 
     options, overrides = split_options(argv, OPTIONS)
+    tolerance = parse_float(options["tolerance"], "tolerance")
     cfg, info = resolve_config(options, overrides)
     if options["bin_dir"] and (options["input"] or "data_path" in overrides or "dataset" in overrides):
         raise ConfigError("--bin_dir replaces --input/--data_path/--dataset; give only one of them")
     source, description = (None, "") if options["bin_dir"] else open_source(options, overrides, cfg)
 
-    from src.device import init_device
+    from src.inference import init_inference_device
 
-    init_device(cfg)
+    init_inference_device(cfg)
     predictor, reference = build_predictors(cfg, info, options["mindir_file"], "ckpt_file" in overrides)
     model = options["mindir_file"] or cfg.ckpt_file
     print(f"model: {model} (batch {predictor.batch_size}, {cfg.input_frames} -> {cfg.output_frames} frames of "
@@ -247,7 +258,8 @@ def main(argv):
         run_bin_folder(predictor, options, cfg)
         return 0
     print(f"input: {description}", flush=True)
-    run_predictions(predictor, reference, source, cfg)
+    _, parity = run_predictions(predictor, reference, source, cfg)
+    check_parity(parity, tolerance, options["mindir_file"], cfg.ckpt_file)
     return 0
 
 

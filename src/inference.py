@@ -78,6 +78,24 @@ def apply_overrides(base, overrides, where="the command line"):
     return config_from_dict(values, where)
 
 
+def init_inference_device(cfg):
+    """src.device.init_device, with an unavailable backend reported as one line.
+
+    A checkpoint stores the device it was trained on; exporting or predicting on another
+    machine needs --device_target for the local backend.
+    """
+    from src.device import init_device
+
+    try:
+        return init_device(cfg)
+    except RuntimeError as err:
+        if "device target" not in str(err).lower():
+            raise
+        raise ConfigError(f"device_target {cfg.device_target} is not available in this MindSpore installation "
+                          "(the value may come from the checkpoint's config); pass --device_target CPU, GPU or "
+                          "Ascend to match this machine") from None
+
+
 # ---------------------------------------------------------------- export
 
 def model_input_shape(cfg, batch_size):

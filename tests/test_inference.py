@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.errors import DataError
+from src.errors import DataError, UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_TEST_SEQUENCES = 4
@@ -104,6 +104,7 @@ def uint8_prediction(work, exported, test_file):
 
 # ---------------------------------------------------------------- export
 
+@pytest.mark.slow
 def test_export_prints_shapes_and_matches_checkpoint(exported):
     proc, path = exported
     assert os.path.isfile(path)
@@ -115,6 +116,7 @@ def test_export_prints_shapes_and_matches_checkpoint(exported):
     assert not [n for n in os.listdir(os.path.dirname(path)) if n != "tiny.mindir"]  # no scratch files left
 
 
+@pytest.mark.slow
 def test_exported_file_carries_signature_and_config(exported):
     from src.inference import read_mindir_info
 
@@ -133,6 +135,7 @@ def test_air_on_cpu_is_refused_without_leaving_a_file(work, checkpoint):
 
 # ---------------------------------------------------------------- predict.py
 
+@pytest.mark.slow
 def test_predict_uint8_batch(uint8_prediction):
     proc, out = uint8_prediction
     pred = np.load(out / "predictions.npy")
@@ -143,6 +146,7 @@ def test_predict_uint8_batch(uint8_prediction):
     assert str(out / "predictions.npy") in proc.stdout
 
 
+@pytest.mark.slow
 def test_predict_float_single_sequence_from_checkpoint_matches_mindir(work, checkpoint, test_file,
                                                                       uint8_prediction):
     """(10, 64, 64) float input run by the checkpoint network = uint8 input run by the MINDIR."""
@@ -150,8 +154,8 @@ def test_predict_float_single_sequence_from_checkpoint_matches_mindir(work, chec
     path = str(work / "user_float.npy")
     np.save(path, single)
     out = work / "pred_float"
-    proc = _run(["predict.py", "--ckpt_file", checkpoint, "--input", path, "--output_dir", str(out), "--mode",
-                 "pynative"])
+    proc = _run(["predict.py", "--ckpt_file", checkpoint, "--input", path, "--output_dir", str(out),
+                 "--mode", "pynative"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pred = np.load(out / "predictions.npy")
     assert pred.shape == (1, 10, 64, 64)
@@ -159,6 +163,38 @@ def test_predict_float_single_sequence_from_checkpoint_matches_mindir(work, chec
     assert np.abs(pred - from_mindir).max() <= 1e-5
 
 
+def _fake_predictor(offset, size):
+    """A Predictor (batch 2) whose 'network' returns input * 0.5 + offset."""
+    import mindspore as ms
+
+    from src.inference import Predictor
+
+    def forward(x):  # (B, 10, 1, S, S) -> (B, 10, 1, S, S)
+        return ms.Tensor(x.asnumpy() * 0.5 + offset)
+
+    return Predictor(forward, 2, (2, 10, 1, size, size), output_frames=10)
+
+
+def test_predict_parity_check_refuses_models_that_differ(work):
+    import predict
+    from src.config import load_config
+
+    cfg = load_config(config_path=os.path.join(REPO, "configs", "cpu_small.yaml"), image_size=32,
+                      output_dir=str(work / "fake"))
+    inputs = np.random.default_rng(3).random((3, 10, 1, 32, 32)).astype(np.float32)
+    source = predict.ArraySource(inputs)
+    _, same = predict.run_predictions(_fake_predictor(0.0, 32), _fake_predictor(0.0, 32), source, cfg)
+    assert same.max_diff == 0.0
+    predict.check_parity(same, 1e-5, "a.mindir", "a.ckpt")  # identical models pass
+    written = np.load(work / "fake" / "predictions.npy")  # (3, 10, 32, 32)
+    np.testing.assert_allclose(written, inputs[:, :, 0] * 0.5, atol=1e-7)
+    _, differ = predict.run_predictions(_fake_predictor(0.0, 32), _fake_predictor(0.01, 32), source, cfg)
+    assert abs(differ.max_diff - 0.01) < 1e-6
+    with pytest.raises(UserError, match=r"parity check failed: a\.mindir and b\.ckpt differ by up to 1\.000e-02"):
+        predict.check_parity(differ, 1e-5, "a.mindir", "b.ckpt")
+
+
+@pytest.mark.slow
 def test_predict_refuses_bad_shape_in_one_line(work, exported):
     path = str(work / "bad_shape.npy")
     np.save(path, np.zeros((9, 64, 64), dtype=np.float32))
@@ -221,6 +257,7 @@ def test_predictor_pads_the_last_batch_to_the_fixed_size():
 
 # ---------------------------------------------------------------- Ascend 310 pre/post-processing
 
+@pytest.mark.slow
 def test_preprocess_postprocess_round_trip_reproduces_metrics(work, exported, test_file, uint8_prediction):
     """preprocess -> MINDIR on CPU writing <name>_0.bin (stand-in for the 310 app) -> postprocess."""
     import postprocess
