@@ -60,8 +60,7 @@ def np_cell_sequence(cell, x, h, c, steps):
             z = z + params["bias"].reshape(1, 4 * hid, 1, 1)
         zi, zf, zo, zg = (z[:, j * hid:(j + 1) * hid] for j in range(4))
         if cell.use_peephole:
-            w_ci, w_cf = params["peephole_if"][:hid], params["peephole_if"][hid:]
-            w_co = params["peephole_o"]
+            w_ci, w_cf, w_co = params["peephole_i"], params["peephole_f"], params["peephole_o"]
         else:
             w_ci = w_cf = w_co = 0.0
         i = sigmoid(zi + w_ci * c)
@@ -158,8 +157,9 @@ def test_forget_bias_initialisation():
 
 def test_peepholes_start_at_zero_and_have_state_size():
     cell = ConvLSTMCell(2, 4, 3, (H, W), peephole=True)
-    assert cell.peephole_if.shape == (8, H, W) and cell.peephole_o.shape == (4, H, W)
-    assert not cell.peephole_if.asnumpy().any() and not cell.peephole_o.asnumpy().any()
+    for p in (cell.peephole_i, cell.peephole_f, cell.peephole_o):
+        assert p.shape == (4, H, W)
+        assert not p.asnumpy().any()
     with pytest.raises(ValueError):
         ConvLSTMCell(2, 4, 3, peephole=True)
 

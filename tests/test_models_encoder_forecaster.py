@@ -87,7 +87,7 @@ def test_paper_parameter_names_and_widths():
     assert shapes["encoder.2.state_conv.weight"] == (24, 6, 3, 3)
     assert not any(name.startswith("forecaster.0.input_conv") for name in shapes)
     assert shapes["forecaster.1.input_conv.weight"] == (16, 8, 3, 3)
-    assert shapes["forecaster.0.peephole_if"] == (16, 8, 8)
+    assert shapes["forecaster.0.peephole_f"] == (8, 8, 8)
     assert shapes["output_conv.weight"] == (16, 18, 1, 1)
 
 
