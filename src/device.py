@@ -25,8 +25,18 @@ def warn(message):
 
 
 def _launched_by_cluster():
-    """True when msrun / a dynamic-cluster launcher started this process."""
-    return bool(os.environ.get("MS_ROLE") or os.environ.get("MS_WORKER_NUM") or os.environ.get("RANK_TABLE_FILE"))
+    """True when msrun / a dynamic-cluster launcher, a rank table or mpirun started this process."""
+    return bool(os.environ.get("MS_ROLE") or os.environ.get("MS_WORKER_NUM") or os.environ.get("RANK_TABLE_FILE")
+                or os.environ.get("OMPI_COMM_WORLD_SIZE"))
+
+
+def _launcher_device_id():
+    """The device of this process when the launcher assigns it in DEVICE_ID (rank table on Ascend;
+    mpirun, whose local rank MindSpore copies to DEVICE_ID). None under msrun, which negotiates
+    device ids itself; MindSpore would otherwise put every such process on device 0."""
+    if os.environ.get("MS_ROLE") or not os.environ.get("DEVICE_ID", "").isdigit():
+        return None
+    return int(os.environ["DEVICE_ID"])
 
 
 def init_device(cfg):
@@ -45,7 +55,7 @@ def init_device(cfg):
                               "launcher; use scripts/run_distribute_train*.sh (msrun) or set --distribute false")
         from mindspore.communication import get_group_size, get_rank, init
 
-        ms.set_device(cfg.device_target)
+        ms.set_device(cfg.device_target, _launcher_device_id())
         init()
         rank, group_size = get_rank(), get_group_size()
         ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,

@@ -3,7 +3,14 @@
 One epoch is ``steps_per_epoch`` optimizer steps; the sequences of step ``s`` on rank ``r``
 are a pure function of (seed, epoch, s, r), so resuming from a checkpoint taken after any
 step continues with exactly the data an uninterrupted run would have seen.
+
+Data-parallel runs (``distribute``): every rank trains on its own sequences with gradients
+averaged over ranks, logs the loss averaged over ranks, and validates on the full validation
+set (identical weights, so identical early-stopping decisions); only rank 0 writes files.
+``CONVLSTM_DEBUG_DUMP`` (see :class:`_DebugDump`) is a test hook, off by default.
 """
+import hashlib
+import json
 import math
 import os
 import signal
@@ -86,6 +93,7 @@ class Trainer:
         self.history = []
         self.epoch_losses = []  # losses of the current epoch's steps so far
         self.stop = _StopRequest()
+        self.debug_dump = _DebugDump(self.ctx.rank)
         if self.resume_path:
             self._restore(self.resume_path)
 
@@ -188,6 +196,7 @@ class Trainer:
                     break
         finally:
             self.stop.uninstall()
+        self.debug_dump.write(self.net, self.history)
         if self.ctx.is_main:
             best = "n/a" if math.isinf(self.best_score) else f"{self.best_score:.4f}"
             print(f"training finished: {self.epoch} epoch(s); best validation score {best} at epoch "
@@ -212,10 +221,11 @@ class Trainer:
         progress = Progress(cfg.steps_per_epoch - first, f"epoch {self.epoch + 1}/{cfg.epochs}")
         window_start, window_steps = time.perf_counter(), 0
         for inputs, targets in dataset.create_tuple_iterator(num_epochs=1):
+            self.debug_dump.record(inputs, targets)
             step = self.step_in_epoch
             lr = self.schedule.lr_at(self.epoch, step)
             loss, _ = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32))
-            loss = float(loss.asnumpy())
+            loss = self._global_loss(loss)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {self.epoch + 1} step {step + 1}; nothing was saved after it "
@@ -242,6 +252,16 @@ class Trainer:
                 return False
         progress.clear()
         return True
+
+    def _global_loss(self, loss):
+        """The step's loss averaged over ranks, as a float: logs and history describe the global
+        batch, and every rank takes the same divergence decision (a rank raising alone would
+        leave the others waiting in the next gradient all-reduce)."""
+        if self.ctx.group_size > 1:
+            from mindspore import ops
+
+            loss = ops.AllReduce()(loss) / self.ctx.group_size
+        return float(loss.asnumpy())
 
     def _end_epoch(self):
         """Validate, log, checkpoint. True when training should stop early."""
@@ -291,6 +311,33 @@ class Trainer:
             return evaluate(self.cfg, self._val_predictor, self.val_source, progress=False)
         finally:
             self.net.set_train(True)
+
+
+DEBUG_DUMP_ENV = "CONVLSTM_DEBUG_DUMP"
+
+
+class _DebugDump:
+    """Test hook, off unless the environment sets CONVLSTM_DEBUG_DUMP=<path prefix>: then every
+    rank (not only rank 0) saves ``<prefix>rank<r>.npz`` at the end of fit() with its final
+    weights (``param/<name>``), a digest of every training sequence it consumed (``digests``,
+    steps x batch) and its epoch history (``history``, json). tests/test_distributed.py uses it
+    to check that ranks end with identical weights after training on disjoint sequences."""
+
+    def __init__(self, rank):
+        self.prefix = os.environ.get(DEBUG_DUMP_ENV, "")
+        self.rank = rank
+        self.digests = []
+
+    def record(self, inputs, targets):
+        if self.prefix:
+            x, y = inputs.asnumpy(), targets.asnumpy()
+            self.digests.append([hashlib.sha1(x[b].tobytes() + y[b].tobytes()).hexdigest() for b in range(len(x))])
+
+    def write(self, net, history):
+        if self.prefix:
+            params = {f"param/{p.name}": p.asnumpy() for p in net.get_parameters()}
+            np.savez(f"{self.prefix}rank{self.rank}.npz", digests=np.array(self.digests, dtype=str),
+                     history=np.array(json.dumps(history)), **params)
 
 
 def train(cfg):
