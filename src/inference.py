@@ -13,6 +13,7 @@
 * Ascend 310 files: ``write_bin`` / ``read_bin`` (raw float32, C order, no header) and
   ``predict_bin_folder`` (a CPU stand-in for the C++ app, to check the post-processing).
 """
+import difflib
 import os
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from typing import Optional
 import numpy as np
 import yaml
 
-from src.config import Config, config_from_dict, parse_overrides
+from src.config import SCHEMA, Config, config_from_dict, parse_overrides
 from src.errors import ConfigError, DataError, UserError
 
 EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
@@ -50,6 +51,11 @@ def split_options(argv, own):
     """
     given = parse_overrides(list(argv))
     options = {name: given.pop(name, default) for name, default in own.items()}
+    for name in given:  # a mistyped script option would otherwise be reported as an unknown config key
+        close = [o for o in own if o.startswith(name)] or difflib.get_close_matches(name, list(own), n=1,
+                                                                                     cutoff=0.75)
+        if name not in SCHEMA and name != "config_path" and close:
+            raise ConfigError(f"unknown option --{name} (did you mean --{close[0]}?)")
     return options, given
 
 
