@@ -72,7 +72,11 @@ def _set_device(target, device_id):
 
     try:
         ms.set_device(target, device_id)
-    except RuntimeError:
+    except RuntimeError as err:
+        if "Unsupported device target" in str(err):
+            raise ConfigError(f"config key 'device_target': {target} is not available in this MindSpore "
+                              "installation (no such device or backend); install the matching mindspore "
+                              "wheel, or pass --device_target CPU") from None
         current = ms.get_context("device_target")
         if current != target:
             raise ConfigError(f"config key 'device_target': this process already runs on {current}; "
