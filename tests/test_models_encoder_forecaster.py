@@ -147,7 +147,7 @@ def test_paper_forward_logits_in_wrapping_cell_graph_mode_matches_pynative():
 def test_adam_steps_reduce_the_loss():
     """A few eager Adam steps on one fixed batch (graph compilation is covered above)."""
     ms.set_seed(3)
-    net = build_network(tiny_cfg("paper", hidden_channels=[8]))
+    net = build_network(tiny_cfg("paper", hidden_channels=[8], output_bias=0.0))
     loss_net = LossOnLogits(net)
     optimizer = nn.Adam(net.trainable_params(), learning_rate=1e-2)
     grad_fn = ms.value_and_grad(loss_net, None, optimizer.parameters, has_aux=True)
@@ -179,3 +179,18 @@ def test_first_input_frame_reaches_the_prediction(arch):
     assert diff.max() > 1e-5
     same = numpy_out(net, x.copy())
     np.testing.assert_array_equal(same, numpy_out(net, x))  # deterministic: the change is the cause
+
+
+@pytest.mark.parametrize("arch", ["paper", "zoo"])
+def test_output_bias_starts_predictions_near_black(arch):
+    """cfg.output_bias sets the output layer's bias, so an untrained network predicts ~sigmoid(bias)."""
+    import numpy as np
+    from src.config import load_config
+    from src.models.encoder_forecaster import build_network
+    cfg = load_config([], arch=arch, hidden_channels=[4], kernel_size=3, image_size=32, input_frames=2,
+                      output_frames=2, output_bias=-6.0)
+    net = build_network(cfg)
+    out = net.output_conv if arch == "paper" else net.dec_out
+    np.testing.assert_allclose(out.bias.asnumpy(), -6.0)
+    x = ms.Tensor(np.zeros((1, 2, 1, 32, 32), np.float32))
+    assert float(net(x).asnumpy().mean()) < 0.05

@@ -39,6 +39,11 @@ def _conv(cin, cout, kernel, stride=1):
     return nn.Conv2d(cin, cout, kernel, stride=stride, pad_mode="pad", padding=kernel // 2, has_bias=True)
 
 
+def _set_bias(conv, value):
+    """Start a layer's bias at ``value`` (see ``output_bias`` in the config)."""
+    conv.bias.set_data(ops.full(conv.bias.shape, float(value), dtype=conv.bias.dtype))
+
+
 def _deconv(cin, cout):
     """A biased k4 s2 p1 transposed convolution: doubles height and width."""
     return nn.Conv2dTranspose(cin, cout, 4, stride=2, pad_mode="pad", padding=1, has_bias=True)
@@ -88,7 +93,8 @@ class _SequenceNet(nn.Cell):
 class ZooEncoderForecaster(_SequenceNet):
     """The three-level conv/ConvLSTM encoder-forecaster of the published port (see module doc)."""
 
-    def __init__(self, input_frames=10, output_frames=10, image_size=64, peephole=False, forget_bias=1.0):
+    def __init__(self, input_frames=10, output_frames=10, image_size=64, peephole=False, forget_bias=1.0,
+                 output_bias=0.0):
         super().__init__(input_frames, output_frames)
         sizes = [image_size, image_size // 2, image_size // 4]
 
@@ -113,6 +119,7 @@ class ZooEncoderForecaster(_SequenceNet):
         self.dec_cell1 = cell(96, 64, 0)
         self.dec_conv1 = _conv(64, 16, 3)
         self.dec_out = _conv(16, 1, 1)
+        _set_bias(self.dec_out, output_bias)
 
     def _framewise_act(self, layer, x):
         return self.act(_framewise(layer, x))
@@ -139,7 +146,7 @@ class PaperEncoderForecaster(_SequenceNet):
     """Shi et al. (2015) encoding/forecasting ConvLSTM stacks on p x p patches (see module doc)."""
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, hidden_channels=(128, 64, 64),
-                 kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=1.0):
+                 kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=1.0, output_bias=0.0):
         super().__init__(input_frames, output_frames)
         self.patch_size = int(patch_size)
         side = image_size // patch_size
@@ -156,6 +163,7 @@ class PaperEncoderForecaster(_SequenceNet):
         self.encoder = nn.CellList([cell(cin, hid) for cin, hid in zip(enc_inputs, widths)])
         self.forecaster = nn.CellList([cell(cin, hid) for cin, hid in zip(dec_inputs, widths)])
         self.output_conv = _conv(sum(widths), depth, 1)
+        _set_bias(self.output_conv, output_bias)
 
     def forward_time_major(self, x):
         """x (T_in, B, 1, S, S) -> logits (T_out, B, 1, S, S)."""
@@ -184,10 +192,11 @@ def build_network(cfg):
     """The network selected by ``cfg.arch``, sized by the config (frames, image size, widths)."""
     if cfg.arch == "zoo":
         return ZooEncoderForecaster(cfg.input_frames, cfg.output_frames, cfg.image_size, peephole=cfg.peephole,
-                                    forget_bias=cfg.forget_bias)
+                                    forget_bias=cfg.forget_bias, output_bias=cfg.output_bias)
     if cfg.arch == "paper":
         return PaperEncoderForecaster(cfg.input_frames, cfg.output_frames, cfg.image_size,
                                       hidden_channels=cfg.hidden_channels, kernel_size=cfg.kernel_size,
                                       patch_size=cfg.patch_size, peephole=cfg.peephole,
-                                      group_norm=cfg.group_norm, forget_bias=cfg.forget_bias)
+                                      group_norm=cfg.group_norm, forget_bias=cfg.forget_bias,
+                                      output_bias=cfg.output_bias)
     raise ValueError(f"unknown arch {cfg.arch!r}")
