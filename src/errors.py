@@ -44,6 +44,12 @@ def run_cli(main, argv=None):
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(err.exit_code)
+    except ModuleNotFoundError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: Python package '{err.name}' is not installed for {sys.executable}; install the "
+              "requirements with `python3 -m pip install -r requirements.txt`", file=sys.stderr, flush=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         sys.exit(130)
