@@ -1,0 +1,204 @@
+"""The README cannot drift from the code: its commands are run here, in a tiny mode.
+
+Every command line in the README's ```bash blocks must match exactly one rule below: either it
+is executed (verbatim, in a scratch directory that mirrors the repository, with small-network
+overrides appended for keys the command does not set itself) or it is skipped for a stated
+reason (needs Ascend/GPU/310 hardware, the network, or is a usage synopsis). A new README
+command that matches no rule fails the test.
+"""
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from src.config import markdown_table
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(REPO, "README.md")
+
+# small networks so every command runs in seconds on CPU
+TINY_64 = ["--hidden_channels", "4", "--kernel_size", "3", "--epochs", "1", "--steps_per_epoch", "1",
+           "--batch_size", "2", "--val_sequences", "2", "--num_workers", "1", "--mode", "pynative"]
+TINY_32 = TINY_64 + ["--image_size", "32", "--input_frames", "3", "--output_frames", "2"]
+
+SKIP = [
+    (r"^bash download\.sh", "needs the internet (download.sh is tested offline in tests/test_data_download.py)"),
+    (r"\bAscend\b|ascend\.yaml|output/ascend/|run_distribute_train\.sh|run_infer_310\.sh", "needs Ascend hardware"),
+    (r"gpu\.yaml|run_distribute_train_gpu\.sh", "needs GPUs"),
+    (r"run_distribute_train_cpu\.sh", "run by tests/test_distributed.py through the same launcher"),
+    (r"\[[A-Z_]+\]|\[--", "usage synopsis"),
+    (r"^pip install -r requirements\.txt -r requirements-test\.txt && python -m pytest", "the test command itself"),
+]
+
+
+def readme_commands():
+    """Command lines of the README's bash blocks (continuations joined, comments dropped)."""
+    text = open(README, encoding="utf-8").read()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            line = line.split(" #")[0].strip() if not line.strip().startswith("python -c") else line.strip()
+            if line and not line.startswith("#"):
+                commands.append(re.sub(r"\s+", " ", line))
+    return commands
+
+
+def skip_reason(command):
+    for pattern, reason in SKIP:
+        if re.search(pattern, command):
+            return reason
+    return None
+
+
+def with_overrides(command, tiny):
+    """Append the tiny overrides whose keys the command does not set itself."""
+    words = shlex.split(command)
+    extra = []
+    for key, value in zip(tiny[::2], tiny[1::2]):
+        if key not in words:
+            extra += [key, value]
+    return command + " " + " ".join(extra)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A scratch copy of the repository's layout (symlinks) with a tiny test-set file in ./data."""
+    from src.data.test_set import write_test_file
+    root = tmp_path_factory.mktemp("readme")
+    for name in os.listdir(REPO):
+        if not name.startswith(".") and name not in ("output", "data", "tests"):
+            os.symlink(os.path.join(REPO, name), root / name)
+    rng = np.random.default_rng(0)
+    os.makedirs(root / "data")
+    write_test_file(str(root / "data" / "mnist_test_seq.npy"), (rng.random((16, 20, 64, 64)) > 0.9).astype(np.uint8) * 255)
+    np.save(root / "my_frames.npy", (rng.random((2, 10, 64, 64)) > 0.9).astype(np.uint8) * 255)
+    bindir = root / ".bin"
+    os.makedirs(bindir)
+    for name in ("python", "python3"):  # a wrapper, not a symlink: a venv is found from the real path
+        (bindir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        os.chmod(bindir / name, 0o755)
+    return root
+
+
+def run(command, cwd, timeout=300):
+    env = dict(os.environ, PYTHONPATH=REPO, PYTHON=sys.executable,
+               PATH=f"{cwd}/.bin{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"README command failed: {command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def wait_for_pid_file(path, timeout=240):
+    pid = int(open(path).read())
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.kill(pid, 9)
+    raise AssertionError(f"background training {pid} did not finish in {timeout} s")
+
+
+def test_config_table_matches_the_schema():
+    assert markdown_table() in open(README, encoding="utf-8").read()
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = "pip install -r requirements.txt -r requirements-test.txt && python -m pytest -q tests"
+    assert test_command in readme_commands()
+    assert test_command in open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+
+
+def test_quick_start_is_exactly_two_commands():
+    text = open(README, encoding="utf-8").read()
+    quick = text.split("# Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [l for l in quick.splitlines() if l.strip() and not l.strip().startswith("#")]
+    assert len(lines) == 2 and lines[0].endswith("bash scripts/run_demo.sh")
+
+
+@pytest.mark.slow
+def test_readme_commands_run(workdir):
+    """Run every runnable README command, in order of dependency (train before export ...)."""
+    commands = readme_commands()
+    unmatched = [c for c in commands if skip_reason(c) is None and not RUNNERS_MATCH(c)]
+    assert not unmatched, f"README commands with no rule in tests/test_readme.py: {unmatched}"
+    runnable = [c for c in commands if skip_reason(c) is None]
+    ordered = sorted(runnable, key=lambda c: next(i for i, (p, _) in enumerate(RUNNERS) if re.search(p, c)))
+    for command in ordered:
+        handler = next(h for p, h in RUNNERS if re.search(p, command))
+        handler(command, workdir)
+
+
+def _train_foreground(command, cwd):
+    out = run(with_overrides(command, TINY_64), cwd)
+    assert "epoch: 1 step: 1, loss is" in out and os.path.isfile(cwd / "output" / "cpu_small" / "ckpt" / "best.ckpt")
+
+
+def _train_background(command, cwd):
+    out = run(with_overrides(command, TINY_64 + ["--output_dir", "output/standalone"]), cwd)
+    assert "training started" in out
+    wait_for_pid_file(cwd / "output" / "standalone" / "train.pid")
+    assert "loss is" in open(cwd / "output" / "standalone" / "train.log").read()
+
+
+def _demo(command, cwd):
+    command = command.split("&&")[-1].strip()  # the install part is what CI does before the tests
+    out = run(with_overrides(command, TINY_32), cwd)
+    strip = re.search(r"Open the prediction strip .*: (\S+\.png)", out).group(1)
+    assert os.path.getsize(os.path.join(cwd, strip)) > 0
+
+
+def _data_look(command, cwd):
+    out = run(command, cwd)
+    if "save_frames_png" in command:
+        assert os.path.getsize(cwd / "output" / "sequence.png") > 0
+    else:
+        assert "inputs (10, 1, 64, 64) targets (10, 1, 64, 64)" in out
+
+
+def _flops(command, cwd):
+    assert "**total**" in run(command, cwd)
+
+
+def _export(command, cwd):
+    out = run(command, cwd)
+    assert "parity" in out and os.path.isfile(cwd / "convlstm.mindir")
+
+
+def _predict(command, cwd):
+    run(with_overrides(command, ["--output_dir", "output/predict"]), cwd)
+    pred = np.load(cwd / "output" / "predict" / "predictions.npy")
+    assert pred.shape[1:] == (10, 64, 64) and np.isfinite(pred).all()
+
+
+def _evaluate(command, cwd):
+    """Evaluation commands, on the tiny checkpoint trained by the train.py command."""
+    out = run(with_overrides(command, ["--hidden_channels", "4", "--kernel_size", "3", "--mode", "pynative",
+                                       "--val_sequences", "4"]), cwd)
+    assert re.search(r"^\s+mean\s+[0-9.]+", out, flags=re.M), out[-2000:]
+
+
+# (pattern, handler) in the order they must run
+RUNNERS = [
+    (r"^python -m src\.models\.flops", _flops),
+    (r"^python -c", _data_look),
+    (r"^python train\.py", _train_foreground),
+    (r"run_standalone_train\.sh configs/cpu_small\.yaml CPU", _train_background),
+    (r"^python export\.py", _export),
+    (r"^python predict\.py", _predict),
+    (r"run_eval\.sh configs/cpu_small\.yaml|^python eval\.py", _evaluate),
+    (r"bash scripts/run_demo\.sh", _demo),
+]
+
+
+def RUNNERS_MATCH(command):  # noqa: N802 - reads as a predicate next to RUNNERS
+    return any(re.search(p, command) for p, _ in RUNNERS)
