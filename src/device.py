@@ -1,4 +1,6 @@
 """Device context, distributed initialisation and rank information."""
+import contextlib
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -22,6 +24,28 @@ class RunContext:
 
 def warn(message):
     print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def quiet_mindspore_log(level=logging.ERROR):
+    """Drop MindSpore's own Python log records below ``level`` for the duration of the block.
+
+    Used where MindSpore logs to stderr about things this project handles itself (nn.Adam's
+    internal FusedSparseAdam deprecation notice; the CRITICAL line of a failed checkpoint
+    write that is reported as one ``error: ...`` line instead)."""
+    import mindspore as ms
+
+    get_logger = getattr(getattr(ms, "log", None), "_get_logger", None)
+    logger = get_logger() if get_logger is not None else None
+    if logger is None:
+        yield
+        return
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _launched_by_cluster():

@@ -11,18 +11,30 @@ Training data are generated from (seed, epoch, sequence index), so position plus
 plus optimizer state is everything a bit-identical continuation needs.
 """
 import json
+import logging
 import os
 import shutil
 
 import yaml
 
 from src.config import config_from_dict
+from src.device import quiet_mindspore_log
 from src.errors import CheckpointError
 
 FORMAT_VERSION = 1
 # keys that change the network's parameter shapes or its input/output contract
 ARCHITECTURE_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "peephole", "group_norm",
                      "input_frames", "output_frames", "image_size")
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """Writing a checkpoint failed (disk full, no permission); the previous file is untouched."""
+
+
+def _write_failed(path, err):
+    reason = err.strerror or str(err) or type(err).__name__
+    return CheckpointWriteError(f"could not write checkpoint {path} ({reason}); the previous checkpoints and logs "
+                                "are unchanged; free disk space (or fix permissions) and continue with --resume auto")
 
 
 def optimizer_state_params(optimizer):
@@ -51,12 +63,17 @@ def save_checkpoint(path, net, cfg, meta, optimizer=None):
     tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     if not tmp.endswith(".ckpt"):
         tmp += ".ckpt"  # mindspore appends .ckpt otherwise
+    partial = os.path.splitext(tmp)[0] + ".tmp"  # mindspore writes here, then renames to tmp
     try:
-        ms.save_checkpoint(params, tmp, append_dict=extra)
+        with quiet_mindspore_log(logging.CRITICAL + 1):  # the failure is reported below, in one line
+            ms.save_checkpoint(params, tmp, append_dict=extra)
         os.replace(tmp, path)
+    except OSError as err:
+        raise _write_failed(path, err) from err
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for leftover in (tmp, partial):
+            if os.path.exists(leftover):
+                os.remove(leftover)
     return path
 
 
@@ -66,6 +83,8 @@ def publish_copy(src, dst):
     try:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
+    except OSError as err:
+        raise _write_failed(dst, err) from err
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -167,5 +186,7 @@ def restore_training_state(path, net, optimizer, cfg):
         raise CheckpointError(f"checkpoint {path} has no optimizer state ({absent[0]} missing, e.g. it was made "
                               f"with another optimizer than '{cfg.optimizer}'); it cannot be resumed")
     load_weights(net, data, path)
-    ms.load_param_into_net(optimizer, {n: data[n] for n in state_names}, strict_load=True)
+    # the optimizer cell also holds the network weights: pass them too, or MindSpore warns on stderr
+    names = state_names + [p.name for p in optimizer.parameters]
+    ms.load_param_into_net(optimizer, {n: data[n] for n in names if n in data}, strict_load=True)
     return checkpoint_meta(data)

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 
-from src.errors import ConfigError
+from src.errors import ConfigError, UserError
 
 
 class RunDir:
@@ -86,6 +86,12 @@ class RunDir:
 
 def _atomic_write(path, text):
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise UserError(f"could not write {path} ({err.strerror or err}); the previous file is unchanged; "
+                        "free disk space (or fix permissions) and continue with --resume auto") from err

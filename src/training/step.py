@@ -7,7 +7,7 @@ With ``cfg.mode == "graph"`` the whole step is compiled with ``mindspore.jit``; 
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.device import effective_amp_level
+from src.device import effective_amp_level, quiet_mindspore_log
 
 
 def build_optimizer(cfg, net):
@@ -16,7 +16,8 @@ def build_optimizer(cfg, net):
     lr = ms.Tensor(cfg.lr, ms.float32)
     params = net.trainable_params()
     if cfg.optimizer == "adam":
-        return nn.Adam(params, learning_rate=lr, weight_decay=cfg.weight_decay)
+        with quiet_mindspore_log():  # nn.Adam logs a FusedSparseAdam deprecation notice
+            return nn.Adam(params, learning_rate=lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "rmsprop":
         opt = nn.RMSProp(params, learning_rate=lr, decay=0.9, epsilon=1e-6, weight_decay=cfg.weight_decay)
         # MindSpore starts the mean square at 1, which makes the first hundreds of steps

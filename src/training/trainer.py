@@ -45,7 +45,9 @@ class _StopRequest:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\nreceived {signal.Signals(signum).name}: saving a checkpoint after the current step "
+        # not named after signum: MindSpore's runtime installs its own SIGINT handler that re-raises
+        # Ctrl-C as SIGTERM, so a Ctrl-C usually arrives here as SIGTERM
+        print("\nstop requested (Ctrl-C or SIGTERM): saving a checkpoint after the current step "
               "(press Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
 
 
@@ -66,7 +68,8 @@ class Trainer:
         self.run = RunDir(cfg.output_dir)
         self.resume_path = self._resolve_resume()
         if self.ctx.is_main:
-            self.run.prepare(resume=bool(self.resume_path), overwrite=cfg.overwrite)
+            # resume auto without last.ckpt (killed before the first save) restarts in the same directory
+            self.run.prepare(resume=bool(self.resume_path) or cfg.resume == "auto", overwrite=cfg.overwrite)
         self._print_header(network_cost(cfg))
 
         self.train_digits = pipeline.load_digits(cfg, "train")
