@@ -55,9 +55,15 @@ class Trainer:
     """Builds everything from a config and runs ``fit()``."""
 
     def __init__(self, cfg, ctx=None):
+        from src.data import pipeline
+
+        # data first: a missing or corrupt file is reported before MindSpore starts and before
+        # anything is written to the run directory
+        self.train_digits = pipeline.load_digits(cfg, "train")
+        val_digits = pipeline.load_digits(cfg, "val") if cfg.val_sequences > 0 else None
+
         import mindspore as ms
 
-        from src.data import pipeline
         from src.models.encoder_forecaster import build_network
         from src.models.flops import network_cost
         from src.training.schedules import LRSchedule
@@ -72,10 +78,7 @@ class Trainer:
             self.run.prepare(resume=bool(self.resume_path) or cfg.resume == "auto", overwrite=cfg.overwrite)
         self._print_header(network_cost(cfg))
 
-        self.train_digits = pipeline.load_digits(cfg, "train")
-        self.val_source = None
-        if cfg.val_sequences > 0:
-            self.val_source = pipeline.validation_source(cfg, pipeline.load_digits(cfg, "val"))
+        self.val_source = pipeline.validation_source(cfg, val_digits) if val_digits is not None else None
 
         ms.set_seed(cfg.seed)
         self.net = build_network(cfg)
