@@ -158,8 +158,10 @@ def test_graph_mode_step_matches_pynative(tmp_path):
         losses = [float(t.train_step(x, y, ms.Tensor(0.01, ms.float32))[0].asnumpy()) for _ in range(3)]
         results.append((losses, weights(t.net)))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-6)
+    # Adam normalises each update (~lr = 0.01 per step), so float-reassociation differences of the
+    # gradients show up as ~1e-5 in the weights; 1e-4 is 1 % of one step's update
     for k in results[0][1]:
-        np.testing.assert_allclose(results[0][1][k], results[1][1][k], rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(results[0][1][k], results[1][1][k], rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("loss", ["mse", "bce"])
