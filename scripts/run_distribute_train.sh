@@ -40,15 +40,7 @@ usage() {
     echo "                   --device_target are set by this script"
 }
 
-die() {
-    echo "error: $1"
-    usage
-    exit 1
-}
-
-is_count() {
-    [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ]
-}
+source "$(dirname "$0")/common.sh"
 
 check_args() {
     if [ $# -lt 3 ]; then usage; exit 1; fi
@@ -61,12 +53,7 @@ check_args() {
         die "RANK_START_ID + DEVICE_NUM (${RANK_START_ID:-0} + ${DEVICE_NUM:-$3}) exceeds RANK_SIZE $3"
     fi
     shift 3
-    for arg in "$@"; do
-        case "$arg" in
-            --distribute|--distribute=*|--device_target|--device_target=*|--device-target|--device-target=*)
-                die "$arg is set by this script; remove it";;
-        esac
-    done
+    reject_launcher_keys "$@"
 }
 
 # the number of devices listed in the rank table (empty if it cannot be read)

@@ -36,60 +36,21 @@ usage() {
     echo "                 --device_target are set by this script"
 }
 
-die() {
-    echo "error: $1"
-    usage
-    exit 1
-}
+source "$(dirname "$0")/common.sh"
 
 check_args() {
     if [ $# -lt 2 ]; then usage; exit 1; fi
     if ! [[ "$1" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ]; then die "WORKER_NUM must be a positive integer, got '$1'"; fi
     if [ ! -f "$2" ]; then die "config file $2 not found"; fi
     shift 2
-    for arg in "$@"; do
-        case "$arg" in
-            --distribute|--distribute=*|--device_target|--device_target=*|--device-target|--device-target=*)
-                die "$arg is set by this script; remove it";;
-        esac
-    done
-}
-
-# the msrun command: $MSRUN, msrun on PATH, or the module behind it
-find_msrun() {
-    if command -v "${MSRUN:-msrun}" > /dev/null 2>&1; then
-        MSRUN_CMD=("${MSRUN:-msrun}")
-    elif "$PYTHON" -c "import mindspore.parallel.cluster.run" > /dev/null 2>&1; then
-        MSRUN_CMD=("$PYTHON" -m mindspore.parallel.cluster.run)
-    else
-        echo "error: msrun not found (set MSRUN, or install mindspore >= 2.3 for $PYTHON)"
-        exit 1
-    fi
-}
-
-free_port() {
-    "$PYTHON" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
-}
-
-# msrun starts every process as `python <script>`, with the python found on PATH; put a
-# one-line wrapper first on PATH so the workers run the interpreter this script was given
-put_python_first_on_path() {
-    local dir="$1/.python" interpreter
-    interpreter=$(command -v "$PYTHON") || { echo "error: python interpreter '$PYTHON' not found"; exit 1; }
-    mkdir -p "$dir" || exit 1
-    printf '#!/bin/sh\nexec "%s" "$@"\n' "$interpreter" > "$dir/python" && chmod +x "$dir/python" || exit 1
-    export PATH="$dir:$PATH"
+    reject_launcher_keys "$@"
 }
 
 check_args "$@"
 WORKER_NUM=$1; CONFIG_PATH=$(realpath "$2"); shift 2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}
-# the run directory from the config and the overrides (this also validates them)
-OUTPUT_DIR=$(PYTHONPATH="$ROOT" "$PYTHON" -m src.config --get output_dir --config_path "$CONFIG_PATH" "$@" 2>&1) \
-    || { echo "$OUTPUT_DIR"; exit 1; }
-mkdir -p "$OUTPUT_DIR" || exit 1
-OUTPUT_DIR=$(realpath "$OUTPUT_DIR")
+resolve_output_dir "$CONFIG_PATH" "$@"
 LOG_DIR="$OUTPUT_DIR/msrun_logs"
 mkdir -p "$LOG_DIR" || exit 1
 find_msrun

@@ -37,11 +37,7 @@ usage() {
     echo "  LAUNCHER=mpirun in the environment starts the processes with OpenMPI instead of msrun"
 }
 
-die() {
-    echo "error: $1"
-    usage
-    exit 1
-}
+source "$(dirname "$0")/common.sh"
 
 check_args() {
     if [ $# -lt 2 ]; then usage; exit 1; fi
@@ -49,38 +45,7 @@ check_args() {
     if [ ! -f "$2" ]; then die "config file $2 not found"; fi
     case "${LAUNCHER:-msrun}" in msrun|mpirun) ;; *) die "LAUNCHER must be msrun or mpirun, got '$LAUNCHER'";; esac
     shift 2
-    for arg in "$@"; do
-        case "$arg" in
-            --distribute|--distribute=*|--device_target|--device_target=*|--device-target|--device-target=*)
-                die "$arg is set by this script; remove it";;
-        esac
-    done
-}
-
-# the msrun command: $MSRUN, msrun on PATH, or the module behind it
-find_msrun() {
-    if command -v "${MSRUN:-msrun}" > /dev/null 2>&1; then
-        MSRUN_CMD=("${MSRUN:-msrun}")
-    elif "$PYTHON" -c "import mindspore.parallel.cluster.run" > /dev/null 2>&1; then
-        MSRUN_CMD=("$PYTHON" -m mindspore.parallel.cluster.run)
-    else
-        echo "error: msrun not found (set MSRUN, or install mindspore >= 2.3 for $PYTHON)"
-        exit 1
-    fi
-}
-
-free_port() {
-    "$PYTHON" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
-}
-
-# msrun starts every process as `python <script>`, with the python found on PATH; put a
-# one-line wrapper first on PATH so the workers run the interpreter this script was given
-put_python_first_on_path() {
-    local dir="$1/.python" interpreter
-    interpreter=$(command -v "$PYTHON") || { echo "error: python interpreter '$PYTHON' not found"; exit 1; }
-    mkdir -p "$dir" || exit 1
-    printf '#!/bin/sh\nexec "%s" "$@"\n' "$interpreter" > "$dir/python" && chmod +x "$dir/python" || exit 1
-    export PATH="$dir:$PATH"
+    reject_launcher_keys "$@"
 }
 
 launch_msrun() {
@@ -110,11 +75,7 @@ check_args "$@"
 DEVICE_NUM=$1; CONFIG_PATH=$(realpath "$2"); shift 2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}
-# the run directory from the config and the overrides (this also validates them)
-OUTPUT_DIR=$(PYTHONPATH="$ROOT" "$PYTHON" -m src.config --get output_dir --config_path "$CONFIG_PATH" "$@" 2>&1) \
-    || { echo "$OUTPUT_DIR"; exit 1; }
-mkdir -p "$OUTPUT_DIR" || exit 1
-OUTPUT_DIR=$(realpath "$OUTPUT_DIR")
+resolve_output_dir "$CONFIG_PATH" "$@"
 TRAIN_ARGS=(--config_path "$CONFIG_PATH" --device_target GPU --distribute true "$@")
 if [ "${LAUNCHER:-msrun}" = mpirun ]; then launch_mpirun; else launch_msrun; fi
 

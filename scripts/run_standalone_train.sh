@@ -20,10 +20,8 @@ PYTHON=${PYTHON:-python3}
 CONFIG_PATH=$(realpath "$CONFIG_PATH")
 # the run directory: --output_dir from the extra arguments, else the config's output_dir
 # relative paths (output_dir, data_path) are relative to the directory the script is called from
-OUTPUT_DIR=$(PYTHONPATH="$ROOT" "$PYTHON" -m src.config --get output_dir --config_path "$CONFIG_PATH" "$@" 2>&1) \
-    || { echo "$OUTPUT_DIR"; exit 1; }
-mkdir -p "$OUTPUT_DIR" || exit 1
-OUTPUT_DIR=$(realpath "$OUTPUT_DIR")
+source "$ROOT/scripts/common.sh"
+resolve_output_dir "$CONFIG_PATH" "$@"
 LOG="$OUTPUT_DIR/train.log"
 
 export DEVICE_ID RANK_ID=0 RANK_SIZE=1
