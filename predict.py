@@ -165,8 +165,8 @@ def save_pictures(vis_dir, index, inputs, pred, target):
     if target is not None:
         return [visualize.save_sequence_strip(stem + ".png", inputs, target, pred, scale=2),
                 visualize.save_comparison_gif(stem + ".gif", target, pred, inputs=inputs)]
-    # no ground truth: one row of the observed frames followed by the predicted ones
-    return [visualize.save_frames_png(stem + "_input_prediction.png", np.concatenate([inputs, pred]), scale=2)]
+    # no ground truth (a user's own frames): a strip of the input and prediction rows
+    return [visualize.save_sequence_strip(stem + ".png", inputs, None, pred, scale=2)]
 
 
 class ParityTracker:

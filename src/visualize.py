@@ -127,25 +127,33 @@ def save_sequence_strip(path, inputs, target, pred, scale=1):
     """One PNG: rows of input frames, ground truth, prediction and absolute error.
 
     inputs: (T_in, 1, H, W) or (T_in, H, W); target, pred: (T_out, ...) of the same H, W.
+    With ``target=None`` (no ground truth) only the input and prediction rows are drawn.
     Column c of every row is the c-th frame of that row; frames are separated by GAP px
     lines, each row has a text label at the left. ``scale`` upscales frames (integer).
     Size: width LABEL_WIDTH + GAP + max(T_in, T_out) * (W*scale + GAP),
     height GAP + 4 * (H*scale + GAP).
     """
     scale = _check_scale(scale)
-    x_in, y_true, y_pred = _frames(inputs, "inputs"), _frames(target, "target"), _frames(pred, "pred")
-    if y_pred.shape != y_true.shape:
-        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
-    _same_frame_size("inputs", x_in, "target", y_true)
-    t_in, t_out = len(x_in), len(y_true)
-    rows = [
-        ("input", f"1-{t_in}", _grey_tiles(x_in, scale)),
-        ("truth", f"{t_in + 1}-{t_in + t_out}", _grey_tiles(y_true, scale)),
-        ("prediction", f"{t_in + 1}-{t_in + t_out}", _grey_tiles(y_pred, scale)),
-        ("|error|", f"mean {np.abs(y_pred - y_true).mean():.3f}",
-         _heat_tiles(np.abs(y_pred - y_true), scale)),
-    ]
-    h, w = y_true.shape[1] * scale, y_true.shape[2] * scale
+    x_in, y_pred = _frames(inputs, "inputs"), _frames(pred, "pred")
+    t_in, t_out = len(x_in), len(y_pred)
+    predicted = f"{t_in + 1}-{t_in + t_out}"
+    if target is None:  # no ground truth (a user's own frames): input and prediction rows only
+        _same_frame_size("inputs", x_in, "pred", y_pred)
+        rows = [("input", f"1-{t_in}", _grey_tiles(x_in, scale)),
+                ("prediction", predicted, _grey_tiles(y_pred, scale))]
+    else:
+        y_true = _frames(target, "target")
+        if y_pred.shape != y_true.shape:
+            raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
+        _same_frame_size("inputs", x_in, "target", y_true)
+        rows = [
+            ("input", f"1-{t_in}", _grey_tiles(x_in, scale)),
+            ("truth", predicted, _grey_tiles(y_true, scale)),
+            ("prediction", predicted, _grey_tiles(y_pred, scale)),
+            ("|error|", f"mean {np.abs(y_pred - y_true).mean():.3f}",
+             _heat_tiles(np.abs(y_pred - y_true), scale)),
+        ]
+    h, w = y_pred.shape[1] * scale, y_pred.shape[2] * scale
     cols = max(t_in, t_out)
     width = LABEL_WIDTH + GAP + cols * (w + GAP)
     height = GAP + len(rows) * (h + GAP)

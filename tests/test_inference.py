@@ -141,8 +141,8 @@ def test_predict_uint8_batch(uint8_prediction):
     pred = np.load(out / "predictions.npy")
     assert pred.shape == (3, 10, 64, 64) and pred.dtype == np.float32
     assert 0.0 <= pred.min() and pred.max() <= 1.0 and np.isfinite(pred).all()
-    assert (out / "vis" / "seq_0000_input_prediction.png").is_file()
-    assert not (out / "vis" / "seq_0001_input_prediction.png").exists()  # --save_vis 1
+    assert (out / "vis" / "seq_0000.png").is_file()
+    assert not (out / "vis" / "seq_0001.png").exists()  # --save_vis 1
     assert str(out / "predictions.npy") in proc.stdout
 
 

@@ -150,3 +150,16 @@ def test_nice_ticks_cover_the_range():
     assert ticks[0] <= 0.83 and ticks[-1] >= 0.97 and 3 <= len(ticks) <= 7
     assert step in (0.02, 0.025, 0.05)
     assert visualize._tick_label(0.25, 0.25) == "0.25" and visualize._tick_label(-0.0, 5) == "0"
+
+
+def test_strip_without_ground_truth_has_input_and_prediction_rows(tmp_path):
+    """A user's own frames have no truth: two labelled rows, the second showing the prediction."""
+    from PIL import Image
+    from src.visualize import GAP, LABEL_WIDTH, save_sequence_strip
+    inputs = np.zeros((3, 1, 16, 16), np.float32)
+    pred = np.ones((2, 1, 16, 16), np.float32)
+    path = save_sequence_strip(str(tmp_path / "s.png"), inputs, None, pred)
+    img = np.asarray(Image.open(path).convert("L"))
+    assert img.shape == (GAP + 2 * (16 + GAP), LABEL_WIDTH + GAP + 3 * (16 + GAP))
+    row2 = img[GAP + 16 + GAP: GAP + 2 * 16 + GAP, LABEL_WIDTH + GAP: LABEL_WIDTH + GAP + 16]
+    assert row2.min() == 255
