@@ -158,13 +158,12 @@ def test_graph_mode_step_matches_pynative(tmp_path):
         losses = [float(t.train_step(x, y, ms.Tensor(0.01, ms.float32))[0].asnumpy()) for _ in range(3)]
         results.append((losses, weights(t.net)))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-6)
-    # Adam normalises every update to ~lr per weight, so a weight whose gradient is ~0 can move
-    # by +-lr on float-reassociation noise alone; require the bulk to agree to 1e-5 and none to
-    # differ by more than that sign-noise bound (3 steps x 2 x lr)
+    # graph mode fuses kernels, so gradients differ in the last bits, and Adam (updates normalised
+    # to ~lr) turns that into weight differences of up to ~3e-4 after 3 steps (seen in CI); 1e-3 is
+    # 3 % of the 0.03 the weights move in 3 steps of lr 0.01, far below what a wrong step gives
     a = np.concatenate([results[0][1][k].ravel() for k in sorted(results[0][1])])
     b = np.concatenate([results[1][1][k].ravel() for k in sorted(results[1][1])])
-    assert np.mean(np.abs(a - b) <= 1e-5) >= 0.9
-    assert np.abs(a - b).max() <= 3 * 2 * 0.01
+    assert np.abs(a - b).max() <= 1e-3, np.abs(a - b).max()
 
 
 @pytest.mark.parametrize("loss", ["mse", "bce"])
