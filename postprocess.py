@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from src.errors import ConfigError, DataError, run_cli
+from src.evaluation import write_json_atomic
 
 OPTIONS = {"result_path": "./result_Files", "preprocess_path": "./preprocess_Result", "output_dir": "."}
 MANIFEST = "preprocess.json"
@@ -79,10 +80,7 @@ def write_json(output_dir, result, manifest, result_path):
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, RESULT_JSON)
     payload = dict(result, result_path=os.path.abspath(result_path), data_file=manifest.get("data_file", ""))
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(path + ".tmp", path)
-    return path
+    return write_json_atomic(path, payload)
 
 
 def main(argv):

@@ -13,13 +13,13 @@ With --mindir_file the frame counts and image size are taken from the model, whi
 batch size 1 (the app feeds one file per call).
 """
 import glob
-import json
 import os
 
 import numpy as np
 
 from src.config import load_config
 from src.errors import ConfigError, run_cli
+from src.evaluation import write_json_atomic
 
 OPTIONS = {"mindir_file": ""}
 MANIFEST = "preprocess.json"
@@ -81,10 +81,7 @@ def write_manifest(out_dir, names, data_file, shapes):
         "names": names,
     }
     path = os.path.join(out_dir, MANIFEST)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(path + ".tmp", path)
-    return path
+    return write_json_atomic(path, manifest)
 
 
 def main(argv):

@@ -17,3 +17,14 @@ def tiny_cfg():
     return load_config(config_path=os.path.join(REPO_ROOT, "configs", "cpu_small.yaml"), image_size=32,
                        hidden_channels=[8], batch_size=2, steps_per_epoch=3, val_sequences=4, num_workers=1,
                        epochs=1, log_every=1)
+
+
+@pytest.fixture
+def pynative_mode():
+    """Run a test in MindSpore's PYNATIVE mode and restore the previous mode afterwards."""
+    import mindspore as ms
+
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    yield
+    ms.set_context(mode=previous)

@@ -9,12 +9,7 @@ from src.models.convlstm_cell import ConvLSTMCell, num_groups
 B, H, W = 2, 6, 5
 
 
-@pytest.fixture(autouse=True)
-def pynative():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=previous)
+pytestmark = pytest.mark.usefixtures("pynative_mode")
 
 
 # ----------------------------------------------------------------- NumPy reference

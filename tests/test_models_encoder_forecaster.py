@@ -9,12 +9,7 @@ from src.config import load_config
 from src.models.encoder_forecaster import ZooEncoderForecaster, build_network, depth_to_space, space_to_depth
 
 
-@pytest.fixture(autouse=True)
-def pynative():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=previous)
+pytestmark = pytest.mark.usefixtures("pynative_mode")
 
 
 def tiny_cfg(arch, **overrides):
