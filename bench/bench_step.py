@@ -14,8 +14,10 @@ config (``configs/cpu.yaml`` with ``--arch`` and ``--batch_size`` overridden) an
 * forward-only inference (``build_predict_fn``): first call and the median of further calls;
 * the process's peak resident memory (VmHWM), one process per row so peaks are separable.
 
-The PyTorch rows run ``bench/torch_reference.py`` (frame-by-frame, eager) with
-``torch.set_num_threads(--threads)``. GFLOP/s use ``src.models.flops.network_cost``.
+The PyTorch rows run ``bench/torch_reference.py`` (eager) with ``torch.set_num_threads(--threads)``
+in two layouts of the same layers: ``torch`` frame by frame (as PyTorch ConvLSTMs are usually
+written) and ``torch_layer`` layer-major (the layout of this project's MindSpore networks), so
+the table separates the framework from the layout. GFLOP/s use ``src.models.flops.network_cost``.
 Prints a markdown table and writes the JSON results. Asserts nothing.
 """
 import argparse
@@ -120,8 +122,8 @@ def run_mindspore(args):
     return dict(train=train, infer=infer, version=ms.__version__)
 
 
-def run_torch(args):
-    """Time the PyTorch reference (eager, frame by frame)."""
+def run_torch(args, layout="frame"):
+    """Time the PyTorch reference (eager) in ``layout`` (``frame`` or ``layer``)."""
     import torch
 
     from bench import torch_reference
@@ -129,7 +131,7 @@ def run_torch(args):
     torch.set_num_threads(args.threads)
     cfg = worker_config(args)
     torch.manual_seed(cfg.seed)
-    net = torch_reference.build_network(cfg)
+    net = torch_reference.build_network(cfg, layout)
     step = torch_reference.build_train_step(cfg, net)
     inputs, targets = (torch.from_numpy(a) for a in random_batch(cfg))
     first = time_calls(lambda: step(inputs, targets), 1)[0]
@@ -145,7 +147,9 @@ def run_torch(args):
 def worker_main(args):
     """Run one measurement and print it as the last line (JSON)."""
     load_before = load_average()
-    result = {"mindspore": run_mindspore, "torch": run_torch}[args.worker](args)
+    runners = {"mindspore": run_mindspore, "torch": run_torch,
+               "torch_layer": lambda a: run_torch(a, layout="layer")}
+    result = runners[args.worker](args)
     result.update(framework=args.worker, arch=args.arch, batch_size=args.batch_size,
                   peak_rss_mib=round(peak_rss_mib(), 1), load_before=load_before, load_after=load_average())
     print(json.dumps(result), flush=True)
@@ -199,24 +203,28 @@ def _ratio(ms_row, pt_row, section, key="median_s"):
         return None
 
 
+FRAMEWORK_NAMES = {"mindspore": "MindSpore", "torch": "PyTorch frame-by-frame", "torch_layer": "PyTorch layer-major"}
+
+
 def format_table(rows):
-    """Markdown table: one line per (arch, batch, framework), with the MindSpore/PyTorch time ratios."""
+    """Markdown table: one line per (arch, batch, framework); each PyTorch line carries the
+    MindSpore/PyTorch time ratios against the MindSpore line of the same arch and batch."""
     head = ("| arch | batch | framework | train step s (median) | first step s | compile s | train GFLOP/s "
             "| infer seq/s | infer GFLOP/s | infer compile s | peak RSS MiB | MS/PT train | MS/PT infer |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     by_key = {(r["arch"], r["batch_size"], r["framework"]): r for r in rows}
     for r in rows:
-        name = "MindSpore" if r["framework"] == "mindspore" else "PyTorch"
+        name = FRAMEWORK_NAMES[r["framework"]]
         if "error" in r:
             lines.append(f"| {r['arch']} | {r['batch_size']} | {name} | error: {r['error']} |" + " |" * 9)
             continue
         tr, inf = r["train"], r["infer"]
         ratio_t = ratio_i = ""
-        if r["framework"] == "mindspore":
-            other = by_key.get((r["arch"], r["batch_size"], "torch"))
-            if other and "error" not in other:
-                ratio_t = f"{_ratio(r, other, 'train')}x"
-                ratio_i = f"{_ratio(r, other, 'infer')}x"
+        if r["framework"] != "mindspore":
+            ms_row = by_key.get((r["arch"], r["batch_size"], "mindspore"))
+            if ms_row and "error" not in ms_row:
+                ratio_t = f"{_ratio(ms_row, r, 'train')}x"
+                ratio_i = f"{_ratio(ms_row, r, 'infer')}x"
         lines.append(f"| {r['arch']} | {r['batch_size']} | {name} | {tr['median_s']:.2f} | {tr['first_s']:.1f} | "
                      f"{tr['compile_s']:.1f} | {tr['gflops']:.0f} | {inf['seq_per_s']:.2f} | {inf['gflops']:.0f} | "
                      f"{inf['compile_s']:.1f} | {r['peak_rss_mib']:.0f} | {ratio_t} | {ratio_i} |")
@@ -270,12 +278,13 @@ def parse_args(argv):
     parser.add_argument("--config_path", default=DEFAULT_CONFIG)
     parser.add_argument("--archs", default="zoo,paper")
     parser.add_argument("--batch_sizes", default="2,4")
-    parser.add_argument("--frameworks", default="mindspore,torch")
+    parser.add_argument("--frameworks", default="mindspore,torch,torch_layer",
+                        help="comma list of mindspore, torch (frame-by-frame), torch_layer (layer-major)")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps after the first")
     parser.add_argument("--infer_steps", type=int, default=3, help="timed forward passes after the first")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch intra-op threads")
     # internal: one measurement in this process
-    parser.add_argument("--worker", choices=("mindspore", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=tuple(FRAMEWORK_NAMES), help=argparse.SUPPRESS)
     parser.add_argument("--arch", help=argparse.SUPPRESS)
     parser.add_argument("--batch_size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
