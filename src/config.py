@@ -100,6 +100,9 @@ def _keys():
         Key("batch_size", "int", 16, "sequences per step and per device", t, check=_positive, check_msg="must be >= 1"),
         Key("loss", "str", "mse", "training loss: mse, or bce (binary cross-entropy, the paper's loss)", t,
             choices=("mse", "bce")),
+        Key("ssim_weight", "float", 0.0, "adds ssim_weight x (1 - SSIM) to the loss (SSIM as the reported metric, "
+            "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t,
+            check=_non_negative, check_msg="must be >= 0"),
         Key("optimizer", "str", "adam", "adam, or rmsprop (the paper's optimizer, decay 0.9)", t,
             choices=("adam", "rmsprop")),
         Key("lr", "float", 1e-3, "peak learning rate", t, check=_positive, check_msg="must be > 0"),

@@ -8,6 +8,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.device import effective_amp_level, quiet_mindspore_log
+from src.training.losses import make_loss_fn
 
 
 def build_optimizer(cfg, net):
@@ -28,20 +29,6 @@ def build_optimizer(cfg, net):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def make_loss_fn(net, loss_name):
-    """Loss on the network's logits: MSE of sigmoid(logits) or binary cross-entropy."""
-
-    def mse_loss(inputs, targets):
-        pred = ops.sigmoid(net.forward_logits(inputs))  # (B, T_out, 1, H, W)
-        return ops.mean(ops.square(pred - targets))
-
-    def bce_loss(inputs, targets):
-        logits = net.forward_logits(inputs)  # (B, T_out, 1, H, W)
-        return ops.binary_cross_entropy_with_logits(logits, targets, ops.ones_like(logits), ops.ones_like(logits))
-
-    return {"mse": mse_loss, "bce": bce_loss}[loss_name]
-
-
 def make_loss_scaler(cfg):
     """Loss scaling for mixed precision; on CPU (float32) none is used."""
     if effective_amp_level(cfg) == "O0" or cfg.loss_scale == "none":
@@ -53,7 +40,7 @@ def make_loss_scaler(cfg):
 
 def build_train_step(cfg, net, optimizer, group_size=1):
     """Compose the step. Returns (step_fn, loss_scaler or None)."""
-    loss_fn = make_loss_fn(net, cfg.loss)
+    loss_fn = make_loss_fn(net, cfg)
     scaler = make_loss_scaler(cfg)
     reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=group_size) \
         if group_size > 1 else None

@@ -1,0 +1,79 @@
+"""Training losses on the network's logits.
+
+``make_loss_fn(net, cfg)`` returns ``loss(inputs, targets) -> scalar``:
+
+* ``cfg.loss``: ``mse`` (mean squared error of sigmoid(logits)) or ``bce`` (binary
+  cross-entropy on the logits, the paper's loss);
+* plus ``cfg.ssim_weight * (1 - SSIM)`` when ``ssim_weight > 0``, with SSIM computed exactly
+  as the reported metric (``src.metrics``: scikit-image ``structural_similarity``, 7x7
+  uniform window, sample covariance, ``data_range=1``), but differentiably in MindSpore.
+
+Why an SSIM term: a pixel loss (MSE or BCE) rewards predicting the average of the futures
+the network cannot yet tell apart, i.e. a blurred blob and a grey haze where a digit might
+be. SSIM on sparse frames punishes exactly that haze (a uniform 0.02 grey on a black
+window already halves its luminance term), so a network trained on pixel losses alone can
+beat predict-zeros on MSE and still lose to it on SSIM. Pixel + SSIM losses are common in
+image restoration (Zhao et al., "Loss Functions for Image Restoration with Neural
+Networks", IEEE TCI 2017).
+"""
+from mindspore import ops
+
+SSIM_WINDOW = 7  # scikit-image's default window for 2-D images
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_DATA_RANGE = 1.0
+
+
+def ssim_per_frame(pred, target):
+    """Differentiable SSIM of every frame, as ``skimage.metrics.structural_similarity(...,
+    data_range=1.0)`` computes it (uniform 7x7 window, sample covariance, mean over the
+    window positions that lie fully inside the frame).
+
+    pred, target: (N, 1, H, W) float32 in [0, 1]. Returns (N,).
+    """
+    c1 = (SSIM_K1 * SSIM_DATA_RANGE) ** 2
+    c2 = (SSIM_K2 * SSIM_DATA_RANGE) ** 2
+    count = SSIM_WINDOW * SSIM_WINDOW
+    cov_norm = count / (count - 1.0)
+    maps = ops.cat([pred, target, pred * pred, target * target, pred * target], axis=1)  # (N, 5, H, W)
+    # the uniform filter of scikit-image, cropped by (window-1)/2 = a 'valid' average pool
+    means = ops.avg_pool2d(maps, SSIM_WINDOW, stride=1)  # (N, 5, H-6, W-6)
+    ux, uy, uxx, uyy, uxy = ops.split(means, 1, axis=1)  # 5 x (N, 1, H-6, W-6)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
+    denominator = (ux * ux + uy * uy + c1) * (vx + vy + c2)
+    return ops.mean(numerator / denominator, axis=(1, 2, 3))  # (N,)
+
+
+def ssim_loss(pred, target):
+    """1 - mean SSIM over all frames. pred, target: (B, T, 1, H, W) in [0, 1]."""
+    b, t, c, h, w = pred.shape
+    frames = (b * t, c, h, w)
+    return 1.0 - ops.mean(ssim_per_frame(pred.reshape(frames), target.reshape(frames)))
+
+
+def pixel_loss(logits, targets, name):
+    """``mse`` of sigmoid(logits) or ``bce`` on the logits; logits, targets (B, T, 1, H, W)."""
+    if name == "mse":
+        return ops.mean(ops.square(ops.sigmoid(logits) - targets))
+    if name == "bce":
+        return ops.binary_cross_entropy_with_logits(logits, targets, ops.ones_like(logits), ops.ones_like(logits))
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def make_loss_fn(net, cfg):
+    """The configured training loss of ``net`` (see the module docstring)."""
+    name = cfg.loss
+    ssim_weight = float(cfg.ssim_weight)
+    if name not in ("mse", "bce"):
+        raise ValueError(f"unknown loss {name!r}")
+
+    def loss_fn(inputs, targets):
+        logits = net.forward_logits(inputs)  # (B, T_out, 1, H, W)
+        loss = pixel_loss(logits, targets, name)
+        if ssim_weight > 0:
+            loss = loss + ssim_weight * ssim_loss(ops.sigmoid(logits), targets)
+        return loss
+
+    return loss_fn
