@@ -96,6 +96,8 @@ def run_mindspore(args):
     from src.models.encoder_forecaster import build_network
     from src.training.step import build_optimizer, build_predict_fn, build_train_step
 
+    if args.ms_threads:
+        ms.device_context.cpu.op_tuning.threads_num(args.ms_threads)
     cfg = worker_config(args)
     init_device(cfg)
     ms.set_seed(cfg.seed)
@@ -161,7 +163,7 @@ def spawn_worker(args, framework, arch, batch_size):
     """Run one (framework, arch, batch) measurement in a fresh process; returns its dict or an error dict."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--arch", arch,
            "--batch_size", str(batch_size), "--steps", str(args.steps), "--infer_steps", str(args.infer_steps),
-           "--threads", str(args.threads), "--config_path", args.config_path]
+           "--threads", str(args.threads), "--config_path", args.config_path, "--ms_threads", str(args.ms_threads)]
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.setdefault("GLOG_v", "3")  # MindSpore: errors only
     start = time.perf_counter()
@@ -283,6 +285,8 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, default=3, help="timed training steps after the first")
     parser.add_argument("--infer_steps", type=int, default=3, help="timed forward passes after the first")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch intra-op threads")
+    parser.add_argument("--ms_threads", type=int, default=0,
+                        help="MindSpore CPU kernel threads (device_context.cpu.op_tuning.threads_num); 0: its default")
     # internal: one measurement in this process
     parser.add_argument("--worker", choices=tuple(FRAMEWORK_NAMES), help=argparse.SUPPRESS)
     parser.add_argument("--arch", help=argparse.SUPPRESS)
