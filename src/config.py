@@ -366,7 +366,8 @@ def markdown_table():
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for k in SCHEMA.values():
         choices = f" ({' / '.join(map(str, k.choices))})" if k.choices else ""
-        rows.append(f"| `{k.name}` | {k.type} | `{k.default}` | {k.help}{choices} |")
+        meaning = f"{k.help}{choices}".replace("|", "\\|")  # a bare | would split the markdown cell
+        rows.append(f"| `{k.name}` | {k.type} | `{k.default}` | {meaning} |")
     return "\n".join(rows)
 
 

@@ -115,3 +115,9 @@ def test_cli_error_is_one_line_without_traceback():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: unknown config key 'batch_szie' in the command line (did you mean 'batch_size'?)"]
+
+
+def test_markdown_table_has_four_cells_per_row():
+    """A bare '|' in a help text would split its cell and break the README table."""
+    for row in markdown_table().split("\n"):
+        assert row.replace("\\|", "").count("|") == 5, row
