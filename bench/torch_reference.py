@@ -63,6 +63,8 @@ class ConvLSTMCell(nn.Module):
 class ZooEncoderForecaster(nn.Module):
     """The three-level conv/ConvLSTM encoder-forecaster ("zoo" layout)."""
 
+    cell_type = ConvLSTMCell
+
     def __init__(self, input_frames=10, output_frames=10):
         super().__init__()
         self.output_frames = output_frames
@@ -75,7 +77,7 @@ class ZooEncoderForecaster(nn.Module):
             return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), act)
 
         def cell(cin, hidden):
-            return ConvLSTMCell(cin, hidden, ZOO_KERNEL, group_norm=True)
+            return self.cell_type(cin, hidden, ZOO_KERNEL, group_norm=True)
 
         self.enc_conv1, self.enc_cell1 = conv(1, 16, 3), cell(16, 64)
         self.enc_conv2, self.enc_cell2 = conv(64, 64, 3, 2), cell(64, 96)
@@ -107,6 +109,8 @@ class ZooEncoderForecaster(nn.Module):
 class PaperEncoderForecaster(nn.Module):
     """Shi et al. (2015): patches, encoding and forecasting ConvLSTM stacks, 1x1 output conv."""
 
+    cell_type = ConvLSTMCell
+
     def __init__(self, input_frames=10, output_frames=10, hidden_channels=(128, 64, 64), kernel_size=5,
                  patch_size=4, group_norm=False):
         super().__init__()
@@ -116,8 +120,9 @@ class PaperEncoderForecaster(nn.Module):
         depth = patch_size * patch_size
         enc_in = [depth] + widths[:-1]
         dec_in = [0] + widths[:-1]
-        self.encoder = nn.ModuleList(ConvLSTMCell(i, h, kernel_size, group_norm) for i, h in zip(enc_in, widths))
-        self.forecaster = nn.ModuleList(ConvLSTMCell(i, h, kernel_size, group_norm) for i, h in zip(dec_in, widths))
+        cell = self.cell_type
+        self.encoder = nn.ModuleList(cell(i, h, kernel_size, group_norm) for i, h in zip(enc_in, widths))
+        self.forecaster = nn.ModuleList(cell(i, h, kernel_size, group_norm) for i, h in zip(dec_in, widths))
         self.output_conv = nn.Conv2d(sum(widths), depth, 1)
 
     def forward(self, x):
@@ -184,30 +189,10 @@ class SequenceConvLSTM(nn.Module):
         return torch.stack(hs), (h, c)
 
 
-class ZooLayerMajor(nn.Module):
+class ZooLayerMajor(ZooEncoderForecaster):
     """The zoo network, layer-major (same layers as ``ZooEncoderForecaster``)."""
 
-    def __init__(self, input_frames=10, output_frames=10):
-        super().__init__()
-        self.output_frames = output_frames
-        act = nn.LeakyReLU(ZOO_LEAKY_SLOPE)
-
-        def conv(cin, cout, k, stride=1):
-            return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2), act)
-
-        def deconv(cin, cout):
-            return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), act)
-
-        def cell(cin, hidden):
-            return SequenceConvLSTM(cin, hidden, ZOO_KERNEL, group_norm=True)
-
-        self.enc_conv1, self.enc_cell1 = conv(1, 16, 3), cell(16, 64)
-        self.enc_conv2, self.enc_cell2 = conv(64, 64, 3, 2), cell(64, 96)
-        self.enc_conv3, self.enc_cell3 = conv(96, 96, 3, 2), cell(96, 96)
-        self.dec_cell3, self.dec_deconv3 = cell(0, 96), deconv(96, 96)
-        self.dec_cell2, self.dec_deconv2 = cell(96, 96), deconv(96, 96)
-        self.dec_cell1, self.dec_conv1 = cell(96, 64), conv(64, 16, 3)
-        self.dec_out = nn.Conv2d(16, 1, 1)
+    cell_type = SequenceConvLSTM
 
     def forward(self, x):
         """x (B, T_in, 1, S, S) -> logits (B, T_out, 1, S, S)."""
@@ -222,22 +207,10 @@ class ZooLayerMajor(nn.Module):
         return y.transpose(0, 1)
 
 
-class PaperLayerMajor(nn.Module):
+class PaperLayerMajor(PaperEncoderForecaster):
     """The paper network, layer-major (same layers as ``PaperEncoderForecaster``)."""
 
-    def __init__(self, input_frames=10, output_frames=10, hidden_channels=(128, 64, 64), kernel_size=5,
-                 patch_size=4, group_norm=False):
-        super().__init__()
-        self.output_frames = output_frames
-        self.patch = patch_size
-        widths = list(hidden_channels)
-        depth = patch_size * patch_size
-        enc_in = [depth] + widths[:-1]
-        dec_in = [0] + widths[:-1]
-        self.encoder = nn.ModuleList(SequenceConvLSTM(i, h, kernel_size, group_norm) for i, h in zip(enc_in, widths))
-        self.forecaster = nn.ModuleList(SequenceConvLSTM(i, h, kernel_size, group_norm)
-                                        for i, h in zip(dec_in, widths))
-        self.output_conv = nn.Conv2d(sum(widths), depth, 1)
+    cell_type = SequenceConvLSTM
 
     def forward(self, x):
         """x (B, T_in, 1, S, S) -> logits (B, T_out, 1, S, S)."""
