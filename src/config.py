@@ -275,23 +275,32 @@ def _convert(name, raw, where):
     raise AssertionError(f"unhandled type {key.type}")
 
 
-def _check_values(values):
+def _check_values(values, origin=None):
+    """Validate choices, per-key checks and cross-key rules. ``origin`` maps a key to where its
+    value came from (a yaml path, "the command line", ...), named in the error."""
+    origin = origin or {}
+
+    def fail(message, *names):
+        places = sorted({origin[n] for n in names if n in origin})
+        raise ConfigError(message + (f" (set in {' and '.join(places)})" if places else ""))
+
     for name, value in values.items():
         key = SCHEMA[name]
         if key.choices is not None and value not in key.choices:
-            raise ConfigError(f"config key '{name}': {value!r} is not one of {', '.join(map(str, key.choices))}")
+            fail(f"config key '{name}': {value!r} is not one of {', '.join(map(str, key.choices))}", name)
         if key.check is not None and not key.check(value):
-            raise ConfigError(f"config key '{name}': {key.check_msg}, got {value!r}")
+            fail(f"config key '{name}': {key.check_msg}, got {value!r}", name)
     if values["input_frames"] + values["output_frames"] > 20 and values["dataset"] == "mnist":
-        raise ConfigError("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
-                          f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}")
+        fail("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
+             f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}",
+             "input_frames", "output_frames")
     if values["arch"] == "zoo" and values["image_size"] % 4:
-        raise ConfigError("config key 'image_size' must be a multiple of 4 for arch zoo")
+        fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
     if values["arch"] == "paper" and values["image_size"] % values["patch_size"]:
-        raise ConfigError(f"config key 'patch_size': {values['patch_size']} does not divide image_size "
-                          f"{values['image_size']}")
+        fail(f"config key 'patch_size': {values['patch_size']} does not divide image_size "
+             f"{values['image_size']}", "patch_size", "image_size")
     if values["min_lr"] > values["lr"]:
-        raise ConfigError(f"config key 'min_lr' ({values['min_lr']}) must not exceed 'lr' ({values['lr']})")
+        fail(f"config key 'min_lr' ({values['min_lr']}) must not exceed 'lr' ({values['lr']})", "min_lr", "lr")
 
 
 def parse_overrides(argv):
@@ -342,13 +351,12 @@ def load_config(argv=None, config_path=None, **overrides):
     cli = parse_overrides(list(argv or []))
     path = cli.pop("config_path", None) or config_path or DEFAULT_CONFIG
     values = {name: key.default for name, key in SCHEMA.items()}
-    for name, raw in read_yaml(path).items():
-        values[name] = _convert(name, raw, path)
-    for name, raw in cli.items():
-        values[name] = _convert(name, raw, "the command line")
-    for name, raw in overrides.items():
-        values[name] = _convert(name, raw, "the caller")
-    _check_values(values)
+    origin = {}
+    for where, source in ((path, read_yaml(path)), ("the command line", cli), ("the caller", overrides)):
+        for name, raw in source.items():
+            values[name] = _convert(name, raw, where)
+            origin[name] = where
+    _check_values(values, origin)
     return Config(values, path)
 
 
@@ -357,7 +365,7 @@ def config_from_dict(values, where):
     merged = {name: key.default for name, key in SCHEMA.items()}
     for name, raw in values.items():
         merged[name] = _convert(name, raw, where)
-    _check_values(merged)
+    _check_values(merged, {name: where for name in values})
     return Config(merged, where)
 
 

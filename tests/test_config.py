@@ -72,6 +72,18 @@ def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
         load_config(config_path=str(path))
 
 
+def test_impossible_value_names_where_it_was_set(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.001\nmin_lr: 0.01\nbatch_size: 0\n")
+    with pytest.raises(ConfigError, match=r"'batch_size': must be >= 1, got 0 \(set in .*c\.yaml\)"):
+        load_config(config_path=str(path))
+    with pytest.raises(ConfigError, match=r"'lr': must be > 0, got -1.0 \(set in the command line\)"):
+        load_config(["--config_path", str(path), "--lr", "-1", "--batch_size", "2"])
+    # a cross-key rule names both places
+    with pytest.raises(ConfigError, match=r"'min_lr' .* \(set in .*c\.yaml and the command line\)"):
+        load_config(["--config_path", str(path), "--lr", "0.005", "--batch_size", "2"])
+
+
 def test_yaml_is_read_safely(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
