@@ -11,12 +11,12 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from src.config import markdown_table
+from tests.processes import wait_for_exit
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")
@@ -98,13 +98,8 @@ def run(command, cwd, timeout=300):
 
 def wait_for_pid_file(path, timeout=240):
     pid = int(open(path).read())
-    start = time.time()
-    while time.time() - start < timeout:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
+    if wait_for_exit(pid, timeout):
+        return
     os.kill(pid, 9)
     raise AssertionError(f"background training {pid} did not finish in {timeout} s")
 

@@ -9,6 +9,7 @@ import pytest
 
 from src.config import load_config
 from src.errors import CheckpointError, ConfigError, TrainingDiverged
+from tests.processes import wait_for_exit
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -280,16 +281,7 @@ def test_launcher_runs_training_in_background(tmp_path):
         capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHON=sys.executable))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "log: " in proc.stdout
-    pid = int((out / "train.pid").read_text())
-    deadline = 120
-    import time
-    start = time.time()
-    while time.time() - start < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.5)
+    wait_for_exit(int((out / "train.pid").read_text()), timeout=120)
     log = (out / "train.log").read_text()
     assert "epoch: 1 step: 2, loss is" in log, log
     assert (out / "ckpt" / "last.ckpt").is_file()
