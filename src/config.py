@@ -88,6 +88,9 @@ def _keys():
         Key("kernel_size", "int", 5, "paper arch: ConvLSTM kernel size (odd)", m, check=lambda v: v >= 1 and v % 2 == 1,
             check_msg="must be a positive odd integer"),
         Key("patch_size", "int", 4, "paper arch: space-to-depth patch size", m, choices=(1, 2, 4, 8)),
+        Key("forecaster_input", "str", "none", "paper arch: what forecaster layer 1 reads at each step: none (the "
+            "paper) or prediction (the previous frame: last observed, then its own predictions)", m,
+            choices=("none", "prediction")),
         Key("peephole", "bool", False, "ConvLSTM peephole (Hadamard) connections on the cell state", m),
         Key("group_norm", "bool", False, "GroupNorm on the gate pre-activations (the zoo arch always uses it)", m),
         Key("forget_bias", "float", 1.0, "initial forget-gate bias", m),
@@ -296,6 +299,9 @@ def _check_values(values, origin=None):
              "input_frames", "output_frames")
     if values["arch"] == "zoo" and values["image_size"] % 4:
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
+    if values["arch"] == "zoo" and values["forecaster_input"] != "none":
+        fail(f"config key 'forecaster_input': {values['forecaster_input']!r} is only available for arch paper "
+             "(the zoo forecaster has no input)", "forecaster_input", "arch")
     if values["arch"] == "paper" and values["image_size"] % values["patch_size"]:
         fail(f"config key 'patch_size': {values['patch_size']} does not divide image_size "
              f"{values['image_size']}", "patch_size", "image_size")

@@ -57,6 +57,8 @@ def test_config_path_selects_file(tmp_path):
     (["--lr", "nan"], "'lr'"),
     (["batch_size", "3"], "unexpected argument"),
     (["--seed", "1", "--seed", "2"], "given twice"),
+    (["--arch", "zoo", "--forecaster_input", "prediction"], "only available for arch paper"),
+    (["--forecaster_input", "frames"], "'forecaster_input'"),
 ])
 def test_bad_values_name_the_key(argv, fragment):
     with pytest.raises(ConfigError) as err:

@@ -121,10 +121,12 @@ def test_zoo_jit_matches_pynative():
 
 
 @pytest.mark.slow
-def test_paper_forward_logits_in_wrapping_cell_graph_mode_matches_pynative():
+@pytest.mark.parametrize("forecaster_input", ["none", "prediction"])
+def test_paper_forward_logits_in_wrapping_cell_graph_mode_matches_pynative(forecaster_input):
     """GRAPH_MODE, a wrapping cell calling forward_logits, every cell option on."""
     ms.set_seed(2)
-    net = build_network(tiny_cfg("paper", input_frames=2, output_frames=2, peephole=True, group_norm=True))
+    net = build_network(tiny_cfg("paper", input_frames=2, output_frames=2, peephole=True, group_norm=True,
+                                 forecaster_input=forecaster_input))
     for p in net.trainable_params():  # non-zero peepholes, so they take part in the comparison
         if "peephole" in p.name:
             p.set_data(ms.Tensor(np.full(p.shape, 0.1, np.float32)))
@@ -189,3 +191,75 @@ def test_output_bias_starts_predictions_near_black(arch):
     np.testing.assert_allclose(out.bias.asnumpy(), -6.0)
     x = ms.Tensor(np.zeros((1, 2, 1, 32, 32), np.float32))
     assert float(net(x).asnumpy().mean()) < 0.05
+
+
+def _copy_weights(src, dst):
+    values = {p.name: p.asnumpy() for p in src.trainable_params()}
+    for p in dst.trainable_params():
+        if p.name in values:
+            p.set_data(ms.Tensor(values[p.name]))
+
+
+def test_prediction_fed_forecaster_has_an_input_conv_on_patches():
+    net = build_network(tiny_cfg("paper", forecaster_input="prediction"))
+    shapes = {p.name: p.shape for p in net.trainable_params()}
+    assert shapes["forecaster.0.input_conv.weight"] == (32, 16, 3, 3)  # reads 4x4 patches of a frame
+    assert shapes["forecaster.1.input_conv.weight"] == (16, 8, 3, 3)
+
+
+def test_prediction_fed_forecaster_with_zero_input_weights_is_the_paper_forecaster():
+    """Frame-by-frame forecaster == layer-major forecaster when the fed-back frame is ignored."""
+    ms.set_seed(5)
+    cfg = dict(input_frames=3, output_frames=3, peephole=True)
+    fed = build_network(tiny_cfg("paper", forecaster_input="prediction", **cfg))
+    plain = build_network(tiny_cfg("paper", **cfg))
+    _copy_weights(plain, fed)
+    for p in fed.trainable_params():
+        if "peephole" in p.name:
+            p.set_data(ms.Tensor(np.full(p.shape, 0.1, np.float32)))
+    _copy_weights(fed, plain)
+    weight = fed.forecaster[0].input_conv.weight
+    weight.set_data(ms.Tensor(np.zeros(weight.shape, np.float32)))
+    x = frames(2, 3, seed=7)
+    np.testing.assert_allclose(numpy_out(fed, x), numpy_out(plain, x), atol=1e-6)
+
+
+def _cut_encoder_inputs(net):
+    """Zero the encoder's first input convolution: its states no longer depend on the frames."""
+    weight = net.encoder[0].input_conv.weight
+    weight.set_data(ms.Tensor(np.zeros(weight.shape, np.float32)))
+
+
+@pytest.mark.parametrize("forecaster_input", ["none", "prediction"])
+def test_prediction_fed_forecaster_reads_the_last_observed_frame(forecaster_input):
+    """With the encoder cut off from the frames, only the fed-back last frame can move the forecast."""
+    ms.set_seed(6)
+    net = build_network(tiny_cfg("paper", input_frames=3, output_frames=2, forecaster_input=forecaster_input))
+    _cut_encoder_inputs(net)
+    x = frames(1, 3, seed=8)
+    first_changed, last_changed = x.copy(), x.copy()
+    first_changed[:, 0] = 1.0 - x[:, 0]
+    last_changed[:, -1] = 1.0 - x[:, -1]
+    base = numpy_out(net, x)
+    np.testing.assert_array_equal(numpy_out(net, first_changed), base)
+    moved = np.abs(numpy_out(net, last_changed) - base).max(axis=(0, 2, 3, 4))  # per predicted frame
+    if forecaster_input == "prediction":
+        assert np.all(moved > 1e-5), moved
+    else:
+        np.testing.assert_array_equal(moved, 0.0)
+
+
+def test_prediction_fed_forecaster_feeds_back_its_own_prediction():
+    """Frame 2 of the forecast depends on frame 1's output layer even where the states do not:
+    changing only the output bias of frame 1's logits changes what the forecaster reads next."""
+    ms.set_seed(7)
+    net = build_network(tiny_cfg("paper", input_frames=2, output_frames=2, forecaster_input="prediction"))
+    x = frames(1, 2, seed=9)
+    base = numpy_out(net, x)
+    bias = net.output_conv.bias
+    bias.set_data(ms.Tensor(bias.asnumpy() + 2.0))
+    shifted = numpy_out(net, x)
+    logit = lambda p: np.log(p) - np.log1p(-p)
+    # frame 1: exactly the bias shift; frame 2: the bias shift plus the effect of a brighter input
+    np.testing.assert_allclose(logit(shifted[:, 0]) - logit(base[:, 0]), 2.0, atol=1e-3)
+    assert np.abs(logit(shifted[:, 1]) - logit(base[:, 1]) - 2.0).max() > 1e-3

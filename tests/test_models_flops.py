@@ -24,6 +24,7 @@ def cfg_of(**overrides):
     dict(arch="paper", hidden_channels=[64, 64], kernel_size=3),
     dict(arch="paper", hidden_channels=[8, 4, 6], kernel_size=3, peephole=True),
     dict(arch="paper", hidden_channels=[16], group_norm=True, patch_size=2, image_size=32),
+    dict(arch="paper", hidden_channels=[8, 4], kernel_size=3, forecaster_input="prediction"),
 ])
 def test_counted_parameters_equal_the_built_network(overrides):
     cfg = cfg_of(**overrides)

@@ -117,15 +117,21 @@ class ConvLSTMCell(nn.Cell):
             self.peephole_f = Parameter(Tensor(zeros), name="peephole_f")  # W_cf, applied to c
             self.peephole_o = Parameter(Tensor(zeros), name="peephole_o")  # W_co, applied to c'
 
+    def frame_input_to_state(self, frames):
+        """Input-to-state pre-activations of a batch of frames: (N, C_in, H, W) -> (N, 4C, H, W).
+        The bias (no GroupNorm) is included."""
+        z = self.input_conv(frames)  # (N, 4C, H, W)
+        if not self.use_group_norm:
+            z = z + self.bias
+        return z
+
     def input_to_state(self, inputs):
         """Input-to-state pre-activations of all frames in one convolution.
 
         inputs (T, B, C_in, H, W) -> (T, B, 4C, H, W); the bias (no GroupNorm) is included.
         """
         t, b, cin, h, w = inputs.shape
-        z = self.input_conv(inputs.reshape(t * b, cin, h, w))  # (T*B, 4C, H, W)
-        if not self.use_group_norm:
-            z = z + self.bias
+        z = self.frame_input_to_state(inputs.reshape(t * b, cin, h, w))  # (T*B, 4C, H, W)
         return z.reshape(t, b, 4 * self.hidden_channels, h, w)
 
     def _activate(self, z, c):

@@ -25,6 +25,13 @@ stack of ConvLSTMs with widths ``cfg.hidden_channels``, a forecaster stack of th
 whose states start from the encoder's last states (layer 1 has no input, layer k > 1 reads
 layer k-1's hidden states), all forecaster hidden states concatenated -> 1x1 conv -> p^2
 channels -> depth-to-space.
+
+``paper`` with ``forecaster_input="prediction"``: forecaster layer 1 reads the previous frame
+instead of nothing: the last observed frame at the first step, then the network's own
+prediction (sigmoid output, gradient flowing through it). The frame to extend is then in
+front of the forecaster at every step instead of only in its copied states. The forecaster
+must run frame by frame (each step needs the previous step's output), so only the encoder
+stays layer-major.
 """
 from mindspore import nn, ops
 
@@ -32,6 +39,7 @@ from src.models.convlstm_cell import ConvLSTMCell
 
 ZOO_KERNEL = 5
 ZOO_LEAKY_SLOPE = 0.2
+FORECASTER_INPUTS = ("none", "prediction")
 
 
 def _conv(cin, cout, kernel, stride=1):
@@ -146,8 +154,12 @@ class PaperEncoderForecaster(_SequenceNet):
     """Shi et al. (2015) encoding/forecasting ConvLSTM stacks on p x p patches (see module doc)."""
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, hidden_channels=(128, 64, 64),
-                 kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=1.0, output_bias=0.0):
+                 kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=1.0, output_bias=0.0,
+                 forecaster_input="none"):
         super().__init__(input_frames, output_frames)
+        if forecaster_input not in FORECASTER_INPUTS:
+            raise ValueError(f"forecaster_input must be one of {', '.join(FORECASTER_INPUTS)}, got {forecaster_input!r}")
+        self.feed_predictions = forecaster_input == "prediction"
         self.patch_size = int(patch_size)
         side = image_size // patch_size
         depth = patch_size * patch_size
@@ -159,7 +171,7 @@ class PaperEncoderForecaster(_SequenceNet):
                                 forget_bias=forget_bias)
 
         enc_inputs = [depth] + widths[:-1]
-        dec_inputs = [0] + widths[:-1]
+        dec_inputs = [depth if self.feed_predictions else 0] + widths[:-1]
         self.encoder = nn.CellList([cell(cin, hid) for cin, hid in zip(enc_inputs, widths)])
         self.forecaster = nn.CellList([cell(cin, hid) for cin, hid in zip(dec_inputs, widths)])
         self.output_conv = _conv(sum(widths), depth, 1)
@@ -168,21 +180,49 @@ class PaperEncoderForecaster(_SequenceNet):
     def forward_time_major(self, x):
         """x (T_in, B, 1, S, S) -> logits (T_out, B, 1, S, S)."""
         p = self.patch_size
-        y = _framewise(self._to_patches, x)  # (T_in, B, p*p, S/p, S/p)
+        patches = _framewise(self._to_patches, x)  # (T_in, B, p*p, S/p, S/p)
+        y = patches
         states = []
         for k in range(self.num_layers):
             y, state = self.encoder[k](y)  # (T_in, B, C_k, S/p, S/p)
             states.append(state)
+        if self.feed_predictions:
+            y = self._forecast_from_predictions(patches[-1], states)  # (T_out, B, p*p, S/p, S/p)
+        else:
+            y = self._forecast_from_states(states)  # (T_out, B, p*p, S/p, S/p)
+        t, b = y.shape[0], y.shape[1]
+        y = depth_to_space(y.reshape((t * b,) + y.shape[2:]), p)  # (T_out*B, 1, S, S)
+        return y.reshape((t, b) + y.shape[1:])
+
+    def _forecast_from_states(self, states):
+        """The paper's forecaster, layer-major: layer 1 runs from its state alone.
+        Returns logits as patches (T_out, B, p*p, S/p, S/p)."""
         y, _ = self.forecaster[0](None, states[0], self.output_frames)  # (T_out, B, C_1, S/p, S/p)
         hiddens = [y]
         for k in range(1, self.num_layers):
             y, _ = self.forecaster[k](y, states[k])
             hiddens.append(y)
         y = ops.cat(hiddens, axis=2)  # (T_out, B, sum C, S/p, S/p)
-        y = _framewise(self.output_conv, y)  # (T_out, B, p*p, S/p, S/p)
-        t, b = y.shape[0], y.shape[1]
-        y = depth_to_space(y.reshape((t * b,) + y.shape[2:]), p)  # (T_out*B, 1, S, S)
-        return y.reshape((t, b) + y.shape[1:])
+        return _framewise(self.output_conv, y)  # (T_out, B, p*p, S/p, S/p)
+
+    def _forecast_from_predictions(self, last_patches, states):
+        """Frame-by-frame forecaster whose layer 1 reads the previous frame (the last observed
+        one, then its own predictions). last_patches (B, p*p, S/p, S/p) are the last encoder
+        input; states: the encoder's last (h, c) per layer. Returns logits (T_out, B, p*p, S/p, S/p)."""
+        frame = last_patches  # (B, p*p, S/p, S/p)
+        hs = [h for h, _ in states]
+        cs = [c for _, c in states]
+        logits = []
+        for _ in range(self.output_frames):
+            y = frame
+            for k in range(self.num_layers):
+                cell = self.forecaster[k]
+                hs[k], cs[k] = cell.step(cell.frame_input_to_state(y), hs[k], cs[k])  # (B, C_k, S/p, S/p)
+                y = hs[k]
+            logit = self.output_conv(ops.cat(hs, axis=1))  # (B, p*p, S/p, S/p)
+            logits.append(logit)
+            frame = ops.sigmoid(logit)
+        return ops.stack(logits, axis=0)  # (T_out, B, p*p, S/p, S/p)
 
     def _to_patches(self, x):
         return space_to_depth(x, self.patch_size)
@@ -198,5 +238,5 @@ def build_network(cfg):
                                       hidden_channels=cfg.hidden_channels, kernel_size=cfg.kernel_size,
                                       patch_size=cfg.patch_size, peephole=cfg.peephole,
                                       group_norm=cfg.group_norm, forget_bias=cfg.forget_bias,
-                                      output_bias=cfg.output_bias)
+                                      output_bias=cfg.output_bias, forecaster_input=cfg.forecaster_input)
     raise ValueError(f"unknown arch {cfg.arch!r}")

@@ -126,7 +126,7 @@ def paper_layers(cfg):
     rows = [_reshape_row(f"space_to_depth {p}x{p}", 1, p * p, cfg.image_size, side, t_in)]
     enc_in = [p * p] + widths[:-1]
     rows += [cell(f"enc_cell{i + 1}", cin, hid, t_in) for i, (cin, hid) in enumerate(zip(enc_in, widths))]
-    dec_in = [0] + widths[:-1]
+    dec_in = [p * p if cfg.forecaster_input == "prediction" else 0] + widths[:-1]
     for i, (cin, hid) in enumerate(zip(dec_in, widths)):
         rows.append(cell(f"dec_cell{i + 1}" + (" (no input)" if cin == 0 else ""), cin, hid, t_out))
     rows.append(conv_cost("output_conv (concat of dec states)", sum(widths), p * p, 1, side, t_out,
