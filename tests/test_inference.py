@@ -117,6 +117,22 @@ def test_export_prints_shapes_and_matches_checkpoint(exported):
 
 
 @pytest.mark.slow
+def test_export_of_the_prediction_fed_forecaster_matches_checkpoint(work):
+    """The frame-by-frame forecaster (forecaster_input: prediction) exports and runs as MindIR too."""
+    from src.config import load_config
+    from src.models.encoder_forecaster import build_network
+    from src.training.checkpoint import save_checkpoint
+
+    cfg = load_config(config_path=os.path.join(REPO, "configs", "cpu_small.yaml"), hidden_channels=[4, 4],
+                      forecaster_input="prediction", output_dir=str(work / "fed_run"))
+    path = str(work / "fed.ckpt")
+    save_checkpoint(path, build_network(cfg), cfg, meta={}, optimizer=None)
+    proc = _run(["export.py", "--ckpt_file", path, "--file_name", str(work / "fed_model" / "fed"), "--check", "true"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _value_after(proc.stdout, "max |exported - checkpoint| =") <= 1e-5, proc.stdout
+
+
+@pytest.mark.slow
 def test_exported_file_carries_signature_and_config(exported):
     from src.inference import read_mindir_info
 
