@@ -20,6 +20,7 @@ from src.errors import ConfigError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
+FORECASTER_INPUTS = ("none", "prediction")  # values of forecaster_input (paper arch)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _keys():
         Key("patch_size", "int", 4, "paper arch: space-to-depth patch size", m, choices=(1, 2, 4, 8)),
         Key("forecaster_input", "str", "none", "paper arch: what forecaster layer 1 reads at each step: none (the "
             "paper) or prediction (the previous frame: last observed, then its own predictions)", m,
-            choices=("none", "prediction")),
+            choices=FORECASTER_INPUTS),
         Key("peephole", "bool", False, "ConvLSTM peephole (Hadamard) connections on the cell state", m),
         Key("group_norm", "bool", False, "GroupNorm on the gate pre-activations (the zoo arch always uses it)", m),
         Key("forget_bias", "float", 1.0, "initial forget-gate bias", m),

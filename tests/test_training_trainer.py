@@ -281,7 +281,10 @@ def test_launcher_runs_training_in_background(tmp_path):
         capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHON=sys.executable))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "log: " in proc.stdout
-    wait_for_exit(int((out / "train.pid").read_text()), timeout=120)
+    pid = int((out / "train.pid").read_text())
+    if not wait_for_exit(pid, timeout=120):
+        os.kill(pid, 9)
+        raise AssertionError(f"background training {pid} did not finish in 120 s")
     log = (out / "train.log").read_text()
     assert "epoch: 1 step: 2, loss is" in log, log
     assert (out / "ckpt" / "last.ckpt").is_file()

@@ -35,11 +35,11 @@ stays layer-major.
 """
 from mindspore import nn, ops
 
+from src.config import FORECASTER_INPUTS
 from src.models.convlstm_cell import ConvLSTMCell
 
 ZOO_KERNEL = 5
 ZOO_LEAKY_SLOPE = 0.2
-FORECASTER_INPUTS = ("none", "prediction")
 
 
 def _conv(cin, cout, kernel, stride=1):
@@ -158,7 +158,8 @@ class PaperEncoderForecaster(_SequenceNet):
                  forecaster_input="none"):
         super().__init__(input_frames, output_frames)
         if forecaster_input not in FORECASTER_INPUTS:
-            raise ValueError(f"forecaster_input must be one of {', '.join(FORECASTER_INPUTS)}, got {forecaster_input!r}")
+            raise ValueError(f"forecaster_input must be one of {', '.join(FORECASTER_INPUTS)}, "
+                             f"got {forecaster_input!r}")
         self.feed_predictions = forecaster_input == "prediction"
         self.patch_size = int(patch_size)
         side = image_size // patch_size

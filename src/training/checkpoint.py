@@ -23,8 +23,8 @@ from src.errors import CheckpointError
 
 FORMAT_VERSION = 1
 # keys that change the network's parameter shapes or its input/output contract
-ARCHITECTURE_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole", "group_norm",
-                     "input_frames", "output_frames", "image_size")
+ARCHITECTURE_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole",
+                     "group_norm", "input_frames", "output_frames", "image_size")
 
 
 class CheckpointWriteError(CheckpointError, OSError):
