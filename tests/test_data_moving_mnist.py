@@ -4,6 +4,43 @@ import pytest
 
 from src.data.moving_mnist import STEP, MovingMNIST, bounce_trajectory
 
+# ---------------------------------------------------------------- the per-digit, per-frame reference
+# The generator as first written (one paste per digit and frame, one trajectory step per loop
+# iteration), kept here unchanged: the vectorised generator must reproduce it bit for bit.
+
+
+def _reference_trajectory(start, velocity, num_frames, step=0.1):
+    pos = np.array(start, dtype=np.float64)
+    vel = np.array(velocity, dtype=np.float64)
+    positions = np.empty((len(pos), num_frames, 2))
+    for t in range(num_frames):
+        positions[:, t] = pos
+        pos = pos + step * vel
+        low, high = pos <= 0.0, pos >= 1.0
+        vel = np.where(low | high, -vel, vel)
+        pos = np.clip(pos, 0.0, 1.0)
+    return positions
+
+
+def _reference_sequence(digits, num_digits, num_frames, image_size, seed, epoch, index):
+    """Frames (T, H, W) float32 of sequence ``index``, drawn from default_rng((seed, epoch, index))."""
+    rng = np.random.default_rng((seed, epoch, index))
+    digit_ids = rng.integers(0, len(digits), size=num_digits)
+    start = rng.random((num_digits, 2))
+    theta = rng.random(num_digits) * 2.0 * np.pi
+    direction = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    d = digits.shape[1]
+    positions = np.floor(_reference_trajectory(start, direction, num_frames) * (image_size - d)).astype(np.int64)
+    scale = 1.0 / 255.0 if digits.dtype == np.uint8 else 1.0
+    frames = np.zeros((num_frames, image_size, image_size), dtype=np.float32)
+    for k, digit_id in enumerate(digit_ids):
+        glyph = digits[digit_id].astype(np.float32) * scale
+        for t in range(num_frames):
+            x, y = positions[k, t]
+            window = frames[t, y:y + d, x:x + d]
+            np.maximum(window, glyph, out=window)
+    return frames
+
 
 def _dot_digits(count=1, size=28):
     """Digits whose only ink is their top-left pixel, with a distinct value per digit: the lit
@@ -137,3 +174,35 @@ def test_rejects_bad_digits():
         MovingMNIST(np.zeros((3, 28, 20), np.uint8), 2, 1)
     with pytest.raises(ValueError):
         MovingMNIST(np.zeros((3, 40, 40), np.uint8), 2, 1, image_size=32)
+
+
+def _digit_set(kind, count=40, size=28):
+    """Glyph sets of the dtypes the generator accepts: uint8 (scaled by 1/255) and floats in [0, 1]."""
+    rng = np.random.default_rng(11)
+    ink = rng.random((count, size, size)) < 0.3  # sparse ink with exact zeros around it, like MNIST
+    if kind == "uint8":
+        return (ink * rng.integers(1, 256, size=ink.shape)).astype(np.uint8)
+    return (ink * rng.random(ink.shape)).astype(kind)
+
+
+# (digit dtype, digits per sequence, seed, epoch, image size, input frames, output frames)
+REFERENCE_CASES = [("uint8", 1, 0, 0, 64, 10, 10), ("uint8", 2, 7, 3, 64, 10, 10), ("uint8", 3, 20150613, 0, 48, 6, 4),
+                   ("float32", 2, 5, 11, 64, 10, 10), ("float64", 3, 1, 2, 32, 3, 9)]
+
+
+def _bits(frames):
+    return np.ascontiguousarray(frames, dtype=np.float32).view(np.uint32)
+
+
+@pytest.mark.parametrize("kind, num_digits, seed, epoch, size, t_in, t_out", REFERENCE_CASES)
+def test_items_match_the_reference_bit_for_bit(kind, num_digits, seed, epoch, size, t_in, t_out):
+    digits = _digit_set(kind)
+    source = MovingMNIST(digits, 1000, num_digits, input_frames=t_in, output_frames=t_out, image_size=size,
+                         seed=seed, epoch=epoch)
+    for index in range(0, 1000, 5):  # 200 indices
+        want = _reference_sequence(digits, num_digits, t_in + t_out, size, seed, epoch, index)
+        inputs, targets = source[index]
+        assert inputs.shape == (t_in, 1, size, size) and targets.shape == (t_out, 1, size, size)
+        np.testing.assert_array_equal(_bits(inputs[:, 0]), _bits(want[:t_in]))
+        np.testing.assert_array_equal(_bits(targets[:, 0]), _bits(want[t_in:]))
+        np.testing.assert_array_equal(_bits(source.sequence(index)), _bits(want))
