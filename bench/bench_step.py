@@ -94,6 +94,7 @@ def run_mindspore(args):
 
     from src.device import init_device
     from src.models.encoder_forecaster import build_network
+    from src.models.mixed_precision import training_forward
     from src.training.step import build_optimizer, build_predict_fn, build_train_step
 
     if args.ms_threads:
@@ -103,7 +104,7 @@ def run_mindspore(args):
     ms.set_seed(cfg.seed)
     net = build_network(cfg)
     optimizer = build_optimizer(cfg, net)
-    step, _ = build_train_step(cfg, net, optimizer)
+    step = build_train_step(cfg, training_forward(net), optimizer)
     inputs, targets = (ms.Tensor(a) for a in random_batch(cfg))
     lr = ms.Tensor(cfg.lr, ms.float32)
 

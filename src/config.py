@@ -77,10 +77,14 @@ def _keys():
             check_msg="must be a multiple of 16 and >= 32"),
         Key("num_workers", "int", 2, "parallel workers generating training sequences", d, check=_positive,
             check_msg="must be >= 1"),
+        Key("worker_type", "str", "thread", "what the num_workers are: thread (cheap to start) or process (no "
+            "interpreter lock; bench/data_throughput.py measures both)", d, choices=("thread", "process")),
         Key("val_sequences", "int", 256, "size of the fixed generated validation set", d, check=_non_negative,
             check_msg="must be >= 0 (0 disables validation)"),
         Key("val_seed", "int", 20150613, "seed of the fixed validation set (independent of seed)", d,
             check=_non_negative, check_msg="must be >= 0"),
+        Key("test_seed", "int", 20151107, "seed of generated evaluation sets (eval.py --dataset synthetic); "
+            "disjoint from val_seed by construction", d, check=_non_negative, check_msg="must be >= 0"),
         # model
         Key("arch", "str", "paper", "network: zoo (3-level conv/ConvLSTM, ~8.1M params) or paper (Shi et al. 2015, "
             "patches + stacked ConvLSTM)", m, choices=("zoo", "paper")),
@@ -135,6 +139,8 @@ def _keys():
         Key("log_every", "int", 10, "log a loss line every N steps", t, check=_positive, check_msg="must be >= 1"),
         Key("amp_level", "str", "O0", "mixed precision (Ascend/GPU): O0 off, O1/O2/O3 as mindspore.amp", t,
             choices=("O0", "O1", "O2", "O3")),
+        Key("amp_on_cpu", "bool", False, "apply amp_level and loss_scale on the CPU backend too (float16 kernels "
+            "on CPU: slow, for running the device code path without a device); false: CPU trains float32", t),
         Key("loss_scale", "str", "none", "loss scaling for mixed precision: none | fixed | dynamic", t,
             choices=("none", "fixed", "dynamic")),
         Key("loss_scale_value", "float", 1024.0, "initial/fixed loss scale", t, check=_positive,
@@ -306,6 +312,10 @@ def _check_values(values, origin=None):
     if values["arch"] == "paper" and values["image_size"] % values["patch_size"]:
         fail(f"config key 'patch_size': {values['patch_size']} does not divide image_size "
              f"{values['image_size']}", "patch_size", "image_size")
+    for other, what in (("val_seed", "validation"), ("seed", "training")):
+        if values["test_seed"] == values[other]:
+            fail(f"config key 'test_seed' must differ from '{other}' (both {values[other]}): the generated evaluation "
+                 f"set would repeat the {what} sequences; choose another test_seed", "test_seed", other)
     if values["min_lr"] > values["lr"]:
         fail(f"config key 'min_lr' ({values['min_lr']}) must not exceed 'lr' ({values['lr']})", "min_lr", "lr")
 

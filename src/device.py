@@ -108,8 +108,19 @@ def _set_device(target, device_id):
 
 
 def effective_amp_level(cfg):
-    """Mixed precision applies on Ascend/GPU only; on CPU it is ignored with one warning."""
-    if cfg.amp_level != "O0" and cfg.device_target == "CPU":
-        warn(f"amp_level {cfg.amp_level} is for Ascend/GPU; the CPU backend runs float32 (amp_level O0)")
+    """The mixed-precision level a run really uses: the configured one on Ascend/GPU, and on CPU
+    only with ``amp_on_cpu`` (float16 kernels exist on the CPU backend, slowly; without it the
+    CPU trains float32 and says so once)."""
+    if cfg.amp_level != "O0" and cfg.device_target == "CPU" and not cfg.amp_on_cpu:
+        warn(f"amp_level {cfg.amp_level} is for Ascend/GPU; the CPU backend runs float32 (amp_level O0); "
+             "pass --amp_on_cpu true to run the mixed-precision path on CPU")
         return "O0"
     return cfg.amp_level
+
+
+def effective_loss_scale(cfg):
+    """The loss scaling a run really uses: none where the CPU ignores mixed precision (see
+    ``effective_amp_level``), else the configured one (it also applies at amp_level O0)."""
+    if cfg.device_target == "CPU" and not cfg.amp_on_cpu:
+        return "none"
+    return cfg.loss_scale

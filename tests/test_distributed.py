@@ -208,8 +208,9 @@ def test_non_main_rank_writes_nothing(tmp_path, monkeypatch):
     from src.training.trainer import Trainer
 
     real_build = step_mod.build_train_step
-    monkeypatch.setattr(step_mod, "build_train_step", lambda cfg, net, opt, group_size=1: real_build(cfg, net, opt))
-    monkeypatch.setattr(Trainer, "_global_loss", lambda self, loss: float(loss.asnumpy()))
+    monkeypatch.setattr(step_mod, "build_train_step",
+                        lambda cfg, forward, opt, scaler=None, group_size=1: real_build(cfg, forward, opt, scaler))
+    monkeypatch.setattr(Trainer, "_sum_over_ranks", lambda self, tensor: tensor)
     cfg = load_config(overrides(output_dir=tmp_path / "run"), config_path=CONFIG)
     trainer = Trainer(cfg, ctx=RunContext("CPU", rank=1, group_size=2))
     assert trainer.fit() == 0

@@ -63,12 +63,12 @@ def test_ssim_loss_is_zero_for_a_perfect_prediction_and_falls_under_gradient_des
 
 
 class _FixedLogits:
-    """A stand-in network whose logits are given."""
+    """A stand-in for the trained forward cell: its logits are given."""
 
     def __init__(self, logits):
         self.logits = logits
 
-    def forward_logits(self, inputs):
+    def __call__(self, inputs):
         return self.logits
 
 

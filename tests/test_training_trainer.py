@@ -173,12 +173,13 @@ def test_graph_mode_step_matches_pynative(tmp_path):
 def test_loss_decreases_on_a_fixed_batch(tmp_path, loss, optimizer):
     import mindspore as ms
     from src.models.encoder_forecaster import build_network
+    from src.models.mixed_precision import training_forward
     from src.training.step import build_optimizer, build_train_step
     cfg = tiny_cfg(tmp_path, loss=loss, optimizer=optimizer, hidden_channels=[8], output_bias=0.0, ssim_weight=0.0)
     ms.set_seed(0)
     net = build_network(cfg)
     opt = build_optimizer(cfg, net)
-    step, _ = build_train_step(cfg, net, opt)
+    step = build_train_step(cfg, training_forward(net), opt)
     rng = np.random.default_rng(0)
     seq = (rng.random((2, 5, 1, 32, 32)) > 0.8).astype(np.float32)
     x, y = ms.Tensor(seq[:, :3]), ms.Tensor(seq[:, 3:])

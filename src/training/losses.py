@@ -62,15 +62,17 @@ def pixel_loss(logits, targets, name):
     raise ValueError(f"unknown loss {name!r}")
 
 
-def make_loss_fn(net, cfg):
-    """The configured training loss of ``net`` (see the module docstring)."""
+def make_loss_fn(logits_fn, cfg):
+    """The configured training loss (see the module docstring) of ``logits_fn``, the cell the
+    step trains (``src.models.mixed_precision.training_forward``: frames -> float32 logits).
+    Everything here runs in float32 whatever the network's precision."""
     name = cfg.loss
     ssim_weight = float(cfg.ssim_weight)
     if name not in ("mse", "bce"):
         raise ValueError(f"unknown loss {name!r}")
 
     def loss_fn(inputs, targets):
-        logits = net.forward_logits(inputs)  # (B, T_out, 1, H, W)
+        logits = logits_fn(inputs)  # (B, T_out, C, H, W) float32
         loss = pixel_loss(logits, targets, name)
         if ssim_weight > 0:
             loss = loss + ssim_weight * ssim_loss(ops.sigmoid(logits), targets)

@@ -7,7 +7,7 @@ With ``cfg.mode == "graph"`` the whole step is compiled with ``mindspore.jit``; 
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.device import effective_amp_level, quiet_mindspore_log
+from src.device import quiet_mindspore_log
 from src.training.losses import make_loss_fn
 
 
@@ -29,19 +29,52 @@ def build_optimizer(cfg, net):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def make_loss_scaler(cfg):
-    """Loss scaling for mixed precision; on CPU (float32) none is used."""
-    if effective_amp_level(cfg) == "O0" or cfg.loss_scale == "none":
+DYNAMIC_SCALE_FACTOR = 2  # dynamic loss scale: x/÷ this factor
+DYNAMIC_SCALE_WINDOW = 1000  # ... raised after this many finite steps in a row
+
+
+def make_loss_scaler(loss_scale, value):
+    """``loss_scale`` none | fixed | dynamic (see ``src.device.effective_loss_scale``)."""
+    if loss_scale == "none":
         return None
-    if cfg.loss_scale == "fixed":
-        return ms.amp.StaticLossScaler(cfg.loss_scale_value)
-    return ms.amp.DynamicLossScaler(cfg.loss_scale_value, 2, 1000)
+    if loss_scale == "fixed":
+        return ms.amp.StaticLossScaler(value)
+    if loss_scale == "dynamic":
+        return ms.amp.DynamicLossScaler(value, DYNAMIC_SCALE_FACTOR, DYNAMIC_SCALE_WINDOW)
+    raise ValueError(f"unknown loss_scale {loss_scale!r}")
 
 
-def build_train_step(cfg, net, optimizer, group_size=1):
-    """Compose the step. Returns (step_fn, loss_scaler or None)."""
-    loss_fn = make_loss_fn(net, cfg)
-    scaler = make_loss_scaler(cfg)
+def loss_scaler_state(scaler):
+    """JSON-able full state of a loss scaler (None without one): the scale and, for the dynamic
+    scaler, the count of finite steps since the last change."""
+    if scaler is None:
+        return None
+    state = {"scale": float(scaler.scale_value.asnumpy())}
+    if isinstance(scaler, ms.amp.DynamicLossScaler):
+        state["counter"] = int(scaler.counter.asnumpy())
+    return state
+
+
+def load_loss_scaler_state(scaler, state):
+    """Restore what ``loss_scaler_state`` returned (a bare float is an older checkpoint's scale)."""
+    if scaler is None or state is None:
+        return
+    if not isinstance(state, dict):
+        state = {"scale": float(state)}
+    scaler.scale_value.set_data(ms.Tensor(state["scale"], ms.float32))
+    if isinstance(scaler, ms.amp.DynamicLossScaler) and "counter" in state:
+        scaler.counter.set_data(ms.Tensor(state["counter"], scaler.counter.dtype))
+
+
+def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
+    """Compose the step of ``forward`` (frames -> float32 logits, see
+    ``src.models.mixed_precision``), the cell whose parameters ``optimizer`` updates.
+
+    Returns ``step(inputs, targets, lr) -> (loss, finite)``, both device tensors (reading them
+    is the caller's choice: it costs a host synchronisation). ``finite`` is False when a
+    gradient overflowed; the update is then skipped (and a dynamic ``scaler`` lowers its scale).
+    """
+    loss_fn = make_loss_fn(forward, cfg)
     reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=group_size) \
         if group_size > 1 else None
     clip = float(cfg.grad_clip)
@@ -71,13 +104,13 @@ def build_train_step(cfg, net, optimizer, group_size=1):
 
     if cfg.mode == "graph":
         step = ms.jit(step)
-    return step, scaler
+    return step
 
 
 def build_predict_fn(cfg, net):
     """Forward pass returning frames in [0, 1]; compiled once in graph mode."""
 
     def predict(inputs):
-        return net(inputs)  # (B, T_out, 1, H, W)
+        return net(inputs)  # (B, T_out, C, H, W)
 
     return ms.jit(predict) if cfg.mode == "graph" else predict

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from src.device import effective_amp_level, init_device, warn
+from src.device import effective_amp_level, effective_loss_scale, init_device
 from src.errors import ConfigError, TrainingDiverged
 from src.progress import Progress, format_duration
 from src.training.run_dir import RunDir
@@ -66,8 +66,9 @@ class Trainer:
 
         from src.models.encoder_forecaster import build_network
         from src.models.flops import network_cost
+        from src.models.mixed_precision import training_forward
         from src.training.schedules import LRSchedule
-        from src.training.step import build_optimizer, build_predict_fn, build_train_step
+        from src.training.step import build_optimizer, build_predict_fn, build_train_step, make_loss_scaler
 
         self.cfg = cfg
         self.ctx = ctx or init_device(cfg)
@@ -81,13 +82,12 @@ class Trainer:
         self.val_source = pipeline.validation_source(cfg, val_digits) if val_digits is not None else None
 
         ms.set_seed(cfg.seed)
-        self.net = build_network(cfg)
-        amp_level = effective_amp_level(cfg)
-        if amp_level != "O0":
-            self.net = ms.amp.auto_mixed_precision(self.net, amp_level)
+        self.net = build_network(cfg)  # float32 parameters, saved as they are
+        self.forward = training_forward(self.net, effective_amp_level(cfg))  # frames -> float32 logits
         self.optimizer = build_optimizer(cfg, self.net)
-        self.train_step, self.loss_scaler = build_train_step(cfg, self.net, self.optimizer, self.ctx.group_size)
-        self.predict = build_predict_fn(cfg, self.net)
+        self.loss_scaler = make_loss_scaler(effective_loss_scale(cfg), cfg.loss_scale_value)
+        self.train_step = build_train_step(cfg, self.forward, self.optimizer, self.loss_scaler, self.ctx.group_size)
+        self.predict = build_predict_fn(cfg, self._predicted_frames)
         self._val_predictor = None
         self.schedule = LRSchedule(cfg)
 
@@ -97,13 +97,21 @@ class Trainer:
         self.best_epoch = 0
         self.epochs_without_improvement = 0
         self.history = []
-        self.epoch_losses = []  # losses of the current epoch's steps so far
+        self.epoch_losses = []  # losses of the current epoch's steps so far (read back from the device)
+        self.skipped_steps = 0  # steps whose update was skipped because a gradient overflowed
+        self._pending = []  # (step, loss, finite) device tensors not yet read back
         self.stop = _StopRequest()
         self.debug_dump = _DebugDump(self.ctx.rank)
         if self.resume_path:
             self._restore(self.resume_path)
 
     # ---------------------------------------------------------------- set-up
+    def _predicted_frames(self, inputs):
+        """Frames in [0, 1] from the trained cell, in the training precision (for validation)."""
+        from mindspore import ops
+
+        return ops.sigmoid(self.forward(inputs))  # (B, T_out, C, H, W)
+
     def _resolve_resume(self):
         resume = self.cfg.resume
         if not resume:
@@ -133,8 +141,10 @@ class Trainer:
 
     def _restore(self, path):
         from src.training.checkpoint import restore_training_state
+        from src.training.step import load_loss_scaler_state
 
         meta = restore_training_state(path, self.net, self.optimizer, self.cfg)
+        self._check_same_data_parallel_layout(meta, path)
         self.epoch = int(meta["epoch"])
         self.step_in_epoch = int(meta["step_in_epoch"])
         self.best_score = math.inf if meta["best_score"] is None else float(meta["best_score"])
@@ -142,25 +152,37 @@ class Trainer:
         self.epochs_without_improvement = int(meta["epochs_without_improvement"])
         self.schedule.load_state_dict(meta["schedule"])
         self.epoch_losses = [float(v) for v in meta.get("epoch_losses", [])]
-        if self.loss_scaler is not None and meta.get("loss_scale") is not None:
-            import mindspore as ms
-            self.loss_scaler.scale_value.set_data(ms.Tensor(meta["loss_scale"], ms.float32))
+        self.skipped_steps = int(meta.get("skipped_steps", 0))
+        load_loss_scaler_state(self.loss_scaler, meta.get("loss_scaler", meta.get("loss_scale")))
         self.history = [row for row in self.run.read_history() if row["epoch"] <= self.epoch]
         if self.ctx.is_main:
             print(f"resumed from {path}: {self.epoch} epoch(s) done, continuing at epoch {self.epoch + 1} "
                   f"step {self.step_in_epoch + 1}", flush=True)
 
+    def _check_same_data_parallel_layout(self, meta, path):
+        """The sequences of a step depend on the number of ranks and the per-device batch (see
+        ``src.data.pipeline``): resuming with others would not continue the same run."""
+        stored = (meta.get("group_size"), meta.get("batch_size"))
+        if stored == (None, None):  # written before these were recorded
+            return
+        now = (self.ctx.group_size, self.cfg.batch_size)
+        if stored != now:
+            raise ConfigError(
+                f"checkpoint {path} was trained on {stored[0]} rank(s) with batch_size {stored[1]} per device; this "
+                f"run has {now[0]} rank(s) with batch_size {now[1]}; the sequence of each step depends on both, so "
+                "resume with the same number of devices and --batch_size (or start a new run)")
+
     # ---------------------------------------------------------------- checkpoints
     def _meta(self):
-        scale = None
-        if self.loss_scaler is not None:
-            scale = float(self.loss_scaler.scale_value.asnumpy())
+        from src.training.step import loss_scaler_state
+
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                 "global_step": self.epoch * self.cfg.steps_per_epoch + self.step_in_epoch,
                 "best_score": None if math.isinf(self.best_score) else self.best_score,
                 "best_epoch": self.best_epoch, "epochs_without_improvement": self.epochs_without_improvement,
-                "schedule": self.schedule.state_dict(), "loss_scale": scale, "seed": self.cfg.seed,
-                "epoch_losses": list(self.epoch_losses)}
+                "schedule": self.schedule.state_dict(), "loss_scaler": loss_scaler_state(self.loss_scaler),
+                "seed": self.cfg.seed, "group_size": self.ctx.group_size, "batch_size": self.cfg.batch_size,
+                "skipped_steps": self.skipped_steps, "epoch_losses": list(self.epoch_losses)}
 
     def save(self, numbered, improved):
         """Write the numbered checkpoint (if due), last.ckpt and best.ckpt; rank 0 only."""
@@ -230,26 +252,27 @@ class Trainer:
             self.debug_dump.record(inputs, targets)
             step = self.step_in_epoch
             lr = self.schedule.lr_at(self.epoch, step)
-            loss, _ = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32))
-            loss = self._global_loss(loss)
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss} at epoch {self.epoch + 1} step {step + 1}; nothing was saved after it "
-                    f"({self.run.last} is the last good checkpoint); lower --lr or set --grad_clip")
-            self.epoch_losses.append(loss)
+            loss, finite = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32))
+            self._pending.append((step, loss, finite))  # read back at the next sync point, not now
             self.step_in_epoch += 1
             window_steps += 1
-            done = self.step_in_epoch - first
-            if self.ctx.is_main and (self.step_in_epoch % cfg.log_every == 0 or self.step_in_epoch == cfg.steps_per_epoch):
+            last_of_epoch = self.step_in_epoch == cfg.steps_per_epoch
+            log_due = self.step_in_epoch % cfg.log_every == 0 or last_of_epoch
+            local_stop = self.stop.signum is not None and self.ctx.group_size == 1
+            if not (log_due or local_stop):
+                continue
+            stop = self._sync_pending()
+            if self.ctx.is_main and log_due:
                 elapsed = time.perf_counter() - window_start
                 per_step = elapsed / max(1, window_steps)
                 progress.clear()
-                print(f"epoch: {self.epoch + 1} step: {self.step_in_epoch}, loss is {loss:.6f}, lr {lr:.3e}, "
-                      f"per step time: {per_step * 1000:.1f} ms, "
-                      f"{cfg.batch_size * self.ctx.group_size / per_step:.2f} sequences/s", flush=True)
+                print(f"epoch: {self.epoch + 1} step: {self.step_in_epoch}, loss is {self.epoch_losses[-1]:.6f}, "
+                      f"lr {lr:.3e}, per step time: {per_step * 1000:.1f} ms, "
+                      f"{cfg.batch_size * self.ctx.group_size / per_step:.2f} sequences/s"
+                      f"{self._scaler_text()}", flush=True)
                 window_start, window_steps = time.perf_counter(), 0
-            progress.update(done, f"loss {loss:.5f}")
-            if self.stop.signum is not None:
+            progress.update(self.step_in_epoch - first, f"loss {self.epoch_losses[-1]:.5f}")
+            if stop:
                 progress.clear()
                 path = self.save(numbered=False, improved=False)
                 if self.ctx.is_main:
@@ -259,15 +282,65 @@ class Trainer:
         progress.clear()
         return True
 
-    def _global_loss(self, loss):
-        """The step's loss averaged over ranks, as a float: logs and history describe the global
-        batch, and every rank takes the same divergence decision (a rank raising alone would
-        leave the others waiting in the next gradient all-reduce)."""
-        if self.ctx.group_size > 1:
-            from mindspore import ops
+    def _scaler_text(self):
+        if self.loss_scaler is None:
+            return ""
+        return (f", loss scale {float(self.loss_scaler.scale_value.asnumpy()):g}, "
+                f"{self.skipped_steps} overflow step(s) skipped so far")
 
-            loss = ops.AllReduce()(loss) / self.ctx.group_size
-        return float(loss.asnumpy())
+    def _sync_pending(self):
+        """Read the losses and overflow flags of the steps since the last sync back from the device
+        (one transfer, instead of a host synchronisation per step), check them, and agree with all
+        ranks on whether to stop. Returns True when a stop was requested on any rank.
+
+        Called every ``log_every`` steps, at the end of each epoch and (single process) right
+        after a stop request; with several ranks a stop request therefore takes effect at the next
+        multiple of ``log_every``. Every rank calls it at the same steps, so the one all-reduce
+        below pairs up across ranks; it averages the losses (logs describe the global batch), so
+        every rank takes the same divergence and stop decisions and no rank is left waiting in a
+        gradient all-reduce. A non-finite loss or, without a dynamic loss scaler, a non-finite
+        gradient raises TrainingDiverged naming the first such step; no checkpoint is written
+        after it (checkpoints are only written right after a sync)."""
+        import mindspore as ms
+        from mindspore import ops
+
+        if not self._pending:
+            return self.stop.signum is not None
+        steps = [step for step, _, _ in self._pending]
+        losses = ops.stack([loss.astype(ms.float32).reshape(()) for _, loss, _ in self._pending])  # (n,)
+        overflow = ops.stack([ops.logical_not(finite).astype(ms.float32).reshape(())
+                              for _, _, finite in self._pending])  # (n,)
+        stop_flag = ms.Tensor([1.0 if self.stop.signum is not None else 0.0], ms.float32)
+        values = self._sum_over_ranks(ops.cat([losses, overflow, stop_flag])).asnumpy()  # (2n + 1,)
+        n = len(steps)
+        losses_np = values[:n] / self.ctx.group_size
+        overflow_np = values[n:2 * n] > 0
+        self._pending = []
+        for step, loss, overflowed in zip(steps, losses_np, overflow_np):
+            self._check_step(step, float(loss), bool(overflowed))
+            self.epoch_losses.append(float(loss))
+        return values[-1] > 0
+
+    def _sum_over_ranks(self, tensor):
+        if self.ctx.group_size == 1:
+            return tensor
+        from mindspore import ops
+
+        return ops.AllReduce()(tensor)
+
+    def _check_step(self, step, loss, overflowed):
+        where = f"epoch {self.epoch + 1} step {step + 1}"
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss} at {where}; nothing was saved after it ({self.run.last} is the last good "
+                "checkpoint); lower --lr or set --grad_clip")
+        if overflowed:
+            if not isinstance(self.loss_scaler, _dynamic_scaler_type()):
+                raise TrainingDiverged(
+                    f"a gradient became inf/NaN at {where} (the update was skipped); nothing was saved after it "
+                    f"({self.run.last} is the last good checkpoint); lower --lr, set --grad_clip, or with mixed "
+                    "precision use --loss_scale dynamic")
+            self.skipped_steps += 1
 
     def _end_epoch(self):
         """Validate, log, checkpoint. True when training should stop early."""
@@ -283,10 +356,12 @@ class Trainer:
             self.best_score, self.best_epoch, self.epochs_without_improvement = score, self.epoch, 0
         else:
             self.epochs_without_improvement += 1
+        applied_lr = self.schedule.lr_at(self.epoch - 1, cfg.steps_per_epoch - 1)  # before a plateau decay
         self.schedule.on_validation(score)
-        row = {"epoch": self.epoch, "train_loss": train_loss,
-               "lr": self.schedule.lr_at(self.epoch - 1, cfg.steps_per_epoch - 1),
+        row = {"epoch": self.epoch, "train_loss": train_loss, "lr": applied_lr,
                "epoch_time_s": round(epoch_time, 3)}
+        if self.loss_scaler is not None:
+            row["skipped_steps"] = self.skipped_steps
         if val is not None:
             row.update({f"val_{k}": val[k] for k in ("mse", "mae", "ssim", "psnr")})
         self.history.append(row)
@@ -317,6 +392,12 @@ class Trainer:
             return evaluate(self.cfg, self._val_predictor, self.val_source, progress=False)
         finally:
             self.net.set_train(True)
+
+
+def _dynamic_scaler_type():
+    import mindspore as ms
+
+    return ms.amp.DynamicLossScaler
 
 
 DEBUG_DUMP_ENV = "CONVLSTM_DEBUG_DUMP"
