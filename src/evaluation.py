@@ -263,12 +263,13 @@ def write_json_atomic(path, data):
 
 
 def _averages(result):
-    return {k: result[k] for k in ("mse", "mae", "ssim", "psnr")}
+    return {k: result[k] for k in ("mse", "mae", "ssim", "ssim_openstl", "psnr")}
 
 
 def summary_line(result, model):
     return (f"result: mse={result['mse']:.3f} mae={result['mae']:.3f} ssim={result['ssim']:.4f} "
-            f"psnr={result['psnr']:.3f} sequences={result['num_sequences']} model={model}")
+            f"ssim_openstl={result['ssim_openstl']:.4f} psnr={result['psnr']:.3f} "
+            f"sequences={result['num_sequences']} model={model}")
 
 
 def print_baseline_comparison(result, references):
@@ -299,9 +300,10 @@ def build_report(cfg, result, data, references, argv):
         "dataset": data["dataset"],
         "data_path": data["data_path"],
         "data": data["description"],
-        "definitions": "mse/mae: per-frame SUM over pixels in [0,1] (pred clipped); ssim: skimage "
-                       "structural_similarity data_range=1.0; psnr: -10*log10(mean pixel MSE), capped at 100 dB; "
-                       "averages over sequences and predicted frames",
+        "definitions": "mse/mae: per-frame SUM over pixels (all channels) in [0,1] (pred clipped); ssim: skimage "
+                       "structural_similarity data_range=1.0, mean over channels; ssim_openstl: as OpenSTL computes "
+                       "it (data_range 2.0, float32), comparable only with OpenSTL's SSIM; psnr: -10*log10(mean pixel "
+                       "MSE), capped at 100 dB; averages over sequences and predicted frames",
         "timing": result["timing"],
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": ["eval.py"] + list(argv or []),

@@ -1,108 +1,225 @@
-"""Video-prediction metrics for Moving MNIST, as used by the field's benchmark.
+"""Video-prediction metrics (the field's benchmark definitions) and nowcasting skill scores.
 
 This module is the single metrics implementation: train-time validation, ``eval.py``,
 the post-processing of Ascend 310 outputs and the tests all call it, so every number
 the repository reports has the same definition.
 
-Definitions (per sequence and per predicted frame, pixels in [0, 1]):
+Frame metrics (``StreamingMetrics``, ``compute_metrics``, ``frame_metrics``)
+---------------------------------------------------------------------------
+Frames are (B, T, C, H, W) with C >= 1 channels, or (B, T, H, W) for one channel; H and W
+may differ. Per sequence and per predicted frame, pixels in [0, 1]:
 
 * predictions are clipped to [0, 1] first (targets must already be in [0, 1]);
-* ``mse``  = SUM over the frame's pixels of (pred - true)^2   (4096 pixels for 64x64);
-* ``mae``  = SUM over the frame's pixels of |pred - true|;
-* ``ssim`` = ``skimage.metrics.structural_similarity(pred, true, data_range=1.0)`` on the
-  float64 frame (7x7 uniform window, scikit-image defaults). The explicit data range
-  matters: old scikit-image silently used 2.0 for float input, which inflates SSIM;
-* ``psnr`` = -10 * log10(mean pixel squared error) in dB. A perfect frame would give
-  +inf, so the mean squared error is clamped at ``PSNR_MSE_FLOOR`` = 1e-10, which caps
-  PSNR at ``PSNR_CAP_DB`` = 100 dB and keeps averages finite.
+* ``mse``  = SUM over the frame's C x H x W values of (pred - true)^2 (4096 for 64x64x1);
+* ``mae``  = SUM over the frame's C x H x W values of |pred - true|;
+* ``ssim`` = ``skimage.metrics.structural_similarity(pred, true, data_range=1.0)`` on each
+  float64 (H, W) channel (7x7 uniform window, scikit-image defaults), averaged over the
+  channels. The explicit data range matters, see ``ssim_openstl``;
+* ``ssim_openstl`` = SSIM computed the way OpenSTL computes its SSIM column (data range 2,
+  see :func:`ssim_openstl_frame`); it is comparable with OpenSTL's published SSIM only, and
+  is higher than ``ssim`` for the same frames;
+* ``psnr`` = -10 * log10(mean squared error over all C x H x W values) in dB (the data range
+  is 1). A perfect frame would give +inf, so the mean squared error is clamped at
+  ``PSNR_MSE_FLOOR`` = 1e-10, which caps PSNR at ``PSNR_CAP_DB`` = 100 dB and keeps
+  averages finite.
 
 Averages are means over all sequences and predicted frames; the per-frame curves are
 means over sequences, one value per predicted frame (frames 11..20 for 10 -> 10).
+mse/mae are pixel SUMS, not means: a frame MSE of 29.8 is a mean squared error of
+29.8 / 4096 per pixel of a 64x64 grey frame.
 
-Note that mse/mae are pixel SUMS, not means: a frame MSE of 29.8 is a mean squared
-error of 29.8 / 4096 per pixel.
+Nowcasting skill scores (``SkillScores``, ``contingency_scores``, ``format_skill_table``)
+----------------------------------------------------------------------------------------
+The categorical scores of the HKO-7 benchmark (Shi et al. 2017, "Deep Learning for
+Precipitation Nowcasting: A Benchmark and a New Model"), on values in the user's own units
+(e.g. mm/h), NOT clipped or normalised::
+
+    scores = SkillScores([0.5, 2, 5, 10, 30])     # thresholds, in the units of the data
+    for pred, target in batches:                  # (B, T, C, H, W) or (B, T, H, W)
+        scores.update(pred, target)
+    result = scores.result()                      # JSON-ready dict, see SkillScores.result
+    print(format_skill_table(result))
+
+An event is ``value >= threshold`` (a value equal to the threshold IS an event), as in the
+benchmark's ``get_hit_miss_counts`` (``sxjscience/HKO-7``, ``nowcasting/hko_evaluation.py``:
+``bpred = prediction >= thresholds``). For each threshold and each lead frame, hits H (both
+events), misses M (observed only), false alarms F (predicted only) and correct negatives N
+are summed over every sequence, channel and pixel of the test set, then
+
+    POD = H / (H + M)      FAR = F / (H + F)      CSI = H / (H + M + F)
+    HSS = 2 (H N - M F) / ((H + M)(M + N) + (H + F)(F + N))
+
+A zero denominator gives ``None`` (JSON null) and a note saying why, never NaN. The counts
+are exact integers; the products of HSS are formed with Python integers, so test sets far
+larger than int64 products allow still give exact scores.
 """
 import math
 
 import numpy as np
 from skimage.metrics import structural_similarity
 
-METRIC_NAMES = ("mse", "mae", "ssim", "psnr")
+from src.errors import DataError
+
+METRIC_NAMES = ("mse", "mae", "ssim", "ssim_openstl", "psnr")
 PSNR_MSE_FLOOR = 1e-10
 PSNR_CAP_DB = -10.0 * math.log10(PSNR_MSE_FLOOR)  # 100 dB
 SSIM_DATA_RANGE = 1.0
+# scikit-image <= 0.19 took the data range of float frames from the dtype range (-1, 1).
+OPENSTL_SSIM_DATA_RANGE = 2.0
+SSIM_WINDOW = 7  # scikit-image's default uniform window
 # Targets are allowed to exceed [0, 1] by float rounding only.
 _TARGET_TOLERANCE = 1e-4
 
+SKILL_SCORE_NAMES = ("pod", "far", "csi", "hss")
+COUNT_NAMES = ("hits", "misses", "false_alarms", "correct_negatives")
+EVENT_CONVENTION = ("event: value >= threshold (in the units of pred and target); counts summed over all "
+                    "sequences, channels and pixels")
+UNDEFINED_BECAUSE = {
+    "pod": "hits + misses = 0: no observed event",
+    "far": "hits + false_alarms = 0: no predicted event",
+    "csi": "hits + misses + false_alarms = 0: no observed or predicted event",
+    "hss": "(H+M)(M+N) + (H+F)(F+N) = 0: prediction and truth both without events or both all events",
+}
+
+
+class MetricInputError(DataError, ValueError):
+    """Frames the metrics cannot score (shape, dtype, NaN, value range).
+
+    A ``DataError`` so that the command-line tools report it as one ``error:`` line, and a
+    ``ValueError`` for library callers."""
+
+
+# ---------------------------------------------------------------- frame metrics
 
 def as_frames(array, name):
-    """Return ``array`` as float64 (B, T, H, W); accepts (B, T, 1, H, W) or (B, T, H, W)."""
+    """Return ``array`` as float64 (B, T, C, H, W); accepts (B, T, C, H, W) or (B, T, H, W)."""
     arr = np.asarray(array)
-    if arr.ndim == 5:
-        if arr.shape[2] != 1:
-            raise ValueError(
-                f"{name}: expected one channel in (B, T, 1, H, W), got shape {arr.shape}")
-        arr = arr[:, :, 0]
-    elif arr.ndim != 4:
-        raise ValueError(
-            f"{name}: expected shape (B, T, 1, H, W) or (B, T, H, W), got {arr.shape}")
+    if arr.ndim == 4:
+        arr = arr[:, :, np.newaxis]  # (B, T, 1, H, W)
+    elif arr.ndim != 5:
+        raise MetricInputError(
+            f"{name}: expected shape (B, T, C, H, W) or (B, T, H, W), got {arr.shape}")
+    if arr.shape[2] == 0:
+        raise MetricInputError(f"{name}: frames have no channel, shape {arr.shape}")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
             or arr.dtype == np.bool_):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+        raise MetricInputError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     return arr.astype(np.float64, copy=False)
 
 
+def _check_same_shape(p, t, pred, target):
+    if p.shape != t.shape:
+        raise MetricInputError(
+            f"pred and target shapes differ: pred {np.shape(pred)} vs target {np.shape(target)} "
+            "(both must be (B, T, C, H, W) or (B, T, H, W) with the same sizes)")
+
+
 def _check_pair(pred, target):
-    """Convert and validate one batch; return float64 (B, T, H, W) pred (clipped) and target."""
+    """Convert and validate one batch; return float64 (B, T, C, H, W) pred (clipped) and target."""
     p = as_frames(pred, "pred")
     t = as_frames(target, "target")
-    if p.shape != t.shape:
-        raise ValueError(
-            f"pred and target shapes differ: pred {np.shape(pred)} vs target {np.shape(target)} "
-            "(both must be (B, T, 1, H, W) or (B, T, H, W) with the same B, T, H, W)")
+    _check_same_shape(p, t, pred, target)
+    height, width = p.shape[3:]
+    if p.size and min(height, width) < SSIM_WINDOW:
+        raise MetricInputError(
+            f"frames of {height}x{width} pixels are too small for SSIM (its window is "
+            f"{SSIM_WINDOW}x{SSIM_WINDOW}); frames need at least {SSIM_WINDOW} pixels per side")
     if p.size and not np.isfinite(p).all():
-        raise ValueError("pred contains NaN or infinite values (did training diverge?)")
+        raise MetricInputError("pred contains NaN or infinite values (did training diverge?)")
     if t.size:
         if not np.isfinite(t).all():
-            raise ValueError("target contains NaN or infinite values")
+            raise MetricInputError("target contains NaN or infinite values")
         lo, hi = float(t.min()), float(t.max())
         if lo < -_TARGET_TOLERANCE or hi > 1.0 + _TARGET_TOLERANCE:
-            raise ValueError(
+            raise MetricInputError(
                 f"target values must lie in [0, 1], got [{lo:g}, {hi:g}] "
                 "(uint8 frames must be divided by 255 first)")
     return np.clip(p, 0.0, 1.0), t
 
 
+def ssim_frame(pred_frame, true_frame):
+    """Our SSIM of one frame: (C, H, W) float64 -> mean over channels of the per-channel
+    scikit-image SSIM with ``data_range=1.0``."""
+    channels = pred_frame.shape[0]
+    total = 0.0
+    for c in range(channels):
+        total += structural_similarity(pred_frame[c], true_frame[c], data_range=SSIM_DATA_RANGE)
+    return total / channels
+
+
+def ssim_openstl_frame(pred_frame, true_frame):
+    """SSIM of one frame computed as OpenSTL computes it. (C, H, W), pred already clipped.
+
+    What OpenSTL does (``chengtan9907/OpenSTL``, ``openstl/core/metrics.py``, ``metric()``):
+    predictions are clipped to ``clip_range`` [0, 1], then for every sequence b and frame f
+    ``cal_ssim(pred[b, f].swapaxes(0, 2), true[b, f].swapaxes(0, 2), multichannel=True)``
+    (``cal_ssim`` is ``skimage.metrics.structural_similarity``; the frame (C, H, W) becomes
+    (W, H, C)), and the values are averaged over b and f. No ``data_range`` is passed, and
+    ``requirements/runtime.txt`` pins ``scikit-image<=0.19.3``. The arrays are float32
+    (``pred_y.cpu().numpy()`` in ``openstl/methods/base_method.py``).
+
+    What scikit-image 0.19 does with that (``skimage/metrics/_structural_similarity.py`` of
+    the 0.19 series): ``multichannel=True`` means ``channel_axis=-1``: one SSIM per channel,
+    then their mean; ``data_range=None`` becomes ``dtype_range[im1.dtype.type]``, which is
+    (-1, 1) for float dtypes, i.e. a range of 2.0; the filters run in
+    ``_supported_float_type(im1.dtype)`` (float32 for float32 frames); 7x7 uniform window,
+    sample covariance, K1 = 0.01, K2 = 0.03, a 3-pixel border cropped before the mean.
+    scikit-image 0.20 made ``data_range`` mandatory for float input (scikit-image PR #6612),
+    so with the installed version the range is passed explicitly.
+
+    Here: float32 frames, the same transposition, ``channel_axis=-1`` and
+    ``data_range=2.0``; the computation is otherwise unchanged between 0.19 and the installed
+    version. The doubled range multiplies the stabilising constants C1 = (K1 R)^2 and
+    C2 = (K2 R)^2 by 4, which pushes SSIM towards 1 on dark, low-variance regions (Moving
+    MNIST frames are mostly black). For non-negative pixels the value never drops when R
+    grows: the luminance factor rises with C1, and where the structure factor is negative
+    its covariance is bounded by the means (sigma_xy >= -mu_x mu_y), which makes it rise
+    faster than the luminance factor can pull the product down. So ``ssim_openstl`` >=
+    ``ssim`` up to float32 rounding (the tests check it on random frames).
+    """
+    p = np.asarray(pred_frame, dtype=np.float32).swapaxes(0, 2)  # (W, H, C)
+    t = np.asarray(true_frame, dtype=np.float32).swapaxes(0, 2)  # (W, H, C)
+    return float(structural_similarity(p, t, channel_axis=-1, data_range=OPENSTL_SSIM_DATA_RANGE))
+
+
 def frame_metrics(pred, target):
     """Per-sequence, per-frame metrics of one batch.
 
-    pred, target: (B, T, 1, H, W) or (B, T, H, W), pixels in [0, 1] (pred is clipped).
+    pred, target: (B, T, C, H, W) or (B, T, H, W), pixels in [0, 1] (pred is clipped).
     Returns a dict metric name -> float64 array (B, T).
     """
-    p, t = _check_pair(pred, target)  # (B, T, H, W) float64
+    p, t = _check_pair(pred, target)  # (B, T, C, H, W) float64
     b, n_t = p.shape[:2]
     diff = p - t
-    sq_sum = np.square(diff).sum(axis=(2, 3))  # (B, T)
-    abs_sum = np.abs(diff).sum(axis=(2, 3))  # (B, T)
-    pixels = p.shape[2] * p.shape[3]
-    mean_sq = np.maximum(sq_sum / max(pixels, 1), PSNR_MSE_FLOOR)
+    sq_sum = np.square(diff).sum(axis=(2, 3, 4))  # (B, T)
+    abs_sum = np.abs(diff).sum(axis=(2, 3, 4))  # (B, T)
+    values = p.shape[2] * p.shape[3] * p.shape[4]
+    mean_sq = np.maximum(sq_sum / max(values, 1), PSNR_MSE_FLOOR)
     psnr = -10.0 * np.log10(mean_sq)  # (B, T)
     ssim = np.empty((b, n_t), dtype=np.float64)
+    ssim_openstl = np.empty((b, n_t), dtype=np.float64)
     # A plain loop over frames is the fastest option here: scikit-image on one 64x64
-    # frame costs ~0.35 ms, cheaper than a batched (B*T, H, W) filter that spills cache.
+    # frame costs ~0.3 ms, cheaper than a batched (B*T, H, W) filter that spills cache.
     for i in range(b):
         for j in range(n_t):
-            ssim[i, j] = structural_similarity(
-                p[i, j], t[i, j], data_range=SSIM_DATA_RANGE)
-    return {"mse": sq_sum, "mae": abs_sum, "ssim": ssim, "psnr": psnr}
+            ssim[i, j] = ssim_frame(p[i, j], t[i, j])
+            ssim_openstl[i, j] = ssim_openstl_frame(p[i, j], t[i, j])
+    return {"mse": sq_sum, "mae": abs_sum, "ssim": ssim, "ssim_openstl": ssim_openstl, "psnr": psnr}
+
+
+def _frame_shape_of(shape):
+    """(T, C, H, W) of a (B, T, C, H, W) or (B, T, H, W) shape, else None."""
+    if len(shape) == 4:
+        return (int(shape[1]), 1, int(shape[2]), int(shape[3]))
+    if len(shape) == 5:
+        return tuple(int(v) for v in shape[1:])
+    return None
 
 
 class StreamingMetrics:
     """Accumulates per-frame metric sums batch by batch (float64), never keeping frames.
 
-    ``update`` may be called with batches of any size; all batches must share T, H and W.
-    Partial accumulators (other ranks or processes) combine with ``merge`` or through
-    ``state_dict`` / ``from_state_dict`` (plain JSON-serialisable dicts).
+    ``update`` may be called with batches of any size; all batches must share T, C, H and W.
     """
 
     def __init__(self):
@@ -111,82 +228,38 @@ class StreamingMetrics:
     def reset(self):
         """Forget everything accumulated so far."""
         self.num_sequences = 0
-        self.frame_shape = None  # (T, H, W) once the first batch arrived
+        self.frame_shape = None  # (T, C, H, W) once the first batch arrived
         self._sums = None  # metric name -> float64 (T,) sum over sequences
 
     def _check_frame_shape(self, frame_shape, what):
         if self.frame_shape is not None and tuple(frame_shape) != self.frame_shape:
-            raise ValueError(
-                f"{what} has (T, H, W) = {tuple(frame_shape)} but earlier batches had "
+            raise MetricInputError(
+                f"{what} has (T, C, H, W) = {tuple(frame_shape)} but earlier batches had "
                 f"{self.frame_shape}; all batches must predict the same frames")
 
     def update(self, pred, target):
-        """Add one batch. pred, target: numpy (B, T, 1, H, W) or (B, T, H, W) in [0, 1]."""
-        shape = np.shape(target)
-        if len(shape) in (4, 5):  # check consistency before the (costly) SSIM loop
-            frame_shape = (shape[1], shape[-2], shape[-1])  # (T, H, W)
+        """Add one batch. pred, target: numpy (B, T, C, H, W) or (B, T, H, W) in [0, 1]."""
+        frame_shape = _frame_shape_of(np.shape(target))
+        if frame_shape is not None:  # check consistency before the (costly) SSIM loop
             self._check_frame_shape(frame_shape, "this batch")
         per_frame = frame_metrics(pred, target)  # name -> (B, T); validates both arrays
         batch = per_frame["mse"].shape[0]
         if batch == 0:
             return self
         if self._sums is None:
-            self.frame_shape = tuple(int(v) for v in frame_shape)
+            self.frame_shape = frame_shape
             self._sums = {k: np.zeros(frame_shape[0], dtype=np.float64) for k in METRIC_NAMES}
         for k in METRIC_NAMES:
             self._sums[k] += per_frame[k].sum(axis=0)
         self.num_sequences += batch
         return self
 
-    def merge(self, other):
-        """Add the sums of another ``StreamingMetrics`` (e.g. another rank's) into this one."""
-        if not isinstance(other, StreamingMetrics):
-            raise TypeError(f"can only merge StreamingMetrics, got {type(other).__name__}")
-        if other.num_sequences == 0:
-            return self
-        self._check_frame_shape(other.frame_shape, "the merged accumulator")
-        if self._sums is None:
-            self.frame_shape = other.frame_shape
-            self._sums = {k: np.zeros(other.frame_shape[0], dtype=np.float64)
-                          for k in METRIC_NAMES}
-        for k in METRIC_NAMES:
-            self._sums[k] += other._sums[k]
-        self.num_sequences += other.num_sequences
-        return self
-
-    def state_dict(self):
-        """Plain-python snapshot (JSON-serialisable) of the accumulated sums."""
-        return {
-            "num_sequences": int(self.num_sequences),
-            "frame_shape": None if self.frame_shape is None else list(self.frame_shape),
-            "sums": None if self._sums is None
-            else {k: [float(v) for v in self._sums[k]] for k in METRIC_NAMES},
-        }
-
-    @classmethod
-    def from_state_dict(cls, state):
-        """Rebuild an accumulator from :meth:`state_dict` output."""
-        acc = cls()
-        n = int(state.get("num_sequences", 0))
-        if n == 0:
-            return acc
-        shape, sums = state.get("frame_shape"), state.get("sums")
-        if not shape or len(shape) != 3 or not sums or set(sums) != set(METRIC_NAMES):
-            raise ValueError(
-                "metrics state must have frame_shape [T, H, W] and sums for " + ", ".join(METRIC_NAMES))
-        acc.frame_shape = tuple(int(v) for v in shape)
-        acc._sums = {k: np.asarray(sums[k], dtype=np.float64) for k in METRIC_NAMES}
-        if any(v.shape != (acc.frame_shape[0],) for v in acc._sums.values()):
-            raise ValueError(f"metrics state: each sum needs {acc.frame_shape[0]} per-frame values")
-        acc.num_sequences = n
-        return acc
-
     def result(self):
         """Averages and per-frame curves as plain python floats/lists.
 
-        Returns dict(num_sequences, mse, mae, ssim, psnr,
-        per_frame=dict(mse=[...], mae=[...], ssim=[...], psnr=[...])), one per-frame
-        value per predicted frame. Raises ValueError if nothing was accumulated.
+        Returns dict(num_sequences, mse, mae, ssim, ssim_openstl, psnr,
+        per_frame=dict(mse=[...], mae=[...], ssim=[...], ssim_openstl=[...], psnr=[...])),
+        one per-frame value per predicted frame. Raises ValueError if nothing was accumulated.
         """
         if self.num_sequences == 0:
             raise ValueError("no sequences were accumulated; call update() with at least one batch")
@@ -215,11 +288,11 @@ def format_table(result, first_frame=11):
     per_frame = result["per_frame"]
     n_frames = len(per_frame["mse"])
     last = first_frame + n_frames - 1
-    header = f"{'frame':>7} {'MSE':>10} {'MAE':>10} {'SSIM':>8} {'PSNR(dB)':>9}"
+    header = f"{'frame':>7} {'MSE':>10} {'MAE':>10} {'SSIM':>8} {'SSIM-OSTL':>9} {'PSNR(dB)':>9}"
     rule = "-" * len(header)
 
-    def row(label, mse, mae, ssim, psnr):
-        return f"{label:>7} {mse:10.3f} {mae:10.3f} {ssim:8.4f} {psnr:9.3f}"
+    def row(label, mse, mae, ssim, ssim_openstl, psnr):
+        return f"{label:>7} {mse:10.3f} {mae:10.3f} {ssim:8.4f} {ssim_openstl:9.4f} {psnr:9.3f}"
 
     lines = [
         f"{result['num_sequences']} sequences, predicted frames {first_frame}..{last}",
@@ -232,5 +305,207 @@ def format_table(result, first_frame=11):
     lines.append(row("mean", *(result[k] for k in METRIC_NAMES)))
     lines.append(
         "MSE/MAE: per-frame SUM over pixels in [0,1]; SSIM: skimage, data_range=1.0; "
+        f"SSIM-OSTL: as OpenSTL computes it (data_range 2.0), compare only with OpenSTL's SSIM; "
         f"PSNR capped at {PSNR_CAP_DB:g} dB")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- nowcasting skill scores
+
+def _ratio(numerator, denominator):
+    """numerator / denominator as a float, or None for a zero denominator (exact for ints)."""
+    if denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def contingency_scores(hits, misses, false_alarms, correct_negatives):
+    """POD, FAR, CSI and HSS of one contingency table (see the module docstring).
+
+    Counts are non-negative integers. Returns dict(pod, far, csi, hss), each a float or
+    None where its denominator is 0 (``UNDEFINED_BECAUSE`` says why).
+    """
+    h, m, f, n = (int(v) for v in (hits, misses, false_alarms, correct_negatives))
+    if min(h, m, f, n) < 0:
+        raise ValueError(f"contingency counts must be >= 0, got H={h} M={m} F={f} N={n}")
+    return {
+        "pod": _ratio(h, h + m),
+        "far": _ratio(f, h + f),
+        "csi": _ratio(h, h + m + f),
+        # python integers: these products overflow int64 for large test sets
+        "hss": _ratio(2 * (h * n - m * f), (h + m) * (m + n) + (h + f) * (f + n)),
+    }
+
+
+def _check_thresholds(thresholds):
+    try:
+        values = [float(v) for v in thresholds]
+    except (TypeError, ValueError):
+        raise ValueError(f"skill-score thresholds must be a list of numbers, got {thresholds!r}") from None
+    if not values:
+        raise ValueError("skill scores need at least one threshold")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"skill-score thresholds must be finite numbers, got {values}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"skill-score thresholds must differ from each other, got {values}")
+    return tuple(sorted(values))
+
+
+def _finite_values(array, name):
+    """(B, T, C*H*W) view of a (B, T, C, H, W) or (B, T, H, W) numeric array in user units."""
+    arr = np.asarray(array)
+    if arr.ndim not in (4, 5):
+        raise MetricInputError(
+            f"{name}: expected shape (B, T, C, H, W) or (B, T, H, W), got {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+            or arr.dtype == np.bool_):
+        raise MetricInputError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    arr = arr.reshape(arr.shape[0], arr.shape[1], int(np.prod(arr.shape[2:])))  # (B, T, values per frame)
+    if arr.size and not np.isfinite(arr).all():
+        raise MetricInputError(
+            f"{name} contains NaN or infinite values; skill scores need finite values "
+            "(replace no-data pixels before scoring)")
+    return arr
+
+
+def _mean_of_defined(values):
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None
+
+
+def _lead_frame_notes(threshold, name, curve):
+    """Notes about undefined per-lead-frame values of one score (lead frames are 1-based)."""
+    missing = [i + 1 for i, v in enumerate(curve) if v is None]
+    if not missing:
+        return []
+    where = f"{name.upper()} at threshold {threshold:g} undefined"
+    why = UNDEFINED_BECAUSE[name]
+    if len(missing) == len(curve):
+        return [f"{where} at every lead frame ({why}); no mean over lead frames"]
+    frames = ", ".join(str(i) for i in missing)
+    return [f"{where} at lead frame(s) {frames} ({why}); its mean is over the other "
+            f"{len(curve) - len(missing)} lead frames"]
+
+
+class SkillScores:
+    """Streaming hits / misses / false alarms / correct negatives per threshold and lead frame.
+
+    thresholds: numbers in the units of the data (sorted ascending internally; duplicates are
+    refused). ``update(pred, target)`` takes arrays ALREADY in those units, (B, T, C, H, W)
+    or (B, T, H, W), with the same shape; T (the lead frames) must be the same in every batch.
+    Nothing is clipped or rescaled. See the module docstring for the definitions.
+    """
+
+    def __init__(self, thresholds):
+        self.thresholds = _check_thresholds(thresholds)
+        self.reset()
+
+    def reset(self):
+        """Forget everything accumulated so far."""
+        self.num_sequences = 0
+        self.lead_frames = None
+        self._counts = None  # count name -> int64 (K thresholds, T lead frames)
+
+    def update(self, pred, target):
+        """Add one batch (see the class docstring). Returns self."""
+        p = _finite_values(pred, "pred")  # (B, T, P)
+        t = _finite_values(target, "target")  # (B, T, P)
+        if np.shape(pred) != np.shape(target):
+            raise MetricInputError(f"pred and target shapes differ: pred {np.shape(pred)} vs target "
+                                   f"{np.shape(target)}")
+        batch, lead_frames, per_frame = p.shape
+        if self.lead_frames is not None and lead_frames != self.lead_frames:
+            raise MetricInputError(f"this batch has {lead_frames} lead frames but earlier batches had "
+                                   f"{self.lead_frames}; all batches must predict the same frames")
+        if batch == 0:
+            return self
+        if self._counts is None:
+            self.lead_frames = lead_frames
+            self._counts = {k: np.zeros((len(self.thresholds), lead_frames), dtype=np.int64)
+                            for k in COUNT_NAMES}
+        total = batch * per_frame  # values per lead frame in this batch
+        for k, threshold in enumerate(self.thresholds):
+            pred_event = p >= threshold  # (B, T, P)
+            true_event = t >= threshold  # (B, T, P)
+            hits = np.count_nonzero(pred_event & true_event, axis=(0, 2))  # (T,)
+            predicted = np.count_nonzero(pred_event, axis=(0, 2))  # (T,) H + F
+            observed = np.count_nonzero(true_event, axis=(0, 2))  # (T,) H + M
+            self._counts["hits"][k] += hits
+            self._counts["misses"][k] += observed - hits
+            self._counts["false_alarms"][k] += predicted - hits
+            self._counts["correct_negatives"][k] += total - predicted - observed + hits
+        self.num_sequences += batch
+        return self
+
+    def _threshold_result(self, k):
+        threshold = self.thresholds[k]
+        counts = {name: [int(v) for v in self._counts[name][k]] for name in COUNT_NAMES}  # T each
+        per_lead = [contingency_scores(*(counts[name][i] for name in COUNT_NAMES))
+                    for i in range(self.lead_frames)]
+        curves = {s: [scores[s] for scores in per_lead] for s in SKILL_SCORE_NAMES}
+        pooled_counts = {name: sum(counts[name]) for name in COUNT_NAMES}
+        pooled = dict(pooled_counts, **contingency_scores(*(pooled_counts[n] for n in COUNT_NAMES)))
+        notes = []
+        for s in SKILL_SCORE_NAMES:
+            notes += _lead_frame_notes(threshold, s, curves[s])
+            if pooled[s] is None:
+                notes.append(f"pooled {s.upper()} at threshold {threshold:g} undefined ({UNDEFINED_BECAUSE[s]})")
+        return {
+            "threshold": threshold,
+            "per_lead_frame": dict(counts, **curves),
+            "mean_over_lead_frames": {s: _mean_of_defined(curves[s]) for s in SKILL_SCORE_NAMES},
+            "pooled": pooled,
+            "notes": notes,
+        }
+
+    def result(self):
+        """JSON-ready scores. Raises ValueError if nothing was accumulated.
+
+        Returns dict(num_sequences, lead_frames, thresholds, convention, by_threshold=[...]),
+        one ``by_threshold`` entry per threshold (ascending)::
+
+            threshold: the threshold;
+            per_lead_frame: hits, misses, false_alarms, correct_negatives, pod, far, csi, hss,
+                each a list with one value per lead frame (its counts summed over the test set;
+                the benchmark's per-lead-time scores);
+            mean_over_lead_frames: pod, far, csi, hss: the mean of the per-lead-frame scores
+                (the benchmark's averages), over the lead frames where the score is defined;
+            pooled: the four counts summed over all lead frames and the scores computed from
+                them (weights every lead frame by its number of events, unlike the mean);
+            notes: one string per undefined (None) value, saying why.
+        """
+        if self.num_sequences == 0:
+            raise ValueError("no sequences were accumulated; call update() with at least one batch")
+        return {
+            "num_sequences": int(self.num_sequences),
+            "lead_frames": int(self.lead_frames),
+            "thresholds": list(self.thresholds),
+            "convention": EVENT_CONVENTION,
+            "by_threshold": [self._threshold_result(k) for k in range(len(self.thresholds))],
+        }
+
+
+def _score_cell(value):
+    return f"{'-':>7}" if value is None else f"{value:7.4f}"
+
+
+def format_skill_table(result, which="mean_over_lead_frames"):
+    """Text table threshold x (POD, FAR, CSI, HSS) of a :meth:`SkillScores.result` dict.
+
+    which: ``mean_over_lead_frames`` (mean of the per-lead-frame scores, the benchmark's
+    average) or ``pooled`` (scores of the counts summed over all lead frames). Undefined
+    values print as ``-``; the notes follow the table.
+    """
+    titles = {"mean_over_lead_frames": "mean over lead frames of the per-lead-frame scores",
+              "pooled": "scores of the counts summed over all lead frames"}
+    if which not in titles:
+        raise ValueError(f"which must be one of {', '.join(titles)}, got {which!r}")
+    header = f"{'threshold':>10} " + " ".join(f"{s.upper():>7}" for s in SKILL_SCORE_NAMES)
+    lines = [f"skill scores, {result['num_sequences']} sequences x {result['lead_frames']} lead frames: "
+             f"{titles[which]}", header, "-" * len(header)]
+    for entry in result["by_threshold"]:
+        scores = entry[which]
+        lines.append(f"{entry['threshold']:>10g} " + " ".join(_score_cell(scores[s]) for s in SKILL_SCORE_NAMES))
+    lines.append(f"{result['convention']}; '-' = undefined")
+    lines += [f"note: {note}" for entry in result["by_threshold"] for note in entry["notes"]]
     return "\n".join(lines)

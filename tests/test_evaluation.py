@@ -44,7 +44,12 @@ def _copy_last_numpy(seqs, last_input, targets):
     mse = np.square(diff).sum(axis=(2, 3))  # (N, T_out)
     ssim = np.array([[structural_similarity(pred[i, 0], true[i, t], data_range=1.0) for t in range(true.shape[1])]
                      for i in range(len(x))])
+    # OpenSTL's way: float32 frames, scikit-image's old implicit float range of 2
+    ssim_openstl = np.array([[structural_similarity(pred[i, 0].astype(np.float32), true[i, t].astype(np.float32),
+                                                    data_range=2.0) for t in range(true.shape[1])]
+                             for i in range(len(x))])
     return {"mse": mse.mean(), "mae": np.abs(diff).sum(axis=(2, 3)).mean(), "ssim": ssim.mean(),
+            "ssim_openstl": ssim_openstl.mean(),
             "psnr": (-10 * np.log10(mse / 4096)).mean(), "per_frame_mse": mse.mean(axis=0)}
 
 
@@ -73,7 +78,7 @@ def test_copy_last_on_test_file_scores_frames_10_to_19_against_frame_9(test_npy,
     swapped = _copy_last_numpy(seqs, 19, list(range(0, 10)))  # the swapped task of the old port
     assert abs(want["mse"] - swapped["mse"]) > 1.0  # the fixture can tell the two tasks apart
     assert report["num_sequences"] == 3 and report["first_frame"] == 11
-    for k in ("mse", "mae", "ssim", "psnr"):
+    for k in ("mse", "mae", "ssim", "ssim_openstl", "psnr"):
         # the file reader scales in float32, the reference in float64
         assert report[k] == pytest.approx(want[k], rel=1e-6), k
     np.testing.assert_allclose(report["per_frame"]["mse"], want["per_frame_mse"], rtol=1e-6)
