@@ -1,0 +1,610 @@
+"""Users' own sequence arrays (radar echo maps, satellite images, video) as training data.
+
+Pure numpy. Everything here is exposed as (N, T, C, H, W): N sequences of T frames of C
+channels of H x W pixels, whatever the axis order of the file.
+
+Files
+    ``path`` is either one ``.npy``/``.npz`` file, split into train/val/test BY SEQUENCE (never
+    by window, so no frames of a validation sequence are seen in training), or a directory
+    holding one ``train``, ``val`` and ``test`` file of one kind (``train.npy val.npy test.npy``
+    or ``train.npz ...``; same layout, dtype, C, H and W; T may differ), which are the splits.
+    The kind is recognised from the content (npy magic or zip), not the name.
+
+    ``.npy`` files are memory-mapped (``mmap_mode="r"``) and read one window at a time, so a
+    file larger than memory can be trained on. ``.npz`` members cannot be memory-mapped (they
+    are zip entries): the chosen array of an ``.npz`` is loaded whole into memory, once per
+    file. ``allow_pickle=False`` always: files holding Python objects are refused.
+
+Layouts (``layout``)
+    ``NTHW`` (one channel), ``NTCHW``, ``NTHWC``, ``TNHW`` (time first: the published Moving
+    MNIST ``mnist_test_seq.npy``, shape (20, 10000, 64, 64)). A channel axis longer than
+    ``MAX_CHANNELS`` = 16 is taken as a sign of a wrong layout (a heuristic; the error says so).
+
+Values and normalisation (``scale``)
+    dtypes uint8, uint16, float16, float32. Frames are given to the network as float32 in
+    [0, 1]: x' = clip((x - data_min) / (data_max - data_min), 0, 1).
+
+    - ``auto``: integers are divided by the dtype's maximum (data_min = 0, data_max = 255 or
+      65535); float data must already lie in [0, 1] (data_min = 0, data_max = 1).
+    - ``minmax``: ``data_min`` and ``data_max`` in the file's units (e.g. -10 and 60 for dBZ);
+      values outside are clipped.
+
+    Float files are scanned once when opened, in chunks of about 64 MB: NaN/inf anywhere is an
+    error (with their count and the position of the first), and with ``auto`` the exact range
+    must lie in [0, 1] (the error gives the range and says to use ``minmax``). The cost is one
+    sequential read of the file (see the README for a measured rate); integer files are not
+    scanned (no NaN, range known from the dtype).
+
+    The normalisation is a :class:`Normalization`; ``to_dict()`` is a small JSON-able dict to
+    store in checkpoints, ``Normalization.from_dict`` reads it back, and :func:`denormalize`
+    maps network outputs back to the file's units.
+
+Windows
+    Each sequence of T frames gives windows of ``input_frames + output_frames`` consecutive
+    frames starting at 0, ``window_stride``, 2 x ``window_stride``, ... (0 = the window length:
+    non-overlapping windows). Sequences shorter than one window are an error.
+
+Splits
+    One file: ``split`` = (train, val, test) fractions (each > 0, summing to 1). The sequences
+    are shuffled by ``np.random.default_rng(split_seed)``; val gets round(N x val), test
+    round(N x test), train the rest; every split needs at least one sequence. The assignment is
+    recorded in ``SequenceSplits.split_record`` (JSON-able: which sequence indices went where).
+
+API
+    ``open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
+    split=(0.8, 0.1, 0.1), split_seed=0, scale="auto", data_min=None, data_max=None,
+    normalization=None) -> SequenceSplits`` with ``.train``, ``.val``, ``.test`` (also
+    ``splits["val"]``), ``.normalization``, ``.split_record``, ``.channels``, ``.height``,
+    ``.width``, ``.input_frames``, ``.output_frames`` and ``.describe()``.
+
+    ``open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="",
+    window_stride=0, scale="auto", data_min=None, data_max=None, normalization=None)
+    -> WindowSource`` over every sequence of one file (evaluation or prediction on a file;
+    pass the checkpoint's normalisation as ``normalization`` = a Normalization or its dict).
+
+    ``WindowSource``: ``len(source)`` windows; ``source[i] -> (inputs (T_in, C, H, W),
+    targets (T_out, C, H, W))`` float32 in [0, 1]; ``source.batch(indices) -> (inputs
+    (B, T_in, C, H, W), targets (B, T_out, C, H, W))`` read with one vectorised gather;
+    ``source.window_location(i) -> (sequence index in the file, first frame)``; attributes
+    ``channels``, ``height``, ``width``, ``input_frames``, ``output_frames``,
+    ``sequence_indices``, ``normalization``, ``path``.
+
+    ``check_tileable(height, width, arch, patch_size)``: DataError unless the frames can be
+    cut as the architecture needs (paper: multiples of patch_size; zoo: multiples of 4).
+
+Every problem a user can fix raises :class:`src.errors.DataError` with one line naming the
+file, the numbers, and the configuration key to change (``data_layout``, ``npz_key``,
+``data_scale``, ``data_min``, ``data_max``, ``window_stride``, ``val_fraction``,
+``test_fraction``).
+"""
+import math
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from src.errors import DataError
+
+LAYOUTS = ("NTHW", "NTCHW", "NTHWC", "TNHW")
+SCALES = ("auto", "minmax")
+SPLIT_NAMES = ("train", "val", "test")
+MAX_CHANNELS = 16  # a longer channel axis is taken as a wrong layout (heuristic)
+DTYPE_MAX = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0}  # auto: value mapped to 1
+_AXES = {"NTHW": "(N, T, H, W)", "NTCHW": "(N, T, C, H, W)", "NTHWC": "(N, T, H, W, C)", "TNHW": "(T, N, H, W)"}
+_CHANNEL_AXIS = {"NTCHW": 2, "NTHWC": 4}
+_SCAN_BYTES = 64 << 20  # chunk size of the NaN/range scan of float files
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+_EXTENSIONS = (".npy", ".npz")
+
+
+# ---------------------------------------------------------------- normalisation
+
+@dataclass(frozen=True)
+class Normalization:
+    """x' = clip((x - data_min) / (data_max - data_min), 0, 1), in the file's units."""
+
+    scale: str  # "auto" | "minmax"
+    data_min: float
+    data_max: float
+    dtype: str  # dtype of the data it was made for
+
+    def to_dict(self):
+        """A JSON-able description, e.g. for a checkpoint."""
+        return {"scale": self.scale, "data_min": float(self.data_min), "data_max": float(self.data_max),
+                "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, values, where="normalization"):
+        """Read back :meth:`to_dict` output; DataError naming ``where`` if it is malformed."""
+        try:
+            norm = cls(str(values["scale"]), float(values["data_min"]), float(values["data_max"]),
+                       str(values["dtype"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{where}: not a normalisation record ({err!r}); expected keys scale, data_min, "
+                            f"data_max, dtype") from None
+        if norm.scale not in SCALES or norm.dtype not in DTYPE_MAX or not norm.data_min < norm.data_max \
+                or not (math.isfinite(norm.data_min) and math.isfinite(norm.data_max)):
+            raise DataError(f"{where}: invalid normalisation record {values!r}")
+        return norm
+
+    def normalize(self, raw):
+        """File values (any shape) -> float32 in [0, 1]."""
+        x = np.asarray(raw, dtype=np.float32)
+        if self.data_min != 0.0:
+            x = x - np.float32(self.data_min)
+        x = x / np.float32(self.data_max - self.data_min)  # the same arithmetic as x / 255 when auto
+        return np.clip(x, 0.0, 1.0, out=x)
+
+    def denormalize(self, values):
+        """[0, 1] values (any shape) -> float32 in the file's units."""
+        x = np.asarray(values, dtype=np.float32)
+        return x * np.float32(self.data_max - self.data_min) + np.float32(self.data_min)
+
+
+def denormalize(values, normalization):
+    """Network outputs in [0, 1] -> the data's units; ``normalization`` is a Normalization or its dict."""
+    if not isinstance(normalization, Normalization):
+        normalization = Normalization.from_dict(normalization)
+    return normalization.denormalize(values)
+
+
+def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
+    """The normalisation of data of ``dtype`` (float ``auto`` data is range-checked separately)."""
+    dtype = np.dtype(dtype).name
+    if dtype not in DTYPE_MAX:
+        raise DataError(f"dtype {dtype} is not supported (use one of {', '.join(DTYPE_MAX)})")
+    if scale == "auto":
+        if data_min is not None or data_max is not None:
+            raise DataError("data_min/data_max are only used with data_scale minmax; set data_scale minmax or "
+                            "leave them unset")
+        return Normalization("auto", 0.0, DTYPE_MAX[dtype], dtype)
+    if scale != "minmax":
+        raise DataError(f"data_scale {scale!r} is not one of {', '.join(SCALES)}")
+    if data_min is None or data_max is None:
+        raise DataError("data_scale minmax needs data_min and data_max (the values mapped to 0 and 1, in the "
+                        "file's units, e.g. -10 and 60 for dBZ)")
+    low, high = float(data_min), float(data_max)
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise DataError(f"data_min ({data_min}) must be finite and below data_max ({data_max})")
+    return Normalization("minmax", low, high, dtype)
+
+
+# ---------------------------------------------------------------- one file
+
+def _check_layout(layout):
+    if layout not in LAYOUTS:
+        raise DataError(f"data_layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    return layout
+
+
+def _file_kind(path):
+    """'npy' or 'npz' from the first bytes; DataError for anything else."""
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a directory, expected an .npy/.npz file")
+    if not os.path.isfile(path):
+        raise DataError(f"data file {path} not found")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head == _NPY_MAGIC:
+        return "npy"
+    if head.startswith(_ZIP_MAGIC):
+        return "npz"
+    if not head:
+        what = "empty"
+    elif head[:1] == b"\x80":
+        what = "a Python pickle (refused: loading pickles can run code); save arrays with numpy.save"
+    else:
+        what = f"neither .npy nor .npz (starts with {head!r})"
+    raise DataError(f"{path} is {what}")
+
+
+def _pickled(path, key=""):
+    member = f" (array '{key}')" if key else ""
+    return DataError(f"{path}{member} holds pickled Python objects, not numbers; refusing to load it (pickles "
+                     "can run code): save a numeric array with numpy.save/numpy.savez")
+
+
+def _load_npy(path):
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as err:
+        if "object" in str(err).lower() or "pickle" in str(err).lower():
+            raise _pickled(path) from None
+        raise DataError(f"{path} is not a readable .npy file ({err}; truncated copy?)") from None
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path} is not a readable .npy file ({err}; truncated copy?)") from None
+
+
+def _load_npz(path, key):
+    """The array ``key`` of an .npz (the only one when ``key`` is empty), loaded into memory."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.files)
+            if not key:
+                if len(keys) != 1:
+                    listed = ", ".join(keys) if keys else "none"
+                    raise DataError(f"{path} holds {len(keys)} arrays ({listed}); set npz_key to the one to use")
+                key = keys[0]
+            elif key not in keys:
+                raise DataError(f"{path} has no array '{key}' (npz_key); it holds: {', '.join(keys) or 'none'}")
+            try:
+                return np.asarray(archive[key])
+            except ValueError as err:
+                if "object" in str(err).lower() or "pickle" in str(err).lower():
+                    raise _pickled(path, key) from None
+                raise
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(f"{path} is not a readable .npz file ({err}; truncated copy?)") from None
+
+
+def _sizes(layout, shape):
+    """(N, T, C, H, W) of an array of ``shape`` in ``layout``."""
+    if layout == "NTHW":
+        n, t, h, w = shape
+        return n, t, 1, h, w
+    if layout == "TNHW":
+        t, n, h, w = shape
+        return n, t, 1, h, w
+    if layout == "NTCHW":
+        return tuple(shape)
+    n, t, h, w, c = shape
+    return n, t, c, h, w
+
+
+def _fitting_layouts(shape):
+    """Layouts whose rank and channel heuristic accept ``shape``."""
+    fits = []
+    for layout in LAYOUTS:
+        if len(_AXES[layout].split(",")) != len(shape):
+            continue
+        axis = _CHANNEL_AXIS.get(layout)
+        if axis is None or shape[axis] <= MAX_CHANNELS:
+            fits.append(layout)
+    return fits
+
+
+def _check_shape(path, layout, shape):
+    rank = len(_AXES[layout].split(","))
+    others = [x for x in _fitting_layouts(shape) if x != layout]
+    hint = f"; the shape fits data_layout {' or '.join(others)}" if others else ""
+    if len(shape) != rank:
+        raise DataError(f"{path}: shape {tuple(shape)} has {len(shape)} dimensions, data_layout {layout} needs "
+                        f"{rank} {_AXES[layout]}{hint}")
+    axis = _CHANNEL_AXIS.get(layout)
+    if axis is not None and shape[axis] > MAX_CHANNELS:
+        raise DataError(f"{path}: shape {tuple(shape)} in data_layout {layout} {_AXES[layout]} gives "
+                        f"{shape[axis]} channels, more than {MAX_CHANNELS} (a heuristic limit: this usually "
+                        f"means the layout is wrong){hint}")
+    n, t, c, h, w = _sizes(layout, shape)
+    if n == 0:
+        raise DataError(f"{path}: holds no sequences (shape {tuple(shape)}, data_layout {layout} {_AXES[layout]})")
+    if min(t, c, h, w) == 0:
+        raise DataError(f"{path}: empty frames (shape {tuple(shape)}, data_layout {layout} {_AXES[layout]})")
+
+
+def _to_ntchw(block, layout):
+    """A block read with leading (B, L) axes -> (B, L, C, H, W)."""
+    if layout in ("NTHW", "TNHW"):
+        return block[:, :, None]  # (B, L, 1, H, W)
+    if layout == "NTHWC":
+        return np.moveaxis(block, -1, 2)  # (B, L, C, H, W)
+    return block
+
+
+def _position(layout, raw_index):
+    """Human-readable position of a raw array index."""
+    if layout in ("NTHW", "TNHW"):
+        n, t, h, w = raw_index if layout == "NTHW" else (raw_index[1], raw_index[0]) + tuple(raw_index[2:])
+        return f"sequence {n}, frame {t}, row {h}, column {w}"
+    if layout == "NTCHW":
+        n, t, c, h, w = raw_index
+    else:
+        n, t, h, w, c = raw_index
+    return f"sequence {n}, frame {t}, channel {c}, row {h}, column {w}"
+
+
+class SequenceFile:
+    """One opened array file in (N, T, C, H, W) terms; frames are read on demand."""
+
+    def __init__(self, path, layout, npz_key=""):
+        self.path = os.fspath(path)
+        self.layout = _check_layout(layout)
+        self.kind = _file_kind(self.path)
+        self._array = _load_npy(self.path) if self.kind == "npy" else _load_npz(self.path, npz_key)
+        self.dtype = self._array.dtype.name
+        if self.dtype not in DTYPE_MAX:
+            raise DataError(f"{self.path}: dtype {self.dtype} is not supported (use one of {', '.join(DTYPE_MAX)}; "
+                            f"e.g. convert with array.astype(numpy.float32))")
+        _check_shape(self.path, self.layout, self._array.shape)
+        self.shape = tuple(int(s) for s in self._array.shape)
+        self.num_sequences, self.num_frames, self.channels, self.height, self.width = _sizes(self.layout, self.shape)
+        self._value_range = None
+
+    @property
+    def is_float(self):
+        return self.dtype.startswith("float")
+
+    def value_range(self):
+        """(min, max) of a float file, scanning it once in chunks; DataError on NaN/inf."""
+        if self._value_range is None:
+            self._value_range = self._scan()
+        return self._value_range
+
+    def _scan(self):
+        array = self._array
+        row_bytes = array.itemsize * max(1, math.prod(array.shape[1:]))
+        rows = max(1, _SCAN_BYTES // row_bytes)
+        bad, first, low, high = 0, None, math.inf, -math.inf
+        for start in range(0, array.shape[0], rows):
+            chunk = np.asarray(array[start:start + rows])
+            finite = np.isfinite(chunk)
+            count = chunk.size - int(np.count_nonzero(finite))
+            if count:
+                if first is None:
+                    local = np.unravel_index(int(np.argmin(finite)), chunk.shape)
+                    first = (start + int(local[0]),) + tuple(int(i) for i in local[1:])
+                bad += count
+            elif not bad:
+                low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
+        if bad:
+            raise DataError(f"{self.path}: {bad} NaN/inf values in {self.dtype} data; the first at "
+                            f"{_position(self.layout, first)} (array index {first}); replace them (e.g. with "
+                            "the background value) before training")
+        return low, high
+
+    def read_windows(self, sequences, starts, length):
+        """Raw frames of windows: sequence ``sequences[b]``, frames ``starts[b]`` to ``starts[b] + length - 1``.
+
+        Returns (B, length, C, H, W) in the file's dtype, gathered with one fancy index (only
+        the windows' bytes of a memory-mapped file are read)."""
+        seq = np.asarray(sequences, dtype=np.int64)[:, None]  # (B, 1)
+        frames = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)  # (B, L)
+        if self.layout == "TNHW":
+            block = self._array[frames, seq]  # (B, L, H, W)
+        else:
+            block = self._array[seq, frames]  # (B, L, ...)
+        return _to_ntchw(np.asarray(block), self.layout)
+
+    def describe(self):
+        return (f"{self.path}: {self.num_sequences} sequences x {self.num_frames} frames of {self.channels}x"
+                f"{self.height}x{self.width} {self.dtype} ({self.layout} {self.shape})")
+
+
+def _normalization_for(files, scale, data_min, data_max, normalization):
+    """The normalisation of ``files`` (all of one dtype), range-checking float ``auto`` data."""
+    dtype = files[0].dtype
+    if normalization is None:
+        norm = make_normalization(dtype, scale, data_min, data_max)
+    elif isinstance(normalization, Normalization):
+        norm = normalization
+    else:
+        norm = Normalization.from_dict(normalization)
+    if norm.scale == "auto" and norm.dtype != dtype:
+        raise DataError(f"{files[0].path}: dtype {dtype}, but the normalisation (auto, {norm.data_min:g}.."
+                        f"{norm.data_max:g}) was made for {norm.dtype} data; convert the file to {norm.dtype}")
+    for f in files:
+        if not f.is_float:
+            continue
+        low, high = f.value_range()  # also rejects NaN/inf
+        if norm.scale == "auto" and (low < 0.0 or high > 1.0):
+            raise DataError(f"{f.path}: {f.dtype} values span [{low:g}, {high:g}], outside [0, 1] as data_scale "
+                            "auto needs for float data; set data_scale minmax with data_min and data_max (e.g. "
+                            "-10 and 60 for dBZ)")
+    return norm
+
+
+# ---------------------------------------------------------------- windows
+
+def _check_frames(input_frames, output_frames, window_stride):
+    for name, value in (("input_frames", input_frames), ("output_frames", output_frames)):
+        if int(value) != value or value < 1:
+            raise DataError(f"{name} must be an integer >= 1, got {value!r}")
+    if int(window_stride) != window_stride or window_stride < 0:
+        raise DataError(f"window_stride must be an integer >= 0 (0 = input_frames + output_frames), got "
+                        f"{window_stride!r}")
+    length = int(input_frames) + int(output_frames)
+    return int(input_frames), int(output_frames), int(window_stride) or length
+
+
+def _check_long_enough(file, input_frames, output_frames):
+    length = input_frames + output_frames
+    if file.num_frames < length:
+        raise DataError(f"{file.path}: sequences have {file.num_frames} frames, fewer than input_frames + "
+                        f"output_frames = {input_frames} + {output_frames} = {length} (data_layout {file.layout} "
+                        f"{_AXES[file.layout]}); use fewer frames or longer sequences")
+
+
+class WindowSource:
+    """Random access to the windows of some sequences of one file.
+
+    ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, C, H, W))`` float32 in [0, 1];
+    window i is window ``i % windows_per_sequence`` of sequence ``sequence_indices[i //
+    windows_per_sequence]``.
+    """
+
+    def __init__(self, file, sequence_indices, input_frames, output_frames, window_stride, normalization,
+                 name=""):
+        self.file = file
+        self.path = file.path
+        self.name = name
+        self.input_frames, self.output_frames, self.window_stride = _check_frames(input_frames, output_frames,
+                                                                                   window_stride)
+        self.window_length = self.input_frames + self.output_frames
+        _check_long_enough(file, self.input_frames, self.output_frames)
+        self.sequence_indices = np.asarray(sequence_indices, dtype=np.int64).reshape(-1)
+        self.windows_per_sequence = (file.num_frames - self.window_length) // self.window_stride + 1
+        self.normalization = normalization
+        self.channels, self.height, self.width = file.channels, file.height, file.width
+
+    def __len__(self):
+        return len(self.sequence_indices) * self.windows_per_sequence
+
+    def _locations(self, indices):
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        total = len(self)
+        if idx.size and (idx.min() < 0 or idx.max() >= total):
+            wrong = idx[(idx < 0) | (idx >= total)][0]
+            raise IndexError(f"window index {wrong} out of range [0, {total})")
+        seq, slot = np.divmod(idx, self.windows_per_sequence)
+        return self.sequence_indices[seq], slot * self.window_stride
+
+    def window_location(self, index):
+        """(sequence index in the file, first frame) of window ``index``."""
+        seq, start = self._locations([index])
+        return int(seq[0]), int(start[0])
+
+    def batch(self, indices):
+        """Windows ``indices`` -> (inputs (B, T_in, C, H, W), targets (B, T_out, C, H, W)) float32."""
+        seq, start = self._locations(indices)
+        raw = self.file.read_windows(seq, start, self.window_length)  # (B, L, C, H, W) file dtype
+        frames = self.normalization.normalize(raw)  # (B, L, C, H, W) float32
+        return (np.ascontiguousarray(frames[:, :self.input_frames]),  # (B, T_in, C, H, W)
+                np.ascontiguousarray(frames[:, self.input_frames:]))  # (B, T_out, C, H, W)
+
+    def __getitem__(self, index):
+        if not 0 <= int(index) < len(self):
+            raise IndexError(f"window index {index} out of range [0, {len(self)})")
+        inputs, targets = self.batch([index])
+        return inputs[0], targets[0]
+
+    def describe(self):
+        label = f"{self.name}: " if self.name else ""
+        return (f"{label}{len(self)} windows ({len(self.sequence_indices)} sequences x "
+                f"{self.windows_per_sequence}) of {self.input_frames}+{self.output_frames} frames, stride "
+                f"{self.window_stride}, from {self.path}")
+
+
+# ---------------------------------------------------------------- splits
+
+def check_tileable(height, width, arch, patch_size):
+    """DataError unless H x W frames fit ``arch``: paper cuts patch_size patches, zoo halves twice."""
+    if arch == "paper":
+        multiple, why = int(patch_size), f"arch paper cuts frames into {patch_size}x{patch_size} patches"
+    elif arch == "zoo":
+        multiple, why = 4, "arch zoo halves the frames twice"
+    else:
+        raise DataError(f"arch {arch!r} is not one of zoo, paper")
+    if height % multiple or width % multiple:
+        down = f"{height // multiple * multiple}x{width // multiple * multiple}"
+        up = f"{-(-height // multiple) * multiple}x{-(-width // multiple) * multiple}"
+        other = ", or use a patch_size that divides both" if arch == "paper" else ""
+        raise DataError(f"frames are {height}x{width}, but {why}: height and width must be multiples of "
+                        f"{multiple}; crop the frames to {down} or pad them to {up}{other}")
+
+
+def split_sequences(num_sequences, split, seed, path="the data"):
+    """Deterministic split of sequence indices: {'train': [...], 'val': [...], 'test': [...]} (sorted)."""
+    fractions = [float(f) for f in split]
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise DataError(f"split fractions {split!r} must be three numbers > 0 (train, val, test) summing to 1 "
+                        "(val_fraction, test_fraction)")
+    counts_val = int(math.floor(num_sequences * fractions[1] + 0.5))
+    counts_test = int(math.floor(num_sequences * fractions[2] + 0.5))
+    counts = [num_sequences - counts_val - counts_test, counts_val, counts_test]
+    if min(counts) < 1:
+        given = "/".join(str(c) for c in counts)
+        raise DataError(f"{path}: splitting {num_sequences} sequences by {fractions} gives {given} sequences to "
+                        "train/val/test; every split needs at least one: use more sequences or change "
+                        "val_fraction/test_fraction")
+    order = np.random.default_rng(int(seed)).permutation(num_sequences)
+    bounds = np.cumsum([0] + counts)
+    return {name: sorted(int(i) for i in order[bounds[k]:bounds[k + 1]]) for k, name in enumerate(SPLIT_NAMES)}
+
+
+def _split_files(directory, npz_key, layout):
+    """The train/val/test files of a directory, opened and checked for consistency."""
+    found, missing = {}, []
+    for name in SPLIT_NAMES:
+        candidates = [name + ext for ext in _EXTENSIONS if os.path.isfile(os.path.join(directory, name + ext))]
+        if len(candidates) > 1:
+            raise DataError(f"{directory} holds both {' and '.join(candidates)}; keep one file per split")
+        if candidates:
+            found[name] = os.path.join(directory, candidates[0])
+        else:
+            missing.append(name)
+    if missing:
+        present = sorted(f for f in os.listdir(directory) if f.endswith(_EXTENSIONS))
+        raise DataError(f"{directory}: no {'/'.join(missing)} file (expected train, val and test .npy or .npz); "
+                        f"it holds: {', '.join(present) or 'no .npy/.npz files'}; or point data_path at one "
+                        "file to split it by sequence")
+    exts = {os.path.splitext(p)[1] for p in found.values()}
+    if len(exts) > 1:
+        raise DataError(f"{directory}: split files mix {' and '.join(sorted(exts))}; use one kind for all three")
+    files = {name: SequenceFile(path, layout, npz_key) for name, path in found.items()}
+    ref = files["train"]
+    for name in ("val", "test"):
+        f = files[name]
+        if (f.dtype, f.channels, f.height, f.width) != (ref.dtype, ref.channels, ref.height, ref.width):
+            raise DataError(f"{f.path}: {f.channels}x{f.height}x{f.width} {f.dtype} frames, but "
+                            f"{ref.path} has {ref.channels}x{ref.height}x{ref.width} {ref.dtype}; all split "
+                            "files need the same dtype, channels, height and width")
+    return files
+
+
+class SequenceSplits:
+    """The train, val and test :class:`WindowSource` of a file or directory."""
+
+    def __init__(self, sources, normalization, split_record):
+        self.sources = dict(sources)
+        self.train, self.val, self.test = (self.sources[name] for name in SPLIT_NAMES)
+        self.normalization = normalization
+        self.split_record = split_record
+        self.channels, self.height, self.width = self.train.channels, self.train.height, self.train.width
+        self.input_frames, self.output_frames = self.train.input_frames, self.train.output_frames
+
+    def __getitem__(self, name):
+        if name not in self.sources:
+            raise KeyError(f"split {name!r} is not one of {', '.join(SPLIT_NAMES)}")
+        return self.sources[name]
+
+    def describe(self):
+        n = self.normalization
+        lines = [s.describe() for s in self.sources.values()]
+        lines.append(f"normalisation: {n.scale}, [{n.data_min:g}, {n.data_max:g}] -> [0, 1]")
+        return "\n".join(lines)
+
+
+def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
+                   split=(0.8, 0.1, 0.1), split_seed=0, scale="auto", data_min=None, data_max=None,
+                   normalization=None):
+    """Open a file (split by sequence) or a train/val/test directory; see the module docstring."""
+    path = os.fspath(path)
+    _check_frames(input_frames, output_frames, window_stride)
+    if not os.path.exists(path):
+        raise DataError(f"data_path {path} does not exist; point it at an .npy/.npz file or a directory with "
+                        "train, val and test files")
+    if os.path.isdir(path):
+        files = _split_files(path, npz_key, layout)
+        record = {"mode": "directory", "path": path,
+                  "files": {name: os.path.basename(f.path) for name, f in files.items()},
+                  "num_sequences": {name: f.num_sequences for name, f in files.items()}}
+        members = {name: np.arange(f.num_sequences) for name, f in files.items()}
+    else:
+        single = SequenceFile(path, layout, npz_key)
+        files = {name: single for name in SPLIT_NAMES}
+        members = split_sequences(single.num_sequences, split, split_seed, path)
+        record = {"mode": "file", "path": path, "seed": int(split_seed), "fractions": [float(f) for f in split],
+                  "num_sequences": single.num_sequences, **members}
+    distinct = list({id(f): f for f in files.values()}.values())
+    for f in distinct:  # before the value scan, which reads a float file once
+        _check_long_enough(f, int(input_frames), int(output_frames))
+    norm = _normalization_for(distinct, scale, data_min, data_max, normalization)
+    sources = {name: WindowSource(files[name], members[name], input_frames, output_frames, window_stride, norm,
+                                  name) for name in SPLIT_NAMES}
+    return SequenceSplits(sources, norm, record)
+
+
+def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
+                       data_min=None, data_max=None, normalization=None):
+    """Every window of every sequence of one file, e.g. to evaluate or predict on it."""
+    _check_frames(input_frames, output_frames, window_stride)
+    file = SequenceFile(path, layout, npz_key)
+    _check_long_enough(file, int(input_frames), int(output_frames))
+    norm = _normalization_for([file], scale, data_min, data_max, normalization)
+    return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
+                        os.path.basename(file.path))

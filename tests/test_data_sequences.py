@@ -1,0 +1,362 @@
+"""Users' own sequence arrays: layouts, windows, splits, normalisation and every bad input."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from src.data.sequences import (LAYOUTS, Normalization, SequenceFile, check_tileable, denormalize,
+                                make_normalization, open_sequence_file, open_sequences, split_sequences)
+from src.data.test_set import TestSequences, write_test_file
+from src.errors import DataError
+
+
+def _indexed(n=4, t=12, c=1, h=8, w=8):
+    """(N, T, C, H, W) uint8 where every value encodes its own n, t, c, h and w (distinct per axis)."""
+    n_, t_, c_, h_, w_ = np.meshgrid(*(np.arange(s) for s in (n, t, c, h, w)), indexing="ij")
+    return ((n_ * 50 + t_ * 4 + c_ * 2 + h_ * 3 + w_) % 256).astype(np.uint8)
+
+
+def _in_layout(ntchw, layout):
+    """Store an (N, T, C, H, W) array in ``layout``."""
+    if layout == "NTCHW":
+        return ntchw
+    if layout == "NTHWC":
+        return np.ascontiguousarray(np.moveaxis(ntchw, 2, -1))
+    single = ntchw[:, :, 0]  # (N, T, H, W)
+    return single if layout == "NTHW" else np.ascontiguousarray(single.transpose(1, 0, 2, 3))
+
+
+def _save(tmp_path, name, array):
+    path = str(tmp_path / name)
+    np.save(path, array, allow_pickle=False)
+    return path
+
+
+def _error(call, *args, **kwargs):
+    """The message of the DataError raised by ``call``; it must be one line."""
+    with pytest.raises(DataError) as info:
+        call(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# ---------------------------------------------------------------- layouts and reading
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_layout_reads_the_same_frames(tmp_path, layout):
+    """Would catch a swapped N/T axis or a channel axis moved to the wrong place."""
+    channels = 3 if layout in ("NTCHW", "NTHWC") else 1
+    data = _indexed(c=channels, h=8, w=6)  # non-square catches an H/W swap
+    path = _save(tmp_path, "d.npy", _in_layout(data, layout))
+    source = open_sequence_file(path, layout, 3, 2)
+    assert (source.channels, source.height, source.width) == (channels, 8, 6)
+    assert len(source) == 4 * 2  # 12 frames -> 2 windows of 5 per sequence
+    for i in range(len(source)):
+        inputs, targets = source[i]
+        seq, start = source.window_location(i)
+        expected = data[seq, start:start + 5].astype(np.float32) / 255.0  # (5, C, H, W)
+        assert inputs.shape == (3, channels, 8, 6) and targets.shape == (2, channels, 8, 6)
+        assert inputs.dtype == np.float32 and targets.dtype == np.float32
+        np.testing.assert_array_equal(inputs, expected[:3])
+        np.testing.assert_array_equal(targets, expected[3:])
+
+
+def test_npy_is_memory_mapped_and_batches_are_plain_arrays(tmp_path):
+    path = _save(tmp_path, "d.npy", _indexed())
+    source = open_sequence_file(path, "NTCHW", 3, 2)
+    assert isinstance(source.file._array, np.memmap)
+    inputs, _ = source.batch([0, 1])
+    assert not isinstance(inputs, np.memmap) and inputs.flags.c_contiguous
+
+
+def test_batch_equals_stacked_items(tmp_path):
+    data = np.moveaxis(_indexed(c=2), 2, -1)  # NTHWC: the batch path must move the channel axis too
+    source = open_sequence_file(_save(tmp_path, "d.npy", data), "NTHWC", 4, 1, window_stride=3)
+    picks = [5, 0, 7, 7, 2]
+    inputs, targets = source.batch(picks)
+    assert inputs.shape == (5, 4, 2, 8, 8) and targets.shape == (5, 1, 2, 8, 8)
+    for b, i in enumerate(picks):
+        np.testing.assert_array_equal(inputs[b], source[i][0])
+        np.testing.assert_array_equal(targets[b], source[i][1])
+    with pytest.raises(IndexError):
+        source.batch([len(source)])
+    with pytest.raises(IndexError):
+        source[-1]
+
+
+def test_windows_follow_the_stride(tmp_path):
+    data = np.broadcast_to(np.arange(12, dtype=np.uint8)[None, :, None, None], (2, 12, 4, 4)).copy()  # value = t
+    path = _save(tmp_path, "d.npy", data)
+    default = open_sequence_file(path, "NTHW", 3, 2)  # stride 5: starts 0, 5
+    assert default.windows_per_sequence == 2 and default.window_stride == 5
+    overlapping = open_sequence_file(path, "NTHW", 3, 2, window_stride=3)  # starts 0, 3, 6
+    starts = [overlapping[i][0][0, 0, 0, 0] * 255 for i in range(3)]
+    np.testing.assert_allclose(starts, [0, 3, 6], atol=1e-4)
+    np.testing.assert_allclose(overlapping[2][1][:, 0, 0, 0] * 255, [9, 10], atol=1e-4)
+    assert overlapping.window_location(4) == (1, 3)
+
+
+def test_output_longer_than_input_is_allowed(tmp_path):
+    source = open_sequence_file(_save(tmp_path, "d.npy", _indexed()[:, :, 0]), "NTHW", 2, 9)
+    inputs, targets = source[0]
+    assert inputs.shape[0] == 2 and targets.shape[0] == 9
+
+
+def test_single_array_npz_needs_no_key_and_keys_choose(tmp_path):
+    data = _indexed()
+    single = str(tmp_path / "one.npz")
+    np.savez(single, frames=data)
+    np.testing.assert_array_equal(open_sequence_file(single, "NTCHW", 3, 2)[1][0],
+                                  data[0, 5:8].astype(np.float32) / 255.0)
+    several = str(tmp_path / "two.npz")
+    np.savez(several, other=np.zeros((1, 12, 1, 8, 8), np.uint8), frames=data)
+    np.testing.assert_array_equal(open_sequence_file(several, "NTCHW", 3, 2, npz_key="frames")[1][0],
+                                  open_sequence_file(single, "NTCHW", 3, 2)[1][0])
+
+
+# ---------------------------------------------------------------- mnist_test_seq.npy
+
+def test_tnhw_matches_the_moving_mnist_test_reader(tmp_path):
+    """The generic reader gives exactly the dedicated reader's (inputs, targets) for each sequence."""
+    sequences = np.random.default_rng(3).integers(0, 256, (6, 20, 16, 16), dtype=np.uint8)
+    path = write_test_file(str(tmp_path / "mnist_test_seq.npy"), sequences)
+    reference = TestSequences(path, image_size=16)
+    generic = open_sequence_file(path, "TNHW", 10, 10)
+    assert len(generic) == len(reference) == 6
+    for i in range(6):
+        for got, want in zip(generic[i], reference[i]):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+    splits = open_sequences(path, "TNHW", 10, 10, split=(0.5, 0.25, 0.25), split_seed=1)
+    for j, seq in enumerate(splits.split_record["test"]):
+        np.testing.assert_array_equal(splits.test[j][1], reference[seq][1])
+
+
+# ---------------------------------------------------------------- splits
+
+def test_one_file_is_split_by_sequence_deterministically(tmp_path):
+    path = _save(tmp_path, "d.npy", _indexed(n=20, t=10)[:, :, 0])
+    a = open_sequences(path, "NTHW", 3, 2, split=(0.8, 0.1, 0.1), split_seed=7)
+    b = open_sequences(path, "NTHW", 3, 2, split=(0.8, 0.1, 0.1), split_seed=7)
+    c = open_sequences(path, "NTHW", 3, 2, split=(0.8, 0.1, 0.1), split_seed=8)
+    record = a.split_record
+    assert record == b.split_record and record != c.split_record
+    assert json.loads(json.dumps(record)) == record
+    assert [len(record[s]) for s in ("train", "val", "test")] == [16, 2, 2]
+    assert sorted(record["train"] + record["val"] + record["test"]) == list(range(20))
+    assert record["train"] != list(range(16))  # shuffled, not the first 16
+    for name in ("train", "val", "test"):
+        source = a[name]
+        assert len(source) == len(record[name]) * 2
+        # every window of a split comes from that split's sequences (split by sequence, not by window)
+        assert {source.window_location(i)[0] for i in range(len(source))} == set(record[name])
+
+
+def test_split_sizes_and_zero_sequence_splits():
+    assert [len(v) for v in split_sequences(10, (0.6, 0.2, 0.2), 0).values()] == [6, 2, 2]
+    message = _error(split_sequences, 4, (0.8, 0.1, 0.1), 0, "d.npy")
+    assert "d.npy" in message and "4/0/0" in message
+    assert "summing to 1" in _error(split_sequences, 10, (0.8, 0.1, 0.2), 0)
+    assert "> 0" in _error(split_sequences, 10, (0.9, 0.1, 0.0), 0)
+
+
+def _write_split_dir(tmp_path, sizes=(5, 2, 3), frames=(10, 12, 10), ext=".npy"):
+    directory = tmp_path / "splits"
+    directory.mkdir()
+    for name, n, t in zip(("train", "val", "test"), sizes, frames):
+        data = _indexed(n=n, t=t)
+        if ext == ".npy":
+            np.save(str(directory / f"{name}.npy"), data)
+        else:
+            np.savez(str(directory / f"{name}.npz"), frames=data)
+    return directory
+
+
+@pytest.mark.parametrize("ext", [".npy", ".npz"])
+def test_directory_files_are_the_splits(tmp_path, ext):
+    directory = _write_split_dir(tmp_path, ext=ext)
+    splits = open_sequences(str(directory), "NTCHW", 3, 2)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [5 * 2, 2 * 2, 3 * 2]
+    assert splits.split_record["mode"] == "directory"
+    assert splits.split_record["num_sequences"] == {"train": 5, "val": 2, "test": 3}
+    np.testing.assert_array_equal(splits.val[1][0], _indexed(n=2, t=12)[0, 5:8].astype(np.float32) / 255)
+    assert "val" in splits.describe()
+
+
+def test_directory_errors(tmp_path):
+    directory = _write_split_dir(tmp_path)
+    (directory / "val.npy").unlink()
+    message = _error(open_sequences, str(directory), "NTCHW", 3, 2)
+    assert "no val file" in message and "train.npy" in message
+    np.savez(str(directory / "val.npz"), frames=_indexed(n=2))
+    assert "mix" in _error(open_sequences, str(directory), "NTCHW", 3, 2)
+    (directory / "val.npz").unlink()
+    np.save(str(directory / "val.npy"), _indexed(n=2, h=6))
+    message = _error(open_sequences, str(directory), "NTCHW", 3, 2)
+    assert "1x6x8" in message and "1x8x8" in message
+    np.save(str(directory / "val.npy"), _indexed(n=2))
+    np.savez(str(directory / "test.npz"), frames=_indexed(n=2))
+    assert "both test.npy and test.npz" in _error(open_sequences, str(directory), "NTCHW", 3, 2)
+
+
+# ---------------------------------------------------------------- normalisation
+
+def test_auto_divides_integers_by_the_dtype_max(tmp_path):
+    data16 = np.full((2, 5, 4, 4), 65535, np.uint16)
+    data16[0, 0, 0, 0] = 13107  # 0.2
+    source = open_sequence_file(_save(tmp_path, "u16.npy", data16), "NTHW", 3, 2)
+    assert source.normalization.to_dict() == {"scale": "auto", "data_min": 0.0, "data_max": 65535.0,
+                                              "dtype": "uint16"}
+    inputs, targets = source[0]
+    assert inputs[0, 0, 0, 0] == pytest.approx(0.2) and targets.min() == 1.0
+
+
+def test_float_auto_passes_unit_data_and_float16_is_read(tmp_path):
+    data = np.linspace(0, 1, 2 * 5 * 4 * 4, dtype=np.float16).reshape(2, 5, 4, 4)
+    inputs, targets = open_sequence_file(_save(tmp_path, "f16.npy", data), "NTHW", 3, 2)[1]
+    assert inputs.dtype == np.float32
+    np.testing.assert_array_equal(targets[:, 0], data[1, 3:].astype(np.float32))
+
+
+def test_float_auto_outside_unit_range_asks_for_minmax(tmp_path):
+    data = np.zeros((2, 5, 4, 4), np.float32)
+    data[1, 2, 3, 1] = 42.5
+    message = _error(open_sequence_file, _save(tmp_path, "f.npy", data), "NTHW", 3, 2)
+    assert "[0, 42.5]" in message and "minmax" in message
+
+
+def test_minmax_clips_and_inverts_to_user_units(tmp_path):
+    dbz = np.array([-30.0, -10.0, 25.0, 60.0, 75.0], np.float32)
+    data = np.broadcast_to(dbz[None, :, None, None], (3, 5, 2, 2)).copy()  # frame t holds dbz[t]
+    splits = open_sequences(_save(tmp_path, "dbz.npy", data), "NTHW", 2, 3, split=(1 / 3, 1 / 3, 1 / 3),
+                            scale="minmax", data_min=-10, data_max=60)
+    inputs, targets = splits.test[0]
+    np.testing.assert_allclose(inputs[:, 0, 0, 0], [0.0, 0.0])
+    np.testing.assert_allclose(targets[:, 0, 0, 0], [0.5, 1.0, 1.0])
+    record = json.loads(json.dumps(splits.normalization.to_dict()))
+    np.testing.assert_allclose(denormalize(targets[:, 0, 0, 0], record), [25.0, 60.0, 60.0], atol=1e-5)
+    values = np.random.default_rng(0).uniform(-10, 60, 50).astype(np.float32)
+    norm = Normalization.from_dict(record)
+    np.testing.assert_allclose(norm.denormalize(norm.normalize(values)), values, atol=1e-4)
+
+
+def test_stored_normalization_is_reused(tmp_path):
+    """Prediction on a new file must use the training normalisation, not the new file's."""
+    data = np.full((2, 5, 4, 4), 30.0, np.float32)
+    stored = {"scale": "minmax", "data_min": -10.0, "data_max": 60.0, "dtype": "float32"}
+    source = open_sequence_file(_save(tmp_path, "new.npy", data), "NTHW", 3, 2, normalization=stored)
+    np.testing.assert_allclose(source[0][0], 40 / 70)
+    mismatch = {"scale": "auto", "data_min": 0.0, "data_max": 255.0, "dtype": "uint8"}
+    assert "made for uint8" in _error(open_sequence_file, source.path, "NTHW", 3, 2, normalization=mismatch)
+    assert "not a normalisation record" in _error(Normalization.from_dict, {"scale": "auto"})
+
+
+def test_normalization_argument_errors():
+    assert "needs data_min and data_max" in _error(make_normalization, "float32", "minmax", -10, None)
+    assert "below data_max" in _error(make_normalization, "float32", "minmax", 5, 5)
+    assert "only used with data_scale minmax" in _error(make_normalization, "uint8", "auto", 0, 1)
+    assert "not one of" in _error(make_normalization, "uint8", "zscore")
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_wrong_rank_names_the_layout_and_the_fitting_ones(tmp_path):
+    path = _save(tmp_path, "d.npy", _indexed())  # 5-D
+    message = _error(open_sequence_file, path, "NTHW", 3, 2)
+    assert "5 dimensions" in message and "NTHW needs 4" in message and "NTCHW or NTHWC" in message
+
+
+def test_channel_heuristic(tmp_path):
+    path = _save(tmp_path, "d.npy", np.zeros((2, 6, 32, 32, 1), np.uint8))  # NTHWC saved, NTCHW claimed
+    message = _error(open_sequence_file, path, "NTCHW", 3, 2)
+    assert "32 channels" in message and "heuristic" in message and "NTHWC" in message
+
+
+def test_nan_and_inf_are_counted_and_located(tmp_path):
+    data = np.zeros((3, 6, 2, 4, 4), np.float32)
+    data[1, 4, 1, 2, 3] = np.nan
+    data[2, 0, 0, 0, 0] = np.inf
+    data[2, 5, 1, 3, 3] = -np.inf
+    message = _error(open_sequence_file, _save(tmp_path, "nan.npy", data), "NTCHW", 3, 2)
+    assert "3 NaN/inf" in message
+    assert "sequence 1, frame 4, channel 1, row 2, column 3" in message
+
+
+def test_nan_is_located_in_time_first_files(tmp_path):
+    data = np.zeros((6, 3, 4, 4), np.float16)  # TNHW
+    data[5, 2, 1, 0] = np.nan
+    message = _error(open_sequence_file, _save(tmp_path, "nan.npy", data), "TNHW", 3, 2)
+    assert "1 NaN/inf" in message and "sequence 2, frame 5, row 1, column 0" in message
+
+
+def test_npz_key_errors(tmp_path):
+    path = str(tmp_path / "two.npz")
+    np.savez(path, radar=_indexed(), mask=_indexed())
+    assert "2 arrays (radar, mask)" in _error(open_sequence_file, path, "NTCHW", 3, 2)
+    message = _error(open_sequence_file, path, "NTCHW", 3, 2, npz_key="dbz")
+    assert "no array 'dbz'" in message and "radar, mask" in message
+
+
+def test_pickles_are_refused(tmp_path):
+    objects = str(tmp_path / "objects.npy")
+    np.save(objects, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    assert "pickled Python objects" in _error(open_sequence_file, objects, "NTHW", 1, 1)
+    in_npz = str(tmp_path / "objects.npz")
+    np.savez(in_npz, frames=np.array([{"a": 1}], dtype=object))
+    assert "pickled Python objects" in _error(open_sequence_file, in_npz, "NTHW", 1, 1)
+    raw = tmp_path / "raw.npy"
+    raw.write_bytes(pickle.dumps(np.zeros((2, 4, 4, 4), np.uint8)))
+    assert "pickle" in _error(open_sequence_file, str(raw), "NTHW", 1, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.bool_])
+def test_unsupported_dtypes(tmp_path, dtype):
+    path = _save(tmp_path, "d.npy", np.zeros((2, 5, 4, 4), dtype))
+    message = _error(open_sequence_file, path, "NTHW", 3, 2)
+    assert np.dtype(dtype).name in message and "uint8, uint16, float16, float32" in message
+
+
+def test_short_sequences_name_file_length_and_need(tmp_path):
+    path = _save(tmp_path, "short.npy", np.zeros((10, 7, 4, 4), np.uint8))
+    message = _error(open_sequences, path, "NTHW", 5, 4)
+    assert "short.npy" in message and "7 frames" in message and "5 + 4 = 9" in message
+
+
+def test_frame_count_and_stride_checks(tmp_path):
+    path = _save(tmp_path, "d.npy", np.zeros((3, 7, 4, 4), np.uint8))
+    assert "input_frames must be an integer >= 1" in _error(open_sequence_file, path, "NTHW", 0, 2)
+    assert "output_frames" in _error(open_sequences, path, "NTHW", 2, 0)
+    assert "window_stride" in _error(open_sequence_file, path, "NTHW", 2, 2, window_stride=-1)
+    assert "not one of" in _error(open_sequence_file, path, "NCHW", 2, 2)
+
+
+def test_missing_empty_truncated_and_foreign_files(tmp_path):
+    assert "does not exist" in _error(open_sequences, str(tmp_path / "nope.npy"), "NTHW", 1, 1)
+    assert "not found" in _error(open_sequence_file, str(tmp_path / "nope.npy"), "NTHW", 1, 1)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    assert "empty" in _error(open_sequence_file, str(tmp_path / "empty.npy"), "NTHW", 1, 1)
+    good = _save(tmp_path, "good.npy", np.zeros((4, 8, 16, 16), np.uint8))
+    with open(good, "rb") as f:
+        head = f.read(300)
+    (tmp_path / "cut.npy").write_bytes(head)
+    assert "truncated" in _error(open_sequence_file, str(tmp_path / "cut.npy"), "NTHW", 1, 1)
+    (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04garbage")
+    assert "not a readable .npz" in _error(open_sequence_file, str(tmp_path / "cut.npz"), "NTHW", 1, 1)
+    (tmp_path / "text.npy").write_text("hello")
+    assert "neither .npy nor .npz" in _error(open_sequence_file, str(tmp_path / "text.npy"), "NTHW", 1, 1)
+
+
+def test_no_sequences(tmp_path):
+    path = _save(tmp_path, "none.npy", np.zeros((0, 8, 4, 4), np.uint8))
+    assert "holds no sequences" in _error(SequenceFile, path, "NTHW")
+
+
+def test_check_tileable():
+    check_tileable(96, 96, "paper", 4)
+    check_tileable(36, 44, "zoo", 2)  # zoo needs multiples of 4 whatever patch_size says
+    message = _error(check_tileable, 97, 96, "paper", 4)
+    assert "97x96" in message and "crop the frames to 96x96 or pad them to 100x96" in message
+    assert "multiples of 4" in _error(check_tileable, 30, 32, "zoo", 1)
+    assert "multiples of 8" in _error(check_tileable, 36, 64, "paper", 8)
