@@ -6,15 +6,18 @@ network, so they can be printed without MindSpore building anything. The tests c
 
 Conventions (all numbers are per sequence, i.e. for batch 1):
 
-* MACs count the multiply-accumulates of every convolution and transposed convolution over
-  all time steps. A ConvLSTM step counts its input-to-state and state-to-state convolutions
-  (``(C_in + C) * 4C * k^2`` per pixel), including the state-to-state convolution of the
-  encoder's first step, which the implementation skips because its state is zero (about 3 %
-  of the zoo total). Gate nonlinearities, GroupNorm, biases and peepholes are not counted.
+* MACs count the multiply-accumulates of the convolutions and transposed convolutions that
+  run, over all time steps. A ConvLSTM step runs its input-to-state convolution
+  (``C_in * 4C * k^2`` per pixel; none in a cell without input) and its state-to-state
+  convolution (``C * 4C * k^2`` per pixel), except at the first step of an encoder cell: it
+  starts from a zero state and skips that convolution (``ConvLSTMCell.step``). Forecaster
+  cells start from the encoder's states, so every step of theirs runs it. Gate
+  nonlinearities, GroupNorm, biases and peepholes are not counted.
 * A transposed convolution with stride s is counted with its real work, ``C_in * C_out * k^2``
   per INPUT pixel. Counters that treat it as a convolution at the output resolution report
-  s^2 = 4 times more for these layers: that is where the often quoted ~113 GMAC of the zoo
-  network comes from (this count gives ~107.6 GMAC).
+  s^2 = 4 times more for these layers (+5.66 GMAC for zoo), and counters that also charge
+  the skipped first-step convolutions (+2.86 GMAC) reach the often quoted ~113 GMAC of the
+  zoo network; this count gives 104.60 GMAC.
 * ``forward_flops = 2 * MACs``; ``train_step_flops = 3 * forward_flops`` (forward, then the
   gradients with respect to inputs and weights, each about one forward).
 * ``activation_bytes_per_sequence`` is a rough float32 estimate of the tensors a training
@@ -70,15 +73,20 @@ def deconv_cost(name, cin, cout, kernel, res_in, steps, stride=2, activation=Tru
     return LayerCost(name, "deconv", cin, cout, kernel, res_in, res_out, steps, params, macs, acts)
 
 
-def cell_cost(name, cin, hidden, kernel, res, steps, peephole=False, group_norm=False):
+def cell_cost(name, cin, hidden, kernel, res, steps, peephole=False, group_norm=False,
+              zero_initial_state=False):
     """A ConvLSTM cell (see ``convlstm_cell``): conv weights, then either a 4C bias or the
-    GroupNorm scale and shift (4C each), plus 3 peephole maps of C x res x res."""
+    GroupNorm scale and shift (4C each), plus 3 peephole maps of C x res x res.
+
+    ``zero_initial_state``: the cell starts from zeros (an encoder cell), so its first step
+    runs no state-to-state convolution."""
     gates = 4 * hidden
     params = (cin + hidden) * gates * kernel * kernel
     params += 2 * gates if group_norm else gates
     if peephole:
         params += 3 * hidden * res * res
-    macs = steps * res * res * (cin + hidden) * gates * kernel * kernel
+    state_steps = max(steps - 1, 0) if zero_initial_state else steps
+    macs = res * res * (steps * cin + state_steps * hidden) * gates * kernel * kernel
     per_step = gates * (3 + (1 if group_norm else 0)) + 3 * hidden
     acts = steps * res * res * per_step
     return LayerCost(name, "convlstm", cin, hidden, kernel, res, res, steps, params, macs, acts)
@@ -93,16 +101,16 @@ def zoo_layers(cfg):
     s, t_in, t_out = cfg.image_size, cfg.input_frames, cfg.output_frames
     k, pp = ZOO_CELL_KERNEL, cfg.peephole
 
-    def cell(name, cin, hidden, res, steps):
-        return cell_cost(name, cin, hidden, k, res, steps, peephole=pp, group_norm=True)
+    def cell(name, cin, hidden, res, steps, encoder=False):
+        return cell_cost(name, cin, hidden, k, res, steps, peephole=pp, group_norm=True, zero_initial_state=encoder)
 
     return [
         conv_cost("enc_conv1", 1, 16, 3, s, t_in),
-        cell("enc_cell1", 16, 64, s, t_in),
+        cell("enc_cell1", 16, 64, s, t_in, encoder=True),
         conv_cost("enc_conv2", 64, 64, 3, s, t_in, stride=2),
-        cell("enc_cell2", 64, 96, s // 2, t_in),
+        cell("enc_cell2", 64, 96, s // 2, t_in, encoder=True),
         conv_cost("enc_conv3", 96, 96, 3, s // 2, t_in, stride=2),
-        cell("enc_cell3", 96, 96, s // 4, t_in),
+        cell("enc_cell3", 96, 96, s // 4, t_in, encoder=True),
         cell("dec_cell3 (no input)", 0, 96, s // 4, t_out),
         deconv_cost("dec_deconv3", 96, 96, 4, s // 4, t_out),
         cell("dec_cell2", 96, 96, s // 2, t_out),
@@ -119,13 +127,14 @@ def paper_layers(cfg):
     side = cfg.image_size // p
     widths = list(cfg.hidden_channels)
 
-    def cell(name, cin, hidden, steps):
+    def cell(name, cin, hidden, steps, encoder=False):
         return cell_cost(name, cin, hidden, cfg.kernel_size, side, steps, peephole=cfg.peephole,
-                         group_norm=cfg.group_norm)
+                         group_norm=cfg.group_norm, zero_initial_state=encoder)
 
     rows = [_reshape_row(f"space_to_depth {p}x{p}", 1, p * p, cfg.image_size, side, t_in)]
     enc_in = [p * p] + widths[:-1]
-    rows += [cell(f"enc_cell{i + 1}", cin, hid, t_in) for i, (cin, hid) in enumerate(zip(enc_in, widths))]
+    rows += [cell(f"enc_cell{i + 1}", cin, hid, t_in, encoder=True)
+             for i, (cin, hid) in enumerate(zip(enc_in, widths))]
     dec_in = [p * p if cfg.forecaster_input == "prediction" else 0] + widths[:-1]
     for i, (cin, hid) in enumerate(zip(dec_in, widths)):
         rows.append(cell(f"dec_cell{i + 1}" + (" (no input)" if cin == 0 else ""), cin, hid, t_out))
@@ -190,7 +199,8 @@ def format_table(cfg):
     lines += [
         "",
         f"- parameters: {cost['params']:,} ({cost['params'] / 1e6:.2f} M)",
-        f"- forward: {cost['forward_macs'] / 1e9:.2f} GMAC = {cost['forward_flops'] / 1e9:.2f} GFLOP per sequence",
+        f"- forward: {cost['forward_macs'] / 1e9:.2f} GMAC = {cost['forward_flops'] / 1e9:.2f} GFLOP per sequence "
+        "(encoder cells skip the state-to-state convolution of their first, zero-state step)",
         f"- training step: ~{cost['train_step_flops'] / 1e9:.1f} GFLOP per sequence (3 x forward)",
         f"- activations kept for backward: ~{cost['activation_bytes_per_sequence'] / 2 ** 20:.0f} MiB per sequence "
         f"(float32; x batch_size for one step)",
