@@ -8,8 +8,9 @@ What is evaluated
 - ``--dataset mnist``: the published test set ``mnist_test_seq.npy`` (``data_path`` is the
   directory holding it or the file itself), its first ``num_sequences`` sequences (0 = all):
   frames 0..T_in-1 are the input, frames T_in..T_in+T_out-1 (10..19) the target.
-- ``--dataset synthetic``: the fixed generated validation set that training validates on
-  (``num_sequences`` > 0 replaces ``val_sequences``); no download needed.
+- ``--dataset synthetic``: a fixed generated test set seeded by ``test_seed``, never the
+  validation sequences training selects on (``num_sequences`` sequences, default
+  ``val_sequences``); no download needed.
 - the network stored in ``ckpt_file``, whose architecture must match the config, or with
   ``--baseline zeros|copy_last`` a reference predictor (no checkpoint, no MindSpore).
 Metric definitions are those of ``src/metrics.py`` (pixel-sum MSE/MAE, SSIM with
@@ -79,15 +80,15 @@ def build_source(cfg):
         source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames,
                                image_size=cfg.image_size)
         return source, {"dataset": "mnist", "data_path": path, "description": "mnist_test_seq.npy"}
-    from src.data.pipeline import load_digits, validation_source
+    from src.data.pipeline import held_out_source, load_digits
 
     count = cfg.num_sequences or cfg.val_sequences
     if count == 0:
         raise ConfigError("nothing to evaluate: dataset synthetic with val_sequences 0; pass --num_sequences K")
-    source = validation_source(cfg.replace(val_sequences=count), load_digits(cfg, "val"))
+    source = held_out_source(cfg, load_digits(cfg, "val"), count)
     return source, {"dataset": "synthetic", "data_path": None,
-                    "description": f"generated validation set: {count} sequences, {cfg.num_digits_val} digits, "
-                                   f"val_seed {cfg.val_seed}"}
+                    "description": f"generated test set: {count} sequences, {cfg.num_digits_val} digits, "
+                                   f"test_seed {cfg.test_seed}"}
 
 
 def baseline_predictor(kind, output_frames):

@@ -206,3 +206,47 @@ def test_items_match_the_reference_bit_for_bit(kind, num_digits, seed, epoch, si
         np.testing.assert_array_equal(_bits(inputs[:, 0]), _bits(want[:t_in]))
         np.testing.assert_array_equal(_bits(targets[:, 0]), _bits(want[t_in:]))
         np.testing.assert_array_equal(_bits(source.sequence(index)), _bits(want))
+
+
+@pytest.mark.parametrize("kind, num_digits, seed, epoch, size, t_in, t_out", REFERENCE_CASES)
+def test_batches_match_the_reference_bit_for_bit(kind, num_digits, seed, epoch, size, t_in, t_out):
+    """Any batch composition (order, repeats, size) gives each sequence exactly as the reference."""
+    digits = _digit_set(kind)
+    source = MovingMNIST(digits, 1000, num_digits, input_frames=t_in, output_frames=t_out, image_size=size,
+                         seed=seed, epoch=epoch)
+    indices = np.random.default_rng(seed).permutation(1000)[:300]
+    indices[-1] = indices[0]  # the same sequence twice in one batch
+    for start, stop in ((0, 8), (8, 9), (9, 200), (200, 300)):
+        inputs, targets = source.batch(indices[start:stop])
+        assert inputs.shape == (stop - start, t_in, 1, size, size) and inputs.dtype == np.float32
+        assert targets.shape == (stop - start, t_out, 1, size, size) and targets.dtype == np.float32
+        for row, index in enumerate(indices[start:stop]):
+            want = _reference_sequence(digits, num_digits, t_in + t_out, size, seed, epoch, index)
+            np.testing.assert_array_equal(_bits(inputs[row, :, 0]), _bits(want[:t_in]))
+            np.testing.assert_array_equal(_bits(targets[row, :, 0]), _bits(want[t_in:]))
+
+
+def test_batch_layouts_match_single_layouts():
+    source = MovingMNIST(_random_digits(), 50, 3, seed=2, epoch=1)
+    ids, positions, velocities = source.layouts([4, 17, 4])
+    assert ids.shape == (3, 3) and positions.shape == velocities.shape == (3, 3, 20, 2)
+    for row, index in enumerate([4, 17, 4]):
+        one = source.layout(index)
+        np.testing.assert_array_equal(ids[row], one[0])
+        np.testing.assert_array_equal(positions[row], one[1])
+        np.testing.assert_array_equal(velocities[row], one[2])
+
+
+def test_batch_edge_cases():
+    source = MovingMNIST(_random_digits(), 6, 2, image_size=32)
+    inputs, targets = source.batch([])
+    assert inputs.shape == (0, 10, 1, 32, 32) and targets.shape == (0, 10, 1, 32, 32)
+    assert inputs.flags.c_contiguous and targets.flags.c_contiguous
+    with pytest.raises(IndexError, match="sequence index 6 out of range"):
+        source.batch([0, 6])
+    with pytest.raises(IndexError, match="sequence index -1"):
+        source.batch(np.array([-1]))
+    with pytest.raises(TypeError):
+        source.batch([[0, 1]])
+    with pytest.raises(TypeError):
+        source.batch([0.5])

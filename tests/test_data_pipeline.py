@@ -1,12 +1,14 @@
-"""Input pipeline: digit splits, per-rank training batches, resume, sharding, plain batching."""
+"""Input pipeline: digit splits, per-rank training batches, resume, sharding, batching, held-out sets."""
+import hashlib
+
 import numpy as np
 import pytest
 
 from src.data.digits import synthetic_digits
 from src.data.idx import write_idx_images
 from src.data.moving_mnist import MovingMNIST
-from src.data.pipeline import (COLUMNS, RankView, build_train_dataset, global_index, iterate_batches, load_digits,
-                               train_source, validation_source)
+from src.data.pipeline import (COLUMNS, RankBatches, build_train_dataset, global_index, held_out_source,
+                               iterate_batches, load_digits, read_batch, train_source, validation_source)
 from src.errors import DataError
 
 
@@ -54,24 +56,33 @@ def test_mnist_too_few_images(tmp_path, tiny_cfg):
 
 def test_global_index_mapping():
     assert [global_index(s, r, 2, 3, b) for s in range(2) for r in range(2) for b in range(3)] == list(range(12))
-    view = RankView(source=None, rank=1, group_size=2, batch_size=3, start_step=1, steps=4)
-    assert len(view) == 9
-    assert [view.source_index(i) for i in range(4)] == [9, 10, 11, 15]
+    batches = RankBatches(source=None, rank=1, group_size=2, batch_size=3, start_step=1, steps=4)
+    assert len(batches) == 3
+    assert [batches.source_indices(j).tolist() for j in range(3)] == [[9, 10, 11], [15, 16, 17], [21, 22, 23]]
+    with pytest.raises(ValueError):
+        RankBatches(source=None, rank=2, group_size=2, batch_size=3, start_step=0, steps=4)
 
 
-def test_train_batches_shapes_columns_and_content(tiny_cfg, small_digits):
-    dataset = build_train_dataset(tiny_cfg, small_digits, epoch=2)
-    assert tuple(dataset.get_col_names()) == COLUMNS == ("inputs", "targets")
-    batches = _batches(dataset)
-    assert len(batches) == dataset.get_dataset_size() == tiny_cfg.steps_per_epoch
-    source = train_source(tiny_cfg, small_digits, epoch=2)
-    for step, batch in enumerate(batches):
-        assert batch["inputs"].shape == (2, 10, 1, 32, 32) and batch["inputs"].dtype == np.float32
-        assert batch["targets"].shape == (2, 10, 1, 32, 32) and batch["targets"].dtype == np.float32
-        for b in range(2):
-            inputs, targets = source[global_index(step, 0, 1, 2, b)]
+def _assert_batches_are_the_items(batches, source, rank, group_size, batch_size, first_step=0):
+    """Every batch equals the per-item path: source[global_index(step, rank, ...)] stacked, in slot order."""
+    for step, batch in enumerate(batches, start=first_step):
+        for b in range(batch_size):
+            inputs, targets = source[global_index(step, rank, group_size, batch_size, b)]
             np.testing.assert_array_equal(batch["inputs"][b], inputs)  # not swapped with targets
             np.testing.assert_array_equal(batch["targets"][b], targets)
+
+
+@pytest.mark.parametrize("worker_type, workers", [("thread", 1), ("thread", 2), ("process", 2)])
+def test_train_batches_shapes_columns_and_content(tiny_cfg, small_digits, worker_type, workers):
+    cfg = tiny_cfg.replace(worker_type=worker_type, num_workers=workers, batch_size=3, steps_per_epoch=4)
+    dataset = build_train_dataset(cfg, small_digits, epoch=2)
+    assert tuple(dataset.get_col_names()) == COLUMNS == ("inputs", "targets")
+    batches = _batches(dataset)
+    assert len(batches) == dataset.get_dataset_size() == cfg.steps_per_epoch
+    for batch in batches:
+        assert batch["inputs"].shape == (3, 10, 1, 32, 32) and batch["inputs"].dtype == np.float32
+        assert batch["targets"].shape == (3, 10, 1, 32, 32) and batch["targets"].dtype == np.float32
+    _assert_batches_are_the_items(batches, train_source(cfg, small_digits, epoch=2), 0, 1, 3)
 
 
 def test_epochs_differ(tiny_cfg, small_digits):
@@ -97,6 +108,8 @@ def test_resume_gives_the_remaining_batches(tiny_cfg, small_digits):
     full = _batches(build_train_dataset(tiny_cfg, small_digits, epoch=1, rank=1, group_size=2))
     resumed = _batches(build_train_dataset(tiny_cfg, small_digits, epoch=1, rank=1, group_size=2, start_step=1))
     assert len(resumed) == len(full) - 1
+    source = train_source(tiny_cfg, small_digits, epoch=1, group_size=2)
+    _assert_batches_are_the_items(resumed, source, 1, 2, tiny_cfg.batch_size, first_step=1)
     for a, b in zip(full[1:], resumed):
         np.testing.assert_array_equal(a["inputs"], b["inputs"])
         np.testing.assert_array_equal(a["targets"], b["targets"])
@@ -132,6 +145,39 @@ def test_validation_source_is_fixed(tiny_cfg):
     assert source[0][0].shape == (10, 1, 32, 32)
 
 
+def test_read_batch_is_the_same_for_generated_and_item_sources(small_digits):
+    """The generator builds a batch at once; a plain list of items is stacked: same result."""
+    source = MovingMNIST(small_digits, 9, 2, image_size=32, seed=4)
+    as_items = [source[i] for i in range(len(source))]
+    for indices in ([2, 7, 0], [8], np.arange(9)):
+        fast, slow = read_batch(source, indices), read_batch(as_items, indices)
+        for a, b in zip(fast, slow):
+            assert a.shape == b.shape and a.dtype == b.dtype == np.float32
+            np.testing.assert_array_equal(a, b)
+
+
+def _digests(source, count):
+    """SHA-256 of each of the first ``count`` sequences (inputs and targets)."""
+    inputs, targets = read_batch(source, np.arange(count))
+    return {hashlib.sha256(np.concatenate([x, y]).tobytes()).hexdigest() for x, y in zip(inputs, targets)}
+
+
+def test_generated_evaluation_set_is_not_the_validation_set(tiny_cfg):
+    """eval.py --dataset synthetic scores sequences that validation (model selection) never saw."""
+    from src.evaluation import build_source
+
+    cfg = tiny_cfg.replace(val_sequences=300, num_sequences=300)
+    evaluated, data = build_source(cfg)
+    assert len(evaluated) == 300 and "test_seed 20151107" in data["description"]
+    validation = _digests(validation_source(cfg, load_digits(cfg, "val")), 300)
+    tested = _digests(evaluated, 300)
+    assert len(validation) == len(tested) == 300  # distinct sequences, so the comparison means something
+    assert not validation & tested
+    same_seed = _digests(held_out_source(cfg.replace(test_seed=5, val_seed=6), load_digits(cfg, "val"), 300), 300)
+    assert same_seed == _digests(validation_source(cfg.replace(val_seed=5, test_seed=6), load_digits(cfg, "val")),
+                                 300)  # the digests would catch a shared seed
+
+
 def test_iterate_batches(small_digits):
     source = MovingMNIST(small_digits, 7, 2, image_size=32, seed=1)
     batches = list(iterate_batches(source, 3))
@@ -153,3 +199,13 @@ def test_mnist_file_next_to_a_given_file(tmp_path, tiny_cfg):
     missing = str(tmp_path / "nowhere")
     with pytest.raises(DataError, match=f"data_path {missing};"):
         load_digits(tiny_cfg.replace(dataset="mnist", data_path=missing), "train")
+
+
+def test_test_seed_may_not_be_the_validation_or_training_seed(tiny_cfg):
+    from src.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="'test_seed' must differ from 'val_seed' .*set in the command line"):
+        load_config(["--test_seed", str(tiny_cfg.val_seed)])
+    with pytest.raises(ConfigError, match="'test_seed' must differ from 'seed' \\(both 7\\)"):
+        tiny_cfg.replace(seed=7, test_seed=7)
+    assert tiny_cfg.replace(test_seed=8).test_seed == 8

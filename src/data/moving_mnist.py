@@ -10,8 +10,14 @@ element-wise maximum.
 Sequence ``i`` of epoch ``e`` is generated from ``np.random.default_rng((seed, e, i))``, so
 any worker, process or rank computes the same sequence for the same index without any
 shared state, and every epoch sees fresh sequences.
+
+A batch is built at once: only the few random draws are made per sequence; the trajectories
+of all digits of the batch move together, and each digit slot is pasted into every frame of
+every sequence with one fancy-indexed maximum (see :func:`paste_max`). Sequence ``i`` is the
+same, bit for bit, whether it is built alone or inside any batch.
 """
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 STEP = 0.1  # distance moved per frame, as a fraction of the free range
 
@@ -38,6 +44,28 @@ def bounce_trajectory(start, velocity, num_frames, step=STEP):
     return positions, velocities
 
 
+def paste_max(canvas, glyphs, offsets):
+    """Paste one glyph per frame into ``canvas`` in place, combining by element-wise maximum.
+
+    canvas: (B, T, H, W); glyphs: (B, d, d), glyph b goes into every frame of sequence b;
+    offsets: (B, T, 2) int top-left pixels (x, y), each within [0, H - d] x [0, W - d].
+    All B * T windows are read and written with one fancy index into a strided view of the
+    canvas whose element [b, t, y, x] is the d x d window at (x, y). Writing through that view
+    is safe because every (b, t) frame receives exactly one window, so no two written windows
+    overlap; the maximum is exact, so the result equals pasting the windows one by one.
+    """
+    batch, frames, height, width = canvas.shape
+    d = glyphs.shape[-1]
+    s_b, s_t, s_y, s_x = canvas.strides
+    windows = as_strided(canvas, shape=(batch, frames, height - d + 1, width - d + 1, d, d),
+                         strides=(s_b, s_t, s_y, s_x, s_y, s_x))  # (B, T, y, x, d, d) views into canvas
+    seq = np.arange(batch)[:, None]  # (B, 1)
+    frame = np.arange(frames)[None, :]  # (1, T)
+    x, y = offsets[..., 0], offsets[..., 1]  # (B, T) each
+    current = windows[seq, frame, y, x]  # (B, T, d, d) copy
+    windows[seq, frame, y, x] = np.maximum(current, glyphs[:, None])
+
+
 def to_pixels(positions, free_range):
     """Unit positions (..., 2) -> integer top-left pixel offsets (..., 2) (x, y) in [0, free_range]."""
     return np.floor(positions * free_range).astype(np.int64)
@@ -48,6 +76,8 @@ class MovingMNIST:
 
     ``source[i] -> (inputs, targets)``: inputs are frames 0..T_in-1 as (T_in, 1, H, W) float32
     in [0, 1], targets the next frames T_in..T_in+T_out-1 as (T_out, 1, H, W).
+    ``source.batch(indices)`` gives the same for many sequences at once, stacked:
+    (B, T_in, 1, H, W) and (B, T_out, 1, H, W).
     """
 
     def __init__(self, digits, num_sequences, num_digits, input_frames=10, output_frames=10, image_size=64,
@@ -76,38 +106,66 @@ class MovingMNIST:
     def __len__(self):
         return self.num_sequences
 
-    def _check_index(self, index):
-        if not 0 <= index < self.num_sequences:
-            raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
+    def _check_indices(self, indices):
+        """``indices`` as a 1-D int64 array; IndexError naming the first one out of range."""
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
+            raise TypeError(f"sequence indices must be a 1-D sequence of integers, got {indices!r}")
+        indices = indices.astype(np.int64)
+        bad = (indices < 0) | (indices >= self.num_sequences)
+        if bad.any():
+            raise IndexError(f"sequence index {indices[bad][0]} out of range [0, {self.num_sequences})")
+        return indices
 
     def _rng(self, index):
         return np.random.default_rng((self.seed, self.epoch, int(index)))
 
+    def layouts(self, indices):
+        """How sequences ``indices`` are made: ``(digit_ids (B, D), positions (B, D, T, 2) int pixels (x, y),
+        velocities (B, D, T, 2))``.
+
+        The draws of each sequence come from its own generator, in a fixed order: digit ids,
+        start positions, directions. The trajectories of all B * D digits are then computed together.
+        """
+        indices = self._check_indices(indices)
+        count, num_digits = len(indices), self.num_digits
+        digit_ids = np.empty((count, num_digits), dtype=np.int64)
+        start = np.empty((count, num_digits, 2))  # unit x, y
+        turn = np.empty((count, num_digits))  # direction as a fraction of a full turn
+        for row, index in enumerate(indices):
+            rng = self._rng(index)
+            digit_ids[row] = rng.integers(0, len(self.digits), size=num_digits)
+            start[row] = rng.random((num_digits, 2))
+            turn[row] = rng.random(num_digits)
+        theta = turn * 2.0 * np.pi
+        direction = np.stack([np.cos(theta), np.sin(theta)], axis=-1)  # (B, D, 2)
+        unit_pos, velocities = bounce_trajectory(start.reshape(-1, 2), direction.reshape(-1, 2), self.num_frames)
+        shape = (count, num_digits, self.num_frames, 2)
+        return digit_ids, to_pixels(unit_pos, self.free_range).reshape(shape), velocities.reshape(shape)
+
     def layout(self, index):
         """How sequence ``index`` is made: ``(digit_ids (D,), positions (D, T, 2) int pixels (x, y),
         velocities (D, T, 2))``."""
-        self._check_index(index)
-        rng = self._rng(index)
-        digit_ids = rng.integers(0, len(self.digits), size=self.num_digits)
-        start = rng.random((self.num_digits, 2))  # (D, 2) unit x, y
-        theta = rng.random(self.num_digits) * 2.0 * np.pi
-        direction = np.stack([np.cos(theta), np.sin(theta)], axis=1)  # (D, 2)
-        unit_pos, velocities = bounce_trajectory(start, direction, self.num_frames)
-        return digit_ids, to_pixels(unit_pos, self.free_range), velocities
+        digit_ids, positions, velocities = self.layouts([index])
+        return digit_ids[0], positions[0], velocities[0]
+
+    def batch(self, indices):
+        """Sequences ``indices`` stacked: ``(inputs (B, T_in, 1, H, W), targets (B, T_out, 1, H, W))`` float32."""
+        digit_ids, positions, _ = self.layouts(indices)
+        count, size, t_in = len(digit_ids), self.image_size, self.input_frames
+        glyphs = self.digits[digit_ids].astype(np.float32) * self._scale  # (B, D, d, d)
+        inputs = np.zeros((count, t_in, 1, size, size), dtype=np.float32)
+        targets = np.zeros((count, self.output_frames, 1, size, size), dtype=np.float32)
+        for canvas, frames in ((inputs, slice(0, t_in)), (targets, slice(t_in, None))):
+            for k in range(self.num_digits):
+                paste_max(canvas[:, :, 0], glyphs[:, k], positions[:, k, frames])
+        return inputs, targets
 
     def sequence(self, index):
         """All frames of sequence ``index``: (T_in + T_out, H, W) float32 in [0, 1]."""
-        digit_ids, positions, _ = self.layout(index)
-        size, d = self.image_size, self.digit_size
-        frames = np.zeros((self.num_frames, size, size), dtype=np.float32)  # (T, H, W)
-        for k, digit_id in enumerate(digit_ids):
-            glyph = self.digits[digit_id].astype(np.float32) * self._scale  # (d, d)
-            for t in range(self.num_frames):
-                x, y = positions[k, t]
-                window = frames[t, y:y + d, x:x + d]
-                np.maximum(window, glyph, out=window)
-        return frames
+        inputs, targets = self.batch([index])
+        return np.concatenate([inputs[0, :, 0], targets[0, :, 0]])  # (T, H, W)
 
     def __getitem__(self, index):
-        frames = self.sequence(index)[:, None]  # (T, 1, H, W)
-        return frames[:self.input_frames], frames[self.input_frames:]
+        inputs, targets = self.batch([index])
+        return inputs[0], targets[0]

@@ -1,10 +1,11 @@
-"""Data wiring: digit sources, the per-rank training dataset, validation and plain batching.
+"""Data wiring: digit sources, the per-rank training dataset, validation, evaluation and batching.
 
 Training sequences are generated on the fly. Epoch ``e`` of a run on G devices with batch B
 and ``steps_per_epoch`` steps is the MovingMNIST source seeded with (seed, e), of
 ``steps_per_epoch * G * B`` sequences; at step s, rank r takes the B global indices
 ``(s*G + r)*B + b`` for b in [0, B). This makes ranks disjoint, and a run resumed at step s
-sees exactly the batches an uninterrupted run would have seen.
+sees exactly the batches an uninterrupted run would have seen. Each training batch is one
+item of the dataset, generated whole (:class:`RankBatches`).
 
 MindSpore is imported only by :func:`build_train_dataset`; everything else is plain numpy.
 """
@@ -78,8 +79,12 @@ def train_source(cfg, digits, epoch, group_size=1):
                        image_size=cfg.image_size, seed=cfg.seed, epoch=epoch)
 
 
-class RankView:
-    """The sequences of one rank from ``start_step`` on, in batch order (random access)."""
+class RankBatches:
+    """Random-access source whose item ``j`` is ``rank``'s whole batch of step ``start_step + j``.
+
+    Each item is built with one ``read_batch`` call, so a dataset over it needs no per-sequence
+    Python work and no ``.batch()``.
+    """
 
     def __init__(self, source, rank, group_size, batch_size, start_step, steps):
         if not 0 <= rank < group_size:
@@ -90,38 +95,65 @@ class RankView:
         self.batch_size, self.start_step, self.steps = batch_size, start_step, steps
 
     def __len__(self):
-        return (self.steps - self.start_step) * self.batch_size
+        return self.steps - self.start_step
 
-    def source_index(self, i):
-        step, slot = divmod(int(i), self.batch_size)
-        return global_index(self.start_step + step, self.rank, self.group_size, self.batch_size, slot)
+    def source_indices(self, j):
+        """Indices within the epoch's source of the sequences of item ``j``: (B,) int64."""
+        slots = np.arange(self.batch_size, dtype=np.int64)
+        return global_index(self.start_step + int(j), self.rank, self.group_size, self.batch_size, slots)
 
-    def __getitem__(self, i):
-        if not 0 <= i < len(self):
-            raise IndexError(f"index {i} out of range [0, {len(self)})")
-        return self.source[self.source_index(i)]
+    def __getitem__(self, j):
+        if not 0 <= j < len(self):
+            raise IndexError(f"batch index {j} out of range [0, {len(self)})")
+        return read_batch(self.source, self.source_indices(j))
 
 
 def build_train_dataset(cfg, digits, epoch, rank=0, group_size=1, start_step=0):
     """MindSpore dataset of rank ``rank``'s training batches for ``epoch``, from ``start_step``.
 
     Columns ("inputs", "targets"), each (B, T, 1, H, W) float32; steps_per_epoch - start_step
-    batches. Workers are threads: generation is numpy work of well under a millisecond per
-    sequence, so worker processes would only add start-up and copying costs.
+    batches, each generated whole by one worker. ``cfg.worker_type`` picks threads (the
+    default: little start-up cost) or processes (no contention on Python's interpreter lock);
+    bench/data_throughput.py measures both.
     """
     import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
 
-    view = RankView(train_source(cfg, digits, epoch, group_size), rank, group_size, cfg.batch_size,
-                    start_step, cfg.steps_per_epoch)
-    dataset = ds.GeneratorDataset(view, column_names=list(COLUMNS), shuffle=False,
-                                  num_parallel_workers=cfg.num_workers, python_multiprocessing=False)
-    return dataset.batch(cfg.batch_size, drop_remainder=True)
+    batches = RankBatches(train_source(cfg, digits, epoch, group_size), rank, group_size, cfg.batch_size,
+                          start_step, cfg.steps_per_epoch)
+    return ds.GeneratorDataset(batches, column_names=list(COLUMNS), shuffle=False,
+                               num_parallel_workers=cfg.num_workers,
+                               python_multiprocessing=cfg.worker_type == "process")
 
 
 def validation_source(cfg, digits):
     """The fixed validation set: cfg.val_sequences sequences of cfg.num_digits_val digits, seeded by val_seed."""
     return MovingMNIST(digits, cfg.val_sequences, cfg.num_digits_val, input_frames=cfg.input_frames,
                        output_frames=cfg.output_frames, image_size=cfg.image_size, seed=cfg.val_seed, epoch=0)
+
+
+def held_out_source(cfg, digits, count):
+    """The generated evaluation set: ``count`` sequences of cfg.num_digits_val digits seeded by test_seed.
+
+    The config refuses test_seed == val_seed (and == seed), so these sequences come from other
+    random streams than the validation (and training) sequences, even on the same digits.
+    """
+    return MovingMNIST(digits, count, cfg.num_digits_val, input_frames=cfg.input_frames,
+                       output_frames=cfg.output_frames, image_size=cfg.image_size, seed=cfg.test_seed, epoch=0)
+
+
+def read_batch(source, indices):
+    """Sequences ``indices`` of a random-access source, stacked: ``(inputs (b, T_in, 1, H, W),
+    targets (b, T_out, 1, H, W))``.
+
+    This is the one batcher of the project: a source with a ``batch(indices)`` method (the
+    generator) builds the whole batch at once; any other (``source[i] -> (inputs, targets)``)
+    is read item by item and stacked.
+    """
+    build = getattr(source, "batch", None)
+    if callable(build):
+        return build(indices)
+    items = [source[int(i)] for i in indices]
+    return np.stack([x for x, _ in items]), np.stack([y for _, y in items])
 
 
 def iterate_batches(source, batch_size, limit=0):
@@ -131,5 +163,4 @@ def iterate_batches(source, batch_size, limit=0):
     """
     total = len(source) if limit <= 0 else min(limit, len(source))
     for start in range(0, total, batch_size):
-        items = [source[i] for i in range(start, min(start + batch_size, total))]
-        yield np.stack([x for x, _ in items]), np.stack([y for _, y in items])
+        yield read_batch(source, np.arange(start, min(start + batch_size, total)))
