@@ -22,7 +22,7 @@ CONFIG="$ROOT/configs/cpu_small.yaml"
 
 echo "== 1/2 training (configs/cpu_small.yaml, synthetic digits) into $OUTPUT_DIR"
 "$PYTHON" "$ROOT/train.py" --config_path "$CONFIG" --output_dir "$OUTPUT_DIR" --overwrite true "$@" || exit $?
-echo "== 2/2 evaluating $OUTPUT_DIR/ckpt/best.ckpt on the held-out generated set"
+echo "== 2/2 evaluating $OUTPUT_DIR/ckpt/best.ckpt on the held-out generated test set (test_seed)"
 "$PYTHON" "$ROOT/eval.py" --config_path "$CONFIG" --output_dir "$OUTPUT_DIR" --dataset synthetic \
     --ckpt_file "$OUTPUT_DIR/ckpt/best.ckpt" --save_vis 2 "$@" || exit $?
 STRIP=$(ls "$OUTPUT_DIR"/eval/vis/*.png 2>/dev/null | head -n 1)
