@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
+from src.data import sequences
 from src.data.sequences import (LAYOUTS, Normalization, SequenceFile, check_tileable, denormalize,
                                 make_normalization, open_sequence_file, open_sequences, split_sequences)
 from src.data.test_set import TestSequences, write_test_file
@@ -289,6 +290,27 @@ def test_nan_is_located_in_time_first_files(tmp_path):
     data[5, 2, 1, 0] = np.nan
     message = _error(open_sequence_file, _save(tmp_path, "nan.npy", data), "TNHW", 3, 2)
     assert "1 NaN/inf" in message and "sequence 2, frame 5, row 1, column 0" in message
+
+
+def test_nan_is_located_in_fortran_ordered_files(tmp_path):
+    data = np.asfortranarray(np.zeros((3, 6, 4, 5), np.float32))
+    data[2, 1, 3, 4] = np.nan
+    path = _save(tmp_path, "fortran.npy", data)
+    assert np.load(path, mmap_mode="r").flags.f_contiguous
+    assert "sequence 2, frame 1, row 3, column 4" in _error(open_sequence_file, path, "NTHW", 3, 2)
+
+
+def test_scan_chunks_cover_the_whole_file(tmp_path, monkeypatch):
+    """With chunks smaller than a frame, the count, the first position and the range are still exact."""
+    monkeypatch.setattr(sequences, "_SCAN_BYTES", 28)  # 7 float32 values per chunk
+    data = np.random.default_rng(0).uniform(0.1, 0.9, (3, 5, 4, 4)).astype(np.float32)
+    data[1, 2, 0, 3] = 0.0
+    data[2, 4, 3, 3] = 1.0
+    assert SequenceFile(_save(tmp_path, "ok.npy", data), "NTHW").value_range() == (0.0, 1.0)
+    data[2, 0, 1, 1] = np.nan
+    data[0, 3, 2, 2] = np.inf
+    message = _error(SequenceFile(_save(tmp_path, "bad.npy", data), "NTHW").value_range)
+    assert "2 NaN/inf" in message and "sequence 0, frame 3, row 2, column 2" in message
 
 
 def test_npz_key_errors(tmp_path):

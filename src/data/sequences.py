@@ -337,17 +337,20 @@ class SequenceFile:
 
     def _scan(self):
         array = self._array
-        row_bytes = array.itemsize * max(1, math.prod(array.shape[1:]))
-        rows = max(1, _SCAN_BYTES // row_bytes)
+        # chunks of the flat array: bounded memory whatever the shape (one frame row of a TNHW file can be
+        # gigabytes); order "F" keeps the flattening a view for Fortran-ordered files
+        order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+        flat = array.reshape(-1, order=order)
+        step = max(1, _SCAN_BYTES // array.itemsize)
         bad, first, low, high = 0, None, math.inf, -math.inf
-        for start in range(0, array.shape[0], rows):
-            chunk = np.asarray(array[start:start + rows])
+        for start in range(0, flat.size, step):
+            chunk = np.asarray(flat[start:start + step])
             finite = np.isfinite(chunk)
             count = chunk.size - int(np.count_nonzero(finite))
             if count:
                 if first is None:
-                    local = np.unravel_index(int(np.argmin(finite)), chunk.shape)
-                    first = (start + int(local[0]),) + tuple(int(i) for i in local[1:])
+                    where = np.unravel_index(start + int(np.argmin(finite)), array.shape, order=order)
+                    first = tuple(int(i) for i in where)
                 bad += count
             elif not bad:
                 low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))

@@ -1,0 +1,300 @@
+"""Rain cells: a small radar-like dataset, generated without downloads.
+
+Each sequence is a few advected, growing and decaying rain cells on a ``size`` x ``size``
+grid, in radar reflectivity units (dBZ, -10 = no echo .. 60), float32, layout NTCHW:
+
+- one advection velocity per sequence (speed 1..2.5 px per frame, any direction), plus a
+  small per-cell jitter (0.15 px per frame), so the motion is learnable from the inputs;
+- convective cells (elliptical Gaussians, sigma 3..8 px, peaks 38..58 dBZ) and wide
+  stratiform cells (sigma 10..22 px, 24..34 dBZ); each cell's peak reflectivity rises and falls over its life (a
+  Gaussian in time, 4..12 frames wide) around a random peak time, so rain starts and ends
+  inside the sequence;
+- cells add up in linear reflectivity Z = 10^(dBZ / 10) (as echoes do), modulated by a
+  texture (standard deviation 3 dBZ) of a few plane waves that moves with the advection velocity;
+- ``channels`` = 2 adds a second product: the previous frame's reflectivity, smoothed by a
+  Gaussian of ``SMOOTH_SIGMA`` px (a coarser, older field, correlated with channel 0).
+
+Sequence ``i`` is drawn from ``np.random.default_rng((seed, i))`` alone, so any subset of a
+dataset can be regenerated, and channel 0 does not depend on ``channels``. Thresholds such
+as 20 and 35 dBZ are meaningful: the default dataset (600 sequences, seed 0) has 17.5 % of
+its pixels >= 20 dBZ and 3.6 % >= 35 dBZ (the CLI prints the fractions of what it wrote).
+
+CLI (writes atomically: temporary files, then ``os.replace``)::
+
+    python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [--num_frames 20] [--size 96]
+        [--channels 1] [--seed 0] [--splits false] [--overwrite false]
+
+writes ``OUT_DIR/rain.npy`` (N, T, C, H, W), or with ``--splits true`` ``train.npy``,
+``val.npy`` and ``test.npy`` (80/10/10 % of the sequences). Train on it with
+``data_layout NTCHW``, ``data_scale minmax``, ``data_min -10``, ``data_max 60``.
+
+API: ``RainCells(num_sequences=600, num_frames=20, size=96, channels=1, seed=0)`` with
+``len()``, ``sequence(i) -> (T, C, H, W)`` float32 dBZ, ``block(start, stop) -> (n, T, C, H, W)``,
+``velocity(i) -> (vy, vx)`` px per frame; ``write_dataset(out_dir, generator, splits=False,
+overwrite=False) -> dict`` (paths, shapes, event fractions).
+"""
+import os
+
+import numpy as np
+
+from src.config import parse_overrides
+from src.errors import UserError
+
+BACKGROUND_DBZ = -10.0  # no echo
+MAX_DBZ = 60.0
+LAYOUT = "NTCHW"
+THRESHOLDS_DBZ = (20.0, 35.0)  # reported event fractions
+SPEED_RANGE = (1.0, 2.5)  # px per frame
+JITTER = 0.15  # px per frame, per cell
+CELLS_RANGE = (4, 9)  # cells per sequence (high exclusive)
+STRATIFORM_PROBABILITY = 0.3
+TEXTURE_MODES = 6
+TEXTURE_DBZ = 3.0  # amplitude of the moving texture
+SMOOTH_SIGMA = 2.5  # px, second channel
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+_CHUNK = 32  # sequences generated and written at a time
+
+
+def _gaussian_blur_matrix(size, sigma):
+    """(size, size) matrix B with B @ row = the row blurred by a Gaussian (renormalised at the edges)."""
+    pos = np.arange(size)
+    weights = np.exp(-0.5 * ((pos[:, None] - pos[None, :]) / sigma) ** 2)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+class RainCells:
+    """Random-access generator of rain-cell sequences in dBZ: ``sequence(i) -> (T, C, H, W)`` float32."""
+
+    def __init__(self, num_sequences=600, num_frames=20, size=96, channels=1, seed=0):
+        if num_sequences < 1 or num_frames < 2 or size < 8 or channels not in (1, 2):
+            raise ValueError("num_sequences >= 1, num_frames >= 2, size >= 8 and channels 1 or 2 are required, got "
+                             f"{num_sequences}, {num_frames}, {size}, {channels}")
+        self.num_sequences, self.num_frames = int(num_sequences), int(num_frames)
+        self.size, self.channels, self.seed = int(size), int(channels), int(seed)
+        self._blur = _gaussian_blur_matrix(self.size, SMOOTH_SIGMA)
+
+    def __len__(self):
+        return self.num_sequences
+
+    @property
+    def shape(self):
+        """Shape of the whole dataset (N, T, C, H, W)."""
+        return self.num_sequences, self.num_frames, self.channels, self.size, self.size
+
+    def _check_index(self, index):
+        if not 0 <= index < self.num_sequences:
+            raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
+
+    def plan(self, index):
+        """The random draws of sequence ``index``: velocity (2,) (vy, vx) and per-cell arrays."""
+        self._check_index(index)
+        rng = np.random.default_rng((self.seed, int(index)))
+        speed, angle = rng.uniform(*SPEED_RANGE), rng.uniform(0.0, 2.0 * np.pi)
+        velocity = speed * np.array([np.sin(angle), np.cos(angle)])  # (2,) vy, vx
+        k = int(rng.integers(*CELLS_RANGE))
+        wide = rng.random(k) < STRATIFORM_PROBABILITY
+        margin = 0.1 * self.size
+        cells = {
+            "peak_pos": rng.uniform(-margin, self.size + margin, (k, 2)),  # (K, 2) y, x at the peak time
+            "peak_time": rng.uniform(-4.0, self.num_frames + 4.0, k),
+            "life": rng.uniform(4.0, 12.0, k),
+            "peak_dbz": np.where(wide, rng.uniform(24.0, 34.0, k), rng.uniform(38.0, 58.0, k)),
+            "sigma": np.where(wide[:, None], rng.uniform(10.0, 22.0, (k, 2)), rng.uniform(3.0, 8.0, (k, 2))),
+            "angle": rng.uniform(0.0, np.pi, k),
+            "velocity": velocity + rng.normal(0.0, JITTER, (k, 2)),  # (K, 2)
+        }
+        wavelength = rng.uniform(10.0, 40.0, TEXTURE_MODES)
+        direction = rng.uniform(0.0, 2 * np.pi, TEXTURE_MODES)
+        texture = {
+            "wavenumber": (2 * np.pi / wavelength)[:, None] * np.stack([np.sin(direction), np.cos(direction)], 1),
+            "phase": rng.uniform(0.0, 2 * np.pi, TEXTURE_MODES),
+        }  # (M, 2) ky, kx and (M,)
+        return velocity, cells, texture
+
+    def velocity(self, index):
+        """Common advection velocity (vy, vx) of sequence ``index`` in px per frame."""
+        return self.plan(index)[0]
+
+    def _reflectivity(self, index, times):
+        """dBZ frames (len(times), H, W) float64 at the given frame times."""
+        velocity, cells, texture = self.plan(index)
+        grid = np.arange(self.size, dtype=np.float64)
+        t = np.asarray(times, dtype=np.float64)
+
+        def per_cell(values):  # (K,) -> (K, 1, 1, 1), broadcasting against (K, T, H, W)
+            return values[:, None, None, None]
+
+        dt = t[None, :, None, None] - per_cell(cells["peak_time"])  # (K, T, 1, 1)
+        cy = per_cell(cells["peak_pos"][:, 0]) + per_cell(cells["velocity"][:, 0]) * dt
+        cx = per_cell(cells["peak_pos"][:, 1]) + per_cell(cells["velocity"][:, 1]) * dt
+        dy, dx = grid[:, None] - cy, grid[None, :] - cx  # (K, T, H, 1), (K, T, 1, W)
+        # elliptical Gaussian: (along / sigma_along)^2 + (across / sigma_across)^2 with along, across the
+        # offsets rotated by the cell's angle, expanded as a dy^2 + 2 b dy dx + c dx^2 (fewer full-size arrays)
+        cos, sin = np.cos(cells["angle"]), np.sin(cells["angle"])
+        inv_along, inv_across = 1.0 / cells["sigma"][:, 0] ** 2, 1.0 / cells["sigma"][:, 1] ** 2
+        a = per_cell(cos ** 2 * inv_along + sin ** 2 * inv_across)
+        b = per_cell(cos * sin * (inv_along - inv_across))
+        c = per_cell(sin ** 2 * inv_along + cos ** 2 * inv_across)
+        shape = np.exp(-0.5 * (a * dy ** 2 + (2.0 * b * dy) * dx + c * dx ** 2))  # (K, T, H, W)
+        life = np.exp(-((dt / per_cell(cells["life"])) ** 2))  # (K, T, 1, 1): growth, then decay
+        peak_dbz = BACKGROUND_DBZ + (per_cell(cells["peak_dbz"]) - BACKGROUND_DBZ) * life
+        background_z = 10.0 ** (BACKGROUND_DBZ / 10.0)
+        z = ((10.0 ** (peak_dbz / 10.0) - background_z) * shape).sum(axis=0)  # (T, H, W) linear Z
+        modulation = self._texture(texture, velocity, grid, t)  # (T, H, W) dBZ
+        dbz = 10.0 * np.log10(background_z + z * 10.0 ** (modulation / 10.0))
+        return np.clip(dbz, BACKGROUND_DBZ, MAX_DBZ)
+
+    @staticmethod
+    def _texture(texture, velocity, grid, t):
+        """A +-TEXTURE_DBZ pattern of plane waves carried by the flow: (T, H, W)."""
+        ty = grid[None, :, None] - velocity[0] * t[:, None, None]  # (T, H, 1)
+        tx = grid[None, None, :] - velocity[1] * t[:, None, None]  # (T, 1, W)
+        ky, kx = texture["wavenumber"][:, 0], texture["wavenumber"][:, 1]  # (M,)
+        row = ky[:, None, None] * ty[None, :, :, 0]  # (M, T, H)
+        col = kx[:, None, None] * tx[None, :, 0, :] + texture["phase"][:, None, None]  # (M, T, W)
+        # sum_m cos(row + col) = sum_m (cos row cos col - sin row sin col): two batched matrix products
+        row, col = row.transpose(1, 2, 0), col.transpose(1, 0, 2)  # (T, H, M), (T, M, W)
+        waves = np.cos(row) @ np.cos(col) - np.sin(row) @ np.sin(col)  # (T, H, W)
+        return TEXTURE_DBZ * waves / np.sqrt(TEXTURE_MODES / 2.0)  # unit variance x TEXTURE_DBZ
+
+    def sequence(self, index):
+        """Frames of sequence ``index``: (T, C, H, W) float32 dBZ in [-10, 60]."""
+        frames = self._reflectivity(index, np.arange(-1, self.num_frames))  # (T + 1, H, W), frame -1 first
+        channels = [frames[1:]]
+        if self.channels == 2:
+            channels.append(self._blur @ frames[:-1] @ self._blur.T)  # (T, H, W) smoothed previous frame
+        return np.stack(channels, axis=1).astype(np.float32)  # (T, C, H, W)
+
+    def block(self, start, stop):
+        """Sequences start..stop-1: (n, T, C, H, W) float32."""
+        return np.stack([self.sequence(i) for i in range(start, stop)])
+
+
+# ---------------------------------------------------------------- writing
+
+def _temporary_path(path):
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+
+
+def _write_range(tmp, generator, start, stop, counts):
+    """Stream sequences start..stop-1 into a new .npy at ``tmp``; add event counts of channel 0."""
+    shape = (stop - start,) + generator.shape[1:]
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    try:
+        for first in range(start, stop, _CHUNK):
+            block = generator.block(first, min(first + _CHUNK, stop))  # (n, T, C, H, W)
+            out[first - start:first - start + len(block)] = block
+            counts["pixels"] += block[:, :, 0].size
+            for threshold in THRESHOLDS_DBZ:
+                counts[threshold] += int(np.count_nonzero(block[:, :, 0] >= threshold))
+        out.flush()
+    finally:
+        del out
+
+
+def _split_ranges(num_sequences, splits):
+    if not splits:
+        return {"rain.npy": (0, num_sequences)}
+    n_val = round(num_sequences * SPLIT_FRACTIONS[1])
+    n_test = round(num_sequences * SPLIT_FRACTIONS[2])
+    n_train = num_sequences - n_val - n_test
+    if min(n_train, n_val, n_test) < 1:
+        raise UserError(f"--splits true needs at least one sequence per split; {num_sequences} sequences give "
+                        f"{n_train}/{n_val}/{n_test}: use --num_sequences 10 or more")
+    return {"train.npy": (0, n_train), "val.npy": (n_train, n_train + n_val),
+            "test.npy": (n_train + n_val, num_sequences)}
+
+
+def write_dataset(out_dir, generator, splits=False, overwrite=False):
+    """Write ``generator``'s sequences under ``out_dir`` (rain.npy, or train/val/test.npy).
+
+    All files are written to temporary names first and moved into place only when every one
+    is complete, so an interrupted or failed run leaves any earlier dataset untouched.
+    Returns {"files": {name: shape}, "fraction_ge_20dbz": ..., "fraction_ge_35dbz": ...}.
+    """
+    ranges = _split_ranges(len(generator), splits)
+    targets = {name: os.path.join(out_dir, name) for name in ranges}
+    existing = [p for p in targets.values() if os.path.exists(p)]
+    if existing and not overwrite:
+        raise UserError(f"{existing[0]} already exists; choose another directory or pass --overwrite true")
+    counts = {"pixels": 0, **{t: 0 for t in THRESHOLDS_DBZ}}
+    temporaries = {}
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        for name, (start, stop) in ranges.items():
+            temporaries[name] = _temporary_path(targets[name])
+            _write_range(temporaries[name], generator, start, stop, counts)
+        for name, tmp in temporaries.items():
+            os.replace(tmp, targets[name])
+    except OSError as err:
+        raise UserError(f"could not write the dataset under {out_dir} ({err.strerror or err}); files already "
+                        "there were left as they were; free disk space or fix permissions and retry") from err
+    finally:
+        for tmp in temporaries.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    summary = {"files": {targets[n]: (stop - start,) + generator.shape[1:] for n, (start, stop) in ranges.items()}}
+    for threshold in THRESHOLDS_DBZ:
+        summary[f"fraction_ge_{threshold:g}dbz"] = counts[threshold] / max(1, counts["pixels"])
+    return summary
+
+
+# ---------------------------------------------------------------- command line
+
+_OPTIONS = {"num_sequences": (int, 600), "num_frames": (int, 20), "size": (int, 96), "channels": (int, 1),
+            "seed": (int, 0), "splits": (bool, False), "overwrite": (bool, False)}
+_USAGE = ("usage: python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [--num_frames 20] [--size 96] "
+          "[--channels 1|2] [--seed 0] [--splits false] [--overwrite false]")
+
+
+def _parse_value(name, kind, raw):
+    if kind is bool:
+        if raw.lower() in ("true", "1", "yes", "on"):
+            return True
+        if raw.lower() in ("false", "0", "no", "off"):
+            return False
+    else:
+        try:
+            return int(raw)
+        except ValueError:
+            pass
+    raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}")
+
+
+def parse_arguments(argv):
+    """OUT_DIR and the options as a dict; UserError with the usage line on bad arguments."""
+    if not argv or argv[0].startswith("--"):
+        raise UserError(f"missing OUT_DIR; {_USAGE}")
+    out_dir, overrides = argv[0], parse_overrides(argv[1:])
+    options = {name: default for name, (_, default) in _OPTIONS.items()}
+    for name, raw in overrides.items():
+        if name not in _OPTIONS:
+            raise UserError(f"unknown option --{name}; {_USAGE}")
+        options[name] = _parse_value(name, _OPTIONS[name][0], raw)
+    limits = {"num_sequences": 1, "num_frames": 2, "size": 8}
+    for name, low in limits.items():
+        if options[name] < low:
+            raise UserError(f"--{name} must be >= {low}, got {options[name]}")
+    if options["channels"] not in (1, 2):
+        raise UserError(f"--channels must be 1 or 2, got {options['channels']}")
+    return out_dir, options
+
+
+def main(argv):
+    out_dir, options = parse_arguments(argv)
+    generator = RainCells(options["num_sequences"], options["num_frames"], options["size"], options["channels"],
+                          options["seed"])
+    summary = write_dataset(out_dir, generator, splits=options["splits"], overwrite=options["overwrite"])
+    for path, shape in summary["files"].items():
+        print(f"wrote {path}: float32 {shape} ({LAYOUT}, dBZ {BACKGROUND_DBZ:g}..{MAX_DBZ:g})")
+    fractions = ", ".join(f">= {t:g} dBZ: {100 * summary[f'fraction_ge_{t:g}dbz']:.1f} %" for t in THRESHOLDS_DBZ)
+    print(f"pixels (channel 0) {fractions}")
+    print(f"train with: --dataset sequences --data_path {out_dir}{'' if options['splits'] else '/rain.npy'} "
+          f"--data_layout {LAYOUT} --data_scale minmax --data_min {BACKGROUND_DBZ:g} --data_max {MAX_DBZ:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    from src.errors import run_cli
+
+    run_cli(main)
