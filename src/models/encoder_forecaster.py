@@ -39,6 +39,7 @@ from src.config import FORECASTER_INPUTS
 from src.models.convlstm_cell import ConvLSTMCell
 
 ZOO_KERNEL = 5
+ZOO_CHANNELS = (16, 64, 96)  # widths of the three levels of the published zoo network
 ZOO_LEAKY_SLOPE = 0.2
 
 
@@ -102,9 +103,10 @@ class ZooEncoderForecaster(_SequenceNet):
     """The three-level conv/ConvLSTM encoder-forecaster of the published port (see module doc)."""
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, peephole=False, forget_bias=1.0,
-                 output_bias=0.0):
+                 output_bias=0.0, channels=ZOO_CHANNELS):
         super().__init__(input_frames, output_frames)
         sizes = [image_size, image_size // 2, image_size // 4]
+        c1, c2, c3 = channels  # the published network: 16, 64, 96 (narrower only to test the code path fast)
 
         def cell(cin, hidden, level):
             side = sizes[level]
@@ -113,20 +115,20 @@ class ZooEncoderForecaster(_SequenceNet):
 
         self.act = nn.LeakyReLU(ZOO_LEAKY_SLOPE)
         # encoder
-        self.enc_conv1 = _conv(1, 16, 3)
-        self.enc_cell1 = cell(16, 64, 0)
-        self.enc_conv2 = _conv(64, 64, 3, stride=2)
-        self.enc_cell2 = cell(64, 96, 1)
-        self.enc_conv3 = _conv(96, 96, 3, stride=2)
-        self.enc_cell3 = cell(96, 96, 2)
+        self.enc_conv1 = _conv(1, c1, 3)
+        self.enc_cell1 = cell(c1, c2, 0)
+        self.enc_conv2 = _conv(c2, c2, 3, stride=2)
+        self.enc_cell2 = cell(c2, c3, 1)
+        self.enc_conv3 = _conv(c3, c3, 3, stride=2)
+        self.enc_cell3 = cell(c3, c3, 2)
         # forecaster
-        self.dec_cell3 = cell(0, 96, 2)
-        self.dec_deconv3 = _deconv(96, 96)
-        self.dec_cell2 = cell(96, 96, 1)
-        self.dec_deconv2 = _deconv(96, 96)
-        self.dec_cell1 = cell(96, 64, 0)
-        self.dec_conv1 = _conv(64, 16, 3)
-        self.dec_out = _conv(16, 1, 1)
+        self.dec_cell3 = cell(0, c3, 2)
+        self.dec_deconv3 = _deconv(c3, c3)
+        self.dec_cell2 = cell(c3, c3, 1)
+        self.dec_deconv2 = _deconv(c3, c3)
+        self.dec_cell1 = cell(c3, c2, 0)
+        self.dec_conv1 = _conv(c2, c1, 3)
+        self.dec_out = _conv(c1, 1, 1)
         _set_bias(self.dec_out, output_bias)
 
     def _framewise_act(self, layer, x):
