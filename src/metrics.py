@@ -383,8 +383,9 @@ def _lead_frame_notes(threshold, name, curve):
     if len(missing) == len(curve):
         return [f"{where} at every lead frame ({why}); no mean over lead frames"]
     frames = ", ".join(str(i) for i in missing)
-    return [f"{where} at lead frame(s) {frames} ({why}); its mean is over the other "
-            f"{len(curve) - len(missing)} lead frames"]
+    others = len(curve) - len(missing)
+    return [f"{where} at lead frame(s) {frames} ({why}); its mean is over the other {others} "
+            f"lead frame{'s' if others > 1 else ''}"]
 
 
 class SkillScores:
