@@ -71,10 +71,23 @@ class _Killed(Exception):
     pass
 
 
-def test_resume_continues_bit_identically(tmp_path, monkeypatch):
+# graph: the shipped mode; amp: mixed precision O2 with a dynamic loss scale that starts high enough
+# to overflow float16 (so the scale and its counter change during the run and must be restored)
+RESUME_VARIANTS = {"pynative": dict(mode="pynative"), "graph": dict(mode="graph"),
+                   "graph_amp": dict(mode="graph", amp_on_cpu=True, amp_level="O2", loss_scale="dynamic",
+                                     loss_scale_value=2.0 ** 30)}
+
+
+@pytest.mark.parametrize("variant", list(RESUME_VARIANTS))
+def test_resume_continues_bit_identically(tmp_path, monkeypatch, variant):
     """Kill a 2-epoch run right after epoch 1's checkpoint; --resume auto ends where an
-    uninterrupted run ends (weights, optimizer state, loss curve)."""
+    uninterrupted run ends (weights, optimizer state, loss scaler, loss curve)."""
+    from src.training.step import loss_scaler_state
     from src.training.trainer import Trainer
+
+    def tiny_cfg(path, **kw):
+        return globals()["tiny_cfg"](path, **RESUME_VARIANTS[variant], **kw)
+
     straight, _ = run_trainer(tiny_cfg(tmp_path / "a", epochs=2))
     real_end_epoch = Trainer._end_epoch
 
@@ -98,6 +111,10 @@ def test_resume_continues_bit_identically(tmp_path, monkeypatch):
     ha = json.load(open(straight.run.history_json))
     hb = json.load(open(resumed.run.history_json))
     assert [r["train_loss"] for r in ha] == [r["train_loss"] for r in hb]
+    assert loss_scaler_state(resumed.loss_scaler) == loss_scaler_state(straight.loss_scaler)
+    if variant == "graph_amp":
+        assert straight.skipped_steps > 0 and resumed.skipped_steps == straight.skipped_steps
+        assert loss_scaler_state(straight.loss_scaler)["scale"] < 2.0 ** 30
 
 
 def test_stop_mid_epoch_then_resume_matches(tmp_path, monkeypatch):

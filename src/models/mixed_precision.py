@@ -57,6 +57,18 @@ class _CastOutput(nn.Cell):
         return ops.cast(self.cell(*args), self.dtype)
 
 
+class PredictedFrames(nn.Cell):
+    """Frames in [0, 1] from a logits cell (``training_forward``): validation during training runs
+    the network in its training precision."""
+
+    def __init__(self, logits_cell):
+        super().__init__(auto_prefix=False)
+        self.logits_cell = logits_cell
+
+    def construct(self, x):
+        return ops.sigmoid(self.logits_cell(x))  # (B, T_out, C, H, W)
+
+
 def _wrap_sub_cells(cell, types, compute_dtype, output_dtype):
     """Replace every sub-cell of ``types`` (at any depth) by itself computing in ``compute_dtype``
     with its output cast to ``output_dtype``. Returns the number replaced."""

@@ -66,7 +66,7 @@ class Trainer:
 
         from src.models.encoder_forecaster import build_network
         from src.models.flops import network_cost
-        from src.models.mixed_precision import training_forward
+        from src.models.mixed_precision import PredictedFrames, training_forward
         from src.training.schedules import LRSchedule
         from src.training.step import build_optimizer, build_predict_fn, build_train_step, make_loss_scaler
 
@@ -87,7 +87,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.net)
         self.loss_scaler = make_loss_scaler(effective_loss_scale(cfg), cfg.loss_scale_value)
         self.train_step = build_train_step(cfg, self.forward, self.optimizer, self.loss_scaler, self.ctx.group_size)
-        self.predict = build_predict_fn(cfg, self._predicted_frames)
+        self.predict = build_predict_fn(cfg, PredictedFrames(self.forward))
         self._val_predictor = None
         self.schedule = LRSchedule(cfg)
 
@@ -106,12 +106,6 @@ class Trainer:
             self._restore(self.resume_path)
 
     # ---------------------------------------------------------------- set-up
-    def _predicted_frames(self, inputs):
-        """Frames in [0, 1] from the trained cell, in the training precision (for validation)."""
-        from mindspore import ops
-
-        return ops.sigmoid(self.forward(inputs))  # (B, T_out, C, H, W)
-
     def _resolve_resume(self):
         resume = self.cfg.resume
         if not resume:
