@@ -1,5 +1,9 @@
 """Input pipeline: digit splits, per-rank training batches, resume, sharding, batching, held-out sets."""
 import hashlib
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +14,8 @@ from src.data.moving_mnist import MovingMNIST
 from src.data.pipeline import (COLUMNS, RankBatches, build_train_dataset, global_index, held_out_source,
                                iterate_batches, load_digits, read_batch, train_source, validation_source)
 from src.errors import DataError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _batches(dataset):
@@ -209,3 +215,14 @@ def test_test_seed_may_not_be_the_validation_or_training_seed(tiny_cfg):
     with pytest.raises(ConfigError, match="'test_seed' must differ from 'seed' \\(both 7\\)"):
         tiny_cfg.replace(seed=7, test_seed=7)
     assert tiny_cfg.replace(test_seed=8).test_seed == 8
+
+
+def test_throughput_bench_ends_with_the_two_figures():
+    bench = os.path.join(REPO, "bench", "data_throughput.py")
+    run = subprocess.run([sys.executable, bench, "--image_size", "32", "--num_workers", "1", "--bench_steps", "3",
+                          "--bench_repeats", "1", "--bench_workers", "thread:1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    last = run.stdout.strip().splitlines()[-2:]
+    assert re.fullmatch(r"generator: \d+ sequences/s \(1 process\)", last[0]), last
+    assert re.fullmatch(r"pipeline: \d+ sequences/s \(1 workers\)", last[1]), last
