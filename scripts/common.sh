@@ -59,3 +59,22 @@ put_python_first_on_path() {
     printf '#!/bin/sh\nexec "%s" "$@"\n' "$interpreter" > "$dir/python" && chmod +x "$dir/python" || exit 1
     export PATH="$dir:$PATH"
 }
+
+# Several hosts (msrun launchers): NODE_NUM hosts (default 1), this host's NODE_RANK (0..NODE_NUM-1,
+# default 0) and MASTER_ADDR (the address of host 0, which runs msrun's scheduler; default
+# 127.0.0.1) come from the environment; every host starts LOCAL_NUM workers. Sets
+# CLUSTER_ARGS (msrun's cluster options) and WORKER_TOTAL. MASTER_PORT must be given when
+# NODE_NUM > 1 (every host must name the same port).
+cluster_args() {
+    local local_num=$1 nodes=${NODE_NUM:-1} node_rank=${NODE_RANK:-0} addr=${MASTER_ADDR:-127.0.0.1} port
+    is_count "$nodes" || die "NODE_NUM must be a positive integer, got '$nodes'"
+    [[ "$node_rank" =~ ^[0-9]+$ ]] && [ "$node_rank" -lt "$nodes" ] \
+        || die "NODE_RANK must be an integer in [0, NODE_NUM - 1] = [0, $((nodes - 1))], got '$node_rank'"
+    if [ "$nodes" -gt 1 ] && [ -z "$MASTER_PORT" ]; then
+        die "NODE_NUM is $nodes: set MASTER_PORT (the same free port on every host)"
+    fi
+    port=${MASTER_PORT:-$(free_port)}
+    WORKER_TOTAL=$((local_num * nodes))
+    CLUSTER_ARGS=(--worker_num="$WORKER_TOTAL" --local_worker_num="$local_num" --master_addr="$addr"
+                  --master_port="$port" --node_rank="$node_rank")
+}

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Data-parallel training on CPU: WORKER_NUM processes on this host started by msrun, gradients
+# Data-parallel training on CPU: WORKER_NUM processes per host started by msrun, gradients
 # averaged through MindSpore's own TCP collectives. It exercises the distributed code path
 # without accelerators; it does not make training faster than one process on the same cores.
 #   bash scripts/run_distribute_train_cpu.sh [WORKER_NUM] [CONFIG_PATH] [--key value ...]
@@ -25,12 +25,20 @@
 #     prints progress; the other ranks' logs hold MindSpore's messages only.
 #   - stopping: ending msrun (Ctrl-C) kills all workers at once; continue from the last
 #     epoch's checkpoint with --resume auto.
+# Several hosts: run the script on every host with the same WORKER_NUM, NODE_NUM and MASTER_PORT,
+# NODE_RANK 0..NODE_NUM-1 and MASTER_ADDR = host 0's address, e.g. on two hosts:
+#   host 0: NODE_NUM=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 bash scripts/run_distribute_train_cpu.sh 1 ...
+#   host 1: NODE_NUM=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 bash scripts/run_distribute_train_cpu.sh 1 ...
+# The job then has WORKER_NUM x NODE_NUM ranks; host k runs ranks k x WORKER_NUM ... and rank 0
+# (on host 0) writes the run directory. Each host keeps its workers' logs in its own msrun_logs/.
 # Environment: PYTHON (default python3); MSRUN (default msrun, else $PYTHON -m
-#   mindspore.parallel.cluster.run); MASTER_PORT (default: a free port chosen here);
+#   mindspore.parallel.cluster.run); NODE_NUM (default 1), NODE_RANK (default 0), MASTER_ADDR
+#   (default 127.0.0.1); MASTER_PORT (default: a free port chosen here; required with NODE_NUM > 1);
 #   CLUSTER_TIME_OUT (seconds to wait for all workers to join, default 300).
 usage() {
     echo "Usage: bash scripts/run_distribute_train_cpu.sh [WORKER_NUM] [CONFIG_PATH] [--key value ...]"
     echo "  WORKER_NUM     number of training processes on this host (>= 1)"
+    echo "  several hosts: NODE_NUM, NODE_RANK, MASTER_ADDR and MASTER_PORT in the environment"
     echo "  CONFIG_PATH    a yaml file from configs/ (e.g. configs/cpu_small.yaml)"
     echo "  --key value    any config override (python -m src.config lists the keys); --distribute and"
     echo "                 --device_target are set by this script"
@@ -54,14 +62,13 @@ resolve_output_dir "$CONFIG_PATH" "$@"
 LOG_DIR="$OUTPUT_DIR/msrun_logs"
 mkdir -p "$LOG_DIR" || exit 1
 find_msrun
-MASTER_PORT=${MASTER_PORT:-$(free_port)}
+cluster_args "$WORKER_NUM"
 put_python_first_on_path "$LOG_DIR"
 
-CMD=("${MSRUN_CMD[@]}" --worker_num="$WORKER_NUM" --local_worker_num="$WORKER_NUM" --master_addr=127.0.0.1
-     --master_port="$MASTER_PORT" --log_dir="$LOG_DIR" --join=True --cluster_time_out="${CLUSTER_TIME_OUT:-300}"
+CMD=("${MSRUN_CMD[@]}" "${CLUSTER_ARGS[@]}" --log_dir="$LOG_DIR" --join=True --cluster_time_out="${CLUSTER_TIME_OUT:-300}"
      --tail_worker_log=0
      "$ROOT/train.py" --config_path "$CONFIG_PATH" --device_target CPU --distribute true "$@")
-echo "data-parallel training on $WORKER_NUM CPU workers; run directory: $OUTPUT_DIR"
+echo "data-parallel training on $WORKER_NUM CPU workers of $WORKER_TOTAL (host ${NODE_RANK:-0} of ${NODE_NUM:-1}); run directory: $OUTPUT_DIR"
 echo "logs: $LOG_DIR/worker_<rank>.log (rank 0 writes the run directory and is shown below)"
 echo "command: ${CMD[*]}"
 "${CMD[@]}"

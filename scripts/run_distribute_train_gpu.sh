@@ -25,9 +25,14 @@
 #     prints progress; the other ranks' logs hold MindSpore's messages only.
 #   - stopping: kill the launcher (kill <pid in <output_dir>/train.pid>; msrun then ends all
 #     workers) and continue from the last epoch's checkpoint with --resume auto.
+# Several hosts (msrun): run the script on every host with the same DEVICE_NUM, NODE_NUM and
+# MASTER_PORT, NODE_RANK 0..NODE_NUM-1 and MASTER_ADDR = host 0's address (see
+# run_distribute_train_cpu.sh for an example); the job has DEVICE_NUM x NODE_NUM ranks.
 # Environment: PYTHON (default python3); LAUNCHER (msrun, the default, or mpirun); MSRUN
-#   (default msrun, else $PYTHON -m mindspore.parallel.cluster.run); MASTER_PORT (default: a
-#   free port chosen here); CLUSTER_TIME_OUT (seconds to wait for all workers, default 600).
+#   (default msrun, else $PYTHON -m mindspore.parallel.cluster.run); NODE_NUM (default 1),
+#   NODE_RANK (default 0), MASTER_ADDR (default 127.0.0.1); MASTER_PORT (default: a free port
+#   chosen here; required with NODE_NUM > 1); CLUSTER_TIME_OUT (seconds to wait for all
+#   workers, default 600).
 usage() {
     echo "Usage: bash scripts/run_distribute_train_gpu.sh [DEVICE_NUM] [CONFIG_PATH] [--key value ...]"
     echo "  DEVICE_NUM     number of GPUs (one training process each) on this host (>= 1)"
@@ -35,6 +40,7 @@ usage() {
     echo "  --key value    any config override (python -m src.config lists the keys); --distribute and"
     echo "                 --device_target are set by this script"
     echo "  LAUNCHER=mpirun in the environment starts the processes with OpenMPI instead of msrun"
+    echo "  several hosts (msrun): NODE_NUM, NODE_RANK, MASTER_ADDR and MASTER_PORT in the environment"
 }
 
 source "$(dirname "$0")/common.sh"
@@ -53,8 +59,8 @@ launch_msrun() {
     mkdir -p "$LOG_DIR" || exit 1
     find_msrun
     put_python_first_on_path "$LOG_DIR"
-    CMD=("${MSRUN_CMD[@]}" --worker_num="$DEVICE_NUM" --local_worker_num="$DEVICE_NUM" --master_addr=127.0.0.1
-         --master_port="${MASTER_PORT:-$(free_port)}" --log_dir="$LOG_DIR" --join=True
+    cluster_args "$DEVICE_NUM"
+    CMD=("${MSRUN_CMD[@]}" "${CLUSTER_ARGS[@]}" --log_dir="$LOG_DIR" --join=True
          --cluster_time_out="${CLUSTER_TIME_OUT:-600}" --tail_worker_log=0
          "$ROOT/train.py" "${TRAIN_ARGS[@]}")
     LAUNCH_LOG="$LOG_DIR/msrun.log"
@@ -62,6 +68,7 @@ launch_msrun() {
 }
 
 launch_mpirun() {
+    [ "${NODE_NUM:-1}" = 1 ] || die "NODE_NUM is set: several hosts are supported with LAUNCHER=msrun (for mpirun use a hostfile yourself)"
     command -v mpirun > /dev/null 2>&1 || { echo "error: LAUNCHER=mpirun but mpirun is not on PATH"; exit 1; }
     LOG_DIR="$OUTPUT_DIR/mpirun_logs"
     mkdir -p "$LOG_DIR" || exit 1

@@ -10,6 +10,8 @@ directory, and that the result equals one process training with the global batch
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from src.config import load_config
+from src.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
@@ -27,7 +30,7 @@ WORKERS, BATCH, STEPS = 2, 2, 2
 # small enough that a worker's training takes seconds; most of the run is start-up
 TINY = dict(arch="paper", hidden_channels="4", kernel_size=3, patch_size=4, image_size=32, input_frames=3,
             output_frames=2, epochs=1, steps_per_epoch=STEPS, batch_size=BATCH, val_sequences=2, eval_batch_size=2,
-            num_workers=1, lr=0.01, lr_schedule="cosine", min_lr=0.001, log_every=1, mode="pynative",
+            num_workers=1, lr=0.01, lr_schedule="cosine", min_lr=0.001, log_every=1, mode="graph",
             dataset="synthetic", seed=3)
 RUN_TIMEOUT_S = 180
 
@@ -88,39 +91,55 @@ def msrun_available():
 
 
 # ---------------------------------------------------------------- the real two-worker run
+def launcher_env(cwd, **extra):
+    """Environment of a real CPU launcher run: msrun from this interpreter's bin directory when it
+    is there (else the script uses the module), the debug dump of every rank into ``cwd``."""
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    return dict(os.environ, PYTHON=sys.executable, PATH=path, CLUSTER_TIME_OUT="60",
+                CONVLSTM_DEBUG_DUMP=str(cwd / "dump_"), **extra)
+
+
+def start_cpu_launcher(cwd, workers, env, **changes):
+    """Start scripts/run_distribute_train_cpu.sh in ``cwd`` (output_dir "run", relative: resolved
+    against the caller's directory); console output goes to cwd/console.txt."""
+    cmd = ["bash", os.path.join(SCRIPTS, "run_distribute_train_cpu.sh"), str(workers), CONFIG,
+           *overrides(output_dir="run", **changes)]
+    out = open(cwd / "console.txt", "w", encoding="utf-8")  # pylint: disable=consider-using-with
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def finish(proc, cwd, expect_code=0):
+    """Wait for a launcher started by ``start_cpu_launcher``; fail with its logs if it hangs or
+    exits otherwise than ``expect_code`` (None: any exit). Returns its console text."""
+    try:
+        code = proc.wait(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc)
+        pytest.fail(f"the launcher in {cwd} did not finish in {RUN_TIMEOUT_S} s; console:\n"
+                    + (cwd / "console.txt").read_text()[-3000:])
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+    text = (cwd / "console.txt").read_text()
+    if expect_code is not None and code != expect_code:
+        logs = cwd / "run" / "msrun_logs"
+        worker_logs = "".join(f"\n--- {p.name}\n" + p.read_text()[-2000:] for p in sorted(logs.glob("*.log")))
+        pytest.fail(f"run_distribute_train_cpu.sh in {cwd} exited {code}, expected {expect_code}; console:\n"
+                    f"{text[-3000:]}{worker_logs}")
+    return text
+
+
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
     """Run the CPU launcher once for the module; return what it left behind."""
     if not msrun_available():
         pytest.skip("mindspore.parallel.cluster.run (msrun) is not available in this MindSpore")
     cwd = tmp_path_factory.mktemp("distributed")
-    # msrun from this interpreter's bin directory when it is there (else the script uses the module)
-    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    env = dict(os.environ, PYTHON=sys.executable, PATH=path, CLUSTER_TIME_OUT="60",
-               CONVLSTM_DEBUG_DUMP=str(cwd / "dump_"))
-    cmd = ["bash", os.path.join(SCRIPTS, "run_distribute_train_cpu.sh"), str(WORKERS), CONFIG,
-           *overrides(output_dir="run")]  # relative: resolved against the caller's directory
-    console = cwd / "console.txt"
     start = time.perf_counter()
-    with open(console, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            code = proc.wait(timeout=RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            kill_tree(proc)
-            pytest.fail(f"the two-worker run did not finish in {RUN_TIMEOUT_S} s; console:\n"
-                        + console.read_text()[-3000:])
-        finally:
-            if proc.poll() is None:
-                kill_tree(proc)
+    text = finish(start_cpu_launcher(cwd, WORKERS, launcher_env(cwd)), cwd)
     elapsed = time.perf_counter() - start
-    text = console.read_text()
-    logs = cwd / "run" / "msrun_logs"
-    if code != 0:
-        worker_logs = "".join(f"\n--- {p.name}\n" + p.read_text()[-2000:] for p in sorted(logs.glob("*.log")))
-        pytest.fail(f"run_distribute_train_cpu.sh exited {code}; console:\n{text[-3000:]}{worker_logs}")
     print(f"two-worker run: {elapsed:.1f} s")
-    return {"cwd": cwd, "run": cwd / "run", "logs": logs, "console": text, "seconds": elapsed,
+    return {"cwd": cwd, "run": cwd / "run", "logs": cwd / "run" / "msrun_logs", "console": text, "seconds": elapsed,
             "dumps": [load_dump(cwd / f"dump_rank{r}.npz") for r in range(WORKERS)]}
 
 
@@ -199,6 +218,118 @@ def test_two_workers_equal_one_process_with_the_global_batch(two_workers, tmp_pa
 
 
 # ---------------------------------------------------------------- a non-zero rank in-process
+# ---------------------------------------------------------------- two hosts on loopback
+def another_host_ip(directory):
+    """A stand-in for `ip` that lists no local address. msrun starts its scheduler on every host
+    whose `ip addr` lists MASTER_ADDR; on loopback both "hosts" would, so the second one is given
+    the view a real second host has: MASTER_ADDR is not one of its own addresses."""
+    directory.mkdir()
+    (directory / "ip").write_text("#!/bin/sh\necho '[]'\n")
+    (directory / "ip").chmod(0o755)
+    return str(directory)
+
+
+@pytest.mark.slow
+def test_two_hosts_on_loopback_train_like_two_workers_on_one(two_workers, tmp_path):
+    """Two launcher invocations, NODE_RANK 0 and 1, one worker each, master 127.0.0.1: the same
+    job as the single-host 2-worker run (same ranks, same sequences, same weights)."""
+    port = subprocess.run([sys.executable, "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+                           "print(s.getsockname()[1])"], capture_output=True, text=True, check=True).stdout.strip()
+    hosts = [tmp_path / "host0", tmp_path / "host1"]
+    procs = []
+    for rank, cwd in enumerate(hosts):
+        cwd.mkdir()
+        env = launcher_env(cwd, NODE_NUM="2", NODE_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        if rank == 1:
+            env["PATH"] = another_host_ip(tmp_path / "host1_bin") + os.pathsep + env["PATH"]
+        procs.append(start_cpu_launcher(cwd, 1, env))
+    consoles = [finish(proc, cwd) for proc, cwd in zip(procs, hosts)]
+    assert "--node_rank=1" in consoles[1] and "--worker_num=2" in consoles[1] and "--local_worker_num=1" in consoles[1]
+    assert "rank id: 1" in (hosts[1] / "run" / "msrun_logs" / "worker_1.log").read_text()
+    dumps = [load_dump(hosts[0] / "dump_rank0.npz"), load_dump(hosts[1] / "dump_rank1.npz")]
+    for rank, (dump, reference) in enumerate(zip(dumps, two_workers["dumps"])):
+        assert dump["digests"] == reference["digests"], f"rank {rank} trained on other sequences"
+        for name, value in reference["params"].items():
+            np.testing.assert_array_equal(dump["params"][name], value, err_msg=f"rank {rank} {name}")
+    assert sorted(os.listdir(hosts[1] / "run")) == ["msrun_logs"]  # only rank 0 (host 0) writes the run
+    assert os.path.isfile(hosts[0] / "run" / "ckpt" / "last.ckpt")
+
+
+def test_several_hosts_need_a_master_port_and_a_valid_node_rank(tmp_path):
+    for env, message in ((dict(NODE_NUM="2"), "set MASTER_PORT"),
+                         (dict(NODE_NUM="2", NODE_RANK="2", MASTER_PORT="29500"), "NODE_RANK must be"),
+                         (dict(NODE_NUM="0"), "NODE_NUM must be")):
+        result = run_script("cpu", ["1", CONFIG, "--output_dir", "out"], tmp_path, **env)
+        assert result.returncode == 1 and message in result.stdout, (env, result.stdout)
+
+
+# ---------------------------------------------------------------- a stop request on one rank
+def worker_pid(launcher, rank):
+    """The pid of the training process of ``rank`` among the launcher's descendants."""
+    for pid in descendants(launcher.pid):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if b"train.py" in cmdline and env.get(b"RANK_ID") == str(rank).encode() and env.get(b"MS_ROLE") == b"MS_WORKER":
+            return pid
+    return None
+
+
+@pytest.mark.slow
+def test_sigterm_on_one_rank_stops_every_rank_at_the_same_step_with_one_checkpoint(tmp_path):
+    """SIGTERM to rank 1 only: the ranks agree at the next loss read-back (every log_every steps)
+    to stop after the same step; rank 0 saves one checkpoint there, nobody waits in an
+    all-reduce, and --resume auto with the same ranks continues from it."""
+    steps, every = 40, 2
+    cwd = tmp_path
+    proc = start_cpu_launcher(cwd, WORKERS, launcher_env(cwd), steps_per_epoch=steps, log_every=every)
+    rank0_log = cwd / "run" / "msrun_logs" / "worker_0.log"
+    deadline = time.time() + RUN_TIMEOUT_S
+    while time.time() < deadline and not (rank0_log.is_file() and "epoch: 1 step: 2," in rank0_log.read_text()):
+        time.sleep(0.2)
+    pid = worker_pid(proc, 1)
+    assert pid is not None, "rank 1's training process not found"
+    os.kill(pid, signal.SIGTERM)
+    finish(proc, cwd, expect_code=None)  # a stopped job may exit non-zero, but it must not hang
+    text = rank0_log.read_text()
+    match = re.search(r"stopped at epoch 1 step (\d+); saved (\S+); continue with --resume auto", text)
+    assert match, text[-3000:]
+    stopped = int(match.group(1))
+    assert stopped % every == 0 and 2 <= stopped < steps
+    from src.training.checkpoint import checkpoint_meta, read_checkpoint
+    meta = checkpoint_meta(read_checkpoint(str(cwd / "run" / "ckpt" / "last.ckpt")))
+    assert (meta["step_in_epoch"], meta["group_size"], meta["batch_size"]) == (stopped, WORKERS, BATCH)
+    assert sorted(os.listdir(cwd / "run" / "ckpt")) == ["last.ckpt"]
+    rank1_log = (cwd / "run" / "msrun_logs" / "worker_1.log").read_text()
+    assert "Traceback" not in rank1_log and "Traceback" not in text
+
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(cwd / "run", resumed / "run", ignore=shutil.ignore_patterns("msrun_logs"))
+    finish(start_cpu_launcher(resumed, WORKERS, launcher_env(resumed), steps_per_epoch=steps, log_every=every,
+                              resume="auto"), resumed)
+    log = (resumed / "run" / "msrun_logs" / "worker_0.log").read_text()
+    assert f"continuing at epoch 1 step {stopped + 1}" in log and "training finished" in log
+
+
+def test_resume_with_another_rank_count_or_batch_is_refused(tmp_path):
+    """The sequence of a step depends on the number of ranks and the per-device batch."""
+    from src.device import RunContext
+    from src.training.trainer import Trainer
+
+    cfg = load_config(overrides(output_dir=tmp_path / "run", mode="pynative"), config_path=CONFIG)
+    assert Trainer(cfg).fit() == 0
+    with pytest.raises(ConfigError, match=r"trained on 1 rank\(s\) with batch_size 2 per device; this run has "
+                                          r"1 rank\(s\) with batch_size 4"):
+        Trainer(cfg.replace(resume="auto", epochs=2, batch_size=4))
+    with pytest.raises(ConfigError, match=r"this run has 2 rank\(s\)"):
+        Trainer(cfg.replace(resume="auto", epochs=2), ctx=RunContext("CPU", rank=1, group_size=2))
+
+
 @pytest.mark.slow
 def test_non_main_rank_writes_nothing(tmp_path, monkeypatch):
     """Rank 1 of 2 (without the collectives: gradients and loss stay local) trains on its own

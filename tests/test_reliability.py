@@ -41,7 +41,8 @@ TINY = {"config_path": "configs/cpu_small.yaml", "arch": "paper", "hidden_channe
         "image_size": "32", "input_frames": "3", "output_frames": "2", "batch_size": "2", "steps_per_epoch": "3",
         "val_sequences": "2", "num_workers": "1", "mode": "pynative", "log_every": "1"}
 # The reference run and the interrupted runs compared with it.
-RUN = dict(TINY, epochs="2", steps_per_epoch="4")
+# The reference run and the interrupted runs compared with it run in graph mode, the shipped default.
+RUN = dict(TINY, epochs="2", steps_per_epoch="4", mode="graph")
 STEPS = int(RUN["steps_per_epoch"])
 FILE_SIZE_LIMIT_KB = 16  # simulated full disk: less than one checkpoint, more than config.yaml
 
