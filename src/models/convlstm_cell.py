@@ -21,9 +21,12 @@ Layout and speed choices (CPU training is dominated by these convolutions):
   ``i, f, o, g``; ONE equal four-way split separates them. (A single sigmoid over a
   contiguous i, f, o block needs an unequal split, which MindSpore's CPU backend runs as two
   StridedSlice ops; measured slower, fwd+bwd, than the equal split with three sigmoids.)
-* The per-step input pre-activations are taken with one ``unstack``: indexing ``z[t]`` would
-  make the backward pass build T zero-padded full-size gradients (quadratic in T; measured
-  5-7x slower than ``unstack`` for T = 10).
+* The per-step input pre-activations are taken with one ``split`` into T pieces: indexing
+  ``z[t]`` would make the backward pass build T zero-padded full-size gradients (quadratic in
+  T; measured 5-7x slower for T = 10). The backward of the split is one concatenation, as
+  that of ``unstack`` was; ``split`` is used because MindSpore's ONNX exporter has no
+  ``Unstack``. Per-step values are collected in tuples, not lists (the exporter has no
+  ``make_list`` either).
 * A zero initial state (``state=None``) skips the state-to-state convolution of the
   first step (its result would be zero).
 * ``input_channels == 0`` gives a cell without input (the first forecaster cell): only
@@ -39,7 +42,9 @@ Options:
   groups (reduced to a divisor of 4*C if needed). It normalises the SUM of both
   convolutions of each step. The GroupNorm shift then plays the role of the gate bias
   (a bias added before the normalisation would be removed by it), so the cell has no
-  separate bias in that case.
+  separate bias in that case. It runs MindSpore's fused GroupNorm kernel; for ONNX export
+  (the exporter has no GroupNorm) ``GateNorm.primitive_ops`` switches it to the same
+  normalisation written with reshape, mean and sqrt (equal to float rounding).
 * ``forget_bias``: initial value of the forget-gate bias (or GroupNorm shift).
 """
 import numpy as np
@@ -64,6 +69,32 @@ def _gate_init(hidden_channels, forget_value):
     values = np.zeros(4 * hidden_channels, dtype=np.float32)
     values[hidden_channels:2 * hidden_channels] = forget_value
     return Tensor(values)
+
+
+class GateNorm(nn.GroupNorm):
+    """GroupNorm of the gate pre-activations (N, 4C, H, W), with the parameters of nn.GroupNorm.
+
+    ``primitive_ops`` False (default): MindSpore's fused kernel. True: the same normalisation
+    from reshape / mean / sqrt, which MindSpore's ONNX exporter can write; it equals the fused
+    kernel to float rounding but is slower forward+backward on CPU (measured ~1.3x at
+    (4, 256, 64, 64)), so only the ONNX export switches it on.
+    """
+
+    primitive_ops = False
+
+    def construct(self, x):
+        if self.primitive_ops:
+            return self._normalise_with_primitives(x)
+        return super().construct(x)
+
+    def _normalise_with_primitives(self, x):
+        n, c, h, w = x.shape
+        groups = x.reshape(n, self.num_groups, -1)  # (N, G, C/G*H*W)
+        mean = groups.mean(axis=2, keep_dims=True)
+        centred = groups - mean
+        var = (centred * centred).mean(axis=2, keep_dims=True)  # biased, as GroupNorm
+        normed = (centred / ops.sqrt(var + self.eps)).reshape(n, c, h, w)
+        return normed * self.gamma.reshape(c, 1, 1) + self.beta.reshape(c, 1, 1)
 
 
 class ConvLSTMCell(nn.Cell):
@@ -106,8 +137,8 @@ class ConvLSTMCell(nn.Cell):
         self.state_conv = nn.Conv2d(self.hidden_channels, gates, self.kernel_size, pad_mode="pad",
                                     padding=pad, has_bias=False)
         if self.use_group_norm:
-            self.norm = nn.GroupNorm(num_groups(gates), gates, beta_init=_gate_init(self.hidden_channels,
-                                                                                     forget_bias))
+            self.norm = GateNorm(num_groups(gates), gates, beta_init=_gate_init(self.hidden_channels,
+                                                                                 forget_bias))
         else:
             self.bias = Parameter(_gate_init(self.hidden_channels, forget_bias).reshape(gates, 1, 1), name="bias")
         if self.use_peephole:
@@ -166,8 +197,8 @@ class ConvLSTMCell(nn.Cell):
 
     def construct(self, inputs, state=None, steps=0):
         if self.has_input:
-            # unstack, not z[t]: the gradient of T slices would be T full-size zero-padded tensors
-            z_inputs = ops.unstack(self.input_to_state(inputs), axis=0)  # T x (B, 4C, H, W)
+            # one split, not z[t]: the gradient of T slices would be T full-size zero-padded tensors
+            z_inputs = ops.split(self.input_to_state(inputs), 1, axis=0)  # T x (1, B, 4C, H, W)
             num_steps = inputs.shape[0]
         else:
             z_inputs = None
@@ -176,11 +207,11 @@ class ConvLSTMCell(nn.Cell):
             h, c = None, None
         else:
             h, c = state
-        outputs = []
+        outputs = ()
         for t in range(num_steps):
             z_t = None
             if self.has_input:
-                z_t = z_inputs[t]
+                z_t = z_inputs[t].squeeze(0)  # (B, 4C, H, W)
             h, c = self.step(z_t, h, c)
-            outputs.append(h)
+            outputs = outputs + (h,)
         return ops.stack(outputs, axis=0), (h, c)  # (T, B, C, H, W)

@@ -190,7 +190,8 @@ class PaperEncoderForecaster(_SequenceNet):
             y, state = self.encoder[k](y)  # (T_in, B, C_k, S/p, S/p)
             states.append(state)
         if self.feed_predictions:
-            y = self._forecast_from_predictions(patches[-1], states)  # (T_out, B, p*p, S/p, S/p)
+            # a positive index: MindSpore's ONNX exporter writes patches[-1] as an empty slice
+            y = self._forecast_from_predictions(patches[self.input_frames - 1], states)  # (T_out, B, p*p, S/p, S/p)
         else:
             y = self._forecast_from_states(states)  # (T_out, B, p*p, S/p, S/p)
         t, b = y.shape[0], y.shape[1]
@@ -215,7 +216,7 @@ class PaperEncoderForecaster(_SequenceNet):
         frame = last_patches  # (B, p*p, S/p, S/p)
         hs = [h for h, _ in states]
         cs = [c for _, c in states]
-        logits = []
+        logits = ()  # a tuple: the ONNX exporter has no make_list
         for _ in range(self.output_frames):
             y = frame
             for k in range(self.num_layers):
@@ -223,7 +224,7 @@ class PaperEncoderForecaster(_SequenceNet):
                 hs[k], cs[k] = cell.step(cell.frame_input_to_state(y), hs[k], cs[k])  # (B, C_k, S/p, S/p)
                 y = hs[k]
             logit = self.output_conv(ops.cat(hs, axis=1))  # (B, p*p, S/p, S/p)
-            logits.append(logit)
+            logits = logits + (logit,)
             frame = ops.sigmoid(logit)
         return ops.stack(logits, axis=0)  # (T_out, B, p*p, S/p, S/p)
 
