@@ -7,8 +7,12 @@
 # RANK_TABLE_FILE: the HCCL rank table (json, e.g. from hccl_tools.py), RANK_SIZE: the number of
 # devices in it. The i-th process of this host runs with DEVICE_ID=i and RANK_ID=r=RANK_START_ID+i
 # in <output_dir>/rank_<r>/ and logs to <output_dir>/rank_<r>/train.log (its pid in train.pid).
-# Several hosts: run the script on each with DEVICE_NUM (processes on this host, default
-# RANK_SIZE) and RANK_START_ID (first rank of this host, default 0).
+# Several hosts (a rank table with several server_list entries): run the script on every host
+# with the same table and RANK_SIZE; it starts this host's share: the devices of the server_list
+# entry whose server_id is SERVER_ID (default: the entry whose server_id is one of this host's
+# addresses, `hostname -I`), with their rank_id values. DEVICE_NUM (processes on this host) and
+# RANK_START_ID (first rank of this host) override that; with a one-server table the defaults
+# are RANK_SIZE devices from rank 0.
 # Relative paths (rank table, config, --output_dir, --data_path, --resume) are relative to the
 # directory the script is called from; they are passed on as absolute paths.
 # msrun also works on Ascend (msrun --worker_num N --local_worker_num N ... train.py
@@ -30,7 +34,7 @@
 #     prints progress; the other ranks' logs hold MindSpore's messages only.
 #   - stopping: kill every rank (kill $(cat <output_dir>/rank_*/train.pid)) and continue from
 #     the last epoch's checkpoint with --resume auto.
-# Environment: PYTHON (default python3), DEVICE_NUM, RANK_START_ID.
+# Environment: PYTHON (default python3), SERVER_ID, DEVICE_NUM, RANK_START_ID.
 usage() {
     echo "Usage: bash scripts/run_distribute_train.sh [RANK_TABLE_FILE] [CONFIG_PATH] [RANK_SIZE] [--key value ...]"
     echo "  RANK_TABLE_FILE  HCCL rank table (json) of the devices to use"
@@ -47,11 +51,6 @@ check_args() {
     if [ ! -f "$1" ]; then die "rank table file $1 not found"; fi
     if [ ! -f "$2" ]; then die "config file $2 not found"; fi
     is_count "$3" || die "RANK_SIZE must be a positive integer, got '$3'"
-    is_count "${DEVICE_NUM:-$3}" || die "DEVICE_NUM must be a positive integer, got '$DEVICE_NUM'"
-    [[ "${RANK_START_ID:-0}" =~ ^[0-9]+$ ]] || die "RANK_START_ID must be a non-negative integer, got '$RANK_START_ID'"
-    if [ $((${RANK_START_ID:-0} + ${DEVICE_NUM:-$3})) -gt "$3" ]; then
-        die "RANK_START_ID + DEVICE_NUM (${RANK_START_ID:-0} + ${DEVICE_NUM:-$3}) exceeds RANK_SIZE $3"
-    fi
     shift 3
     reject_launcher_keys "$@"
 }
@@ -106,17 +105,48 @@ start_rank() {
     echo "rank $rank_id (device $local_id) started (pid $(cat "$dir/train.pid")); log: $dir/train.log"
 }
 
+# "DEVICE_COUNT FIRST_RANK" of this host's server_list entry: the one named SERVER_ID, else the one
+# whose server_id is an address of this host, else (one server only) that server; empty if none
+local_share() {
+    "$PYTHON" - "$1" "${SERVER_ID:-}" "$(hostname -I 2>/dev/null)" <<'PY' 2>/dev/null
+import json, sys
+servers = json.load(open(sys.argv[1])).get("server_list", [])
+wanted, addresses = sys.argv[2], sys.argv[3].split()
+chosen = [s for s in servers if s.get("server_id") == wanted] if wanted else \
+    [s for s in servers if s.get("server_id") in addresses] or (servers if len(servers) == 1 else [])
+if len(chosen) == 1:
+    ranks = [int(d["rank_id"]) for d in chosen[0].get("device", [])]
+    print(len(ranks), min(ranks))
+PY
+}
+
+check_local_share() {
+    is_count "$DEVICE_NUM" || die "DEVICE_NUM must be a positive integer, got '$DEVICE_NUM'"
+    [[ "$RANK_START_ID" =~ ^[0-9]+$ ]] || die "RANK_START_ID must be a non-negative integer, got '$RANK_START_ID'"
+    if [ $((RANK_START_ID + DEVICE_NUM)) -gt "$RANK_SIZE" ]; then
+        die "RANK_START_ID + DEVICE_NUM ($RANK_START_ID + $DEVICE_NUM) exceeds RANK_SIZE $RANK_SIZE"
+    fi
+}
+
 check_args "$@"
 RANK_TABLE_FILE=$(realpath "$1"); CONFIG_PATH=$(realpath "$2"); RANK_SIZE=$3; shift 3
 OVERRIDES=("$@")
-DEVICE_NUM=${DEVICE_NUM:-$RANK_SIZE}
-RANK_START_ID=${RANK_START_ID:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}
 TABLE_SIZE=$(rank_table_size "$RANK_TABLE_FILE")
 if [ -n "$TABLE_SIZE" ] && [ "$TABLE_SIZE" != "$RANK_SIZE" ]; then
     die "RANK_SIZE is $RANK_SIZE but the rank table $RANK_TABLE_FILE lists $TABLE_SIZE devices"
 fi
+read -r SHARE_DEVICES SHARE_START <<< "$(local_share "$RANK_TABLE_FILE")"
+if [ -n "$SERVER_ID" ] && [ -z "$SHARE_DEVICES" ]; then
+    die "SERVER_ID $SERVER_ID is not a server_id of the rank table $RANK_TABLE_FILE"
+fi
+if [ -z "$SHARE_DEVICES" ] && { [ -z "$DEVICE_NUM" ] || [ -z "$RANK_START_ID" ]; }; then
+    die "cannot tell which server of the rank table $RANK_TABLE_FILE this host is: set SERVER_ID (or DEVICE_NUM and RANK_START_ID)"
+fi
+DEVICE_NUM=${DEVICE_NUM:-$SHARE_DEVICES}
+RANK_START_ID=${RANK_START_ID:-$SHARE_START}
+check_local_share
 absolute_path_args
 drop_path_keys "$@"
 OUTPUT_DIR=$(config_value output_dir) || { echo "$OUTPUT_DIR"; exit 1; }

@@ -372,11 +372,14 @@ LAUNCHERS = {"cpu": "run_distribute_train_cpu.sh", "gpu": "run_distribute_train_
              "ascend": "run_distribute_train.sh"}
 
 
-def rank_table(tmp_path, devices=2):
+def rank_table(tmp_path, devices=2, servers=1):
+    """An HCCL rank table of ``servers`` servers 10.0.0.1, 10.0.0.2, ... with ``devices`` each."""
     path = tmp_path / "hccl.json"
-    servers = [{"server_id": "10.0.0.1", "device": [{"device_id": str(i), "device_ip": f"192.168.0.{i}",
-                                                     "rank_id": str(i)} for i in range(devices)]}]
-    path.write_text(json.dumps({"version": "1.0", "server_count": "1", "server_list": servers, "status": "completed"}))
+    server_list = [{"server_id": f"10.0.0.{k + 1}",
+                    "device": [{"device_id": str(i), "device_ip": f"192.168.{k}.{i}", "rank_id": str(k * devices + i)}
+                               for i in range(devices)]} for k in range(servers)]
+    path.write_text(json.dumps({"version": "1.0", "server_count": str(servers), "server_list": server_list,
+                                "status": "completed"}))
     return str(path)
 
 
@@ -465,6 +468,22 @@ def test_ascend_launcher_starts_one_process_per_rank(tmp_path):
         assert "--data_path=data" not in argv and "--resume" not in argv
         assert os.path.isfile(out / f"rank_{rank}" / "train.log") and os.path.isfile(out / f"rank_{rank}" / "train.pid")
         assert f"{out}/rank_{rank}/train.log" in result.stdout
+
+
+def test_ascend_launcher_starts_the_local_share_of_a_multi_server_table(tmp_path):
+    """Two servers of two devices: the host named by SERVER_ID starts ranks 2 and 3 on its devices 0 and 1."""
+    fake = write_recorder(tmp_path / "python", sys.executable, "train.py")
+    table = rank_table(tmp_path, devices=2, servers=2)
+    result = run_script("ascend", [table, CONFIG, "4", "--output_dir", "out"], tmp_path, PYTHON=fake,
+                        RECORD_DIR=str(tmp_path), SERVER_ID="10.0.0.2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = wait_for([tmp_path / "record_2.json", tmp_path / "record_3.json"])
+    assert [(r["env"]["DEVICE_ID"], r["env"]["RANK_ID"], r["env"]["RANK_SIZE"]) for r in records] == \
+        [("0", "2", "4"), ("1", "3", "4")]
+    assert not (tmp_path / "record_0.json").exists() and "2 of 4 Ascend devices" in result.stdout
+    for env, message in ((dict(SERVER_ID="10.9.9.9"), "is not a server_id"), ({}, "set SERVER_ID")):
+        result = run_script("ascend", [table, CONFIG, "4"], tmp_path, PYTHON=fake, RECORD_DIR=str(tmp_path), **env)
+        assert result.returncode == 1 and message in result.stdout, (env, result.stdout)
 
 
 def test_ascend_launcher_checks_rank_size_against_the_table(tmp_path):
