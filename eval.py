@@ -11,9 +11,12 @@ from src.errors import run_cli
 
 
 def main(argv):
-    from src.evaluation import main as evaluate_main
+    from src.cloud import staged
+    from src.config import load_config
+    from src.evaluation import run
 
-    return evaluate_main(argv)
+    with staged(load_config(argv)) as cfg:  # remote data_path/output_dir (ModelArts): local copies
+        return run(cfg, argv)
 
 
 if __name__ == "__main__":

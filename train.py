@@ -3,6 +3,8 @@
     python train.py --config_path configs/cpu_small.yaml [--key value ...]
 
 Every config key can be overridden on the command line (see `python -m src.config`).
+``--data_url`` / ``--train_url`` (ModelArts, OpenI) name data_path / output_dir; remote
+values are copied in and out with moxing (src/cloud.py).
 """
 from src.config import load_config
 from src.errors import run_cli
@@ -10,9 +12,11 @@ from src.errors import run_cli
 
 def main(argv):
     cfg = load_config(argv)
+    from src.cloud import staged
     from src.training.trainer import train
 
-    return train(cfg)
+    with staged(cfg) as local_cfg:  # remote data_path/output_dir (ModelArts, OpenI): local copies
+        return train(local_cfg)
 
 
 if __name__ == "__main__":

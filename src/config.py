@@ -165,6 +165,8 @@ def _keys():
 SCHEMA = {k.name: k for k in _keys()}
 # keys taken from the command line only (never from a yaml file)
 CLI_ONLY = ("config_path",)
+# other names, on the command line only, that ModelArts / OpenI jobs pass (see src/cloud.py)
+CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
 
 
 class Config:
@@ -342,6 +344,20 @@ def parse_overrides(argv):
         if name in overrides:
             raise ConfigError(f"config key '{name}' given twice on the command line")
         overrides[name] = value
+    return _resolve_aliases(overrides)
+
+
+def _resolve_aliases(overrides):
+    """``--data_url`` / ``--train_url`` -> data_path / output_dir (never both names of one key)."""
+    if "enable_modelarts" in overrides:
+        raise ConfigError("--enable_modelarts is not needed: a remote (obs://, s3://) data_url/train_url or "
+                          "data_path/output_dir is copied with moxing on its own; remove the option")
+    for alias, key in CLI_ALIASES.items():
+        if alias in overrides:
+            if key in overrides:
+                raise ConfigError(f"--{alias} and --{key} both given on the command line: --{alias} is another "
+                                  f"name for --{key}; give only one of them")
+            overrides[key] = overrides.pop(alias)
     return overrides
 
 

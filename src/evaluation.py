@@ -74,9 +74,10 @@ def eval_dir(cfg):
 def build_source(cfg):
     """The sequences to evaluate and a description of them for metrics.json."""
     if cfg.dataset == "mnist":
-        from src.data.test_set import TestSequences, resolve_test_file
+        from src.data.archive import unpacked_data_path
+        from src.data.test_set import TEST_FILE, TestSequences, resolve_test_file
 
-        path = os.path.abspath(resolve_test_file(cfg.data_path))
+        path = os.path.abspath(resolve_test_file(unpacked_data_path(cfg, [(TEST_FILE,)])))  # a .zip is unpacked
         source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames,
                                image_size=cfg.image_size)
         return source, {"dataset": "mnist", "data_path": path, "description": "mnist_test_seq.npy"}

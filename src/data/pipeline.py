@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from src.data.archive import unpacked_data_path
 from src.data.digits import synthetic_digits
 from src.data.idx import read_idx_images
 from src.data.moving_mnist import MovingMNIST
@@ -56,7 +57,7 @@ def load_digits(cfg, split):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if cfg.dataset == "synthetic":
         return synthetic_digits(**SYNTHETIC_SPLITS[split])
-    path = _mnist_file(cfg.data_path)
+    path = _mnist_file(unpacked_data_path(cfg, [MNIST_TRAIN_FILES]))  # a .zip is unpacked once
     images = _read_cached(path)  # (N, rows, cols)
     if images.shape[1] != images.shape[2] or images.shape[1] > cfg.image_size:
         raise DataError(f"{path}: images are {images.shape[1]}x{images.shape[2]}, expected square digits no larger "

@@ -1,0 +1,279 @@
+"""Data delivered as one ``.zip`` (OpenI cloud-brain jobs receive a ``data.zip``).
+
+A ``data_path`` ending in ``.zip`` is unpacked once into a cache folder of the run and the
+run then reads the unpacked folder::
+
+    <output_dir>/data_cache/<zip stem>-<fingerprint>/[<top folder>/]train-images-idx3-ubyte.gz ...
+
+The fingerprint hashes the zip's member table (names, sizes and CRC-32s from its central
+directory): cheap (no member is read), the same for a byte-identical copy of the zip (e.g.
+one downloaded again into a new job) and different as soon as a member changes. A second run
+with the same zip finds the folder and extracts nothing.
+
+Everything that can be checked without writing is checked first, so a bad zip leaves no
+trace: it must open (a corrupt or truncated zip is one error line), no member may be an
+absolute path or contain ``..`` (zip-slip), and the expected files must be at the zip root or
+under one top folder (``data/`` in OpenI's zip).
+
+Crash and concurrency safety: the zip is extracted into a fresh temporary folder beside the
+final one, which is then renamed into place in one step (a directory rename is atomic on
+POSIX file systems). A crash while unpacking leaves only a temporary folder, never used and
+removed by the next extraction on the same host. Several processes (the ranks of a
+distributed run) unpacking the same zip at once each fill their own temporary folder; the
+first rename wins and the others find the complete folder and drop their copy, so no rank
+has to wait for another and none can read a half-written file.
+"""
+import hashlib
+import os
+import re
+import shutil
+import socket
+import tempfile
+import zipfile
+import zlib
+
+from src.errors import DataError, UserError
+
+CACHE_DIR = "data_cache"  # under output_dir
+_TMP_MARK = ".unpacking-"
+_IGNORED_TOP = ("__MACOSX",)  # resource-fork folder that macOS adds to zips it creates
+_REMOTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SHOWN_NAMES = 5  # member names quoted in a wrong-layout error
+_reported = set()  # cache folders this process has already named
+
+
+def is_remote_url(path):
+    """True for ``obs://...``, ``s3://...`` and other ``scheme://`` locations (not local paths)."""
+    return bool(_REMOTE_URL.match(str(path)))
+
+
+def is_zip_path(path):
+    return str(path).lower().endswith(".zip") and not os.path.isdir(path)
+
+
+def unpacked_data_path(cfg, wanted):
+    """``cfg.data_path``, or for a ``.zip`` the unpacked folder holding the ``wanted`` files.
+
+    ``wanted`` is a list of groups of alternative file names; each group must be present
+    (e.g. ``[("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")]``).
+    """
+    path = cfg.data_path
+    if is_remote_url(path):
+        raise DataError(f"data_path {path} is a remote URL; only train.py and eval.py copy remote data in (with "
+                        "moxing); copy it to a local folder and pass that folder")
+    if not is_zip_path(path):
+        return path
+    return unpack_archive(path, os.path.join(cfg.output_dir, CACHE_DIR), wanted)
+
+
+def unpack_archive(zip_path, cache_root, wanted):
+    """Unpack ``zip_path`` into ``cache_root`` once; return the folder holding the ``wanted`` files."""
+    infos = _read_member_table(zip_path)
+    _refuse_unsafe_names(zip_path, infos)
+    folder = _data_folder(zip_path, infos, wanted)
+    final = os.path.join(os.path.abspath(cache_root), f"{_stem(zip_path)}-{_fingerprint(infos)}")
+    data_dir = os.path.join(final, *folder.split("/")) if folder else final
+    if _is_complete(final, infos):
+        if final not in _reported:  # the train and val splits both ask: say it once
+            print(f"data: {zip_path} already unpacked in {final}", flush=True)
+        _reported.add(final)
+        return data_dir
+    _extract_atomically(zip_path, infos, final)
+    _reported.add(final)
+    return data_dir
+
+
+# ---------------------------------------------------------------- checks before writing
+
+def _read_member_table(zip_path):
+    if not os.path.isfile(zip_path):
+        raise DataError(f"data_path {zip_path} does not exist; point it at the .zip (or at the folder holding the "
+                        "data files)")
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
+        raise DataError(f"data_path {zip_path} is not a readable zip archive ({_one_line(err)}; truncated "
+                        "download?); fetch the zip again or pass the unpacked folder") from None
+    if not infos:
+        raise DataError(f"data_path {zip_path} is an empty zip archive; expected the data files in it")
+    return infos
+
+
+def _refuse_unsafe_names(zip_path, infos):
+    """Zip-slip: a member named ``/etc/x``, ``C:\\x`` or ``a/../../x`` would land outside the folder."""
+    for info in infos:
+        name = info.filename
+        parts = re.split(r"[\\/]", name)
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
+            raise DataError(f"data_path {zip_path}: member {name!r} is an absolute path or climbs out with '..'; "
+                            "refusing to unpack it (it would be written outside the unpack folder); rebuild the "
+                            "zip with relative member names")
+
+
+def _member_files(infos):
+    """Names of the zip's files (not folders), without the macOS resource-fork entries."""
+    return [i.filename for i in infos
+            if not i.is_dir() and i.filename.split("/", 1)[0] not in _IGNORED_TOP]
+
+
+def _names_in(files, folder):
+    """Base names of the files directly inside ``folder`` ("" = the zip root)."""
+    prefix = f"{folder}/" if folder else ""
+    return {n[len(prefix):] for n in files if n.startswith(prefix) and "/" not in n[len(prefix):]}
+
+
+def _data_folder(zip_path, infos, wanted):
+    """The folder inside the zip ("" = root, or one top folder) that holds every ``wanted`` group."""
+    files = _member_files(infos)
+
+    def holds_all(folder):
+        names = _names_in(files, folder)
+        return all(any(name in names for name in group) for group in wanted)
+
+    if holds_all(""):
+        return ""
+    tops = sorted({n.split("/", 1)[0] for n in files if "/" in n})
+    matches = [top for top in tops if holds_all(top)]
+    if len(matches) == 1:
+        return matches[0]
+    expected = " and ".join(" (or ".join(group) + ")" * (len(group) > 1) for group in wanted)
+    if matches:
+        raise DataError(f"data_path {zip_path}: {expected} found in several top folders "
+                        f"({', '.join(m + '/' for m in matches)}); keep one of them in the zip")
+    shown = ", ".join(files[:_SHOWN_NAMES]) + (f", ... ({len(files)} files)" if len(files) > _SHOWN_NAMES else "")
+    raise DataError(f"data_path {zip_path}: expected {expected} at the zip root or under one top folder such "
+                    f"as data/; the zip holds: {shown or 'only folders'}")
+
+
+# ---------------------------------------------------------------- the cache folder
+
+def _stem(zip_path):
+    name = os.path.basename(zip_path)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name[:-len(".zip")]) or "data"
+
+
+def _fingerprint(infos):
+    digest = hashlib.sha1()
+    for info in sorted(infos, key=lambda i: i.filename):
+        digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:12]
+
+
+def _is_complete(final, infos):
+    """True if ``final`` exists with every file of the zip at its size (only a finished extraction
+    is ever renamed to ``final``; the sizes catch files changed or deleted by hand since)."""
+    if not os.path.isdir(final):
+        return False
+    for info in infos:
+        if info.is_dir():
+            continue
+        path = os.path.join(final, *info.filename.split("/"))
+        if not os.path.isfile(path) or os.path.getsize(path) != info.file_size:
+            return False
+    return True
+
+
+def _extract_atomically(zip_path, infos, final):
+    cache_root = os.path.dirname(final)
+    os.makedirs(cache_root, exist_ok=True)
+    _remove_abandoned(cache_root)
+    _check_free_space(zip_path, infos, cache_root)
+    tmp = tempfile.mkdtemp(prefix=f"{_TMP_MARK}{socket.gethostname()}-{os.getpid()}-", dir=cache_root)
+    total_mb = sum(i.file_size for i in infos) / 1e6
+    print(f"data: unpacking {zip_path} ({total_mb:.1f} MB) into {final} (once; later runs reuse it)", flush=True)
+    try:
+        _extract(zip_path, tmp)
+        _move_into_place(tmp, final, infos)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extract(zip_path, folder):
+    """Write every member under ``folder`` (names already checked); CRC errors become DataError."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            for info in archive.infolist():
+                target = os.path.join(folder, *info.filename.split("/"))
+                if info.is_dir():
+                    os.makedirs(target, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                _extract_member(zip_path, archive, info, target)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"data_path {zip_path} is not a readable zip archive ({_one_line(err)}); fetch the zip "
+                        "again or pass the unpacked folder") from None
+
+
+def _extract_member(zip_path, archive, info, target):
+    try:
+        with archive.open(info) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise DataError(f"data_path {zip_path}: member {info.filename} is corrupt ({_one_line(err)}); fetch the "
+                        "zip again") from None
+    except (NotImplementedError, RuntimeError) as err:  # unknown compression method, encrypted member
+        raise DataError(f"data_path {zip_path}: member {info.filename} cannot be unpacked ({_one_line(err)}); "
+                        "rebuild the zip without a password, with deflate or no compression") from None
+    except OSError as err:
+        raise UserError(f"could not write {target} while unpacking {zip_path} ({err.strerror or err}); free disk "
+                        "space (or fix permissions) in output_dir, or unpack the zip yourself and pass the folder "
+                        "as data_path") from None
+
+
+def _move_into_place(tmp, final, infos):
+    """Rename the finished extraction to ``final``; if another process got there first, keep its copy."""
+    try:
+        os.rename(tmp, final)
+        return
+    except OSError as err:
+        if not os.path.isdir(final):
+            raise UserError(f"could not move the unpacked data to {final} ({err.strerror or err}); fix the "
+                            "permissions of output_dir or pass the unpacked folder as data_path") from None
+    if _is_complete(final, infos):
+        return  # a concurrent extraction finished first; the caller drops ours
+    # ``final`` lost or changed files since it was unpacked (edited by hand): swap in the fresh copy
+    stale_name = f"{_TMP_MARK}{socket.gethostname()}-{os.getpid()}-stale-{os.urandom(4).hex()}"
+    stale = os.path.join(os.path.dirname(final), stale_name)
+    try:
+        os.rename(final, stale)
+        os.rename(tmp, final)
+    except OSError as err:
+        if not _is_complete(final, infos):  # else a concurrent process swapped it first
+            raise UserError(f"could not replace the incomplete folder {final} ({err.strerror or err}); delete "
+                            "it and run again") from None
+    shutil.rmtree(stale, ignore_errors=True)
+
+
+def _remove_abandoned(cache_root):
+    """Delete temporary folders of extractions on this host whose process is gone (a crash)."""
+    prefix = f"{_TMP_MARK}{socket.gethostname()}-"
+    for name in os.listdir(cache_root):
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(os.path.join(cache_root, name), ignore_errors=True)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_free_space(zip_path, infos, cache_root):
+    need = sum(i.file_size for i in infos)
+    free = shutil.disk_usage(cache_root).free
+    if need > free:
+        raise UserError(f"unpacking {zip_path} needs {need / 1e6:.1f} MB in {cache_root} but only "
+                        f"{free / 1e6:.1f} MB are free; free disk space, choose another output_dir, or unpack the "
+                        "zip yourself and pass the folder as data_path")
+
+
+def _one_line(err):
+    return " ".join(str(err).split()) or type(err).__name__
