@@ -336,3 +336,20 @@ def test_local_argv_points_the_staged_keys_at_the_local_copies(argv):
     again = load_config(rewritten)
     assert (again.data_path, again.output_dir, again.epochs, again.debug) == ("/local/d", "/local/r", 2, True)
     assert cloud.local_argv(argv, cfg, cfg) == argv
+
+
+def test_eval_py_main_with_remote_test_set_and_output(mox, tmp_path, monkeypatch):
+    """eval.py as an OpenI job: the test set as a remote zip, the results copied to the remote output."""
+    import eval as eval_script
+    from src.data.test_set import TEST_FILE, write_test_file
+
+    write_test_file(str(tmp_path / TEST_FILE), np.zeros((2, 20, 32, 32), np.uint8))
+    os.makedirs(os.path.join(mox.root, "bucket"))
+    with zipfile.ZipFile(os.path.join(mox.root, "bucket/test_set.zip"), "w") as zf:
+        zf.write(tmp_path / TEST_FILE, f"data/{TEST_FILE}")
+    monkeypatch.setattr(cloud, "local_root", lambda: str(tmp_path / "local"))
+    assert eval_script.main(["--config_path", "configs/cpu_small.yaml", "--dataset", "mnist", "--image_size", "32",
+                             "--baseline", "zeros", "--data_url", "obs://bucket/test_set.zip",
+                             "--train_url", "obs://bucket/eval"]) == 0
+    assert sorted(os.listdir(os.path.join(mox.root, "bucket/eval"))) == ["metrics.json", "metrics_per_frame.png"]
+    assert os.listdir(tmp_path / "local") == []
