@@ -6,17 +6,19 @@ Every config key can be overridden on the command line (see `python -m src.confi
 ``--data_url`` / ``--train_url`` (ModelArts, OpenI) name data_path / output_dir; remote
 values are copied in and out with moxing (src/cloud.py).
 """
-from src.config import load_config
 from src.errors import run_cli
 
 
 def main(argv):
-    cfg = load_config(argv)
-    from src.cloud import staged
+    from src.cloud import local_argv, staged
+    from src.config import load_config
+    from src.training.resume import training_config
     from src.training.trainer import train
 
-    with staged(cfg) as local_cfg:  # remote data_path/output_dir (ModelArts, OpenI): local copies
-        return train(local_cfg)
+    cfg = load_config(argv)
+    with staged(cfg) as local_cfg:  # remote data_path/output_dir (ModelArts, OpenI): local copies first,
+        # so that a resumed run finds its checkpoint; it continues with the checkpoint's config
+        return train(training_config(local_argv(argv, cfg, local_cfg)))
 
 
 if __name__ == "__main__":

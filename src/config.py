@@ -146,6 +146,9 @@ def _keys():
         Key("loss_scale_value", "float", 1024.0, "initial/fixed loss scale", t, check=_positive,
             check_msg="must be > 0"),
         Key("resume", "str", "", "continue a run: path to a checkpoint, or auto (the run's ckpt/last.ckpt)", t),
+        Key("allow_config_change", "bool", False, "resume: continue even though keys other than epochs, output_dir, "
+            "data_path, num_workers, worker_type, log_every, save_every, keep_checkpoints differ from the checkpoint's "
+            "config (the changes are printed and recorded in the run directory)", t),
         Key("overwrite", "bool", False, "allow training into an output_dir that already holds a run", t),
         # eval / export
         Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e),
@@ -379,18 +382,24 @@ def read_yaml(path):
     return data
 
 
-def load_config(argv=None, config_path=None, **overrides):
-    """Build the effective config: defaults < yaml file < command line < ``overrides``."""
+def load_config(argv=None, config_path=None, base=None, **overrides):
+    """Build the effective config: defaults < yaml file < command line < ``overrides``.
+
+    ``base`` (a Config, e.g. the one stored in a checkpoint) replaces the defaults and, unless a
+    yaml file is named (``--config_path`` or ``config_path``), the default yaml file too."""
     cli = parse_overrides(list(argv or []))
-    path = cli.pop("config_path", None) or config_path or DEFAULT_CONFIG
+    path = cli.pop("config_path", None) or config_path or ("" if base is not None else DEFAULT_CONFIG)
     values = {name: key.default for name, key in SCHEMA.items()}
     origin = {}
-    for where, source in ((path, read_yaml(path)), ("the command line", cli), ("the caller", overrides)):
+    if base is not None:
+        values.update(base.to_dict())
+    layers = ((path, read_yaml(path) if path else {}), ("the command line", cli), ("the caller", overrides))
+    for where, source in layers:
         for name, raw in source.items():
             values[name] = _convert(name, raw, where)
             origin[name] = where
     _check_values(values, origin)
-    return Config(values, path)
+    return Config(values, path or (base.config_path if base is not None else ""))
 
 
 def config_from_dict(values, where):

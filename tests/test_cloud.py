@@ -314,7 +314,9 @@ def test_train_py_main_as_a_modelarts_job(mox, tmp_path, monkeypatch, capsys):
     assert not os.path.exists(os.path.join(remote, CACHE_DIR))  # the unpacked zip stays on the job's disk
     assert os.listdir(tmp_path / "local") == []  # local copies removed after the upload
 
-    # a second job continues the run from the remote checkpoint
+    # a second job continues the run from the remote checkpoint, with the checkpoint's config of record
+    with pytest.raises(ConfigError, match="trained with another config: lr 0.01 -> 0.5"):
+        job(2, "--resume", "auto", "--lr", "0.5")
     capsys.readouterr()
     assert job(2, "--resume", "auto") == 0
     assert "resumed from " in capsys.readouterr().out

@@ -107,17 +107,12 @@ class Trainer:
 
     # ---------------------------------------------------------------- set-up
     def _resolve_resume(self):
-        resume = self.cfg.resume
-        if not resume:
-            return ""
-        if resume == "auto":
-            if os.path.isfile(self.run.last):
-                return self.run.last
+        from src.training.resume import resume_checkpoint
+
+        path = resume_checkpoint(self.cfg)
+        if self.cfg.resume == "auto" and not path:
             print(f"resume auto: no checkpoint at {self.run.last}, starting a new run", flush=True)
-            return ""
-        if not os.path.isfile(resume):
-            raise ConfigError(f"config key 'resume': checkpoint {resume} not found (use a path or 'auto')")
-        return resume
+        return path
 
     def _print_header(self, cost):
         if not self.ctx.is_main:
@@ -207,7 +202,7 @@ class Trainer:
         """Train until cfg.epochs, early stopping, a stop signal or divergence."""
         cfg = self.cfg
         if self.ctx.is_main:
-            cfg.save(self.run.config)
+            self._write_run_config()
         self.net.set_train(True)
         self.stop.install()
         try:
@@ -224,6 +219,18 @@ class Trainer:
             print(f"training finished: {self.epoch} epoch(s); best validation score {best} at epoch "
                   f"{self.best_epoch}; checkpoints in {self.run.ckpt_dir}", flush=True)
         return 0
+
+    def _write_run_config(self):
+        """config.yaml = the effective config; a resumed run whose allowed keys changed (e.g. more
+        epochs) says which values it replaces."""
+        from src.config import read_yaml
+
+        if os.path.isfile(self.run.config):
+            old = read_yaml(self.run.config)
+            changed = [f"{k} {old[k]!r} -> {v!r}" for k, v in self.cfg.to_dict().items() if k in old and old[k] != v]
+            if changed:
+                print(f"{self.run.config}: updated for this run: {', '.join(changed)}", flush=True)
+        self.cfg.save(self.run.config)
 
     def _train_epoch(self):
         """Run the remaining steps of the current epoch. False if stopped by a signal."""
@@ -377,10 +384,12 @@ class Trainer:
     def validate(self):
         """Metrics of the current network on the fixed validation set, computed by the same
         loop and metrics module as eval.py (BRIEF §3 definitions)."""
-        from src.evaluation import FixedBatchPredictor, evaluate
+        from src.evaluation import evaluate
+        from src.predictor import BatchPredictor
 
         if self._val_predictor is None:
-            self._val_predictor = FixedBatchPredictor(self.predict, "(network being trained)")
+            self._val_predictor = BatchPredictor.from_network(self.predict, self.cfg, self.cfg.eval_batch_size,
+                                                              "(network being trained)")
         self.net.set_train(False)
         try:
             return evaluate(self.cfg, self._val_predictor, self.val_source, progress=False)

@@ -1,0 +1,84 @@
+"""Resume continues the run that was started: the checkpoint's config is the config of record.
+
+``training_config(argv)`` builds train.py's config. Without ``--resume`` (or with ``--resume
+auto`` and no checkpoint yet) it is the usual ``load_config(argv)``. With a checkpoint to
+resume from, the checkpoint's stored config is the base (a yaml file is applied on top only
+when ``--config_path`` is given) and the command line may change only the keys in
+``CHANGEABLE_ON_RESUME``: keys that do not change what is computed (where files go, how many
+workers feed the data, how often to log or save), plus ``epochs`` to extend a run. Any other
+key whose value differs from the checkpoint's is refused in one line naming the keys and both
+values; ``--allow_config_change true`` continues anyway with the new values, says so on the
+console and appends the change to ``config_changes.log`` in the run directory.
+"""
+import os
+import time
+
+from src.config import load_config
+from src.errors import ConfigError
+from src.training.run_dir import RunDir
+
+CHANGEABLE_ON_RESUME = (
+    "epochs", "output_dir", "data_path", "num_workers", "worker_type", "log_every", "save_every", "keep_checkpoints",
+    # how this command runs, not what the run computes
+    "resume", "overwrite", "allow_config_change", "debug", "device_id",
+    # evaluation/export keys, unused by training
+    "ckpt_file", "num_sequences", "eval_batch_size", "save_vis", "baseline", "file_name", "file_format",
+)
+CHANGES_LOG = "config_changes.log"
+
+
+def resume_checkpoint(cfg):
+    """The checkpoint ``cfg.resume`` points at, or "" for a new run (``auto`` without last.ckpt)."""
+    if not cfg.resume:
+        return ""
+    if cfg.resume == "auto":
+        last = RunDir(cfg.output_dir).last
+        return last if os.path.isfile(last) else ""
+    if not os.path.isfile(cfg.resume):
+        raise ConfigError(f"config key 'resume': checkpoint {cfg.resume} not found (use a path or 'auto')")
+    return cfg.resume
+
+
+def config_differences(stored, requested):
+    """[(key, stored value, requested value)] for the keys that may not change on resume."""
+    return [(name, value, getattr(requested, name)) for name, value in stored.to_dict().items()
+            if name not in CHANGEABLE_ON_RESUME and getattr(requested, name) != value]
+
+
+def _describe(changes):
+    return ", ".join(f"{name} {old!r} -> {new!r}" for name, old, new in changes)
+
+
+def training_config(argv):
+    """train.py's config (see the module docstring)."""
+    from src.training.checkpoint import read_checkpoint_config
+
+    requested = load_config(argv)
+    path = resume_checkpoint(requested)
+    if not path:
+        return requested
+    stored = read_checkpoint_config(path)
+    cfg = requested if "--config_path" in argv or any(a.startswith("--config_path=") for a in argv) \
+        else load_config(argv, base=stored)
+    changes = config_differences(stored, cfg)
+    if not changes:
+        return cfg
+    if not cfg.allow_config_change:
+        raise ConfigError(
+            f"resume: {path} was trained with another config: {_describe(changes)}; on resume only "
+            f"{', '.join(CHANGEABLE_ON_RESUME[:8])} may change (drop the other overrides, or pass "
+            "--allow_config_change true to continue with the new values, recorded in the run directory)")
+    message = f"resume with a changed config (--allow_config_change true): {_describe(changes)}"
+    print(f"warning: {message}", flush=True)
+    _record_changes(cfg, path, message)
+    return cfg
+
+
+def _record_changes(cfg, path, message):
+    """Append the change to the run directory's log of config changes (rank 0 writes the run)."""
+    if os.environ.get("RANK_ID", "0") not in ("", "0"):
+        return
+    run = RunDir(cfg.output_dir)
+    os.makedirs(run.root, exist_ok=True)
+    with open(os.path.join(run.root, CHANGES_LOG), "a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resuming {path}: {message}\n")
