@@ -7,7 +7,7 @@
 """
 import numpy as np
 
-BASELINES = ("zeros", "copy_last")
+from src.config import BASELINES
 
 
 def predict_baseline(kind, inputs, output_frames):

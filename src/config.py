@@ -21,6 +21,7 @@ from src.errors import ConfigError
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
 FORECASTER_INPUTS = ("none", "prediction")  # values of forecaster_input (paper arch)
+BASELINES = ("zeros", "copy_last")  # reference predictors (src/baselines.py); eval.py --baseline
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def _keys():
         Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, check=_non_negative,
             check_msg="must be >= 0"),
         Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "
-            "copy_last", e, choices=("none", "zeros", "copy_last")),
+            "copy_last", e, choices=("none",) + BASELINES),
         Key("file_name", "str", "convlstm", "export: output file name without extension", e),
         Key("file_format", "str", "MINDIR", "export format", e, choices=("MINDIR", "AIR", "ONNX")),
     ]
