@@ -109,7 +109,8 @@ def test_config_table_matches_the_schema():
 
 
 def test_ci_runs_the_readme_test_command():
-    test_command = "pip install -r requirements.txt -r requirements-test.txt && python -m pytest -q tests"
+    test_command = ("python3 -m venv .venv && . .venv/bin/activate && "
+                    "pip install -r requirements.txt -r requirements-test.txt && python -m pytest -q tests")
     assert test_command in readme_commands()
     assert test_command in open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
 
@@ -149,8 +150,14 @@ def _train_background(command, cwd):
 def _demo(command, cwd):
     command = command.split("&&")[-1].strip()  # the install part is what CI does before the tests
     out = run(with_overrides(command, TINY_32), cwd)
-    strip = re.search(r"Open the prediction strip .*: (\S+\.png)", out).group(1)
-    assert os.path.getsize(os.path.join(cwd, strip)) > 0
+    strip = re.search(r"^prediction strip .*: (\S+\.png)$", out, flags=re.M).group(1)
+    assert os.path.getsize(os.path.join(cwd, strip)) > 0 and os.path.getsize(os.path.join(cwd, strip[:-4] + ".gif")) > 0
+    rows = [line.split()[0] for line in out.splitlines() if re.match(r"^(model|predict-zeros|repeat-last-frame) ", line)]
+    assert rows == ["model", "predict-zeros", "repeat-last-frame"], out[-2000:]
+    assert re.search(r"^the model beats ", out, flags=re.M) and "sequences of generated test set" in out
+    plot = re.search(r"^per-frame metrics plot: (\S+\.png)", out, flags=re.M).group(1)
+    assert os.path.getsize(os.path.join(cwd, plot)) > 0
+    assert out.rstrip().splitlines()[-1] == "next: the 15-minute quality run, bash bench/cpu_quality.sh ./output/quality"
 
 
 def _data_look(command, cwd):
