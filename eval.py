@@ -2,6 +2,7 @@
 
     python eval.py --config_path configs/cpu_small.yaml --ckpt_file OUTPUT_DIR/ckpt/best.ckpt \
         --data_path ./data --dataset mnist [--num_sequences K] [--save_vis N] [--output_dir D]
+    python eval.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt [--key value ...]   # the checkpoint's own config
     python eval.py --baseline copy_last --data_path ./data --dataset mnist
 
 Prints the per-frame metric table and writes metrics.json, metrics_per_frame.png and the
@@ -12,10 +13,12 @@ from src.errors import run_cli
 
 def main(argv):
     from src.cloud import staged
-    from src.config import load_config
     from src.evaluation import run
+    from src.training.checkpoint import config_of_record
 
-    with staged(load_config(argv)) as cfg:  # remote data_path/output_dir (ModelArts): local copies
+    # without --config_path a checkpoint's stored config is the base; remote data_path/output_dir
+    # (ModelArts, OpenI) are staged as local copies
+    with staged(config_of_record(argv)) as cfg:
         return run(cfg, argv)
 
 

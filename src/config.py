@@ -21,6 +21,14 @@ from src.errors import ConfigError
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
 FORECASTER_INPUTS = ("none", "prediction")  # values of forecaster_input (paper arch)
+DATASETS = ("synthetic", "mnist", "sequences")
+GENERATED_DATASETS = ("synthetic", "mnist")  # Moving MNIST: 1 channel, image_size x image_size frames
+LAYOUTS = ("NTHW", "NTCHW", "NTHWC", "TNHW")  # axis orders of own sequence files (src/data/sequences.py)
+SCALES = ("auto", "minmax")  # how own sequence values are mapped to [0, 1]
+DATA_DTYPES = ("uint8", "uint16", "float16", "float32")
+MAX_CHANNELS = 16  # a longer channel axis is taken as a wrong layout
+# keys whose unset value (0 or "") means "read from the data"; train.py stores the values it read
+DERIVED_FROM_DATA = {"channels": 0, "frame_height": 0, "frame_width": 0, "data_dtype": ""}
 BASELINES = ("zeros", "copy_last")  # reference predictors (src/baselines.py); eval.py --baseline
 
 
@@ -29,7 +37,7 @@ class Key:
     """Declaration of one configuration key."""
 
     name: str
-    type: str  # "int" | "float" | "str" | "bool" | "int_list"
+    type: str  # "int" | "float" | "str" | "bool" | "int_list" | "float_list"; a float with default None is optional
     default: Any
     help: str
     section: str
@@ -62,11 +70,39 @@ def _keys():
         Key("debug", "bool", False, "print Python tracebacks for user errors", g),
         # data
         Key("dataset", "str", "synthetic",
-            "digit source: synthetic = embedded procedural digits (no download); mnist = files under data_path", d,
-            choices=("synthetic", "mnist")),
+            "synthetic = Moving MNIST of embedded procedural digits (no download); mnist = Moving MNIST from the files "
+            "under data_path; sequences = your own sequence arrays (data_path, data_layout, data_scale ...)", d,
+            choices=DATASETS),
         Key("data_path", "str", "./data",
-            "directory with train-images-idx3-ubyte.gz and mnist_test_seq.npy (download.sh layout); eval also "
-            "accepts the .npy itself", d),
+            "mnist: directory with train-images-idx3-ubyte.gz and mnist_test_seq.npy (download.sh layout; eval also "
+            "accepts the .npy itself); sequences: one .npy/.npz file (split by sequence) or a directory with "
+            "train, val and test files", d),
+        Key("data_layout", "str", "NTCHW", "sequences: axis order of the arrays (N sequences, T frames, C channels, "
+            "H x W pixels; TNHW = time first, as mnist_test_seq.npy)", d, choices=LAYOUTS),
+        Key("npz_key", "str", "", "sequences: the array of an .npz to use (empty: its only array)", d),
+        Key("data_scale", "str", "auto", "sequences: auto = integers / dtype maximum, floats must lie in [0, 1]; "
+            "minmax = (x - data_min) / (data_max - data_min), clipped to [0, 1]", d, choices=SCALES),
+        Key("data_min", "float", None, "sequences, data_scale minmax: the value mapped to 0, in the data's units "
+            "(e.g. -10 dBZ)", d),
+        Key("data_max", "float", None, "sequences, data_scale minmax: the value mapped to 1, in the data's units "
+            "(e.g. 60 dBZ)", d),
+        Key("data_dtype", "str", "", "sequences: dtype the normalisation was made for (empty: read from the data; "
+            "train.py stores it)", d, choices=("",) + DATA_DTYPES),
+        Key("window_stride", "int", 0, "sequences: frames between the starts of consecutive windows of "
+            "input_frames + output_frames frames (0 = the window length: no overlap)", d, check=_non_negative,
+            check_msg="must be >= 0"),
+        Key("val_fraction", "float", 0.1, "sequences, one file: fraction of its sequences for validation", d,
+            check=lambda v: 0 < v < 1, check_msg="must be in (0, 1)"),
+        Key("test_fraction", "float", 0.1, "sequences, one file: fraction of its sequences held out for eval.py", d,
+            check=lambda v: 0 < v < 1, check_msg="must be in (0, 1)"),
+        Key("split_seed", "int", 0, "sequences, one file: seed of the assignment of sequences to train/val/test", d,
+            check=_non_negative, check_msg="must be >= 0"),
+        Key("channels", "int", 0, "channels C of a frame (0 = from the data; Moving MNIST: 1); train.py stores the "
+            "value it read", d, check=lambda v: 0 <= v <= MAX_CHANNELS, check_msg=f"must be in [0, {MAX_CHANNELS}]"),
+        Key("frame_height", "int", 0, "frame height H in pixels (0 = from the data; Moving MNIST: image_size); "
+            "train.py stores the value it read", d, check=_non_negative, check_msg="must be >= 0"),
+        Key("frame_width", "int", 0, "frame width W in pixels (0 = from the data; Moving MNIST: image_size); "
+            "train.py stores the value it read", d, check=_non_negative, check_msg="must be >= 0"),
         Key("num_digits_train", "int", 3, "digits per generated training sequence", d, check=_positive,
             check_msg="must be >= 1"),
         Key("num_digits_val", "int", 2, "digits per generated validation/eval sequence (the test set has 2)", d,
@@ -74,7 +110,7 @@ def _keys():
         Key("input_frames", "int", 10, "observed frames given to the network", d, check=_positive,
             check_msg="must be >= 1"),
         Key("output_frames", "int", 10, "frames to predict", d, check=_positive, check_msg="must be >= 1"),
-        Key("image_size", "int", 64, "frame height and width in pixels", d, check=lambda v: v >= 32 and v % 16 == 0,
+        Key("image_size", "int", 64, "Moving MNIST (synthetic, mnist): frame height and width in pixels", d, check=lambda v: v >= 32 and v % 16 == 0,
             check_msg="must be a multiple of 16 and >= 32"),
         Key("num_workers", "int", 2, "parallel workers generating training sequences", d, check=_positive,
             check_msg="must be >= 1"),
@@ -161,6 +197,9 @@ def _keys():
             check_msg="must be >= 0"),
         Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "
             "copy_last", e, choices=("none",) + BASELINES),
+        Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS) thresholds in the data's units "
+            "(sequences: the file's units, e.g. [20,35] dBZ; synthetic/mnist: pixel values in (0, 1])", e,
+            check=lambda v: len(set(v)) == len(v), check_msg="must not repeat a value"),
         Key("file_name", "str", "convlstm", "export: output file name without extension", e),
         Key("file_format", "str", "MINDIR", "export format", e, choices=("MINDIR", "AIR", "ONNX")),
     ]
@@ -249,6 +288,8 @@ def _convert(name, raw, where):
             except ValueError:
                 raise bad from None
         raise bad
+    if key.type == "float" and key.default is None and _means_unset(raw):
+        return None  # an optional number left unset
     if key.type == "float":
         if isinstance(raw, bool):
             raise bad
@@ -268,6 +309,8 @@ def _convert(name, raw, where):
         if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
             return str(raw)
         raise bad
+    if key.type == "float_list":
+        return _float_list(raw, bad, name, where)
     if key.type == "int_list":
         items = raw
         if isinstance(raw, str):
@@ -291,6 +334,108 @@ def _convert(name, raw, where):
     raise AssertionError(f"unhandled type {key.type}")
 
 
+def _means_unset(raw):
+    return raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "null"))
+
+
+def _float_list(raw, bad, name, where):
+    """A yaml list, one number, or a command-line string "[20,35]" / "20,35" -> list of finite floats."""
+    items = raw
+    if isinstance(raw, str):
+        items = [s for s in raw.strip().strip("[]").replace(" ", "").split(",") if s]
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        items = [raw]
+    if not isinstance(items, (list, tuple)):
+        raise bad
+    out = []
+    for v in items:
+        if isinstance(v, bool):
+            raise bad
+        try:
+            value = float(v)
+        except (TypeError, ValueError):
+            raise bad from None
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{name}' in {where}: values must be finite, got {raw!r}")
+        out.append(value)
+    return out
+
+
+def tile_multiple(arch, patch_size):
+    """Height and width must be multiples of this: paper cuts patch_size patches, zoo halves twice."""
+    return int(patch_size) if arch == "paper" else 4
+
+
+def frame_shape(cfg):
+    """(C, H, W) of the frames the network of ``cfg`` maps.
+
+    Moving MNIST (synthetic, mnist): (1, image_size, image_size). Own sequences: (channels,
+    frame_height, frame_width), which train.py reads from the data and stores; a config that
+    has not been resolved against its data yet (0 values) raises ConfigError."""
+    values = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    if values["dataset"] in GENERATED_DATASETS:
+        size = values["image_size"]
+        return 1, size, size
+    shape = (values["channels"], values["frame_height"], values["frame_width"])
+    if 0 in shape:
+        raise ConfigError(f"the frame shape (channels, frame_height, frame_width) = {shape} is not known yet: with "
+                          "dataset sequences it is read from the data (train.py stores it in the checkpoint); set "
+                          "all three or open the data first")
+    return shape
+
+
+def with_derived_keys(cfg, stored):
+    """``cfg`` with the keys it leaves to the data (``DERIVED_FROM_DATA`` still unset) taken from
+    ``stored`` (e.g. a checkpoint's config, which holds the values train.py read)."""
+    changes = {name: getattr(stored, name) for name, unset in DERIVED_FROM_DATA.items()
+               if getattr(cfg, name) == unset and getattr(stored, name) != unset}
+    return cfg.replace(**changes) if changes else cfg
+
+
+def _check_frame_keys(values, fail):
+    """Moving MNIST frames are 1 x image_size x image_size; own frames must fit the network."""
+    size = values["image_size"]
+    if values["dataset"] in GENERATED_DATASETS:
+        for name, allowed in (("channels", 1), ("frame_height", size), ("frame_width", size)):
+            if values[name] not in (0, allowed):
+                fail(f"config key '{name}': {values[name]} does not fit dataset {values['dataset']}, whose frames are "
+                     f"1 x {size} x {size} (channels x image_size x image_size); leave it 0", name, "dataset")
+        return
+    multiple = tile_multiple(values["arch"], values["patch_size"])
+    height, width = values["frame_height"], values["frame_width"]
+    if (height and height % multiple) or (width and width % multiple):
+        why = (f"arch paper cuts frames into {multiple}x{multiple} patches" if values["arch"] == "paper"
+               else "arch zoo halves the frames twice")
+        fail(f"config keys 'frame_height' x 'frame_width': {height}x{width}, but {why}: both must be multiples of "
+             f"{multiple}", "frame_height", "frame_width", "patch_size", "arch")
+
+
+def _check_sequence_keys(values, fail):
+    """Normalisation and split keys of own sequence data."""
+    low, high = values["data_min"], values["data_max"]
+    if values["data_scale"] == "minmax":
+        if low is None or high is None:
+            fail("config keys 'data_min' and 'data_max' are needed with data_scale minmax (the values mapped to 0 "
+                 "and 1, in the data's units, e.g. -10 and 60 for dBZ)", "data_scale", "data_min", "data_max")
+        if low >= high:
+            fail(f"config key 'data_min' ({low:g}) must be below 'data_max' ({high:g})", "data_min", "data_max")
+    elif low is not None or high is not None:
+        fail("config keys 'data_min'/'data_max' are only used with data_scale minmax; set data_scale minmax or leave "
+             "them unset", "data_scale", "data_min", "data_max")
+    if values["val_fraction"] + values["test_fraction"] >= 1:
+        fail(f"config keys 'val_fraction' + 'test_fraction' must be < 1 (the rest trains), got "
+             f"{values['val_fraction']:g} + {values['test_fraction']:g}", "val_fraction", "test_fraction")
+
+
+def _check_thresholds(values, fail):
+    if values["dataset"] not in GENERATED_DATASETS:
+        return
+    outside = [t for t in values["thresholds"] if not 0 < t <= 1]
+    if outside:
+        fail(f"config key 'thresholds': {outside[0]:g} is outside (0, 1]: with dataset {values['dataset']} the "
+             "values are pixel intensities in [0, 1]", "thresholds", "dataset")
+
+
 def _check_values(values, origin=None):
     """Validate choices, per-key checks and cross-key rules. ``origin`` maps a key to where its
     value came from (a yaml path, "the command line", ...), named in the error."""
@@ -304,12 +449,15 @@ def _check_values(values, origin=None):
         key = SCHEMA[name]
         if key.choices is not None and value not in key.choices:
             fail(f"config key '{name}': {value!r} is not one of {', '.join(map(str, key.choices))}", name)
-        if key.check is not None and not key.check(value):
+        if key.check is not None and value is not None and not key.check(value):
             fail(f"config key '{name}': {key.check_msg}, got {value!r}", name)
     if values["input_frames"] + values["output_frames"] > 20 and values["dataset"] == "mnist":
         fail("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
              f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}",
              "input_frames", "output_frames")
+    _check_frame_keys(values, fail)
+    _check_sequence_keys(values, fail)
+    _check_thresholds(values, fail)
     if values["arch"] == "zoo" and values["image_size"] % 4:
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
     if values["arch"] == "zoo" and values["forecaster_input"] != "none":
@@ -400,7 +548,17 @@ def load_config(argv=None, config_path=None, base=None, **overrides):
             values[name] = _convert(name, raw, where)
             origin[name] = where
     _check_values(values, origin)
+    _check_data_path_is_used(values, origin)
     return Config(values, path or (base.config_path if base is not None else ""))
+
+
+def _check_data_path_is_used(values, origin):
+    """A data path given in a yaml file or on the command line must be read: dataset synthetic
+    generates its digits and would silently ignore it."""
+    if values["dataset"] == "synthetic" and "data_path" in origin:
+        raise ConfigError(f"config key 'data_path' ({values['data_path']}, set in {origin['data_path']}) is not used "
+                          "with dataset synthetic (embedded generated digits); pass --dataset mnist to read "
+                          "the MNIST files there, or drop --data_path")
 
 
 def config_from_dict(values, where):

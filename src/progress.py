@@ -1,4 +1,5 @@
-"""Progress reporting: a live line with ETA on a terminal, nothing extra otherwise."""
+"""Progress reporting: a live line with ETA on a terminal; optionally a plain line every 10 %
+otherwise (logs, pipes)."""
 import sys
 import time
 
@@ -14,10 +15,11 @@ class Progress:
     """``update(done, text)`` redraws one status line (terminal only) with rate and ETA.
 
     When the stream is not a terminal (nohup logs, CI) nothing is drawn, so logs hold only
-    the regular log lines.
+    the regular log lines, unless ``plain_lines``: then one plain line is printed each time
+    another 10 % is done (for long loops without log lines of their own, e.g. evaluation).
     """
 
-    def __init__(self, total, label, unit="step", stream=None, min_interval=0.5):
+    def __init__(self, total, label, unit="step", stream=None, min_interval=0.5, plain_lines=False):
         self.total = total
         self.label = label
         self.unit = unit
@@ -27,6 +29,8 @@ class Progress:
         self.min_interval = min_interval
         self._last_draw = 0.0
         self._drawn = False
+        self.plain_lines = plain_lines
+        self._next_plain = 0.1
 
     def eta(self, done):
         elapsed = time.perf_counter() - self.start
@@ -36,6 +40,7 @@ class Progress:
 
     def update(self, done, text=""):
         if not self.live:
+            self._plain_line(done, text)
             return
         now = time.perf_counter()
         if now - self._last_draw < self.min_interval and done < self.total:
@@ -47,6 +52,14 @@ class Progress:
         self.stream.write(line[:160].ljust(80))
         self.stream.flush()
         self._drawn = True
+
+    def _plain_line(self, done, text):
+        if not self.plain_lines or done >= self.total or done / self.total < self._next_plain:
+            return
+        while self._next_plain <= done / self.total:
+            self._next_plain += 0.1
+        print(f"{self.label}: {done}/{self.total} {self.unit}s, {text}, ETA {format_duration(self.eta(done))}",
+              file=self.stream, flush=True)
 
     def clear(self):
         """Erase the live line before a regular log line is printed."""

@@ -17,14 +17,15 @@ import shutil
 
 import yaml
 
-from src.config import config_from_dict
+from src.config import config_from_dict, frame_shape, with_derived_keys
 from src.device import quiet_mindspore_log
 from src.errors import CheckpointError
 
 FORMAT_VERSION = 1
-# keys that change the network's parameter shapes or its input/output contract
+# keys that change the network's parameter shapes or its input/output contract (and the frame
+# shape C x H x W: image_size for Moving MNIST, channels/frame_height/frame_width for own data)
 ARCHITECTURE_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole",
-                     "group_norm", "input_frames", "output_frames", "image_size")
+                     "group_norm", "input_frames", "output_frames")
 
 
 class CheckpointWriteError(CheckpointError, OSError):
@@ -131,6 +132,12 @@ def read_checkpoint_config(path):
 
 def check_same_architecture(stored, cfg, path):
     """Refuse a checkpoint whose network differs from the one ``cfg`` builds."""
+    trained_on, asked = frame_shape(stored), frame_shape(cfg)
+    if trained_on != asked:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on frames of {'x'.join(map(str, trained_on))} (C x H x W) but the data "
+            f"and config here have {'x'.join(map(str, asked))}; use data of the checkpoint's shape (or train a "
+            "model on this data)")
     for key in ARCHITECTURE_KEYS:
         if getattr(stored, key) != getattr(cfg, key):
             raise CheckpointError(
@@ -165,6 +172,7 @@ def load_network_from_checkpoint(path, cfg=None):
     data = read_checkpoint(path)
     stored = checkpoint_config(data, path)
     if cfg is not None:
+        cfg = with_derived_keys(cfg, stored)  # frame shape and dtype the config leaves to the data
         check_same_architecture(stored, cfg, path)
     else:
         cfg = stored
@@ -190,3 +198,15 @@ def restore_training_state(path, net, optimizer, cfg):
     names = state_names + [p.name for p in optimizer.parameters]
     ms.load_param_into_net(optimizer, {n: data[n] for n in names if n in data}, strict_load=True)
     return checkpoint_meta(data)
+
+
+def config_of_record(argv):
+    """The config of a command that works on a trained model (eval.py): with ``--config_path``,
+    that file plus the command line; else with ``--ckpt_file``, the config stored in the
+    checkpoint plus the command line (no repeated flags); else the default config file."""
+    from src.config import load_config, parse_overrides
+
+    cli = parse_overrides(list(argv))
+    if "config_path" in cli or not cli.get("ckpt_file"):
+        return load_config(argv)
+    return load_config(argv, base=read_checkpoint_config(cli["ckpt_file"]))
