@@ -125,8 +125,9 @@ def run_mindspore(args):
     return dict(train=train, infer=infer, version=ms.__version__)
 
 
-def run_torch(args, layout="frame"):
-    """Time the PyTorch reference (eager) in ``layout`` (``frame`` or ``layer``)."""
+def run_torch(args, layout="frame", bf16=False):
+    """Time the PyTorch reference (eager) in ``layout`` (``frame`` or ``layer``); ``bf16``: under
+    ``torch.autocast("cpu", dtype=torch.bfloat16)`` (bfloat16 matrix units: AMX, AVX512-BF16)."""
     import torch
 
     from bench import torch_reference
@@ -134,13 +135,14 @@ def run_torch(args, layout="frame"):
     torch.set_num_threads(args.threads)
     cfg = worker_config(args)
     torch.manual_seed(cfg.seed)
+    dtype = torch.bfloat16 if bf16 else None
     net = torch_reference.build_network(cfg, layout)
-    step = torch_reference.build_train_step(cfg, net)
+    step = torch_reference.build_train_step(cfg, net, autocast_dtype=dtype)
     inputs, targets = (torch.from_numpy(a) for a in random_batch(cfg))
     first = time_calls(lambda: step(inputs, targets), 1)[0]
     train = summarise(first, time_calls(lambda: step(inputs, targets), args.steps))
     net.eval()
-    predict = torch_reference.build_predict_fn(net)
+    predict = torch_reference.build_predict_fn(net, autocast_dtype=dtype)
     first = time_calls(lambda: predict(inputs), 1)[0]
     infer = summarise(first, time_calls(lambda: predict(inputs), args.infer_steps))
     return dict(train=train, infer=infer, version=torch.__version__,
@@ -151,7 +153,9 @@ def worker_main(args):
     """Run one measurement and print it as the last line (JSON)."""
     load_before = load_average()
     runners = {"mindspore": run_mindspore, "torch": run_torch,
-               "torch_layer": lambda a: run_torch(a, layout="layer")}
+               "torch_layer": lambda a: run_torch(a, layout="layer"),
+               "torch_bf16": lambda a: run_torch(a, bf16=True),
+               "torch_layer_bf16": lambda a: run_torch(a, layout="layer", bf16=True)}
     result = runners[args.worker](args)
     result.update(framework=args.worker, arch=args.arch, batch_size=args.batch_size,
                   peak_rss_mib=round(peak_rss_mib(), 1), load_before=load_before, load_after=load_average())
@@ -206,7 +210,9 @@ def _ratio(ms_row, pt_row, section, key="median_s"):
         return None
 
 
-FRAMEWORK_NAMES = {"mindspore": "MindSpore", "torch": "PyTorch frame-by-frame", "torch_layer": "PyTorch layer-major"}
+FRAMEWORK_NAMES = {"mindspore": "MindSpore", "torch": "PyTorch frame-by-frame", "torch_layer": "PyTorch layer-major",
+                   "torch_bf16": "PyTorch frame-by-frame, bf16 autocast",
+                   "torch_layer_bf16": "PyTorch layer-major, bf16 autocast"}
 
 
 def format_table(rows):
@@ -281,8 +287,9 @@ def parse_args(argv):
     parser.add_argument("--config_path", default=DEFAULT_CONFIG)
     parser.add_argument("--archs", default="zoo,paper")
     parser.add_argument("--batch_sizes", default="2,4")
-    parser.add_argument("--frameworks", default="mindspore,torch,torch_layer",
-                        help="comma list of mindspore, torch (frame-by-frame), torch_layer (layer-major)")
+    parser.add_argument("--frameworks", default="mindspore,torch,torch_layer,torch_layer_bf16",
+                        help="comma list of mindspore, torch (frame-by-frame), torch_layer (layer-major), "
+                             "torch_bf16 / torch_layer_bf16 (the same under bfloat16 CPU autocast)")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps after the first")
     parser.add_argument("--infer_steps", type=int, default=3, help="timed forward passes after the first")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch intra-op threads")

@@ -18,6 +18,8 @@ Peepholes are not implemented (the benchmarked configurations do not use them).
 
 The project does not depend on PyTorch; only the benchmark imports this file.
 """
+import contextlib
+
 import torch
 from torch import nn
 
@@ -275,13 +277,25 @@ def count_parameters(net):
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def build_train_step(cfg, net):
-    """Adam + global-norm clipping + MSE of sigmoid(logits) (or BCE), like src/training/step.py."""
+def _autocast(dtype):
+    """CPU autocast to ``dtype`` (e.g. torch.bfloat16), or a no-op context for None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=dtype)
+
+
+def build_train_step(cfg, net, autocast_dtype=None):
+    """Adam + global-norm clipping + MSE of sigmoid(logits) (or BCE), like src/training/step.py.
+
+    ``autocast_dtype`` (torch.bfloat16): the forward pass under ``torch.autocast("cpu")``, as a
+    CPU user with bfloat16 matrix units would train; the loss is computed in float32."""
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def step(inputs, targets):
         optimizer.zero_grad(set_to_none=True)
-        logits = net(inputs)
+        with _autocast(autocast_dtype):
+            logits = net(inputs)
+        logits = logits.float()
         if cfg.loss == "mse":
             loss = torch.mean(torch.square(torch.sigmoid(logits) - targets))
         else:
@@ -295,11 +309,11 @@ def build_train_step(cfg, net):
     return step
 
 
-def build_predict_fn(net):
-    """Inference without autograd bookkeeping."""
+def build_predict_fn(net, autocast_dtype=None):
+    """Inference without autograd bookkeeping (optionally under CPU autocast)."""
 
     def predict(inputs):
-        with torch.inference_mode():
-            return torch.sigmoid(net(inputs))
+        with torch.inference_mode(), _autocast(autocast_dtype):
+            return torch.sigmoid(net(inputs).float())
 
     return predict

@@ -44,3 +44,17 @@ def test_layer_major_layout_computes_the_frame_by_frame_function(arch, overrides
 def test_unknown_layout_is_refused():
     with pytest.raises(ValueError, match="layout"):
         torch_reference.build_network(_config("paper"), "diagonal")
+
+
+def test_bf16_autocast_runs_in_bfloat16_and_stays_close_to_float32():
+    cfg = _config("paper", hidden_channels=[8], kernel_size=3, batch_size=1)
+    torch.manual_seed(0)
+    net = torch_reference.build_network(cfg, "layer")
+    x = torch.from_numpy(np.random.default_rng(0).random((1, 10, 1, 64, 64), dtype=np.float32))
+    plain = torch_reference.build_predict_fn(net)(x)
+    mixed = torch_reference.build_predict_fn(net, autocast_dtype=torch.bfloat16)(x)
+    assert mixed.dtype == torch.float32
+    difference = float((mixed - plain).abs().max())
+    assert 0 < difference < 0.05  # bfloat16 rounding: not bit-identical, not far
+    step = torch_reference.build_train_step(cfg, net, autocast_dtype=torch.bfloat16)
+    assert np.isfinite(step(x, torch.rand(1, 10, 1, 64, 64)))
