@@ -1,13 +1,23 @@
-"""Data wiring: digit sources, the per-rank training dataset, validation, evaluation and batching.
+"""Data wiring: digit sources, own sequence arrays, the per-rank training dataset, validation,
+evaluation and batching.
 
-Training sequences are generated on the fly. Epoch ``e`` of a run on G devices with batch B
-and ``steps_per_epoch`` steps is the MovingMNIST source seeded with (seed, e), of
-``steps_per_epoch * G * B`` sequences; at step s, rank r takes the B global indices
+Epoch ``e`` of a run on G devices with batch B and ``steps_per_epoch`` steps is a random-access
+source of ``steps_per_epoch * G * B`` sequences; at step s, rank r takes the B global indices
 ``(s*G + r)*B + b`` for b in [0, B). This makes ranks disjoint, and a run resumed at step s
 sees exactly the batches an uninterrupted run would have seen. Each training batch is one
-item of the dataset, generated whole (:class:`RankBatches`).
+item of the dataset, read whole (:class:`RankBatches`). The epoch's source is
 
-MindSpore is imported only by :func:`build_train_dataset`; everything else is plain numpy.
+* Moving MNIST (``dataset`` synthetic, mnist): the MovingMNIST generator seeded with (seed, e);
+* own sequences (``dataset sequences``, :mod:`src.data.sequences`): the training split's
+  windows in an order shuffled from (seed, e) (:class:`ShuffledWindows`): global index g is
+  window ``perm[g % n]`` of pass ``g // n`` over the n windows, each pass its own permutation,
+  so an epoch may be shorter or longer than one pass and never repeats a window within a pass.
+
+:class:`TrainingData` builds what train.py reads for either kind; with own sequences it also
+returns the config with the frame shape (channels, frame_height, frame_width) and dtype read
+from the data, and the normalisation and split record the checkpoint stores.
+
+MindSpore is imported only by :func:`build_rank_dataset`; everything else is plain numpy.
 """
 import os
 
@@ -17,7 +27,7 @@ from src.data.archive import unpacked_data_path
 from src.data.digits import synthetic_digits
 from src.data.idx import read_idx_images
 from src.data.moving_mnist import MovingMNIST
-from src.errors import DataError
+from src.errors import ConfigError, DataError
 
 COLUMNS = ("inputs", "targets")
 MNIST_TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")
@@ -110,17 +120,21 @@ class RankBatches:
 
 
 def build_train_dataset(cfg, digits, epoch, rank=0, group_size=1, start_step=0):
-    """MindSpore dataset of rank ``rank``'s training batches for ``epoch``, from ``start_step``.
+    """MindSpore dataset of rank ``rank``'s generated training batches for ``epoch``, from ``start_step``."""
+    return build_rank_dataset(cfg, train_source(cfg, digits, epoch, group_size), rank, group_size, start_step)
 
-    Columns ("inputs", "targets"), each (B, T, 1, H, W) float32; steps_per_epoch - start_step
-    batches, each generated whole by one worker. ``cfg.worker_type`` picks threads (the
+
+def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
+    """MindSpore dataset of rank ``rank``'s batches of an epoch's ``source``, from ``start_step``.
+
+    Columns ("inputs", "targets"), each (B, T, C, H, W) float32; steps_per_epoch - start_step
+    batches, each read whole by one worker. ``cfg.worker_type`` picks threads (the
     default: little start-up cost) or processes (no contention on Python's interpreter lock);
     bench/data_throughput.py measures both.
     """
     import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
 
-    batches = RankBatches(train_source(cfg, digits, epoch, group_size), rank, group_size, cfg.batch_size,
-                          start_step, cfg.steps_per_epoch)
+    batches = RankBatches(source, rank, group_size, cfg.batch_size, start_step, cfg.steps_per_epoch)
     return ds.GeneratorDataset(batches, column_names=list(COLUMNS), shuffle=False,
                                num_parallel_workers=cfg.num_workers,
                                python_multiprocessing=cfg.worker_type == "process")
@@ -143,8 +157,8 @@ def held_out_source(cfg, digits, count):
 
 
 def read_batch(source, indices):
-    """Sequences ``indices`` of a random-access source, stacked: ``(inputs (b, T_in, 1, H, W),
-    targets (b, T_out, 1, H, W))``.
+    """Sequences ``indices`` of a random-access source, stacked: ``(inputs (b, T_in, C, H, W),
+    targets (b, T_out, C, H, W))``.
 
     This is the one batcher of the project: a source with a ``batch(indices)`` method (the
     generator) builds the whole batch at once; any other (``source[i] -> (inputs, targets)``)
@@ -158,10 +172,191 @@ def read_batch(source, indices):
 
 
 def iterate_batches(source, batch_size, limit=0):
-    """Yield numpy ``(inputs (b, T_in, 1, H, W), targets (b, T_out, 1, H, W))`` batches in order.
+    """Yield numpy ``(inputs (b, T_in, C, H, W), targets (b, T_out, C, H, W))`` batches in order.
 
     ``limit`` > 0 stops after that many sequences. The last batch may be smaller than batch_size.
     """
     total = len(source) if limit <= 0 else min(limit, len(source))
     for start in range(0, total, batch_size):
         yield read_batch(source, np.arange(start, min(start + batch_size, total)))
+
+
+# ---------------------------------------------------------------- own sequence arrays
+
+def sequence_normalization(cfg):
+    """The normalisation a config fixes, or None while its dtype is still to be read from the data.
+
+    A trained model's config holds ``data_dtype`` (train.py stores it), so data evaluated or
+    predicted with it are scaled exactly as the training data were."""
+    from src.data.sequences import make_normalization
+
+    if not cfg.data_dtype:
+        return None
+    return make_normalization(cfg.data_dtype, cfg.data_scale, cfg.data_min, cfg.data_max)
+
+
+def _split_fractions(cfg):
+    return (1.0 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
+
+
+def _check_local(path):
+    from src.data.archive import is_remote_url
+
+    if is_remote_url(path):
+        raise DataError(f"data_path {path} is a remote URL; copy the sequence files to a local folder and pass that "
+                        "folder (train.py and eval.py copy remote data in on ModelArts)")
+
+
+def open_sequence_splits(cfg):
+    """The train/val/test splits of ``cfg.data_path`` (src.data.sequences.open_sequences)."""
+    from src.data.sequences import open_sequences
+
+    _check_local(cfg.data_path)
+    return open_sequences(cfg.data_path, cfg.data_layout, cfg.input_frames, cfg.output_frames, npz_key=cfg.npz_key,
+                          window_stride=cfg.window_stride, split=_split_fractions(cfg), split_seed=cfg.split_seed,
+                          scale=cfg.data_scale, data_min=cfg.data_min, data_max=cfg.data_max,
+                          normalization=sequence_normalization(cfg))
+
+
+def _shape_text(shape):
+    return "x".join(str(v) for v in shape)
+
+
+def config_for_frames(cfg, shape, dtype, where, expected_from="the config (channels, frame_height, frame_width)"):
+    """``cfg`` with channels, frame_height, frame_width and data_dtype set from the data.
+
+    ``shape`` (C, H, W) and ``dtype`` are the data's; ``where`` names them in messages. A value
+    ``cfg`` already fixes (non-zero) must agree (``expected_from`` says where it came from, e.g.
+    a checkpoint); the frames must fit the architecture (check_tileable)."""
+    from src.data.sequences import check_tileable
+
+    given = (cfg.channels, cfg.frame_height, cfg.frame_width)
+    if any(g and g != s for g, s in zip(given, shape)):
+        wanted = _shape_text(g or "any" for g in given)
+        raise DataError(f"{where}: frames are {_shape_text(shape)} (C x H x W) but {expected_from} expects {wanted}; "
+                        "use data of that shape, or a model/config made for this data")
+    try:
+        check_tileable(shape[1], shape[2], cfg.arch, cfg.patch_size)
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from None
+    return cfg.replace(channels=int(shape[0]), frame_height=int(shape[1]), frame_width=int(shape[2]),
+                       data_dtype=cfg.data_dtype or dtype)
+
+
+class WindowSubset:
+    """Some windows of a source, in the given order: ``subset[i]`` is ``source[indices[i]]``."""
+
+    def __init__(self, source, indices):
+        self.source = source
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def batch(self, indices):
+        return read_batch(self.source, self.indices[np.asarray(indices, dtype=np.int64)])
+
+    def __getitem__(self, index):
+        if not 0 <= int(index) < len(self):
+            raise IndexError(f"index {index} out of range [0, {len(self)})")
+        return self.source[int(self.indices[int(index)])]
+
+
+def spread_subset(source, count):
+    """At most ``count`` windows of ``source``, evenly spread over it (all of them when count >= len)."""
+    total = len(source)
+    if count <= 0 or count >= total:
+        return source
+    return WindowSubset(source, np.linspace(0, total - 1, count).round().astype(np.int64))
+
+
+class ShuffledWindows:
+    """One training epoch over the windows of a split: ``length`` items, item g is window
+    ``perm_k[g % n]`` with k = g // n and perm_k = default_rng((seed, epoch, k)).permutation(n)."""
+
+    def __init__(self, windows, length, seed, epoch):
+        self.windows = windows
+        self.length = int(length)
+        self.seed, self.epoch = int(seed), int(epoch)
+        self._orders = {}  # pass k -> permutation of the n windows
+
+    def __len__(self):
+        return self.length
+
+    def _order(self, k):
+        if k not in self._orders:
+            self._orders[k] = np.random.default_rng((self.seed, self.epoch, int(k))).permutation(len(self.windows))
+        return self._orders[k]
+
+    def window_indices(self, indices):
+        """Window of the split behind each epoch index: (B,) int64."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.length):
+            raise IndexError(f"epoch index out of range [0, {self.length})")
+        passes, slots = np.divmod(idx, len(self.windows))
+        return np.array([self._order(k)[s] for k, s in zip(passes, slots)], dtype=np.int64)
+
+    def batch(self, indices):
+        return read_batch(self.windows, self.window_indices(indices))
+
+    def __getitem__(self, index):
+        return self.windows[int(self.window_indices([index])[0])]
+
+
+class TrainingData:
+    """What training reads, for every dataset: ``epoch_source(epoch, group_size)``, ``validation``
+    (a source or None), ``cfg`` (the given config; with own sequences, the frame shape and dtype
+    read from the data filled in), ``record`` (JSON-able, for the checkpoint) and ``describe()``.
+
+    The data are opened and checked here, before MindSpore starts or anything is written."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.splits = None
+        if cfg.dataset == "sequences":
+            self._open_sequences(cfg)
+        else:
+            self.train_digits = load_digits(cfg, "train")
+            val_digits = load_digits(cfg, "val") if cfg.val_sequences > 0 else None
+            self.validation = validation_source(cfg, val_digits) if val_digits is not None else None
+            self.record = {"dataset": cfg.dataset}
+
+    def _open_sequences(self, cfg):
+        splits = open_sequence_splits(cfg)
+        self.splits = splits
+        self.cfg = config_for_frames(cfg, (splits.channels, splits.height, splits.width), splits.train.file.dtype,
+                                     cfg.data_path)
+        self.validation = spread_subset(splits.val, cfg.val_sequences) if cfg.val_sequences > 0 else None
+        self.record = {"dataset": "sequences", "frame_shape": [splits.channels, splits.height, splits.width],
+                       "normalization": splits.normalization.to_dict(), "split": splits.split_record,
+                       "windows": {name: len(splits[name]) for name in ("train", "val", "test")}}
+
+    def epoch_source(self, epoch, group_size=1):
+        """The whole epoch (all ranks): steps_per_epoch * G * B sequences."""
+        if self.splits is None:
+            return train_source(self.cfg, self.train_digits, epoch, group_size)
+        length = self.cfg.steps_per_epoch * group_size * self.cfg.batch_size
+        return ShuffledWindows(self.splits.train, length, self.cfg.seed, epoch)
+
+    def describe(self, group_size=1):
+        cfg = self.cfg
+        per_epoch = cfg.steps_per_epoch * cfg.batch_size * group_size
+        per_step = f"({cfg.batch_size} per step per device x {group_size} device(s))"
+        if self.splits is None:
+            return (f"data: {cfg.dataset} digits, {cfg.num_digits_train} per training sequence, {per_epoch} sequences "
+                    f"per epoch {per_step}")
+        train = self.splits.train
+        val = "no validation" if self.validation is None else f"validation on {len(self.validation)} of " \
+            f"{len(self.splits.val)} val windows"
+        norm = self.splits.normalization
+        return (f"data: {cfg.data_path}: frames {cfg.channels}x{cfg.frame_height}x{cfg.frame_width} (C x H x W) "
+                f"{train.file.dtype}, {norm.scale} [{norm.data_min:g}, {norm.data_max:g}] -> [0, 1]; "
+                f"{len(train)} training windows of {cfg.input_frames}+{cfg.output_frames} frames "
+                f"({len(train.sequence_indices)} sequences); {per_epoch} windows per epoch {per_step} = "
+                f"{per_epoch / len(train):.2f} passes; {val}")
+
+
+def check_not_sequences(cfg, what):
+    """ConfigError for code paths that only know Moving MNIST."""
+    if cfg.dataset == "sequences":
+        raise ConfigError(f"{what} does not support dataset sequences")

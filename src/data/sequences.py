@@ -85,12 +85,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.config import LAYOUTS, MAX_CHANNELS, SCALES  # noqa: F401  (MAX_CHANNELS: a heuristic, see the docstring)
 from src.errors import DataError
 
-LAYOUTS = ("NTHW", "NTCHW", "NTHWC", "TNHW")
-SCALES = ("auto", "minmax")
 SPLIT_NAMES = ("train", "val", "test")
-MAX_CHANNELS = 16  # a longer channel axis is taken as a wrong layout (heuristic)
 DTYPE_MAX = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0}  # auto: value mapped to 1
 _AXES = {"NTHW": "(N, T, H, W)", "NTCHW": "(N, T, C, H, W)", "NTHWC": "(N, T, H, W, C)", "TNHW": "(T, N, H, W)"}
 _CHANNEL_AXIS = {"NTCHW": 2, "NTHWC": 4}

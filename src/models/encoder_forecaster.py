@@ -1,8 +1,9 @@
 """Encoder-forecaster networks for next-frame prediction (``cfg.arch``: ``zoo`` or ``paper``).
 
-Both networks map ``(B, T_in, 1, H, W)`` frames in [0, 1] to ``(B, T_out, 1, H, W)``
-predictions in [0, 1] (``construct`` = sigmoid of ``forward_logits``). The losses of the
-training code use ``forward_logits``.
+Both networks map ``(B, T_in, C, H, W)`` frames in [0, 1] to ``(B, T_out, C, H, W)``
+predictions in [0, 1] (``construct`` = sigmoid of ``forward_logits``): C channels in, the
+same C channels out, H and W independent (Moving MNIST: C = 1, H = W = 64). The losses of
+the training code use ``forward_logits``.
 
 Internally everything runs **time-major** ``(T, B, C, H, W)`` and **layer-major**: each
 layer (convolution or ConvLSTM) processes all frames of the sequence before the next layer
@@ -14,16 +15,16 @@ as the frame-by-frame formulation, because no layer feeds back into a lower one.
 ``zoo`` (the layout of the published MindSpore port; GroupNorm in every cell, 5x5 cells,
 LeakyReLU(0.2) after every convolution except the last)::
 
-    encoder:    conv 1->16 k3 | ConvLSTM 16->64 @S | conv 64->64 k3 s2 | ConvLSTM 64->96 @S/2
-                | conv 96->96 k3 s2 | ConvLSTM 96->96 @S/4
-    forecaster: ConvLSTM (no input)->96 @S/4 (state of encoder cell 3) | deconv 96->96 k4 s2
-                | ConvLSTM 96->96 @S/2 (state of encoder cell 2) | deconv 96->96 k4 s2
-                | ConvLSTM 96->64 @S (state of encoder cell 1) | conv 64->16 k3 | conv 16->1 k1
+    encoder:    conv C->16 k3 | ConvLSTM 16->64 @HxW | conv 64->64 k3 s2 | ConvLSTM 64->96 @H/2xW/2
+                | conv 96->96 k3 s2 | ConvLSTM 96->96 @H/4xW/4
+    forecaster: ConvLSTM (no input)->96 @H/4xW/4 (state of encoder cell 3) | deconv 96->96 k4 s2
+                | ConvLSTM 96->96 @H/2xW/2 (state of encoder cell 2) | deconv 96->96 k4 s2
+                | ConvLSTM 96->64 @HxW (state of encoder cell 1) | conv 64->16 k3 | conv 16->C k1
 
-``paper`` (Shi et al. 2015): p x p space-to-depth (1 x S x S -> p^2 x S/p x S/p), an encoder
+``paper`` (Shi et al. 2015): p x p space-to-depth (C x H x W -> C*p^2 x H/p x W/p), an encoder
 stack of ConvLSTMs with widths ``cfg.hidden_channels``, a forecaster stack of the same widths
 whose states start from the encoder's last states (layer 1 has no input, layer k > 1 reads
-layer k-1's hidden states), all forecaster hidden states concatenated -> 1x1 conv -> p^2
+layer k-1's hidden states), all forecaster hidden states concatenated -> 1x1 conv -> C*p^2
 channels -> depth-to-space.
 
 ``paper`` with ``forecaster_input="prediction"``: forecaster layer 1 reads the previous frame
@@ -35,7 +36,7 @@ stays layer-major.
 """
 from mindspore import nn, ops
 
-from src.config import FORECASTER_INPUTS
+from src.config import FORECASTER_INPUTS, frame_shape
 from src.models.convlstm_cell import ConvLSTMCell
 
 ZOO_KERNEL = 5
@@ -91,31 +92,42 @@ class _SequenceNet(nn.Cell):
         self.output_frames = int(output_frames)
 
     def forward_logits(self, x):
-        """x (B, T_in, 1, H, W) float32 in [0, 1] -> logits (B, T_out, 1, H, W)."""
-        logits = self.forward_time_major(x.transpose(1, 0, 2, 3, 4))  # (T_out, B, 1, H, W)
+        """x (B, T_in, C, H, W) float32 in [0, 1] -> logits (B, T_out, C, H, W)."""
+        logits = self.forward_time_major(x.transpose(1, 0, 2, 3, 4))  # (T_out, B, C, H, W)
         return logits.transpose(1, 0, 2, 3, 4)
 
     def construct(self, x):
         return ops.sigmoid(self.forward_logits(x))
 
 
+def _frame_size(image_size, frame_size):
+    """(H, W): ``frame_size`` when given, else square ``image_size`` frames."""
+    if frame_size is None:
+        return int(image_size), int(image_size)
+    height, width = frame_size
+    return int(height), int(width)
+
+
 class ZooEncoderForecaster(_SequenceNet):
-    """The three-level conv/ConvLSTM encoder-forecaster of the published port (see module doc)."""
+    """The three-level conv/ConvLSTM encoder-forecaster of the published port (see module doc).
+
+    ``frame_channels`` C and ``frame_size`` (H, W) (default: square ``image_size``) describe the
+    frames; H and W must be multiples of 4. ``channels``: the widths of the three levels."""
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, peephole=False, forget_bias=1.0,
-                 output_bias=0.0, channels=ZOO_CHANNELS):
+                 output_bias=0.0, channels=ZOO_CHANNELS, frame_channels=1, frame_size=None):
         super().__init__(input_frames, output_frames)
-        sizes = [image_size, image_size // 2, image_size // 4]
+        height, width = _frame_size(image_size, frame_size)
+        sizes = [(height, width), (height // 2, width // 2), (height // 4, width // 4)]
         c1, c2, c3 = channels  # the published network: 16, 64, 96 (narrower only to test the code path fast)
 
         def cell(cin, hidden, level):
-            side = sizes[level]
-            return ConvLSTMCell(cin, hidden, ZOO_KERNEL, (side, side), peephole=peephole, group_norm=True,
+            return ConvLSTMCell(cin, hidden, ZOO_KERNEL, sizes[level], peephole=peephole, group_norm=True,
                                 forget_bias=forget_bias)
 
         self.act = nn.LeakyReLU(ZOO_LEAKY_SLOPE)
         # encoder
-        self.enc_conv1 = _conv(1, c1, 3)
+        self.enc_conv1 = _conv(frame_channels, c1, 3)
         self.enc_cell1 = cell(c1, c2, 0)
         self.enc_conv2 = _conv(c2, c2, 3, stride=2)
         self.enc_cell2 = cell(c2, c3, 1)
@@ -128,49 +140,53 @@ class ZooEncoderForecaster(_SequenceNet):
         self.dec_deconv2 = _deconv(c3, c3)
         self.dec_cell1 = cell(c3, c2, 0)
         self.dec_conv1 = _conv(c2, c1, 3)
-        self.dec_out = _conv(c1, 1, 1)
+        self.dec_out = _conv(c1, frame_channels, 1)
         _set_bias(self.dec_out, output_bias)
 
     def _framewise_act(self, layer, x):
         return self.act(_framewise(layer, x))
 
     def forward_time_major(self, x):
-        """x (T_in, B, 1, S, S) -> logits (T_out, B, 1, S, S)."""
-        y = self._framewise_act(self.enc_conv1, x)  # (T_in, B, 16, S, S)
-        y, state1 = self.enc_cell1(y)  # (T_in, B, 64, S, S)
-        y = self._framewise_act(self.enc_conv2, y)  # (T_in, B, 64, S/2, S/2)
-        y, state2 = self.enc_cell2(y)  # (T_in, B, 96, S/2, S/2)
-        y = self._framewise_act(self.enc_conv3, y)  # (T_in, B, 96, S/4, S/4)
+        """x (T_in, B, C, H, W) -> logits (T_out, B, C, H, W)."""
+        y = self._framewise_act(self.enc_conv1, x)  # (T_in, B, 16, H, W)
+        y, state1 = self.enc_cell1(y)  # (T_in, B, 64, H, W)
+        y = self._framewise_act(self.enc_conv2, y)  # (T_in, B, 64, H/2, W/2)
+        y, state2 = self.enc_cell2(y)  # (T_in, B, 96, H/2, W/2)
+        y = self._framewise_act(self.enc_conv3, y)  # (T_in, B, 96, H/4, W/4)
         _, state3 = self.enc_cell3(y)
 
-        y, _ = self.dec_cell3(None, state3, self.output_frames)  # (T_out, B, 96, S/4, S/4)
-        y = self._framewise_act(self.dec_deconv3, y)  # (T_out, B, 96, S/2, S/2)
+        y, _ = self.dec_cell3(None, state3, self.output_frames)  # (T_out, B, 96, H/4, W/4)
+        y = self._framewise_act(self.dec_deconv3, y)  # (T_out, B, 96, H/2, W/2)
         y, _ = self.dec_cell2(y, state2)
-        y = self._framewise_act(self.dec_deconv2, y)  # (T_out, B, 96, S, S)
-        y, _ = self.dec_cell1(y, state1)  # (T_out, B, 64, S, S)
-        y = self._framewise_act(self.dec_conv1, y)  # (T_out, B, 16, S, S)
-        return _framewise(self.dec_out, y)  # (T_out, B, 1, S, S)
+        y = self._framewise_act(self.dec_deconv2, y)  # (T_out, B, 96, H, W)
+        y, _ = self.dec_cell1(y, state1)  # (T_out, B, 64, H, W)
+        y = self._framewise_act(self.dec_conv1, y)  # (T_out, B, 16, H, W)
+        return _framewise(self.dec_out, y)  # (T_out, B, C, H, W)
 
 
 class PaperEncoderForecaster(_SequenceNet):
-    """Shi et al. (2015) encoding/forecasting ConvLSTM stacks on p x p patches (see module doc)."""
+    """Shi et al. (2015) encoding/forecasting ConvLSTM stacks on p x p patches (see module doc).
+
+    ``frame_channels`` C and ``frame_size`` (H, W) (default: square ``image_size``) describe the
+    frames; H and W must be multiples of ``patch_size``."""
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, hidden_channels=(128, 64, 64),
                  kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=1.0, output_bias=0.0,
-                 forecaster_input="none"):
+                 forecaster_input="none", frame_channels=1, frame_size=None):
         super().__init__(input_frames, output_frames)
         if forecaster_input not in FORECASTER_INPUTS:
             raise ValueError(f"forecaster_input must be one of {', '.join(FORECASTER_INPUTS)}, "
                              f"got {forecaster_input!r}")
         self.feed_predictions = forecaster_input == "prediction"
         self.patch_size = int(patch_size)
-        side = image_size // patch_size
-        depth = patch_size * patch_size
+        height, width = _frame_size(image_size, frame_size)
+        state_size = (height // patch_size, width // patch_size)
+        depth = int(frame_channels) * patch_size * patch_size
         widths = [int(c) for c in hidden_channels]
         self.num_layers = len(widths)
 
         def cell(cin, hidden):
-            return ConvLSTMCell(cin, hidden, kernel_size, (side, side), peephole=peephole, group_norm=group_norm,
+            return ConvLSTMCell(cin, hidden, kernel_size, state_size, peephole=peephole, group_norm=group_norm,
                                 forget_bias=forget_bias)
 
         enc_inputs = [depth] + widths[:-1]
@@ -181,39 +197,39 @@ class PaperEncoderForecaster(_SequenceNet):
         _set_bias(self.output_conv, output_bias)
 
     def forward_time_major(self, x):
-        """x (T_in, B, 1, S, S) -> logits (T_out, B, 1, S, S)."""
+        """x (T_in, B, C, H, W) -> logits (T_out, B, C, H, W)."""
         p = self.patch_size
-        patches = _framewise(self._to_patches, x)  # (T_in, B, p*p, S/p, S/p)
+        patches = _framewise(self._to_patches, x)  # (T_in, B, C*p*p, H/p, W/p)
         y = patches
         states = []
         for k in range(self.num_layers):
-            y, state = self.encoder[k](y)  # (T_in, B, C_k, S/p, S/p)
+            y, state = self.encoder[k](y)  # (T_in, B, C_k, H/p, W/p)
             states.append(state)
         if self.feed_predictions:
             # a positive index: MindSpore's ONNX exporter writes patches[-1] as an empty slice
-            y = self._forecast_from_predictions(patches[self.input_frames - 1], states)  # (T_out, B, p*p, S/p, S/p)
+            y = self._forecast_from_predictions(patches[self.input_frames - 1], states)  # (T_out, B, C*p*p, H/p, W/p)
         else:
-            y = self._forecast_from_states(states)  # (T_out, B, p*p, S/p, S/p)
+            y = self._forecast_from_states(states)  # (T_out, B, C*p*p, H/p, W/p)
         t, b = y.shape[0], y.shape[1]
-        y = depth_to_space(y.reshape((t * b,) + y.shape[2:]), p)  # (T_out*B, 1, S, S)
+        y = depth_to_space(y.reshape((t * b,) + y.shape[2:]), p)  # (T_out*B, C, H, W)
         return y.reshape((t, b) + y.shape[1:])
 
     def _forecast_from_states(self, states):
         """The paper's forecaster, layer-major: layer 1 runs from its state alone.
-        Returns logits as patches (T_out, B, p*p, S/p, S/p)."""
-        y, _ = self.forecaster[0](None, states[0], self.output_frames)  # (T_out, B, C_1, S/p, S/p)
+        Returns logits as patches (T_out, B, C*p*p, H/p, W/p)."""
+        y, _ = self.forecaster[0](None, states[0], self.output_frames)  # (T_out, B, C_1, H/p, W/p)
         hiddens = [y]
         for k in range(1, self.num_layers):
             y, _ = self.forecaster[k](y, states[k])
             hiddens.append(y)
-        y = ops.cat(hiddens, axis=2)  # (T_out, B, sum C, S/p, S/p)
-        return _framewise(self.output_conv, y)  # (T_out, B, p*p, S/p, S/p)
+        y = ops.cat(hiddens, axis=2)  # (T_out, B, sum C_k, H/p, W/p)
+        return _framewise(self.output_conv, y)  # (T_out, B, C*p*p, H/p, W/p)
 
     def _forecast_from_predictions(self, last_patches, states):
         """Frame-by-frame forecaster whose layer 1 reads the previous frame (the last observed
-        one, then its own predictions). last_patches (B, p*p, S/p, S/p) are the last encoder
-        input; states: the encoder's last (h, c) per layer. Returns logits (T_out, B, p*p, S/p, S/p)."""
-        frame = last_patches  # (B, p*p, S/p, S/p)
+        one, then its own predictions). last_patches (B, C*p*p, H/p, W/p) are the last encoder
+        input; states: the encoder's last (h, c) per layer. Returns logits (T_out, B, C*p*p, H/p, W/p)."""
+        frame = last_patches  # (B, C*p*p, H/p, W/p)
         hs = [h for h, _ in states]
         cs = [c for _, c in states]
         logits = ()  # a tuple: the ONNX exporter has no make_list
@@ -221,26 +237,28 @@ class PaperEncoderForecaster(_SequenceNet):
             y = frame
             for k in range(self.num_layers):
                 cell = self.forecaster[k]
-                hs[k], cs[k] = cell.step(cell.frame_input_to_state(y), hs[k], cs[k])  # (B, C_k, S/p, S/p)
+                hs[k], cs[k] = cell.step(cell.frame_input_to_state(y), hs[k], cs[k])  # (B, C_k, H/p, W/p)
                 y = hs[k]
-            logit = self.output_conv(ops.cat(hs, axis=1))  # (B, p*p, S/p, S/p)
+            logit = self.output_conv(ops.cat(hs, axis=1))  # (B, C*p*p, H/p, W/p)
             logits = logits + (logit,)
             frame = ops.sigmoid(logit)
-        return ops.stack(logits, axis=0)  # (T_out, B, p*p, S/p, S/p)
+        return ops.stack(logits, axis=0)  # (T_out, B, C*p*p, H/p, W/p)
 
     def _to_patches(self, x):
         return space_to_depth(x, self.patch_size)
 
 
 def build_network(cfg):
-    """The network selected by ``cfg.arch``, sized by the config (frames, image size, widths)."""
+    """The network selected by ``cfg.arch``, sized by the config (frames, frame shape, widths)."""
+    channels, height, width = frame_shape(cfg)
     if cfg.arch == "zoo":
-        return ZooEncoderForecaster(cfg.input_frames, cfg.output_frames, cfg.image_size, peephole=cfg.peephole,
-                                    forget_bias=cfg.forget_bias, output_bias=cfg.output_bias)
+        return ZooEncoderForecaster(cfg.input_frames, cfg.output_frames, peephole=cfg.peephole,
+                                    forget_bias=cfg.forget_bias, output_bias=cfg.output_bias,
+                                    frame_channels=channels, frame_size=(height, width))
     if cfg.arch == "paper":
-        return PaperEncoderForecaster(cfg.input_frames, cfg.output_frames, cfg.image_size,
-                                      hidden_channels=cfg.hidden_channels, kernel_size=cfg.kernel_size,
-                                      patch_size=cfg.patch_size, peephole=cfg.peephole,
+        return PaperEncoderForecaster(cfg.input_frames, cfg.output_frames, hidden_channels=cfg.hidden_channels,
+                                      kernel_size=cfg.kernel_size, patch_size=cfg.patch_size, peephole=cfg.peephole,
                                       group_norm=cfg.group_norm, forget_bias=cfg.forget_bias,
-                                      output_bias=cfg.output_bias, forecaster_input=cfg.forecaster_input)
+                                      output_bias=cfg.output_bias, forecaster_input=cfg.forecaster_input,
+                                      frame_channels=channels, frame_size=(height, width))
     raise ValueError(f"unknown arch {cfg.arch!r}")

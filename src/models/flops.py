@@ -31,7 +31,7 @@ prints the layer table and the totals.
 import sys
 from dataclasses import dataclass
 
-from src.config import load_config
+from src.config import frame_shape, load_config
 from src.errors import run_cli
 
 BYTES_PER_FLOAT = 4
@@ -47,100 +47,125 @@ class LayerCost:
     cin: int
     cout: int
     kernel: int
-    res_in: int  # input height (= width)
-    res_out: int  # output height (= width)
+    res_in: tuple  # input (height, width)
+    res_out: tuple  # output (height, width)
     steps: int  # applications per sequence
     params: int
     macs: int  # per sequence, all steps
     activations: int  # float32 elements kept for backward, per sequence
 
 
+def _hw(res):
+    """(height, width) of a resolution given as one side (square) or as (height, width)."""
+    if isinstance(res, (tuple, list)):
+        return int(res[0]), int(res[1])
+    return int(res), int(res)
+
+
+def _pixels(res):
+    height, width = res
+    return height * width
+
+
 def conv_cost(name, cin, cout, kernel, res_in, steps, stride=1, activation=True):
-    """A biased 'same' convolution (output side res_in / stride) applied ``steps`` times."""
-    res_out = res_in // stride
+    """A biased 'same' convolution (output size res_in / stride) applied ``steps`` times;
+    ``res_in`` is a side (square) or (height, width)."""
+    res_in = _hw(res_in)
+    res_out = (res_in[0] // stride, res_in[1] // stride)
     params = cin * cout * kernel * kernel + cout
-    macs = steps * res_out * res_out * cin * cout * kernel * kernel
-    acts = steps * res_out * res_out * cout * (2 if activation else 1)
+    macs = steps * _pixels(res_out) * cin * cout * kernel * kernel
+    acts = steps * _pixels(res_out) * cout * (2 if activation else 1)
     return LayerCost(name, "conv", cin, cout, kernel, res_in, res_out, steps, params, macs, acts)
 
 
 def deconv_cost(name, cin, cout, kernel, res_in, steps, stride=2, activation=True):
-    """A biased transposed convolution that multiplies the side by ``stride``."""
-    res_out = res_in * stride
+    """A biased transposed convolution that multiplies height and width by ``stride``."""
+    res_in = _hw(res_in)
+    res_out = (res_in[0] * stride, res_in[1] * stride)
     params = cin * cout * kernel * kernel + cout
-    macs = steps * res_in * res_in * cin * cout * kernel * kernel
-    acts = steps * res_out * res_out * cout * (2 if activation else 1)
+    macs = steps * _pixels(res_in) * cin * cout * kernel * kernel
+    acts = steps * _pixels(res_out) * cout * (2 if activation else 1)
     return LayerCost(name, "deconv", cin, cout, kernel, res_in, res_out, steps, params, macs, acts)
 
 
 def cell_cost(name, cin, hidden, kernel, res, steps, peephole=False, group_norm=False,
               zero_initial_state=False):
     """A ConvLSTM cell (see ``convlstm_cell``): conv weights, then either a 4C bias or the
-    GroupNorm scale and shift (4C each), plus 3 peephole maps of C x res x res.
+    GroupNorm scale and shift (4C each), plus 3 peephole maps of C x H x W (``res``: a side or (H, W)).
 
     ``zero_initial_state``: the cell starts from zeros (an encoder cell), so its first step
     runs no state-to-state convolution."""
+    res = _hw(res)
+    pixels = _pixels(res)
     gates = 4 * hidden
     params = (cin + hidden) * gates * kernel * kernel
     params += 2 * gates if group_norm else gates
     if peephole:
-        params += 3 * hidden * res * res
+        params += 3 * hidden * pixels
     state_steps = max(steps - 1, 0) if zero_initial_state else steps
-    macs = res * res * (steps * cin + state_steps * hidden) * gates * kernel * kernel
+    macs = pixels * (steps * cin + state_steps * hidden) * gates * kernel * kernel
     per_step = gates * (3 + (1 if group_norm else 0)) + 3 * hidden
-    acts = steps * res * res * per_step
+    acts = steps * pixels * per_step
     return LayerCost(name, "convlstm", cin, hidden, kernel, res, res, steps, params, macs, acts)
 
 
 def _reshape_row(name, cin, cout, res_in, res_out, steps):
-    return LayerCost(name, "reshape", cin, cout, 0, res_in, res_out, steps, 0, 0, 0)
+    return LayerCost(name, "reshape", cin, cout, 0, _hw(res_in), _hw(res_out), steps, 0, 0, 0)
+
+
+def _scaled(res, factor):
+    return res[0] // factor, res[1] // factor
 
 
 def zoo_layers(cfg):
     """Layer rows of the ``zoo`` network (see ``encoder_forecaster``)."""
-    s, t_in, t_out = cfg.image_size, cfg.input_frames, cfg.output_frames
+    c, height, width = frame_shape(cfg)
+    s, t_in, t_out = (height, width), cfg.input_frames, cfg.output_frames
     k, pp = ZOO_CELL_KERNEL, cfg.peephole
 
     def cell(name, cin, hidden, res, steps, encoder=False):
         return cell_cost(name, cin, hidden, k, res, steps, peephole=pp, group_norm=True, zero_initial_state=encoder)
 
+    half, quarter = _scaled(s, 2), _scaled(s, 4)
     return [
-        conv_cost("enc_conv1", 1, 16, 3, s, t_in),
+        conv_cost("enc_conv1", c, 16, 3, s, t_in),
         cell("enc_cell1", 16, 64, s, t_in, encoder=True),
         conv_cost("enc_conv2", 64, 64, 3, s, t_in, stride=2),
-        cell("enc_cell2", 64, 96, s // 2, t_in, encoder=True),
-        conv_cost("enc_conv3", 96, 96, 3, s // 2, t_in, stride=2),
-        cell("enc_cell3", 96, 96, s // 4, t_in, encoder=True),
-        cell("dec_cell3 (no input)", 0, 96, s // 4, t_out),
-        deconv_cost("dec_deconv3", 96, 96, 4, s // 4, t_out),
-        cell("dec_cell2", 96, 96, s // 2, t_out),
-        deconv_cost("dec_deconv2", 96, 96, 4, s // 2, t_out),
+        cell("enc_cell2", 64, 96, half, t_in, encoder=True),
+        conv_cost("enc_conv3", 96, 96, 3, half, t_in, stride=2),
+        cell("enc_cell3", 96, 96, quarter, t_in, encoder=True),
+        cell("dec_cell3 (no input)", 0, 96, quarter, t_out),
+        deconv_cost("dec_deconv3", 96, 96, 4, quarter, t_out),
+        cell("dec_cell2", 96, 96, half, t_out),
+        deconv_cost("dec_deconv2", 96, 96, 4, half, t_out),
         cell("dec_cell1", 96, 64, s, t_out),
         conv_cost("dec_conv1", 64, 16, 3, s, t_out),
-        conv_cost("dec_out", 16, 1, 1, s, t_out, activation=False),
+        conv_cost("dec_out", 16, c, 1, s, t_out, activation=False),
     ]
 
 
 def paper_layers(cfg):
     """Layer rows of the ``paper`` network (see ``encoder_forecaster``)."""
+    c, height, width = frame_shape(cfg)
     p, t_in, t_out = cfg.patch_size, cfg.input_frames, cfg.output_frames
-    side = cfg.image_size // p
+    side = (height // p, width // p)
+    depth = c * p * p
     widths = list(cfg.hidden_channels)
 
     def cell(name, cin, hidden, steps, encoder=False):
         return cell_cost(name, cin, hidden, cfg.kernel_size, side, steps, peephole=cfg.peephole,
                          group_norm=cfg.group_norm, zero_initial_state=encoder)
 
-    rows = [_reshape_row(f"space_to_depth {p}x{p}", 1, p * p, cfg.image_size, side, t_in)]
-    enc_in = [p * p] + widths[:-1]
+    rows = [_reshape_row(f"space_to_depth {p}x{p}", c, depth, (height, width), side, t_in)]
+    enc_in = [depth] + widths[:-1]
     rows += [cell(f"enc_cell{i + 1}", cin, hid, t_in, encoder=True)
              for i, (cin, hid) in enumerate(zip(enc_in, widths))]
-    dec_in = [p * p if cfg.forecaster_input == "prediction" else 0] + widths[:-1]
+    dec_in = [depth if cfg.forecaster_input == "prediction" else 0] + widths[:-1]
     for i, (cin, hid) in enumerate(zip(dec_in, widths)):
         rows.append(cell(f"dec_cell{i + 1}" + (" (no input)" if cin == 0 else ""), cin, hid, t_out))
-    rows.append(conv_cost("output_conv (concat of dec states)", sum(widths), p * p, 1, side, t_out,
+    rows.append(conv_cost("output_conv (concat of dec states)", sum(widths), depth, 1, side, t_out,
                           activation=False))
-    rows.append(_reshape_row(f"depth_to_space {p}x{p}", p * p, 1, side, cfg.image_size, t_out))
+    rows.append(_reshape_row(f"depth_to_space {p}x{p}", depth, c, side, (height, width), t_out))
     return rows
 
 
@@ -158,7 +183,8 @@ def network_cost(cfg):
     activation_bytes_per_sequence (see the module docstring for the conventions)."""
     rows = layer_table(cfg)
     macs = sum(r.macs for r in rows)
-    input_elems = cfg.input_frames * cfg.image_size * cfg.image_size
+    c, height, width = frame_shape(cfg)
+    input_elems = cfg.input_frames * c * height * width
     return dict(
         params=sum(r.params for r in rows),
         forward_macs=macs,
@@ -173,6 +199,11 @@ def count_parameters(net):
     return int(sum(p.size for p in net.trainable_params()))
 
 
+def _resolution(res):
+    """'64' for a square 64x64 map, '12x20' otherwise."""
+    return f"{res[0]}" if res[0] == res[1] else f"{res[0]}x{res[1]}"
+
+
 def _human(n, unit=""):
     for factor, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
         if abs(n) >= factor:
@@ -183,15 +214,16 @@ def _human(n, unit=""):
 def format_table(cfg):
     """Markdown layer table and totals of the configured network."""
     rows = layer_table(cfg)
+    c, height, width = frame_shape(cfg)
     lines = [
-        f"network: {cfg.arch}, {cfg.input_frames} -> {cfg.output_frames} frames of {cfg.image_size}x{cfg.image_size}",
+        f"network: {cfg.arch}, {cfg.input_frames} -> {cfg.output_frames} frames of {c}x{height}x{width} (C x H x W)",
         "",
         "| layer | in -> out channels | kernel | resolution | steps | params | MACs/sequence |",
         "|---|---|---|---|---|---:|---:|",
     ]
     for r in rows:
         kernel = f"{r.kernel}x{r.kernel}" if r.kernel else "-"
-        res = f"{r.res_in}" if r.res_in == r.res_out else f"{r.res_in} -> {r.res_out}"
+        res = _resolution(r.res_in) if r.res_in == r.res_out else f"{_resolution(r.res_in)} -> {_resolution(r.res_out)}"
         lines.append(f"| {r.name} | {r.cin} -> {r.cout} | {kernel} | {res} | {r.steps} | {r.params:,} | "
                      f"{_human(r.macs)} |")
     cost = network_cost(cfg)

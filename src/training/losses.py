@@ -47,14 +47,15 @@ def ssim_per_frame(pred, target):
 
 
 def ssim_loss(pred, target):
-    """1 - mean SSIM over all frames. pred, target: (B, T, 1, H, W) in [0, 1]."""
+    """1 - mean SSIM over all frames and channels (as the metric averages channels).
+    pred, target: (B, T, C, H, W) in [0, 1]."""
     b, t, c, h, w = pred.shape
-    frames = (b * t, c, h, w)
+    frames = (b * t * c, 1, h, w)  # every channel scored as its own grey frame
     return 1.0 - ops.mean(ssim_per_frame(pred.reshape(frames), target.reshape(frames)))
 
 
 def pixel_loss(logits, targets, name):
-    """``mse`` of sigmoid(logits) or ``bce`` on the logits; logits, targets (B, T, 1, H, W)."""
+    """``mse`` of sigmoid(logits) or ``bce`` on the logits; logits, targets (B, T, C, H, W)."""
     if name == "mse":
         return ops.mean(ops.square(ops.sigmoid(logits) - targets))
     if name == "bce":

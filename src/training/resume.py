@@ -13,7 +13,7 @@ console and appends the change to ``config_changes.log`` in the run directory.
 import os
 import time
 
-from src.config import load_config
+from src.config import DERIVED_FROM_DATA, load_config
 from src.errors import ConfigError
 from src.training.run_dir import RunDir
 
@@ -40,9 +40,12 @@ def resume_checkpoint(cfg):
 
 
 def config_differences(stored, requested):
-    """[(key, stored value, requested value)] for the keys that may not change on resume."""
+    """[(key, stored value, requested value)] for the keys that may not change on resume. A key
+    the request leaves to the data (channels = 0, ...) is not a change: training reads it again
+    from the data, and the checkpoint's network must fit what it reads."""
     return [(name, value, getattr(requested, name)) for name, value in stored.to_dict().items()
-            if name not in CHANGEABLE_ON_RESUME and getattr(requested, name) != value]
+            if name not in CHANGEABLE_ON_RESUME and getattr(requested, name) != value
+            and DERIVED_FROM_DATA.get(name, object()) != getattr(requested, name)]
 
 
 def _describe(changes):

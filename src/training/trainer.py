@@ -58,9 +58,9 @@ class Trainer:
         from src.data import pipeline
 
         # data first: a missing or corrupt file is reported before MindSpore starts and before
-        # anything is written to the run directory
-        self.train_digits = pipeline.load_digits(cfg, "train")
-        val_digits = pipeline.load_digits(cfg, "val") if cfg.val_sequences > 0 else None
+        # anything is written to the run directory; own sequences fix the frame shape of the config
+        self.data = pipeline.TrainingData(cfg)
+        cfg = self.data.cfg
 
         import mindspore as ms
 
@@ -79,7 +79,7 @@ class Trainer:
             self.run.prepare(resume=bool(self.resume_path) or cfg.resume == "auto", overwrite=cfg.overwrite)
         self._print_header(network_cost(cfg))
 
-        self.val_source = pipeline.validation_source(cfg, val_digits) if val_digits is not None else None
+        self.val_source = self.data.validation
 
         ms.set_seed(cfg.seed)
         self.net = build_network(cfg)  # float32 parameters, saved as they are
@@ -124,9 +124,7 @@ class Trainer:
               f"forward={cost['forward_flops'] / 1e9:.1f} GFLOP/sequence; "
               f"estimated activation memory for batch_size {cfg.batch_size}: {act_gb:.2f} GB per device "
               "(lower --batch_size if this exceeds device memory)", flush=True)
-        print(f"data: {cfg.dataset} digits, {cfg.num_digits_train} per training sequence, "
-              f"{cfg.steps_per_epoch * cfg.batch_size * self.ctx.group_size} sequences per epoch "
-              f"({cfg.batch_size} per step per device x {self.ctx.group_size} device(s))", flush=True)
+        print(self.data.describe(self.ctx.group_size), flush=True)
 
     def _restore(self, path):
         from src.training.checkpoint import restore_training_state
@@ -171,7 +169,8 @@ class Trainer:
                 "best_epoch": self.best_epoch, "epochs_without_improvement": self.epochs_without_improvement,
                 "schedule": self.schedule.state_dict(), "loss_scaler": loss_scaler_state(self.loss_scaler),
                 "seed": self.cfg.seed, "group_size": self.ctx.group_size, "batch_size": self.cfg.batch_size,
-                "skipped_steps": self.skipped_steps, "epoch_losses": list(self.epoch_losses)}
+                "skipped_steps": self.skipped_steps, "epoch_losses": list(self.epoch_losses),
+                "data": self.data.record}  # own sequences: frame shape, normalisation, split record
 
     def save(self, numbered, improved):
         """Write the numbered checkpoint (if due), last.ckpt and best.ckpt; rank 0 only."""
@@ -236,7 +235,7 @@ class Trainer:
         """Run the remaining steps of the current epoch. False if stopped by a signal."""
         import mindspore as ms
 
-        from src.data.pipeline import build_train_dataset
+        from src.data.pipeline import build_rank_dataset
 
         cfg = self.cfg
         first = self.step_in_epoch
@@ -245,8 +244,8 @@ class Trainer:
         self._epoch_start = time.perf_counter()
         if first >= cfg.steps_per_epoch:  # stopped after the epoch's last step: only validation is left
             return True
-        dataset = build_train_dataset(cfg, self.train_digits, self.epoch, self.ctx.rank, self.ctx.group_size,
-                                      start_step=first)
+        dataset = build_rank_dataset(cfg, self.data.epoch_source(self.epoch, self.ctx.group_size), self.ctx.rank,
+                                     self.ctx.group_size, start_step=first)
         progress = Progress(cfg.steps_per_epoch - first, f"epoch {self.epoch + 1}/{cfg.epochs}")
         window_start, window_steps = time.perf_counter(), 0
         for inputs, targets in dataset.create_tuple_iterator(num_epochs=1):
