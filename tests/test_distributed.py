@@ -1,13 +1,13 @@
 """Data-parallel training: the launchers and a real two-worker run on CPU.
 
 The real run starts scripts/run_distribute_train_cpu.sh (msrun, 2 CPU workers, MindSpore's
-TCP collectives) on a tiny config with CONVLSTM_DEBUG_DUMP set, so that every rank saves its
-final weights, the digests of the sequences it trained on and its history. It checks that both
+TCP collectives) on a tiny config with tests/rank_recorder.py as the workers' interpreter, so
+that every rank saves its final weights, the digests of the sequences it trained on and its
+history. It checks that both
 ranks trained, that their weights are identical (gradients averaged), that they saw disjoint
 sequences (the ones src/data/pipeline.py assigns them), that only rank 0 wrote the run
 directory, and that the result equals one process training with the global batch.
 """
-import hashlib
 import json
 import os
 import re
@@ -22,6 +22,7 @@ import pytest
 
 from src.config import load_config
 from src.errors import ConfigError
+from tests import rank_recorder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
@@ -71,15 +72,7 @@ def kill_tree(proc):
     proc.wait()
 
 
-def digest(inputs, targets):
-    """The digest the trainer's debug dump records for one sequence."""
-    return hashlib.sha1(np.ascontiguousarray(inputs).tobytes() + np.ascontiguousarray(targets).tobytes()).hexdigest()
-
-
-def load_dump(path):
-    data = np.load(path)
-    params = {k[len("param/"):]: data[k] for k in data.files if k.startswith("param/")}
-    return {"params": params, "digests": data["digests"].tolist(), "history": json.loads(str(data["history"]))}
+digest, load_dump = rank_recorder.digest, rank_recorder.load
 
 
 def msrun_available():
@@ -93,10 +86,13 @@ def msrun_available():
 # ---------------------------------------------------------------- the real two-worker run
 def launcher_env(cwd, **extra):
     """Environment of a real CPU launcher run: msrun from this interpreter's bin directory when it
-    is there (else the script uses the module), the debug dump of every rank into ``cwd``."""
+    is there (else the script uses the module), every rank recorded into ``cwd/dump_rank<r>.npz``
+    (the recorder's interpreter lives outside ``cwd``)."""
     path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    return dict(os.environ, PYTHON=sys.executable, PATH=path, CLUSTER_TIME_OUT="60",
-                CONVLSTM_DEBUG_DUMP=str(cwd / "dump_"), **extra)
+    bin_dir = cwd.parent / f"{cwd.name}_bin"
+    bin_dir.mkdir(exist_ok=True)
+    python = rank_recorder.interpreter(str(bin_dir), str(cwd / "dump_"))
+    return dict(os.environ, PYTHON=python, PATH=path, CLUSTER_TIME_OUT="60", **extra)
 
 
 def start_cpu_launcher(cwd, workers, env, **changes):
@@ -203,9 +199,9 @@ def test_ranks_validated_alike_and_only_rank0_wrote(two_workers):
 def test_two_workers_equal_one_process_with_the_global_batch(two_workers, tmp_path, monkeypatch):
     """Averaging the gradients of 2 x 2 sequences is the gradient of the mean loss over the 4,
     and step s of both runs uses sequences 4s..4s+3 of the same epoch source."""
-    from src.training.trainer import DEBUG_DUMP_ENV, Trainer
+    from src.training.trainer import Trainer
 
-    monkeypatch.setenv(DEBUG_DUMP_ENV, str(tmp_path / "single_"))
+    rank_recorder.install(str(tmp_path / "single_"), monkeypatch.setattr)
     cfg = load_config(overrides(batch_size=BATCH * WORKERS, output_dir=tmp_path / "run"), config_path=CONFIG)
     assert Trainer(cfg).fit() == 0
     single = load_dump(tmp_path / "single_rank0.npz")
@@ -241,7 +237,7 @@ def test_two_hosts_on_loopback_train_like_two_workers_on_one(two_workers, tmp_pa
         cwd.mkdir()
         env = launcher_env(cwd, NODE_NUM="2", NODE_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
         if rank == 1:
-            env["PATH"] = another_host_ip(tmp_path / "host1_bin") + os.pathsep + env["PATH"]
+            env["PATH"] = another_host_ip(tmp_path / "host1_ip") + os.pathsep + env["PATH"]
         procs.append(start_cpu_launcher(cwd, 1, env))
     consoles = [finish(proc, cwd) for proc, cwd in zip(procs, hosts)]
     assert "--node_rank=1" in consoles[1] and "--worker_num=2" in consoles[1] and "--local_worker_num=1" in consoles[1]
@@ -284,7 +280,7 @@ def test_sigterm_on_one_rank_stops_every_rank_at_the_same_step_with_one_checkpoi
     """SIGTERM to rank 1 only: the ranks agree at the next loss read-back (every log_every steps)
     to stop after the same step; rank 0 saves one checkpoint there, nobody waits in an
     all-reduce, and --resume auto with the same ranks continues from it."""
-    steps, every = 40, 2
+    steps, every = 16, 2
     cwd = tmp_path
     proc = start_cpu_launcher(cwd, WORKERS, launcher_env(cwd), steps_per_epoch=steps, log_every=every)
     rank0_log = cwd / "run" / "msrun_logs" / "worker_0.log"
@@ -452,7 +448,8 @@ def test_ascend_launcher_starts_one_process_per_rank(tmp_path):
     fake = write_recorder(tmp_path / "python", sys.executable, "train.py")
     rank_table(tmp_path)
     (tmp_path / "caller").mkdir()
-    result = run_script("ascend", ["../hccl.json", CONFIG, "2", "--output_dir", "out", "--data_path=data"],
+    result = run_script("ascend", ["../hccl.json", CONFIG, "2", "--output_dir", "out", "--dataset", "mnist",
+                                   "--data_path=data"],
                         tmp_path / "caller", PYTHON=fake, RECORD_DIR=str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     out = tmp_path / "caller" / "out"

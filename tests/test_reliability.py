@@ -59,7 +59,7 @@ def cli(base=None, **overrides):
 
 def _env():
     env = dict(os.environ)
-    for name in ("GLOG_v", "CONVLSTM_DEBUG_DUMP"):  # MindSpore's default log level; no test hooks
+    for name in ("GLOG_v",):  # MindSpore's default log level
         env.pop(name, None)
     return env
 

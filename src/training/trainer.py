@@ -7,10 +7,7 @@ step continues with exactly the data an uninterrupted run would have seen.
 Data-parallel runs (``distribute``): every rank trains on its own sequences with gradients
 averaged over ranks, logs the loss averaged over ranks, and validates on the full validation
 set (identical weights, so identical early-stopping decisions); only rank 0 writes files.
-``CONVLSTM_DEBUG_DUMP`` (see :class:`_DebugDump`) is a test hook, off by default.
 """
-import hashlib
-import json
 import math
 import os
 import signal
@@ -101,7 +98,6 @@ class Trainer:
         self.skipped_steps = 0  # steps whose update was skipped because a gradient overflowed
         self._pending = []  # (step, loss, finite) device tensors not yet read back
         self.stop = _StopRequest()
-        self.debug_dump = _DebugDump(self.ctx.rank)
         if self.resume_path:
             self._restore(self.resume_path)
 
@@ -212,7 +208,6 @@ class Trainer:
                     break
         finally:
             self.stop.uninstall()
-        self.debug_dump.write(self.net, self.history)
         if self.ctx.is_main:
             best = "n/a" if math.isinf(self.best_score) else f"{self.best_score:.4f}"
             print(f"training finished: {self.epoch} epoch(s); best validation score {best} at epoch "
@@ -249,7 +244,6 @@ class Trainer:
         progress = Progress(cfg.steps_per_epoch - first, f"epoch {self.epoch + 1}/{cfg.epochs}")
         window_start, window_steps = time.perf_counter(), 0
         for inputs, targets in dataset.create_tuple_iterator(num_epochs=1):
-            self.debug_dump.record(inputs, targets)
             step = self.step_in_epoch
             lr = self.schedule.lr_at(self.epoch, step)
             loss, finite = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32))
@@ -400,33 +394,6 @@ def _dynamic_scaler_type():
     import mindspore as ms
 
     return ms.amp.DynamicLossScaler
-
-
-DEBUG_DUMP_ENV = "CONVLSTM_DEBUG_DUMP"
-
-
-class _DebugDump:
-    """Test hook, off unless the environment sets CONVLSTM_DEBUG_DUMP=<path prefix>: then every
-    rank (not only rank 0) saves ``<prefix>rank<r>.npz`` at the end of fit() with its final
-    weights (``param/<name>``), a digest of every training sequence it consumed (``digests``,
-    steps x batch) and its epoch history (``history``, json). tests/test_distributed.py uses it
-    to check that ranks end with identical weights after training on disjoint sequences."""
-
-    def __init__(self, rank):
-        self.prefix = os.environ.get(DEBUG_DUMP_ENV, "")
-        self.rank = rank
-        self.digests = []
-
-    def record(self, inputs, targets):
-        if self.prefix:
-            x, y = inputs.asnumpy(), targets.asnumpy()
-            self.digests.append([hashlib.sha1(x[b].tobytes() + y[b].tobytes()).hexdigest() for b in range(len(x))])
-
-    def write(self, net, history):
-        if self.prefix:
-            params = {f"param/{p.name}": p.asnumpy() for p in net.get_parameters()}
-            np.savez(f"{self.prefix}rank{self.rank}.npz", digests=np.array(self.digests, dtype=str),
-                     history=np.array(json.dumps(history)), **params)
 
 
 def train(cfg):
