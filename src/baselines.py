@@ -13,8 +13,8 @@ from src.config import BASELINES
 def predict_baseline(kind, inputs, output_frames):
     """Baseline prediction for a batch of observed frames.
 
-    inputs: (B, T_in, 1, H, W) (or (B, T_in, H, W)), pixels in [0, 1].
-    Returns float32 (B, output_frames, 1, H, W) (same layout as ``inputs``).
+    inputs: (B, T_in, C, H, W) (or (B, T_in, H, W)), values in [0, 1].
+    Returns float32 (B, output_frames, C, H, W) (same layout as ``inputs``).
     """
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
@@ -22,13 +22,13 @@ def predict_baseline(kind, inputs, output_frames):
             or output_frames < 1:
         raise ValueError(f"output_frames must be a positive integer, got {output_frames!r}")
     x = np.asarray(inputs)
-    if x.ndim not in (4, 5) or (x.ndim == 5 and x.shape[2] != 1):
+    if x.ndim not in (4, 5):
         raise ValueError(
-            f"inputs: expected shape (B, T_in, 1, H, W) or (B, T_in, H, W), got {x.shape}")
+            f"inputs: expected shape (B, T_in, C, H, W) or (B, T_in, H, W), got {x.shape}")
     if x.shape[1] == 0:
         raise ValueError(f"inputs: need at least one observed frame, got shape {x.shape}")
     out_shape = (x.shape[0], int(output_frames)) + x.shape[2:]
     if kind == "zeros":
         return np.zeros(out_shape, dtype=np.float32)
-    last = x[:, -1:].astype(np.float32)  # (B, 1, [1,] H, W)
+    last = x[:, -1:].astype(np.float32)  # (B, 1, [C,] H, W)
     return np.ascontiguousarray(np.broadcast_to(last, out_shape))

@@ -302,11 +302,13 @@ def _x_positions(n, first_frame):
     return frames, set(frames[::every]) | {frames[-1]}
 
 
-def _draw_chart(draw, x0, y0, metric, series, first_frame):
-    """One line chart of ``metric`` for each (label, curve, colour) in ``series``."""
+def _draw_chart(draw, x0, y0, metric, series, first_frame, heading=None):
+    """One line chart of ``metric`` (titled ``heading``, default its METRIC_TITLES entry) for each
+    (label, curve, colour) in ``series``; NaN values (undefined scores) are left out."""
     left, top = x0 + _PLOT_LEFT, y0 + _PLOT_TOP
     right, bottom = x0 + _CHART_W - _PLOT_RIGHT, y0 + _CHART_H - _PLOT_BOTTOM
     values = np.concatenate([curve for _, curve, _ in series])
+    values = values[np.isfinite(values)] if np.isfinite(values).any() else np.zeros(1)
     ticks, step = nice_ticks(float(values.min()), float(values.max()))
     lo, hi = ticks[0], ticks[-1]
     n = len(series[0][1])
@@ -320,7 +322,9 @@ def _draw_chart(draw, x0, y0, metric, series, first_frame):
 
     main_label, main_curve, _ = series[0]
     who = f"{main_label} " if len(series) > 1 else ""
-    title = f"{METRIC_TITLES[metric]}   {who}mean {float(main_curve.mean()):.4g}"
+    defined = main_curve[np.isfinite(main_curve)]
+    mean = f"mean {float(defined.mean()):.4g}" if defined.size else "undefined"
+    title = f"{heading or METRIC_TITLES[metric]}   {who}{mean}"
     draw.text((left, y0 + 6), title, fill=TEXT, font=_font())
     for v in ticks:  # horizontal grid lines with y tick labels
         y = round(py(v))
@@ -340,7 +344,7 @@ def _draw_chart(draw, x0, y0, metric, series, first_frame):
     draw.text(((left + right - tw) // 2, bottom + 19), xl, fill=(90, 90, 90), font=_font())
     draw.line([(left, top), (left, bottom), (right, bottom)], fill=TEXT)
     for _, curve, colour in reversed(series):  # main series drawn last, on top
-        points = [(px(i), py(float(v))) for i, v in enumerate(curve)]
+        points = [(px(i), py(float(v))) for i, v in enumerate(curve) if np.isfinite(v)]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2, joint="curve")
         for x, y in points:
@@ -377,4 +381,33 @@ def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model
             draw.rectangle([x, y + 3, x + 14, y + 8], fill=col)
             draw.text((x + 19, y), lab, fill=TEXT, font=_font())
             x += 19 + _text_size(draw, lab)[0] + 18
+    return _atomic_save(canvas, path, "PNG")
+
+
+def save_skill_plot(path, by_threshold, first_frame=11, scores=("csi", "hss")):
+    """PNG of skill scores per lead frame: one row of charts per threshold, one chart per score.
+
+    by_threshold: [(threshold, {label: SkillScores per_lead_frame dict}), ...]; the first label is
+    the evaluated model, the others (e.g. baselines) are drawn in the same charts with a legend.
+    Undefined (None) values are left out of the curves.
+    """
+    if not by_threshold:
+        raise ValueError("by_threshold: no thresholds to plot")
+    labels = list(by_threshold[0][1])
+    legend_h = _LEGEND_H if len(labels) > 1 else 0
+    canvas = Image.new("RGB", (len(scores) * _CHART_W, len(by_threshold) * _CHART_H + legend_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(labels))]
+    for row, (threshold, curves) in enumerate(by_threshold):
+        for col, score in enumerate(scores):
+            series = [(label, np.array([np.nan if v is None else v for v in curves[label][score]], dtype=np.float64),
+                       colour) for label, colour in zip(labels, colours)]
+            _draw_chart(draw, col * _CHART_W, row * _CHART_H, score, series, first_frame,
+                        heading=f"{score.upper()} >= {threshold:g}")
+    if legend_h:
+        x, y = _PLOT_LEFT, len(by_threshold) * _CHART_H + 4
+        for label, colour in zip(labels, colours):
+            draw.rectangle([x, y + 3, x + 14, y + 8], fill=colour)
+            draw.text((x + 19, y), label, fill=TEXT, font=_font())
+            x += 19 + _text_size(draw, label)[0] + 18
     return _atomic_save(canvas, path, "PNG")

@@ -32,10 +32,17 @@ def test_four_dimensional_inputs_keep_their_layout():
     assert out.shape == (3, 2, 16, 16)
 
 
+def test_several_channels_are_kept():
+    x = np.random.default_rng(0).random((2, 4, 3, 8, 12)).astype(np.float32)  # (B, T_in, C, H, W)
+    out = predict_baseline("copy_last", x, 5)
+    assert out.shape == (2, 5, 3, 8, 12)
+    np.testing.assert_array_equal(out[:, 4], x[:, -1])
+    assert predict_baseline("zeros", x, 2).shape == (2, 2, 3, 8, 12)
+
+
 @pytest.mark.parametrize("kind,shape,frames,match", [
     ("mean", (3, 10, 1, 16, 16), 10, "unknown baseline"),
     ("zeros", (10, 1, 16, 16, 1, 1), 10, "expected shape"),
-    ("zeros", (3, 10, 3, 16, 16), 10, "expected shape"),
     ("copy_last", (3, 0, 1, 16, 16), 10, "at least one"),
     ("zeros", (3, 10, 1, 16, 16), 0, "positive integer"),
 ])

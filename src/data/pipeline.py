@@ -360,3 +360,56 @@ def check_not_sequences(cfg, what):
     """ConfigError for code paths that only know Moving MNIST."""
     if cfg.dataset == "sequences":
         raise ConfigError(f"{what} does not support dataset sequences")
+
+
+def _test_file_of(directory):
+    """The test.npy / test.npz of a train/val/test directory."""
+    found = [os.path.join(directory, name) for name in ("test.npy", "test.npz")
+             if os.path.isfile(os.path.join(directory, name))]
+    if len(found) != 1:
+        what = "both test.npy and test.npz" if found else "no test.npy or test.npz"
+        raise DataError(f"data_path {directory} holds {what}; eval.py scores the test file of a directory (keep one), "
+                        "or point data_path at one file")
+    return found[0]
+
+
+def evaluation_windows(cfg):
+    """(source, description) of the windows eval.py scores with dataset sequences.
+
+    ``eval_split`` test: a file is split as training splits it (val_fraction, test_fraction,
+    split_seed) and its test split is scored; a directory's test file is scored whole. ``all``:
+    every window of the file. The first ``num_sequences`` windows only when > 0. The source
+    keeps ``channels``, ``height``, ``width``, ``dtype`` and ``normalization`` of the data."""
+    from src.data.sequences import open_sequence_file
+
+    path = cfg.data_path
+    _check_local(path)
+    if os.path.isdir(path) or cfg.eval_split == "all":
+        if os.path.isdir(path) and cfg.eval_split == "all":
+            raise ConfigError(f"eval_split all scores one file, but data_path {path} is a directory; point it at a "
+                              "file, or use eval_split test (the directory's test file)")
+        file_path = _test_file_of(path) if os.path.isdir(path) else path
+        source = open_sequence_file(file_path, cfg.data_layout, cfg.input_frames, cfg.output_frames,
+                                    npz_key=cfg.npz_key, window_stride=cfg.window_stride, scale=cfg.data_scale,
+                                    data_min=cfg.data_min, data_max=cfg.data_max,
+                                    normalization=sequence_normalization(cfg))
+        what = f"{'the test file' if os.path.isdir(path) else 'every window'} of {file_path}"
+    else:
+        source = open_sequence_splits(cfg).test
+        what = (f"the test split of {path} ({len(source.sequence_indices)} sequences; split_seed {cfg.split_seed}, "
+                f"test_fraction {cfg.test_fraction:g})")
+    described = f"{what}: {len(source)} windows of {cfg.input_frames}+{cfg.output_frames} frames"
+    if cfg.num_sequences:
+        count = min(cfg.num_sequences, len(source))
+        described += f", the first {count} scored"
+        source = FramesSubset(source, np.arange(count))
+    return source, described
+
+
+class FramesSubset(WindowSubset):
+    """A :class:`WindowSubset` of a WindowSource that keeps its frame attributes."""
+
+    def __init__(self, source, indices):
+        super().__init__(source, indices)
+        for name in ("channels", "height", "width", "normalization", "file", "input_frames", "output_frames"):
+            setattr(self, name, getattr(source, name))

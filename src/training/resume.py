@@ -23,6 +23,7 @@ CHANGEABLE_ON_RESUME = (
     "resume", "overwrite", "allow_config_change", "debug", "device_id",
     # evaluation/export keys, unused by training
     "ckpt_file", "num_sequences", "eval_batch_size", "save_vis", "baseline", "file_name", "file_format",
+    "thresholds", "eval_split",
 )
 CHANGES_LOG = "config_changes.log"
 
