@@ -502,7 +502,9 @@ def _use_other_architecture(lab, workdir, script):
 @pytest.mark.parametrize("script", ["eval.py", "train.py"])
 def test_checkpoint_of_another_architecture_is_refused(lab, script):
     run_dir, before, proc = lab.result(f"architecture: {script}")
-    assert_one_line_error(proc, "hidden_channels=[4] but the config asks for hidden_channels=[6]")
+    expected = {"eval.py": "hidden_channels=[4] but the config asks for hidden_channels=[6]",
+                "train.py": "was trained with another config: hidden_channels [4] -> [6]"}  # resume: config of record
+    assert_one_line_error(proc, expected[script])
     assert_unchanged(before, run_dir)
 
 
@@ -532,7 +534,9 @@ def _diverge(lab, workdir, _):
     run_dir = lab.copy_reference(workdir)
     before = snapshot(run_dir)
     # an absurd learning rate: the first update sends the weights to ~1e38 and a later loss overflows
-    argv = lab.args(epochs="3", resume="auto", lr="3e38", lr_schedule="constant", grad_clip="0", output_dir=run_dir)
+    # (a resume keeps the checkpoint's config unless told otherwise: --allow_config_change)
+    argv = lab.args(epochs="3", resume="auto", lr="3e38", lr_schedule="constant", grad_clip="0", output_dir=run_dir,
+                    allow_config_change="true")
     return run_dir, before, run("train.py", argv)
 
 
@@ -543,7 +547,8 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(lab
     step = int(re.search(r"loss became (?:nan|inf|-inf) at epoch 3 step (\d+);", line).group(1))
     logged = [int(s) for s in re.findall(r"epoch: 3 step: (\d+), loss is", proc.stdout)]
     assert step >= 2 and logged == list(range(1, step)), proc.stdout  # finite steps, then the divergence
-    assert_unchanged(before, run_dir, ignore=["config.yaml"])  # config.yaml records the attempted run
+    # config.yaml and config_changes.log record the attempted run
+    assert_unchanged(before, run_dir, ignore=["config.yaml", "config_changes.log"])
     assert ckpt_meta(last)["epoch"] == 2
 
 
@@ -553,7 +558,7 @@ def _fill_disk(lab, workdir, _):
     before = snapshot(run_dir)
     # a full disk, simulated by a file-size limit: writing the next checkpoint fails part-way
     limit = ["bash", "-c", f'ulimit -f {FILE_SIZE_LIMIT_KB} && exec "$0" "$@"']
-    argv = lab.args(epochs="3", steps_per_epoch="1", resume="auto", output_dir=run_dir)
+    argv = lab.args(epochs="3", steps_per_epoch="1", resume="auto", output_dir=run_dir, allow_config_change="true")
     return run_dir, before, run("train.py", argv, prefix=limit)
 
 
@@ -563,7 +568,8 @@ def test_failed_checkpoint_write_keeps_previous_checkpoint_and_logs(lab):
     assert_one_line_error(proc, "could not write checkpoint", os.path.join(run_dir, "ckpt", "convlstm-3_"),
                           "previous checkpoints and logs are unchanged", "--resume auto")
     assert "epoch: 3 step: 1, loss is" in proc.stdout
-    assert_unchanged(before, run_dir, ignore=["config.yaml"])  # and no partial or temporary file is left
+    # and no partial or temporary file is left
+    assert_unchanged(before, run_dir, ignore=["config.yaml", "config_changes.log"])
 
 
 @slow_job("existing run")

@@ -66,6 +66,12 @@ def _framewise(layer, x):
     return y.reshape((t, b) + y.shape[1:])
 
 
+def _concat(tensors, axis):
+    """ops.cat, except for a single tensor (a one-layer stack): MindSpore's graph-mode backward of
+    a one-piece concatenation logs a C++ warning (expander_fallback, abstract mismatch) to stderr."""
+    return tensors[0] if len(tensors) == 1 else ops.cat(tensors, axis=axis)
+
+
 def space_to_depth(x, patch):
     """(N, C, H, W) -> (N, C*p*p, H/p, W/p); channel index = c*p*p + dy*p + dx."""
     n, c, h, w = x.shape
@@ -222,7 +228,7 @@ class PaperEncoderForecaster(_SequenceNet):
         for k in range(1, self.num_layers):
             y, _ = self.forecaster[k](y, states[k])
             hiddens.append(y)
-        y = ops.cat(hiddens, axis=2)  # (T_out, B, sum C_k, H/p, W/p)
+        y = _concat(hiddens, axis=2)  # (T_out, B, sum C_k, H/p, W/p)
         return _framewise(self.output_conv, y)  # (T_out, B, C*p*p, H/p, W/p)
 
     def _forecast_from_predictions(self, last_patches, states):
@@ -239,7 +245,7 @@ class PaperEncoderForecaster(_SequenceNet):
                 cell = self.forecaster[k]
                 hs[k], cs[k] = cell.step(cell.frame_input_to_state(y), hs[k], cs[k])  # (B, C_k, H/p, W/p)
                 y = hs[k]
-            logit = self.output_conv(ops.cat(hs, axis=1))  # (B, C*p*p, H/p, W/p)
+            logit = self.output_conv(_concat(hs, axis=1))  # (B, C*p*p, H/p, W/p)
             logits = logits + (logit,)
             frame = ops.sigmoid(logit)
         return ops.stack(logits, axis=0)  # (T_out, B, C*p*p, H/p, W/p)
