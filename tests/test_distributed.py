@@ -296,7 +296,7 @@ def test_sigterm_on_one_rank_stops_every_rank_at_the_same_step_with_one_checkpoi
     assert match, text[-3000:]
     stopped = int(match.group(1))
     assert stopped % every == 0 and 2 <= stopped < steps
-    from src.training.checkpoint import checkpoint_meta, read_checkpoint
+    from src.checkpoint import checkpoint_meta, read_checkpoint
     meta = checkpoint_meta(read_checkpoint(str(cwd / "run" / "ckpt" / "last.ckpt")))
     assert (meta["step_in_epoch"], meta["group_size"], meta["batch_size"]) == (stopped, WORKERS, BATCH)
     assert sorted(os.listdir(cwd / "run" / "ckpt")) == ["last.ckpt"]

@@ -145,13 +145,13 @@ def assert_unchanged(before, root, ignore=()):
 
 def ckpt_arrays(path):
     """Every parameter of a checkpoint (network weights and optimizer state) as numpy arrays."""
-    from src.training.checkpoint import read_checkpoint
+    from src.checkpoint import read_checkpoint
 
     return {name: value.asnumpy() for name, value in read_checkpoint(path).items() if hasattr(value, "asnumpy")}
 
 
 def ckpt_meta(path):
-    from src.training.checkpoint import checkpoint_meta, read_checkpoint
+    from src.checkpoint import checkpoint_meta, read_checkpoint
 
     return checkpoint_meta(read_checkpoint(path))
 
@@ -511,7 +511,7 @@ def test_checkpoint_of_another_architecture_is_refused(lab, script):
 def test_checkpoint_without_optimizer_state_cannot_resume(tmp_path, lab):
     from src.config import load_config
     from src.models.encoder_forecaster import build_network
-    from src.training.checkpoint import checkpoint_meta, load_weights, read_checkpoint, save_checkpoint
+    from src.checkpoint import checkpoint_meta, load_weights, read_checkpoint, save_checkpoint
 
     run_dir = lab.copy_reference(str(tmp_path))
     cfg = load_config(lab.args()[2:], config_path=lab.config)

@@ -29,7 +29,7 @@ def weights(net):
 
 
 def optimizer_state(trainer):
-    from src.training.checkpoint import optimizer_state_params
+    from src.checkpoint import optimizer_state_params
     return {p.name: p.asnumpy().copy() for p in optimizer_state_params(trainer.optimizer)}
 
 
@@ -56,7 +56,7 @@ def test_one_epoch_writes_checkpoints_config_and_logs(tmp_path):
 
 
 def test_checkpoint_stores_config_and_position(tmp_path):
-    from src.training.checkpoint import checkpoint_meta, read_checkpoint, read_checkpoint_config
+    from src.checkpoint import checkpoint_meta, read_checkpoint, read_checkpoint_config
     cfg = tiny_cfg(tmp_path, epochs=1)
     trainer, _ = run_trainer(cfg)
     stored = read_checkpoint_config(trainer.run.last)
@@ -134,7 +134,7 @@ def test_stop_mid_epoch_then_resume_matches(tmp_path, monkeypatch):
 
     t.train_step = step_then_request_stop
     assert t.fit() == 130
-    from src.training.checkpoint import checkpoint_meta, read_checkpoint
+    from src.checkpoint import checkpoint_meta, read_checkpoint
     assert checkpoint_meta(read_checkpoint(t.run.last))["step_in_epoch"] == 2
     resumed, code = run_trainer(tiny_cfg(tmp_path / "b", epochs=1, resume="auto"))
     assert code == 0

@@ -55,7 +55,7 @@ def _describe(changes):
 
 def training_config(argv):
     """train.py's config (see the module docstring)."""
-    from src.training.checkpoint import read_checkpoint_config
+    from src.checkpoint import read_checkpoint_config
 
     requested = load_config(argv)
     path = resume_checkpoint(requested)

@@ -123,7 +123,7 @@ class Trainer:
         print(self.data.describe(self.ctx.group_size), flush=True)
 
     def _restore(self, path):
-        from src.training.checkpoint import restore_training_state
+        from src.checkpoint import restore_training_state
         from src.training.step import load_loss_scaler_state
 
         meta = restore_training_state(path, self.net, self.optimizer, self.cfg)
@@ -170,7 +170,7 @@ class Trainer:
 
     def save(self, numbered, improved):
         """Write the numbered checkpoint (if due), last.ckpt and best.ckpt; rank 0 only."""
-        from src.training.checkpoint import publish_copy, save_checkpoint
+        from src.checkpoint import publish_copy, save_checkpoint
 
         if not self.ctx.is_main:
             return None

@@ -1,0 +1,212 @@
+"""Checkpoints: atomic save, verified load, architecture checks, resume state.
+
+A checkpoint is one MindSpore ``.ckpt`` file holding
+- the network weights (parameter names as in the network),
+- the optimizer state (moments, beta powers, global step, learning rate),
+- ``config_yaml``: the full effective config that built the network, and
+- ``meta_json``: where training stands (epochs done, step inside the epoch, best score,
+  schedule and early-stopping state, loss scale).
+
+Training data are generated from (seed, epoch, sequence index), so position plus weights
+plus optimizer state is everything a bit-identical continuation needs.
+"""
+import json
+import logging
+import os
+import shutil
+
+import yaml
+
+from src.config import config_from_dict, frame_shape, with_derived_keys
+from src.device import quiet_mindspore_log
+from src.errors import CheckpointError
+
+FORMAT_VERSION = 1
+# keys that change the network's parameter shapes or its input/output contract (and the frame
+# shape C x H x W: image_size for Moving MNIST, channels/frame_height/frame_width for own data)
+ARCHITECTURE_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole",
+                     "group_norm", "input_frames", "output_frames")
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """Writing a checkpoint failed (disk full, no permission); the previous file is untouched."""
+
+
+def _write_failed(path, err):
+    reason = err.strerror or str(err) or type(err).__name__
+    return CheckpointWriteError(f"could not write checkpoint {path} ({reason}); the previous checkpoints and logs "
+                                "are unchanged; free disk space (or fix permissions) and continue with --resume auto")
+
+
+def optimizer_state_params(optimizer):
+    """The optimizer's own parameters (moments etc.), excluding the network weights it updates."""
+    network_ids = {id(p) for p in optimizer.parameters}
+    own = []
+    for _, param in optimizer.parameters_and_names():
+        if id(param) not in network_ids and not any(p is param for p in own):
+            own.append(param)
+    return own
+
+
+def save_checkpoint(path, net, cfg, meta, optimizer=None):
+    """Write a checkpoint atomically: a temporary file in the same directory, then rename.
+
+    A failure at any point leaves ``path`` either absent or as it was before.
+    """
+    import mindspore as ms
+
+    params = [{"name": p.name, "data": p} for p in net.get_parameters()]
+    if optimizer is not None:
+        params += [{"name": p.name, "data": p} for p in optimizer_state_params(optimizer)]
+    extra = {"config_yaml": cfg.to_yaml(), "meta_json": json.dumps(dict(meta, format_version=FORMAT_VERSION))}
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    if not tmp.endswith(".ckpt"):
+        tmp += ".ckpt"  # mindspore appends .ckpt otherwise
+    partial = os.path.splitext(tmp)[0] + ".tmp"  # mindspore writes here, then renames to tmp
+    try:
+        with quiet_mindspore_log(logging.CRITICAL + 1):  # the failure is reported below, in one line
+            ms.save_checkpoint(params, tmp, append_dict=extra)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise _write_failed(path, err) from err
+    finally:
+        for leftover in (tmp, partial):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    return path
+
+
+def publish_copy(src, dst):
+    """Make ``dst`` (e.g. last.ckpt) an atomic copy of ``src``."""
+    tmp = os.path.join(os.path.dirname(os.path.abspath(dst)), f".tmp-{os.getpid()}-{os.path.basename(dst)}")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as err:
+        raise _write_failed(dst, err) from err
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dst
+
+
+def read_checkpoint(path):
+    """Load a checkpoint file into a dict of parameters and metadata, or explain why not."""
+    import mindspore as ms
+
+    if not path:
+        raise CheckpointError("no checkpoint given: pass --ckpt_file PATH (e.g. OUTPUT_DIR/ckpt/best.ckpt)")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path} is a directory; pass a .ckpt file such as {path}/ckpt/best.ckpt")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        data = ms.load_checkpoint(path)
+    except Exception as err:  # mindspore raises ValueError/RuntimeError on damaged files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a MindSpore checkpoint ({reason[:160]})") from None
+    if "config_yaml" not in data or "meta_json" not in data:
+        raise CheckpointError(f"checkpoint {path} was not written by this project's train.py (no stored config); "
+                              "pass --config_path and use a checkpoint from OUTPUT_DIR/ckpt/")
+    return data
+
+
+def checkpoint_config(data, path):
+    """The config stored in a loaded checkpoint."""
+    try:
+        values = yaml.safe_load(str(data["config_yaml"]))
+        return config_from_dict(values, f"checkpoint {path}")
+    except yaml.YAMLError:
+        raise CheckpointError(f"checkpoint {path} holds an unreadable config") from None
+
+
+def checkpoint_meta(data):
+    return json.loads(str(data["meta_json"]))
+
+
+def read_checkpoint_config(path):
+    return checkpoint_config(read_checkpoint(path), path)
+
+
+def check_same_architecture(stored, cfg, path):
+    """Refuse a checkpoint whose network differs from the one ``cfg`` builds."""
+    trained_on, asked = frame_shape(stored), frame_shape(cfg)
+    if trained_on != asked:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on frames of {'x'.join(map(str, trained_on))} (C x H x W) but the data "
+            f"and config here have {'x'.join(map(str, asked))}; use data of the checkpoint's shape (or train a "
+            "model on this data)")
+    for key in ARCHITECTURE_KEYS:
+        if getattr(stored, key) != getattr(cfg, key):
+            raise CheckpointError(
+                f"checkpoint {path} was built for {key}={getattr(stored, key)} but the config asks for "
+                f"{key}={getattr(cfg, key)}; use the matching --config_path or omit --{key}")
+
+
+def _network_params(data):
+    import mindspore as ms
+
+    return {k: v for k, v in data.items() if isinstance(v, ms.Parameter)}
+
+
+def load_weights(net, data, path):
+    """Copy the checkpoint's weights into ``net``; every network parameter must be present."""
+    import mindspore as ms
+
+    missing, _ = ms.load_param_into_net(net, _network_params(data), strict_load=True)
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {len(missing)} network weights (first: {missing[0]}); "
+                              "it was made by another network")
+
+
+def load_network_from_checkpoint(path, cfg=None):
+    """Build the network the checkpoint was trained with and load its weights.
+
+    With ``cfg`` given, the checkpoint must match its architecture. Returns (net, cfg) where
+    cfg is the given config (or the stored one when none is given).
+    """
+    from src.models.encoder_forecaster import build_network
+
+    data = read_checkpoint(path)
+    stored = checkpoint_config(data, path)
+    if cfg is not None:
+        cfg = with_derived_keys(cfg, stored)  # frame shape and dtype the config leaves to the data
+        check_same_architecture(stored, cfg, path)
+    else:
+        cfg = stored
+    net = build_network(stored)
+    load_weights(net, data, path)
+    net.set_train(False)
+    return net, cfg
+
+
+def restore_training_state(path, net, optimizer, cfg):
+    """Load weights and optimizer state for resuming; returns the stored training metadata."""
+    import mindspore as ms
+
+    data = read_checkpoint(path)
+    check_same_architecture(checkpoint_config(data, path), cfg, path)
+    state_names = [p.name for p in optimizer_state_params(optimizer)]
+    absent = [n for n in state_names if n not in data]
+    if absent:
+        raise CheckpointError(f"checkpoint {path} has no optimizer state ({absent[0]} missing, e.g. it was made "
+                              f"with another optimizer than '{cfg.optimizer}'); it cannot be resumed")
+    load_weights(net, data, path)
+    # the optimizer cell also holds the network weights: pass them too, or MindSpore warns on stderr
+    names = state_names + [p.name for p in optimizer.parameters]
+    ms.load_param_into_net(optimizer, {n: data[n] for n in names if n in data}, strict_load=True)
+    return checkpoint_meta(data)
+
+
+def config_of_record(argv):
+    """The config of a command that works on a trained model (eval.py): with ``--config_path``,
+    that file plus the command line; else with ``--ckpt_file``, the config stored in the
+    checkpoint plus the command line (no repeated flags); else the default config file."""
+    from src.config import load_config, parse_overrides
+
+    cli = parse_overrides(list(argv))
+    if "config_path" in cli or not cli.get("ckpt_file"):
+        return load_config(argv)
+    return load_config(argv, base=read_checkpoint_config(cli["ckpt_file"]))
