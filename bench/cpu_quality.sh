@@ -20,9 +20,9 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 rows = [("model", report)] + sorted(report.get("baselines", {}).items())
 print(f"\ntraining wall time: {int(sys.argv[2])} s; evaluated on the {report['data']}")
-print("| predictor | MSE/frame | MAE/frame | SSIM | PSNR |")
-print("|---|---:|---:|---:|---:|")
+print("| predictor | MSE/frame | MAE/frame | SSIM | SSIM (OpenSTL's way) | PSNR |")
+print("|---|---:|---:|---:|---:|---:|")
 for name, r in rows:
     m = r.get("metrics", r)
-    print(f"| {name} | {m['mse']:.2f} | {m['mae']:.2f} | {m['ssim']:.4f} | {m['psnr']:.2f} |")
+    print(f"| {name} | {m['mse']:.2f} | {m['mae']:.2f} | {m['ssim']:.4f} | {m['ssim_openstl']:.4f} | {m['psnr']:.2f} |")
 PY
