@@ -20,6 +20,7 @@ import yaml
 from src.config import config_from_dict, frame_shape, with_derived_keys
 from src.device import quiet_mindspore_log
 from src.errors import CheckpointError
+from src.io import atomic_path
 
 FORMAT_VERSION = 1
 # keys that change the network's parameter shapes or its input/output contract (and the frame
@@ -59,36 +60,30 @@ def save_checkpoint(path, net, cfg, meta, optimizer=None):
     if optimizer is not None:
         params += [{"name": p.name, "data": p} for p in optimizer_state_params(optimizer)]
     extra = {"config_yaml": cfg.to_yaml(), "meta_json": json.dumps(dict(meta, format_version=FORMAT_VERSION))}
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    if not tmp.endswith(".ckpt"):
-        tmp += ".ckpt"  # mindspore appends .ckpt otherwise
-    partial = os.path.splitext(tmp)[0] + ".tmp"  # mindspore writes here, then renames to tmp
+    if not path.endswith(".ckpt"):
+        raise ValueError(f"checkpoint path {path} must end with .ckpt (MindSpore appends it otherwise)")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
-        with quiet_mindspore_log(logging.CRITICAL + 1):  # the failure is reported below, in one line
-            ms.save_checkpoint(params, tmp, append_dict=extra)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            partial = os.path.splitext(tmp)[0] + ".tmp"  # mindspore writes here, then renames to tmp
+            try:
+                with quiet_mindspore_log(logging.CRITICAL + 1):  # the failure is reported below, in one line
+                    ms.save_checkpoint(params, tmp, append_dict=extra)
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
     except OSError as err:
         raise _write_failed(path, err) from err
-    finally:
-        for leftover in (tmp, partial):
-            if os.path.exists(leftover):
-                os.remove(leftover)
     return path
 
 
 def publish_copy(src, dst):
     """Make ``dst`` (e.g. last.ckpt) an atomic copy of ``src``."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(dst)), f".tmp-{os.getpid()}-{os.path.basename(dst)}")
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
     except OSError as err:
         raise _write_failed(dst, err) from err
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return dst
 
 

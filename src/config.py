@@ -247,10 +247,9 @@ class Config:
 
     def save(self, path):
         """Write the effective config atomically."""
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(self.to_yaml())
-        os.replace(tmp, path)
+        from src.io import write_text_atomic
+
+        write_text_atomic(path, self.to_yaml())
 
     def describe(self):
         """Human-readable listing of the effective config, grouped by section."""

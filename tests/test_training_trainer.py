@@ -226,7 +226,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     run_trainer(tiny_cfg(tmp_path, epochs=1))
     last = tmp_path / "run" / "ckpt" / "last.ckpt"
     good = last.read_bytes()
-    real_build = pipeline.build_train_dataset
+    real_build = pipeline.build_rank_dataset
 
     class Poisoned:
         def __init__(self, ds):
@@ -239,7 +239,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
                     y = ms.Tensor(np.full(y.shape, np.nan, np.float32))
                 yield x, y
 
-    monkeypatch.setattr(pipeline, "build_train_dataset", lambda *a, **k: Poisoned(real_build(*a, **k)))
+    monkeypatch.setattr(pipeline, "build_rank_dataset", lambda *a, **k: Poisoned(real_build(*a, **k)))
     with pytest.raises(TrainingDiverged, match=r"epoch 2 step 2"):
         run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto"))
     assert last.read_bytes() == good

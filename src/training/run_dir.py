@@ -11,6 +11,7 @@ import os
 import shutil
 
 from src.errors import ConfigError, UserError
+from src.io import write_text_atomic
 
 
 class RunDir:
@@ -85,13 +86,8 @@ class RunDir:
 
 
 def _atomic_write(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise UserError(f"could not write {path} ({err.strerror or err}); the previous file is unchanged; "
                         "free disk space (or fix permissions) and continue with --resume auto") from err
