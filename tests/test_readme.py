@@ -33,7 +33,7 @@ SKIP = [
     (r"run_distribute_train_cpu\.sh", "run by tests/test_distributed.py through the same launcher"),
     (r"\[[A-Z_]+\]|\[--", "usage synopsis"),
     (r"bench/", "benchmarks take minutes to tens of minutes and assert nothing"),
-    (r"^pip install -r requirements\.txt -r requirements-test\.txt && python -m pytest", "the test command itself"),
+    (r"pip install -r requirements\.txt -r requirements-test\.txt && python -m pytest", "the test command itself"),
 ]
 
 
