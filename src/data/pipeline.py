@@ -411,5 +411,16 @@ class FramesSubset(WindowSubset):
 
     def __init__(self, source, indices):
         super().__init__(source, indices)
-        for name in ("channels", "height", "width", "normalization", "file", "input_frames", "output_frames"):
-            setattr(self, name, getattr(source, name))
+        for name in ("channels", "height", "width", "normalization", "file", "path", "input_frames", "output_frames"):
+            setattr(self, name, getattr(source, name, None))
+
+
+def prediction_source(cfg, path):
+    """The sequences of a user's file to predict from, read as training read its data (data_layout,
+    npz_key, the stored normalisation): src.data.sequences.open_input_file."""
+    from src.data.sequences import open_input_file
+
+    _check_local(path)
+    return open_input_file(path, cfg.data_layout, cfg.input_frames, cfg.output_frames, npz_key=cfg.npz_key,
+                           window_stride=cfg.window_stride, scale=cfg.data_scale, data_min=cfg.data_min,
+                           data_max=cfg.data_max, normalization=sequence_normalization(cfg))

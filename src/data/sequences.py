@@ -609,3 +609,77 @@ def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="",
     norm = _normalization_for([file], scale, data_min, data_max, normalization)
     return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
                         os.path.basename(file.path))
+
+
+# ---------------------------------------------------------------- input frames (prediction)
+
+class InputFrames:
+    """Every sequence of a file of exactly ``input_frames`` frames, as network input without targets:
+    ``source[i] -> (inputs (T_in, C, H, W) float32 in [0, 1], None)``; ``batch(indices)`` reads
+    (B, T_in, C, H, W) with one gather. Attributes as :class:`WindowSource`."""
+
+    def __init__(self, file, input_frames, normalization):
+        self.file = file
+        self.path = file.path
+        self.input_frames = int(input_frames)
+        self.normalization = normalization
+        self.channels, self.height, self.width = file.channels, file.height, file.width
+        self.sequence_indices = np.arange(file.num_sequences)
+
+    def __len__(self):
+        return self.file.num_sequences
+
+    def batch(self, indices):
+        seq = np.asarray(indices, dtype=np.int64).reshape(-1)
+        raw = self.file.read_windows(seq, np.zeros_like(seq), self.input_frames)  # (B, T_in, C, H, W) file dtype
+        return self.normalization.normalize(raw), None  # (B, T_in, C, H, W) float32
+
+    def __getitem__(self, index):
+        if not 0 <= int(index) < len(self):
+            raise IndexError(f"sequence index {index} out of range [0, {len(self)})")
+        return self.batch([index])[0][0], None
+
+
+def open_input_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
+                    data_min=None, data_max=None, normalization=None):
+    """A file to predict from: sequences of exactly ``input_frames`` frames give :class:`InputFrames`
+    (forecast after their last frame, nothing to score); sequences of at least ``input_frames +
+    output_frames`` frames give every window (:func:`open_sequence_file`, scored against their
+    targets). Anything in between is a DataError saying both options."""
+    _check_frames(input_frames, output_frames, window_stride)
+    file = SequenceFile(path, layout, npz_key)
+    t_in, length = int(input_frames), int(input_frames) + int(output_frames)
+    if file.num_frames != t_in and file.num_frames < length:
+        raise DataError(f"{file.path}: sequences have {file.num_frames} frames; give exactly input_frames = {t_in} "
+                        f"frames per sequence to forecast after them, or at least input_frames + output_frames = "
+                        f"{length} to score the forecasts (data_layout {file.layout} {_AXES[file.layout]})")
+    norm = _normalization_for([file], scale, data_min, data_max, normalization)
+    if file.num_frames == t_in:
+        return InputFrames(file, t_in, norm)
+    return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
+                        os.path.basename(file.path))
+
+
+def layout_shape(layout, num_sequences, frames, channels, height, width):
+    """Shape of an array of ``num_sequences`` x ``frames`` frames stored in ``layout``."""
+    _check_layout(layout)
+    if layout == "NTCHW":
+        return num_sequences, frames, channels, height, width
+    if layout == "NTHWC":
+        return num_sequences, frames, height, width, channels
+    if channels != 1:
+        raise DataError(f"data_layout {layout} {_AXES[layout]} holds one channel, but the frames have {channels}; "
+                        "use NTCHW or NTHWC")
+    return (num_sequences, frames, height, width) if layout == "NTHW" else (frames, num_sequences, height, width)
+
+
+def to_layout(frames, layout):
+    """(B, T, C, H, W) frames -> the same values in ``layout``'s axis order (inverse of reading)."""
+    x = np.asarray(frames)
+    if layout == "NTCHW":
+        return x
+    if layout == "NTHWC":
+        return np.moveaxis(x, 2, -1)  # (B, T, H, W, C)
+    layout_shape(layout, *x.shape)  # one channel only
+    single = x[:, :, 0]  # (B, T, H, W)
+    return single if layout == "NTHW" else single.transpose(1, 0, 2, 3)  # TNHW: (T, B, H, W)
