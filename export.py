@@ -1,4 +1,4 @@
-"""Export a trained checkpoint to MINDIR (default), AIR (Ascend only) or ONNX.
+"""Export a trained checkpoint to MINDIR (default), ONNX or AIR (Ascend only).
 
     python export.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt [--file_name convlstm] [--file_format MINDIR]
                      [--batch_size 1] [--device_target CPU] [--config_path F] [--check true]
@@ -9,10 +9,12 @@ shape (batch_size, input_frames, 1, image_size, image_size) with pixels in [0, 1
 (batch_size, output_frames, 1, image_size, image_size) in [0, 1]. The export batch size is
 --batch_size when given on the command line, otherwise 1 (one sequence per call, as the
 Ascend 310 app feeds it); the training batch size stored in the checkpoint is not used.
+The file carries the config it was built from, so predict.py and eval_onnx.py need no
+repeated flags.
 
---check true (MINDIR only) reloads the file with mindspore.load + nn.GraphCell and prints
-the largest absolute difference to the checkpoint network on the same input; it fails when
-the difference exceeds --tolerance (default 1e-5).
+--check true reloads the file (MINDIR: mindspore.load + nn.GraphCell; ONNX: an ONNX Runtime
+session) and prints the largest absolute difference to the checkpoint network on the same
+input; it fails when the difference exceeds --tolerance (default 1e-5).
 """
 import os
 
@@ -23,17 +25,13 @@ OPTIONS = {"check": "false", "tolerance": "1e-5"}  # script options besides the 
 DEFAULT_EXPORT_BATCH = 1
 
 
-def _argv(overrides):
-    return [f"--{k}={v}" for k, v in overrides.items()]
-
-
 def resolve_config(overrides):
     """The export config: --config_path (+ overrides), else the checkpoint's stored config (+ overrides)."""
-    from src.inference import apply_overrides
-    from src.training.checkpoint import read_checkpoint_config
+    from src.script_options import apply_overrides, overrides_argv
+    from src.checkpoint import read_checkpoint_config
 
     if "config_path" in overrides:
-        return load_config(_argv(overrides))
+        return load_config(overrides_argv(overrides))
     if not overrides.get("ckpt_file"):
         raise ConfigError("no checkpoint given: pass --ckpt_file PATH (e.g. OUTPUT_DIR/ckpt/best.ckpt)")
     stored = read_checkpoint_config(overrides["ckpt_file"])
@@ -42,17 +40,19 @@ def resolve_config(overrides):
     return apply_overrides(base, overrides)
 
 
-def check_parity(net, path, input_shape, tolerance):
+def check_parity(net, path, file_format, input_shape, tolerance):
     """Max |exported - checkpoint network| on one seeded random input; raises ExportError above tolerance."""
     import mindspore as ms
     import numpy as np
 
-    from src.inference import ExportError, load_mindir, max_abs_difference
+    from src.export import ExportError
+    from src.export.model_info import read_model_info
+    from src.predictor import BatchPredictor, max_abs_difference
 
     x = np.random.default_rng(0).random(input_shape, dtype=np.float32)  # (B, T_in, 1, H, W) in [0, 1)
     ms.set_context(mode=ms.PYNATIVE_MODE)
     expected = net(ms.Tensor(x)).asnumpy()
-    exported = load_mindir(path)(ms.Tensor(x)).asnumpy()
+    exported = BatchPredictor.from_model(read_model_info(path, file_format)).predict(x)
     diff = max_abs_difference(exported, expected)
     verdict = "OK" if diff <= tolerance else "FAILED"
     print(f"parity: max |exported - checkpoint| = {diff:.3e} on {input_shape} (tolerance {tolerance:g}): {verdict}",
@@ -64,7 +64,8 @@ def check_parity(net, path, input_shape, tolerance):
 
 
 def main(argv):
-    from src.inference import check_export_format, parse_bool, parse_float, split_options
+    from src.export.writer import check_export_format
+    from src.script_options import parse_bool, parse_float, split_options
 
     options, overrides = split_options(argv, OPTIONS)
     check, tolerance = parse_bool(options["check"], "check"), parse_float(options["tolerance"], "tolerance")
@@ -72,12 +73,17 @@ def main(argv):
     cfg = resolve_config(overrides)
     batch_size = cfg.batch_size if batch_given else DEFAULT_EXPORT_BATCH
     check_export_format(cfg.file_format, cfg.device_target)  # refuse AIR off Ascend before any work
-    if check and cfg.file_format != "MINDIR":
-        raise ConfigError(f"--check compares a MINDIR with the checkpoint; it cannot load {cfg.file_format} "
-                          "files (use --file_format MINDIR or --check false)")
+    if check and cfg.file_format == "AIR":
+        raise ConfigError("--check cannot load AIR files on this machine (use --file_format MINDIR or ONNX, or "
+                          "--check false)")
+    if check and cfg.file_format == "ONNX":
+        from src.predictor import import_onnxruntime
 
-    from src.inference import export_network, init_inference_device
-    from src.training.checkpoint import load_network_from_checkpoint
+        import_onnxruntime()  # before the export: refuse early when it cannot be checked
+
+    from src.export.writer import export_network
+    from src.script_options import init_inference_device
+    from src.checkpoint import load_network_from_checkpoint
 
     init_inference_device(cfg)
     net, cfg = load_network_from_checkpoint(cfg.ckpt_file, cfg)
@@ -88,7 +94,7 @@ def main(argv):
     print(f"  output: {output_shape} float32, pixels in [0, 1]  (batch, predicted frames, channel, height, width)",
           flush=True)
     if check:
-        check_parity(net, path, input_shape, tolerance)
+        check_parity(net, path, cfg.file_format, input_shape, tolerance)
     return 0
 
 

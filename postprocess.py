@@ -47,7 +47,7 @@ def read_label(path, shape):
 
 
 def check_results_present(result_path, names):
-    from src.inference import result_file_name
+    from src.export.bin_files import result_file_name
 
     if not os.path.isdir(result_path):
         raise DataError(f"--result_path {result_path} is not a directory (the inference app writes result_Files)")
@@ -59,7 +59,7 @@ def check_results_present(result_path, names):
 
 def compute(manifest, result_path, preprocess_path):
     """StreamingMetrics over all sequences of the manifest."""
-    from src.inference import read_bin, result_file_name
+    from src.export.bin_files import read_bin, result_file_name
     from src.metrics import StreamingMetrics
 
     names = manifest["names"]
@@ -84,7 +84,7 @@ def write_json(output_dir, result, manifest, result_path):
 
 
 def main(argv):
-    from src.inference import split_options
+    from src.script_options import split_options
     from src.metrics import format_table
 
     options, rest = split_options(argv, OPTIONS)

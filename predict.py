@@ -1,6 +1,7 @@
 """Predict the next frames of Moving MNIST sequences with an exported model or a checkpoint.
 
     python predict.py --mindir_file convlstm.mindir --input my_sequences.npy [--output_dir DIR] [--save_vis 4]
+    python predict.py --onnx_file convlstm.onnx --input my_sequences.npy          # ONNX Runtime
     python predict.py --mindir_file convlstm.mindir --data_path ./data --num_sequences 100
     python predict.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt --dataset synthetic --num_sequences 8
     python predict.py --mindir_file convlstm.mindir --ckpt_file best.ckpt --input x.npy   # + parity check
@@ -13,9 +14,13 @@ Inputs (exactly one):
   --bin_dir DIR        preprocess.py's input/*.bin files; writes <name>_0.bin like the Ascend 310 app
                        into --result_dir (default OUTPUT_DIR/result_Files)
 
+The model: --mindir_file (MindSpore, graph mode), --onnx_file (ONNX Runtime from
+requirements-onnx.txt; MindSpore is not used) or --ckpt_file. An exported file carries its
+config, so no other flag is needed.
+
 Writes OUTPUT_DIR/predictions.npy, (N, T_out, 64, 64) float32 in [0, 1], and for the first
 --save_vis sequences a PNG strip and (when the ground truth is known) a comparison GIF under
-OUTPUT_DIR/vis/. With ground truth the metrics table is printed too. Given both --mindir_file
+OUTPUT_DIR/vis/. With ground truth the metrics table is printed too. Given an exported model
 and --ckpt_file, both run on the same inputs, the largest absolute difference is printed, and
 the run fails when it exceeds --tolerance (default 1e-5; raise it for float16 devices).
 """
@@ -26,69 +31,60 @@ import numpy as np
 from src.config import load_config
 from src.errors import ConfigError, DataError, run_cli
 
-OPTIONS = {"mindir_file": "", "input": "", "bin_dir": "", "result_dir": "", "tolerance": "1e-5"}
+OPTIONS = {"mindir_file": "", "onnx_file": "", "input": "", "bin_dir": "", "result_dir": "", "tolerance": "1e-5"}
 SYNTHETIC_DEFAULT_COUNT = 8
 
 
 # ---------------------------------------------------------------- model and config
 
-def _argv(overrides):
-    return [f"--{k}={v}" for k, v in overrides.items()]
+def model_file(options):
+    """(path, file_format) of the exported model given, or (None, None) for a checkpoint only."""
+    given = [(options[k], fmt) for k, fmt in (("mindir_file", "MINDIR"), ("onnx_file", "ONNX")) if options[k]]
+    if len(given) > 1:
+        raise ConfigError("give one exported model: --mindir_file or --onnx_file, not both")
+    return given[0] if given else (None, None)
 
 
 def resolve_config(options, overrides):
     """Config: --config_path if given, else the one stored in the model file or checkpoint; + overrides.
 
-    Returns (cfg, mindir_info or None).
+    Returns (cfg, ModelInfo of the exported model or None).
     """
-    from src.inference import apply_overrides, read_mindir_info
-    from src.training.checkpoint import read_checkpoint_config
+    from src.export.model_info import read_model_info
+    from src.script_options import apply_overrides, config_for_model, overrides_argv
 
-    info = read_mindir_info(options["mindir_file"]) if options["mindir_file"] else None
+    path, file_format = model_file(options)
+    if path is not None:
+        info = read_model_info(path, file_format)
+        return config_for_model(info, overrides), info
     if "config_path" in overrides:
-        cfg = load_config(_argv(overrides))
-    elif info is not None:
-        base = info.config or load_config()  # a MINDIR from elsewhere: defaults + its shapes
-        base = base.replace(input_frames=info.input_frames, output_frames=info.output_frames,
-                            image_size=info.image_size)
-        cfg = apply_overrides(base, overrides)
-    elif overrides.get("ckpt_file"):
-        cfg = apply_overrides(read_checkpoint_config(overrides["ckpt_file"]), overrides)
-    else:
-        raise ConfigError("no model given: pass --mindir_file FILE.mindir (from export.py) or --ckpt_file CKPT")
-    if info is not None:
-        _check_signature(info, cfg)
-    return cfg, info
+        return load_config(overrides_argv(overrides)), None
+    if overrides.get("ckpt_file"):
+        from src.checkpoint import read_checkpoint_config
+
+        return apply_overrides(read_checkpoint_config(overrides["ckpt_file"]), overrides), None
+    raise ConfigError("no model given: pass --mindir_file FILE.mindir or --onnx_file FILE.onnx (from export.py) "
+                      "or --ckpt_file CKPT")
 
 
-def _check_signature(info, cfg):
-    got = (info.input_frames, info.output_frames, info.image_size)
-    want = (cfg.input_frames, cfg.output_frames, cfg.image_size)
-    if got != want:
-        raise ConfigError(f"model {info.path} maps {got[0]} -> {got[1]} frames of {got[2]}x{got[2]} but the config "
-                          f"asks for {want[0]} -> {want[1]} frames of {want[2]}x{want[2]}; drop the conflicting keys")
-
-
-def build_predictors(cfg, info, mindir_file, use_ckpt):
+def build_predictors(cfg, info, use_ckpt):
     """(main predictor, checkpoint predictor for the parity check or None).
 
-    ``use_ckpt``: run the checkpoint too (given on the command line); a MINDIR's stored config
-    also names the checkpoint it came from, which is not run unless asked for.
+    ``use_ckpt``: run the checkpoint too (given on the command line); an exported model's stored
+    config also names the checkpoint it came from, which is not run unless asked for.
     """
-    from src.inference import Predictor
+    from src.predictor import BatchPredictor, compiled_forward
 
     from_ckpt = None
     if use_ckpt or info is None:
-        from src.training.checkpoint import load_network_from_checkpoint
-        from src.training.step import build_predict_fn
+        from src.checkpoint import load_network_from_checkpoint
 
         net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)
         batch = info.batch_size if info is not None else cfg.eval_batch_size
-        from_ckpt = Predictor.from_network(build_predict_fn(cfg, net), cfg, batch, cfg.ckpt_file)
+        from_ckpt = BatchPredictor.from_network(compiled_forward(net, cfg.mode), cfg, batch, cfg.ckpt_file)
     if info is None:
         return from_ckpt, None
-    exported, _ = Predictor.from_mindir(mindir_file)
-    return exported, from_ckpt
+    return BatchPredictor.from_model(info), from_ckpt
 
 
 # ---------------------------------------------------------------- input sources
@@ -112,7 +108,7 @@ def _count(n):
 
 def open_source(options, overrides, cfg):
     """The sequences to predict, as a random-access source; (source, description)."""
-    from src.inference import load_user_array, normalise_user_array
+    from src.user_arrays import load_user_array, normalise_user_array
 
     chosen = [name for name, on in (("--input", bool(options["input"])), ("--data_path", "data_path" in overrides),
                                     ("--dataset", "dataset" in overrides)) if on]
@@ -176,7 +172,7 @@ class ParityTracker:
         self.max_diff = 0.0
 
     def update(self, a, b):
-        from src.inference import max_abs_difference
+        from src.predictor import max_abs_difference
 
         self.max_diff = max(self.max_diff, max_abs_difference(a, b))
 
@@ -213,21 +209,21 @@ def run_predictions(predictor, reference, source, cfg):
     if metrics.num_sequences:
         print(format_table(metrics.result(), first_frame=cfg.input_frames + 1))
     if parity is not None:
-        print(f"parity: max |mindir - checkpoint| = {parity.max_diff:.3e} over {_count(len(source))}")
+        print(f"parity: max |exported - checkpoint| = {parity.max_diff:.3e} over {_count(len(source))}")
     return path, parity
 
 
-def check_parity(parity, tolerance, mindir_file, ckpt_file):
-    from src.inference import ModelFileError
+def check_parity(parity, tolerance, model_path, ckpt_file):
+    from src.export import ModelFileError
 
     if parity is not None and parity.max_diff > tolerance:
-        raise ModelFileError(f"parity check failed: {mindir_file} and {ckpt_file} differ by up to "
-                             f"{parity.max_diff:.3e} (> --tolerance {tolerance:g}); was the MINDIR exported from "
+        raise ModelFileError(f"parity check failed: {model_path} and {ckpt_file} differ by up to "
+                             f"{parity.max_diff:.3e} (> --tolerance {tolerance:g}); was the model exported from "
                              "this checkpoint?")
 
 
 def run_bin_folder(predictor, options, cfg):
-    from src.inference import predict_bin_folder
+    from src.export.bin_files import predict_bin_folder
 
     if not os.path.isdir(options["bin_dir"]):
         raise DataError(f"--bin_dir {options['bin_dir']} is not a directory (preprocess.py writes RESULT/input)")
@@ -238,7 +234,7 @@ def run_bin_folder(predictor, options, cfg):
 
 
 def main(argv):
-    from src.inference import parse_float, split_options
+    from src.script_options import parse_float, split_options
 
     options, overrides = split_options(argv, OPTIONS)
     tolerance = parse_float(options["tolerance"], "tolerance")
@@ -247,19 +243,21 @@ def main(argv):
         raise ConfigError("--bin_dir replaces --input/--data_path/--dataset; give only one of them")
     source, description = (None, "") if options["bin_dir"] else open_source(options, overrides, cfg)
 
-    from src.inference import init_inference_device
+    use_ckpt = "ckpt_file" in overrides
+    if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
+        from src.script_options import init_inference_device
 
-    init_inference_device(cfg)
-    predictor, reference = build_predictors(cfg, info, options["mindir_file"], "ckpt_file" in overrides)
-    model = options["mindir_file"] or cfg.ckpt_file
-    print(f"model: {model} (batch {predictor.batch_size}, {cfg.input_frames} -> {cfg.output_frames} frames of "
-          f"{cfg.image_size}x{cfg.image_size})", flush=True)
+        init_inference_device(cfg)
+    predictor, reference = build_predictors(cfg, info, use_ckpt)
+    model = info.path if info is not None else cfg.ckpt_file
+    print(f"model: {model} ({predictor.engine}, batch {predictor.batch_size}, {cfg.input_frames} -> "
+          f"{cfg.output_frames} frames of {cfg.image_size}x{cfg.image_size})", flush=True)
     if options["bin_dir"]:
         run_bin_folder(predictor, options, cfg)
         return 0
     print(f"input: {description}", flush=True)
     _, parity = run_predictions(predictor, reference, source, cfg)
-    check_parity(parity, tolerance, options["mindir_file"], cfg.ckpt_file)
+    check_parity(parity, tolerance, model, cfg.ckpt_file)
     return 0
 
 

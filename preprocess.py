@@ -33,7 +33,7 @@ def model_shapes(cfg, mindir_file):
     """(input_frames, output_frames, image_size): from the MINDIR when given, else from the config."""
     if not mindir_file:
         return cfg.input_frames, cfg.output_frames, cfg.image_size
-    from src.inference import read_mindir_info
+    from src.export.model_info import read_mindir_info
 
     info = read_mindir_info(mindir_file)
     if info.batch_size != 1:
@@ -50,7 +50,7 @@ def clear_old_files(folder, pattern):
 
 def write_sequences(source, out_dir):
     """Write every sequence of ``source`` as input .bin + label .npy; return the file names (stems)."""
-    from src.inference import write_bin
+    from src.export.bin_files import write_bin
 
     input_dir, label_dir = os.path.join(out_dir, "input"), os.path.join(out_dir, "label")
     for folder, pattern in ((input_dir, "seq_*.bin"), (label_dir, "seq_*.npy")):
@@ -86,10 +86,11 @@ def write_manifest(out_dir, names, data_file, shapes):
 
 def main(argv):
     from src.data.test_set import TestSequences, resolve_test_file
-    from src.inference import split_options
+    from src.script_options import overrides_argv, split_options
 
     options, overrides = split_options(argv, OPTIONS)
-    cfg = load_config([f"--{k}={v}" for k, v in overrides.items()])
+    overrides.setdefault("dataset", "mnist")  # the published test file is what the 310 app is scored on
+    cfg = load_config(overrides_argv(overrides))
     shapes = model_shapes(cfg, options["mindir_file"])
     data_file = resolve_test_file(cfg.data_path)
     source = TestSequences(data_file, cfg.num_sequences, shapes[0], shapes[1], shapes[2])

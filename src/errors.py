@@ -33,6 +33,16 @@ class TrainingDiverged(UserError):
     exit_code = 3
 
 
+def first_line(err):
+    """The first meaningful line of a (possibly multi-line, C++-annotated) exception message,
+    for one-line error reports."""
+    for line in str(err).splitlines():
+        line = line.strip()
+        if line and not set(line) <= set("-="):
+            return line[:300]
+    return type(err).__name__
+
+
 def run_cli(main, argv=None):
     """Run ``main(argv)`` and turn user errors and Ctrl-C into clean exits."""
     argv = list(sys.argv[1:] if argv is None else argv)

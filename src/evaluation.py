@@ -20,8 +20,8 @@ network that outputs blank frames or copies its last input is then easy to spot.
 
 Where results go (the "eval directory")
 - if ``output_dir`` holds a training run (config.yaml, ckpt/ or .ckpt files):
-  ``<output_dir>/eval/`` for a checkpoint and ``<output_dir>/eval_<baseline>/`` for a
-  baseline, so training files are never touched;
+  ``<output_dir>/eval/`` for a checkpoint, ``<output_dir>/eval_<baseline>/`` for a
+  baseline and ``<output_dir>/eval_onnx/`` for eval_onnx.py, so training files are never touched;
 - otherwise ``output_dir`` itself.
 It receives ``metrics.json`` (written atomically), ``metrics_per_frame.png``,
 ``vis/seq_XXXX.png`` and ``.gif`` (``--save_vis N``) and, through scripts/run_eval.sh,
@@ -37,12 +37,13 @@ import time
 import numpy as np
 
 from src.config import load_config
-from src.errors import CheckpointError, ConfigError
+from src.errors import ConfigError
 from src.progress import Progress, format_duration
 
 METRICS_JSON = "metrics.json"
 METRICS_PLOT = "metrics_per_frame.png"
 VIS_DIR = "vis"
+EXPORTED_EVAL_DIRS = {"onnxruntime": "eval_onnx", "mindir": "eval_mindir"}  # eval_dir subdir by engine
 REFERENCE_BASELINES = ("zeros", "copy_last")  # scored next to every checkpoint
 BASELINE_HINT = {"zeros": "the network may predict (nearly) blank or blurred frames",
                  "copy_last": "the network may blur or copy frames instead of extrapolating the motion"}
@@ -59,14 +60,15 @@ def holds_training_run(directory):
     return any(name.endswith(".ckpt") for name in os.listdir(directory))
 
 
-def eval_dir(cfg):
-    """The directory this evaluation writes into (see the module docstring)."""
+def eval_dir(cfg, subdir=None):
+    """The directory this evaluation writes into (see the module docstring); ``subdir``
+    replaces ``eval`` (an exported model: ``eval_onnx``)."""
     root = os.path.abspath(cfg.output_dir)
     if os.path.exists(root) and not os.path.isdir(root):
         raise ConfigError(f"config key 'output_dir': {root} exists and is not a directory")
     if not holds_training_run(root):
         return root
-    return os.path.join(root, "eval" if cfg.baseline == "none" else f"eval_{cfg.baseline}")
+    return os.path.join(root, subdir or ("eval" if cfg.baseline == "none" else f"eval_{cfg.baseline}"))
 
 
 # ---------------------------------------------------------------- what is evaluated
@@ -99,45 +101,16 @@ def baseline_predictor(kind, output_frames):
     return lambda inputs: predict_baseline(kind, inputs, output_frames)
 
 
-class FixedBatchPredictor:
-    """Runs a compiled forward on numpy batches, always with the shape of the first batch.
-
-    Only the last batch can be smaller; it is padded with copies of its last sequence and
-    the padding is cut from the output, so graph mode compiles the network once.
-    """
-
-    def __init__(self, forward, path=""):
-        self.forward = forward  # mindspore Tensor (B, T_in, 1, H, W) -> Tensor (B, T_out, 1, H, W)
-        self.path = path
-        self.batch_size = None
-
-    def __call__(self, inputs):
-        import mindspore as ms
-
-        count = len(inputs)
-        if self.batch_size is None:
-            self.batch_size = count
-        if count < self.batch_size:
-            pad = np.repeat(inputs[-1:], self.batch_size - count, axis=0)
-            inputs = np.concatenate([inputs, pad], axis=0)  # (batch_size, T_in, 1, H, W)
-        pred = self.forward(ms.Tensor(np.ascontiguousarray(inputs, dtype=np.float32))).asnumpy()
-        pred = pred[:count]  # (B, T_out, 1, H, W)
-        if not np.isfinite(pred).all():
-            raise CheckpointError(f"checkpoint {self.path} predicts NaN/inf values (training diverged?); "
-                                  "evaluate an earlier checkpoint")
-        return pred
-
-
-def network_predictor(cfg):
-    """Load the checkpoint's network and wrap its (compiled) forward for numpy batches."""
+def checkpoint_predictor(cfg):
+    """The checkpoint's network, compiled once for batches of ``eval_batch_size`` (src.predictor)."""
+    from src.checkpoint import load_network_from_checkpoint
     from src.device import init_device
-    from src.training.checkpoint import load_network_from_checkpoint
-    from src.training.step import build_predict_fn
+    from src.predictor import BatchPredictor, compiled_forward
 
     init_device(cfg)
     net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)
     net.set_train(False)
-    return FixedBatchPredictor(build_predict_fn(cfg, net), cfg.ckpt_file)
+    return BatchPredictor.from_network(compiled_forward(net, cfg.mode), cfg, cfg.eval_batch_size, cfg.ckpt_file)
 
 
 # ---------------------------------------------------------------- the evaluation loop
@@ -290,14 +263,14 @@ def print_baseline_comparison(result, references):
                   f"{BASELINE_HINT[name]}; look at the pictures (--save_vis N)", flush=True)
 
 
-def build_report(cfg, result, data, references, argv):
-    """The content of metrics.json."""
+def build_report(cfg, result, data, references, argv, exported=None, script="eval.py"):
+    """The content of metrics.json (``exported``: the predictor of an exported model file)."""
     report = dict(_averages(result))
     report.update({
         "num_sequences": result["num_sequences"],
         "first_frame": cfg.input_frames + 1,
         "per_frame": result["per_frame"],
-        "checkpoint": None if cfg.baseline != "none" else os.path.abspath(cfg.ckpt_file),
+        "checkpoint": None if cfg.baseline != "none" or not cfg.ckpt_file else os.path.abspath(cfg.ckpt_file),
         "baseline": None if cfg.baseline == "none" else cfg.baseline,
         "dataset": data["dataset"],
         "data_path": data["data_path"],
@@ -308,9 +281,11 @@ def build_report(cfg, result, data, references, argv):
                        "MSE), capped at 100 dB; averages over sequences and predicted frames",
         "timing": result["timing"],
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": ["eval.py"] + list(argv or []),
+        "command": [script] + list(argv or []),
         "config": cfg.to_dict(),
     })
+    if exported is not None:  # "checkpoint" is then the one the file was exported from
+        report.update(model_file=os.path.abspath(exported.name), engine=exported.engine)
     if references:
         report["baselines"] = {name: dict(_averages(r), per_frame=r["per_frame"]) for name, r in references.items()}
     return report
@@ -318,24 +293,31 @@ def build_report(cfg, result, data, references, argv):
 
 # ---------------------------------------------------------------- the procedure
 
-def run(cfg, argv=None):
-    """Evaluate, print the table, write metrics.json, the metric plot and the pictures."""
+def run(cfg, argv=None, exported=None, script="eval.py"):
+    """Evaluate, print the table, write metrics.json, the metric plot and the pictures.
+
+    ``exported``: a src.predictor.BatchPredictor of an exported model file to evaluate instead
+    of ``cfg.ckpt_file`` (eval_onnx.py); in a training run its results go to ``eval_onnx``."""
     from src.metrics import format_table
     from src.visualize import save_metric_plot
 
-    out_dir = eval_dir(cfg)
+    out_dir = eval_dir(cfg, None if exported is None else EXPORTED_EVAL_DIRS[exported.engine])
     source, data = build_source(cfg)  # data errors first: they are cheap to find
-    if cfg.baseline != "none":
+    if exported is not None:
+        predict_fn, model = exported, os.path.abspath(exported.name)
+    elif cfg.baseline != "none":
         if cfg.ckpt_file:
             print(f"note: --baseline {cfg.baseline} given, --ckpt_file {cfg.ckpt_file} is not used", flush=True)
         predict_fn, model = baseline_predictor(cfg.baseline, cfg.output_frames), f"baseline:{cfg.baseline}"
     else:
-        predict_fn, model = network_predictor(cfg), os.path.abspath(cfg.ckpt_file)
+        predict_fn, model = checkpoint_predictor(cfg), os.path.abspath(cfg.ckpt_file)
     os.makedirs(out_dir, exist_ok=True)
     num_vis = min(cfg.save_vis, len(source))
+    runs_on = f"engine {exported.engine}" if exported is not None else \
+        f"mode {cfg.mode if cfg.baseline == 'none' else 'numpy'}"
     print(f"evaluating {model} on {len(source)} sequences of {data['description']}"
           f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
-          f"mode {cfg.mode if cfg.baseline == 'none' else 'numpy'}; results in {out_dir}", flush=True)
+          f"{runs_on}; results in {out_dir}", flush=True)
 
     hooks = _BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis,
                         references=REFERENCE_BASELINES if cfg.baseline == "none" else ())
@@ -346,11 +328,12 @@ def run(cfg, argv=None):
     print(format_table(result, first_frame=first_frame), flush=True)
     print_baseline_comparison(result, references)
     timing = result["timing"]
-    compiled = " incl. graph compilation" if cfg.baseline == "none" and cfg.mode == "graph" else ""
+    compiled = " incl. graph compilation" if cfg.baseline == "none" and cfg.mode == "graph" and exported is None else ""
     print(f"time: {format_duration(timing['total_s'])} ({timing['sequences_per_s']} sequences/s; first batch "
           f"{timing['first_batch_s']:.1f} s{compiled})", flush=True)
 
-    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), build_report(cfg, result, data, references, argv))
+    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), build_report(cfg, result, data, references, argv,
+                                                                                  exported, script))
     compare = {name: r["per_frame"] for name, r in references.items()} or None
     plot_path = save_metric_plot(os.path.join(out_dir, METRICS_PLOT), result["per_frame"], first_frame=first_frame,
                                  compare=compare, label="model" if cfg.baseline == "none" else cfg.baseline)

@@ -133,23 +133,6 @@ def device():
     init_device(load_config([], config_path=SMALL))
 
 
-def test_fixed_batch_predictor_pads_the_last_batch_and_cuts_the_padding(device):
-    from src.evaluation import FixedBatchPredictor
-
-    shapes = []
-
-    def forward(x):  # mindspore Tensor in, Tensor out: prediction = index marker of each row
-        shapes.append(tuple(x.shape))
-        return x[:, :1] * 0 + x[:, :1, :, :1, :1]
-
-    predict = FixedBatchPredictor(forward)
-    batch = np.arange(3, dtype=np.float32)[:, None, None, None, None] * np.ones((3, 2, 1, 4, 4), np.float32)
-    assert predict(batch).shape == (3, 1, 1, 4, 4)
-    last = predict(batch[:1] + 7)
-    assert shapes == [(3, 2, 1, 4, 4), (3, 2, 1, 4, 4)]  # one input shape: compiled once
-    assert last.shape == (1, 1, 1, 4, 4) and np.all(last == 7)
-
-
 def test_warns_when_a_baseline_scores_better(capsys):
     from src.evaluation import print_baseline_comparison
 

@@ -1,0 +1,20 @@
+"""Evaluate an exported ONNX model (ONNX Runtime) on Moving MNIST, like eval.py.
+
+    python eval_onnx.py --onnx_file convlstm.onnx --data_path ./data --dataset mnist [--num_sequences K]
+        [--save_vis N] [--output_dir D] [--threads N]
+
+The config comes from the ONNX file (export.py stores it). Prints the per-frame metric table
+and writes metrics.json, metrics_per_frame.png and the pictures (see src/onnx_evaluation.py).
+Needs `pip install -r requirements-onnx.txt`.
+"""
+from src.errors import run_cli
+
+
+def main(argv):
+    from src.onnx_evaluation import main as evaluate_onnx
+
+    return evaluate_onnx(argv)
+
+
+if __name__ == "__main__":
+    run_cli(main)

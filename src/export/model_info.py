@@ -1,0 +1,161 @@
+"""What an exported model file carries: its signature and the config it was built from.
+
+Both formats are read without compiling or running anything: a MINDIR through MindSpore's
+protobuf classes (``mind_ir_pb2``), an ONNX file through :mod:`src.export.onnx_proto`. The
+config is stored by :mod:`src.export.writer` as yaml under ``CONFIG_INFO_KEY``: in the
+MINDIR's ``user_info`` map and in the ONNX model's ``metadata_props``.
+
+A MINDIR without a readable config (written elsewhere) falls back to the defaults with the
+graph's frame counts and size; an ONNX file without one is refused: ``eval_onnx.py`` and
+``predict.py`` rely on it instead of repeated flags, and export.py always writes it.
+"""
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import yaml
+
+from src.config import Config, config_from_dict, frame_shape
+from src.errors import ConfigError
+from src.export import ModelFileError
+
+CONFIG_INFO_KEY = "convlstm_config_yaml"  # user_info / metadata_props entry holding the config
+EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
+OPTION_OF_FORMAT = {"MINDIR": "--mindir_file", "ONNX": "--onnx_file"}
+
+
+def model_input_shape(cfg, batch_size):
+    """(B, T_in, C, H, W) of the network built from ``cfg`` (src.config.frame_shape)."""
+    return (int(batch_size), cfg.input_frames) + tuple(frame_shape(cfg))
+
+
+def model_output_shape(cfg, batch_size):
+    """(B, T_out, C, H, W) of the network built from ``cfg`` (src.config.frame_shape)."""
+    return (int(batch_size), cfg.output_frames) + tuple(frame_shape(cfg))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Signature of an exported model: one input (B, T_in, C, H, W), one output (B, T_out, C, H, W)."""
+
+    path: str
+    file_format: str  # MINDIR | ONNX
+    input_shape: tuple
+    output_shape: tuple
+    config: Optional[Config]
+    input_name: str = ""  # ONNX: the name to feed
+
+    @property
+    def batch_size(self):
+        return self.input_shape[0]
+
+    @property
+    def input_frames(self):
+        return self.input_shape[1]
+
+    @property
+    def output_frames(self):
+        return self.output_shape[1]
+
+    @property
+    def frame_shape(self):
+        return self.input_shape[2:]  # (C, H, W)
+
+    @property
+    def image_size(self):
+        return self.input_shape[-1]  # Moving MNIST frames are square
+
+
+def check_model_file(path, file_format="MINDIR"):
+    """ModelFileError unless ``path`` is an existing file (the option name is in the message)."""
+    option, ext = OPTION_OF_FORMAT[file_format], EXTENSIONS[file_format]
+    if not path:
+        raise ModelFileError(f"no model given: pass {option} PATH (a {ext} written by export.py)")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{option} {path} is a directory; pass the {ext} file written by export.py")
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{option} {path} not found (write one with export.py --ckpt_file CKPT"
+                             f"{' --file_format ONNX' if file_format == 'ONNX' else ''})")
+
+
+def _stored_config(text, path):
+    """(config stored in a model file or None, why not): absent, or unreadable by this version."""
+    if not text:
+        return None, "no stored config"
+    try:
+        return config_from_dict(yaml.safe_load(text), f"model {path}"), ""
+    except ConfigError as err:
+        return None, str(err)
+    except (yaml.YAMLError, AttributeError, TypeError):
+        return None, "the stored config is not a yaml mapping"
+
+
+def _check_signature(path, inputs, outputs):
+    """inputs/outputs: lists of dims tuples; one 5-d input and output of fixed size expected."""
+    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]) != 5 or len(outputs[0]) != 5:
+        raise ModelFileError(f"{path} has inputs {inputs} and outputs {outputs}; expected one input "
+                             "(B, T_in, C, H, W) and one output (B, T_out, C, H, W) as written by export.py")
+    if not all(isinstance(d, int) and d >= 1 for d in inputs[0] + outputs[0]):
+        raise ModelFileError(f"{path} has a dynamic input shape {inputs[0]}; export it with a fixed batch size")
+
+
+def read_mindir_info(path):
+    """Signature and stored config of a MINDIR file, read without compiling it."""
+    from mindspore.train import mind_ir_pb2
+
+    check_model_file(path, "MINDIR")
+    if path.endswith(EXTENSIONS["ONNX"]):
+        raise ModelFileError(f"{path} is an ONNX file; pass it as --onnx_file")
+    proto = mind_ir_pb2.ModelProto()
+    try:
+        with open(path, "rb") as f:
+            proto.ParseFromString(f.read())
+    except Exception:  # protobuf raises DecodeError (and others) on damaged files
+        raise ModelFileError(f"{path} is not a readable MINDIR file (truncated, encrypted or another format); "
+                             "export it again with export.py") from None
+    graph = proto.graph
+    inputs = [tuple(int(d) for d in t.dims) for i in graph.input for t in i.tensor]
+    outputs = [tuple(int(d) for d in t.dims) for o in graph.output for t in o.tensor]
+    _check_signature(path, inputs, outputs)
+    config, _ = _stored_config(_user_info(proto).get(CONFIG_INFO_KEY), path)  # None: predict.py uses defaults
+    return ModelInfo(path, "MINDIR", inputs[0], outputs[0], config)
+
+
+def _user_info(proto):
+    """``user_info`` of a MINDIR as a plain dict (map or repeated-entry representation)."""
+    entries = list(proto.user_info)
+    if entries and hasattr(entries[0], "key"):
+        return {e.key: e.value for e in entries}
+    return {k: proto.user_info[k] for k in entries}
+
+
+def read_onnx_info(path):
+    """Signature and stored config of an ONNX file written by export.py, read without a session."""
+    from src.export import onnx_proto
+
+    check_model_file(path, "ONNX")
+    with open(path, "rb") as f:
+        model = f.read()
+    not_onnx = (f"{path} is not an ONNX model file (truncated or another format); write one with export.py "
+                "--file_format ONNX")
+    try:
+        ir_version = next((v for n, w, v in onnx_proto.fields(model) if n == 1 and w == onnx_proto.VARINT), None)
+        if ir_version is None:  # a MINDIR is protobuf too, but its field 1 is a string
+            raise ModelFileError(not_onnx + ("; pass a .mindir as --mindir_file" if path.endswith(".mindir") else ""))
+        inputs, outputs = onnx_proto.read_signature(model)
+        metadata = onnx_proto.read_metadata(model)
+    except onnx_proto.ProtoError:
+        raise ModelFileError(not_onnx) from None
+    if any(elem_type != onnx_proto.FLOAT for _, elem_type, _ in inputs + outputs):
+        raise ModelFileError(f"{path}: inputs and outputs must be float32; write the model with export.py")
+    _check_signature(path, [dims for _, _, dims in inputs], [dims for _, _, dims in outputs])
+    config, problem = _stored_config(metadata.get(CONFIG_INFO_KEY), path)
+    if config is None:
+        raise ModelFileError(f"{path} carries no readable ConvLSTM config (metadata '{CONFIG_INFO_KEY}': {problem}); "
+                             "export it with this project's export.py --file_format ONNX")
+    return ModelInfo(path, "ONNX", inputs[0][2], outputs[0][2], config, input_name=inputs[0][0])
+
+
+def read_model_info(path, file_format):
+    """:func:`read_mindir_info` or :func:`read_onnx_info` by ``file_format`` (MINDIR | ONNX)."""
+    return read_onnx_info(path) if file_format == "ONNX" else read_mindir_info(path)

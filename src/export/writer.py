@@ -1,0 +1,170 @@
+"""Export a network to MINDIR, ONNX or AIR, atomically, with its config stored inside.
+
+The model is written to a scratch directory and moved into place only when complete, so a
+failed export never leaves a partial file behind.
+
+* MINDIR: ``mindspore.export`` with a ``custom_func`` that writes the config (yaml) and the
+  signature into the model's ``user_info``.
+* ONNX: ``mindspore.onnx.export`` (``mindspore.export(..., "ONNX")`` is deprecated in its
+  favour), with the gate GroupNorms switched to primitive operators
+  (:class:`src.models.convlstm_cell.GateNorm`: the exporter has no GroupNorm); then the
+  exporter's ConvTranspose ``output_shape`` is repaired and the config is appended to the
+  model's ``metadata_props`` (:mod:`src.export.onnx_proto`).
+* AIR: ``mindspore.export`` on Ascend only.
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from src.errors import ConfigError, first_line
+from src.export import ExportError
+from src.export.model_info import CONFIG_INFO_KEY, EXTENSIONS, model_input_shape, model_output_shape
+
+INPUT_NAME, OUTPUT_NAME = "frames", "predictions"  # ONNX graph input / output names
+# MindSpore's export refuses file names outside this character set (see check_file_name_by_regular)
+_EXPORT_NAME_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@_-.:/\\")
+
+
+def export_path(file_name, file_format):
+    """The file MindSpore writes for ``file_name``: it appends the extension unless present."""
+    ext = EXTENSIONS[file_format]
+    return file_name if file_name.endswith(ext) else file_name + ext
+
+
+def check_export_format(file_format, device_target):
+    if file_format not in EXTENSIONS:
+        raise ConfigError(f"config key 'file_format': {file_format!r} is not one of {', '.join(EXTENSIONS)}")
+    if file_format == "AIR" and device_target != "Ascend":
+        raise ExportError(f"file_format AIR needs the Ascend backend (device_target is {device_target}); "
+                          "export MINDIR instead (the Ascend 310 app loads MINDIR) or run export.py on Ascend")
+
+
+def _export_reason(err, file_format):
+    reason = first_line(err).rstrip(".;")
+    if file_format == "ONNX":
+        return (f"ONNX export failed ({reason}); MindSpore's ONNX exporter does not cover every operator of "
+                "this network: export MINDIR instead")
+    return f"{file_format} export failed ({reason})"
+
+
+def _scratch_dir(target_dir):
+    """A temporary directory for the export, in ``target_dir`` when MindSpore accepts its name.
+
+    Same directory means the final rename is atomic; MindSpore refuses paths with e.g. spaces,
+    in which case the system temp directory is used and the file is copied over.
+    """
+    if set(os.path.abspath(target_dir)) <= _EXPORT_NAME_CHARS:
+        return tempfile.mkdtemp(prefix=".export-", dir=target_dir)
+    return tempfile.mkdtemp(prefix="convlstm-export-")
+
+
+def _signature_info(cfg, input_shape, output_shape):
+    return {CONFIG_INFO_KEY: cfg.to_yaml(), "input_shape": ",".join(map(str, input_shape)),
+            "output_shape": ",".join(map(str, output_shape))}
+
+
+def _set_user_info(proto, key, value):
+    """Set one ``user_info`` entry: a protobuf map, or a repeated (key, value) list in some builds."""
+    try:
+        proto.user_info[key] = value
+    except TypeError:
+        proto.user_info.add(key=key, value=value)
+
+
+def _mindir_info_writer(entries):
+    """``custom_func`` for mindspore.export: store ``entries`` in the MINDIR's user_info."""
+    def write(model_proto):
+        for key, value in entries.items():
+            _set_user_info(model_proto, key, value)
+    return write
+
+
+@contextlib.contextmanager
+def onnx_exportable(net):
+    """Inside: the network's gate GroupNorms use primitive operators (see GateNorm)."""
+    from src.models.convlstm_cell import GateNorm
+
+    norms = [cell for _, cell in net.cells_and_names() if isinstance(cell, GateNorm)]
+    before = [norm.primitive_ops for norm in norms]
+    for norm in norms:
+        norm.primitive_ops = True
+    try:
+        yield
+    finally:
+        for norm, value in zip(norms, before):
+            norm.primitive_ops = value
+
+
+def _write_onnx(net, example, path, entries):
+    """mindspore.onnx.export + the ConvTranspose repair + ``entries`` in metadata_props."""
+    import mindspore as ms
+
+    from src.export import onnx_proto
+
+    with onnx_exportable(net):
+        ms.onnx.export(net, example, file_name=path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+    if not os.path.isfile(path):  # the exporter logs write errors instead of raising them
+        return
+    with open(path, "rb") as f:
+        model, _ = onnx_proto.fix_conv_transpose_output_shape(f.read())
+    with open(path, "wb") as f:
+        f.write(onnx_proto.with_metadata(model, entries))
+
+
+def _write(net, example, path, file_format, entries):
+    import mindspore as ms
+
+    if file_format == "ONNX":
+        _write_onnx(net, example, path, entries)
+    elif file_format == "MINDIR":
+        ms.export(net, example, file_name=path, file_format="MINDIR", custom_func=_mindir_info_writer(entries))
+    else:
+        ms.export(net, example, file_name=path, file_format=file_format)
+
+
+def _move_into_place(scratch_file, final, scratch):
+    target_dir = os.path.dirname(final)
+    if os.path.dirname(scratch) == target_dir:
+        os.replace(scratch_file, final)
+        return
+    staged = os.path.join(target_dir, f".tmp-{os.getpid()}-{os.path.basename(final)}")  # other file system
+    try:
+        shutil.copyfile(scratch_file, staged)
+        os.replace(staged, final)
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
+
+
+def export_network(net, cfg, batch_size, file_name, file_format="MINDIR"):
+    """Export ``net`` with a fixed (batch_size, T_in, 1, H, W) float32 input.
+
+    Returns (path, input_shape, output_shape). On failure no file is left and an
+    :class:`ExportError` with a one-line reason is raised.
+    """
+    import mindspore as ms
+
+    check_export_format(file_format, cfg.device_target)
+    input_shape = model_input_shape(cfg, batch_size)
+    output_shape = model_output_shape(cfg, batch_size)
+    final = os.path.abspath(export_path(file_name, file_format))
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    scratch = _scratch_dir(os.path.dirname(final))
+    scratch_file = os.path.join(scratch, "model" + EXTENSIONS[file_format])
+    example = ms.Tensor(np.zeros(input_shape, dtype=np.float32))
+    syntax_level = ms.get_context("jit_syntax_level")
+    try:
+        try:
+            _write(net, example, scratch_file, file_format, _signature_info(cfg, input_shape, output_shape))
+        except (RuntimeError, ValueError, TypeError, KeyError, NotImplementedError) as err:
+            raise ExportError(_export_reason(err, file_format)) from None
+        if not os.path.isfile(scratch_file):
+            raise ExportError(f"{file_format} export wrote no file (expected {scratch_file})")
+        _move_into_place(scratch_file, final, scratch)
+    finally:
+        ms.set_context(jit_syntax_level=syntax_level)  # export changes it and does not restore it on error
+        shutil.rmtree(scratch, ignore_errors=True)
+    return final, input_shape, output_shape

@@ -1,0 +1,154 @@
+"""The one batch predictor: any number of sequences through a model that runs a fixed batch.
+
+An exported graph (MindIR, ONNX) has a fixed batch size, and a compiled MindSpore network
+would compile again for another one. :class:`BatchPredictor` therefore cuts the input into
+batches of its ``batch_size``, pads a smaller last batch with copies of its last sequence,
+runs it, and cuts the padding from the output. Three engines run a batch:
+
+* ``mindspore``: a network or its compiled forward (:func:`compiled_forward`), as eval.py and
+  the training's validation use;
+* ``mindir``: an exported MINDIR loaded with ``mindspore.load`` + ``nn.GraphCell`` (graph mode);
+* ``onnxruntime``: an exported ONNX file in an ONNX Runtime CPU session (optional dependency,
+  ``requirements-onnx.txt``; MindSpore is not needed to run it).
+
+Every engine is a function numpy (B, T_in, 1, H, W) float32 -> numpy (B, T_out, 1, H, W).
+Predictions with NaN/inf are refused with one line (a diverged network).
+"""
+import sys
+
+import numpy as np
+
+from src.errors import DataError, UserError, first_line
+from src.export import ModelFileError
+from src.export.model_info import check_model_file, model_input_shape, model_output_shape
+
+
+class PredictionError(UserError):
+    """The model produced NaN or infinite predictions."""
+
+
+class EngineMissing(UserError):
+    """The package that runs this kind of model file is not installed."""
+
+
+def compiled_forward(net, mode):
+    """``net``'s forward, compiled once with ``mindspore.jit`` when ``mode`` is "graph" (cfg.mode)."""
+    import mindspore as ms
+
+    def forward(inputs):
+        return net(inputs)  # (B, T_out, C, H, W)
+
+    return ms.jit(forward) if mode == "graph" else forward
+
+
+def mindspore_runner(forward):
+    """numpy -> numpy around ``forward`` (mindspore Tensor (B, T_in, 1, H, W) -> Tensor (B, T_out, 1, H, W))."""
+    import mindspore as ms
+
+    return lambda batch: forward(ms.Tensor(batch)).asnumpy()
+
+
+def load_mindir(path):
+    """``mindspore.load`` + ``nn.GraphCell`` in graph mode; ModelFileError if it cannot be loaded."""
+    import mindspore as ms
+    from mindspore import nn
+
+    check_model_file(path, "MINDIR")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        return nn.GraphCell(ms.load(path))
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ModelFileError(f"{path} cannot be loaded by MindSpore ({first_line(err)}); export it again "
+                             "with export.py") from None
+
+
+def import_onnxruntime():
+    """The onnxruntime module, or EngineMissing naming the requirements file that installs it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EngineMissing(f"running an ONNX model needs ONNX Runtime, which is not installed for {sys.executable}; "
+                            "install it with `python -m pip install -r requirements-onnx.txt`") from None
+    return onnxruntime
+
+
+def onnx_session(path, threads=0):
+    """An ONNX Runtime CPU session of ``path`` (``threads`` intra-op threads; 0: its default)."""
+    ort = import_onnxruntime()
+    check_model_file(path, "ONNX")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    try:
+        return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime's errors derive from Exception only
+        raise ModelFileError(f"{path} cannot be loaded by ONNX Runtime ({first_line(err)}); export it again with "
+                             "export.py --file_format ONNX") from None
+
+
+def onnx_runner(session, input_name):
+    return lambda batch: session.run(None, {input_name: batch})[0]
+
+
+class BatchPredictor:
+    """Runs ``run_batch`` on batches of exactly ``batch_size`` sequences (see the module docstring).
+
+    ``input_shape`` / ``output_shape``: one sequence, (T_in, 1, H, W) / (T_out, 1, H, W).
+    ``name`` identifies the model in messages; ``engine`` says what runs it.
+    """
+
+    def __init__(self, run_batch, batch_size, input_shape, output_shape, name="", engine="mindspore"):
+        self.run_batch = run_batch
+        self.batch_size = int(batch_size)
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(output_shape)
+        self.name = name
+        self.engine = engine
+
+    @classmethod
+    def from_network(cls, forward, cfg, batch_size, name=""):
+        """``forward``: the network, or a compiled function of it (:func:`compiled_forward`)."""
+        return cls(mindspore_runner(forward), batch_size, model_input_shape(cfg, batch_size)[1:],
+                   model_output_shape(cfg, batch_size)[1:], name, "mindspore")
+
+    @classmethod
+    def from_model(cls, info, threads=0):
+        """The exported model described by ``info`` (src.export.model_info.ModelInfo)."""
+        if info.file_format == "ONNX":
+            run_batch, engine = onnx_runner(onnx_session(info.path, threads), info.input_name), "onnxruntime"
+        else:
+            run_batch, engine = mindspore_runner(load_mindir(info.path)), "mindir"
+        return cls(run_batch, info.batch_size, info.input_shape[1:], info.output_shape[1:], info.path, engine)
+
+    def _run(self, batch):
+        out = np.asarray(self.run_batch(batch), dtype=np.float32)
+        if not np.isfinite(out).all():
+            raise PredictionError(f"model {self.name} predicts NaN/inf values (training diverged?); use an earlier "
+                                  "checkpoint")
+        return out
+
+    def predict(self, inputs):
+        """inputs (N, T_in, 1, H, W) float32 in [0, 1] -> predictions (N, T_out, 1, H, W) float32."""
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        if inputs.shape[1:] != self.input_shape:
+            raise DataError(f"input batch has shape {inputs.shape}; the model expects (N,) + {self.input_shape}")
+        outputs = []
+        for start in range(0, len(inputs), self.batch_size):
+            batch = inputs[start:start + self.batch_size]  # (b, T_in, 1, H, W)
+            count = len(batch)
+            if count < self.batch_size:  # copies of the last sequence: the padding holds valid frames
+                batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - count, axis=0)])
+            outputs.append(self._run(batch)[:count])  # (b, T_out, 1, H, W)
+        if not outputs:
+            return np.zeros((0,) + self.output_shape, dtype=np.float32)
+        return np.concatenate(outputs)
+
+    __call__ = predict  # the predict_fn of src.evaluation.evaluate
+
+
+def max_abs_difference(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    return float(np.abs(a - b).max()) if a.size else 0.0
