@@ -41,6 +41,14 @@ def load_average():
     return round(os.getloadavg()[0], 2)
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def build_config(args):
     from src.config import load_config
 
@@ -147,7 +155,7 @@ def main(argv=None):
     shape = model_input_shape(cfg, args.batch_size)
     batch = np.random.default_rng(0).random(shape, dtype=np.float32)  # (B, T_in, C, H, W)
     load_start = load_average()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, MindSpore {ms.__version__}, "
+    print(f"# {cpu_model()}, {os.cpu_count()} cores, MindSpore {ms.__version__}, "
           f"ONNX Runtime {onnxruntime.__version__}; arch {cfg.arch}, batch {args.batch_size}, {args.repeats} rounds; "
           f"load average {load_start} (a shared machine: compare engines within this run only)", flush=True)
     with tempfile.TemporaryDirectory(prefix="onnx-throughput-") as directory:
@@ -160,7 +168,8 @@ def main(argv=None):
           f"{load_end}", flush=True)
     if args.output:
         result = dict(settings=vars(args), arch=cfg.arch, input_shape=list(shape), rows=rows, files=sizes,
-                      load_start=load_start, load_end=load_end, cores=os.cpu_count(), mindspore=ms.__version__,
+                      load_start=load_start, load_end=load_end, cpu=cpu_model(), cores=os.cpu_count(),
+                      mindspore=ms.__version__,
                       onnxruntime=onnxruntime.__version__)
         with open(args.output, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
