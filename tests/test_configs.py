@@ -40,13 +40,23 @@ def narrowed_widths(shipped):
     return ",".join("8" for _ in (widths if isinstance(widths, list) else [widths]))
 
 
+SEQUENCE_FRAME = (1, 32, 32)  # (C, H, W) of the generated own-sequence fixture
+
+
 def data_overrides(shipped, tmp_path):
-    """The config's own kind of data, generated: MNIST files for dataset mnist, nothing for synthetic."""
+    """The config's own kind of data, generated: MNIST files for dataset mnist, a tiny rain-cell file
+    (10 sequences of 10 frames of 32x32 dBZ) for dataset sequences, nothing for synthetic.
+    Returns (arguments, eval data_path or None, (C, H, W) of the frames)."""
     from src.data.idx import write_idx_images
+    from src.data.rain_cells import RainCells
 
     dataset = shipped.get("dataset", "synthetic")
     if dataset == "synthetic":
-        return ["--dataset", "synthetic"], None
+        return ["--dataset", "synthetic"], None, (1, 64, 64)
+    if dataset == "sequences":
+        path = tmp_path / "rain.npy"
+        np.save(path, RainCells(10, 10, SEQUENCE_FRAME[1], channels=SEQUENCE_FRAME[0]).block(0, 10))  # (N, T, C, H, W)
+        return ["--dataset", "sequences", "--data_path", str(path), "--data_layout", "NTCHW"], None, SEQUENCE_FRAME
     if dataset == "mnist":
         data = tmp_path / "data"
         data.mkdir()
@@ -55,7 +65,7 @@ def data_overrides(shipped, tmp_path):
         write_idx_images(str(data / "train-images-idx3-ubyte.gz"), digits, compress="gzip")
         test = (rng.random((20, 3, 64, 64)) > 0.9).astype(np.uint8) * 255  # (T, N, H, W), as mnist_test_seq.npy
         np.save(data / "mnist_test_seq.npy", test)
-        return ["--dataset", "mnist", "--data_path", str(data)], str(data / "mnist_test_seq.npy")
+        return ["--dataset", "mnist", "--data_path", str(data)], str(data / "mnist_test_seq.npy"), (1, 64, 64)
     pytest.fail(f"tests/test_configs.py has no generated fixture for dataset {dataset!r}: add one")
 
 
@@ -63,7 +73,7 @@ def data_overrides(shipped, tmp_path):
 @pytest.mark.parametrize("config", CONFIGS, ids=[os.path.basename(c) for c in CONFIGS])
 def test_shipped_config_trains_evaluates_exports_and_predicts_on_cpu(config, tmp_path):
     shipped = read_yaml(config)
-    data_args, test_file = data_overrides(shipped, tmp_path)
+    data_args, test_file, frame = data_overrides(shipped, tmp_path)
     narrow = ["--hidden_channels", narrowed_widths(shipped)] if shipped.get("arch", "paper") == "paper" else []
     frames = [token for key, value in FRAMES.items() for token in (f"--{key}", value)]
     train = run("train.py", "--config_path", config, "--device_target", "CPU", "--amp_on_cpu", "true", *data_args,
@@ -88,11 +98,11 @@ def test_shipped_config_trains_evaluates_exports_and_predicts_on_cpu(config, tmp
         "--file_format", "MINDIR", cwd=tmp_path)
     mindir = tmp_path / "model.mindir"
     assert mindir.is_file()
-    inputs = np.random.default_rng(1).random((1, 3, 1, 64, 64)).astype(np.float32)  # (N, T_in, C, H, W)
+    inputs = np.random.default_rng(1).random((1, 3) + frame).astype(np.float32)  # (N, T_in, C, H, W)
     np.save(tmp_path / "frames.npy", inputs)
     run("predict.py", "--mindir_file", str(mindir), "--input", str(tmp_path / "frames.npy"), "--output_dir",
         str(tmp_path / "predict"), cwd=tmp_path)
     outputs = [name for name in os.listdir(tmp_path / "predict") if name.endswith(".npy")]
     assert outputs, os.listdir(tmp_path / "predict")
     predicted = np.load(tmp_path / "predict" / outputs[0])
-    assert predicted.shape[-2:] == (64, 64) and np.isfinite(predicted).all()
+    assert predicted.shape[-2:] == frame[1:] and np.isfinite(predicted).all()
