@@ -11,8 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from tests.exported_models import (assert_one_line_error, run_script, save_tiny_checkpoint, tiny_config,
-                                   value_after)
+from tests.exported_models import (assert_one_line_error, run_script, run_without_onnxruntime, save_tiny_checkpoint,
+                                   tiny_config, value_after)
 
 ONNX_TOLERANCE = 1e-5  # ONNX Runtime vs MindSpore on CPU, float32
 
@@ -96,6 +96,14 @@ def test_onnx_export_checks_parity_and_carries_the_config(work, checkpoint):
     assert info.input_shape == (2, 10, 1, 64, 64) and info.output_shape == (2, 10, 1, 64, 64)
     assert info.config.hidden_channels == [4] and info.config.ckpt_file == checkpoint
     assert info.input_name == "frames"
+
+
+def test_onnx_check_without_onnxruntime_is_one_line_before_any_export(work, checkpoint):
+    out = work / "onnx_no_ort"
+    proc = run_without_onnxruntime("export.py", ["--ckpt_file", checkpoint, "--file_format", "ONNX", "--file_name",
+                                                 str(out / "tiny"), "--check", "true"])
+    assert_one_line_error(proc, "ONNX Runtime", "requirements-onnx.txt")
+    assert not out.exists()
 
 
 def _perturbed(net, seed):
