@@ -68,7 +68,7 @@ def save_tiny_checkpoint(path, cfg):
 def write_random_test_file(path, count, seed=7):
     """A ``count``-sequence mnist_test_seq.npy in the published (20, N, 64, 64) uint8 layout;
     returns the sequences (N, 20, 64, 64)."""
-    from src.data.test_set import write_test_file
+    from tests.data_files import write_test_file
 
     sequences = (np.random.default_rng(seed).random((count, 20, 64, 64)) * 256).astype(np.uint8)  # (N, T, H, W)
     write_test_file(str(path), sequences)

@@ -20,7 +20,7 @@ from src import cloud
 from src.cloud import staged
 from src.config import load_config
 from src.data.archive import CACHE_DIR, is_remote_url
-from src.data.idx import write_idx_images
+from tests.data_files import write_idx_images
 from src.data.pipeline import MNIST_TRAIN_FILES, MNIST_VAL_COUNT, load_digits
 from src.errors import ConfigError, UserError
 
@@ -343,7 +343,8 @@ def test_local_argv_points_the_staged_keys_at_the_local_copies(argv):
 def test_eval_py_main_with_remote_test_set_and_output(mox, tmp_path, monkeypatch):
     """eval.py as an OpenI job: the test set as a remote zip, the results copied to the remote output."""
     import eval as eval_script
-    from src.data.test_set import TEST_FILE, write_test_file
+    from src.data.test_set import TEST_FILE
+    from tests.data_files import write_test_file
 
     write_test_file(str(tmp_path / TEST_FILE), np.zeros((2, 20, 32, 32), np.uint8))
     os.makedirs(os.path.join(mox.root, "bucket"))

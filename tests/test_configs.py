@@ -47,7 +47,7 @@ def data_overrides(shipped, tmp_path):
     """The config's own kind of data, generated: MNIST files for dataset mnist, a tiny rain-cell file
     (10 sequences of 10 frames of 32x32 dBZ) for dataset sequences, nothing for synthetic.
     Returns (arguments, eval data_path or None, (C, H, W) of the frames)."""
-    from src.data.idx import write_idx_images
+    from tests.data_files import write_idx_images
     from src.data.rain_cells import RainCells
 
     dataset = shipped.get("dataset", "synthetic")

@@ -13,9 +13,10 @@ import pytest
 
 from src.data import archive
 from src.data.archive import CACHE_DIR, unpack_archive, unpacked_data_path
-from src.data.idx import write_idx_images
+from tests.data_files import write_idx_images
 from src.data.pipeline import MNIST_TRAIN_FILES, MNIST_VAL_COUNT, load_digits
-from src.data.test_set import TEST_FILE, write_test_file
+from src.data.test_set import TEST_FILE
+from tests.data_files import write_test_file
 from src.errors import DataError, UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,7 +5,9 @@ import struct
 import numpy as np
 import pytest
 
-from src.data.idx import read_idx_images, write_idx_images
+from src.data.idx import read_idx_images
+
+from tests.data_files import write_idx_images
 from src.errors import DataError
 
 

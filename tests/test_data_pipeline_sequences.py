@@ -6,7 +6,8 @@ import pytest
 from src.config import load_config
 from src.data.pipeline import (RankBatches, ShuffledWindows, TrainingData, config_for_frames, evaluation_windows,
                                global_index, open_sequence_splits, read_batch)
-from src.data.test_set import TestSequences, write_test_file
+from src.data.test_set import TestSequences
+from tests.data_files import write_test_file
 from src.errors import ConfigError, DataError
 
 

@@ -8,7 +8,8 @@ import pytest
 from src.data import sequences
 from src.data.sequences import (LAYOUTS, Normalization, SequenceFile, check_tileable, denormalize,
                                 make_normalization, open_sequence_file, open_sequences, split_sequences)
-from src.data.test_set import TestSequences, write_test_file
+from src.data.test_set import TestSequences
+from tests.data_files import write_test_file
 from src.errors import DataError
 
 

@@ -4,7 +4,9 @@ import pickle
 import numpy as np
 import pytest
 
-from src.data.test_set import TestSequences, resolve_test_file, write_test_file
+from src.data.test_set import TestSequences, resolve_test_file
+
+from tests.data_files import write_test_file
 from src.errors import DataError
 
 

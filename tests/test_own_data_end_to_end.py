@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from src.data.rain_cells import RainCells
-from src.data.test_set import write_test_file
+from tests.data_files import write_test_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T_IN, T_OUT = 6, 12

@@ -70,7 +70,7 @@ def with_overrides(command, tiny):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A scratch copy of the repository's layout (symlinks) with a tiny test-set file in ./data."""
-    from src.data.test_set import write_test_file
+    from tests.data_files import write_test_file
     root = tmp_path_factory.mktemp("readme")
     for name in os.listdir(REPO):
         if not name.startswith(".") and name not in ("output", "data", "tests"):

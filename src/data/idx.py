@@ -66,18 +66,3 @@ def read_idx_images(path):
     """Read an IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only."""
     check_data_file(path)
     return parse_idx_images(_read_bytes(path), name=path)
-
-
-def write_idx_images(path, images, compress=None):
-    """Write (N, rows, cols) uint8 images as an IDX file; gzip if ``compress`` or path ends in .gz."""
-    images = np.asarray(images)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"expected (N, rows, cols) uint8 images, got {images.shape} {images.dtype}")
-    data = _HEADER.pack(IDX_IMAGES_MAGIC, *images.shape) + np.ascontiguousarray(images).tobytes()
-    if compress is None:
-        compress = str(path).endswith(".gz")
-    if compress:
-        data = gzip.compress(data, compresslevel=6, mtime=0)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path

@@ -110,13 +110,3 @@ class TestSequences:
     def __getitem__(self, index):
         frames = self.sequence(index)[:, None]  # (T, 1, H, W)
         return frames[:self.input_frames], frames[self.input_frames:]
-
-
-def write_test_file(path, sequences):
-    """Write (N, T, H, W) uint8 sequences as an .npy in the published (T, N, H, W) layout."""
-    sequences = np.asarray(sequences)
-    if sequences.ndim != 4 or sequences.dtype != np.uint8:
-        raise ValueError(f"expected (N, T, H, W) uint8 sequences, got {sequences.shape} {sequences.dtype}")
-    with open(path, "wb") as f:  # a file object keeps np.save from appending ".npy"
-        np.save(f, np.ascontiguousarray(sequences.transpose(1, 0, 2, 3)), allow_pickle=False)
-    return path

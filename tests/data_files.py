@@ -1,0 +1,31 @@
+"""Test-only writers of the two Moving MNIST file formats (the project itself only reads them)."""
+import gzip
+
+import numpy as np
+
+from src.data.idx import _HEADER, IDX_IMAGES_MAGIC
+
+
+def write_idx_images(path, images, compress=None):
+    """Write (N, rows, cols) uint8 images as an IDX file; gzip if ``compress`` or path ends in .gz."""
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected (N, rows, cols) uint8 images, got {images.shape} {images.dtype}")
+    data = _HEADER.pack(IDX_IMAGES_MAGIC, *images.shape) + np.ascontiguousarray(images).tobytes()
+    if compress is None:
+        compress = str(path).endswith(".gz")
+    if compress:
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def write_test_file(path, sequences):
+    """Write (N, T, H, W) uint8 sequences as an .npy in the published (T, N, H, W) layout."""
+    sequences = np.asarray(sequences)
+    if sequences.ndim != 4 or sequences.dtype != np.uint8:
+        raise ValueError(f"expected (N, T, H, W) uint8 sequences, got {sequences.shape} {sequences.dtype}")
+    with open(path, "wb") as f:  # a file object keeps np.save from appending ".npy"
+        np.save(f, np.ascontiguousarray(sequences.transpose(1, 0, 2, 3)), allow_pickle=False)
+    return path
