@@ -272,3 +272,15 @@ def test_mnist_test_file_as_tnhw_sequences_scores_like_the_dedicated_reader(tmp_
     assert as_sequences["num_sequences"] == as_mnist["num_sequences"] == 4
     for key in ("mse", "mae", "ssim", "ssim_openstl", "psnr", "per_frame", "baselines"):
         assert as_sequences[key] == as_mnist[key], key
+
+
+@pytest.mark.slow
+def test_thresholds_on_moving_mnist_are_pixel_values_in_0_1(tmp_path):
+    ok("eval.py", "--baseline", "copy_last", "--dataset", "synthetic", "--num_sequences", "4", "--thresholds", "0.5",
+       "--output_dir", tmp_path / "ok")
+    skill = json.loads((tmp_path / "ok" / "metrics.json").read_text())["skill_scores"]
+    assert skill["units"] == "pixel values in [0, 1]" and skill["by_threshold"][0]["pooled"]["csi"] > 0
+    line = one_error_line(run("eval.py", "--baseline", "copy_last", "--dataset", "synthetic", "--thresholds", "20",
+                              "--output_dir", tmp_path / "refused"))
+    assert "20" in line and "(0, 1]" in line
+    assert not (tmp_path / "refused").exists()
