@@ -1,9 +1,10 @@
-"""Evaluate a ConvLSTM checkpoint (or a baseline) on Moving MNIST.
+"""Evaluate a ConvLSTM checkpoint (or a baseline) on Moving MNIST or own sequence arrays.
 
     python eval.py --config_path configs/cpu_small.yaml --ckpt_file OUTPUT_DIR/ckpt/best.ckpt \
         --data_path ./data --dataset mnist [--num_sequences K] [--save_vis N] [--output_dir D]
     python eval.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt [--key value ...]   # the checkpoint's own config
     python eval.py --baseline copy_last --data_path ./data --dataset mnist
+    python eval.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt --thresholds [20,35]   # + POD/FAR/CSI/HSS in data units
 
 Prints the per-frame metric table and writes metrics.json, metrics_per_frame.png and the
 pictures into the eval directory (see src/evaluation.py for where that is).

@@ -6,6 +6,11 @@ Reads RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, 1, H, W), one per input 
 by preprocess.py) and the matching PREPROCESS_PATH/label/seq_<i>.npy ground truth, and computes
 MSE / MAE (pixel sums), SSIM and PSNR with src.metrics.StreamingMetrics, the same code as
 eval.py. Prints the per-frame table and writes OUTPUT_DIR/metrics_310.json.
+
+Own sequences (preprocess.py of a model trained on them): outputs (1, T_out, C, H, W), float32
+labels (T_out, C, H, W). ``--thresholds [20,35]`` adds POD/FAR/CSI/HSS (src.metrics.SkillScores)
+in the data's units, undoing the normalisation the manifest records (Moving MNIST: pixel values
+in [0, 1]).
 """
 import json
 import os
@@ -15,7 +20,8 @@ import numpy as np
 from src.errors import ConfigError, DataError, run_cli
 from src.evaluation import write_json_atomic
 
-OPTIONS = {"result_path": "./result_Files", "preprocess_path": "./preprocess_Result", "output_dir": "."}
+OPTIONS = {"result_path": "./result_Files", "preprocess_path": "./preprocess_Result", "output_dir": ".",
+           "thresholds": ""}
 MANIFEST = "preprocess.json"
 RESULT_JSON = "metrics_310.json"
 CHUNK = 32  # sequences per metrics update
@@ -36,14 +42,17 @@ def read_manifest(preprocess_path):
     return manifest
 
 
-def read_label(path, shape):
-    """Ground truth uint8 (T_out, H, W) -> float32 (T_out, H, W) in [0, 1], as the test-set reader does."""
+def read_label(path, shape, dtype="uint8"):
+    """Ground truth -> float32 in [0, 1]: uint8 (T_out, H, W) divided by 255 as the test-set reader
+    does, or float32 (T_out, C, H, W) of own sequences as they are."""
     if not os.path.isfile(path):
         raise DataError(f"label {path} not found; run preprocess.py again")
     labels = np.load(path, allow_pickle=False)
-    if labels.shape != tuple(shape) or labels.dtype != np.uint8:
-        raise DataError(f"label {path} is {labels.dtype} {labels.shape}; expected uint8 {tuple(shape)}")
-    return labels.astype(np.float32) / 255.0
+    if labels.shape != tuple(shape) or labels.dtype != np.dtype(dtype):
+        raise DataError(f"label {path} is {labels.dtype} {labels.shape}; expected {dtype} {tuple(shape)}")
+    if labels.dtype == np.uint8:
+        return labels.astype(np.float32) / 255.0
+    return labels
 
 
 def check_results_present(result_path, names):
@@ -57,46 +66,77 @@ def check_results_present(result_path, names):
                         f"{result_file_name(missing[0])}); the inference app did not finish, see infer.log")
 
 
-def compute(manifest, result_path, preprocess_path):
-    """StreamingMetrics over all sequences of the manifest."""
+def parse_thresholds(text):
+    """--thresholds "[20,35]" / "20,35" -> list of floats ([] when not given)."""
+    try:
+        values = [float(v) for v in str(text).strip().strip("[]").replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"option --thresholds: expected numbers such as [20,35], got {text!r}") from None
+    if len(set(values)) != len(values) or not all(np.isfinite(values)):
+        raise ConfigError(f"option --thresholds: expected distinct finite numbers, got {text!r}")
+    return values
+
+
+def to_units(manifest):
+    """[0, 1] values -> the units the thresholds are in (own sequences: the recorded normalisation undone)."""
+    if "normalization" not in manifest:
+        return lambda frames: frames
+    from src.data.sequences import Normalization
+
+    return Normalization.from_dict(manifest["normalization"], "preprocess.json normalization").denormalize
+
+
+def compute(manifest, result_path, preprocess_path, thresholds=()):
+    """StreamingMetrics (and SkillScores for ``thresholds``) over all sequences of the manifest.
+    Returns (metrics result, skill-score result or None)."""
     from src.export.bin_files import read_bin, result_file_name
-    from src.metrics import StreamingMetrics
+    from src.metrics import SkillScores, StreamingMetrics
 
     names = manifest["names"]
     check_results_present(result_path, names)
     out_shape, label_shape = tuple(manifest["output_shape"]), tuple(manifest["label_shape"])
-    metrics = StreamingMetrics()
+    label_dtype = manifest.get("label_dtype", "uint8")
+    metrics, skills, units = StreamingMetrics(), SkillScores(thresholds) if thresholds else None, to_units(manifest)
     for start in range(0, len(names), CHUNK):
         chunk = names[start:start + CHUNK]
-        preds = np.stack([read_bin(os.path.join(result_path, result_file_name(n)), out_shape)[0, :, 0]
-                          for n in chunk])  # (b, T_out, H, W)
-        labels = np.stack([read_label(os.path.join(preprocess_path, "label", n + ".npy"), label_shape)
-                           for n in chunk])  # (b, T_out, H, W)
+        preds = np.stack([read_bin(os.path.join(result_path, result_file_name(n)), out_shape)[0]
+                          for n in chunk])  # (b, T_out, C, H, W)
+        labels = np.stack([read_label(os.path.join(preprocess_path, "label", n + ".npy"), label_shape, label_dtype)
+                           for n in chunk])  # (b, T_out, C, H, W), or (b, T_out, H, W) for uint8 labels
+        labels = labels.reshape(preds.shape)
         metrics.update(preds, labels)
-    return metrics.result()
+        if skills is not None:
+            skills.update(units(np.clip(preds, 0.0, 1.0)), units(labels))
+    return metrics.result(), None if skills is None else skills.result()
 
 
-def write_json(output_dir, result, manifest, result_path):
+def write_json(output_dir, result, manifest, result_path, skills=None):
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, RESULT_JSON)
     payload = dict(result, result_path=os.path.abspath(result_path), data_file=manifest.get("data_file", ""))
+    if skills is not None:
+        payload["skill_scores"] = skills
     return write_json_atomic(path, payload)
 
 
 def main(argv):
     from src.script_options import split_options
-    from src.metrics import format_table
+    from src.metrics import format_skill_table, format_table
 
     options, rest = split_options(argv, OPTIONS)
     rest.pop("debug", None)
     if rest:
         raise ConfigError(f"unknown option --{next(iter(rest))}; postprocess.py takes --result_path, "
-                          "--preprocess_path and --output_dir")
+                          "--preprocess_path, --output_dir and --thresholds")
+    thresholds = parse_thresholds(options["thresholds"])
     manifest = read_manifest(options["preprocess_path"])
-    result = compute(manifest, options["result_path"], options["preprocess_path"])
+    result, skills = compute(manifest, options["result_path"], options["preprocess_path"], thresholds)
     first_frame = manifest["input_shape"][1] + 1 if "input_shape" in manifest else 11
     print(format_table(result, first_frame=first_frame))
-    print(f"metrics: {write_json(options['output_dir'], result, manifest, options['result_path'])}")
+    if skills is not None:
+        print(format_skill_table(skills))
+    path = write_json(options["output_dir"], result, manifest, options["result_path"], skills)
+    print(f"metrics: {path}")
     return 0
 
 

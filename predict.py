@@ -1,4 +1,4 @@
-"""Predict the next frames of Moving MNIST sequences with an exported model or a checkpoint.
+"""Predict the next frames of Moving MNIST or own sequences with an exported model or a checkpoint.
 
     python predict.py --mindir_file convlstm.mindir --input my_sequences.npy [--output_dir DIR] [--save_vis 4]
     python predict.py --onnx_file convlstm.onnx --input my_sequences.npy          # ONNX Runtime
@@ -14,11 +14,20 @@ Inputs (exactly one):
   --bin_dir DIR        preprocess.py's input/*.bin files; writes <name>_0.bin like the Ascend 310 app
                        into --result_dir (default OUTPUT_DIR/result_Files)
 
+A model trained on own sequences (dataset sequences) reads --input like training read its data:
+an .npy/.npz in the model's data_layout (--data_layout to change it; --npz_key), in the data's
+own units, normalised with the model's stored normalisation. Sequences of exactly input_frames
+frames are forecast after their last frame; sequences of at least input_frames + output_frames
+frames give every window, scored against its targets. predictions.npy is then in the same
+layout and in the data's units: NTCHW (N, T_out, C, H, W), NTHWC (N, T_out, H, W, C), NTHW
+(N, T_out, H, W) or TNHW (T_out, N, H, W). Frames of another shape than the model's are refused
+in one line naming both shapes. --data_path gives the windows eval.py would score.
+
 The model: --mindir_file (MindSpore, graph mode), --onnx_file (ONNX Runtime from
 requirements-onnx.txt; MindSpore is not used) or --ckpt_file. An exported file carries its
 config, so no other flag is needed.
 
-Writes OUTPUT_DIR/predictions.npy, (N, T_out, 64, 64) float32 in [0, 1], and for the first
+Writes OUTPUT_DIR/predictions.npy, (N, T_out, 64, 64) float32 in [0, 1] (own sequences: see above), and for the first
 --save_vis sequences a PNG strip and (when the ground truth is known) a comparison GIF under
 OUTPUT_DIR/vis/. With ground truth the metrics table is printed too. Given an exported model
 and --ckpt_file, both run on the same inputs, the largest absolute difference is printed, and
@@ -106,6 +115,29 @@ def _count(n):
     return f"{n} sequence" + ("" if n == 1 else "s")
 
 
+def open_own_source(options, overrides, cfg):
+    """A model trained on own sequences: the user's file (--input) read with the training's
+    data_layout and stored normalisation, or with --data_path the windows eval.py would score.
+    Frames of another shape than the model's are refused in one line naming both."""
+    from src.data.pipeline import FramesSubset, config_for_frames, evaluation_windows, prediction_source
+
+    model = options["mindir_file"] or options["onnx_file"] or cfg.ckpt_file
+    if options["input"]:
+        source, what = prediction_source(cfg, options["input"]), options["input"]
+    elif "data_path" in overrides:
+        source, what = evaluation_windows(cfg)
+    else:
+        raise ConfigError(f"no input given: pass --input FILE (.npy/.npz of sequences in data_layout "
+                          f"{cfg.data_layout}, the model's; --data_layout to change it) or --data_path")
+    config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype, source.path,
+                      f"the model {model}")
+    if cfg.num_sequences and options["input"]:
+        source = FramesSubset(source, np.arange(min(cfg.num_sequences, len(source))))
+    scored = "no targets: forecasts after the last frame" if getattr(source, "output_frames", None) is None \
+        else "windows scored against their targets"
+    return source, f"{what} ({_count(len(source))}, data_layout {cfg.data_layout}; {scored})"
+
+
 def open_source(options, overrides, cfg):
     """The sequences to predict, as a random-access source; (source, description)."""
     from src.user_arrays import load_user_array, normalise_user_array
@@ -114,6 +146,8 @@ def open_source(options, overrides, cfg):
                                     ("--dataset", "dataset" in overrides)) if on]
     if len(chosen) > 1:
         raise ConfigError(f"give one input source, got {' and '.join(chosen)}")
+    if cfg.dataset == "sequences":
+        return open_own_source(options, overrides, cfg)
     if options["input"]:
         arr = normalise_user_array(load_user_array(options["input"]), options["input"], cfg.input_frames,
                                    cfg.image_size)  # (N, T_in, 1, H, W)
@@ -147,16 +181,61 @@ def batches(source, batch_size):
 
 # ---------------------------------------------------------------- outputs
 
-def open_predictions_file(path, count, frames, size):
-    """A memory-mapped (N, T_out, H, W) float32 .npy written in place of a temporary file."""
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    return tmp, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, frames, size, size))
+class PredictionsFile:
+    """predictions.npy, written through a memory map into a temporary file that replaces ``path``
+    only when complete. Moving MNIST models: (N, T_out, H, W) in [0, 1]. Models of own sequences:
+    the layout of the input (data_layout) and the data's units (the stored normalisation undone)."""
+
+    def __init__(self, path, count, cfg, output_shape, normalization=None):
+        """output_shape: (T_out, C, H, W) of one sequence's prediction."""
+        from src.data.sequences import layout_shape
+
+        frames, channels, height, width = output_shape
+        self.path, self.count, self.cfg = path, count, cfg
+        self.normalization = normalization if cfg.dataset == "sequences" else None
+        self.layout = cfg.data_layout if self.normalization is not None else "NTHW"
+        self.shape = layout_shape(self.layout, count, frames, channels, height, width)
+        self.tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
+        self.out = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=self.shape)
+
+    def write(self, start, pred):
+        """pred (b, T_out, C, H, W) in [0, 1] for sequences start .. start + b - 1."""
+        from src.data.sequences import to_layout
+
+        values = pred if self.normalization is None else self.normalization.denormalize(pred)
+        block = to_layout(values, self.layout)
+        if self.layout == "TNHW":
+            self.out[:, start:start + len(pred)] = block  # (T_out, b, H, W)
+        else:
+            self.out[start:start + len(pred)] = block
+
+    def finish(self):
+        """Every sequence written: move the file into place."""
+        self.out.flush()
+        self.out = None
+        os.replace(self.tmp, self.path)
+
+    def discard(self):
+        """Remove the temporary file if it is still there (after finish, or after a failure)."""
+        self.out = None
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+    def describe(self):
+        shape = f"({', '.join(map(str, self.shape))})"
+        if self.normalization is None:
+            return f"{self.path} shape {shape} float32 in [0, 1]"
+        n = self.normalization
+        return (f"{self.path} shape {shape} float32 (data_layout {self.layout}, in the data's units: [0, 1] mapped "
+                f"back to [{n.data_min:g}, {n.data_max:g}])")
 
 
 def save_pictures(vis_dir, index, inputs, pred, target):
     """Strip (+ GIF with ground truth) of one sequence; returns the written paths."""
     from src import visualize
 
+    inputs, pred = inputs[:, :1], pred[:, :1]  # (T, C, H, W): pictures of channel 0
+    target = None if target is None else target[:, :1]
     stem = os.path.join(vis_dir, f"seq_{index:04d}")
     if target is not None:
         return [visualize.save_sequence_strip(stem + ".png", inputs, target, pred, scale=2),
@@ -183,12 +262,12 @@ def run_predictions(predictor, reference, source, cfg):
 
     os.makedirs(cfg.output_dir, exist_ok=True)
     path = os.path.join(cfg.output_dir, "predictions.npy")
-    tmp, out = open_predictions_file(path, len(source), cfg.output_frames, cfg.image_size)
+    out = PredictionsFile(path, len(source), cfg, predictor.output_shape, getattr(source, "normalization", None))
     metrics, parity, pictures = StreamingMetrics(), ParityTracker() if reference else None, []
     try:
         for start, inputs, targets in batches(source, max(predictor.batch_size, 1)):
-            pred = np.clip(predictor.predict(inputs), 0.0, 1.0)  # (b, T_out, 1, H, W)
-            out[start:start + len(pred)] = pred[:, :, 0]
+            pred = np.clip(predictor.predict(inputs), 0.0, 1.0)  # (b, T_out, C, H, W)
+            out.write(start, pred)
             if reference is not None:
                 parity.update(pred, np.clip(reference.predict(inputs), 0.0, 1.0))
             if targets is not None:
@@ -196,14 +275,10 @@ def run_predictions(predictor, reference, source, cfg):
             for k in range(max(0, min(len(pred), cfg.save_vis - start))):
                 pictures += save_pictures(os.path.join(cfg.output_dir, "vis"), start + k, inputs[k], pred[k],
                                           None if targets is None else targets[k])
-        out.flush()
-        del out
-        os.replace(tmp, path)
+        out.finish()
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    print(f"predictions: {path} shape ({len(source)}, {cfg.output_frames}, {cfg.image_size}, {cfg.image_size}) "
-          "float32 in [0, 1]")
+        out.discard()
+    print(f"predictions: {out.describe()}")
     for p in pictures:
         print(f"picture: {p}")
     if metrics.num_sequences:
@@ -250,8 +325,10 @@ def main(argv):
         init_inference_device(cfg)
     predictor, reference = build_predictors(cfg, info, use_ckpt)
     model = info.path if info is not None else cfg.ckpt_file
+    channels, height, width = predictor.input_shape[1:]
+    shape = f"{height}x{width}" if channels == 1 else f"{channels}x{height}x{width} (C x H x W)"
     print(f"model: {model} ({predictor.engine}, batch {predictor.batch_size}, {cfg.input_frames} -> "
-          f"{cfg.output_frames} frames of {cfg.image_size}x{cfg.image_size})", flush=True)
+          f"{cfg.output_frames} frames of {shape})", flush=True)
     if options["bin_dir"]:
         run_bin_folder(predictor, options, cfg)
         return 0

@@ -11,6 +11,14 @@ uint8 (4x smaller); postprocess.py divides by 255 exactly as the evaluation does
 
 With --mindir_file the frame counts and image size are taken from the model, which must have
 batch size 1 (the app feeds one file per call).
+
+Own sequences (a model trained with ``dataset sequences``, or ``--dataset sequences``): the
+windows eval.py would score (the test split of data_path, its test file, or every window with
+``--eval_split all``), read with the model's data_layout and stored normalisation; inputs are
+(1, T_in, C, H, W), labels float32 (T_out, C, H, W) in [0, 1], and the manifest records the
+normalisation so that postprocess.py --thresholds scores in the data's units.
+
+    python preprocess.py --mindir_file rain.mindir --output_dir ./preprocess_Result [--data_path rain.npy]
 """
 import glob
 import os
@@ -68,6 +76,73 @@ def write_sequences(source, out_dir):
     return names
 
 
+def write_own_sequences(source, out_dir):
+    """Own sequences: input .bin (1, T_in, C, H, W) and float32 label .npy (T_out, C, H, W) in [0, 1]."""
+    from src.export.bin_files import write_bin
+
+    input_dir, label_dir = os.path.join(out_dir, "input"), os.path.join(out_dir, "label")
+    for folder, pattern in ((input_dir, "seq_*.bin"), (label_dir, "seq_*.npy")):
+        os.makedirs(folder, exist_ok=True)
+        clear_old_files(folder, pattern)
+    names = []
+    for i in range(len(source)):
+        inputs, targets = source[i]  # (T_in, C, H, W), (T_out, C, H, W) float32 in [0, 1]
+        name = sequence_name(i)
+        write_bin(os.path.join(input_dir, name + ".bin"), inputs[None])  # (1, T_in, C, H, W)
+        np.save(os.path.join(label_dir, name + ".npy"), targets.astype(np.float32), allow_pickle=False)
+        names.append(name)
+    return names
+
+
+def own_config(options, overrides):
+    """The config of an own-sequence model file (its normalisation and layout), or None."""
+    if not options["mindir_file"] or "config_path" in overrides:
+        return None
+    from src.export.model_info import read_mindir_info
+    from src.script_options import config_for_model
+
+    info = read_mindir_info(options["mindir_file"])
+    if info.config is None or info.config.dataset != "sequences":
+        return None
+    if info.batch_size != 1:
+        raise ConfigError(f"model {options['mindir_file']} has batch size {info.batch_size}; the Ascend 310 app "
+                          "feeds one sequence per call: export it with --batch_size 1")
+    return config_for_model(info, overrides)
+
+
+def preprocess_own_sequences(cfg, model_file):
+    """Own sequences: the windows eval.py scores, checked against the model's frame shape."""
+    from src.data.pipeline import config_for_frames, evaluation_windows
+
+    source, described = evaluation_windows(cfg)
+    expected_from = f"the model {model_file}" if model_file else "the config (channels, frame_height, frame_width)"
+    cfg = config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype, source.path,
+                            expected_from)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    names = write_own_sequences(source, cfg.output_dir)
+    shape = [cfg.channels, cfg.frame_height, cfg.frame_width]
+    manifest = {
+        "dataset": "sequences",
+        "data_file": os.path.abspath(source.path),
+        "description": described,
+        "num_sequences": len(names),
+        "input_shape": [1, cfg.input_frames] + shape,
+        "output_shape": [1, cfg.output_frames] + shape,
+        "label_shape": [cfg.output_frames] + shape,
+        "input_dtype": "float32",
+        "label_dtype": "float32",
+        "normalization": source.normalization.to_dict(),
+        "names": names,
+    }
+    path = write_json_atomic(os.path.join(cfg.output_dir, MANIFEST), manifest)
+    print(f"{len(names)} windows: {described}")
+    print(f"inputs: {os.path.join(cfg.output_dir, 'input')}/seq_*.bin float32 {tuple(manifest['input_shape'])}, "
+          "values in [0, 1]")
+    print(f"labels: {os.path.join(cfg.output_dir, 'label')}/seq_*.npy float32 {tuple(manifest['label_shape'])}")
+    print(f"manifest: {path}")
+    return 0
+
+
 def write_manifest(out_dir, names, data_file, shapes):
     t_in, t_out, size = shapes
     manifest = {
@@ -89,6 +164,9 @@ def main(argv):
     from src.script_options import overrides_argv, split_options
 
     options, overrides = split_options(argv, OPTIONS)
+    own = own_config(options, overrides)
+    if own is not None or overrides.get("dataset") == "sequences":
+        return preprocess_own_sequences(own or load_config(overrides_argv(overrides)), options["mindir_file"])
     overrides.setdefault("dataset", "mnist")  # the published test file is what the 310 app is scored on
     cfg = load_config(overrides_argv(overrides))
     shapes = model_shapes(cfg, options["mindir_file"])

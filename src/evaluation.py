@@ -1,8 +1,9 @@
-"""Evaluation of a checkpoint (or of a trivial baseline) on Moving MNIST.
+"""Evaluation of a checkpoint (or of a trivial baseline) on Moving MNIST or own sequences.
 
     python eval.py --config_path configs/cpu_small.yaml --ckpt_file RUN/ckpt/best.ckpt \\
         --data_path ./data --dataset mnist [--num_sequences K] [--save_vis N]
     python eval.py --baseline copy_last --data_path ./data --dataset mnist
+    python eval.py --ckpt_file RUN/ckpt/best.ckpt --thresholds [20,35]     # own data: its test split
 
 What is evaluated
 - ``--dataset mnist``: the published test set ``mnist_test_seq.npy`` (``data_path`` is the
@@ -11,12 +12,23 @@ What is evaluated
 - ``--dataset synthetic``: a fixed generated test set seeded by ``test_seed``, never the
   validation sequences training selects on (``num_sequences`` sequences, default
   ``val_sequences``); no download needed.
+- ``--dataset sequences`` (own arrays, src/data/sequences.py): the windows of the test split
+  of ``data_path`` (a file is split by sequence exactly as training split it; a directory:
+  its test file), or with ``--eval_split all`` every window of the file; read with the
+  layout and the normalisation the model was trained with. Frames of another shape than the
+  model's are refused in one line naming both shapes.
 - the network stored in ``ckpt_file``, whose architecture must match the config, or with
   ``--baseline zeros|copy_last`` a reference predictor (no checkpoint, no MindSpore).
 Metric definitions are those of ``src/metrics.py`` (pixel-sum MSE/MAE, SSIM with
 data_range 1, PSNR). For a checkpoint, the zeros and copy_last baselines are scored on the
 same sequences as well, and a warning is printed when the model does not beat them: a
 network that outputs blank frames or copies its last input is then easy to spot.
+``--thresholds [t1,t2,...]`` adds POD/FAR/CSI/HSS per threshold and lead frame
+(src.metrics.SkillScores) for the model and the baselines, on predictions and targets mapped
+back to the data's units (own sequences: the training normalisation undone; Moving MNIST:
+pixel values in [0, 1], so thresholds must lie in (0, 1]); they go to the console
+(format_skill_table and a CSI/HSS comparison), ``metrics.json`` (``skill_scores``, and
+``baselines.<name>.skill_scores``) and ``skill_per_frame.png``.
 
 Where results go (the "eval directory")
 - if ``output_dir`` holds a training run (config.yaml, ckpt/ or .ckpt files):
@@ -36,17 +48,16 @@ import time
 
 import numpy as np
 
-from src.config import load_config
+from src.config import BASELINES, load_config
 from src.errors import ConfigError
 from src.progress import Progress, format_duration
 
 METRICS_JSON = "metrics.json"
 METRICS_PLOT = "metrics_per_frame.png"
+SKILL_PLOT = "skill_per_frame.png"
 VIS_DIR = "vis"
 EXPORTED_EVAL_DIRS = {"onnxruntime": "eval_onnx", "mindir": "eval_mindir"}  # eval_dir subdir by engine
-REFERENCE_BASELINES = ("zeros", "copy_last")  # scored next to every checkpoint
-BASELINE_HINT = {"zeros": "the network may predict (nearly) blank or blurred frames",
-                 "copy_last": "the network may blur or copy frames instead of extrapolating the motion"}
+REFERENCE_BASELINES = BASELINES  # scored next to every checkpoint
 
 
 # ---------------------------------------------------------------- where results go
@@ -75,6 +86,11 @@ def eval_dir(cfg, subdir=None):
 
 def build_source(cfg):
     """The sequences to evaluate and a description of them for metrics.json."""
+    if cfg.dataset == "sequences":
+        from src.data.pipeline import evaluation_windows
+
+        source, described = evaluation_windows(cfg)
+        return source, {"dataset": "sequences", "data_path": os.path.abspath(cfg.data_path), "description": described}
     if cfg.dataset == "mnist":
         from src.data.archive import unpacked_data_path
         from src.data.test_set import TEST_FILE, TestSequences, resolve_test_file
@@ -94,8 +110,30 @@ def build_source(cfg):
                                    f"test_seed {cfg.test_seed}"}
 
 
+def config_for_data(cfg, source, model=None):
+    """``cfg`` with the frame shape of own sequence data (``source``); one DataError line naming
+    both shapes when ``model`` (a checkpoint or model file whose config ``cfg`` is) expects others."""
+    if cfg.dataset != "sequences":
+        return cfg
+    from src.data.pipeline import config_for_frames
+
+    expected_from = f"the model {model}" if model else "the config (channels, frame_height, frame_width)"
+    return config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype,
+                             source.file.path, expected_from)
+
+
+def units_of(cfg, source):
+    """(to_units, description): maps [0, 1] frames to the units thresholds are given in."""
+    normalization = getattr(source, "normalization", None)
+    if cfg.dataset != "sequences" or normalization is None:
+        return (lambda frames: frames), "pixel values in [0, 1]"
+    n = normalization
+    return n.denormalize, (f"the data's units: [0, 1] mapped back by the training normalisation ({n.scale}, "
+                           f"0 -> {n.data_min:g}, 1 -> {n.data_max:g})")
+
+
 def baseline_predictor(kind, output_frames):
-    """numpy (B, T_in, 1, H, W) -> (B, T_out, 1, H, W) from a trivial rule."""
+    """numpy (B, T_in, C, H, W) -> (B, T_out, C, H, W) from a trivial rule."""
     from src.baselines import predict_baseline
 
     return lambda inputs: predict_baseline(kind, inputs, output_frames)
@@ -125,30 +163,9 @@ def _batches(source, batch_size):
         start += len(inputs)
 
 
-class _ProgressLog:
-    """Live ETA line on a terminal; otherwise (logs, pipes) a plain line every ~10%."""
-
-    def __init__(self, total, enabled=True):
-        self.bar = Progress(total, "eval", unit="sequence")
-        self.total = total
-        self.enabled = enabled
-        self.next_line = 0.1
-
-    def update(self, done):
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.bar.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        if self.bar.live:
-            self.bar.update(done, f"{rate:.1f} seq/s")
-        elif done < self.total and done / self.total >= self.next_line:
-            while self.next_line <= done / self.total:
-                self.next_line += 0.1
-            print(f"eval: {done}/{self.total} sequences, {rate:.1f} seq/s, "
-                  f"ETA {format_duration(self.bar.eta(done))}", flush=True)
-
-    def close(self):
-        self.bar.clear()
+def _progress_text(progress, done):
+    elapsed = time.perf_counter() - progress.start
+    return f"{done / elapsed if elapsed > 0 else 0.0:.1f} seq/s"
 
 
 def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
@@ -167,7 +184,7 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     if total == 0:
         raise ConfigError("nothing to evaluate: the data source holds no sequences")
     metrics = StreamingMetrics()
-    log = _ProgressLog(total, progress)
+    log = Progress(total, "eval", unit="sequence", plain_lines=True) if progress else None
     t0 = time.perf_counter()
     first_batch_s = predict_s = 0.0
     for start, inputs, targets in _batches(source, cfg.eval_batch_size):
@@ -181,8 +198,10 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
         metrics.update(pred, targets)
         if on_batch is not None:
             on_batch(start, inputs, targets, pred)
-        log.update(start + len(inputs))
-    log.close()
+        if log is not None:
+            log.update(start + len(inputs), _progress_text(log, start + len(inputs)))
+    if log is not None:
+        log.clear()
     result = metrics.result()
     total_s = time.perf_counter() - t0
     result["timing"] = {"total_s": round(total_s, 3), "predict_s": round(predict_s, 3),
@@ -191,32 +210,53 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     return result
 
 
-class _BatchHooks:
-    """Per-batch extras of an eval run: the reference baseline scores and the pictures."""
+MAIN = "model"  # key of the evaluated predictor's skill scores in _BatchHooks.skills
 
-    def __init__(self, cfg, vis_dir, num_vis, references):
-        from src.metrics import StreamingMetrics
+
+class _BatchHooks:
+    """Per-batch extras of an eval run: the reference baseline scores, the skill scores (in the
+    data's units, ``to_units``) of the evaluated predictor and the baselines, and the pictures."""
+
+    def __init__(self, cfg, vis_dir, num_vis, references, to_units=None):
+        from src.metrics import SkillScores, StreamingMetrics
 
         self.cfg = cfg
         self.vis_dir = vis_dir
         self.num_vis = num_vis
         self.references = {name: StreamingMetrics() for name in references}
+        self.to_units = to_units or (lambda frames: frames)
+        names = (MAIN,) + tuple(references)
+        self.skills = {name: SkillScores(cfg.thresholds) for name in names} if cfg.thresholds else {}
         self.written = []
+
+    def _score_skill(self, name, pred, truth):
+        if self.skills:
+            self.skills[name].update(self.to_units(np.clip(pred, 0.0, 1.0)), truth)
 
     def __call__(self, start, inputs, targets, pred):
         from src.baselines import predict_baseline
 
+        truth = self.to_units(targets) if self.skills else None  # (B, T_out, C, H, W) in the data's units
+        self._score_skill(MAIN, pred, truth)
         for name, metrics in self.references.items():
-            metrics.update(predict_baseline(name, inputs, self.cfg.output_frames), targets)
+            reference = predict_baseline(name, inputs, self.cfg.output_frames)  # (B, T_out, C, H, W)
+            metrics.update(reference, targets)
+            self._score_skill(name, reference, truth)
         for b in range(len(inputs)):
             if start + b < self.num_vis:
                 self.written += save_sequence_pictures(self.vis_dir, start + b, inputs[b], targets[b], pred[b])
 
+    def skill_results(self):
+        """{name: SkillScores.result()} ({} without thresholds)."""
+        return {name: scores.result() for name, scores in self.skills.items()}
+
 
 def save_sequence_pictures(vis_dir, index, inputs, target, pred):
-    """Strip PNG (input, truth, prediction, |error|) and truth-vs-prediction GIF of one sequence."""
+    """Strip PNG (input, truth, prediction, |error|) and truth-vs-prediction GIF of one sequence;
+    frames (T, C, H, W): pictures of channel 0."""
     from src.visualize import save_comparison_gif, save_sequence_strip
 
+    inputs, target, pred = (np.asarray(a)[:, :1] if np.ndim(a) == 4 else a for a in (inputs, target, pred))
     stem = os.path.join(vis_dir, f"seq_{index:04d}")
     return [save_sequence_strip(stem + ".png", inputs, target, pred, scale=2),
             save_comparison_gif(stem + ".gif", target, pred, inputs=inputs)]
@@ -247,24 +287,94 @@ def summary_line(result, model):
             f"sequences={result['num_sequences']} model={model}")
 
 
-def print_baseline_comparison(result, references):
-    """The baselines' scores on the same sequences; a warning where a baseline scores better."""
+BASELINE_NAMES = {"zeros": "predict-zeros", "copy_last": "repeat-last-frame"}
+VERDICT_METRICS = (("MSE", "mse", -1), ("MAE", "mae", -1), ("SSIM", "ssim", 1), ("PSNR", "psnr", 1))  # sign: better
+
+
+def baseline_table(result, references):
+    """Model and baselines on the same sequences: one row each, MSE, MAE, SSIM, PSNR."""
+    rows = [("model", result)] + [(BASELINE_NAMES.get(name, name), ref) for name, ref in references.items()]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{'':{width}}  {'MSE':>9} {'MAE':>9} {'SSIM':>7} {'PSNR':>7}"]
+    lines += [f"{label:{width}}  {r['mse']:9.2f} {r['mae']:9.2f} {r['ssim']:7.4f} {r['psnr']:7.2f}" for label, r in rows]
+    return "\n".join(lines)
+
+
+def verdict(result, references):
+    """One plain sentence: which baselines the model beats on which metric, and which not yet."""
+    beats, not_yet = [], []
     for name, ref in references.items():
-        print(f"{name} baseline on the same sequences: mse={ref['mse']:.3f} mae={ref['mae']:.3f} "
-              f"ssim={ref['ssim']:.4f} psnr={ref['psnr']:.3f}", flush=True)
-    for name, ref in references.items():
-        worse = []
-        if result["mse"] >= ref["mse"]:
-            worse.append(f"MSE {ref['mse']:.3f} vs {result['mse']:.3f}")
-        if result["ssim"] <= ref["ssim"]:
-            worse.append(f"SSIM {ref['ssim']:.4f} vs {result['ssim']:.4f}")
+        better = [label for label, key, sign in VERDICT_METRICS if sign * (result[key] - ref[key]) > 0]
+        worse = [label for label, key, _ in VERDICT_METRICS if label not in better]
+        if better:
+            beats.append(f"{BASELINE_NAMES.get(name, name)} on {'/'.join(better)}")
         if worse:
-            print(f"warning: the {name} baseline scores better than the model ({', '.join(worse)}); "
-                  f"{BASELINE_HINT[name]}; look at the pictures (--save_vis N)", flush=True)
+            not_yet.append(f"{BASELINE_NAMES.get(name, name)} on {'/'.join(worse)}")
+    text = "the model beats " + ("; ".join(beats) if beats else "no baseline")
+    return text + (f"; it does not yet beat {'; '.join(not_yet)}" if not_yet else "")
 
 
-def build_report(cfg, result, data, references, argv, exported=None, script="eval.py"):
-    """The content of metrics.json (``exported``: the predictor of an exported model file)."""
+def blank_reason(result, references):
+    """Why the model looks (nearly) blank or hazy, or None: not beating black frames on MSE, or
+    an SSIM under half of theirs (a grey haze over the whole frame). A short training run that
+    beats predict-zeros on MSE but not yet on SSIM is the expected case and gets no warning."""
+    zeros = references.get("zeros")
+    if zeros is None:
+        return None
+    if result["mse"] >= zeros["mse"]:
+        return f"it does not beat predict-zeros on MSE ({result['mse']:.3f} vs {zeros['mse']:.3f})"
+    if result["ssim"] < 0.5 * zeros["ssim"]:
+        return f"its SSIM is under half of predict-zeros' ({result['ssim']:.4f} vs {zeros['ssim']:.4f})"
+    return None
+
+
+def print_baseline_comparison(result, references):
+    """The table of model vs baselines, the verdict, and a warning for a (nearly) blank model."""
+    if not references:
+        return
+    print(baseline_table(result, references), flush=True)
+    print(verdict(result, references), flush=True)
+    reason = blank_reason(result, references)
+    if reason:
+        print(f"warning: {reason}: the model may predict (nearly) blank, hazy or blurred frames; look at the "
+              "pictures (--save_vis N), train longer or check the data", flush=True)
+
+
+def skill_comparison_table(skills, main_label="model"):
+    """CSI and HSS (means over lead frames) per threshold, one row per predictor ('-' = undefined)."""
+    thresholds = skills[MAIN]["thresholds"]
+    columns = [(score, t) for score in ("csi", "hss") for t in thresholds]
+    rows = [(main_label if name == MAIN else BASELINE_NAMES.get(name, name), result) for name, result in skills.items()]
+    width = max(len(label) for label, _ in rows)
+    heads = [f"{score.upper()}>={t:g}" for score, t in columns]
+    lines = [f"{'':{width}}  " + " ".join(f"{h:>10}" for h in heads)]
+    for label, result in rows:
+        by_threshold = {entry["threshold"]: entry["mean_over_lead_frames"] for entry in result["by_threshold"]}
+        cells = [by_threshold[t][score] for score, t in columns]
+        lines.append(f"{label:{width}}  " + " ".join(f"{'-':>10}" if v is None else f"{v:10.4f}" for v in cells))
+    return "\n".join(lines)
+
+
+def print_skill_scores(skills, units, main_label):
+    """The evaluated predictor's full skill table, then CSI/HSS of it next to the baselines."""
+    from src.metrics import format_skill_table
+
+    if not skills:
+        return
+    print(f"thresholds in {units}", flush=True)
+    print(format_skill_table(skills[MAIN]), flush=True)
+    if len(skills) > 1:
+        print("skill scores (mean over lead frames) of the model and the baselines on the same sequences:", flush=True)
+        print(skill_comparison_table(skills, main_label), flush=True)
+
+
+def _skill_report(result, units):
+    return dict(result, units=units)
+
+
+def build_report(cfg, result, data, references, argv, exported=None, script="eval.py", skills=None, units=""):
+    """The content of metrics.json (``exported``: the predictor of an exported model file;
+    ``skills``: SkillScores results by predictor, thresholds in ``units``)."""
     report = dict(_averages(result))
     report.update({
         "num_sequences": result["num_sequences"],
@@ -288,7 +398,22 @@ def build_report(cfg, result, data, references, argv, exported=None, script="eva
         report.update(model_file=os.path.abspath(exported.name), engine=exported.engine)
     if references:
         report["baselines"] = {name: dict(_averages(r), per_frame=r["per_frame"]) for name, r in references.items()}
+    if skills:
+        report["skill_scores"] = _skill_report(skills[MAIN], units)
+        for name in references:
+            report["baselines"][name]["skill_scores"] = _skill_report(skills[name], units)
     return report
+
+
+def save_skill_plot(out_dir, skills, first_frame, main_label):
+    """skill_per_frame.png: CSI and HSS per lead frame and threshold, model and baselines."""
+    from src.visualize import save_skill_plot as draw
+
+    labels = {name: (main_label if name == MAIN else BASELINE_NAMES.get(name, name)) for name in skills}
+    by_threshold = [(entry["threshold"], {labels[name]: skills[name]["by_threshold"][k]["per_lead_frame"]
+                                          for name in skills})
+                    for k, entry in enumerate(skills[MAIN]["by_threshold"])]
+    return draw(os.path.join(out_dir, SKILL_PLOT), by_threshold, first_frame=first_frame)
 
 
 # ---------------------------------------------------------------- the procedure
@@ -303,6 +428,9 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
 
     out_dir = eval_dir(cfg, None if exported is None else EXPORTED_EVAL_DIRS[exported.engine])
     source, data = build_source(cfg)  # data errors first: they are cheap to find
+    model_file = exported.name if exported is not None else (cfg.ckpt_file if cfg.baseline == "none" else None)
+    cfg = config_for_data(cfg, source, model_file)  # own data: its frame shape, refused if the model's differs
+    to_units, units = units_of(cfg, source)
     if exported is not None:
         predict_fn, model = exported, os.path.abspath(exported.name)
     elif cfg.baseline != "none":
@@ -320,25 +448,30 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
           f"{runs_on}; results in {out_dir}", flush=True)
 
     hooks = _BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis,
-                        references=REFERENCE_BASELINES if cfg.baseline == "none" else ())
+                        references=REFERENCE_BASELINES if cfg.baseline == "none" else (), to_units=to_units)
     result = evaluate(cfg, predict_fn, source, on_batch=hooks)
     references = {name: metrics.result() for name, metrics in hooks.references.items()}
+    skills = hooks.skill_results()
+    main_label = "model" if cfg.baseline == "none" else BASELINE_NAMES.get(cfg.baseline, cfg.baseline)
 
     first_frame = cfg.input_frames + 1
     print(format_table(result, first_frame=first_frame), flush=True)
     print_baseline_comparison(result, references)
+    print_skill_scores(skills, units, main_label)
     timing = result["timing"]
     compiled = " incl. graph compilation" if cfg.baseline == "none" and cfg.mode == "graph" and exported is None else ""
     print(f"time: {format_duration(timing['total_s'])} ({timing['sequences_per_s']} sequences/s; first batch "
           f"{timing['first_batch_s']:.1f} s{compiled})", flush=True)
 
-    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), build_report(cfg, result, data, references, argv,
-                                                                                  exported, script))
+    report = build_report(cfg, result, data, references, argv, exported, script, skills=skills, units=units)
+    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), report)
     compare = {name: r["per_frame"] for name, r in references.items()} or None
     plot_path = save_metric_plot(os.path.join(out_dir, METRICS_PLOT), result["per_frame"], first_frame=first_frame,
                                  compare=compare, label="model" if cfg.baseline == "none" else cfg.baseline)
     print(f"metrics: {json_path}", flush=True)
     print(f"per-frame plot: {plot_path}", flush=True)
+    if skills:
+        print(f"skill-score plot: {save_skill_plot(out_dir, skills, first_frame, main_label)}", flush=True)
     for path in hooks.written:
         print(f"picture: {path}", flush=True)
     print(summary_line(result, model), flush=True)
