@@ -10,7 +10,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from src.config import load_config
-from src.data.test_set import write_test_file
+from tests.data_files import write_test_file
 from src.errors import run_cli
 from src.evaluation import eval_dir, evaluate
 from src.evaluation import main as eval_main
@@ -133,20 +133,6 @@ def device():
     init_device(load_config([], config_path=SMALL))
 
 
-def test_warns_when_a_baseline_scores_better(capsys):
-    from src.evaluation import print_baseline_comparison
-
-    def scores(mse, ssim):
-        return {"mse": mse, "mae": 1.0, "ssim": ssim, "psnr": 10.0}
-
-    refs = {"zeros": scores(130.0, 0.79), "copy_last": scores(220.0, 0.66)}
-    print_baseline_comparison(scores(120.0, 0.05), refs)  # low MSE but blank: SSIM gives it away
-    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 2 and "zeros baseline" in warnings[0] and "blank" in warnings[0]
-    print_baseline_comparison(scores(60.0, 0.85), refs)
-    assert "warning" not in capsys.readouterr().out
-
-
 # ---------------------------------------------------------------- where results go
 
 def test_eval_into_a_run_directory_goes_to_a_subdirectory(test_npy, tmp_path):
@@ -213,7 +199,7 @@ def test_missing_checkpoint_is_one_line(device, test_npy, tmp_path, capsys):
 def tiny_checkpoint(tmp_path_factory):
     """A checkpoint of an untrained tiny paper network, saved the way train.py saves it."""
     from src.models.encoder_forecaster import build_network
-    from src.training.checkpoint import save_checkpoint
+    from src.checkpoint import save_checkpoint
 
     cfg = load_config(TINY_ARCH, config_path=SMALL)
     path = str(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
@@ -297,3 +283,33 @@ def test_run_eval_sh_passes_errors_through(tmp_path):
                  str(tmp_path / "res")], script=SCRIPT)
     assert proc.returncode != 0
     assert "download.sh" in proc.stdout
+
+
+def _scores(mse, mae, ssim, psnr):
+    return {"mse": mse, "mae": mae, "ssim": ssim, "psnr": psnr}
+
+
+def test_verdict_names_what_the_model_beats_and_what_not_yet():
+    from src.evaluation import baseline_table, blank_reason, verdict
+
+    model = _scores(100.0, 200.0, 0.70, 16.0)
+    refs = {"zeros": _scores(137.0, 174.0, 0.78, 14.9), "copy_last": _scores(228.0, 295.0, 0.66, 12.7)}
+    assert verdict(model, refs) == ("the model beats predict-zeros on MSE/PSNR; repeat-last-frame on MSE/MAE/SSIM/PSNR;"
+                                    " it does not yet beat predict-zeros on MAE/SSIM")
+    table = baseline_table(model, refs).splitlines()
+    assert [line.split()[0] for line in table[1:]] == ["model", "predict-zeros", "repeat-last-frame"]
+    assert table[1].split()[1:] == ["100.00", "200.00", "0.7000", "16.00"]
+    assert blank_reason(model, refs) is None  # beats black frames on MSE, SSIM not yet: the expected early state
+    assert "MSE" in blank_reason(_scores(137.0, 174.0, 0.78, 14.9), refs)  # no better than black frames
+    assert "SSIM is under half" in blank_reason(_scores(120.0, 300.0, 0.05, 15.0), refs)  # a grey haze
+
+
+def test_comparison_warns_only_for_a_blank_model(capsys):
+    from src.evaluation import print_baseline_comparison
+
+    refs = {"zeros": _scores(137.0, 174.0, 0.78, 14.9), "copy_last": _scores(228.0, 295.0, 0.66, 12.7)}
+    print_baseline_comparison(_scores(100.0, 200.0, 0.70, 16.0), refs)
+    assert "warning" not in capsys.readouterr().out
+    print_baseline_comparison(_scores(140.0, 170.0, 0.79, 14.8), refs)
+    out = capsys.readouterr().out
+    assert "warning: it does not beat predict-zeros on MSE (140.000 vs 137.000)" in out
