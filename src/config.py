@@ -555,9 +555,9 @@ def load_config(argv=None, config_path=None, base=None, **overrides):
 
 
 def _check_data_path_is_used(values, origin):
-    """A data path given in a yaml file or on the command line must be read: dataset synthetic
-    generates its digits and would silently ignore it."""
-    if values["dataset"] == "synthetic" and "data_path" in origin:
+    """A data path given on the command line must be read: dataset synthetic generates its digits
+    and would silently ignore it (a recipe's own data_path, from its yaml file, is a default)."""
+    if values["dataset"] == "synthetic" and origin.get("data_path") in ("the command line", "the caller"):
         raise ConfigError(f"config key 'data_path' ({values['data_path']}, set in {origin['data_path']}) is not used "
                           "with dataset synthetic (embedded generated digits); pass --dataset mnist to read "
                           "the MNIST files there, or drop --data_path")

@@ -281,10 +281,12 @@ def _averages(result):
     return {k: result[k] for k in ("mse", "mae", "ssim", "ssim_openstl", "psnr")}
 
 
-def summary_line(result, model):
+def summary_line(result, model, data):
+    """The last console line: the averages, the model and the data that was scored."""
+    scored = data["description"] + (f" ({data['data_path']})" if data.get("data_path") else "")
     return (f"result: mse={result['mse']:.3f} mae={result['mae']:.3f} ssim={result['ssim']:.4f} "
             f"ssim_openstl={result['ssim_openstl']:.4f} psnr={result['psnr']:.3f} "
-            f"sequences={result['num_sequences']} model={model}")
+            f"sequences={result['num_sequences']} model={model} data={scored}")
 
 
 BASELINE_NAMES = {"zeros": "predict-zeros", "copy_last": "repeat-last-frame"}
@@ -474,7 +476,7 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
         print(f"skill-score plot: {save_skill_plot(out_dir, skills, first_frame, main_label)}", flush=True)
     for path in hooks.written:
         print(f"picture: {path}", flush=True)
-    print(summary_line(result, model), flush=True)
+    print(summary_line(result, model, data), flush=True)
     return 0
 
 

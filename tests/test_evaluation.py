@@ -313,3 +313,15 @@ def test_comparison_warns_only_for_a_blank_model(capsys):
     print_baseline_comparison(_scores(140.0, 170.0, 0.79, 14.8), refs)
     out = capsys.readouterr().out
     assert "warning: it does not beat predict-zeros on MSE (140.000 vs 137.000)" in out
+
+
+def test_a_data_path_that_would_be_ignored_is_refused_and_the_summary_names_the_data(tmp_path, capsys):
+    from src.errors import ConfigError
+    from src.evaluation import main
+
+    with pytest.raises(ConfigError, match=r"'data_path' .* is not used with dataset synthetic .* --dataset mnist"):
+        main(["--config_path", SMALL, "--baseline", "zeros", "--data_path", str(tmp_path / "mnist_test_seq.npy")])
+    assert main(["--config_path", SMALL, "--baseline", "zeros", "--num_sequences", "2", "--image_size", "32",
+                 "--output_dir", str(tmp_path / "out")]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("result: ") and "data=generated test set: 2 sequences" in last and "test_seed" in last
