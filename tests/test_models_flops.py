@@ -73,7 +73,9 @@ def test_flops_conventions_and_scaling_with_frames():
     base = flops.network_cost(cfg_of(arch="paper", input_frames=10, output_frames=10))
     assert base["forward_flops"] == 2 * base["forward_macs"]
     assert base["train_step_flops"] == 3 * base["forward_flops"]
-    longer = flops.network_cost(cfg_of(arch="paper", input_frames=20, output_frames=20, dataset="synthetic"))
+    # the same 1x64x64 frames as own sequences: no 20-frame cap of mnist_test_seq.npy
+    longer = flops.network_cost(cfg_of(arch="paper", input_frames=20, output_frames=20, dataset="sequences",
+                                       channels=1, frame_height=64, frame_width=64))
     # twice the steps, but still only one skipped h-convolution per encoder cell (16x16, 5x5)
     one_h_conv_each = 256 * 25 * (128 * 512 + 64 * 256 + 64 * 256)
     assert longer["forward_macs"] == 2 * base["forward_macs"] + one_h_conv_each
