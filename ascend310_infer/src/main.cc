@@ -5,7 +5,7 @@
  *            --result_path=result_Files --device_id=0
  *
  * Loads the MINDIR written by export.py (batch size 1), runs every .bin file in input0_path
- * (raw float32 (1, T_in, 1, H, W) from preprocess.py) through Model::Predict and writes the
+ * (raw float32 (1, T_in, C, H, W) from preprocess.py) through Model::Predict and writes the
  * prediction (1, T_out, 1, H, W) float32 as result_path/<name>_0.bin for postprocess.py.
  * Timing goes to time_Result/test_perform_static.txt.
  *
@@ -80,7 +80,7 @@ double InferOne(mindspore::Model *model, const mindspore::MSTensor &input_spec, 
   }
   if (data.size() != input_spec.DataSize()) {
     std::cerr << "error: " << path << " has " << data.size() << " bytes but the model input needs "
-              << input_spec.DataSize() << " (float32 (1, T_in, 1, H, W)); export the model with --batch_size 1"
+              << input_spec.DataSize() << " (float32 (1, T_in, C, H, W)); export the model with --batch_size 1"
               << std::endl;
     return -1.0;
   }
