@@ -6,7 +6,7 @@
  *
  * Loads the MINDIR written by export.py (batch size 1), runs every .bin file in input0_path
  * (raw float32 (1, T_in, C, H, W) from preprocess.py) through Model::Predict and writes the
- * prediction (1, T_out, 1, H, W) float32 as result_path/<name>_0.bin for postprocess.py.
+ * prediction (1, T_out, C, H, W) float32 as result_path/<name>_0.bin for postprocess.py.
  * Timing goes to time_Result/test_perform_static.txt.
  *
  * Built by build.sh against the headers and libmindspore.so of a MindSpore Ascend
