@@ -2,7 +2,7 @@
  * File helpers of the ConvLSTM Ascend 310 inference app.
  *
  * Inputs are raw float32 files written by preprocess.py (no header, C order, shape
- * (1, T_in, 1, H, W)); outputs are written the same way as <input name>_<k>.bin.
+ * (1, T_in, C, H, W)); outputs are written the same way as <input name>_<k>.bin.
  */
 #ifndef CONVLSTM_ASCEND310_INFER_INC_UTILS_H_
 #define CONVLSTM_ASCEND310_INFER_INC_UTILS_H_
