@@ -199,3 +199,12 @@ def test_tnhw_windows_equal_the_dedicated_test_set_reader_bit_for_bit(tmp_path):
         for got, expected in zip(windows[i], reader[i]):
             assert got.dtype == expected.dtype
             np.testing.assert_array_equal(got, expected)
+
+
+def test_resume_does_not_count_keys_left_to_the_data_as_changes():
+    from src.training.resume import config_differences
+
+    requested = load_config([], dataset="sequences")  # e.g. the recipe yaml again: channels 0 = from the data
+    stored = requested.replace(channels=3, frame_height=8, frame_width=12, data_dtype="float32")
+    assert config_differences(stored, requested) == []
+    assert config_differences(stored, requested.replace(channels=1)) == [("channels", 3, 1)]

@@ -356,12 +356,6 @@ class TrainingData:
                 f"{per_epoch / len(train):.2f} passes; {val}")
 
 
-def check_not_sequences(cfg, what):
-    """ConfigError for code paths that only know Moving MNIST."""
-    if cfg.dataset == "sequences":
-        raise ConfigError(f"{what} does not support dataset sequences")
-
-
 def _test_file_of(directory):
     """The test.npy / test.npz of a train/val/test directory."""
     found = [os.path.join(directory, name) for name in ("test.npy", "test.npz")
