@@ -11,7 +11,7 @@ config (``configs/cpu.yaml`` with ``--arch`` and ``--batch_size`` overridden) an
 * the training step (``src.training.step.build_train_step``: MSE, Adam, clipping; compiled
   with ``mindspore.jit``): the first call (compilation + one step) and the median of
   ``--steps`` further calls;
-* forward-only inference (``build_predict_fn``): first call and the median of further calls;
+* forward-only inference (``src.predictor.compiled_forward``): first call and the median of further calls;
 * the process's peak resident memory (VmHWM), one process per row so peaks are separable.
 
 The PyTorch rows run ``bench/torch_reference.py`` (eager) with ``torch.set_num_threads(--threads)``
@@ -95,7 +95,8 @@ def run_mindspore(args):
     from src.device import init_device
     from src.models.encoder_forecaster import build_network
     from src.models.mixed_precision import training_forward
-    from src.training.step import build_optimizer, build_predict_fn, build_train_step
+    from src.predictor import compiled_forward
+    from src.training.step import build_optimizer, build_train_step
 
     if args.ms_threads:
         ms.device_context.cpu.op_tuning.threads_num(args.ms_threads)
@@ -114,7 +115,7 @@ def run_mindspore(args):
 
     first = time_calls(train_once, 1)[0]
     train = summarise(first, time_calls(train_once, args.steps))
-    predict = build_predict_fn(cfg, net)
+    predict = compiled_forward(net, cfg.mode)
     net.set_train(False)
 
     def infer_once():

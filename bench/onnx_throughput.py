@@ -1,6 +1,6 @@
 """CPU inference throughput of one network in three engines, in one run on the same machine:
 
-* ``mindspore``   the network in MindSpore graph mode (``build_predict_fn``, as eval.py runs it);
+* ``mindspore``   the network in MindSpore graph mode (``src.predictor.compiled_forward``, as eval.py runs it);
 * ``mindir``      the exported MINDIR in ``mindspore.load`` + ``nn.GraphCell`` (as predict.py);
 * ``onnxruntime`` the exported ONNX file in an ONNX Runtime CPU session (as eval_onnx.py).
 
@@ -81,12 +81,12 @@ def build_engines(net, cfg, batch_size, ort_threads, directory):
     from src.export.model_info import read_mindir_info, read_onnx_info
     from src.export.writer import export_network
     from src.predictor import BatchPredictor
-    from src.training.step import build_predict_fn
+    from src.predictor import compiled_forward
 
     mindir, _, _ = export_network(net, cfg, batch_size, os.path.join(directory, "model"), "MINDIR")
     onnx_file, _, _ = export_network(net, cfg, batch_size, os.path.join(directory, "model"), "ONNX")
     return {
-        "mindspore": BatchPredictor.from_network(build_predict_fn(cfg, net), cfg, batch_size, "checkpoint network"),
+        "mindspore": BatchPredictor.from_network(compiled_forward(net, cfg.mode), cfg, batch_size, "checkpoint network"),
         "mindir": BatchPredictor.from_model(read_mindir_info(mindir)),
         "onnxruntime": BatchPredictor.from_model(read_onnx_info(onnx_file), threads=ort_threads),
     }, {"mindir_mb": round(os.path.getsize(mindir) / 1e6, 1), "onnx_mb": round(os.path.getsize(onnx_file) / 1e6, 1)}

@@ -105,12 +105,3 @@ def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
     if cfg.mode == "graph":
         step = ms.jit(step)
     return step
-
-
-def build_predict_fn(cfg, net):
-    """Forward pass returning frames in [0, 1]; compiled once in graph mode."""
-
-    def predict(inputs):
-        return net(inputs)  # (B, T_out, C, H, W)
-
-    return ms.jit(predict) if cfg.mode == "graph" else predict

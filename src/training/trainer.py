@@ -65,7 +65,8 @@ class Trainer:
         from src.models.flops import network_cost
         from src.models.mixed_precision import PredictedFrames, training_forward
         from src.training.schedules import LRSchedule
-        from src.training.step import build_optimizer, build_predict_fn, build_train_step, make_loss_scaler
+        from src.predictor import compiled_forward
+        from src.training.step import build_optimizer, build_train_step, make_loss_scaler
 
         self.cfg = cfg
         self.ctx = ctx or init_device(cfg)
@@ -84,7 +85,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.net)
         self.loss_scaler = make_loss_scaler(effective_loss_scale(cfg), cfg.loss_scale_value)
         self.train_step = build_train_step(cfg, self.forward, self.optimizer, self.loss_scaler, self.ctx.group_size)
-        self.predict = build_predict_fn(cfg, PredictedFrames(self.forward))
+        self.predict = compiled_forward(PredictedFrames(self.forward), cfg.mode)
         self._val_predictor = None
         self.schedule = LRSchedule(cfg)
 
