@@ -32,6 +32,7 @@ SKIP = [
     (r"gpu\.yaml|run_distribute_train_gpu\.sh", "needs GPUs"),
     (r"run_distribute_train_cpu\.sh", "run by tests/test_distributed.py through the same launcher"),
     (r"\[[A-Z_]+\]|\[--", "usage synopsis"),
+    (r"^pip install -r requirements-onnx\.txt", "requirements-test.txt installs it"),
     (r"bench/", "benchmarks take minutes to tens of minutes and assert nothing"),
     (r"pip install -r requirements\.txt -r requirements-test\.txt && python -m pytest", "the test command itself"),
 ]
@@ -190,6 +191,12 @@ def _evaluate(command, cwd):
     assert re.search(r"^\s+mean\s+[0-9.]+", out, flags=re.M), out[-2000:]
 
 
+def _evaluate_onnx(command, cwd):
+    """ONNX Runtime evaluation of the file the ONNX export command wrote."""
+    out = run(with_overrides(command, ["--num_sequences", "2"]), cwd)
+    assert re.search(r"^result: mse=", out, flags=re.M) and "model=" in out, out[-2000:]
+
+
 # (pattern, handler) in the order they must run
 RUNNERS = [
     (r"^python -m src\.models\.flops", _flops),
@@ -199,6 +206,7 @@ RUNNERS = [
     (r"^python export\.py", _export),
     (r"^python predict\.py", _predict),
     (r"run_eval\.sh configs/cpu_small\.yaml|^python eval\.py", _evaluate),
+    (r"^python eval_onnx\.py|run_eval_onnx\.sh", _evaluate_onnx),  # the .onnx of the export commands
     (r"bash scripts/run_demo\.sh", _demo),
 ]
 
