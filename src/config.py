@@ -311,28 +311,8 @@ def _convert(name, raw, where):
         if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
             return str(raw)
         raise bad
-    if key.type == "float_list":
-        return _float_list(raw, bad, name, where)
-    if key.type == "int_list":
-        items = raw
-        if isinstance(raw, str):
-            items = [s for s in raw.strip().strip("[]").replace(" ", "").split(",") if s]
-        elif isinstance(raw, int) and not isinstance(raw, bool):
-            items = [raw]
-        if not isinstance(items, (list, tuple)):
-            raise bad
-        out = []
-        for v in items:
-            if isinstance(v, bool):
-                raise bad
-            try:
-                as_float = float(v)
-            except (TypeError, ValueError):
-                raise bad from None
-            if as_float != int(as_float):
-                raise bad
-            out.append(int(as_float))
-        return out
+    if key.type in ("int_list", "float_list"):
+        return _number_list(raw, bad, name, where, integers=key.type == "int_list")
     raise AssertionError(f"unhandled type {key.type}")
 
 
@@ -340,8 +320,9 @@ def _means_unset(raw):
     return raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "null"))
 
 
-def _float_list(raw, bad, name, where):
-    """A yaml list, one number, or a command-line string "[20,35]" / "20,35" -> list of finite floats."""
+def _number_list(raw, bad, name, where, integers):
+    """A yaml list, one number, or a command-line string "[20,35]" / "20,35" -> a list of finite
+    floats, or of ints when ``integers`` (a value with a fractional part is then refused)."""
     items = raw
     if isinstance(raw, str):
         items = [s for s in raw.strip().strip("[]").replace(" ", "").split(",") if s]
@@ -359,7 +340,9 @@ def _float_list(raw, bad, name, where):
             raise bad from None
         if not math.isfinite(value):
             raise ConfigError(f"config key '{name}' in {where}: values must be finite, got {raw!r}")
-        out.append(value)
+        if integers and value != int(value):
+            raise bad
+        out.append(int(value) if integers else value)
     return out
 
 
