@@ -14,7 +14,7 @@ from src.errors import run_cli
 
 def main(argv):
     from src.cloud import staged
-    from src.evaluation import run
+    from src.eval_report import run
     from src.checkpoint import config_of_record
 
     # without --config_path a checkpoint's stored config is the base; remote data_path/output_dir

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from src.errors import ConfigError, DataError, run_cli
-from src.evaluation import write_json_atomic
+from src.io import write_json_atomic
 
 OPTIONS = {"result_path": "./result_Files", "preprocess_path": "./preprocess_Result", "output_dir": ".",
            "thresholds": ""}

@@ -27,7 +27,7 @@ import numpy as np
 
 from src.config import load_config
 from src.errors import ConfigError, run_cli
-from src.evaluation import write_json_atomic
+from src.io import write_json_atomic
 
 OPTIONS = {"mindir_file": ""}
 MANIFEST = "preprocess.json"

@@ -36,7 +36,7 @@ if [ "$CHECKPOINT" != "none" ]; then ARGS+=(--ckpt_file "$(realpath "$CHECKPOINT
 # DATA_PATH is the published test file: evaluate on it unless --dataset is given explicitly
 case " $* " in *" --dataset "*|*" --dataset="*) ;; *) ARGS+=(--dataset mnist);; esac
 
-EVAL_DIR=$(PYTHONPATH="$ROOT" "$PYTHON" -m src.evaluation --print_eval_dir "${ARGS[@]}" "$@" 2>&1) \
+EVAL_DIR=$(PYTHONPATH="$ROOT" "$PYTHON" -m src.eval_report --print_eval_dir "${ARGS[@]}" "$@" 2>&1) \
     || { echo "$EVAL_DIR"; exit 1; }
 mkdir -p "$EVAL_DIR" || exit 1
 LOG="$EVAL_DIR/eval.log"

@@ -6,7 +6,7 @@
 The config is the one export.py stored in the file (architecture, frame counts, image size,
 data settings, output_dir), with the command-line keys on top: no repeated flags. The
 sequences, metrics, baselines, pictures and ``metrics.json`` are those of
-:func:`src.evaluation.run`; ``metrics.json`` also names the ``model_file`` and the ``engine``
+:func:`src.eval_report.run`; ``metrics.json`` also names the ``model_file`` and the ``engine``
 (``onnxruntime``), and ``checkpoint`` is the one the file was exported from. In a training
 run directory the results go to ``eval_onnx/``. MindSpore is not needed.
 
@@ -38,7 +38,7 @@ def resolve(argv):
 
 
 def main(argv):
-    from src.evaluation import EXPORTED_EVAL_DIRS, eval_dir, run
+    from src.eval_report import EXPORTED_EVAL_DIRS, eval_dir, run
     from src.predictor import BatchPredictor
 
     argv = list(argv)

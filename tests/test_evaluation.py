@@ -12,8 +12,9 @@ from skimage.metrics import structural_similarity
 from src.config import load_config
 from tests.data_files import write_test_file
 from src.errors import run_cli
-from src.evaluation import eval_dir, evaluate
-from src.evaluation import main as eval_main
+from src.eval_report import eval_dir
+from src.eval_report import main as eval_main
+from src.evaluation import evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = os.path.join(REPO, "configs", "cpu_small.yaml")
@@ -290,7 +291,7 @@ def _scores(mse, mae, ssim, psnr):
 
 
 def test_verdict_names_what_the_model_beats_and_what_not_yet():
-    from src.evaluation import baseline_table, blank_reason, verdict
+    from src.eval_report import baseline_table, blank_reason, verdict
 
     model = _scores(100.0, 200.0, 0.70, 16.0)
     refs = {"zeros": _scores(137.0, 174.0, 0.78, 14.9), "copy_last": _scores(228.0, 295.0, 0.66, 12.7)}
@@ -305,7 +306,7 @@ def test_verdict_names_what_the_model_beats_and_what_not_yet():
 
 
 def test_comparison_warns_only_for_a_blank_model(capsys):
-    from src.evaluation import print_baseline_comparison
+    from src.eval_report import print_baseline_comparison
 
     refs = {"zeros": _scores(137.0, 174.0, 0.78, 14.9), "copy_last": _scores(228.0, 295.0, 0.66, 12.7)}
     print_baseline_comparison(_scores(100.0, 200.0, 0.70, 16.0), refs)
@@ -317,7 +318,7 @@ def test_comparison_warns_only_for_a_blank_model(capsys):
 
 def test_a_data_path_that_would_be_ignored_is_refused_and_the_summary_names_the_data(tmp_path, capsys):
     from src.errors import ConfigError
-    from src.evaluation import main
+    from src.eval_report import main
 
     with pytest.raises(ConfigError, match=r"'data_path' .* is not used with dataset synthetic .* --dataset mnist"):
         main(["--config_path", SMALL, "--baseline", "zeros", "--data_path", str(tmp_path / "mnist_test_seq.npy")])

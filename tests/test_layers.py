@@ -19,7 +19,8 @@ LAYERS = [
     ("models and metrics", ("src.models", "src.metrics", "src.baselines")),
     ("checkpoint, prediction, export", ("src.checkpoint", "src.predictor", "src.export", "src.user_arrays",
                                         "src.script_options", "src.visualize")),
-    ("evaluation", ("src.evaluation", "src.onnx_evaluation")),
+    ("evaluation loop", ("src.evaluation",)),
+    ("evaluation report", ("src.eval_report", "src.onnx_evaluation")),
     ("training", ("src.training",)),
     ("entry points", ("train", "eval", "eval_onnx", "export", "predict", "preprocess", "postprocess")),
 ]

@@ -31,6 +31,8 @@ SKIP = [
     (r"\bAscend\b|ascend\.yaml|output/ascend/|run_distribute_train\.sh|run_infer_310\.sh", "needs Ascend hardware"),
     (r"gpu\.yaml|run_distribute_train_gpu\.sh", "needs GPUs"),
     (r"run_distribute_train_cpu\.sh", "run by tests/test_distributed.py through the same launcher"),
+    (r"rain_cells|rain_cpu|rain\.mindir", "own-data example: tests/test_configs.py runs configs/rain_cpu.yaml end to end "
+                                           "(train, eval, export, predict), tests/test_data_rain_cells.py the generator"),
     (r"\[[A-Z_]+\]|\[--", "usage synopsis"),
     (r"^pip install -r requirements-onnx\.txt", "requirements-test.txt installs it"),
     (r"bench/", "benchmarks take minutes to tens of minutes and assert nothing"),

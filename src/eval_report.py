@@ -1,0 +1,293 @@
+"""eval.py's procedure: evaluate a checkpoint (or a baseline), print, write the results.
+
+    python eval.py --config_path configs/cpu_small.yaml --ckpt_file RUN/ckpt/best.ckpt \\
+        --data_path ./data --dataset mnist [--num_sequences K] [--save_vis N]
+    python eval.py --baseline copy_last --data_path ./data --dataset mnist
+    python eval.py --ckpt_file RUN/ckpt/best.ckpt --thresholds [20,35]     # own data: its test split
+
+What is evaluated (which data, which predictor): see src/evaluation.py, the loop this module drives.
+Metric definitions are those of ``src/metrics.py`` (pixel-sum MSE/MAE, SSIM with
+data_range 1, PSNR). For a checkpoint, the zeros and copy_last baselines are scored on the
+same sequences as well, and a warning is printed when the model does not beat them: a
+network that outputs blank frames or copies its last input is then easy to spot.
+``--thresholds [t1,t2,...]`` adds POD/FAR/CSI/HSS per threshold and lead frame
+(src.metrics.SkillScores) for the model and the baselines, on predictions and targets mapped
+back to the data's units (own sequences: the training normalisation undone; Moving MNIST:
+pixel values in [0, 1], so thresholds must lie in (0, 1]); they go to the console
+(format_skill_table and a CSI/HSS comparison), ``metrics.json`` (``skill_scores``, and
+``baselines.<name>.skill_scores``) and ``skill_per_frame.png``.
+
+Where results go (the "eval directory")
+- if ``output_dir`` holds a training run (config.yaml, ckpt/ or .ckpt files):
+  ``<output_dir>/eval/`` for a checkpoint, ``<output_dir>/eval_<baseline>/`` for a
+  baseline and ``<output_dir>/eval_onnx/`` for eval_onnx.py, so training files are never touched;
+- otherwise ``output_dir`` itself.
+It receives ``metrics.json`` (written atomically), ``metrics_per_frame.png``,
+``vis/seq_XXXX.png`` and ``.gif`` (``--save_vis N``) and, through scripts/run_eval.sh,
+``eval.log``. A new evaluation replaces these files; no ``.ckpt`` file is ever written.
+``python -m src.eval_report --print_eval_dir [the eval.py arguments]`` prints that directory.
+"""
+import datetime
+import os
+import sys
+
+from src.config import load_config
+from src.errors import ConfigError
+from src.evaluation import (MAIN, REFERENCE_BASELINES, BatchHooks, baseline_predictor, build_source,
+                            checkpoint_predictor, config_for_data, evaluate, units_of)
+from src.io import write_json_atomic
+from src.progress import format_duration
+
+METRICS_JSON = "metrics.json"
+METRICS_PLOT = "metrics_per_frame.png"
+SKILL_PLOT = "skill_per_frame.png"
+VIS_DIR = "vis"
+EXPORTED_EVAL_DIRS = {"onnxruntime": "eval_onnx", "mindir": "eval_mindir"}  # eval_dir subdir by engine
+
+
+# ---------------------------------------------------------------- where results go
+
+def holds_training_run(directory):
+    """True for a training run directory (config.yaml, ckpt/ or checkpoints in it)."""
+    if not os.path.isdir(directory):
+        return False
+    if os.path.isfile(os.path.join(directory, "config.yaml")) or os.path.isdir(os.path.join(directory, "ckpt")):
+        return True
+    return any(name.endswith(".ckpt") for name in os.listdir(directory))
+
+
+def eval_dir(cfg, subdir=None):
+    """The directory this evaluation writes into (see the module docstring); ``subdir``
+    replaces ``eval`` (an exported model: ``eval_onnx``)."""
+    root = os.path.abspath(cfg.output_dir)
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ConfigError(f"config key 'output_dir': {root} exists and is not a directory")
+    if not holds_training_run(root):
+        return root
+    return os.path.join(root, subdir or ("eval" if cfg.baseline == "none" else f"eval_{cfg.baseline}"))
+
+
+# ---------------------------------------------------------------- reporting
+
+def _averages(result):
+    return {k: result[k] for k in ("mse", "mae", "ssim", "ssim_openstl", "psnr")}
+
+
+def summary_line(result, model, data):
+    """The last console line: the averages, the model and the data that was scored."""
+    scored = data["description"] + (f" ({data['data_path']})" if data.get("data_path") else "")
+    return (f"result: mse={result['mse']:.3f} mae={result['mae']:.3f} ssim={result['ssim']:.4f} "
+            f"ssim_openstl={result['ssim_openstl']:.4f} psnr={result['psnr']:.3f} "
+            f"sequences={result['num_sequences']} model={model} data={scored}")
+
+
+BASELINE_NAMES = {"zeros": "predict-zeros", "copy_last": "repeat-last-frame"}
+VERDICT_METRICS = (("MSE", "mse", -1), ("MAE", "mae", -1), ("SSIM", "ssim", 1), ("PSNR", "psnr", 1))  # sign: better
+
+
+def baseline_table(result, references):
+    """Model and baselines on the same sequences: one row each, MSE, MAE, SSIM, PSNR."""
+    rows = [("model", result)] + [(BASELINE_NAMES.get(name, name), ref) for name, ref in references.items()]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{'':{width}}  {'MSE':>9} {'MAE':>9} {'SSIM':>7} {'PSNR':>7}"]
+    lines += [f"{label:{width}}  {r['mse']:9.2f} {r['mae']:9.2f} {r['ssim']:7.4f} {r['psnr']:7.2f}" for label, r in rows]
+    return "\n".join(lines)
+
+
+def verdict(result, references):
+    """One plain sentence: which baselines the model beats on which metric, and which not yet."""
+    beats, not_yet = [], []
+    for name, ref in references.items():
+        better = [label for label, key, sign in VERDICT_METRICS if sign * (result[key] - ref[key]) > 0]
+        worse = [label for label, key, _ in VERDICT_METRICS if label not in better]
+        if better:
+            beats.append(f"{BASELINE_NAMES.get(name, name)} on {'/'.join(better)}")
+        if worse:
+            not_yet.append(f"{BASELINE_NAMES.get(name, name)} on {'/'.join(worse)}")
+    text = "the model beats " + ("; ".join(beats) if beats else "no baseline")
+    return text + (f"; it does not yet beat {'; '.join(not_yet)}" if not_yet else "")
+
+
+def blank_reason(result, references):
+    """Why the model looks (nearly) blank or hazy, or None: not beating black frames on MSE, or
+    an SSIM under half of theirs (a grey haze over the whole frame). A short training run that
+    beats predict-zeros on MSE but not yet on SSIM is the expected case and gets no warning."""
+    zeros = references.get("zeros")
+    if zeros is None:
+        return None
+    if result["mse"] >= zeros["mse"]:
+        return f"it does not beat predict-zeros on MSE ({result['mse']:.3f} vs {zeros['mse']:.3f})"
+    if result["ssim"] < 0.5 * zeros["ssim"]:
+        return f"its SSIM is under half of predict-zeros' ({result['ssim']:.4f} vs {zeros['ssim']:.4f})"
+    return None
+
+
+def print_baseline_comparison(result, references):
+    """The table of model vs baselines, the verdict, and a warning for a (nearly) blank model."""
+    if not references:
+        return
+    print(baseline_table(result, references), flush=True)
+    print(verdict(result, references), flush=True)
+    reason = blank_reason(result, references)
+    if reason:
+        print(f"warning: {reason}: the model may predict (nearly) blank, hazy or blurred frames; look at the "
+              "pictures (--save_vis N), train longer or check the data", flush=True)
+
+
+def skill_comparison_table(skills, main_label="model"):
+    """CSI and HSS (means over lead frames) per threshold, one row per predictor ('-' = undefined)."""
+    thresholds = skills[MAIN]["thresholds"]
+    columns = [(score, t) for score in ("csi", "hss") for t in thresholds]
+    rows = [(main_label if name == MAIN else BASELINE_NAMES.get(name, name), result) for name, result in skills.items()]
+    width = max(len(label) for label, _ in rows)
+    heads = [f"{score.upper()}>={t:g}" for score, t in columns]
+    lines = [f"{'':{width}}  " + " ".join(f"{h:>10}" for h in heads)]
+    for label, result in rows:
+        by_threshold = {entry["threshold"]: entry["mean_over_lead_frames"] for entry in result["by_threshold"]}
+        cells = [by_threshold[t][score] for score, t in columns]
+        lines.append(f"{label:{width}}  " + " ".join(f"{'-':>10}" if v is None else f"{v:10.4f}" for v in cells))
+    return "\n".join(lines)
+
+
+def print_skill_scores(skills, units, main_label):
+    """The evaluated predictor's full skill table, then CSI/HSS of it next to the baselines."""
+    from src.metrics import format_skill_table
+
+    if not skills:
+        return
+    print(f"thresholds in {units}", flush=True)
+    print(format_skill_table(skills[MAIN]), flush=True)
+    if len(skills) > 1:
+        print("skill scores (mean over lead frames) of the model and the baselines on the same sequences:", flush=True)
+        print(skill_comparison_table(skills, main_label), flush=True)
+
+
+def _skill_report(result, units):
+    return dict(result, units=units)
+
+
+def build_report(cfg, result, data, references, argv, exported=None, script="eval.py", skills=None, units=""):
+    """The content of metrics.json (``exported``: the predictor of an exported model file;
+    ``skills``: SkillScores results by predictor, thresholds in ``units``)."""
+    report = dict(_averages(result))
+    report.update({
+        "num_sequences": result["num_sequences"],
+        "first_frame": cfg.input_frames + 1,
+        "per_frame": result["per_frame"],
+        "checkpoint": None if cfg.baseline != "none" or not cfg.ckpt_file else os.path.abspath(cfg.ckpt_file),
+        "baseline": None if cfg.baseline == "none" else cfg.baseline,
+        "dataset": data["dataset"],
+        "data_path": data["data_path"],
+        "data": data["description"],
+        "definitions": "mse/mae: per-frame SUM over pixels (all channels) in [0,1] (pred clipped); ssim: skimage "
+                       "structural_similarity data_range=1.0, mean over channels; ssim_openstl: as OpenSTL computes "
+                       "it (data_range 2.0, float32), comparable only with OpenSTL's SSIM; psnr: -10*log10(mean pixel "
+                       "MSE), capped at 100 dB; averages over sequences and predicted frames",
+        "timing": result["timing"],
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": [script] + list(argv or []),
+        "config": cfg.to_dict(),
+    })
+    if exported is not None:  # "checkpoint" is then the one the file was exported from
+        report.update(model_file=os.path.abspath(exported.name), engine=exported.engine)
+    if references:
+        report["baselines"] = {name: dict(_averages(r), per_frame=r["per_frame"]) for name, r in references.items()}
+    if skills:
+        report["skill_scores"] = _skill_report(skills[MAIN], units)
+        for name in references:
+            report["baselines"][name]["skill_scores"] = _skill_report(skills[name], units)
+    return report
+
+
+def save_skill_plot(out_dir, skills, first_frame, main_label):
+    """skill_per_frame.png: CSI and HSS per lead frame and threshold, model and baselines."""
+    from src.visualize import save_skill_plot as draw
+
+    labels = {name: (main_label if name == MAIN else BASELINE_NAMES.get(name, name)) for name in skills}
+    by_threshold = [(entry["threshold"], {labels[name]: skills[name]["by_threshold"][k]["per_lead_frame"]
+                                          for name in skills})
+                    for k, entry in enumerate(skills[MAIN]["by_threshold"])]
+    return draw(os.path.join(out_dir, SKILL_PLOT), by_threshold, first_frame=first_frame)
+
+
+# ---------------------------------------------------------------- the procedure
+
+def run(cfg, argv=None, exported=None, script="eval.py"):
+    """Evaluate, print the table, write metrics.json, the metric plot and the pictures.
+
+    ``exported``: a src.predictor.BatchPredictor of an exported model file to evaluate instead
+    of ``cfg.ckpt_file`` (eval_onnx.py); in a training run its results go to ``eval_onnx``."""
+    from src.metrics import format_table
+    from src.visualize import save_metric_plot
+
+    out_dir = eval_dir(cfg, None if exported is None else EXPORTED_EVAL_DIRS[exported.engine])
+    source, data = build_source(cfg)  # data errors first: they are cheap to find
+    model_file = exported.name if exported is not None else (cfg.ckpt_file if cfg.baseline == "none" else None)
+    cfg = config_for_data(cfg, source, model_file)  # own data: its frame shape, refused if the model's differs
+    to_units, units = units_of(cfg, source)
+    if exported is not None:
+        predict_fn, model = exported, os.path.abspath(exported.name)
+    elif cfg.baseline != "none":
+        if cfg.ckpt_file:
+            print(f"note: --baseline {cfg.baseline} given, --ckpt_file {cfg.ckpt_file} is not used", flush=True)
+        predict_fn, model = baseline_predictor(cfg.baseline, cfg.output_frames), f"baseline:{cfg.baseline}"
+    else:
+        predict_fn, model = checkpoint_predictor(cfg), os.path.abspath(cfg.ckpt_file)
+    os.makedirs(out_dir, exist_ok=True)
+    num_vis = min(cfg.save_vis, len(source))
+    runs_on = f"engine {exported.engine}" if exported is not None else \
+        f"mode {cfg.mode if cfg.baseline == 'none' else 'numpy'}"
+    print(f"evaluating {model} on {len(source)} sequences of {data['description']}"
+          f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
+          f"{runs_on}; results in {out_dir}", flush=True)
+
+    hooks = BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis,
+                        references=REFERENCE_BASELINES if cfg.baseline == "none" else (), to_units=to_units)
+    result = evaluate(cfg, predict_fn, source, on_batch=hooks)
+    references = {name: metrics.result() for name, metrics in hooks.references.items()}
+    skills = hooks.skill_results()
+    main_label = "model" if cfg.baseline == "none" else BASELINE_NAMES.get(cfg.baseline, cfg.baseline)
+
+    first_frame = cfg.input_frames + 1
+    print(format_table(result, first_frame=first_frame), flush=True)
+    print_baseline_comparison(result, references)
+    print_skill_scores(skills, units, main_label)
+    timing = result["timing"]
+    compiled = " incl. graph compilation" if cfg.baseline == "none" and cfg.mode == "graph" and exported is None else ""
+    print(f"time: {format_duration(timing['total_s'])} ({timing['sequences_per_s']} sequences/s; first batch "
+          f"{timing['first_batch_s']:.1f} s{compiled})", flush=True)
+
+    report = build_report(cfg, result, data, references, argv, exported, script, skills=skills, units=units)
+    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), report)
+    compare = {name: r["per_frame"] for name, r in references.items()} or None
+    plot_path = save_metric_plot(os.path.join(out_dir, METRICS_PLOT), result["per_frame"], first_frame=first_frame,
+                                 compare=compare, label="model" if cfg.baseline == "none" else cfg.baseline)
+    print(f"metrics: {json_path}", flush=True)
+    print(f"per-frame plot: {plot_path}", flush=True)
+    if skills:
+        print(f"skill-score plot: {save_skill_plot(out_dir, skills, first_frame, main_label)}", flush=True)
+    for path in hooks.written:
+        print(f"picture: {path}", flush=True)
+    print(summary_line(result, model, data), flush=True)
+    return 0
+
+
+def main(argv):
+    """Entry used by eval.py."""
+    return run(load_config(argv), argv)
+
+
+def _cli(argv):
+    """``python -m src.eval_report --print_eval_dir [eval.py arguments]`` (used by run_eval.sh)."""
+    if argv[:1] != ["--print_eval_dir"]:
+        print("usage: python -m src.eval_report --print_eval_dir [--config_path F] [--key value ...]",
+              file=sys.stderr)
+        return 1
+    print(eval_dir(load_config(argv[1:])))
+    return 0
+
+
+if __name__ == "__main__":
+    from src.errors import run_cli
+
+    run_cli(_cli)
