@@ -56,28 +56,20 @@ def clear_old_files(folder, pattern):
         os.remove(path)
 
 
-def write_sequences(source, out_dir):
-    """Write every sequence of ``source`` as input .bin + label .npy; return the file names (stems)."""
-    from src.export.bin_files import write_bin
-
-    input_dir, label_dir = os.path.join(out_dir, "input"), os.path.join(out_dir, "label")
-    for folder, pattern in ((input_dir, "seq_*.bin"), (label_dir, "seq_*.npy")):
-        os.makedirs(folder, exist_ok=True)
-        clear_old_files(folder, pattern)
-    names = []
-    for i in range(len(source)):
-        inputs, targets = source[i]  # (T_in, 1, H, W), (T_out, 1, H, W) float32 in [0, 1]
-        name = sequence_name(i)
-        write_bin(os.path.join(input_dir, name + ".bin"), inputs[None])  # (1, T_in, 1, H, W)
-        # exact: targets are uint8 / 255 in float32, and rint undoes the division
-        labels = np.rint(targets[:, 0] * 255.0).astype(np.uint8)  # (T_out, H, W)
-        np.save(os.path.join(label_dir, name + ".npy"), labels, allow_pickle=False)
-        names.append(name)
-    return names
+def mnist_labels(targets):
+    """Moving MNIST labels as the published uint8 frames: (T_out, 1, H, W) in [0, 1] -> (T_out, H, W);
+    exact, since the targets are uint8 / 255 in float32 and rint undoes the division."""
+    return np.rint(targets[:, 0] * 255.0).astype(np.uint8)
 
 
-def write_own_sequences(source, out_dir):
-    """Own sequences: input .bin (1, T_in, C, H, W) and float32 label .npy (T_out, C, H, W) in [0, 1]."""
+def float_labels(targets):
+    """Own sequences: float32 labels (T_out, C, H, W) in [0, 1]."""
+    return targets.astype(np.float32)
+
+
+def write_sequences(source, out_dir, labels_of=mnist_labels):
+    """Write every sequence of ``source`` as input .bin (1, T_in, C, H, W) + label .npy
+    (``labels_of(targets)``); return the file names (stems)."""
     from src.export.bin_files import write_bin
 
     input_dir, label_dir = os.path.join(out_dir, "input"), os.path.join(out_dir, "label")
@@ -89,7 +81,7 @@ def write_own_sequences(source, out_dir):
         inputs, targets = source[i]  # (T_in, C, H, W), (T_out, C, H, W) float32 in [0, 1]
         name = sequence_name(i)
         write_bin(os.path.join(input_dir, name + ".bin"), inputs[None])  # (1, T_in, C, H, W)
-        np.save(os.path.join(label_dir, name + ".npy"), targets.astype(np.float32), allow_pickle=False)
+        np.save(os.path.join(label_dir, name + ".npy"), labels_of(targets), allow_pickle=False)
         names.append(name)
     return names
 
@@ -119,7 +111,7 @@ def preprocess_own_sequences(cfg, model_file):
     cfg = config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype, source.path,
                             expected_from)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    names = write_own_sequences(source, cfg.output_dir)
+    names = write_sequences(source, cfg.output_dir, labels_of=float_labels)
     shape = [cfg.channels, cfg.frame_height, cfg.frame_width]
     manifest = {
         "dataset": "sequences",

@@ -12,6 +12,12 @@ is_count() {
     [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ]
 }
 
+# the first two arguments of the msrun launchers: a process count named $1 ($2) and a config file ($3)
+check_count_and_config() {
+    is_count "$2" || die "$1 must be a positive integer, got '$2'"
+    [ -f "$3" ] || die "config file $3 not found"
+}
+
 # the distributed launchers set these keys themselves
 reject_launcher_keys() {
     local arg

@@ -48,8 +48,7 @@ source "$(dirname "$0")/common.sh"
 
 check_args() {
     if [ $# -lt 2 ]; then usage; exit 1; fi
-    if ! [[ "$1" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ]; then die "WORKER_NUM must be a positive integer, got '$1'"; fi
-    if [ ! -f "$2" ]; then die "config file $2 not found"; fi
+    check_count_and_config WORKER_NUM "$1" "$2"
     shift 2
     reject_launcher_keys "$@"
 }

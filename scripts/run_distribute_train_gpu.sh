@@ -47,8 +47,7 @@ source "$(dirname "$0")/common.sh"
 
 check_args() {
     if [ $# -lt 2 ]; then usage; exit 1; fi
-    if ! [[ "$1" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ]; then die "DEVICE_NUM must be a positive integer, got '$1'"; fi
-    if [ ! -f "$2" ]; then die "config file $2 not found"; fi
+    check_count_and_config DEVICE_NUM "$1" "$2"
     case "${LAUNCHER:-msrun}" in msrun|mpirun) ;; *) die "LAUNCHER must be msrun or mpirun, got '$LAUNCHER'";; esac
     shift 2
     reject_launcher_keys "$@"
