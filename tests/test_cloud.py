@@ -101,7 +101,7 @@ def _cfg(tiny_cfg, **changes):
 # ---------------------------------------------------------------- the aliases
 
 def test_data_url_and_train_url_name_data_path_and_output_dir():
-    cfg = load_config(["--data_url", "obs://b/data", "--train_url=obs://b/run"])
+    cfg = load_config(["--dataset", "mnist", "--data_url", "obs://b/data", "--train_url=obs://b/run"])
     assert cfg.data_path == "obs://b/data" and cfg.output_dir == "obs://b/run"
 
 
@@ -326,15 +326,15 @@ def test_train_py_main_as_a_modelarts_job(mox, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("argv", [
-    ["--data_url", "obs://b/d", "--debug", "--train_url=obs://b/r", "--epochs", "2"],
-    ["--data-path=obs://b/d", "--output_dir", "obs://b/r", "--debug", "--epochs", "2"],
+    ["--dataset", "mnist", "--data_url", "obs://b/d", "--debug", "--train_url=obs://b/r", "--epochs", "2"],
+    ["--dataset", "mnist", "--data-path=obs://b/d", "--output_dir", "obs://b/r", "--debug", "--epochs", "2"],
 ])
 def test_local_argv_points_the_staged_keys_at_the_local_copies(argv):
     cfg = load_config(argv)
     local = cfg.replace(data_path="/local/d", output_dir="/local/r")
     rewritten = cloud.local_argv(argv, cfg, local)
     assert rewritten[-4:] == ["--data_path", "/local/d", "--output_dir", "/local/r"]
-    assert sorted(rewritten[:-4]) == sorted(["--debug", "--epochs", "2"])
+    assert sorted(rewritten[:-4]) == sorted(["--dataset", "mnist", "--debug", "--epochs", "2"])
     again = load_config(rewritten)
     assert (again.data_path, again.output_dir, again.epochs, again.debug) == ("/local/d", "/local/r", 2, True)
     assert cloud.local_argv(argv, cfg, cfg) == argv
