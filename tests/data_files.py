@@ -1,9 +1,12 @@
-"""Test-only writers of the two Moving MNIST file formats (the project itself only reads them)."""
+"""Test-only helpers for data files: writers of the two Moving MNIST formats (the project itself
+only reads them) and the one-line DataError check."""
 import gzip
 
 import numpy as np
+import pytest
 
 from src.data.idx import _HEADER, IDX_IMAGES_MAGIC
+from src.errors import DataError
 
 
 def write_idx_images(path, images, compress=None):
@@ -29,3 +32,12 @@ def write_test_file(path, sequences):
     with open(path, "wb") as f:  # a file object keeps np.save from appending ".npy"
         np.save(f, np.ascontiguousarray(sequences.transpose(1, 0, 2, 3)), allow_pickle=False)
     return path
+
+
+def data_error_message(call, *args, **kwargs):
+    """The message of the DataError raised by ``call``; it must be one line."""
+    with pytest.raises(DataError) as info:
+        call(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message

@@ -7,8 +7,8 @@ from src.config import load_config
 from src.data.pipeline import (RankBatches, ShuffledWindows, TrainingData, config_for_frames, evaluation_windows,
                                global_index, open_sequence_splits, read_batch)
 from src.data.test_set import TestSequences
-from tests.data_files import write_test_file
-from src.errors import ConfigError, DataError
+from src.errors import ConfigError
+from tests.data_files import data_error_message, write_test_file
 
 
 def _rain_like(n=10, t=8, c=3, h=8, w=12, seed=0):
@@ -31,12 +31,7 @@ def rain_file(tmp_path):
     return path
 
 
-def _error(call, *args, **kwargs):
-    with pytest.raises(DataError) as info:
-        call(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+_error = data_error_message
 
 
 # ---------------------------------------------------------------- training order

@@ -9,8 +9,7 @@ from src.data import sequences
 from src.data.sequences import (LAYOUTS, Normalization, SequenceFile, check_tileable, denormalize,
                                 make_normalization, open_sequence_file, open_sequences, split_sequences)
 from src.data.test_set import TestSequences
-from tests.data_files import write_test_file
-from src.errors import DataError
+from tests.data_files import data_error_message, write_test_file
 
 
 def _indexed(n=4, t=12, c=1, h=8, w=8):
@@ -35,13 +34,7 @@ def _save(tmp_path, name, array):
     return path
 
 
-def _error(call, *args, **kwargs):
-    """The message of the DataError raised by ``call``; it must be one line."""
-    with pytest.raises(DataError) as info:
-        call(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+_error = data_error_message
 
 
 # ---------------------------------------------------------------- layouts and reading

@@ -49,7 +49,6 @@ Options:
 """
 import numpy as np
 
-import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 GATE_ORDER = ("i", "f", "o", "g")
