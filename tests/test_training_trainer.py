@@ -306,3 +306,14 @@ def test_launcher_runs_training_in_background(tmp_path):
     log = (out / "train.log").read_text()
     assert "epoch: 1 step: 2, loss is" in log, log
     assert (out / "ckpt" / "last.ckpt").is_file()
+
+
+def test_float16_overflow_without_a_dynamic_scale_stops_in_one_line(tmp_path):
+    """A fixed loss scale of 2^30 overflows float16 gradients: the update is skipped and the run
+    stops naming the step (a dynamic scale would lower itself instead: see the resume test)."""
+    from src.training.trainer import Trainer
+
+    cfg = tiny_cfg(tmp_path, epochs=1, mode="graph", amp_on_cpu=True, amp_level="O2", loss_scale="fixed",
+                   loss_scale_value=2.0 ** 30)
+    with pytest.raises(TrainingDiverged, match=r"a gradient became inf/NaN at epoch 1 step 1 .*--loss_scale dynamic"):
+        Trainer(cfg).fit()
