@@ -20,6 +20,25 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _FIX = "re-run `bash download.sh DATA_DIR` or copy a good copy of the file there"
 
 
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK"
+
+
+def array_file_kind(path):
+    """What the first bytes of ``path`` say it is: "npy", "npz", "empty", "pickle" or "other"
+    (with the bytes read, for messages). Both array readers (Moving MNIST's test file and own
+    sequences) refuse all but the kinds they read, with their own advice."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head == NPY_MAGIC:
+        return "npy", head
+    if head.startswith(ZIP_MAGIC):
+        return "npz", head
+    if not head:
+        return "empty", head
+    return ("pickle" if head[:1] == b"\x80" else "other"), head
+
+
 def check_data_file(path, how_to_get="run `bash download.sh DATA_DIR` to fetch it"):
     """Raise DataError unless ``path`` is an existing regular file."""
     if os.path.isdir(path):

@@ -86,6 +86,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.config import LAYOUTS, MAX_CHANNELS, SCALES  # noqa: F401  (MAX_CHANNELS: a heuristic, see the docstring)
+from src.data.idx import array_file_kind
 from src.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -93,8 +94,6 @@ DTYPE_MAX = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0} 
 _AXES = {"NTHW": "(N, T, H, W)", "NTCHW": "(N, T, C, H, W)", "NTHWC": "(N, T, H, W, C)", "TNHW": "(T, N, H, W)"}
 _CHANNEL_AXIS = {"NTCHW": 2, "NTHWC": 4}
 _SCAN_BYTES = 64 << 20  # chunk size of the NaN/range scan of float files
-_NPY_MAGIC = b"\x93NUMPY"
-_ZIP_MAGIC = b"PK"
 _EXTENSIONS = (".npy", ".npz")
 
 
@@ -184,18 +183,12 @@ def _file_kind(path):
         raise DataError(f"{path} is a directory, expected an .npy/.npz file")
     if not os.path.isfile(path):
         raise DataError(f"data file {path} not found")
-    with open(path, "rb") as f:
-        head = f.read(6)
-    if head == _NPY_MAGIC:
-        return "npy"
-    if head.startswith(_ZIP_MAGIC):
-        return "npz"
-    if not head:
-        what = "empty"
-    elif head[:1] == b"\x80":
-        what = "a Python pickle (refused: loading pickles can run code); save arrays with numpy.save"
-    else:
-        what = f"neither .npy nor .npz (starts with {head!r})"
+    kind, head = array_file_kind(path)
+    if kind in ("npy", "npz"):
+        return kind
+    what = {"empty": "empty",
+            "pickle": "a Python pickle (refused: loading pickles can run code); save arrays with numpy.save"}.get(
+        kind, f"neither .npy nor .npz (starts with {head!r})")
     raise DataError(f"{path} is {what}")
 
 

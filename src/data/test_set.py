@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from src.data.idx import check_data_file
+from src.data.idx import array_file_kind, check_data_file
 from src.errors import DataError
 
 TEST_FILE = "mnist_test_seq.npy"
@@ -32,17 +32,11 @@ def resolve_test_file(data_path):
 def _open_array(path):
     """Memory-map an .npy file, turning every way it can be broken into a one-line DataError."""
     check_data_file(path, _GET)
-    with open(path, "rb") as f:
-        head = f.read(6)
-    if head != b"\x93NUMPY":
-        if not head:
-            what = "empty"
-        elif head.startswith(b"PK"):
-            what = "an .npz/zip archive"
-        elif head[:1] == b"\x80":
-            what = "a Python pickle (refused: loading pickles can run code)"
-        else:
-            what = f"not an .npy file (starts with {head!r})"
+    kind, head = array_file_kind(path)
+    if kind != "npy":
+        what = {"empty": "empty", "npz": "an .npz/zip archive",
+                "pickle": "a Python pickle (refused: loading pickles can run code)"}.get(
+            kind, f"not an .npy file (starts with {head!r})")
         raise DataError(f"{path} is {what}; expected a uint8 .npy array of shape (20, N, 64, 64); {_FIX}")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
