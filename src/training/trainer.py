@@ -83,7 +83,9 @@ class Trainer:
         self.net = build_network(cfg)  # float32 parameters, saved as they are
         self.forward = training_forward(self.net, effective_amp_level(cfg))  # frames -> float32 logits
         self.optimizer = build_optimizer(cfg, self.net)
-        self.loss_scaler = make_loss_scaler(effective_loss_scale(cfg), cfg.loss_scale_value)
+        loss_scale = effective_loss_scale(cfg)
+        self.loss_scaler = make_loss_scaler(loss_scale, cfg.loss_scale_value)
+        self.skips_overflows = loss_scale == "dynamic"  # else an overflowing gradient stops the run
         self.train_step = build_train_step(cfg, self.forward, self.optimizer, self.loss_scaler, self.ctx.group_size)
         self.predict = compiled_forward(PredictedFrames(self.forward), cfg.mode)
         self._val_predictor = None
@@ -330,7 +332,7 @@ class Trainer:
                 f"loss became {loss} at {where}; nothing was saved after it ({self.run.last} is the last good "
                 "checkpoint); lower --lr or set --grad_clip")
         if overflowed:
-            if not isinstance(self.loss_scaler, _dynamic_scaler_type()):
+            if not self.skips_overflows:
                 raise TrainingDiverged(
                     f"a gradient became inf/NaN at {where} (the update was skipped); nothing was saved after it "
                     f"({self.run.last} is the last good checkpoint); lower --lr, set --grad_clip, or with mixed "
@@ -389,12 +391,6 @@ class Trainer:
             return evaluate(self.cfg, self._val_predictor, self.val_source, progress=False)
         finally:
             self.net.set_train(True)
-
-
-def _dynamic_scaler_type():
-    import mindspore as ms
-
-    return ms.amp.DynamicLossScaler
 
 
 def train(cfg):
