@@ -48,6 +48,24 @@ class _StopRequest:
               "(press Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
 
 
+def waits_each_step(device_target):
+    """Whether the loop waits for each training step before starting the next one.
+
+    On the CPU backend it must. MindSpore 2.8 runs a compiled step asynchronously; when the
+    loop calls the next step before the previous one has finished, the steps run about 2.6x
+    slower, even on one fixed batch with no data pipeline (measured on 2 cores: 367 ms per
+    step waited for, 980 ms back to back; ``runtime.launch_blocking()`` and
+    ``runtime.dispatch_threads_num`` do not change it). The runtime's waiting threads take
+    the cores the kernels need. Waiting costs nothing there: the loss is already in host
+    memory. ``python bench/loop_overhead.py --wait_each_step false`` measures the other design.
+
+    On Ascend/GPU the host must run ahead, so that it fetches the next batch while the device
+    computes. The loop then reads the losses back only every ``log_every`` steps, in one
+    transfer (``Trainer._sync_pending``). That design has not been measured on an accelerator here.
+    """
+    return device_target == "CPU"
+
+
 class Trainer:
     """Builds everything from a config and runs ``fit()``."""
 
@@ -100,6 +118,7 @@ class Trainer:
         self.epoch_losses = []  # losses of the current epoch's steps so far (read back from the device)
         self.skipped_steps = 0  # steps whose update was skipped because a gradient overflowed
         self._pending = []  # (step, loss, finite) device tensors not yet read back
+        self.wait_each_step = waits_each_step(cfg.device_target)
         self.stop = _StopRequest()
         if self.resume_path:
             self._restore(self.resume_path)
@@ -250,7 +269,9 @@ class Trainer:
             step = self.step_in_epoch
             lr = self.schedule.lr_at(self.epoch, step)
             loss, finite = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32))
-            self._pending.append((step, loss, finite))  # read back at the next sync point, not now
+            if self.wait_each_step:
+                loss.asnumpy()  # host memory on CPU: a wait, not a transfer (see waits_each_step)
+            self._pending.append((step, loss, finite))  # checked and logged at the next sync point
             self.step_in_epoch += 1
             window_steps += 1
             last_of_epoch = self.step_in_epoch == cfg.steps_per_epoch
