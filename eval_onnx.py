@@ -17,4 +17,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    from src.onnx_evaluation import OPTIONS
+
+    run_cli(main, doc=__doc__, options=OPTIONS)

@@ -20,7 +20,6 @@ input; it fails when the difference exceeds --tolerance (default 1e-5).
 """
 import os
 
-from src.config import load_config
 from src.errors import ConfigError, run_cli
 
 OPTIONS = {"check": "false", "tolerance": "1e-5"}  # script options besides the config keys
@@ -28,18 +27,16 @@ DEFAULT_EXPORT_BATCH = 1
 
 
 def resolve_config(overrides):
-    """The export config: --config_path (+ overrides), else the checkpoint's stored config (+ overrides)."""
-    from src.script_options import apply_overrides, overrides_argv
+    """The export config: the checkpoint's stored config resolved with the command line
+    (``src.config.resolve_config``; file_name and file_format are this command's, never the training run's)."""
     from src.checkpoint import read_checkpoint_config
+    from src.config import resolve_config as resolve
+    from src.script_options import overrides_argv
 
-    if "config_path" in overrides:
-        return load_config(overrides_argv(overrides))
-    if not overrides.get("ckpt_file"):
+    ckpt = overrides.get("ckpt_file")
+    if not ckpt:
         raise ConfigError("no checkpoint given: pass --ckpt_file PATH (e.g. OUTPUT_DIR/ckpt/best.ckpt)")
-    stored = read_checkpoint_config(overrides["ckpt_file"])
-    # the stored file_name/file_format are the training run's, not a choice for this export
-    base = stored.replace(file_name="convlstm", file_format="MINDIR", ckpt_file=overrides["ckpt_file"])
-    return apply_overrides(base, overrides)
+    return resolve(overrides_argv(overrides), read_checkpoint_config(ckpt), ckpt)
 
 
 def check_parity(net, path, file_format, input_shape, tolerance):
@@ -101,4 +98,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, doc=__doc__, options=OPTIONS)

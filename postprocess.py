@@ -141,4 +141,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, doc=__doc__, options=OPTIONS, config_keys=False)

@@ -37,7 +37,6 @@ import os
 
 import numpy as np
 
-from src.config import load_config
 from src.errors import ConfigError, DataError, run_cli
 
 OPTIONS = {"mindir_file": "", "onnx_file": "", "input": "", "bin_dir": "", "result_dir": "", "tolerance": "1e-5"}
@@ -54,24 +53,34 @@ def model_file(options):
     return given[0] if given else (None, None)
 
 
+def _test_file_dataset(overrides, stored):
+    """``--data_path`` alone names mnist_test_seq.npy for a Moving MNIST model (dataset mnist); a
+    model trained on own sequences reads its own kind of file there."""
+    if "data_path" in overrides and "dataset" not in overrides and getattr(stored, "dataset", "") != "sequences":
+        return dict(overrides, dataset="mnist")
+    return overrides
+
+
 def resolve_config(options, overrides):
-    """Config: --config_path if given, else the one stored in the model file or checkpoint; + overrides.
+    """Config: the one stored in the model file or checkpoint, resolved with the command line
+    (``src.config.resolve_config``).
 
     Returns (cfg, ModelInfo of the exported model or None).
     """
+    from src.config import resolve_config as resolve
     from src.export.model_info import read_model_info
-    from src.script_options import apply_overrides, config_for_model, overrides_argv
+    from src.script_options import config_for_model, overrides_argv
 
     path, file_format = model_file(options)
     if path is not None:
         info = read_model_info(path, file_format)
-        return config_for_model(info, overrides), info
-    if "config_path" in overrides:
-        return load_config(overrides_argv(overrides)), None
+        return config_for_model(info, _test_file_dataset(overrides, info.config)), info
     if overrides.get("ckpt_file"):
         from src.checkpoint import read_checkpoint_config
 
-        return apply_overrides(read_checkpoint_config(overrides["ckpt_file"]), overrides), None
+        ckpt = overrides["ckpt_file"]
+        stored = read_checkpoint_config(ckpt)
+        return resolve(overrides_argv(_test_file_dataset(overrides, stored)), stored, ckpt), None
     raise ConfigError("no model given: pass --mindir_file FILE.mindir or --onnx_file FILE.onnx (from export.py) "
                       "or --ckpt_file CKPT")
 
@@ -155,12 +164,11 @@ def open_source(options, overrides, cfg):
             arr = arr[:cfg.num_sequences]
         return ArraySource(arr), f"{options['input']} ({_count(len(arr))})"
     if "dataset" in overrides and cfg.dataset == "synthetic":
-        from src.data.pipeline import load_digits, validation_source
+        from src.data.pipeline import held_out_source, load_digits
 
         count = cfg.num_sequences or SYNTHETIC_DEFAULT_COUNT
-        synth = cfg.replace(val_sequences=count)
-        source = validation_source(synth, load_digits(synth, "val"))
-        return source, f"{_count(count)} generated from synthetic digits (val_seed {cfg.val_seed})"
+        source = held_out_source(cfg, load_digits(cfg, "val"), count)  # eval.py's set, not the validation set
+        return source, f"{_count(count)} generated from synthetic digits (test_seed {cfg.test_seed})"
     if "data_path" in overrides or "dataset" in overrides:
         from src.data.test_set import TestSequences, resolve_test_file
 
@@ -339,4 +347,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, doc=__doc__, options=OPTIONS)

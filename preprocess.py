@@ -176,4 +176,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, doc=__doc__, options=OPTIONS)

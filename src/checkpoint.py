@@ -196,12 +196,12 @@ def restore_training_state(path, net, optimizer, cfg):
 
 
 def config_of_record(argv):
-    """The config of a command that works on a trained model (eval.py): with ``--config_path``,
-    that file plus the command line; else with ``--ckpt_file``, the config stored in the
-    checkpoint plus the command line (no repeated flags); else the default config file."""
-    from src.config import load_config, parse_overrides
+    """The config of a command that works on a checkpoint (eval.py): with ``--ckpt_file``, the
+    config stored in the checkpoint resolved with the command line (``src.config.resolve_config``:
+    no repeated training flags, run-only keys never from the checkpoint); else the command line's."""
+    from src.config import parse_overrides, resolve_config
 
-    cli = parse_overrides(list(argv))
-    if "config_path" in cli or not cli.get("ckpt_file"):
-        return load_config(argv)
-    return load_config(argv, base=read_checkpoint_config(cli["ckpt_file"]))
+    ckpt = parse_overrides(list(argv)).get("ckpt_file")
+    if not ckpt:
+        return resolve_config(argv)
+    return resolve_config(argv, read_checkpoint_config(ckpt), ckpt)

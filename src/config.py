@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
-from src.errors import ConfigError
+from src.errors import ConfigError, UserError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
@@ -213,6 +213,21 @@ SCHEMA = {k.name: k for k in _keys()}
 CLI_ONLY = ("config_path",)
 # other names, on the command line only, that ModelArts / OpenI jobs pass (see src/cloud.py)
 CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
+
+
+# Where each key's value comes from when a command starts from a trained model (a checkpoint, or
+# an exported file that stores its config): see resolve_config. The README's table says the same.
+# - MODEL_KEYS: always the model's (the network, the frame shape and dtype it maps, the
+#   normalisation of its data); a command-line value that contradicts the model is refused.
+# - RUN_ONLY_KEYS: how and where this command runs; never taken from the model (a checkpoint
+#   trained on 8 ranks evaluates on 1): defaults < yaml file < command line.
+# - every other key: the model's value (the training run's), which the command line may replace.
+MODEL_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole", "group_norm",
+              "input_frames", "output_frames", "image_size", "channels", "frame_height", "frame_width", "data_dtype",
+              "data_scale", "data_min", "data_max")
+RUN_ONLY_KEYS = ("device_target", "device_id", "mode", "distribute", "debug", "output_dir", "data_path",
+                 "num_workers", "worker_type", "eval_batch_size", "ckpt_file", "resume", "overwrite",
+                 "allow_config_change", "file_name", "file_format")
 
 
 class Config:
@@ -535,6 +550,95 @@ def load_config(argv=None, config_path=None, base=None, **overrides):
     _check_values(values, origin)
     _check_data_path_is_used(values, origin)
     return Config(values, path or (base.config_path if base is not None else ""))
+
+
+def _run_dir_of_checkpoint(path):
+    """RUN for a checkpoint RUN/ckpt/NAME.ckpt written by train.py, else None."""
+    folder = os.path.dirname(os.path.abspath(path)) if path else ""
+    if path.endswith(".ckpt") and os.path.basename(folder) == "ckpt":
+        return os.path.dirname(folder)
+    return None
+
+
+def resolve_config(argv=None, stored=None, model="", **overrides):
+    """The one config resolver of every entry point: the config of a command given its
+    command line (``argv``, ``--key value`` pairs) and, when it starts from a trained model,
+    that model's stored config (``stored``, read from the file named ``model``).
+
+    Without ``stored``: defaults < yaml file (``--config_path``) < command line < ``overrides``.
+    With ``stored`` (see MODEL_KEYS / RUN_ONLY_KEYS above): run-only keys come from defaults <
+    yaml < command line (without either, output_dir is the run directory of a checkpoint
+    RUN/ckpt/NAME.ckpt); every other key from the model, replaced by the command line where it
+    gives one, except the model keys, where a different command-line value is refused. A yaml
+    file supplies only run-only keys here: the training yaml of a checkpoint trained with
+    overrides (e.g. ``--hidden_channels [4,4]``) may be passed as it is.
+    """
+    if stored is None:
+        return load_config(argv, **overrides)
+    cli = parse_overrides(list(argv or []))
+    path = cli.pop("config_path", None) or ""
+    run = load_config([], config_path=path) if path else None
+    values = stored.to_dict()
+    for name in RUN_ONLY_KEYS:
+        values[name] = getattr(run, name) if run is not None else SCHEMA[name].default
+    if run is None and "output_dir" not in cli:
+        values["output_dir"] = _run_dir_of_checkpoint(model) or values["output_dir"]
+    origin = {}
+    for name, raw in dict(cli, **overrides).items():
+        value = _convert(name, raw, "the command line")
+        if name in MODEL_KEYS and value != values[name] and DERIVED_FROM_DATA.get(name, object()) != value:
+            raise ConfigError(f"{model or 'the model'} was built for {name}={values[name]} but the command line asks "
+                              f"for {name}={value}; omit --{name} (the model's own value is used)")
+        values[name] = value
+        origin[name] = "the command line"
+    _check_values(values, origin)
+    _check_data_path_is_used(values, origin)
+    return Config(values, path or model)
+
+
+def _defaults_in_effect(argv, own_options):
+    """(config, description) a command would start from with this command line (its yaml file,
+    else the default file), for --help; the schema defaults when that config cannot be built."""
+    try:
+        cli = {k: v for k, v in parse_overrides([a for a in argv if a not in HELP_FLAGS]).items()
+               if k not in own_options}
+        cfg = load_config([f"--{k}={v}" for k, v in cli.items()])
+        return cfg, f"defaults in effect: {cfg.config_path or 'the schema'}{' + the command line' if cli else ''}"
+    except UserError as err:
+        return None, f"defaults: the schema's ({err})"
+
+
+HELP_FLAGS = ("-h", "--help")
+
+
+def command_help(prog, doc, own_options=None, argv=(), config_keys=True):
+    """The ``-h``/``--help`` text of an entry point, built with argparse: its docstring (usage),
+    its own options with their defaults, and, when it takes config keys, one line per key with
+    its type, the default in effect (from the yaml file the command line names, else
+    configs/cpu_small.yaml) and its allowed values."""
+    import argparse
+
+    own_options = dict(own_options or {})
+    usage = "%(prog)s" + (" [--option value ...]" if own_options else "") + \
+        (" [--config_path FILE] [--key value ...]" if config_keys else "")
+    parser = argparse.ArgumentParser(prog=prog, usage=usage, description=(doc or "").strip(), add_help=True,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    if own_options:
+        group = parser.add_argument_group("options of this command")
+        for name, default in own_options.items():
+            group.add_argument(f"--{name}", metavar="VALUE", help=f"default: {default!r}".replace("%", "%%"))
+    if config_keys:
+        cfg, where = _defaults_in_effect(list(argv), own_options)
+        group = parser.add_argument_group(f"config keys (--key value or --key=value; {where})")
+        group.add_argument("--config_path", metavar="FILE", help="yaml file of config keys (configs/*.yaml)")
+        for key in SCHEMA.values():
+            if key.name in own_options:
+                continue
+            default = getattr(cfg, key.name) if cfg is not None else key.default
+            allowed = f"; one of {', '.join(map(str, key.choices))}" if key.choices else ""
+            text = f"{key.help} [{key.type}, default {default!r}{allowed}]"
+            group.add_argument(f"--{key.name}", metavar=key.type.upper(), help=text.replace("%", "%%"))
+    return parser.format_help()
 
 
 def _check_data_path_is_used(values, origin):

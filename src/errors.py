@@ -5,6 +5,7 @@ another architecture) is raised as a ``UserError`` subclass. Entry points run th
 ``main`` through :func:`run_cli`, which prints ``error: <message>`` to stderr and exits
 non-zero, without a traceback unless ``--debug`` is given.
 """
+import os
 import sys
 import traceback
 
@@ -43,10 +44,32 @@ def first_line(err):
     return type(err).__name__
 
 
-def run_cli(main, argv=None):
-    """Run ``main(argv)`` and turn user errors and Ctrl-C into clean exits."""
+TRUE_WORDS = ("true", "1", "yes", "on")
+
+
+def debug_requested(argv):
+    """``--debug true`` / ``--debug=true`` (or a bare ``--debug``) asks for tracebacks; ``--debug false`` does not."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--debug="):
+            return arg.split("=", 1)[1].strip().lower() in TRUE_WORDS
+        if arg == "--debug":
+            following = argv[i + 1] if i + 1 < len(argv) else ""
+            return following.startswith("--") or following == "" or following.strip().lower() in TRUE_WORDS
+    return False
+
+
+def run_cli(main, argv=None, doc=None, options=None, config_keys=True):
+    """Run ``main(argv)`` and turn user errors and Ctrl-C into clean exits.
+
+    ``-h``/``--help`` prints the command's usage (``doc``), its own ``options`` (name ->
+    default) and, with ``config_keys``, the config keys it accepts (``src.config.command_help``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or any(a in ("--debug=true", "--debug=True", "--debug=1") for a in argv)
+    if "-h" in argv or "--help" in argv:
+        from src.config import command_help
+
+        print(command_help(os.path.basename(sys.argv[0]) or "python", doc, options, argv, config_keys))
+        sys.exit(0)
+    debug = debug_requested(argv)
     try:
         code = main(argv)
     except UserError as err:

@@ -7,7 +7,7 @@ one (a checkpoint's or an exported model's) with the command-line keys applied o
 """
 import difflib
 
-from src.config import SCHEMA, config_from_dict, load_config, parse_overrides
+from src.config import SCHEMA, config_from_dict, load_config, parse_overrides, resolve_config
 from src.errors import ConfigError
 
 
@@ -71,15 +71,12 @@ def check_model_signature(info, cfg):
 
 
 def config_for_model(info, overrides):
-    """The config to run an exported model with: --config_path if given, else the one stored in
-    the file (a MINDIR without one: the defaults with the graph's frame counts and size);
-    then the command-line keys. It must match the model's signature."""
-    if "config_path" in overrides:
-        cfg = load_config(overrides_argv(overrides))
-    else:
-        base = info.config or load_config().replace(image_size=info.image_size)
-        base = base.replace(input_frames=info.input_frames, output_frames=info.output_frames)
-        cfg = apply_overrides(base, overrides)
+    """The config to run an exported model with: the one stored in the file (a MINDIR without
+    one: the defaults with the graph's frame counts and size) resolved with the command line
+    (``src.config.resolve_config``). It must match the model's signature."""
+    base = info.config or load_config().replace(image_size=info.image_size)
+    base = base.replace(input_frames=info.input_frames, output_frames=info.output_frames)
+    cfg = resolve_config(overrides_argv(overrides), base, info.path)
     check_model_signature(info, cfg)
     return cfg
 

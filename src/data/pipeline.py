@@ -124,6 +124,30 @@ def build_train_dataset(cfg, digits, epoch, rank=0, group_size=1, start_step=0):
     return build_rank_dataset(cfg, train_source(cfg, digits, epoch, group_size), rank, group_size, start_step)
 
 
+_lowered_workers_noted = set()
+
+
+def usable_cores():
+    """CPU cores this process may run on (its affinity mask; a container may allow fewer than the host has)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def workers_for_host(requested):
+    """``num_workers`` lowered to the usable cores, as the model zoo's ``min(num_workers, cpu_count)``:
+    MindSpore refuses more parallel workers than cores with a traceback, and the shipped
+    Ascend/GPU recipes ask for 8. Says so once per process."""
+    cores = usable_cores()
+    if requested <= cores:
+        return requested
+    if requested not in _lowered_workers_noted:
+        _lowered_workers_noted.add(requested)
+        print(f"note: num_workers {requested} lowered to {cores}, the CPU cores usable on this host", flush=True)
+    return cores
+
+
 def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
     """MindSpore dataset of rank ``rank``'s batches of an epoch's ``source``, from ``start_step``.
 
@@ -136,7 +160,7 @@ def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
 
     batches = RankBatches(source, rank, group_size, cfg.batch_size, start_step, cfg.steps_per_epoch)
     return ds.GeneratorDataset(batches, column_names=list(COLUMNS), shuffle=False,
-                               num_parallel_workers=cfg.num_workers,
+                               num_parallel_workers=workers_for_host(cfg.num_workers),
                                python_multiprocessing=cfg.worker_type == "process")
 
 
