@@ -35,6 +35,7 @@ def resolve_config(overrides):
 
     ckpt = overrides.get("ckpt_file")
     if not ckpt:
+        resolve(overrides_argv(overrides))  # a bad value on the command line is reported first
         raise ConfigError("no checkpoint given: pass --ckpt_file PATH (e.g. OUTPUT_DIR/ckpt/best.ckpt)")
     return resolve(overrides_argv(overrides), read_checkpoint_config(ckpt), ckpt)
 

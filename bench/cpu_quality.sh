@@ -5,8 +5,12 @@
 # (all-zero frames and repeating the last input frame).
 #   bash bench/cpu_quality.sh [OUTPUT_DIR] [--key value ...]
 # Bar: per-frame MSE at least 20 % below predict-zeros, SSIM above both baselines.
-OUTPUT_DIR=${1:-./output/cpu_quality}
-[ $# -ge 1 ] && shift
+OUTPUT_DIR=./output/cpu_quality
+case "$1" in
+    -h|--help) echo "Usage: bash bench/cpu_quality.sh [OUTPUT_DIR] [--key value ...]"; exit 0;;
+    --*|"") ;;                      # no OUTPUT_DIR: the arguments are config overrides
+    *) OUTPUT_DIR=$1; shift;;
+esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}
 CONFIG="$ROOT/configs/cpu_small.yaml"

@@ -221,13 +221,16 @@ CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
 #   normalisation of its data); a command-line value that contradicts the model is refused.
 # - RUN_ONLY_KEYS: how and where this command runs; never taken from the model (a checkpoint
 #   trained on 8 ranks evaluates on 1): defaults < yaml file < command line.
-# - every other key: the model's value (the training run's), which the command line may replace.
+# - every other key: the model's value (the training run's), which the command line may replace;
+#   data_path among them (eval of own sequences scores the test split of the file the model was
+#   trained on) and ckpt_file (an exported file names the checkpoint it came from).
 MODEL_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole", "group_norm",
               "input_frames", "output_frames", "image_size", "channels", "frame_height", "frame_width", "data_dtype",
               "data_scale", "data_min", "data_max")
-RUN_ONLY_KEYS = ("device_target", "device_id", "mode", "distribute", "debug", "output_dir", "data_path",
-                 "num_workers", "worker_type", "eval_batch_size", "ckpt_file", "resume", "overwrite",
-                 "allow_config_change", "file_name", "file_format")
+FRAME_KEYS = ("image_size", "channels", "frame_height", "frame_width")  # compared as one (C, H, W)
+RUN_ONLY_KEYS = ("device_target", "device_id", "mode", "distribute", "debug", "output_dir", "num_workers",
+                 "worker_type", "eval_batch_size", "resume", "overwrite", "allow_config_change", "file_name",
+                 "file_format")
 
 
 class Config:
@@ -586,14 +589,31 @@ def resolve_config(argv=None, stored=None, model="", **overrides):
     origin = {}
     for name, raw in dict(cli, **overrides).items():
         value = _convert(name, raw, "the command line")
-        if name in MODEL_KEYS and value != values[name] and DERIVED_FROM_DATA.get(name, object()) != value:
-            raise ConfigError(f"{model or 'the model'} was built for {name}={values[name]} but the command line asks "
-                              f"for {name}={value}; omit --{name} (the model's own value is used)")
+        if name in MODEL_KEYS and name not in FRAME_KEYS and value != values[name] \
+                and DERIVED_FROM_DATA.get(name, object()) != value:
+            what = f"checkpoint {model}" if model.endswith(".ckpt") else f"model {model}"
+            raise ConfigError(f"{what} was built for {name}={values[name]} but the config asks for {name}={value}; "
+                              f"omit --{name} (the model's own value is used)")
         values[name] = value
         origin[name] = "the command line"
+    _check_same_frames(stored, values, origin, model)
     _check_values(values, origin)
     _check_data_path_is_used(values, origin)
     return Config(values, path or model)
+
+
+def _check_same_frames(stored, values, origin, model):
+    """The frame shape is compared as a whole: Moving MNIST frames are 1 x image_size x image_size, own
+    sequences channels x frame_height x frame_width, so a model of 32x32 own frames scores the
+    32x32 frames of ``--dataset mnist --image_size 32``."""
+    if not any(name in origin for name in FRAME_KEYS + ("dataset",)):
+        return
+    trained, asked = frame_shape(stored), frame_shape(values)
+    if trained != asked:
+        what = f"checkpoint {model}" if model.endswith(".ckpt") else f"model {model}"
+        changed = ", ".join(f"--{name}" for name in FRAME_KEYS + ("dataset",) if name in origin)
+        raise ConfigError(f"{what} maps frames of {'x'.join(map(str, trained))} (C x H x W) but the config asks for "
+                          f"{'x'.join(map(str, asked))}; omit {changed} (the model's own frame shape is used)")
 
 
 def _defaults_in_effect(argv, own_options):

@@ -135,3 +135,90 @@ def test_markdown_table_has_four_cells_per_row():
     """A bare '|' in a help text would split its cell and break the README table."""
     for row in markdown_table().split("\n"):
         assert row.replace("\\|", "").count("|") == 5, row
+
+
+# ---------------------------------------------------------------- the one resolver (resolve_config)
+
+def _trained(**changes):
+    """A config as a checkpoint of a 2-rank run with a training override stores it."""
+    from src.config import load_config
+
+    values = dict(dataset="mnist", hidden_channels="[4,4]", distribute=True, device_target="Ascend", device_id=5, num_workers=8,
+                  output_dir="/cache/train", thresholds="[0.5]", data_path="/cache/data")
+    values.update(changes)
+    return load_config([f"--{k}={v}" for k, v in values.items()])
+
+
+def test_resolver_never_takes_run_only_keys_from_the_model():
+    from src.config import RUN_ONLY_KEYS, SCHEMA, resolve_config
+
+    cfg = resolve_config([], _trained(), "/x/model.mindir")
+    for name in ("distribute", "device_target", "device_id", "num_workers", "output_dir"):
+        assert getattr(cfg, name) == SCHEMA[name].default, name
+    assert set(RUN_ONLY_KEYS) <= set(SCHEMA)
+    assert cfg.hidden_channels == [4, 4] and cfg.thresholds == [0.5]  # the model's own values
+    assert cfg.data_path == "/cache/data"  # the data it was trained on, unless the command line names other data
+
+
+def test_resolver_output_dir_is_the_checkpoints_run_directory(tmp_path):
+    from src.config import resolve_config
+
+    ckpt = str(tmp_path / "run" / "ckpt" / "best.ckpt")
+    assert resolve_config([], _trained(), ckpt).output_dir == str(tmp_path / "run")
+    assert resolve_config(["--output_dir", "elsewhere"], _trained(), ckpt).output_dir == "elsewhere"
+
+
+def test_resolver_takes_only_run_only_keys_from_a_yaml(tmp_path):
+    from src.config import resolve_config
+
+    path = tmp_path / "train.yaml"
+    path.write_text("hidden_channels: [32, 32]\nnum_workers: 1\noutput_dir: /from/yaml\nthresholds: [0.2]\n")
+    cfg = resolve_config(["--config_path", str(path)], _trained(), "m.ckpt")
+    assert (cfg.hidden_channels, cfg.thresholds) == ([4, 4], [0.5])  # the model's
+    assert (cfg.num_workers, cfg.output_dir) == (1, "/from/yaml")  # the yaml's run-only keys
+
+
+def test_resolver_lets_the_command_line_replace_other_keys_and_refuses_model_keys():
+    from src.config import resolve_config
+
+    assert resolve_config(["--thresholds", "[0.3,0.6]"], _trained(), "m.ckpt").thresholds == [0.3, 0.6]
+    assert resolve_config(["--hidden_channels", "[4,4]"], _trained(), "m.ckpt").hidden_channels == [4, 4]
+    with pytest.raises(ConfigError, match=r"checkpoint m.ckpt was built for hidden_channels=\[4, 4\] .* hidden_channels=\[8\]"):
+        resolve_config(["--hidden_channels", "[8]"], _trained(), "m.ckpt")
+
+
+def test_resolver_without_a_model_is_load_config():
+    from src.config import load_config, resolve_config
+
+    argv = ["--batch_size", "3"]
+    assert resolve_config(argv).to_dict() == load_config(argv).to_dict()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--debug"], True), (["--debug", "true"], True), (["--debug=1"], True), (["--debug", "--lr", "1"], True),
+    (["--debug", "false"], False), (["--debug=false"], False), (["--debug", "0"], False), ([], False)])
+def test_debug_means_what_it_says(argv, expected):
+    from src.errors import debug_requested
+
+    assert debug_requested(argv) is expected
+
+
+@pytest.mark.parametrize("script, own", [
+    ("train.py", None), ("eval.py", None), ("eval_onnx.py", "--onnx_file"), ("export.py", "--check"),
+    ("predict.py", "--mindir_file"), ("preprocess.py", "--mindir_file"), ("postprocess.py", "--result_path")])
+def test_every_entry_point_answers_help(script, own):
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for flag in ("-h", "--help"):
+        proc = subprocess.run([sys.executable, os.path.join(repo, script), flag], cwd=repo, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert proc.stdout.startswith(f"usage: {script}"), proc.stdout[:200]
+        if own:
+            assert own in proc.stdout
+        if script != "postprocess.py":  # postprocess.py takes no config keys
+            line = next(l for l in proc.stdout.splitlines() if l.strip().startswith("--batch_size INT"))
+            assert "[int, default 8" in line, line  # cpu_small.yaml's value, the one in effect
+            assert "--device_target" in proc.stdout and "Ascend," in proc.stdout  # allowed values listed

@@ -226,3 +226,14 @@ def test_throughput_bench_ends_with_the_two_figures():
     last = run.stdout.strip().splitlines()[-2:]
     assert re.fullmatch(r"generator: \d+ sequences/s \(1 process\)", last[0]), last
     assert re.fullmatch(r"pipeline: \d+ sequences/s \(1 workers\)", last[1]), last
+
+
+def test_num_workers_above_the_usable_cores_is_lowered_with_one_note(capsys, monkeypatch):
+    from src.data import pipeline
+
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    monkeypatch.setattr(pipeline, "_lowered_workers_noted", set())
+    assert pipeline.workers_for_host(1) == 1 and pipeline.workers_for_host(2) == 2
+    assert capsys.readouterr().out == ""
+    assert pipeline.workers_for_host(8) == 2 and pipeline.workers_for_host(8) == 2
+    assert capsys.readouterr().out.count("num_workers 8 lowered to 2") == 1
