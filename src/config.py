@@ -148,8 +148,8 @@ def _keys():
         Key("ssim_weight", "float", 0.0, "adds ssim_weight x (1 - SSIM) to the loss (SSIM as the reported metric, "
             "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t,
             check=_non_negative, check_msg="must be >= 0"),
-        Key("optimizer", "str", "adam", "adam, or rmsprop (the paper's optimizer, decay 0.9)", t,
-            choices=("adam", "rmsprop")),
+        Key("optimizer", "str", "adam", "adam, rmsprop (the paper's optimizer, decay 0.9), or sgd (plain "
+            "gradient descent: the update is proportional to the gradient)", t, choices=("adam", "rmsprop", "sgd")),
         Key("lr", "float", 1e-3, "peak learning rate", t, check=_positive, check_msg="must be > 0"),
         Key("lr_schedule", "str", "cosine", "constant | cosine (to min_lr over all steps) | step (x lr_gamma every "
             "lr_step_epochs) | plateau (x lr_gamma after lr_patience epochs without validation gain)", t,

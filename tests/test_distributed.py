@@ -31,7 +31,8 @@ WORKERS, BATCH, STEPS = 2, 2, 2
 # small enough that a worker's training takes seconds; most of the run is start-up
 TINY = dict(arch="paper", hidden_channels="4", kernel_size=3, patch_size=4, image_size=32, input_frames=3,
             output_frames=2, epochs=1, steps_per_epoch=STEPS, batch_size=BATCH, val_sequences=2, eval_batch_size=2,
-            num_workers=1, lr=0.01, lr_schedule="cosine", min_lr=0.001, log_every=1, mode="graph",
+            num_workers=1, optimizer="sgd", grad_clip=0, lr=0.5, lr_schedule="cosine", min_lr=0.05, log_every=1,
+            mode="graph",
             dataset="synthetic", seed=3)
 RUN_TIMEOUT_S = 180
 
@@ -198,7 +199,15 @@ def test_ranks_validated_alike_and_only_rank0_wrote(two_workers):
 @pytest.mark.slow
 def test_two_workers_equal_one_process_with_the_global_batch(two_workers, tmp_path, monkeypatch):
     """Averaging the gradients of 2 x 2 sequences is the gradient of the mean loss over the 4,
-    and step s of both runs uses sequences 4s..4s+3 of the same epoch source."""
+    and step s of both runs uses sequences 4s..4s+3 of the same epoch source.
+
+    TINY trains with plain SGD and no clipping, so the update is proportional to the gradient: a
+    sum over ranks instead of a mean would move every weight twice as far (under Adam, or with
+    clipping, it would barely change the update); the weights must have moved far more than the
+    tolerance for that to show."""
+    import mindspore as ms
+
+    from src.models.encoder_forecaster import build_network
     from src.training.trainer import Trainer
 
     rank_recorder.install(str(tmp_path / "single_"), monkeypatch.setattr)
@@ -207,6 +216,10 @@ def test_two_workers_equal_one_process_with_the_global_batch(two_workers, tmp_pa
     single = load_dump(tmp_path / "single_rank0.npz")
     ranks = two_workers["dumps"]
     assert single["digests"] == [ranks[0]["digests"][s] + ranks[1]["digests"][s] for s in range(STEPS)]
+    ms.set_seed(cfg.seed)  # the initial weights, as Trainer builds them
+    initial = {p.name: p.asnumpy() for p in build_network(cfg).get_parameters()}
+    moved = max(np.abs(value - initial[name]).max() for name, value in single["params"].items())
+    assert moved > 1e-3, moved  # a doubled update would be at least this far off
     for name, value in single["params"].items():
         np.testing.assert_allclose(ranks[0]["params"][name], value, rtol=0, atol=1e-5, err_msg=name)
     np.testing.assert_allclose(ranks[0]["history"][0]["train_loss"], single["history"][0]["train_loss"], rtol=1e-5)

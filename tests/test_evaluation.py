@@ -37,7 +37,7 @@ def test_npy(tmp_path_factory):
 
 
 def _copy_last_numpy(seqs, last_input, targets):
-    """Metrics of 'repeat frame last_input' against frames ``targets``, straight from BRIEF §3."""
+    """Metrics of 'repeat frame last_input' against frames ``targets``, straight from the README's metric definitions."""
     x = seqs.astype(np.float64) / 255.0  # (N, T, H, W)
     pred = x[:, last_input:last_input + 1]  # (N, 1, H, W)
     true = x[:, targets]  # (N, T_out, H, W)

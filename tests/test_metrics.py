@@ -1,4 +1,4 @@
-"""Tests of src/metrics.py against the definitions in BRIEF sections 3 and 6."""
+"""Tests of src/metrics.py against the metric and skill-score definitions in the README (Evaluation; own data)."""
 import json
 import math
 from fractions import Fraction

@@ -215,3 +215,33 @@ RUNNERS = [
 
 def RUNNERS_MATCH(command):  # noqa: N802 - reads as a predicate next to RUNNERS
     return any(re.search(p, command) for p, _ in RUNNERS)
+
+
+def _shape(line):
+    """A console line with its numbers and paths replaced, to compare formats, not values."""
+    line = re.sub(r"(model|data)=\S+( \([^)]*\))?", r"\1=P", line.strip())
+    return re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "N", line)
+
+
+def readme_eval_excerpt():
+    text = open(README, encoding="utf-8").read()
+    block = text.split("## Evaluation result", 1)[1].split("```log", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() and line.strip() != "..."]
+
+
+@pytest.mark.slow
+def test_evaluation_result_excerpt_is_what_eval_prints(tmp_path):
+    """Every line of the README's evaluation log excerpt has the format of a line eval.py prints
+    today (numbers and paths aside), on a tiny untrained checkpoint scored like the excerpt."""
+    from tests.exported_models import save_tiny_checkpoint, tiny_config
+
+    ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", tiny_config(tmp_path / "run"))
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "eval.py"), "--ckpt_file", ckpt, "--dataset",
+                           "synthetic", "--num_sequences", "4", "--output_dir", str(tmp_path / "eval")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    printed = {_shape(line) for line in (proc.stdout + proc.stderr).splitlines()}
+    excerpt = readme_eval_excerpt()
+    assert len(excerpt) >= 6
+    missing = [line for line in excerpt if _shape(line) not in printed]
+    assert not missing, f"README excerpt lines eval.py no longer prints: {missing}\nprinted:\n{proc.stdout}"

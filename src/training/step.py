@@ -12,7 +12,7 @@ from src.training.losses import make_loss_fn
 
 
 def build_optimizer(cfg, net):
-    """Adam (default) or RMSProp (the paper's choice, decay 0.9). The learning rate is a
+    """Adam (default), RMSProp (the paper's choice, decay 0.9) or plain SGD. The learning rate is a
     parameter that the step overwrites with the scheduled value every step."""
     lr = ms.Tensor(cfg.lr, ms.float32)
     params = net.trainable_params()
@@ -26,6 +26,8 @@ def build_optimizer(cfg, net):
         for mean_square in opt.ms:  # the "mean_square.*" parameters
             mean_square.set_data(ops.zeros_like(mean_square))
         return opt
+    if cfg.optimizer == "sgd":
+        return nn.SGD(params, learning_rate=lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 

@@ -400,7 +400,7 @@ class Trainer:
 
     def validate(self):
         """Metrics of the current network on the fixed validation set, computed by the same
-        loop and metrics module as eval.py (BRIEF §3 definitions)."""
+        loop and metrics module as eval.py (the README's metric definitions)."""
         from src.evaluation import evaluate
         from src.predictor import BatchPredictor
 
