@@ -13,14 +13,9 @@ from src.errors import run_cli
 
 
 def main(argv):
-    from src.cloud import staged
-    from src.eval_report import run
-    from src.checkpoint import config_of_record
+    from src.eval_report import main as evaluate
 
-    # without --config_path a checkpoint's stored config is the base; remote data_path/output_dir
-    # (ModelArts, OpenI) are staged as local copies
-    with staged(config_of_record(argv)) as cfg:
-        return run(cfg, argv)
+    return evaluate(argv)  # the checkpoint's config resolved with the command line; see src/eval_report.py
 
 
 if __name__ == "__main__":

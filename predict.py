@@ -38,6 +38,7 @@ import os
 import numpy as np
 
 from src.errors import ConfigError, DataError, run_cli
+from src.io import move_into_place, sibling_temp
 
 OPTIONS = {"mindir_file": "", "onnx_file": "", "input": "", "bin_dir": "", "result_dir": "", "tolerance": "1e-5"}
 SYNTHETIC_DEFAULT_COUNT = 8
@@ -203,7 +204,7 @@ class PredictionsFile:
         self.normalization = normalization if cfg.dataset == "sequences" else None
         self.layout = cfg.data_layout if self.normalization is not None else "NTHW"
         self.shape = layout_shape(self.layout, count, frames, channels, height, width)
-        self.tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
+        self.tmp = sibling_temp(path)
         self.out = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=self.shape)
 
     def write(self, start, pred):
@@ -221,7 +222,7 @@ class PredictionsFile:
         """Every sequence written: move the file into place."""
         self.out.flush()
         self.out = None
-        os.replace(self.tmp, self.path)
+        move_into_place(self.tmp, self.path)
 
     def discard(self):
         """Remove the temporary file if it is still there (after finish, or after a failure)."""

@@ -31,7 +31,6 @@ import datetime
 import os
 import sys
 
-from src.config import load_config
 from src.errors import ConfigError
 from src.evaluation import (MAIN, REFERENCE_BASELINES, BatchHooks, baseline_predictor, build_source,
                             checkpoint_predictor, config_for_data, evaluate, units_of)
@@ -273,8 +272,14 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
 
 
 def main(argv):
-    """Entry used by eval.py."""
-    return run(load_config(argv), argv)
+    """eval.py: the config of record (``src.checkpoint.config_of_record``: with --ckpt_file the
+    checkpoint's config resolved with the command line), remote data_path/output_dir (ModelArts,
+    OpenI) staged as local copies, then :func:`run`."""
+    from src.checkpoint import config_of_record
+    from src.cloud import staged
+
+    with staged(config_of_record(argv)) as cfg:
+        return run(cfg, argv)
 
 
 def _cli(argv):
@@ -283,7 +288,9 @@ def _cli(argv):
         print("usage: python -m src.eval_report --print_eval_dir [--config_path F] [--key value ...]",
               file=sys.stderr)
         return 1
-    print(eval_dir(load_config(argv[1:])))
+    from src.checkpoint import config_of_record
+
+    print(eval_dir(config_of_record(argv[1:])))
     return 0
 
 

@@ -16,6 +16,13 @@ def sibling_temp(path):
     return os.path.join(directory, f".tmp-{os.getpid()}-{name}")
 
 
+def move_into_place(tmp, path):
+    """Publish a complete temporary file written by the caller (same directory as ``path``, e.g.
+    from :func:`sibling_temp`) under its final name, in one atomic step."""
+    os.replace(tmp, path)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """``with atomic_path(p) as tmp: write(tmp)``: on success ``tmp`` replaces ``p``; on any
@@ -23,7 +30,7 @@ def atomic_path(path):
     tmp = sibling_temp(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -1,7 +1,7 @@
 """Pictures of sequences, predictions and metric curves, drawn with Pillow only.
 
 All writers create the parent directory, write to a temporary file next to the target
-and move it into place with ``os.replace`` (a reader never sees half a file), and return
+and move it into place (``src.io.atomic_path``) (a reader never sees half a file), and return
 the path they wrote. Frames are (T, 1, H, W) or (T, H, W) arrays with pixels in [0, 1];
 values outside are clipped and NaN is drawn as black.
 """
@@ -101,16 +101,12 @@ def _upscale(tiles, scale):
 
 def _atomic_save(image, path, fmt, **save_args):
     """Save ``image`` to ``path`` through a temporary file; return ``path``."""
+    from src.io import atomic_path
+
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        image.save(tmp, format=fmt, **save_args)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **save_args)  # fmt given: the temporary name's extension is not read
     return path
 
 

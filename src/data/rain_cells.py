@@ -19,7 +19,7 @@ dataset can be regenerated, and channel 0 does not depend on ``channels``. Thres
 as 20 and 35 dBZ are meaningful: the default dataset (600 sequences, seed 0) has 17.5 % of
 its pixels >= 20 dBZ and 3.6 % >= 35 dBZ (the CLI prints the fractions of what it wrote).
 
-CLI (writes atomically: temporary files, then ``os.replace``)::
+CLI (writes atomically: temporary files, then ``src.io.move_into_place``)::
 
     python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [--num_frames 20] [--size 96]
         [--channels 1] [--seed 0] [--splits false] [--overwrite false]
@@ -39,6 +39,7 @@ import numpy as np
 
 from src.config import parse_overrides
 from src.errors import UserError
+from src.io import move_into_place
 
 BACKGROUND_DBZ = -10.0  # no echo
 MAX_DBZ = 60.0
@@ -225,7 +226,7 @@ def write_dataset(out_dir, generator, splits=False, overwrite=False):
             temporaries[name] = _temporary_path(targets[name])
             _write_range(temporaries[name], generator, start, stop, counts)
         for name, tmp in temporaries.items():
-            os.replace(tmp, targets[name])
+            move_into_place(tmp, targets[name])
     except OSError as err:
         raise UserError(f"could not write the dataset under {out_dir} ({err.strerror or err}); files already "
                         "there were left as they were; free disk space or fix permissions and retry") from err

@@ -9,14 +9,14 @@ import os
 import numpy as np
 
 from src.errors import DataError
+from src.io import atomic_path
 
 
 def write_bin(path, array):
     """Raw float32 in C order, no header: what the C++ app reads into a tensor."""
     data = np.ascontiguousarray(array, dtype=np.float32)
-    tmp = f"{path}.tmp"
-    data.tofile(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        data.tofile(tmp)
     return path
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from src.errors import ConfigError, first_line
 from src.export import ExportError
+from src.io import atomic_path, move_into_place
 from src.export.model_info import CONFIG_INFO_KEY, EXTENSIONS, model_input_shape, model_output_shape
 
 INPUT_NAME, OUTPUT_NAME = "frames", "predictions"  # ONNX graph input / output names
@@ -128,15 +129,10 @@ def _write(net, example, path, file_format, entries):
 def _move_into_place(scratch_file, final, scratch):
     target_dir = os.path.dirname(final)
     if os.path.dirname(scratch) == target_dir:
-        os.replace(scratch_file, final)
+        move_into_place(scratch_file, final)
         return
-    staged = os.path.join(target_dir, f".tmp-{os.getpid()}-{os.path.basename(final)}")  # other file system
-    try:
+    with atomic_path(final) as staged:  # another file system: copy next to the target first
         shutil.copyfile(scratch_file, staged)
-        os.replace(staged, final)
-    finally:
-        if os.path.exists(staged):
-            os.remove(staged)
 
 
 def export_network(net, cfg, batch_size, file_name, file_format="MINDIR"):
