@@ -41,7 +41,7 @@ METRICS_JSON = "metrics.json"
 METRICS_PLOT = "metrics_per_frame.png"
 SKILL_PLOT = "skill_per_frame.png"
 VIS_DIR = "vis"
-EXPORTED_EVAL_DIRS = {"onnxruntime": "eval_onnx", "mindir": "eval_mindir"}  # eval_dir subdir by engine
+ONNX_EVAL_DIR = "eval_onnx"  # eval_dir subdir of eval_onnx.py
 
 
 # ---------------------------------------------------------------- where results go
@@ -219,7 +219,7 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
     from src.metrics import format_table
     from src.visualize import save_metric_plot
 
-    out_dir = eval_dir(cfg, None if exported is None else EXPORTED_EVAL_DIRS[exported.engine])
+    out_dir = eval_dir(cfg, None if exported is None else ONNX_EVAL_DIR)
     source, data = build_source(cfg)  # data errors first: they are cheap to find
     model_file = exported.name if exported is not None else (cfg.ckpt_file if cfg.baseline == "none" else None)
     cfg = config_for_data(cfg, source, model_file)  # own data: its frame shape, refused if the model's differs

@@ -4,7 +4,7 @@ This module is the single metrics implementation: train-time validation, ``eval.
 the post-processing of Ascend 310 outputs and the tests all call it, so every number
 the repository reports has the same definition.
 
-Frame metrics (``StreamingMetrics``, ``compute_metrics``, ``frame_metrics``)
+Frame metrics (``StreamingMetrics``, ``frame_metrics``)
 ---------------------------------------------------------------------------
 Frames are (B, T, C, H, W) with C >= 1 channels, or (B, T, H, W) for one channel; H and W
 may differ. Per sequence and per predicted frame, pixels in [0, 1]:
@@ -273,11 +273,6 @@ class StreamingMetrics:
             per_frame[k] = [float(v) for v in curve]
         out["per_frame"] = per_frame
         return out
-
-
-def compute_metrics(pred, target):
-    """One-shot convenience: ``StreamingMetrics().update(pred, target).result()``."""
-    return StreamingMetrics().update(pred, target).result()
 
 
 def format_table(result, first_frame=11):

@@ -38,13 +38,13 @@ def resolve(argv):
 
 
 def main(argv):
-    from src.eval_report import EXPORTED_EVAL_DIRS, eval_dir, run
+    from src.eval_report import ONNX_EVAL_DIR, eval_dir, run
     from src.predictor import BatchPredictor
 
     argv = list(argv)
     if argv[:1] == [PRINT_EVAL_DIR]:
         cfg, _, _ = resolve(argv[1:])
-        print(eval_dir(cfg, EXPORTED_EVAL_DIRS["onnxruntime"]))
+        print(eval_dir(cfg, ONNX_EVAL_DIR))
         return 0
     cfg, info, threads = resolve(argv)
     return run(cfg, argv, exported=BatchPredictor.from_model(info, threads), script="eval_onnx.py")

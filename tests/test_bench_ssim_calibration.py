@@ -8,7 +8,7 @@ from bench import ssim_calibration
 from src.baselines import predict_baseline
 from src.config import load_config
 from src.evaluation import build_source
-from src.metrics import compute_metrics
+from tests.test_metrics import compute_metrics
 
 
 def _held_out(count=4):

@@ -59,12 +59,21 @@ def test_config_path_selects_file(tmp_path):
     (["--seed", "1", "--seed", "2"], "given twice"),
     (["--arch", "zoo", "--forecaster_input", "prediction"], "only available for arch paper"),
     (["--forecaster_input", "frames"], "'forecaster_input'"),
+    (["--image_size", "28"], "'image_size': must be >= 32"),
+    (["--image_size", "34", "--arch", "paper", "--patch_size", "4"], "patch_size': 4 does not divide image_size 34"),
+    (["--image_size", "34", "--arch", "zoo"], "'image_size' must be a multiple of 4 for arch zoo"),
 ])
 def test_bad_values_name_the_key(argv, fragment):
     with pytest.raises(ConfigError) as err:
         load_config(argv)
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_image_size_is_limited_only_by_what_the_network_needs():
+    """36 is not a multiple of 16 but both networks tile it (paper: 4x4 patches; zoo: two stride-2 stages)."""
+    assert load_config(["--image_size", "36", "--arch", "paper", "--patch_size", "4"]).image_size == 36
+    assert load_config(["--image_size", "36", "--arch", "zoo"]).image_size == 36
 
 
 def test_unknown_key_in_yaml_names_file_and_key(tmp_path):

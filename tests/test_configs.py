@@ -110,3 +110,39 @@ def test_shipped_config_trains_evaluates_exports_and_predicts_on_cpu(config, tmp
     predicted = np.load(tmp_path / "predict" / outputs[0])
     assert predicted.shape[:2] == (1, int(FRAMES["output_frames"])), predicted.shape  # (N, T_out, ...)
     assert predicted.shape[-2:] == frame[1:] and np.isfinite(predicted).all()
+    if shipped.get("dataset", "synthetic") != "sequences":  # own sequences: tests/test_journey.py
+        _check_predictions_score_as_eval(tmp_path, metrics, test_file, amp_level)
+
+
+def _numpy_mse(predictions, targets):
+    """The README's MSE: per frame the SUM over pixels of the squared error in [0, 1], averaged."""
+    diff = predictions.reshape(targets.shape).astype(np.float64) - targets  # (N, T_out, C, H, W)
+    return float((diff ** 2).sum(axis=(-3, -2, -1)).mean())
+
+
+def _held_out_targets(tmp_path, test_file, count):
+    """(count, T_out, 1, H, W) targets of the sequences eval.py scored: the test file's, or the
+    generated test_seed set's."""
+    from src.config import config_from_dict
+    from src.data.pipeline import held_out_source, load_digits, read_batch
+
+    if test_file:  # (T, N, H, W) uint8, as mnist_test_seq.npy
+        frames = np.load(test_file)[:, :count].transpose(1, 0, 2, 3)[:, :, None] / 255.0  # (N, T, 1, H, W)
+        return frames[:, int(FRAMES["input_frames"]):]
+    cfg = config_from_dict(read_yaml(str(tmp_path / "run" / "config.yaml")))
+    _, targets = read_batch(held_out_source(cfg, load_digits(cfg, "val"), count), list(range(count)))
+    return targets.astype(np.float64)
+
+
+def _check_predictions_score_as_eval(tmp_path, metrics, test_file, amp_level):
+    """predict.py from the exported MINDIR on eval.py's sequences writes predictions whose MSE,
+    computed here with NumPy against the known targets, is the MSE eval.py reported from the
+    checkpoint (fp32 rounding; float16 configs evaluate their checkpoint in float16)."""
+    source = ["--data_path", test_file] if test_file else ["--dataset", "synthetic"]
+    run("predict.py", "--mindir_file", str(tmp_path / "model.mindir"), *source, "--num_sequences", "2",
+        "--output_dir", str(tmp_path / "predict_held_out"), cwd=tmp_path)
+    predictions = np.load(tmp_path / "predict_held_out" / "predictions.npy")
+    targets = _held_out_targets(tmp_path, test_file, 2)
+    assert predictions.shape[:2] == targets.shape[:2], (predictions.shape, targets.shape)
+    tolerance = 1e-4 if amp_level == "O0" else 2e-2
+    np.testing.assert_allclose(_numpy_mse(predictions, targets), metrics["mse"], rtol=tolerance)

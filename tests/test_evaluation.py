@@ -92,7 +92,7 @@ def test_copy_last_on_test_file_scores_frames_10_to_19_against_frame_9(test_npy,
 def test_synthetic_dataset_scores_the_held_out_test_seed_set(tmp_path):
     from src.baselines import predict_baseline
     from src.data.pipeline import held_out_source, iterate_batches, load_digits
-    from src.metrics import compute_metrics
+    from tests.test_metrics import compute_metrics
 
     assert eval_main(["--config_path", SMALL, "--baseline", "copy_last", "--dataset", "synthetic",
                       "--num_sequences", "3", "--output_dir", str(tmp_path)]) == 0
@@ -105,7 +105,7 @@ def test_synthetic_dataset_scores_the_held_out_test_seed_set(tmp_path):
 
 
 def test_evaluate_streams_batches_like_one_shot_metrics():
-    from src.metrics import compute_metrics
+    from tests.test_metrics import compute_metrics
 
     rng = np.random.default_rng(1)
     data = rng.random((5, 4, 1, 8, 8)).astype(np.float32)  # (N, T, 1, H, W)

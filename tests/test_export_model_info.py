@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from src.export import ModelFileError
-from src.export import onnx_proto as proto
 from src.export.model_info import CONFIG_INFO_KEY, read_mindir_info, read_onnx_info
 from tests.exported_models import tiny_config
-from tests.onnx_builder import identity_model
+from tests.onnx_builder import identity_model, with_metadata
 
 SIGNATURE = (2, 10, 1, 32, 32)
 
@@ -20,7 +19,7 @@ def _onnx_file(tmp_path, data, name="m.onnx"):
 
 def test_onnx_signature_and_stored_config_are_read(tmp_path):
     cfg = tiny_config(tmp_path, image_size=32, hidden_channels=[4, 8])
-    path = _onnx_file(tmp_path, proto.with_metadata(identity_model(SIGNATURE), {CONFIG_INFO_KEY: cfg.to_yaml()}))
+    path = _onnx_file(tmp_path, with_metadata(identity_model(SIGNATURE), {CONFIG_INFO_KEY: cfg.to_yaml()}))
     info = read_onnx_info(path)
     assert (info.file_format, info.input_name, info.input_shape, info.output_shape) == ("ONNX", "x", SIGNATURE,
                                                                                        SIGNATURE)
@@ -31,7 +30,7 @@ def test_onnx_signature_and_stored_config_are_read(tmp_path):
 @pytest.mark.parametrize("metadata", [{}, {CONFIG_INFO_KEY: "arch: [not, a, config"},
                                       {CONFIG_INFO_KEY: "no_such_key: 3\n"}])
 def test_onnx_without_a_readable_config_is_refused(tmp_path, metadata):
-    path = _onnx_file(tmp_path, proto.with_metadata(identity_model(SIGNATURE), metadata))
+    path = _onnx_file(tmp_path, with_metadata(identity_model(SIGNATURE), metadata))
     with pytest.raises(ModelFileError, match="carries no readable ConvLSTM config") as err:
         read_onnx_info(path)
     assert "\n" not in str(err.value)
@@ -74,3 +73,13 @@ def test_missing_files_and_directories_name_the_option(tmp_path):
         read_mindir_info(str(tmp_path))
     with pytest.raises(ModelFileError, match="no model given: pass --onnx_file"):
         read_onnx_info("")
+
+
+def test_onnx_signature_leaves_out_weights_listed_as_inputs(tmp_path):
+    from tests.onnx_builder import conv_transpose_model
+
+    cfg = tiny_config(tmp_path)
+    model = conv_transpose_model(np.ones((2, 3, 4, 4), np.float32), (1, 2, 3, 3), [6, 6], extra_input=True)
+    path = _onnx_file(tmp_path, with_metadata(model, {CONFIG_INFO_KEY: cfg.to_yaml()}))
+    with pytest.raises(ModelFileError, match=r"has inputs \[\(1, 2, 3, 3\)\] and outputs \[\(1, 3, 6, 6\)\]"):
+        read_onnx_info(path)  # refused as 4-d, but with the weight W not counted as an input

@@ -198,3 +198,55 @@ def test_onnx_exportable_switches_the_gate_norms_and_restores_them():
             assert all(n.primitive_ops for n in norms)
             raise RuntimeError("inside")
     assert not any(n.primitive_ops for n in norms)
+
+
+def _numpy_conv_transpose(x, weight, stride=2, pad=1):
+    """ONNX ConvTranspose by its definition: y[o, i*s + a - p, j*s + b - p] += x[c, i, j] * W[c, o, a, b]."""
+    n, _, h, w = x.shape
+    k = weight.shape[2]
+    full = np.zeros((n, weight.shape[1], (h - 1) * stride + k, (w - 1) * stride + k))
+    for i in range(h):
+        for j in range(w):
+            full[:, :, i * stride:i * stride + k, j * stride:j * stride + k] += np.einsum(
+                "nc,coab->noab", x[:, :, i, j], weight)
+    return full[:, :, pad:pad + h * stride, pad:pad + w * stride]
+
+
+def test_conv_transpose_output_shape_is_cut_to_the_spatial_dims():
+    """ONNX Runtime refuses MindSpore's 4-d output_shape; after the repair it computes the
+    transposed convolution of its definition, and a second repair changes nothing."""
+    import onnxruntime as ort
+
+    from src.export.writer import fix_conv_transpose_output_shape
+    from tests.onnx_builder import conv_transpose_model, onnx
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)  # (C_in, C_out, kH, kW)
+    x = rng.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    broken = conv_transpose_model(weight, x.shape, [1, 3, 6, 6])
+    with pytest.raises(Exception, match="output_shape"):
+        ort.InferenceSession(broken, providers=["CPUExecutionProvider"])
+    model = onnx.load_from_string(broken)
+    assert fix_conv_transpose_output_shape(model) == 1
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], _numpy_conv_transpose(x, weight), rtol=1e-5,
+                               atol=1e-5)
+    assert fix_conv_transpose_output_shape(model) == 0
+
+
+def test_onnx_export_without_the_onnx_package_says_how_to_install_it(monkeypatch):
+    import builtins
+
+    from src.export import ModelFileError
+    from src.export.model_info import onnx_package
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx":
+            raise ImportError("No module named 'onnx'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(ModelFileError, match=r"pip install -r requirements-onnx\.txt"):
+        onnx_package()

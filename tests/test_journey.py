@@ -116,3 +116,45 @@ def test_a_contradicting_network_key_is_refused_in_one_line(chain):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "hidden_channels=[4]" in lines[0] and "hidden_channels=[8]" in lines[0], proc.stderr
+
+
+def printed_mean_row(stdout):
+    """{mse, mae, ssim, psnr} of the ``mean`` row of a metrics table printed by predict.py."""
+    row = next(line.split() for line in stdout.splitlines() if line.strip().startswith("mean "))
+    return dict(zip(("mse", "mae", "ssim", "ssim_openstl", "psnr"), map(float, row[1:])))
+
+
+@pytest.mark.slow
+def test_own_sequences_model_through_run_eval_export_and_predict(tmp_path):
+    """configs/rain_cpu.yaml (narrow) trained on a generated rain-cell file -> eval.py -> run_eval.sh
+    with the training yaml -> export MINDIR -> predict.py on the same test windows: the metrics and
+    the skill scores of every stage equal eval.py's (tolerances as above)."""
+    from src.data.rain_cells import RainCells
+
+    rain_config = os.path.join(REPO, "configs", "rain_cpu.yaml")
+    data = tmp_path / "rain.npy"
+    np.save(data, RainCells(20, 15, 32).block(0, 20))  # (N, T, C, H, W) dBZ
+    run([sys.executable, os.path.join(REPO, "train.py"), "--config_path", rain_config, "--data_path", str(data),
+         "--hidden_channels", "[4]", "--epochs", "1", "--steps_per_epoch", "2", "--batch_size", "2",
+         "--val_sequences", "2", "--log_every", "1", "--output_dir", "run"], tmp_path)
+    ckpt = str(tmp_path / "run" / "ckpt" / "last.ckpt")
+
+    run([sys.executable, os.path.join(REPO, "eval.py"), "--ckpt_file", ckpt], tmp_path)  # data_path: the model's
+    evaluated = read_json(tmp_path / "run" / "eval" / "metrics.json")
+    assert evaluated["num_sequences"] >= 2 and evaluated["skill_scores"], evaluated.keys()
+
+    run(["bash", os.path.join(REPO, "scripts", "run_eval.sh"), rain_config, ckpt, str(data), "CPU", "0",
+         "--output_dir", str(tmp_path / "run_eval")], tmp_path)
+    through_script = read_json(tmp_path / "run_eval" / "metrics.json")
+    assert_same_metrics(through_script, evaluated, "run_eval.sh")
+    assert through_script["skill_scores"] == evaluated["skill_scores"]
+
+    name = str(tmp_path / "model" / "rain")
+    run([sys.executable, os.path.join(REPO, "export.py"), "--ckpt_file", ckpt, "--file_name", name, "--check", "true"],
+        tmp_path)
+    proc = run([sys.executable, os.path.join(REPO, "predict.py"), "--mindir_file", name + ".mindir", "--data_path",
+                str(data), "--output_dir", str(tmp_path / "predict")], tmp_path)
+    assert_same_metrics(printed_mean_row(proc.stdout), evaluated, "predict.py --mindir_file")
+    predictions = np.load(tmp_path / "predict" / "predictions.npy")  # NTCHW, in the data's units (dBZ)
+    assert predictions.shape[0] == evaluated["num_sequences"] and predictions.shape[1:] == (10, 1, 32, 32)
+    assert predictions.min() >= -10 - 1e-3 and predictions.max() <= 60 + 1e-3 and predictions.max() > 0

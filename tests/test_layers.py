@@ -1,4 +1,4 @@
-"""Layers import downward only (the order is written once, in ``LAYERS`` below and in the README).
+"""Layers import downward only (the order is written once, in ``LAYERS`` below and in docs/code_layout.md).
 
 Every module of src/ and every entry point is parsed (imports inside functions included) and
 each ``src.*`` import is checked against the layer order: a module may import its own layer

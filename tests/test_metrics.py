@@ -8,9 +8,14 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from src.errors import DataError
-from src.metrics import (PSNR_CAP_DB, SkillScores, StreamingMetrics, compute_metrics, contingency_scores,
+from src.metrics import (PSNR_CAP_DB, SkillScores, StreamingMetrics, contingency_scores,
                          format_skill_table, format_table, frame_metrics)
 from tests.metrics_state import from_state_dict, merge, state_dict
+
+
+def compute_metrics(pred, target):
+    """The metrics of one array pair: ``StreamingMetrics`` fed once."""
+    return StreamingMetrics().update(pred, target).result()
 
 
 def _random_pair(b=3, t=4, h=64, w=64, seed=0):

@@ -5,10 +5,9 @@ import os
 
 import pytest
 
-from src.export import onnx_proto
 from tests.exported_models import (REPO, SMALL, assert_one_line_error, run_script, run_without_onnxruntime,
                                    save_tiny_checkpoint, tiny_config, write_random_test_file)
-from tests.onnx_builder import identity_model
+from tests.onnx_builder import identity_model, with_metadata
 
 SCRIPT = os.path.join(REPO, "scripts", "run_eval_onnx.sh")
 METRICS = ("mse", "mae", "ssim", "psnr")
@@ -116,7 +115,7 @@ def test_metadata_of_an_exported_file_is_what_model_info_reads(tmp_path):
 
     cfg = tiny_config(tmp_path)
     path = tmp_path / "m.onnx"
-    path.write_bytes(onnx_proto.with_metadata(identity_model((1, 10, 1, 64, 64)), {CONFIG_INFO_KEY: cfg.to_yaml()}))
+    path.write_bytes(with_metadata(identity_model((1, 10, 1, 64, 64)), {CONFIG_INFO_KEY: cfg.to_yaml()}))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.get_modelmeta().custom_metadata_map[CONFIG_INFO_KEY] == cfg.to_yaml()
 

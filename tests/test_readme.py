@@ -1,11 +1,14 @@
 """The README cannot drift from the code: its commands are run here, in a tiny mode.
 
-Every command line in the README's ```bash blocks must match exactly one rule below: either it
-is executed (verbatim, in a scratch directory that mirrors the repository, with small-network
-overrides appended for keys the command does not set itself) or it is skipped for a stated
-reason (needs Ascend/GPU/310 hardware, the network, or is a usage synopsis). A new README
-command that matches no rule fails the test.
+Every command line in the ```bash blocks of README.md and of the pages under docs/ (DOC_FILES)
+must match exactly one rule below: either it is executed (verbatim, in a scratch directory that
+mirrors the repository, with small-network overrides appended for keys the command does not set
+itself) or it is skipped for a stated reason (needs Ascend/GPU/310 hardware, the network, or is a
+usage synopsis). A new command that matches no rule fails the test. The links of README.md and
+README_CN.md must point to existing files and headings, and both READMEs must show the same
+commands, sections and tables.
 """
+import glob
 import os
 import re
 import shlex
@@ -20,6 +23,11 @@ from tests.processes import wait_for_exit
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")
+README_CN = os.path.join(REPO, "README_CN.md")
+DOCS = os.path.join(REPO, "docs")
+# the files whose bash commands are run or skipped by rule: the README, then the detail pages
+DOC_FILES = [README] + sorted(glob.glob(os.path.join(DOCS, "*.md")))
+CONFIGURATION = os.path.join(DOCS, "configuration.md")  # the generated table of config keys
 
 # small networks so every command runs in seconds on CPU
 TINY_64 = ["--hidden_channels", "4", "--kernel_size", "3", "--epochs", "1", "--steps_per_epoch", "1",
@@ -40,16 +48,22 @@ SKIP = [
 ]
 
 
-def readme_commands():
-    """Command lines of the README's bash blocks (continuations joined, comments dropped)."""
-    text = open(README, encoding="utf-8").read()
+def read(path):
+    return open(path, encoding="utf-8").read()
+
+
+def readme_commands(files=None):
+    """Command lines of the bash blocks of ``files`` (default DOC_FILES), in order, each once
+    (continuations joined, comments dropped)."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        joined = block.replace("\\\n", " ")
-        for line in joined.splitlines():
-            line = line.split(" #")[0].strip() if not line.strip().startswith("python -c") else line.strip()
-            if line and not line.startswith("#"):
-                commands.append(re.sub(r"\s+", " ", line))
+    for path in DOC_FILES if files is None else files:
+        for block in re.findall(r"```bash\n(.*?)```", read(path), flags=re.S):
+            joined = block.replace("\\\n", " ")
+            for line in joined.splitlines():
+                line = line.split(" #")[0].strip() if not line.strip().startswith("python -c") else line.strip()
+                line = re.sub(r"\s+", " ", line)
+                if line and not line.startswith("#") and line not in commands:
+                    commands.append(line)
     return commands
 
 
@@ -108,29 +122,39 @@ def wait_for_pid_file(path, timeout=240):
 
 
 def test_config_table_matches_the_schema():
-    assert markdown_table() in open(README, encoding="utf-8").read()
+    assert markdown_table() in read(CONFIGURATION)
 
 
 def test_ci_runs_the_readme_test_command():
     test_command = ("python3 -m venv .venv && . .venv/bin/activate && "
                     "pip install -r requirements.txt -r requirements-test.txt && python -m pytest -q tests")
-    assert test_command in readme_commands()
+    assert test_command in readme_commands([README])
     assert test_command in open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
 
 
 def test_quick_start_is_exactly_two_commands():
-    text = open(README, encoding="utf-8").read()
+    text = read(README)
     quick = text.split("# Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     lines = [l for l in quick.splitlines() if l.strip() and not l.strip().startswith("#")]
     assert len(lines) == 2 and lines[0].endswith("bash scripts/run_demo.sh")
 
 
+def test_docs_are_read_and_every_command_has_a_rule():
+    """The detail pages are part of DOC_FILES, and every command of README.md and docs/*.md is
+    either run by a runner or skipped for a stated reason."""
+    assert len(DOC_FILES) > 1 and CONFIGURATION in DOC_FILES
+    commands = readme_commands()
+    assert set(readme_commands([README])) < set(commands)  # the docs add commands of their own
+    unmatched = [c for c in commands if skip_reason(c) is None and not RUNNERS_MATCH(c)]
+    assert not unmatched, f"README/docs commands with no rule in tests/test_readme.py: {unmatched}"
+
+
 @pytest.mark.slow
 def test_readme_commands_run(workdir):
-    """Run every runnable README command, in order of dependency (train before export ...)."""
+    """Run every runnable README/docs command, in order of dependency (train before export ...)."""
     commands = readme_commands()
     unmatched = [c for c in commands if skip_reason(c) is None and not RUNNERS_MATCH(c)]
-    assert not unmatched, f"README commands with no rule in tests/test_readme.py: {unmatched}"
+    assert not unmatched, f"README/docs commands with no rule in tests/test_readme.py: {unmatched}"
     runnable = [c for c in commands if skip_reason(c) is None]
     ordered = sorted(runnable, key=lambda c: next(i for i, (p, _) in enumerate(RUNNERS) if re.search(p, c)))
     for command in ordered:
@@ -218,13 +242,14 @@ def RUNNERS_MATCH(command):  # noqa: N802 - reads as a predicate next to RUNNERS
 
 
 def _shape(line):
-    """A console line with its numbers and paths replaced, to compare formats, not values."""
+    """A console line with its numbers and paths replaced, to compare formats, not values (runs of
+    spaces collapsed: right-aligned columns pad a 2-digit number more than a 3-digit one)."""
     line = re.sub(r"(model|data)=\S+( \([^)]*\))?", r"\1=P", line.strip())
-    return re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "N", line)
+    return re.sub(r" +", " ", re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "N", line))
 
 
 def readme_eval_excerpt():
-    text = open(README, encoding="utf-8").read()
+    text = read(README)
     block = text.split("## Evaluation result", 1)[1].split("```log", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip() and line.strip() != "..."]
 
@@ -245,3 +270,72 @@ def test_evaluation_result_excerpt_is_what_eval_prints(tmp_path):
     assert len(excerpt) >= 6
     missing = [line for line in excerpt if _shape(line) not in printed]
     assert not missing, f"README excerpt lines eval.py no longer prints: {missing}\nprinted:\n{proc.stdout}"
+
+
+# ---------------------------------------------------------------------------------------------
+# links, anchors, and the two READMEs side by side
+
+def _outside_code(text):
+    return re.sub(r"```.*?```", "", text, flags=re.S)
+
+
+def heading_anchors(path):
+    """GitHub's anchors of a markdown file's headings: lower case, punctuation dropped (full-width
+    punctuation too), spaces to hyphens; a repeated heading gets -1, -2, ..."""
+    anchors, seen = set(), {}
+    for line in _outside_code(read(path)).splitlines():
+        match = re.match(r"#+ (.*)", line)
+        if match:
+            slug = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower()).replace(" ", "-")
+            anchors.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+            seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def relative_links(path):
+    """(target, fragment) of every markdown link of ``path`` that is not a web address."""
+    links = re.findall(r"\]\(([^)\s]+)\)", _outside_code(read(path)))
+    return [tuple((link.split("#", 1) + [""])[:2]) for link in links if not re.match(r"[a-z]+:", link)]
+
+
+@pytest.mark.parametrize("readme", [README, README_CN], ids=["README.md", "README_CN.md"])
+def test_readme_links_to_docs_and_bench_point_to_existing_files(readme):
+    links = [(target, fragment) for target, fragment in relative_links(readme)
+             if target.startswith(("docs/", "bench/"))]
+    assert any(target.startswith("docs/") for target, _ in links)
+    for target, fragment in links:
+        path = os.path.join(REPO, target)
+        assert os.path.isfile(path), f"{os.path.basename(readme)} links to a missing file: {target}"
+        if fragment:
+            assert fragment in heading_anchors(path), f"{os.path.basename(readme)}: no heading #{fragment} in {target}"
+
+
+@pytest.mark.parametrize("page", [README, README_CN] + DOC_FILES[1:], ids=os.path.basename)
+def test_every_relative_link_and_anchor_resolves(page):
+    """The Contents list and every other in-page or relative link (docs/ pages link back with ../)."""
+    for target, fragment in relative_links(page):
+        path = os.path.normpath(os.path.join(os.path.dirname(page), target)) if target else page
+        assert os.path.exists(path), f"{os.path.relpath(page, REPO)} links to a missing file: {target}"
+        if fragment:
+            assert fragment in heading_anchors(path), f"{os.path.relpath(page, REPO)}: no heading #{fragment} in {target or 'itself'}"
+
+
+def test_every_docs_page_is_linked_from_both_readmes():
+    for readme in (README, README_CN):
+        linked = {target for target, _ in relative_links(readme)}
+        missing = [os.path.relpath(p, REPO) for p in DOC_FILES[1:] if os.path.relpath(p, REPO) not in linked]
+        assert not missing, f"{os.path.basename(readme)} does not link {missing}"
+
+
+def _heading_levels(path):
+    return [re.match(r"#+", line).group(0) for line in _outside_code(read(path)).splitlines() if line.startswith("#")]
+
+
+def _table_shapes(path):
+    return [line.count("|") for line in read(path).splitlines() if line.lstrip().startswith("|")]
+
+
+def test_chinese_readme_has_the_same_commands_sections_and_tables():
+    assert readme_commands([README_CN]) == readme_commands([README])
+    assert _heading_levels(README_CN) == _heading_levels(README)
+    assert _table_shapes(README_CN) == _table_shapes(README)

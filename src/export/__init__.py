@@ -4,7 +4,6 @@
   network was built from stored inside the file.
 * ``model_info``: ``read_model_info`` returns the signature and stored config of a .mindir or
   .onnx file without compiling or running it.
-* ``onnx_proto``: the few ONNX protobuf fields read and written here (no ``onnx`` package).
 * ``bin_files``: raw float32 ``.bin`` files of the Ascend 310 app, and a CPU stand-in for it.
 """
 from src.errors import UserError

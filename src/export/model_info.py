@@ -1,7 +1,7 @@
 """What an exported model file carries: its signature and the config it was built from.
 
 Both formats are read without compiling or running anything: a MINDIR through MindSpore's
-protobuf classes (``mind_ir_pb2``), an ONNX file through :mod:`src.export.onnx_proto`. The
+protobuf classes (``mind_ir_pb2``), an ONNX file with the ``onnx`` package. The
 config is stored by :mod:`src.export.writer` as yaml under ``CONFIG_INFO_KEY``: in the
 MINDIR's ``user_info`` map and in the ONNX model's ``metadata_props``.
 
@@ -129,26 +129,57 @@ def _user_info(proto):
     return {k: proto.user_info[k] for k in entries}
 
 
+def onnx_package():
+    """The ``onnx`` package, or one line saying how to install it (ONNX files only need it).
+
+    MindSpore's generated protobuf modules load only under the pure-Python protobuf backend, which
+    ``import mindspore`` selects unless protobuf was already imported; onnx imported first would
+    pick the C backend and break a later ``import mindspore``. So the same backend is chosen here.
+    """
+    os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+    try:
+        import onnx
+    except ImportError:
+        raise ModelFileError("ONNX files are read and written with the onnx package, which is not installed: "
+                             "pip install -r requirements-onnx.txt") from None
+    return onnx
+
+
+def _value_info(info):
+    """(name, elem_type, dims) of an ONNX ValueInfoProto; a symbolic dim is its name (str)."""
+    tensor = info.type.tensor_type
+    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
+    return info.name, tensor.elem_type, dims
+
+
+def _parse_onnx(data, not_onnx):
+    """``ModelProto`` of ``data``; a MINDIR (protobuf too) parses with ir_version 0 and is refused."""
+    onnx = onnx_package()
+    try:
+        model = onnx.load_from_string(data)
+    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError by implementation
+        raise ModelFileError(not_onnx) from None
+    if model.ir_version <= 0 or not model.HasField("graph"):
+        raise ModelFileError(not_onnx)
+    return model
+
+
 def read_onnx_info(path):
     """Signature and stored config of an ONNX file written by export.py, read without a session."""
-    from src.export import onnx_proto
-
     check_model_file(path, "ONNX")
     with open(path, "rb") as f:
-        model = f.read()
+        data = f.read()
     not_onnx = (f"{path} is not an ONNX model file (truncated or another format); write one with export.py "
-                "--file_format ONNX")
-    try:
-        ir_version = next((v for n, w, v in onnx_proto.fields(model) if n == 1 and w == onnx_proto.VARINT), None)
-        if ir_version is None:  # a MINDIR is protobuf too, but its field 1 is a string
-            raise ModelFileError(not_onnx + ("; pass a .mindir as --mindir_file" if path.endswith(".mindir") else ""))
-        inputs, outputs = onnx_proto.read_signature(model)
-        metadata = onnx_proto.read_metadata(model)
-    except onnx_proto.ProtoError:
-        raise ModelFileError(not_onnx) from None
-    if any(elem_type != onnx_proto.FLOAT for _, elem_type, _ in inputs + outputs):
+                "--file_format ONNX" + ("; pass a .mindir as --mindir_file" if path.endswith(".mindir") else ""))
+    model = _parse_onnx(data, not_onnx)
+    weights = {t.name for t in model.graph.initializer}  # some exporters list weights as inputs too
+    inputs = [_value_info(v) for v in model.graph.input if v.name not in weights]
+    outputs = [_value_info(v) for v in model.graph.output]
+    float32 = onnx_package().TensorProto.FLOAT
+    if any(elem_type != float32 for _, elem_type, _ in inputs + outputs):
         raise ModelFileError(f"{path}: inputs and outputs must be float32; write the model with export.py")
     _check_signature(path, [dims for _, _, dims in inputs], [dims for _, _, dims in outputs])
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
     config, problem = _stored_config(metadata.get(CONFIG_INFO_KEY), path)
     if config is None:
         raise ModelFileError(f"{path} carries no readable ConvLSTM config (metadata '{CONFIG_INFO_KEY}': {problem}); "

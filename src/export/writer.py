@@ -9,7 +9,7 @@ failed export never leaves a partial file behind.
   favour), with the gate GroupNorms switched to primitive operators
   (:class:`src.models.convlstm_cell.GateNorm`: the exporter has no GroupNorm); then the
   exporter's ConvTranspose ``output_shape`` is repaired and the config is appended to the
-  model's ``metadata_props`` (:mod:`src.export.onnx_proto`).
+  model's ``metadata_props`` (with the ``onnx`` package).
 * AIR: ``mindspore.export`` on Ascend only.
 """
 import contextlib
@@ -22,7 +22,7 @@ import numpy as np
 from src.errors import ConfigError, first_line
 from src.export import ExportError
 from src.io import atomic_path, move_into_place
-from src.export.model_info import CONFIG_INFO_KEY, EXTENSIONS, model_input_shape, model_output_shape
+from src.export.model_info import CONFIG_INFO_KEY, EXTENSIONS, model_input_shape, model_output_shape, onnx_package
 
 INPUT_NAME, OUTPUT_NAME = "frames", "predictions"  # ONNX graph input / output names
 # MindSpore's export refuses file names outside this character set (see check_file_name_by_regular)
@@ -99,20 +99,44 @@ def onnx_exportable(net):
             norm.primitive_ops = value
 
 
+def fix_conv_transpose_output_shape(model):
+    """Cut every ConvTranspose's ``output_shape`` to its spatial dims; returns how many were cut.
+
+    MindSpore 2.8's exporter writes the full (N, C, H, W) shape there, which ONNX Runtime refuses
+    ("Attribute output_shape has incorrect size"): ONNX wants the spatial dims only.
+    """
+    count = 0
+    for node in model.graph.node:
+        attributes = {a.name: a for a in node.attribute}
+        if node.op_type != "ConvTranspose" or not {"output_shape", "kernel_shape"} <= set(attributes):
+            continue
+        shape, spatial = list(attributes["output_shape"].ints), len(attributes["kernel_shape"].ints)
+        if len(shape) == spatial + 2:
+            del attributes["output_shape"].ints[:]
+            attributes["output_shape"].ints.extend(shape[2:])  # (N, C, H, W) -> (H, W)
+            count += 1
+    return count
+
+
 def _write_onnx(net, example, path, entries):
-    """mindspore.onnx.export + the ConvTranspose repair + ``entries`` in metadata_props."""
+    """mindspore.onnx.export + the ConvTranspose repair + ``entries`` in metadata_props, checked
+    by ``onnx.checker``."""
     import mindspore as ms
 
-    from src.export import onnx_proto
-
+    onnx = onnx_package()
     with onnx_exportable(net):
         ms.onnx.export(net, example, file_name=path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
     if not os.path.isfile(path):  # the exporter logs write errors instead of raising them
         return
-    with open(path, "rb") as f:
-        model, _ = onnx_proto.fix_conv_transpose_output_shape(f.read())
-    with open(path, "wb") as f:
-        f.write(onnx_proto.with_metadata(model, entries))
+    model = onnx.load(path)
+    fix_conv_transpose_output_shape(model)
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"the exported ONNX model fails onnx.checker: {first_line(err)}") from None
+    onnx.save(model, path)
 
 
 def _write(net, example, path, file_format, entries):
