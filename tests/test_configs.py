@@ -128,8 +128,10 @@ def _held_out_targets(tmp_path, test_file, count):
 
     if test_file:  # (T, N, H, W) uint8, as mnist_test_seq.npy
         frames = np.load(test_file)[:, :count].transpose(1, 0, 2, 3)[:, :, None] / 255.0  # (N, T, 1, H, W)
-        return frames[:, int(FRAMES["input_frames"]):]
-    cfg = config_from_dict(read_yaml(str(tmp_path / "run" / "config.yaml")))
+        t_in, t_out = int(FRAMES["input_frames"]), int(FRAMES["output_frames"])
+        return frames[:, t_in:t_in + t_out]
+    config_file = str(tmp_path / "run" / "config.yaml")
+    cfg = config_from_dict(read_yaml(config_file), config_file)
     _, targets = read_batch(held_out_source(cfg, load_digits(cfg, "val"), count), list(range(count)))
     return targets.astype(np.float64)
 
