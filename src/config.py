@@ -2,8 +2,8 @@
 
 A run is configured by a yaml file from ``configs/`` (``--config_path``) and any number
 of ``--key value`` (or ``--key=value``) overrides on the command line. Every key is declared
-once in ``SCHEMA`` below with its type, default, allowed values and meaning; the README's
-config table is generated from the same declarations (``python -m src.config``).
+once in ``SCHEMA`` below with its type, default, allowed values and meaning; the config table of
+docs/configuration.md is generated from the same declarations (``python -m src.config``).
 
 Unknown keys, wrong types and impossible values raise :class:`ConfigError` with one line
 that names the key (and suggests the closest known key for typos).
@@ -216,7 +216,7 @@ CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
 
 
 # Where each key's value comes from when a command starts from a trained model (a checkpoint, or
-# an exported file that stores its config): see resolve_config. The README's table says the same.
+# an exported file that stores its config): see resolve_config. The table in docs/configuration.md says the same.
 # - MODEL_KEYS: always the model's (the network, the frame shape and dtype it maps, the
 #   normalisation of its data); a command-line value that contradicts the model is refused.
 # - RUN_ONLY_KEYS: how and where this command runs; never taken from the model (a checkpoint
@@ -680,7 +680,7 @@ def config_from_dict(values, where):
 
 
 def markdown_table():
-    """The README table of keys, generated from SCHEMA."""
+    """The table of keys in docs/configuration.md, generated from SCHEMA."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for k in SCHEMA.values():
         choices = f" ({' / '.join(map(str, k.choices))})" if k.choices else ""

@@ -1,4 +1,4 @@
-"""Tests of src/metrics.py against the metric and skill-score definitions in the README (Evaluation; own data)."""
+"""Tests of src/metrics.py against the metric and skill-score definitions in the README (Evaluation) and docs/own_data.md."""
 import json
 import math
 from fractions import Fraction
