@@ -155,8 +155,9 @@ def _keys():
         Key("steps_per_epoch", "int", 100, "optimizer steps per epoch (sequences are generated: an epoch is "
             "steps_per_epoch x batch_size x workers sequences)", t, minimum=1),
         Key("batch_size", "int", 16, "sequences per step and per device", t, minimum=1),
-        Key("loss", "str", "mse", "training loss: mse, or bce (binary cross-entropy, the paper's loss)", t,
-            choices=("mse", "bce")),
+        Key("loss", "str", "mse", "training loss: mse, bce (binary cross-entropy, the paper's loss), or balanced "
+            "(HKO-7's B-MSE + B-MAE: errors weighted by the truth's intensity class, loss_thresholds/loss_weights)", t,
+            choices=("mse", "bce", "balanced")),
         Key("ssim_weight", "float", 0.0, "adds ssim_weight x (1 - SSIM) to the loss (SSIM as the reported metric, "
             "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t, minimum=0),
         Key("loss_thresholds", "float_list", [], "B-MSE/B-MAE (eval.py with thresholds): intensity class boundaries "
@@ -444,6 +445,14 @@ def _check_thresholds(values, fail):
              "values are pixel intensities in [0, 1]", "thresholds", "dataset")
 
 
+def is_dbz_data(cfg):
+    """True for own sequences normalised from [-10, 60] (HKO-7's pixel = (dBZ + 10) / 70), the data
+    HKO-7's rain-rate classes apply to without loss_thresholds. ``cfg``: a Config or a dict."""
+    get = cfg.get if isinstance(cfg, dict) else lambda name: getattr(cfg, name)
+    return get("dataset") == "sequences" and get("data_scale") == "minmax" and \
+        (get("data_min"), get("data_max")) == (-10.0, 60.0)
+
+
 def _check_balance_keys(values, fail):
     thresholds, weights = values["loss_thresholds"], values["loss_weights"]
     if thresholds and sorted(set(thresholds)) != list(thresholds):
@@ -454,6 +463,10 @@ def _check_balance_keys(values, fail):
     if weights and len(weights) != classes:
         fail(f"config key 'loss_weights': {len(weights)} weights for {classes} intensity classes (one more than "
              "loss_thresholds)", "loss_weights", "loss_thresholds")
+    if values["loss"] == "balanced" and not thresholds and not is_dbz_data(values):
+        fail("config key 'loss': balanced needs loss_thresholds in the data's units (HKO-7's rain-rate classes "
+             "are the default only for dBZ data: dataset sequences, data_scale minmax, data_min -10, data_max 60)",
+             "loss", "loss_thresholds")
     if thresholds and not weights and len(thresholds) != HKO7_CLASS_BOUNDARIES:
         fail(f"config key 'loss_thresholds': {len(thresholds)} thresholds need loss_weights ({len(thresholds) + 1} "
              "values); HKO-7's weights are for 5", "loss_thresholds", "loss_weights")

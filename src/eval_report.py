@@ -34,8 +34,9 @@ import sys
 
 from src.errors import ConfigError
 from src.evaluation import (MAIN, BatchHooks, baseline_predictor, build_source,
-                            balance_of, checkpoint_predictor, config_for_data, evaluate, reference_baselines, units_of)
+                            checkpoint_predictor, config_for_data, evaluate, reference_baselines, units_of)
 from src.io import write_json_atomic
+from src.metrics import balance_of
 from src.progress import format_duration
 
 METRICS_JSON = "metrics.json"
@@ -251,7 +252,7 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
 
     hooks = BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis,
                         references=reference_baselines(cfg) if cfg.baseline == "none" else (), to_units=to_units,
-                       balance=balance_of(cfg, source))
+                       balance=balance_of(cfg))
     result = evaluate(cfg, predict_fn, source, on_batch=hooks)
     references = {name: metrics.result() for name, metrics in hooks.references.items()}
     skills = hooks.skill_results()

@@ -89,18 +89,6 @@ def units_of(cfg, source):
                            f"0 -> {n.data_min:g}, 1 -> {n.data_max:g})")
 
 
-def balance_of(cfg, source):
-    """(thresholds, weights) of the B-MSE/B-MAE in the data's units (src.metrics.BalancedErrors),
-    or None: given by loss_thresholds/loss_weights, else HKO-7's for dBZ data (own sequences whose
-    normalisation maps [0, 1] to [-10, 60] dBZ, HKO-7's pixel = (dBZ + 10) / 70)."""
-    from src.metrics import HKO7_DBZ_THRESHOLDS, HKO7_WEIGHTS
-
-    n = getattr(source, "normalization", None)
-    dbz = cfg.dataset == "sequences" and n is not None and (float(n.data_min), float(n.data_max)) == (-10.0, 60.0)
-    thresholds = cfg.loss_thresholds or (HKO7_DBZ_THRESHOLDS if dbz else None)
-    return None if thresholds is None else (thresholds, cfg.loss_weights or HKO7_WEIGHTS)
-
-
 def baseline_predictor(kind, output_frames):
     """numpy (B, T_in, C, H, W) -> (B, T_out, C, H, W) from a trivial rule."""
     from src.baselines import predict_baseline

@@ -553,6 +553,15 @@ def balance_weights(truth, thresholds, weights):
     return np.asarray(weights, dtype=np.float64)[classes]
 
 
+def balance_of(cfg):
+    """(thresholds in the data's units, weights) of ``loss: balanced`` and of B-MSE/B-MAE, or None:
+    loss_thresholds/loss_weights when given, else HKO-7's classes for dBZ data."""
+    from src.config import is_dbz_data
+
+    thresholds = cfg.loss_thresholds or (HKO7_DBZ_THRESHOLDS if is_dbz_data(cfg) else None)
+    return None if thresholds is None else (tuple(thresholds), tuple(cfg.loss_weights or HKO7_WEIGHTS))
+
+
 class BalancedErrors:
     """Streaming B-MSE / B-MAE (module docstring): ``update(pred, target, target_units)``, frames
     (B, T, ...) in [0, 1] and the target in the thresholds' units (the same shape)."""
