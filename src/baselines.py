@@ -2,8 +2,14 @@
 
 * ``zeros``: predict empty (black) frames. On Moving MNIST its MSE is the energy of the
   target digits, so a model near this number has learnt to output blank frames.
-* ``copy_last``: repeat the last observed frame. A model near this number has learnt
-  to copy instead of extrapolating the motion.
+* ``copy_last``: repeat the last observed frame (persistence). A model near this number has
+  learnt to copy instead of extrapolating the motion.
+* ``extrapolation``: Lagrangian persistence, the nowcaster's baseline (Shi et al. 2015 compare
+  with ROVER, an optical-flow extrapolation): the motion between the last two observed frames is
+  estimated per channel with scikit-image's iterative Lucas-Kanade optical flow
+  (``registration.optical_flow_ilk``), held constant, and the last frame is advected along it:
+  lead frame k samples the last frame at ``r - k * flow(r)`` (``transform.warp``, bilinear; what
+  enters from outside the frame is 0).
 """
 import numpy as np
 
@@ -30,5 +36,39 @@ def predict_baseline(kind, inputs, output_frames):
     out_shape = (x.shape[0], int(output_frames)) + x.shape[2:]
     if kind == "zeros":
         return np.zeros(out_shape, dtype=np.float32)
+    if kind == "extrapolation":
+        frames = x if x.ndim == 5 else x[:, :, None]  # (B, T_in, C, H, W)
+        return extrapolate(frames, int(output_frames)).reshape(out_shape)
     last = x[:, -1:].astype(np.float32)  # (B, 1, [C,] H, W)
     return np.ascontiguousarray(np.broadcast_to(last, out_shape))
+
+
+FLOW_RADIUS = 7  # optical_flow_ilk's window radius in pixels (its default)
+
+
+def motion_field(previous, last):
+    """(rows, cols) displacement per frame step of ``previous`` -> ``last`` ((H, W) each), in pixels:
+    what sits at r in ``previous`` sits at r + flow(r) in ``last``."""
+    from skimage.registration import optical_flow_ilk
+
+    return optical_flow_ilk(previous.astype(np.float32), last.astype(np.float32), radius=FLOW_RADIUS)
+
+
+def extrapolate(inputs, output_frames):
+    """The ``extrapolation`` baseline: (B, T_in, C, H, W) -> (B, output_frames, C, H, W) float32."""
+    from skimage.transform import warp
+
+    if inputs.shape[1] < 2:
+        raise ValueError(f"the extrapolation baseline needs at least 2 observed frames, got {inputs.shape[1]}")
+    batch, _, channels, height, width = inputs.shape
+    rows, cols = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32),
+                             indexing="ij")  # (H, W) each
+    out = np.empty((batch, output_frames, channels, height, width), dtype=np.float32)
+    for b in range(batch):
+        for c in range(channels):
+            last = inputs[b, -1, c].astype(np.float32)  # (H, W)
+            flow_rows, flow_cols = motion_field(inputs[b, -2, c], last)
+            for k in range(1, output_frames + 1):
+                coords = np.stack([rows - k * flow_rows, cols - k * flow_cols])  # (2, H, W) where to sample
+                out[b, k - 1, c] = warp(last, coords, order=1, mode="constant", cval=0.0, preserve_range=True)
+    return out

@@ -29,12 +29,18 @@ DATA_DTYPES = ("uint8", "uint16", "float16", "float32")
 MAX_CHANNELS = 16  # a longer channel axis is taken as a wrong layout
 # keys whose unset value (0 or "") means "read from the data"; train.py stores the values it read
 DERIVED_FROM_DATA = {"channels": 0, "frame_height": 0, "frame_width": 0, "data_dtype": ""}
-BASELINES = ("zeros", "copy_last")  # reference predictors (src/baselines.py); eval.py --baseline
+HKO7_CLASS_BOUNDARIES = 5  # HKO-7 balances 6 rain-rate classes (src.metrics.HKO7_RAIN_RATES)
+BASELINES = ("zeros", "copy_last", "extrapolation")  # reference predictors (src/baselines.py); eval.py --baseline
 
 
 @dataclass(frozen=True)
 class Key:
-    """Declaration of one configuration key."""
+    """Declaration of one configuration key.
+
+    Bounds are declared (``minimum``/``maximum`` inclusive, ``above``/``below`` exclusive) and
+    generate the check and its message; ``check``/``check_msg`` remain for the few rules that
+    are not a range.
+    """
 
     name: str
     type: str  # "int" | "float" | "str" | "bool" | "int_list" | "float_list"; a float with default None is optional
@@ -44,14 +50,27 @@ class Key:
     choices: Optional[Sequence[Any]] = None
     check: Optional[Callable[[Any], bool]] = None
     check_msg: str = ""
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    above: Optional[float] = None
+    below: Optional[float] = None
 
-
-def _positive(v):
-    return v > 0
-
-
-def _non_negative(v):
-    return v >= 0
+    def violation(self, value):
+        """The message part of a value this key refuses (``"must be >= 1"``), or None."""
+        if value is None:
+            return None
+        lo, hi = self.minimum, self.maximum
+        if self.above is not None and self.below is not None:
+            return None if self.above < value < self.below else f"must be in ({self.above:g}, {self.below:g})"
+        if lo is not None and hi is not None:
+            return None if lo <= value <= hi else f"must be in [{lo:g}, {hi:g}]"
+        if lo is not None and value < lo:
+            return f"must be >= {lo:g}"
+        if self.above is not None and value <= self.above:
+            return f"must be > {self.above:g}"
+        if self.check is not None and not self.check(value):
+            return self.check_msg
+        return None
 
 
 def _keys():
@@ -59,12 +78,10 @@ def _keys():
     return [
         # general
         Key("device_target", "str", "CPU", "device to run on", g, choices=("Ascend", "GPU", "CPU")),
-        Key("device_id", "int", 0, "device index on this host (standalone runs)", g, check=_non_negative,
-            check_msg="must be >= 0"),
+        Key("device_id", "int", 0, "device index on this host (standalone runs)", g, minimum=0),
         Key("mode", "str", "graph", "graph: compile the step (mindspore.jit/GRAPH_MODE); pynative: eager, for debugging",
             g, choices=("graph", "pynative")),
-        Key("seed", "int", 1, "seed of weights init and of the training-data generator", g, check=_non_negative,
-            check_msg="must be >= 0"),
+        Key("seed", "int", 1, "seed of weights init and of the training-data generator", g, minimum=0),
         Key("output_dir", "str", "./output", "run directory: config.yaml, logs, ckpt/, pictures", g),
         Key("distribute", "bool", False, "data-parallel training over all workers of the launched cluster", g),
         Key("debug", "bool", False, "print Python tracebacks for user errors", g),
@@ -89,39 +106,34 @@ def _keys():
         Key("data_dtype", "str", "", "sequences: dtype the normalisation was made for (empty: read from the data; "
             "train.py stores it)", d, choices=("",) + DATA_DTYPES),
         Key("window_stride", "int", 0, "sequences: frames between the starts of consecutive windows of "
-            "input_frames + output_frames frames (0 = the window length: no overlap)", d, check=_non_negative,
-            check_msg="must be >= 0"),
+            "input_frames + output_frames frames (0 = the window length: no overlap)", d, minimum=0),
         Key("val_fraction", "float", 0.1, "sequences, one file: fraction of its sequences for validation", d,
-            check=lambda v: 0 < v < 1, check_msg="must be in (0, 1)"),
+            above=0, below=1),
         Key("test_fraction", "float", 0.1, "sequences, one file: fraction of its sequences held out for eval.py", d,
-            check=lambda v: 0 < v < 1, check_msg="must be in (0, 1)"),
+            above=0, below=1),
         Key("split_seed", "int", 0, "sequences, one file: seed of the assignment of sequences to train/val/test", d,
-            check=_non_negative, check_msg="must be >= 0"),
+            minimum=0),
         Key("channels", "int", 0, "channels C of a frame (0 = from the data; Moving MNIST: 1); train.py stores the "
-            "value it read", d, check=lambda v: 0 <= v <= MAX_CHANNELS, check_msg=f"must be in [0, {MAX_CHANNELS}]"),
+            "value it read", d, minimum=0, maximum=MAX_CHANNELS),
         Key("frame_height", "int", 0, "frame height H in pixels (0 = from the data; Moving MNIST: image_size); "
-            "train.py stores the value it read", d, check=_non_negative, check_msg="must be >= 0"),
+            "train.py stores the value it read", d, minimum=0),
         Key("frame_width", "int", 0, "frame width W in pixels (0 = from the data; Moving MNIST: image_size); "
-            "train.py stores the value it read", d, check=_non_negative, check_msg="must be >= 0"),
-        Key("num_digits_train", "int", 3, "digits per generated training sequence", d, check=_positive,
-            check_msg="must be >= 1"),
+            "train.py stores the value it read", d, minimum=0),
+        Key("num_digits_train", "int", 3, "digits per generated training sequence", d, minimum=1),
         Key("num_digits_val", "int", 2, "digits per generated validation/eval sequence (the test set has 2)", d,
-            check=_positive, check_msg="must be >= 1"),
-        Key("input_frames", "int", 10, "observed frames given to the network", d, check=_positive,
-            check_msg="must be >= 1"),
-        Key("output_frames", "int", 10, "frames to predict", d, check=_positive, check_msg="must be >= 1"),
-        Key("image_size", "int", 64, "Moving MNIST (synthetic, mnist): frame height and width in pixels", d, check=lambda v: v >= 32,
-            check_msg="must be >= 32 (the 28-pixel digits need room to move; each arch adds its own tiling rule)"),
-        Key("num_workers", "int", 2, "parallel workers generating training sequences", d, check=_positive,
-            check_msg="must be >= 1"),
+            minimum=1),
+        Key("input_frames", "int", 10, "observed frames given to the network", d, minimum=1),
+        Key("output_frames", "int", 10, "frames to predict", d, minimum=1),
+        Key("image_size", "int", 64, "Moving MNIST (synthetic, mnist): frame height and width in pixels (>= 32: "
+            "the 28-pixel digits need room to move; each arch adds its own tiling rule)", d, minimum=32),
+        Key("num_workers", "int", 2, "parallel workers generating training sequences", d, minimum=1),
         Key("worker_type", "str", "thread", "what the num_workers are: thread (cheap to start) or process (no "
             "interpreter lock; bench/data_throughput.py measures both)", d, choices=("thread", "process")),
-        Key("val_sequences", "int", 256, "size of the fixed generated validation set", d, check=_non_negative,
+        Key("val_sequences", "int", 256, "size of the fixed generated validation set", d, check=lambda v: v >= 0,
             check_msg="must be >= 0 (0 disables validation)"),
-        Key("val_seed", "int", 20150613, "seed of the fixed validation set (independent of seed)", d,
-            check=_non_negative, check_msg="must be >= 0"),
+        Key("val_seed", "int", 20150613, "seed of the fixed validation set (independent of seed)", d, minimum=0),
         Key("test_seed", "int", 20151107, "seed of generated evaluation sets (eval.py --dataset synthetic); "
-            "disjoint from val_seed by construction", d, check=_non_negative, check_msg="must be >= 0"),
+            "disjoint from val_seed by construction", d, minimum=0),
         # model
         Key("arch", "str", "paper", "network: zoo (3-level conv/ConvLSTM, ~8.1M params) or paper (Shi et al. 2015, "
             "patches + stacked ConvLSTM)", m, choices=("zoo", "paper")),
@@ -139,49 +151,46 @@ def _keys():
         Key("output_bias", "float", -3.0, "initial bias (logit) of the output layer: Moving MNIST frames are ~90% "
             "black; starting dark (sigmoid(-3)~0.05) shortens the grey-haze phase that SSIM punishes hard", m),
         # train
-        Key("epochs", "int", 10, "training epochs", t, check=_positive, check_msg="must be >= 1"),
+        Key("epochs", "int", 10, "training epochs", t, minimum=1),
         Key("steps_per_epoch", "int", 100, "optimizer steps per epoch (sequences are generated: an epoch is "
-            "steps_per_epoch x batch_size x workers sequences)", t, check=_positive, check_msg="must be >= 1"),
-        Key("batch_size", "int", 16, "sequences per step and per device", t, check=_positive, check_msg="must be >= 1"),
-        Key("loss", "str", "mse", "training loss: mse, or bce (binary cross-entropy, the paper's loss)", t,
-            choices=("mse", "bce")),
+            "steps_per_epoch x batch_size x workers sequences)", t, minimum=1),
+        Key("batch_size", "int", 16, "sequences per step and per device", t, minimum=1),
+        Key("loss", "str", "mse", "training loss: mse, bce (binary cross-entropy, the paper's loss), or balanced "
+            "(HKO-7's B-MSE + B-MAE: errors weighted by the truth's intensity class, loss_thresholds/loss_weights)", t,
+            choices=("mse", "bce", "balanced")),
         Key("ssim_weight", "float", 0.0, "adds ssim_weight x (1 - SSIM) to the loss (SSIM as the reported metric, "
-            "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t,
-            check=_non_negative, check_msg="must be >= 0"),
+            "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t, minimum=0),
+        Key("loss_thresholds", "float_list", [], "B-MSE/B-MAE (eval.py with thresholds): intensity class boundaries "
+            "in the data's units, ascending (empty: HKO-7's 0.5/2/5/10/30 mm/h as dBZ, for dBZ data mapped from "
+            "[-10, 60])", t),
+        Key("loss_weights", "float_list", [], "weights of the loss_thresholds classes, lightest first, one more "
+            "than loss_thresholds (empty: HKO-7's 1, 1, 2, 5, 10, 30)", t),
         Key("optimizer", "str", "adam", "adam, rmsprop (the paper's optimizer, decay 0.9), or sgd (plain "
             "gradient descent: the update is proportional to the gradient)", t, choices=("adam", "rmsprop", "sgd")),
-        Key("lr", "float", 1e-3, "peak learning rate", t, check=_positive, check_msg="must be > 0"),
+        Key("lr", "float", 1e-3, "peak learning rate", t, above=0),
         Key("lr_schedule", "str", "cosine", "constant | cosine (to min_lr over all steps) | step (x lr_gamma every "
             "lr_step_epochs) | plateau (x lr_gamma after lr_patience epochs without validation gain)", t,
             choices=("constant", "cosine", "step", "plateau")),
-        Key("min_lr", "float", 1e-5, "final learning rate of the cosine schedule; floor of step/plateau", t,
-            check=_non_negative, check_msg="must be >= 0"),
-        Key("warmup_epochs", "int", 0, "linear warm-up epochs before the schedule", t, check=_non_negative,
-            check_msg="must be >= 0"),
-        Key("lr_step_epochs", "int", 10, "step schedule: epochs between decays", t, check=_positive,
-            check_msg="must be >= 1"),
-        Key("lr_gamma", "float", 0.5, "step/plateau schedule: decay factor", t, check=lambda v: 0 < v < 1,
-            check_msg="must be in (0, 1)"),
-        Key("lr_patience", "int", 2, "plateau schedule: epochs without improvement before decaying", t,
-            check=_positive, check_msg="must be >= 1"),
-        Key("weight_decay", "float", 0.0, "L2 weight decay", t, check=_non_negative, check_msg="must be >= 0"),
-        Key("grad_clip", "float", 1.0, "clip gradients to this global norm (0 = off)", t, check=_non_negative,
-            check_msg="must be >= 0"),
+        Key("min_lr", "float", 1e-5, "final learning rate of the cosine schedule; floor of step/plateau", t, minimum=0),
+        Key("warmup_epochs", "int", 0, "linear warm-up epochs before the schedule", t, minimum=0),
+        Key("lr_step_epochs", "int", 10, "step schedule: epochs between decays", t, minimum=1),
+        Key("lr_gamma", "float", 0.5, "step/plateau schedule: decay factor", t, above=0, below=1),
+        Key("lr_patience", "int", 2, "plateau schedule: epochs without improvement before decaying", t, minimum=1),
+        Key("weight_decay", "float", 0.0, "L2 weight decay", t, minimum=0),
+        Key("grad_clip", "float", 1.0, "clip gradients to this global norm (0 = off)", t, minimum=0),
         Key("save_every", "int", 1, "save convlstm-<epoch>_<step>.ckpt every N epochs (last/best always)", t,
-            check=_positive, check_msg="must be >= 1"),
-        Key("keep_checkpoints", "int", 5, "numbered checkpoints kept (oldest deleted; 0 = keep all)", t,
-            check=_non_negative, check_msg="must be >= 0"),
+            minimum=1),
+        Key("keep_checkpoints", "int", 5, "numbered checkpoints kept (oldest deleted; 0 = keep all)", t, minimum=0),
         Key("early_stop_patience", "int", 0, "stop after N epochs without validation improvement (0 = off)", t,
-            check=_non_negative, check_msg="must be >= 0"),
-        Key("log_every", "int", 10, "log a loss line every N steps", t, check=_positive, check_msg="must be >= 1"),
+            minimum=0),
+        Key("log_every", "int", 10, "log a loss line every N steps", t, minimum=1),
         Key("amp_level", "str", "O0", "mixed precision (Ascend/GPU): O0 off, O1/O2/O3 as mindspore.amp", t,
             choices=("O0", "O1", "O2", "O3")),
         Key("amp_on_cpu", "bool", False, "apply amp_level and loss_scale on the CPU backend too (float16 kernels "
             "on CPU: slow, for running the device code path without a device); false: CPU trains float32", t),
         Key("loss_scale", "str", "none", "loss scaling for mixed precision: none | fixed | dynamic", t,
             choices=("none", "fixed", "dynamic")),
-        Key("loss_scale_value", "float", 1024.0, "initial/fixed loss scale", t, check=_positive,
-            check_msg="must be > 0"),
+        Key("loss_scale_value", "float", 1024.0, "initial/fixed loss scale", t, above=0),
         Key("resume", "str", "", "continue a run: path to a checkpoint, or auto (the run's ckpt/last.ckpt)", t),
         Key("allow_config_change", "bool", False, "resume: continue even though keys other than epochs, output_dir, "
             "data_path, num_workers, worker_type, log_every, save_every, keep_checkpoints differ from the checkpoint's "
@@ -189,17 +198,14 @@ def _keys():
         Key("overwrite", "bool", False, "allow training into an output_dir that already holds a run", t),
         # eval / export
         Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e),
-        Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, check=_non_negative,
-            check_msg="must be >= 0"),
+        Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, minimum=0),
         Key("eval_split", "str", "test", "eval, dataset sequences: test = the test split of data_path (a file is "
             "split as for training; a directory: its test file); all = every window of the file data_path", e,
             choices=("test", "all")),
-        Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, check=_positive,
-            check_msg="must be >= 1"),
-        Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, check=_non_negative,
-            check_msg="must be >= 0"),
+        Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, minimum=1),
+        Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, minimum=0),
         Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "
-            "copy_last", e, choices=("none",) + BASELINES),
+            "copy_last | extrapolation (the last frame advected along its optical flow)", e, choices=("none",) + BASELINES),
         Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS) thresholds in the data's units "
             "(sequences: the file's units, e.g. [20,35] dBZ; synthetic/mnist: pixel values in (0, 1])", e,
             check=lambda v: len(set(v)) == len(v), check_msg="must not repeat a value"),
@@ -439,6 +445,33 @@ def _check_thresholds(values, fail):
              "values are pixel intensities in [0, 1]", "thresholds", "dataset")
 
 
+def is_dbz_data(cfg):
+    """True for own sequences normalised from [-10, 60] (HKO-7's pixel = (dBZ + 10) / 70), the data
+    HKO-7's rain-rate classes apply to without loss_thresholds. ``cfg``: a Config or a dict."""
+    get = cfg.get if isinstance(cfg, dict) else lambda name: getattr(cfg, name)
+    return get("dataset") == "sequences" and get("data_scale") == "minmax" and \
+        (get("data_min"), get("data_max")) == (-10.0, 60.0)
+
+
+def _check_balance_keys(values, fail):
+    thresholds, weights = values["loss_thresholds"], values["loss_weights"]
+    if thresholds and sorted(set(thresholds)) != list(thresholds):
+        fail(f"config key 'loss_thresholds': must be increasing, got {thresholds}", "loss_thresholds")
+    if any(w <= 0 for w in weights):
+        fail(f"config key 'loss_weights': weights must be > 0, got {weights}", "loss_weights")
+    classes = (len(thresholds) if thresholds else HKO7_CLASS_BOUNDARIES) + 1
+    if weights and len(weights) != classes:
+        fail(f"config key 'loss_weights': {len(weights)} weights for {classes} intensity classes (one more than "
+             "loss_thresholds)", "loss_weights", "loss_thresholds")
+    if values["loss"] == "balanced" and not thresholds and not is_dbz_data(values):
+        fail("config key 'loss': balanced needs loss_thresholds in the data's units (HKO-7's rain-rate classes "
+             "are the default only for dBZ data: dataset sequences, data_scale minmax, data_min -10, data_max 60)",
+             "loss", "loss_thresholds")
+    if thresholds and not weights and len(thresholds) != HKO7_CLASS_BOUNDARIES:
+        fail(f"config key 'loss_thresholds': {len(thresholds)} thresholds need loss_weights ({len(thresholds) + 1} "
+             "values); HKO-7's weights are for 5", "loss_thresholds", "loss_weights")
+
+
 def _check_values(values, origin=None):
     """Validate choices, per-key checks and cross-key rules. ``origin`` maps a key to where its
     value came from (a yaml path, "the command line", ...), named in the error."""
@@ -452,8 +485,9 @@ def _check_values(values, origin=None):
         key = SCHEMA[name]
         if key.choices is not None and value not in key.choices:
             fail(f"config key '{name}': {value!r} is not one of {', '.join(map(str, key.choices))}", name)
-        if key.check is not None and value is not None and not key.check(value):
-            fail(f"config key '{name}': {key.check_msg}, got {value!r}", name)
+        problem = key.violation(value)
+        if problem is not None:
+            fail(f"config key '{name}': {problem}, got {value!r}", name)
     if values["input_frames"] + values["output_frames"] > 20 and values["dataset"] == "mnist":
         fail("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
              f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}",
@@ -461,6 +495,7 @@ def _check_values(values, origin=None):
     _check_frame_keys(values, fail)
     _check_sequence_keys(values, fail)
     _check_thresholds(values, fail)
+    _check_balance_keys(values, fail)
     if values["arch"] == "zoo" and values["image_size"] % 4:
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
     if values["arch"] == "zoo" and values["forecaster_input"] != "none":

@@ -7,7 +7,8 @@
 
 What is evaluated (which data, which predictor): see src/evaluation.py, the loop this module drives.
 Metric definitions are those of ``src/metrics.py`` (pixel-sum MSE/MAE, SSIM with
-data_range 1, PSNR). For a checkpoint, the zeros and copy_last baselines are scored on the
+data_range 1, PSNR). For a checkpoint, the zeros and copy_last baselines (own sequences: and
+extrapolation) are scored on the
 same sequences as well, and a warning is printed when the model does not beat them: a
 network that outputs blank frames or copies its last input is then easy to spot.
 ``--thresholds [t1,t2,...]`` adds POD/FAR/CSI/HSS per threshold and lead frame
@@ -32,9 +33,10 @@ import os
 import sys
 
 from src.errors import ConfigError
-from src.evaluation import (MAIN, REFERENCE_BASELINES, BatchHooks, baseline_predictor, build_source,
-                            checkpoint_predictor, config_for_data, evaluate, units_of)
+from src.evaluation import (MAIN, BatchHooks, baseline_predictor, build_source,
+                            checkpoint_predictor, config_for_data, evaluate, reference_baselines, units_of)
 from src.io import write_json_atomic
+from src.metrics import balance_of
 from src.progress import format_duration
 
 METRICS_JSON = "metrics.json"
@@ -80,7 +82,7 @@ def summary_line(result, model, data):
             f"sequences={result['num_sequences']} model={model} data={scored}")
 
 
-BASELINE_NAMES = {"zeros": "predict-zeros", "copy_last": "repeat-last-frame"}
+BASELINE_NAMES = {"zeros": "predict-zeros", "copy_last": "repeat-last-frame", "extrapolation": "extrapolation"}
 VERDICT_METRICS = (("MSE", "mse", -1), ("MAE", "mae", -1), ("SSIM", "ssim", 1), ("PSNR", "psnr", 1))  # sign: better
 
 
@@ -139,11 +141,13 @@ def skill_comparison_table(skills, main_label="model"):
     columns = [(score, t) for score in ("csi", "hss") for t in thresholds]
     rows = [(main_label if name == MAIN else BASELINE_NAMES.get(name, name), result) for name, result in skills.items()]
     width = max(len(label) for label, _ in rows)
-    heads = [f"{score.upper()}>={t:g}" for score, t in columns]
+    balanced = "balanced" in skills[MAIN]
+    heads = [f"{score.upper()}>={t:g}" for score, t in columns] + (["B-MSE", "B-MAE"] if balanced else [])
     lines = [f"{'':{width}}  " + " ".join(f"{h:>10}" for h in heads)]
     for label, result in rows:
         by_threshold = {entry["threshold"]: entry["mean_over_lead_frames"] for entry in result["by_threshold"]}
         cells = [by_threshold[t][score] for score, t in columns]
+        cells += [result["balanced"]["b_mse"], result["balanced"]["b_mae"]] if balanced else []
         lines.append(f"{label:{width}}  " + " ".join(f"{'-':>10}" if v is None else f"{v:10.4f}" for v in cells))
     return "\n".join(lines)
 
@@ -156,6 +160,12 @@ def print_skill_scores(skills, units, main_label):
         return
     print(f"thresholds in {units}", flush=True)
     print(format_skill_table(skills[MAIN]), flush=True)
+    balanced = skills[MAIN].get("balanced")
+    if balanced:
+        print(f"balanced errors (HKO-7's B-MSE/B-MAE: per-frame sums of w x error in [0, 1], w = "
+              f"{'/'.join(f'{w:g}' for w in balanced['weights'])} for truth below/above "
+              f"{'/'.join(f'{v:g}' for v in balanced['thresholds'])}): b_mse={balanced['b_mse']:.3f} "
+              f"b_mae={balanced['b_mae']:.3f}", flush=True)
     if len(skills) > 1:
         print("skill scores (mean over lead frames) of the model and the baselines on the same sequences:", flush=True)
         print(skill_comparison_table(skills, main_label), flush=True)
@@ -241,7 +251,8 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
           f"{runs_on}; results in {out_dir}", flush=True)
 
     hooks = BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis,
-                        references=REFERENCE_BASELINES if cfg.baseline == "none" else (), to_units=to_units)
+                        references=reference_baselines(cfg) if cfg.baseline == "none" else (), to_units=to_units,
+                       balance=balance_of(cfg))
     result = evaluate(cfg, predict_fn, source, on_batch=hooks)
     references = {name: metrics.result() for name, metrics in hooks.references.items()}
     skills = hooks.skill_results()

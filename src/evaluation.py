@@ -17,7 +17,7 @@ training. What is evaluated:
   layout and the normalisation the model was trained with. Frames of another shape than the
   model's are refused in one line naming both shapes.
 - the network stored in ``ckpt_file``, whose architecture must match the config, or with
-  ``--baseline zeros|copy_last`` a reference predictor (no checkpoint, no MindSpore).
+  ``--baseline zeros|copy_last|extrapolation`` a reference predictor (no checkpoint, no MindSpore).
 """
 import os
 import time
@@ -28,7 +28,15 @@ from src.config import BASELINES
 from src.errors import ConfigError
 from src.progress import Progress
 
-REFERENCE_BASELINES = BASELINES  # scored next to every checkpoint
+NOWCASTING_BASELINES = ("extrapolation",)  # scored next to a checkpoint of own sequences too
+
+
+def reference_baselines(cfg):
+    """The baselines scored next to a checkpoint: zeros and copy_last always; for own sequences
+    (the nowcasting case) also extrapolation, whose optical flow costs about 30 ms per 64x64
+    frame pair on CPU (on request elsewhere: ``--baseline extrapolation``)."""
+    plain = tuple(b for b in BASELINES if b not in NOWCASTING_BASELINES)
+    return plain + (NOWCASTING_BASELINES if cfg.dataset == "sequences" else ())
 
 
 # ---------------------------------------------------------------- what is evaluated
@@ -166,8 +174,8 @@ class BatchHooks:
     """Per-batch extras of an eval run: the reference baseline scores, the skill scores (in the
     data's units, ``to_units``) of the evaluated predictor and the baselines, and the pictures."""
 
-    def __init__(self, cfg, vis_dir, num_vis, references, to_units=None):
-        from src.metrics import SkillScores, StreamingMetrics
+    def __init__(self, cfg, vis_dir, num_vis, references, to_units=None, balance=None):
+        from src.metrics import BalancedErrors, SkillScores, StreamingMetrics
 
         self.cfg = cfg
         self.vis_dir = vis_dir
@@ -176,28 +184,34 @@ class BatchHooks:
         self.to_units = to_units or (lambda frames: frames)
         names = (MAIN,) + tuple(references)
         self.skills = {name: SkillScores(cfg.thresholds) for name in names} if cfg.thresholds else {}
+        self.balanced = {name: BalancedErrors(*balance) for name in names} if self.skills and balance else {}
         self.written = []
 
-    def _score_skill(self, name, pred, truth):
+    def _score_skill(self, name, pred, targets, truth):
         if self.skills:
             self.skills[name].update(self.to_units(np.clip(pred, 0.0, 1.0)), truth)
+        if self.balanced:
+            self.balanced[name].update(pred, targets, truth)
 
     def __call__(self, start, inputs, targets, pred):
         from src.baselines import predict_baseline
 
         truth = self.to_units(targets) if self.skills else None  # (B, T_out, C, H, W) in the data's units
-        self._score_skill(MAIN, pred, truth)
+        self._score_skill(MAIN, pred, targets, truth)
         for name, metrics in self.references.items():
             reference = predict_baseline(name, inputs, self.cfg.output_frames)  # (B, T_out, C, H, W)
             metrics.update(reference, targets)
-            self._score_skill(name, reference, truth)
+            self._score_skill(name, reference, targets, truth)
         for b in range(len(inputs)):
             if start + b < self.num_vis:
                 self.written += save_sequence_pictures(self.vis_dir, start + b, inputs[b], targets[b], pred[b])
 
     def skill_results(self):
-        """{name: SkillScores.result()} ({} without thresholds)."""
-        return {name: scores.result() for name, scores in self.skills.items()}
+        """{name: SkillScores.result() (+ "balanced": BalancedErrors.result())} ({} without thresholds)."""
+        results = {name: scores.result() for name, scores in self.skills.items()}
+        for name, errors in self.balanced.items():
+            results[name]["balanced"] = errors.result()
+        return results
 
 
 def save_sequence_pictures(vis_dir, index, inputs, target, pred):

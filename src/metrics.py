@@ -28,6 +28,19 @@ means over sequences, one value per predicted frame (frames 11..20 for 10 -> 10)
 mse/mae are pixel SUMS, not means: a frame MSE of 29.8 is a mean squared error of
 29.8 / 4096 per pixel of a 64x64 grey frame.
 
+Balanced errors (``BalancedErrors``, HKO-7's B-MSE / B-MAE)
+-----------------------------------------------------------
+Shi et al. (2017) weight every pixel's error by the intensity class of its TRUTH, so that
+heavy rain counts more: weights 1, 1, 2, 5, 10, 30 for rain rates below 0.5, 2, 5, 10, 30 mm/h
+and above, i.e. in dBZ (dBZ = 10 log10(58.53 R^1.56)) thresholds ``HKO7_DBZ_THRESHOLDS``.
+A truth exactly on a threshold takes the higher class (as ``>=`` in the skill scores). Per
+sequence and predicted frame, errors of the [0, 1] frames (pred clipped) as for mse/mae:
+
+* ``b_mse`` = SUM over the frame's values of w * (pred - true)^2;
+* ``b_mae`` = SUM over the frame's values of w * |pred - true|;
+
+averaged over sequences and frames (per-frame curves over sequences), like mse/mae.
+
 Nowcasting skill scores (``SkillScores``, ``contingency_scores``, ``format_skill_table``)
 ----------------------------------------------------------------------------------------
 The categorical scores of the HKO-7 benchmark (Shi et al. 2017, "Deep Learning for
@@ -505,3 +518,79 @@ def format_skill_table(result, which="mean_over_lead_frames"):
     lines.append(f"{result['convention']}; '-' = undefined")
     lines += [f"note: {note}" for entry in result["by_threshold"] for note in entry["notes"]]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- balanced errors (HKO-7)
+
+HKO7_RAIN_RATES = (0.5, 2.0, 5.0, 10.0, 30.0)  # mm/h, class boundaries of Shi et al. (2017)
+HKO7_WEIGHTS = (1.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # one per class, lightest first
+
+
+def rain_rate_to_dbz(rate):
+    """Marshall-Palmer-type Z-R relation of HKO-7: dBZ = 10 log10(58.53 R^1.56), R in mm/h."""
+    return 10.0 * math.log10(58.53) + 15.6 * math.log10(rate)
+
+
+HKO7_DBZ_THRESHOLDS = tuple(round(rain_rate_to_dbz(r), 4) for r in HKO7_RAIN_RATES)  # 12.98 ... 40.72 dBZ
+
+
+def check_balance(thresholds, weights):
+    """(thresholds ascending, weights) as floats, or ValueError naming what is wrong."""
+    values = [float(v) for v in thresholds]
+    if not values or sorted(set(values)) != values or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"balance thresholds must be increasing finite numbers, got {list(thresholds)}")
+    w = [float(v) for v in weights]
+    if len(w) != len(values) + 1:
+        raise ValueError(f"need one weight more than thresholds ({len(values) + 1}), got {len(w)}")
+    if not all(math.isfinite(v) and v > 0 for v in w):
+        raise ValueError(f"balance weights must be positive, got {list(weights)}")
+    return tuple(values), tuple(w)
+
+
+def balance_weights(truth, thresholds, weights):
+    """Per-value weight of ``truth`` (in the thresholds' units): weights[k], k = thresholds <= truth."""
+    classes = np.searchsorted(np.asarray(thresholds, dtype=np.float64), np.asarray(truth), side="right")
+    return np.asarray(weights, dtype=np.float64)[classes]
+
+
+def balance_of(cfg):
+    """(thresholds in the data's units, weights) of ``loss: balanced`` and of B-MSE/B-MAE, or None:
+    loss_thresholds/loss_weights when given, else HKO-7's classes for dBZ data."""
+    from src.config import is_dbz_data
+
+    thresholds = cfg.loss_thresholds or (HKO7_DBZ_THRESHOLDS if is_dbz_data(cfg) else None)
+    return None if thresholds is None else (tuple(thresholds), tuple(cfg.loss_weights or HKO7_WEIGHTS))
+
+
+class BalancedErrors:
+    """Streaming B-MSE / B-MAE (module docstring): ``update(pred, target, target_units)``, frames
+    (B, T, ...) in [0, 1] and the target in the thresholds' units (the same shape)."""
+
+    def __init__(self, thresholds, weights):
+        self.thresholds, self.weights = check_balance(thresholds, weights)
+        self.num_sequences = 0
+        self._sums = None  # {"b_mse": (T,), "b_mae": (T,)} sums over sequences
+
+    def update(self, pred, target, target_units):
+        if np.shape(pred) != np.shape(target) or np.shape(target) != np.shape(target_units):
+            raise MetricInputError(f"pred {np.shape(pred)}, target {np.shape(target)} and target_units "
+                                   f"{np.shape(target_units)} must have the same shape")
+        batch, frames = np.shape(target)[:2]
+        w = balance_weights(target_units, self.thresholds, self.weights).reshape(batch, frames, -1)
+        err = (np.clip(np.asarray(pred, np.float64), 0.0, 1.0) - np.asarray(target, np.float64)).reshape(batch, frames, -1)
+        sums = {"b_mse": (w * err ** 2).sum(axis=(0, 2)), "b_mae": (w * np.abs(err)).sum(axis=(0, 2))}  # (T,)
+        if self._sums is None:
+            self._sums = sums
+        else:
+            for key in sums:
+                self._sums[key] = self._sums[key] + sums[key]
+        self.num_sequences += batch
+        return self
+
+    def result(self):
+        """{"b_mse", "b_mae", "per_frame": {"b_mse": [...], "b_mae": [...]}, "thresholds", "weights"}."""
+        if not self.num_sequences:
+            raise MetricInputError("no sequences were added")
+        curves = {key: [float(v) / self.num_sequences for v in s] for key, s in self._sums.items()}
+        return dict({key: float(np.mean(c)) for key, c in curves.items()}, per_frame=curves,
+                    thresholds=list(self.thresholds), weights=list(self.weights))

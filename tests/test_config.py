@@ -1,5 +1,6 @@
 """Config loading, overrides and rejections (src/config.py)."""
 import os
+import re
 import subprocess
 import sys
 
@@ -231,3 +232,15 @@ def test_every_entry_point_answers_help(script, own):
             line = next(l for l in proc.stdout.splitlines() if l.strip().startswith("--batch_size INT"))
             assert "[int, default 8" in line, line  # cpu_small.yaml's value, the one in effect
             assert "--device_target" in proc.stdout and "Ascend," in proc.stdout  # allowed values listed
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--loss_thresholds", "[30,20]", "--loss_weights", "[1,2,3]"], "'loss_thresholds': must be increasing"),
+    (["--loss_weights", "[1,2,3]"], "3 weights for 6 intensity classes"),
+    (["--loss_thresholds", "[20,35]"], "2 thresholds need loss_weights (3 values)"),
+    (["--loss_thresholds", "[20,35]", "--loss_weights", "[1,0,2]"], "weights must be > 0"),
+])
+def test_balance_keys_name_what_is_wrong(argv, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_config(argv)
+    assert load_config(["--loss_thresholds", "[20,35]", "--loss_weights", "[1,2,5]"]).loss_weights == [1, 2, 5]

@@ -392,3 +392,43 @@ def test_skill_table_lists_thresholds_scores_and_notes():
     assert pooled[3].split() == ["0", "1.0000", "0.0000", "1.0000", "-"] and "summed over all lead" in pooled[0]
     with pytest.raises(ValueError, match="which"):
         format_skill_table(result, which="best")
+
+
+# ---------------------------------------------------------------- balanced errors (HKO-7)
+
+def test_hko7_thresholds_are_the_rain_rates_in_dbz():
+    from src.metrics import HKO7_DBZ_THRESHOLDS, HKO7_RAIN_RATES
+
+    for rate, dbz in zip(HKO7_RAIN_RATES, HKO7_DBZ_THRESHOLDS):  # Z = 58.53 R^1.56 inverted
+        assert abs((10 ** (dbz / 10) / 58.53) ** (1 / 1.56) - rate) < 1e-3 * rate
+    assert [round(v, 2) for v in HKO7_DBZ_THRESHOLDS] == [12.98, 22.37, 28.58, 33.27, 40.72]
+
+
+def test_balanced_errors_against_numpy_including_values_on_a_threshold():
+    from src.metrics import BalancedErrors
+
+    thresholds, weights = (20.0, 35.0), (1.0, 2.0, 5.0)
+    rng = np.random.default_rng(3)
+    target_units = rng.choice([0.0, 19.9, 20.0, 30.0, 35.0, 50.0], size=(3, 4, 1, 5, 6))  # 20 and 35 exactly
+    target = (target_units + 10.0) / 70.0  # (B, T, C, H, W) in [0, 1]
+    pred = np.clip(target + rng.normal(0, 0.1, target.shape), -0.2, 1.2)  # clipped by BalancedErrors
+    errors = BalancedErrors(thresholds, weights)
+    errors.update(pred[:2], target[:2], target_units[:2]).update(pred[2:], target[2:], target_units[2:])
+    got = errors.result()
+    w = np.where(target_units >= 35.0, 5.0, np.where(target_units >= 20.0, 2.0, 1.0))  # on a threshold: higher class
+    err = np.clip(pred, 0, 1) - target
+    want_mse = (w * err ** 2).sum(axis=(2, 3, 4))  # (B, T) per-frame sums
+    want_mae = (w * np.abs(err)).sum(axis=(2, 3, 4))
+    assert got["b_mse"] == pytest.approx(want_mse.mean(), rel=1e-12)
+    assert got["b_mae"] == pytest.approx(want_mae.mean(), rel=1e-12)
+    assert got["per_frame"]["b_mse"] == pytest.approx(list(want_mse.mean(axis=0)), rel=1e-12)
+    assert (got["thresholds"], got["weights"]) == ([20.0, 35.0], [1.0, 2.0, 5.0])
+
+
+@pytest.mark.parametrize("thresholds, weights, fragment", [
+    ((35.0, 20.0), (1, 2, 3), "increasing"), ((20.0,), (1, 2, 3), "one weight more"), ((20.0,), (1, 0), "positive")])
+def test_balanced_errors_refuse_bad_classes(thresholds, weights, fragment):
+    from src.metrics import BalancedErrors
+
+    with pytest.raises(ValueError, match=fragment):
+        BalancedErrors(thresholds, weights)

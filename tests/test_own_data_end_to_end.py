@@ -83,6 +83,18 @@ def _csi_of_copy_last(raw, sequences, threshold):
     return hits / (pred | true).sum(axis=(0, 2, 3, 4))
 
 
+def _balanced_errors_of_copy_last(raw, sequences):
+    """HKO-7's B-MSE and B-MAE of repeating the last frame, from the raw dBZ file with NumPy."""
+    from src.metrics import HKO7_DBZ_THRESHOLDS
+
+    x = np.clip(raw[sequences], -10, 60).astype(np.float64)  # (n, T, C, H, W) dBZ
+    truth = x[:, T_IN:T_IN + T_OUT]
+    pred = np.repeat(x[:, T_IN - 1:T_IN], T_OUT, axis=1)
+    weight = np.select([truth >= t for t in HKO7_DBZ_THRESHOLDS[::-1]], [30, 10, 5, 2, 1], default=1)
+    err = (pred - truth) / 70.0  # in [0, 1] pixel units
+    return (weight * err ** 2).sum(axis=(2, 3, 4)).mean(), (weight * np.abs(err)).sum(axis=(2, 3, 4)).mean()
+
+
 @pytest.mark.slow
 def test_eval_needs_no_repeated_flags_and_reports_skill_scores_in_dbz(trained):
     root, data, ckpt = trained
@@ -109,6 +121,15 @@ def test_eval_needs_no_repeated_flags_and_reports_skill_scores_in_dbz(trained):
         np.testing.assert_allclose(got, expected, rtol=1e-3)
     assert "CSI>=20" in proc.stdout and "repeat-last-frame" in proc.stdout and "skill scores" in proc.stdout
     assert (out / "skill_per_frame.png").is_file() and (out / "vis" / "seq_0000.png").is_file()
+    # own sequences: the extrapolation baseline too, and HKO-7's balanced errors for dBZ data
+    assert set(report["baselines"]) == {"zeros", "copy_last", "extrapolation"}
+    assert "B-MSE" in proc.stdout and "extrapolation" in proc.stdout and "b_mse=" in proc.stdout
+    balanced = copy_last["balanced"]
+    assert balanced["weights"] == [1, 1, 2, 5, 10, 30] and len(balanced["per_frame"]["b_mse"]) == T_OUT
+    want_mse, want_mae = _balanced_errors_of_copy_last(raw, test_sequences)
+    assert balanced["b_mse"] == pytest.approx(want_mse, rel=1e-4)
+    assert balanced["b_mae"] == pytest.approx(want_mae, rel=1e-4)
+    assert report["skill_scores"]["balanced"]["b_mse"] > 0
 
 
 @pytest.mark.slow

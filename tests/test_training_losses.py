@@ -95,3 +95,36 @@ def test_negative_ssim_weight_is_a_config_error():
 
     with pytest.raises(ConfigError, match="ssim_weight"):
         load_config(["--ssim_weight", "-1"])
+
+
+def test_balanced_loss_against_numpy_including_targets_on_a_threshold():
+    """dBZ data (own sequences mapped from [-10, 60]) with loss_thresholds 20/35 dBZ and weights
+    1/2/5: targets exactly on 20 and 35 dBZ take the higher class."""
+    import mindspore as ms
+    from src.training.losses import make_loss_fn
+
+    rng = np.random.default_rng(4)
+    dbz = rng.choice([-10.0, 10.0, 20.0, 27.0, 35.0, 52.0], size=(2, 3, 1, 8, 8)).astype(np.float32)
+    target = ((dbz + 10.0) / 70.0).astype(np.float32)  # the training normalisation's arithmetic
+    logits = rng.normal(0, 1.5, target.shape).astype(np.float32)
+    cfg = load_config(["--dataset", "sequences", "--data_path", "x.npy", "--data_scale", "minmax", "--data_min", "-10",
+                       "--data_max", "60", "--data_dtype", "float32", "--loss", "balanced", "--loss_thresholds",
+                       "[20,35]", "--loss_weights", "[1,2,5]", "--ssim_weight", "0"])
+    got = float(make_loss_fn(_FixedLogits(ms.Tensor(logits)), cfg)(None, ms.Tensor(target)).asnumpy())
+    weight = np.where(dbz >= 35, 5.0, np.where(dbz >= 20, 2.0, 1.0))
+    err = 1 / (1 + np.exp(-logits.astype(np.float64))) - target
+    assert got == pytest.approx(float(np.mean(weight * (err ** 2 + np.abs(err)))), rel=1e-5)
+    plain = load_config(["--dataset", "sequences", "--data_path", "x.npy", "--data_scale", "minmax", "--data_min",
+                         "-10", "--data_max", "60", "--data_dtype", "float32", "--loss", "balanced"])
+    from src.training.losses import pixel_classes
+
+    thresholds, weights = pixel_classes(plain)  # HKO-7's classes for dBZ data
+    assert weights == [1, 1, 2, 5, 10, 30] and thresholds[0] == pytest.approx((12.98 + 10) / 70, abs=1e-4)
+
+
+def test_balanced_loss_needs_classes_for_data_that_are_not_dbz():
+    from src.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="balanced needs loss_thresholds"):
+        load_config(["--loss", "balanced"])
+    assert load_config(["--loss", "balanced", "--loss_thresholds", "[0.2,0.4,0.6,0.8,0.9]"]).loss == "balanced"

@@ -75,7 +75,11 @@ class _Killed(Exception):
 # to overflow float16 (so the scale and its counter change during the run and must be restored)
 RESUME_VARIANTS = {"pynative": dict(mode="pynative"), "graph": dict(mode="graph"),
                    "graph_amp": dict(mode="graph", amp_on_cpu=True, amp_level="O2", loss_scale="dynamic",
-                                     loss_scale_value=2.0 ** 30)}
+                                     loss_scale_value=2.0 ** 30),
+                   # HKO-7's balanced loss (pixel-value classes on the digits) with the SSIM term, under O2
+                   "graph_amp_balanced": dict(mode="graph", amp_on_cpu=True, amp_level="O2", loss_scale="dynamic",
+                                              loss_scale_value=2.0 ** 30, loss="balanced", ssim_weight=0.1,
+                                              loss_thresholds=[0.1, 0.3, 0.5, 0.7, 0.9])}
 
 
 @pytest.mark.parametrize("variant", list(RESUME_VARIANTS))
@@ -112,7 +116,7 @@ def test_resume_continues_bit_identically(tmp_path, monkeypatch, variant):
     hb = json.load(open(resumed.run.history_json))
     assert [r["train_loss"] for r in ha] == [r["train_loss"] for r in hb]
     assert loss_scaler_state(resumed.loss_scaler) == loss_scaler_state(straight.loss_scaler)
-    if variant == "graph_amp":
+    if variant.startswith("graph_amp"):
         assert straight.skipped_steps > 0 and resumed.skipped_steps == straight.skipped_steps
         assert loss_scaler_state(straight.loss_scaler)["scale"] < 2.0 ** 30
 

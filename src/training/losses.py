@@ -2,8 +2,11 @@
 
 ``make_loss_fn(net, cfg)`` returns ``loss(inputs, targets) -> scalar``:
 
-* ``cfg.loss``: ``mse`` (mean squared error of sigmoid(logits)) or ``bce`` (binary
-  cross-entropy on the logits, the paper's loss);
+* ``cfg.loss``: ``mse`` (mean squared error of sigmoid(logits)), ``bce`` (binary
+  cross-entropy on the logits, the paper's loss) or ``balanced``: HKO-7's B-MSE + B-MAE (Shi et
+  al. 2017), every value's squared plus absolute error weighted by the intensity class of its
+  truth (``src.metrics.balance_of``: loss_thresholds/loss_weights, HKO-7's for dBZ data; a truth
+  on a threshold takes the higher class), averaged over all values like ``mse``;
 * plus ``cfg.ssim_weight * (1 - SSIM)`` when ``ssim_weight > 0``, with SSIM computed exactly
   as the reported metric (``src.metrics``: scikit-image ``structural_similarity``, 7x7
   uniform window, sample covariance, ``data_range=1``), but differentiably in MindSpore.
@@ -63,18 +66,46 @@ def pixel_loss(logits, targets, name):
     raise ValueError(f"unknown loss {name!r}")
 
 
+def pixel_classes(cfg):
+    """(thresholds in [0, 1] pixel units, weights) of ``loss: balanced``: the data's thresholds
+    mapped by the training normalisation (Moving MNIST: already pixel values)."""
+    import numpy as np
+
+    from src.data.pipeline import sequence_normalization
+    from src.metrics import balance_of
+
+    thresholds, weights = balance_of(cfg)
+    if cfg.dataset == "sequences":
+        normalization = sequence_normalization(cfg)
+        if normalization is None:
+            raise ValueError("loss balanced: the data's dtype must be known (data_dtype) to map loss_thresholds")
+        thresholds = normalization.normalize(np.asarray(thresholds, np.float32))
+    return [float(v) for v in thresholds], [float(v) for v in weights]
+
+
+def balanced_loss(logits, targets, thresholds, weights):
+    """mean(w * ((p - t)^2 + |p - t|)), p = sigmoid(logits), w = weights[#thresholds <= t];
+    logits, targets (B, T, C, H, W), thresholds in the targets' [0, 1] units."""
+    w = ops.full_like(targets, weights[0])
+    for k, threshold in enumerate(thresholds):
+        w = w + (weights[k + 1] - weights[k]) * (targets >= threshold).astype(targets.dtype)  # class k+1 and above
+    err = ops.sigmoid(logits) - targets
+    return ops.mean(w * (ops.square(err) + ops.abs(err)))
+
+
 def make_loss_fn(logits_fn, cfg):
     """The configured training loss (see the module docstring) of ``logits_fn``, the cell the
     step trains (``src.models.mixed_precision.training_forward``: frames -> float32 logits).
     Everything here runs in float32 whatever the network's precision."""
     name = cfg.loss
     ssim_weight = float(cfg.ssim_weight)
-    if name not in ("mse", "bce"):
+    if name not in ("mse", "bce", "balanced"):
         raise ValueError(f"unknown loss {name!r}")
+    classes = pixel_classes(cfg) if name == "balanced" else None
 
     def loss_fn(inputs, targets):
         logits = logits_fn(inputs)  # (B, T_out, C, H, W) float32
-        loss = pixel_loss(logits, targets, name)
+        loss = balanced_loss(logits, targets, *classes) if classes else pixel_loss(logits, targets, name)
         if ssim_weight > 0:
             loss = loss + ssim_weight * ssim_loss(ops.sigmoid(logits), targets)
         return loss
