@@ -97,7 +97,7 @@ def test_zip_with_the_files_at_its_root(tmp_path, data_files):
     zip_path = _zip(tmp_path / "mnist.zip", data_files)
     folder = unpack_archive(zip_path, str(tmp_path / "cache"), TEST_WANTED)
     assert os.path.dirname(folder) == str(tmp_path / "cache") and os.path.basename(folder).startswith("mnist-")
-    assert sorted(os.listdir(folder)) == sorted(data_files)
+    assert sorted(os.listdir(folder)) == sorted([*data_files, archive.DONE_MARK])  # the completion marker sits beside them
     with open(os.path.join(folder, TEST_FILE), "rb") as f:
         assert f.read() == data_files[TEST_FILE]
 
@@ -217,10 +217,14 @@ def test_remote_url_outside_the_entry_points_is_explained(tmp_path, tiny_cfg):
         load_digits(_cfg(tiny_cfg, "obs://bucket/data.zip", tmp_path / "run"), "train")
 
 
-def test_not_enough_disk_space_is_one_line(tmp_path, data_files, monkeypatch):
+def test_a_failed_write_is_one_line_and_leaves_no_cache(tmp_path, data_files, monkeypatch):
     zip_path = _openi_zip(tmp_path / "data.zip", data_files)
-    monkeypatch.setattr(archive.shutil, "disk_usage", lambda _p: type("U", (), {"free": 10})())
-    with pytest.raises(UserError, match=r"needs 0\.\d MB in .* but only 0\.0 MB are free"):
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(archive.zipfile.ZipFile, "extract", disk_full)
+    with pytest.raises(UserError, match=r"while unpacking .*No space left on device.*free disk space"):
         unpack_archive(zip_path, str(tmp_path / "cache"), TEST_WANTED)
     assert os.listdir(tmp_path / "cache") == []
 
@@ -280,18 +284,22 @@ def test_an_interrupted_extraction_is_never_used(tmp_path, data_files, monkeypat
     assert sorted(os.listdir(folder)) == sorted(data_files)
 
 
-def test_a_crashed_extraction_is_cleaned_up_and_a_damaged_cache_redone(tmp_path, data_files):
+def test_only_a_finished_extraction_is_used(tmp_path, data_files):
+    """A killed extraction's temporary folder is never read; a final folder without the completion
+    marker (not written by this code) is refused in one line instead of being trusted."""
     zip_path = _openi_zip(tmp_path / "data.zip", data_files)
     cache = tmp_path / "cache"
-    folder = unpack_archive(zip_path, str(cache), TEST_WANTED)
-    os.remove(os.path.join(folder, TRAIN_FILE))  # deleted by hand
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    leftover = cache / f".unpacking-{socket.gethostname()}-{int(dead.stdout)}-abc"  # SIGKILLed extraction
-    leftover.mkdir()
+    leftover = cache / ".unpacking-killed"
+    leftover.mkdir(parents=True)
     (leftover / "half").write_bytes(b"x")
-    assert unpack_archive(zip_path, str(cache), TEST_WANTED) == folder
+    folder = unpack_archive(zip_path, str(cache), TEST_WANTED)
     assert sorted(os.listdir(folder)) == sorted(data_files)
-    assert sorted(os.listdir(cache)) == [os.path.basename(os.path.dirname(folder))]
+    final = os.path.dirname(folder)
+    assert os.path.isfile(os.path.join(final, archive.DONE_MARK))
+    os.remove(os.path.join(final, archive.DONE_MARK))
+    with pytest.raises(UserError, match=f"could not move the unpacked data to {final} .*delete {final}"):
+        unpack_archive(zip_path, str(cache), TEST_WANTED)
+    assert sorted(os.listdir(cache)) == sorted([".unpacking-killed", os.path.basename(final)])
 
 
 def test_concurrent_extractions_agree_on_one_complete_folder(tmp_path, data_files):
@@ -316,15 +324,14 @@ def test_concurrent_extractions_agree_on_one_complete_folder(tmp_path, data_file
 
 def test_losing_the_rename_race_keeps_the_winners_folder(tmp_path, data_files):
     zip_path = _zip(tmp_path / "data.zip", data_files)
-    with zipfile.ZipFile(zip_path) as zf:
-        infos = zf.infolist()
     winner, ours = tmp_path / "final", tmp_path / "ours"
     for folder in (winner, ours):
         folder.mkdir()
         for name, data in data_files.items():
             (folder / name).write_bytes(data)
+    (winner / archive.DONE_MARK).write_bytes(b"")
     before = _file_mtimes(str(winner))
-    archive._move_into_place(str(ours), str(winner), infos)
+    archive._publish(str(ours), str(winner))
     assert _file_mtimes(str(winner)) == before and ours.exists()  # the caller removes ours
 
 

@@ -16,18 +16,16 @@ absolute path or contain ``..`` (zip-slip), and the expected files must be at th
 under one top folder (``data/`` in OpenI's zip).
 
 Crash and concurrency safety: the zip is extracted into a fresh temporary folder beside the
-final one, which is then renamed into place in one step (a directory rename is atomic on
-POSIX file systems). A crash while unpacking leaves only a temporary folder, never used and
-removed by the next extraction on the same host. Several processes (the ranks of a
-distributed run) unpacking the same zip at once each fill their own temporary folder; the
-first rename wins and the others find the complete folder and drop their copy, so no rank
-has to wait for another and none can read a half-written file.
+final one, a completion marker is written last, and the folder is renamed into place in one
+step (a directory rename is atomic on POSIX file systems); only a folder holding the marker is
+ever used. An interrupted extraction removes its temporary folder (a killed process leaves one
+behind, never used). Ranks of a distributed run unpacking the same zip at once each fill their
+own temporary folder; the first rename wins and the others drop their copy.
 """
 import hashlib
 import os
 import re
 import shutil
-import socket
 import tempfile
 import zipfile
 import zlib
@@ -36,6 +34,7 @@ from src.errors import DataError, UserError
 
 CACHE_DIR = "data_cache"  # under output_dir
 _TMP_MARK = ".unpacking-"
+DONE_MARK = ".complete"  # written last into a finished extraction
 _IGNORED_TOP = ("__MACOSX",)  # resource-fork folder that macOS adds to zips it creates
 _REMOTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SHOWN_NAMES = 5  # member names quoted in a wrong-layout error
@@ -73,7 +72,7 @@ def unpack_archive(zip_path, cache_root, wanted):
     folder = _data_folder(zip_path, infos, wanted)
     final = os.path.join(os.path.abspath(cache_root), f"{_stem(zip_path)}-{_fingerprint(infos)}")
     data_dir = os.path.join(final, *folder.split("/")) if folder else final
-    if _is_complete(final, infos):
+    if _is_complete(final):
         if final not in _reported:  # the train and val splits both ask: say it once
             print(f"data: {zip_path} already unpacked in {final}", flush=True)
         _reported.add(final)
@@ -160,31 +159,20 @@ def _fingerprint(infos):
     return digest.hexdigest()[:12]
 
 
-def _is_complete(final, infos):
-    """True if ``final`` exists with every file of the zip at its size (only a finished extraction
-    is ever renamed to ``final``; the sizes catch files changed or deleted by hand since)."""
-    if not os.path.isdir(final):
-        return False
-    for info in infos:
-        if info.is_dir():
-            continue
-        path = os.path.join(final, *info.filename.split("/"))
-        if not os.path.isfile(path) or os.path.getsize(path) != info.file_size:
-            return False
-    return True
+def _is_complete(final):
+    return os.path.isfile(os.path.join(final, DONE_MARK))
 
 
 def _extract_atomically(zip_path, infos, final):
     cache_root = os.path.dirname(final)
     os.makedirs(cache_root, exist_ok=True)
-    _remove_abandoned(cache_root)
-    _check_free_space(zip_path, infos, cache_root)
-    tmp = tempfile.mkdtemp(prefix=f"{_TMP_MARK}{socket.gethostname()}-{os.getpid()}-", dir=cache_root)
+    tmp = tempfile.mkdtemp(prefix=_TMP_MARK, dir=cache_root)
     total_mb = sum(i.file_size for i in infos) / 1e6
     print(f"data: unpacking {zip_path} ({total_mb:.1f} MB) into {final} (once; later runs reuse it)", flush=True)
     try:
         _extract(zip_path, tmp)
-        _move_into_place(tmp, final, infos)
+        open(os.path.join(tmp, DONE_MARK), "w").close()
+        _publish(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -194,21 +182,15 @@ def _extract(zip_path, folder):
     try:
         with zipfile.ZipFile(zip_path) as archive:
             for info in archive.infolist():
-                target = os.path.join(folder, *info.filename.split("/"))
-                if info.is_dir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                _extract_member(zip_path, archive, info, target)
+                _extract_member(zip_path, archive, info, folder)
     except zipfile.BadZipFile as err:
         raise DataError(f"data_path {zip_path} is not a readable zip archive ({_one_line(err)}); fetch the zip "
                         "again or pass the unpacked folder") from None
 
 
-def _extract_member(zip_path, archive, info, target):
+def _extract_member(zip_path, archive, info, folder):
     try:
-        with archive.open(info) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        archive.extract(info, folder)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise DataError(f"data_path {zip_path}: member {info.filename} is corrupt ({_one_line(err)}); fetch the "
                         "zip again") from None
@@ -216,63 +198,19 @@ def _extract_member(zip_path, archive, info, target):
         raise DataError(f"data_path {zip_path}: member {info.filename} cannot be unpacked ({_one_line(err)}); "
                         "rebuild the zip without a password, with deflate or no compression") from None
     except OSError as err:
-        raise UserError(f"could not write {target} while unpacking {zip_path} ({err.strerror or err}); free disk "
-                        "space (or fix permissions) in output_dir, or unpack the zip yourself and pass the folder "
-                        "as data_path") from None
+        raise UserError(f"could not write {info.filename} into {folder} while unpacking {zip_path} "
+                        f"({err.strerror or err}); free disk space (or fix permissions) in output_dir, or unpack the "
+                        "zip yourself and pass the folder as data_path") from None
 
 
-def _move_into_place(tmp, final, infos):
+def _publish(tmp, final):
     """Rename the finished extraction to ``final``; if another process got there first, keep its copy."""
     try:
         os.rename(tmp, final)
-        return
     except OSError as err:
-        if not os.path.isdir(final):
-            raise UserError(f"could not move the unpacked data to {final} ({err.strerror or err}); fix the "
-                            "permissions of output_dir or pass the unpacked folder as data_path") from None
-    if _is_complete(final, infos):
-        return  # a concurrent extraction finished first; the caller drops ours
-    # ``final`` lost or changed files since it was unpacked (edited by hand): swap in the fresh copy
-    stale_name = f"{_TMP_MARK}{socket.gethostname()}-{os.getpid()}-stale-{os.urandom(4).hex()}"
-    stale = os.path.join(os.path.dirname(final), stale_name)
-    try:
-        os.rename(final, stale)
-        os.rename(tmp, final)
-    except OSError as err:
-        if not _is_complete(final, infos):  # else a concurrent process swapped it first
-            raise UserError(f"could not replace the incomplete folder {final} ({err.strerror or err}); delete "
-                            "it and run again") from None
-    shutil.rmtree(stale, ignore_errors=True)
-
-
-def _remove_abandoned(cache_root):
-    """Delete temporary folders of extractions on this host whose process is gone (a crash)."""
-    prefix = f"{_TMP_MARK}{socket.gethostname()}-"
-    for name in os.listdir(cache_root):
-        if not name.startswith(prefix):
-            continue
-        pid = name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(os.path.join(cache_root, name), ignore_errors=True)
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _check_free_space(zip_path, infos, cache_root):
-    need = sum(i.file_size for i in infos)
-    free = shutil.disk_usage(cache_root).free
-    if need > free:
-        raise UserError(f"unpacking {zip_path} needs {need / 1e6:.1f} MB in {cache_root} but only "
-                        f"{free / 1e6:.1f} MB are free; free disk space, choose another output_dir, or unpack the "
-                        "zip yourself and pass the folder as data_path")
+        if not _is_complete(final):
+            raise UserError(f"could not move the unpacked data to {final} ({err.strerror or err}); delete {final} "
+                            "if it is left from an older run, or fix the permissions of output_dir") from None
 
 
 def _one_line(err):
