@@ -200,8 +200,9 @@ def _keys():
         Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e),
         Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, minimum=0),
         Key("eval_split", "str", "test", "eval, dataset sequences: test = the test split of data_path (a file is "
-            "split as for training; a directory: its test file); all = every window of the file data_path", e,
-            choices=("test", "all")),
+            "split as for training; a directory: its test file); val = the validation split (or file), to choose "
+            "settings on without touching test; all = every window of the file data_path", e,
+            choices=("test", "val", "all")),
         Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, minimum=1),
         Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, minimum=0),
         Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "

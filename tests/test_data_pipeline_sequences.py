@@ -7,7 +7,7 @@ from src.config import load_config
 from src.data.pipeline import (RankBatches, ShuffledWindows, TrainingData, config_for_frames, evaluation_windows,
                                global_index, open_sequence_splits, read_batch)
 from src.data.test_set import TestSequences
-from src.errors import ConfigError
+from src.errors import ConfigError, DataError
 from tests.data_files import data_error_message, write_test_file
 
 
@@ -170,6 +170,22 @@ def test_eval_scores_the_test_split_a_whole_file_or_a_directory_test_file(rain_f
     assert len(in_dir) == 6 and "test file" in described
     with pytest.raises(ConfigError, match="directory"):
         evaluation_windows(cfg.replace(data_path=str(folder), eval_split="all"))
+
+
+def test_eval_split_val_scores_the_validation_split_or_file(rain_file, tmp_path):
+    cfg = _cfg(rain_file).replace(eval_split="val")
+    val, described = evaluation_windows(cfg)
+    assert "val split" in described and "val_fraction" in described
+    np.testing.assert_array_equal(val.sequence_indices, open_sequence_splits(cfg).split_record["val"])
+    assert not set(val.sequence_indices) & set(open_sequence_splits(cfg).split_record["test"])
+    folder = tmp_path / "splits"
+    folder.mkdir()
+    np.save(folder / "test.npy", _rain_like(n=3, seed=5))
+    with pytest.raises(DataError, match=r"holds no val.npy or val.npz; .* eval_split val"):
+        evaluation_windows(cfg.replace(data_path=str(folder)))
+    np.save(folder / "val.npy", _rain_like(n=2, seed=6))
+    in_dir, described = evaluation_windows(cfg.replace(data_path=str(folder)))
+    assert len(in_dir) == 4 and "the val file" in described
 
 
 def test_a_stored_normalisation_scales_other_data_like_the_training_data(tmp_path):

@@ -380,23 +380,24 @@ class TrainingData:
                 f"{per_epoch / len(train):.2f} passes; {val}")
 
 
-def _test_file_of(directory):
-    """The test.npy / test.npz of a train/val/test directory."""
-    found = [os.path.join(directory, name) for name in ("test.npy", "test.npz")
-             if os.path.isfile(os.path.join(directory, name))]
+def _split_file_of(directory, split):
+    """The <split>.npy / <split>.npz (split: test or val) of a train/val/test directory."""
+    found = [os.path.join(directory, f"{split}{ext}") for ext in (".npy", ".npz")
+             if os.path.isfile(os.path.join(directory, f"{split}{ext}"))]
     if len(found) != 1:
-        what = "both test.npy and test.npz" if found else "no test.npy or test.npz"
-        raise DataError(f"data_path {directory} holds {what}; eval.py scores the test file of a directory (keep one), "
-                        "or point data_path at one file")
+        what = f"both {split}.npy and {split}.npz" if found else f"no {split}.npy or {split}.npz"
+        raise DataError(f"data_path {directory} holds {what}; eval.py scores the {split} file of a directory with "
+                        f"eval_split {split} (keep one), or point data_path at one file")
     return found[0]
 
 
 def evaluation_windows(cfg):
     """(source, description) of the windows eval.py scores with dataset sequences.
 
-    ``eval_split`` test: a file is split as training splits it (val_fraction, test_fraction,
-    split_seed) and its test split is scored; a directory's test file is scored whole. ``all``:
-    every window of the file. The first ``num_sequences`` windows only when > 0. The source
+    ``eval_split`` test (or val): a file is split as training splits it (val_fraction,
+    test_fraction, split_seed) and its test (val) split is scored; a directory's test (val) file
+    is scored whole. ``all``: every window of the file. Model choices (recipes, checkpoints)
+    are made on val, so that test stays held out. The first ``num_sequences`` windows only when > 0. The source
     keeps ``channels``, ``height``, ``width``, ``dtype`` and ``normalization`` of the data."""
     from src.data.sequences import open_sequence_file
 
@@ -406,16 +407,17 @@ def evaluation_windows(cfg):
         if os.path.isdir(path) and cfg.eval_split == "all":
             raise ConfigError(f"eval_split all scores one file, but data_path {path} is a directory; point it at a "
                               "file, or use eval_split test (the directory's test file)")
-        file_path = _test_file_of(path) if os.path.isdir(path) else path
+        file_path = _split_file_of(path, cfg.eval_split) if os.path.isdir(path) else path
         source = open_sequence_file(file_path, cfg.data_layout, cfg.input_frames, cfg.output_frames,
                                     npz_key=cfg.npz_key, window_stride=cfg.window_stride, scale=cfg.data_scale,
                                     data_min=cfg.data_min, data_max=cfg.data_max,
                                     normalization=sequence_normalization(cfg))
-        what = f"{'the test file' if os.path.isdir(path) else 'every window'} of {file_path}"
+        what = f"{f'the {cfg.eval_split} file' if os.path.isdir(path) else 'every window'} of {file_path}"
     else:
-        source = open_sequence_splits(cfg).test
-        what = (f"the test split of {path} ({len(source.sequence_indices)} sequences; split_seed {cfg.split_seed}, "
-                f"test_fraction {cfg.test_fraction:g})")
+        source = getattr(open_sequence_splits(cfg), cfg.eval_split)
+        fraction = cfg.test_fraction if cfg.eval_split == "test" else cfg.val_fraction
+        what = (f"the {cfg.eval_split} split of {path} ({len(source.sequence_indices)} sequences; split_seed "
+                f"{cfg.split_seed}, {cfg.eval_split}_fraction {fraction:g})")
     described = f"{what}: {len(source)} windows of {cfg.input_frames}+{cfg.output_frames} frames"
     if cfg.num_sequences:
         count = min(cfg.num_sequences, len(source))
