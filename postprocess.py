@@ -5,12 +5,17 @@
 Reads RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, 1, H, W), one per input file written
 by preprocess.py) and the matching PREPROCESS_PATH/label/seq_<i>.npy ground truth, and computes
 MSE / MAE (pixel sums), SSIM and PSNR with src.metrics.StreamingMetrics, the same code as
-eval.py. Prints the per-frame table and writes OUTPUT_DIR/metrics_310.json.
+eval.py. The reference baselines eval.py scores next to a model (zeros, copy_last; own sequences:
+also extrapolation) are scored on the same inputs (PREPROCESS_PATH/input/seq_<i>.bin) by the
+same code (src.evaluation.BatchHooks). Prints the per-frame table and the model-vs-baselines
+table, and writes OUTPUT_DIR/metrics_310.json (``baselines`` as in eval.py's metrics.json).
 
 Own sequences (preprocess.py of a model trained on them): outputs (1, T_out, C, H, W), float32
 labels (T_out, C, H, W). ``--thresholds [20,35]`` adds POD/FAR/CSI/HSS (src.metrics.SkillScores)
 in the data's units, undoing the normalisation the manifest records (Moving MNIST: pixel values
-in [0, 1]).
+in [0, 1]), for the model and every baseline, and HKO-7's balanced errors B-MSE/B-MAE
+(``skill_scores.balanced``) with the intensity classes preprocess.py recorded from the model's
+config (``balance`` in preprocess.json: dBZ data, or loss_thresholds/loss_weights).
 """
 import json
 import os
@@ -34,7 +39,7 @@ def read_manifest(preprocess_path):
     try:
         with open(path, "r", encoding="utf-8") as f:
             manifest = json.load(f)
-        _ = manifest["names"], manifest["output_shape"], manifest["label_shape"]
+        _ = manifest["names"], manifest["input_shape"], manifest["output_shape"], manifest["label_shape"]
     except (ValueError, KeyError, TypeError):
         raise DataError(f"{path} is not a preprocess.py manifest; run preprocess.py again") from None
     if not manifest["names"]:
@@ -77,51 +82,76 @@ def parse_thresholds(text):
     return values
 
 
-def to_units(manifest):
-    """[0, 1] values -> the units the thresholds are in (own sequences: the recorded normalisation undone)."""
+def units(manifest):
+    """(to_units, description): [0, 1] values -> the units the thresholds are in (own sequences: the
+    recorded normalisation undone), as eval.py maps them (src.evaluation.units_of_normalization)."""
+    from src.evaluation import units_of_normalization
+
     if "normalization" not in manifest:
-        return lambda frames: frames
+        return units_of_normalization(None)
     from src.data.sequences import Normalization
 
-    return Normalization.from_dict(manifest["normalization"], "preprocess.json normalization").denormalize
+    return units_of_normalization(Normalization.from_dict(manifest["normalization"], "preprocess.json normalization"))
+
+
+def balance(manifest):
+    """(thresholds, weights) of B-MSE/B-MAE recorded by preprocess.py (src.metrics.balance_of of the
+    model's config), or None."""
+    record = manifest.get("balance")
+    return None if not record else (tuple(record["thresholds"]), tuple(record["weights"]))
+
+
+def read_chunk(manifest, result_path, preprocess_path, chunk):
+    """(inputs (b, T_in, C, H, W), outputs (b, T_out, C, H, W), labels of the outputs' shape) of the
+    sequences named ``chunk``."""
+    from src.export.bin_files import read_bin, result_file_name
+
+    in_shape, out_shape = tuple(manifest["input_shape"]), tuple(manifest["output_shape"])
+    label_shape, label_dtype = tuple(manifest["label_shape"]), manifest.get("label_dtype", "uint8")
+    inputs = np.stack([read_bin(os.path.join(preprocess_path, "input", n + ".bin"), in_shape)[0] for n in chunk])
+    preds = np.stack([read_bin(os.path.join(result_path, result_file_name(n)), out_shape)[0] for n in chunk])
+    labels = np.stack([read_label(os.path.join(preprocess_path, "label", n + ".npy"), label_shape, label_dtype)
+                       for n in chunk])  # (b, T_out, C, H, W), or (b, T_out, H, W) for uint8 labels
+    return inputs, preds, labels.reshape(preds.shape)
 
 
 def compute(manifest, result_path, preprocess_path, thresholds=()):
-    """StreamingMetrics (and SkillScores for ``thresholds``) over all sequences of the manifest.
-    Returns (metrics result, skill-score result or None)."""
-    from src.export.bin_files import read_bin, result_file_name
-    from src.metrics import SkillScores, StreamingMetrics
+    """StreamingMetrics of the outputs over all sequences of the manifest, and eval.py's reference
+    baselines and (with ``thresholds``) skill scores and balanced errors (src.evaluation.BatchHooks).
+    Returns (metrics result, {baseline: metrics result}, {predictor: skill-score result} or {})."""
+    from src.evaluation import BatchHooks, reference_baselines
+    from src.metrics import StreamingMetrics
 
     names = manifest["names"]
     check_results_present(result_path, names)
-    out_shape, label_shape = tuple(manifest["output_shape"]), tuple(manifest["label_shape"])
-    label_dtype = manifest.get("label_dtype", "uint8")
-    metrics, skills, units = StreamingMetrics(), SkillScores(thresholds) if thresholds else None, to_units(manifest)
+    metrics = StreamingMetrics()
+    hooks = BatchHooks(thresholds, manifest["output_shape"][1],
+                       references=reference_baselines(manifest.get("dataset", "mnist")),
+                       to_units=units(manifest)[0], balance=balance(manifest))
     for start in range(0, len(names), CHUNK):
-        chunk = names[start:start + CHUNK]
-        preds = np.stack([read_bin(os.path.join(result_path, result_file_name(n)), out_shape)[0]
-                          for n in chunk])  # (b, T_out, C, H, W)
-        labels = np.stack([read_label(os.path.join(preprocess_path, "label", n + ".npy"), label_shape, label_dtype)
-                           for n in chunk])  # (b, T_out, C, H, W), or (b, T_out, H, W) for uint8 labels
-        labels = labels.reshape(preds.shape)
+        inputs, preds, labels = read_chunk(manifest, result_path, preprocess_path, names[start:start + CHUNK])
         metrics.update(preds, labels)
-        if skills is not None:
-            skills.update(units(np.clip(preds, 0.0, 1.0)), units(labels))
-    return metrics.result(), None if skills is None else skills.result()
+        hooks(start, inputs, labels, preds)
+    references = {name: scores.result() for name, scores in hooks.references.items()}
+    return metrics.result(), references, hooks.skill_results()
 
 
-def write_json(output_dir, result, manifest, result_path, skills=None):
+def write_json(output_dir, result, manifest, result_path, references=None, skills=None):
+    """metrics_310.json: the metrics, plus the baselines and skill scores in eval.py's metrics.json form."""
+    from src.eval_report import scores_report
+
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, RESULT_JSON)
     payload = dict(result, result_path=os.path.abspath(result_path), data_file=manifest.get("data_file", ""))
-    if skills is not None:
-        payload["skill_scores"] = skills
+    payload.update(scores_report(references or {}, skills or {}, units(manifest)[1]))
     return write_json_atomic(path, payload)
 
 
 def main(argv):
+    from src.eval_report import print_baseline_comparison, print_skill_scores
+    from src.evaluation import MAIN
+    from src.metrics import format_table
     from src.script_options import split_options
-    from src.metrics import format_skill_table, format_table
 
     options, rest = split_options(argv, OPTIONS)
     rest.pop("debug", None)
@@ -130,12 +160,15 @@ def main(argv):
                           "--preprocess_path, --output_dir and --thresholds")
     thresholds = parse_thresholds(options["thresholds"])
     manifest = read_manifest(options["preprocess_path"])
-    result, skills = compute(manifest, options["result_path"], options["preprocess_path"], thresholds)
-    first_frame = manifest["input_shape"][1] + 1 if "input_shape" in manifest else 11
+    result, references, skills = compute(manifest, options["result_path"], options["preprocess_path"], thresholds)
+    first_frame = manifest["input_shape"][1] + 1
     print(format_table(result, first_frame=first_frame))
-    if skills is not None:
-        print(format_skill_table(skills))
-    path = write_json(options["output_dir"], result, manifest, options["result_path"], skills)
+    print_baseline_comparison(result, references)
+    print_skill_scores(skills, units(manifest)[1], "model")
+    if skills and "balanced" not in skills[MAIN] and manifest.get("dataset") == "sequences":
+        print("note: no balanced errors: preprocess.json records no intensity classes (not dBZ data and no "
+              "loss_thresholds, or written by an older preprocess.py)")
+    path = write_json(options["output_dir"], result, manifest, options["result_path"], references, skills)
     print(f"metrics: {path}")
     return 0
 

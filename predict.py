@@ -29,7 +29,8 @@ config, so no other flag is needed.
 
 Writes OUTPUT_DIR/predictions.npy, (N, T_out, 64, 64) float32 in [0, 1] (own sequences: see above), and for the first
 --save_vis sequences a PNG strip and (when the ground truth is known) a comparison GIF under
-OUTPUT_DIR/vis/. With ground truth the metrics table is printed too. Given an exported model
+OUTPUT_DIR/vis/ (every channel; single-channel dBZ data in radar colours with a colour bar, see
+src.evaluation.picture_colours). With ground truth the metrics table is printed too. Given an exported model
 and --ckpt_file, both run on the same inputs, the largest absolute difference is printed, and
 the run fails when it exceeds --tolerance (default 1e-5; raise it for float16 devices).
 """
@@ -239,18 +240,14 @@ class PredictionsFile:
                 f"back to [{n.data_min:g}, {n.data_max:g}])")
 
 
-def save_pictures(vis_dir, index, inputs, pred, target):
-    """Strip (+ GIF with ground truth) of one sequence; returns the written paths."""
-    from src import visualize
+def picture_writer(cfg, source):
+    """The pictures of the first --save_vis sequences (src.evaluation.SequencePictures): every channel,
+    single-channel dBZ data in the radar colour scale of their units."""
+    from src.evaluation import SequencePictures, picture_colours
 
-    inputs, pred = inputs[:, :1], pred[:, :1]  # (T, C, H, W): pictures of channel 0
-    target = None if target is None else target[:, :1]
-    stem = os.path.join(vis_dir, f"seq_{index:04d}")
-    if target is not None:
-        return [visualize.save_sequence_strip(stem + ".png", inputs, target, pred, scale=2),
-                visualize.save_comparison_gif(stem + ".gif", target, pred, inputs=inputs)]
-    # no ground truth (a user's own frames): a strip of the input and prediction rows
-    return [visualize.save_sequence_strip(stem + ".png", inputs, None, pred, scale=2)]
+    normalization = getattr(source, "normalization", None)
+    colours = picture_colours(cfg, normalization.denormalize) if normalization is not None else None
+    return SequencePictures(os.path.join(cfg.output_dir, "vis"), cfg.save_vis, colours)
 
 
 class ParityTracker:
@@ -272,7 +269,8 @@ def run_predictions(predictor, reference, source, cfg):
     os.makedirs(cfg.output_dir, exist_ok=True)
     path = os.path.join(cfg.output_dir, "predictions.npy")
     out = PredictionsFile(path, len(source), cfg, predictor.output_shape, getattr(source, "normalization", None))
-    metrics, parity, pictures = StreamingMetrics(), ParityTracker() if reference else None, []
+    metrics, parity = StreamingMetrics(), ParityTracker() if reference else None
+    pictures = picture_writer(cfg, source)
     try:
         for start, inputs, targets in batches(source, max(predictor.batch_size, 1)):
             pred = np.clip(predictor.predict(inputs), 0.0, 1.0)  # (b, T_out, C, H, W)
@@ -281,14 +279,12 @@ def run_predictions(predictor, reference, source, cfg):
                 parity.update(pred, np.clip(reference.predict(inputs), 0.0, 1.0))
             if targets is not None:
                 metrics.update(pred, targets)
-            for k in range(max(0, min(len(pred), cfg.save_vis - start))):
-                pictures += save_pictures(os.path.join(cfg.output_dir, "vis"), start + k, inputs[k], pred[k],
-                                          None if targets is None else targets[k])
+            pictures(start, inputs, targets, pred)
         out.finish()
     finally:
         out.discard()
     print(f"predictions: {out.describe()}")
-    for p in pictures:
+    for p in pictures.written:
         print(f"picture: {p}")
     if metrics.num_sequences:
         print(format_table(metrics.result(), first_frame=cfg.input_frames + 1))

@@ -16,7 +16,8 @@ Own sequences (a model trained with ``dataset sequences``, or ``--dataset sequen
 windows eval.py would score (the test split of data_path, its test file, or every window with
 ``--eval_split all``), read with the model's data_layout and stored normalisation; inputs are
 (1, T_in, C, H, W), labels float32 (T_out, C, H, W) in [0, 1], and the manifest records the
-normalisation so that postprocess.py --thresholds scores in the data's units.
+normalisation (and the model's B-MSE/B-MAE intensity classes, ``balance``) so that
+postprocess.py --thresholds scores in the data's units.
 
     python preprocess.py --mindir_file rain.mindir --output_dir ./preprocess_Result [--data_path rain.npy]
 """
@@ -126,6 +127,7 @@ def preprocess_own_sequences(cfg, model_file):
         "normalization": source.normalization.to_dict(),
         "names": names,
     }
+    manifest.update(balance_record(cfg))
     path = write_json_atomic(os.path.join(cfg.output_dir, MANIFEST), manifest)
     print(f"{len(names)} windows: {described}")
     print(f"inputs: {os.path.join(cfg.output_dir, 'input')}/seq_*.bin float32 {tuple(manifest['input_shape'])}, "
@@ -133,6 +135,15 @@ def preprocess_own_sequences(cfg, model_file):
     print(f"labels: {os.path.join(cfg.output_dir, 'label')}/seq_*.npy float32 {tuple(manifest['label_shape'])}")
     print(f"manifest: {path}")
     return 0
+
+
+def balance_record(cfg):
+    """{"balance": {thresholds, weights}}: the intensity classes of B-MSE/B-MAE of the model's config
+    (src.metrics.balance_of) for postprocess.py --thresholds; {} when it has none."""
+    from src.metrics import balance_of
+
+    classes = balance_of(cfg)
+    return {} if classes is None else {"balance": {"thresholds": list(classes[0]), "weights": list(classes[1])}}
 
 
 def write_manifest(out_dir, names, data_file, shapes):

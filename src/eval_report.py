@@ -24,8 +24,8 @@ Where results go (the "eval directory")
   baseline and ``<output_dir>/eval_onnx/`` for eval_onnx.py, so training files are never touched;
 - otherwise ``output_dir`` itself.
 It receives ``metrics.json`` (written atomically), ``metrics_per_frame.png``,
-``vis/seq_XXXX.png`` and ``.gif`` (``--save_vis N``) and, through scripts/run_eval.sh,
-``eval.log``. A new evaluation replaces these files; no ``.ckpt`` file is ever written.
+``vis/seq_XXXX.png`` and ``.gif`` (``--save_vis N``; src.evaluation.save_sequence_pictures) and,
+through scripts/run_eval.sh, ``eval.log``. A new evaluation replaces these files; no ``.ckpt`` file is ever written.
 ``python -m src.eval_report --print_eval_dir [the eval.py arguments]`` prints that directory.
 """
 import datetime
@@ -33,8 +33,9 @@ import os
 import sys
 
 from src.errors import ConfigError
-from src.evaluation import (MAIN, BatchHooks, baseline_predictor, build_source,
-                            checkpoint_predictor, config_for_data, evaluate, reference_baselines, units_of)
+from src.evaluation import (MAIN, BatchHooks, SequencePictures, baseline_predictor, build_source,
+                            checkpoint_predictor, config_for_data, evaluate, picture_colours, reference_baselines,
+                            units_of)
 from src.io import write_json_atomic
 from src.metrics import balance_of
 from src.progress import format_duration
@@ -199,6 +200,15 @@ def build_report(cfg, result, data, references, argv, exported=None, script="eva
     })
     if exported is not None:  # "checkpoint" is then the one the file was exported from
         report.update(model_file=os.path.abspath(exported.name), engine=exported.engine)
+    report.update(scores_report(references, skills, units))
+    return report
+
+
+def scores_report(references, skills, units):
+    """The "baselines" (averages and per-frame metrics, + their skill scores) and "skill_scores" (of
+    the evaluated predictor, with "balanced" and the ``units``) entries of metrics.json; {} of each
+    that was not scored."""
+    report = {}
     if references:
         report["baselines"] = {name: dict(_averages(r), per_frame=r["per_frame"]) for name, r in references.items()}
     if skills:
@@ -250,9 +260,10 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
           f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
           f"{runs_on}; results in {out_dir}", flush=True)
 
-    hooks = BatchHooks(cfg, os.path.join(out_dir, VIS_DIR), num_vis,
-                        references=reference_baselines(cfg) if cfg.baseline == "none" else (), to_units=to_units,
-                       balance=balance_of(cfg))
+    pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), num_vis, picture_colours(cfg, to_units))
+    references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
+    hooks = BatchHooks(cfg.thresholds, cfg.output_frames, references=references, to_units=to_units,
+                       balance=balance_of(cfg), pictures=pictures)
     result = evaluate(cfg, predict_fn, source, on_batch=hooks)
     references = {name: metrics.result() for name, metrics in hooks.references.items()}
     skills = hooks.skill_results()

@@ -3,8 +3,8 @@
 ``evaluate(cfg, predict_fn, source)`` scores any predictor (a checkpoint network, an exported
 model, a baseline) on any random-access source with src/metrics.py; ``BatchHooks`` adds the
 reference baselines, the skill scores and the pictures. Used by eval.py's procedure
-(src/eval_report.py), eval_onnx.py and validation during training; it imports nothing from
-training. What is evaluated:
+(src/eval_report.py), eval_onnx.py, postprocess.py (``BatchHooks`` on the Ascend 310 app's
+outputs) and validation during training; it imports nothing from training. What is evaluated:
 - ``--dataset mnist``: the published test set ``mnist_test_seq.npy`` (``data_path`` is the
   directory holding it or the file itself), its first ``num_sequences`` sequences (0 = all):
   frames 0..T_in-1 are the input, frames T_in..T_in+T_out-1 (10..19) the target.
@@ -31,12 +31,12 @@ from src.progress import Progress
 NOWCASTING_BASELINES = ("extrapolation",)  # scored next to a checkpoint of own sequences too
 
 
-def reference_baselines(cfg):
-    """The baselines scored next to a checkpoint: zeros and copy_last always; for own sequences
-    (the nowcasting case) also extrapolation, whose optical flow costs about 30 ms per 64x64
-    frame pair on CPU (on request elsewhere: ``--baseline extrapolation``)."""
+def reference_baselines(dataset):
+    """The baselines scored next to a model of ``dataset``: zeros and copy_last always; for own
+    sequences (the nowcasting case) also extrapolation, whose optical flow costs about 30 ms per
+    64x64 frame pair on CPU (on request elsewhere: ``--baseline extrapolation``)."""
     plain = tuple(b for b in BASELINES if b not in NOWCASTING_BASELINES)
-    return plain + (NOWCASTING_BASELINES if cfg.dataset == "sequences" else ())
+    return plain + (NOWCASTING_BASELINES if dataset == "sequences" else ())
 
 
 # ---------------------------------------------------------------- what is evaluated
@@ -82,9 +82,13 @@ def config_for_data(cfg, source, model=None):
 def units_of(cfg, source):
     """(to_units, description): maps [0, 1] frames to the units thresholds are given in."""
     normalization = getattr(source, "normalization", None)
-    if cfg.dataset != "sequences" or normalization is None:
+    return units_of_normalization(normalization if cfg.dataset == "sequences" else None)
+
+
+def units_of_normalization(n):
+    """(to_units, description) of a src.data.sequences.Normalization (None: pixel values in [0, 1])."""
+    if n is None:
         return (lambda frames: frames), "pixel values in [0, 1]"
-    n = normalization
     return n.denormalize, (f"the data's units: [0, 1] mapped back by the training normalisation ({n.scale}, "
                            f"0 -> {n.data_min:g}, 1 -> {n.data_max:g})")
 
@@ -172,20 +176,25 @@ MAIN = "model"  # key of the evaluated predictor's skill scores in BatchHooks.sk
 
 class BatchHooks:
     """Per-batch extras of an eval run: the reference baseline scores, the skill scores (in the
-    data's units, ``to_units``) of the evaluated predictor and the baselines, and the pictures."""
+    data's units, ``to_units``) of the evaluated predictor and the baselines, HKO-7's balanced
+    errors (``balance``: (thresholds, weights) of src.metrics.balance_of, or None) and the
+    pictures (a SequencePictures, or None)."""
 
-    def __init__(self, cfg, vis_dir, num_vis, references, to_units=None, balance=None):
+    def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None):
         from src.metrics import BalancedErrors, SkillScores, StreamingMetrics
 
-        self.cfg = cfg
-        self.vis_dir = vis_dir
-        self.num_vis = num_vis
+        self.output_frames = output_frames
         self.references = {name: StreamingMetrics() for name in references}
         self.to_units = to_units or (lambda frames: frames)
         names = (MAIN,) + tuple(references)
-        self.skills = {name: SkillScores(cfg.thresholds) for name in names} if cfg.thresholds else {}
+        self.skills = {name: SkillScores(thresholds) for name in names} if thresholds else {}
         self.balanced = {name: BalancedErrors(*balance) for name in names} if self.skills and balance else {}
-        self.written = []
+        self.pictures = pictures
+
+    @property
+    def written(self):
+        """The picture files written so far."""
+        return self.pictures.written if self.pictures is not None else []
 
     def _score_skill(self, name, pred, targets, truth):
         if self.skills:
@@ -194,17 +203,17 @@ class BatchHooks:
             self.balanced[name].update(pred, targets, truth)
 
     def __call__(self, start, inputs, targets, pred):
+        """inputs (B, T_in, C, H, W), targets and pred (B, T_out, C, H, W), in [0, 1]."""
         from src.baselines import predict_baseline
 
         truth = self.to_units(targets) if self.skills else None  # (B, T_out, C, H, W) in the data's units
         self._score_skill(MAIN, pred, targets, truth)
         for name, metrics in self.references.items():
-            reference = predict_baseline(name, inputs, self.cfg.output_frames)  # (B, T_out, C, H, W)
+            reference = predict_baseline(name, inputs, self.output_frames)  # (B, T_out, C, H, W)
             metrics.update(reference, targets)
             self._score_skill(name, reference, targets, truth)
-        for b in range(len(inputs)):
-            if start + b < self.num_vis:
-                self.written += save_sequence_pictures(self.vis_dir, start + b, inputs[b], targets[b], pred[b])
+        if self.pictures is not None:
+            self.pictures(start, inputs, targets, pred)
 
     def skill_results(self):
         """{name: SkillScores.result() (+ "balanced": BalancedErrors.result())} ({} without thresholds)."""
@@ -214,12 +223,43 @@ class BatchHooks:
         return results
 
 
-def save_sequence_pictures(vis_dir, index, inputs, target, pred):
-    """Strip PNG (input, truth, prediction, |error|) and truth-vs-prediction GIF of one sequence;
-    frames (T, C, H, W): pictures of channel 0."""
+# ---------------------------------------------------------------- pictures
+
+def picture_colours(cfg, to_units):
+    """How frames are drawn: the radar colour scale (src.visualize.radar_scale, thresholds marked) for
+    single-channel dBZ data (``src.config.is_dbz_data``; ``to_units`` maps [0, 1] to dBZ), else None
+    (grey, one row group per channel)."""
+    from src.config import frame_shape, is_dbz_data
+
+    if not is_dbz_data(cfg) or frame_shape(cfg)[0] != 1:
+        return None
+    from src.visualize import radar_scale
+
+    return radar_scale(to_units, cfg.thresholds)
+
+
+class SequencePictures:
+    """The pictures of the first ``count`` sequences of a run into ``vis_dir`` (save_sequence_pictures)."""
+
+    def __init__(self, vis_dir, count, colours=None):
+        self.vis_dir, self.count, self.colours = vis_dir, count, colours
+        self.written = []
+
+    def __call__(self, start, inputs, targets, pred):
+        """Batch arrays (B, T, C, H, W); targets None without ground truth."""
+        for b in range(max(0, min(len(pred), self.count - start))):
+            target = None if targets is None else targets[b]
+            self.written += save_sequence_pictures(self.vis_dir, start + b, inputs[b], target, pred[b], self.colours)
+
+
+def save_sequence_pictures(vis_dir, index, inputs, target, pred, colours=None):
+    """Strip PNG (input, truth, prediction, |error|; one row group per channel) and truth-vs-prediction
+    GIF of one sequence, frames (T, C, H, W); without ground truth (``target`` None) the strip of
+    the input and prediction rows only. ``colours``: see ``picture_colours``."""
     from src.visualize import save_comparison_gif, save_sequence_strip
 
-    inputs, target, pred = (np.asarray(a)[:, :1] if np.ndim(a) == 4 else a for a in (inputs, target, pred))
     stem = os.path.join(vis_dir, f"seq_{index:04d}")
-    return [save_sequence_strip(stem + ".png", inputs, target, pred, scale=2),
-            save_comparison_gif(stem + ".gif", target, pred, inputs=inputs)]
+    strip = save_sequence_strip(stem + ".png", inputs, target, pred, scale=2, colours=colours)
+    if target is None:
+        return [strip]
+    return [strip, save_comparison_gif(stem + ".gif", target, pred, inputs=inputs, colours=colours)]

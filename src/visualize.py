@@ -2,17 +2,23 @@
 
 All writers create the parent directory, write to a temporary file next to the target
 and move it into place (``src.io.atomic_path``) (a reader never sees half a file), and return
-the path they wrote. Frames are (T, 1, H, W) or (T, H, W) arrays with pixels in [0, 1];
-values outside are clipped and NaN is drawn as black.
+the path they wrote. Frames are (T, C, H, W) or (T, H, W) arrays with pixels in [0, 1];
+values outside are clipped and NaN is drawn as black. Frames of several channels are drawn as
+one row group per channel, labelled "channel k" (k = 0 .. C-1, the index on the data's channel
+axis). Frames are grey (0 black, 1 white) unless a ``ColourScale`` is given: a stepped colour map
+in the data's units (``radar_scale``: the weather-radar reflectivity steps in dBZ), then the
+strip also carries a colour bar with the thresholds marked.
 """
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 GAP = 2  # separator line between frames, px
 LABEL_WIDTH = 60  # left label column of the strip, px
+GROUP_HEADER = 14  # "channel k" band above each row group of a multi-channel strip, px
 SEPARATOR = (255, 255, 255)
 LABEL_BG = (255, 255, 255)
 EMPTY_CELL = (215, 215, 215)  # strip cell with no frame (rows of different length)
@@ -26,6 +32,22 @@ METRIC_TITLES = {
     "ssim": "SSIM",
     "psnr": "PSNR (dB)",
 }
+
+# weather-radar reflectivity display: (lower bound in dBZ, colour) of 5-dBZ steps, the last open upwards
+RADAR_STEPS = (
+    (0.0, (118, 118, 118)), (5.0, (4, 233, 231)), (10.0, (1, 159, 244)), (15.0, (3, 0, 244)),
+    (20.0, (2, 253, 2)), (25.0, (1, 197, 1)), (30.0, (0, 142, 0)), (35.0, (253, 248, 2)),
+    (40.0, (229, 188, 0)), (45.0, (253, 149, 0)), (50.0, (253, 0, 0)), (55.0, (212, 0, 0)),
+    (60.0, (248, 0, 253)),
+)
+BELOW_SCALE = (0, 0, 0)  # values below the lowest step: no echo
+MARK = (20, 20, 20)  # threshold marks on the colour bar
+BAR_CELL = 12  # colour bar px per step
+BAR_WIDTH = 14
+BAR_MARGIN = 8  # frames -> colour bar
+BAR_MARKS = 30  # threshold labels, left of the bar
+BAR_TICKS = 34  # step labels, right of the bar
+BAR_TITLE = 16  # units above the bar
 
 _FONT = None
 
@@ -42,21 +64,66 @@ def _text_size(draw, text):
     return right - left, bottom
 
 
+# ---------------------------------------------------------------- colour scales
+
+@dataclass(frozen=True)
+class ColourScale:
+    """A stepped colour map in the data's units: a value in [bounds[k], bounds[k+1]) gets colours[k]
+    (the last step is open upwards), a value below bounds[0] BELOW_SCALE. ``to_units`` maps frames
+    in [0, 1] to those units (the training normalisation undone); ``thresholds`` are marked on the
+    colour bar."""
+
+    to_units: object
+    bounds: tuple
+    colours: tuple
+    units: str
+    thresholds: tuple = ()
+
+    def rgb(self, frames):
+        """frames (...) in [0, 1] -> uint8 (..., 3)."""
+        values = np.asarray(self.to_units(frames), dtype=np.float64)
+        step = np.searchsorted(np.asarray(self.bounds), values, side="right")  # 0 = below the scale
+        return np.array((BELOW_SCALE,) + tuple(self.colours), dtype=np.uint8)[step]
+
+    def step_of(self, value):
+        """Index k of the step holding ``value`` (-1 below the scale)."""
+        return int(np.searchsorted(np.asarray(self.bounds), value, side="right")) - 1
+
+
+def radar_scale(to_units, thresholds=(), units="dBZ"):
+    """The weather-radar colour scale (RADAR_STEPS, 5 dBZ apart from 0 dBZ; black below) for
+    frames whose ``to_units`` are dBZ."""
+    values = tuple(float(t) for t in thresholds)
+    if not all(math.isfinite(t) for t in values):
+        raise ValueError(f"thresholds must be finite numbers, got {list(thresholds)}")
+    bounds, colours = zip(*RADAR_STEPS)
+    return ColourScale(to_units, tuple(bounds), tuple(colours), units, values)
+
+
+def _check_colours(colours, frames):
+    """A colour scale is for single-channel frames (T, 1, H, W)."""
+    if colours is None:
+        return
+    if not isinstance(colours, ColourScale):
+        raise ValueError(f"colours must be a ColourScale (e.g. radar_scale(...)) or None, got {type(colours).__name__}")
+    if frames.shape[1] != 1:
+        raise ValueError(f"a colour scale is drawn for single-channel frames; these have {frames.shape[1]} channels "
+                         "(pass colours=None: grey, one row group per channel)")
+
+
 # ---------------------------------------------------------------- input handling
 
-def _frames(array, name):
-    """Validate one sequence: (T, 1, H, W) or (T, H, W) -> float64 (T, H, W) in [0, 1]."""
+def _frames(array, name, shapes="(T, C, H, W) or (T, H, W)"):
+    """Validate one sequence: (T, C, H, W) or (T, H, W) -> float64 (T, C, H, W) in [0, 1]."""
     arr = np.asarray(array)
     if arr.ndim == 5:
         raise ValueError(
             f"{name}: got a batch of shape {arr.shape}; pass one sequence, e.g. {name}[0], "
-            "shaped (T, 1, H, W) or (T, H, W)")
-    if arr.ndim == 4:
-        if arr.shape[1] != 1:
-            raise ValueError(f"{name}: expected (T, 1, H, W) with one channel, got {arr.shape}")
-        arr = arr[:, 0]
-    elif arr.ndim != 3:
-        raise ValueError(f"{name}: expected shape (T, 1, H, W) or (T, H, W), got {arr.shape}")
+            f"shaped {shapes}")
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    elif arr.ndim != 4:
+        raise ValueError(f"{name}: expected shape {shapes}, got {arr.shape}")
     if min(arr.shape) == 0:
         raise ValueError(f"{name}: empty sequence, shape {arr.shape}")
     arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
@@ -64,10 +131,14 @@ def _frames(array, name):
 
 
 def _same_frame_size(name, frames, ref_name, ref):
-    if frames.shape[1:] != ref.shape[1:]:
+    """Same channels and frame size: (T, C, H, W) each."""
+    if frames.shape[1] != ref.shape[1]:
+        raise ValueError(f"{name} frames have {frames.shape[1]} channel(s) but {ref_name} frames have "
+                         f"{ref.shape[1]}")
+    if frames.shape[2:] != ref.shape[2:]:
         raise ValueError(
-            f"{name} frames are {frames.shape[1]}x{frames.shape[2]} but {ref_name} frames "
-            f"are {ref.shape[1]}x{ref.shape[2]}")
+            f"{name} frames are {frames.shape[2]}x{frames.shape[3]} but {ref_name} frames "
+            f"are {ref.shape[2]}x{ref.shape[3]}")
 
 
 def _check_scale(scale):
@@ -80,6 +151,11 @@ def _grey_tiles(frames, scale):
     """(T, H, W) in [0, 1] -> uint8 RGB tiles (T, H*scale, W*scale, 3)."""
     grey = np.rint(frames * 255.0).astype(np.uint8)
     return _upscale(np.repeat(grey[..., None], 3, axis=-1), scale)
+
+
+def _tiles(frames, scale, colours):
+    """(T, H, W) in [0, 1] -> uint8 RGB tiles (T, H*scale, W*scale, 3): grey, or ``colours``."""
+    return _grey_tiles(frames, scale) if colours is None else _upscale(colours.rgb(frames), scale)
 
 
 def _heat_tiles(error, scale):
@@ -110,6 +186,51 @@ def _atomic_save(image, path, fmt, **save_args):
     return path
 
 
+# ---------------------------------------------------------------- colour bar
+
+def colour_bar_size(colours):
+    """(width, height) in px of the colour bar drawn right of the frames."""
+    return (BAR_MARGIN + BAR_MARKS + BAR_WIDTH + BAR_TICKS,
+            BAR_TITLE + (len(colours.bounds) + 1) * BAR_CELL + GAP)
+
+
+def colour_bar_box(colours, x0, y0):
+    """(left, top, right, bottom) of the bar itself, for a colour bar whose area starts at (x0, y0);
+    top to bottom: the highest step ... the lowest, then the below-the-scale cell."""
+    left, top = x0 + BAR_MARGIN + BAR_MARKS, y0 + BAR_TITLE
+    return left, top, left + BAR_WIDTH - 1, top + (len(colours.bounds) + 1) * BAR_CELL - 1
+
+
+def colour_bar_y(colours, value, top):
+    """y (px) of ``value`` on a bar whose top is ``top``: linear within its step (the last step is as
+    wide as the one before it); values below the scale sit on its lower edge."""
+    bounds, n = colours.bounds, len(colours.bounds)
+    k = colours.step_of(value)
+    if k < 0:
+        return top + n * BAR_CELL
+    upper = bounds[k + 1] if k + 1 < n else bounds[k] + (bounds[k] - bounds[k - 1] if n > 1 else 1.0)
+    within = min(1.0, (value - bounds[k]) / (upper - bounds[k]))
+    return int(round(top + (n - k) * BAR_CELL - within * BAR_CELL))
+
+
+def _draw_colour_bar(draw, colours, x0, y0):
+    """The steps (labelled by their lower bounds), the units above, the thresholds marked at the left."""
+    left, top, right, bottom = colour_bar_box(colours, x0, y0)
+    n = len(colours.bounds)
+    draw.text((left, y0 + 2), colours.units, fill=TEXT, font=_font())
+    cells = [BELOW_SCALE] + list(colours.colours)  # bottom to top
+    for j, colour in enumerate(cells):
+        y_low = bottom - j * BAR_CELL
+        draw.rectangle([left, y_low - BAR_CELL + 1, right, y_low], fill=colour)
+    for k, bound in enumerate(colours.bounds):  # each step's lower bound, at its lower edge
+        draw.text((right + 5, top + (n - k) * BAR_CELL - 6), f"{bound:g}", fill=TEXT, font=_font())
+    for t in colours.thresholds:
+        y = colour_bar_y(colours, t, top)
+        draw.rectangle([left - 5, y - 1, right, y], fill=MARK)
+        label = f"{t:g}"
+        draw.text((left - 7 - _text_size(draw, label)[0], y - 6), label, fill=MARK, font=_font())
+
+
 # ---------------------------------------------------------------- strip and row
 
 def _paste_row(canvas, tiles, x0, y0):
@@ -119,53 +240,81 @@ def _paste_row(canvas, tiles, x0, y0):
         canvas.paste(Image.fromarray(tile, "RGB"), (x0 + i * (w + GAP), y0))
 
 
-def save_sequence_strip(path, inputs, target, pred, scale=1):
-    """One PNG: rows of input frames, ground truth, prediction and absolute error.
-
-    inputs: (T_in, 1, H, W) or (T_in, H, W); target, pred: (T_out, ...) of the same H, W.
-    With ``target=None`` (no ground truth) only the input and prediction rows are drawn.
-    Column c of every row is the c-th frame of that row; frames are separated by GAP px
-    lines, each row has a text label at the left. ``scale`` upscales frames (integer).
-    Size: width LABEL_WIDTH + GAP + max(T_in, T_out) * (W*scale + GAP),
-    height GAP + 4 * (H*scale + GAP).
-    """
-    scale = _check_scale(scale)
+def _strip_frames(inputs, target, pred):
+    """Validated (T, C, H, W) arrays of a strip (target None without ground truth)."""
     x_in, y_pred = _frames(inputs, "inputs"), _frames(pred, "pred")
+    if target is None:
+        _same_frame_size("inputs", x_in, "pred", y_pred)
+        return x_in, None, y_pred
+    y_true = _frames(target, "target")
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
+    _same_frame_size("inputs", x_in, "target", y_true)
+    return x_in, y_true, y_pred
+
+
+def _channel_rows(x_in, y_true, y_pred, scale, colours):
+    """The rows of one channel, frames (T, H, W): [(label, sub-label, tiles (T, h, w, 3)), ...]."""
     t_in, t_out = len(x_in), len(y_pred)
     predicted = f"{t_in + 1}-{t_in + t_out}"
-    if target is None:  # no ground truth (a user's own frames): input and prediction rows only
-        _same_frame_size("inputs", x_in, "pred", y_pred)
-        rows = [("input", f"1-{t_in}", _grey_tiles(x_in, scale)),
-                ("prediction", predicted, _grey_tiles(y_pred, scale))]
-    else:
-        y_true = _frames(target, "target")
-        if y_pred.shape != y_true.shape:
-            raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
-        _same_frame_size("inputs", x_in, "target", y_true)
-        rows = [
-            ("input", f"1-{t_in}", _grey_tiles(x_in, scale)),
-            ("truth", predicted, _grey_tiles(y_true, scale)),
-            ("prediction", predicted, _grey_tiles(y_pred, scale)),
-            ("|error|", f"mean {np.abs(y_pred - y_true).mean():.3f}",
-             _heat_tiles(np.abs(y_pred - y_true), scale)),
-        ]
-    h, w = y_pred.shape[1] * scale, y_pred.shape[2] * scale
-    cols = max(t_in, t_out)
-    width = LABEL_WIDTH + GAP + cols * (w + GAP)
-    height = GAP + len(rows) * (h + GAP)
-    canvas = Image.new("RGB", (width, height), SEPARATOR)
+    rows = [("input", f"1-{t_in}", _tiles(x_in, scale, colours))]
+    if y_true is not None:
+        rows.append(("truth", predicted, _tiles(y_true, scale, colours)))
+    rows.append(("prediction", predicted, _tiles(y_pred, scale, colours)))
+    if y_true is not None:
+        error = np.abs(y_pred - y_true)
+        rows.append(("|error|", f"mean {error.mean():.3f}", _heat_tiles(error, scale)))
+    return rows
+
+
+def _draw_row(canvas, draw, row, x0, y0, cols):
+    """One labelled row of tiles at (x0, y0); grey cells where the row has no frame."""
+    label, sub, tiles = row
+    h, w = tiles.shape[1:3]
+    for c in range(len(tiles), cols):
+        draw.rectangle([x0 + c * (w + GAP), y0, x0 + c * (w + GAP) + w - 1, y0 + h - 1], fill=EMPTY_CELL)
+    _paste_row(canvas, tiles, x0, y0)
+    text_y = y0 + max(0, (h - 26) // 2)
+    draw.text((4, text_y), label, fill=TEXT, font=_font())
+    draw.text((4, text_y + 13), sub, fill=(110, 110, 110), font=_font())
+
+
+def save_sequence_strip(path, inputs, target, pred, scale=1, colours=None):
+    """One PNG: rows of input frames, ground truth, prediction and absolute error, per channel.
+
+    inputs: (T_in, C, H, W) or (T_in, H, W); target, pred: (T_out, ...) of the same C, H, W.
+    With ``target=None`` (no ground truth) only the input and prediction rows are drawn.
+    Column c of every row is the c-th frame of that row; frames are separated by GAP px
+    lines, each row has a text label at the left. ``scale`` upscales frames (integer). With
+    C > 1 channels the rows come in C groups, each under a GROUP_HEADER band "channel k".
+    ``colours``: a ColourScale (single-channel frames only) drawn instead of grey, with its colour
+    bar right of the frames (the |error| row keeps its heat map of the error in [0, 1]).
+    Size: width LABEL_WIDTH + GAP + max(T_in, T_out) * (W*scale + GAP) (+ colour_bar_size width),
+    height GAP + C * (header + R * (H*scale + GAP)), R = 4 rows (2 without truth), header =
+    GROUP_HEADER if C > 1 else 0; at least the colour bar's height.
+    """
+    scale = _check_scale(scale)
+    x_in, y_true, y_pred = _strip_frames(inputs, target, pred)  # (T, C, H, W) each
+    _check_colours(colours, y_pred)
+    channels = y_pred.shape[1]
+    groups = [_channel_rows(x_in[:, k], None if y_true is None else y_true[:, k], y_pred[:, k], scale, colours)
+              for k in range(channels)]
+    h, w = y_pred.shape[2] * scale, y_pred.shape[3] * scale
+    cols, header = max(len(x_in), len(y_pred)), GROUP_HEADER if channels > 1 else 0
+    frames_w = LABEL_WIDTH + GAP + cols * (w + GAP)
+    group_h = header + len(groups[0]) * (h + GAP)
+    bar_w, bar_h = colour_bar_size(colours) if colours is not None else (0, 0)
+    canvas = Image.new("RGB", (frames_w + bar_w, max(GAP + channels * group_h, GAP + bar_h)), SEPARATOR)
     draw = ImageDraw.Draw(canvas)
-    draw.rectangle([0, 0, LABEL_WIDTH - 1, height - 1], fill=LABEL_BG)
-    for r, (label, sub, tiles) in enumerate(rows):
-        y0 = GAP + r * (h + GAP)
-        x0 = LABEL_WIDTH + GAP
-        for c in range(len(tiles), cols):  # cells this row has no frame for
-            draw.rectangle([x0 + c * (w + GAP), y0, x0 + c * (w + GAP) + w - 1, y0 + h - 1],
-                           fill=EMPTY_CELL)
-        _paste_row(canvas, tiles, x0, y0)
-        text_y = y0 + max(0, (h - 26) // 2)
-        draw.text((4, text_y), label, fill=TEXT, font=_font())
-        draw.text((4, text_y + 13), sub, fill=(110, 110, 110), font=_font())
+    draw.rectangle([0, 0, LABEL_WIDTH - 1, canvas.size[1] - 1], fill=LABEL_BG)
+    for k, rows in enumerate(groups):
+        y_group = GAP + k * group_h
+        if header:
+            draw.text((4, y_group + 1), f"channel {k}", fill=TEXT, font=_font())
+        for r, row in enumerate(rows):
+            _draw_row(canvas, draw, row, LABEL_WIDTH + GAP, y_group + header + r * (h + GAP), cols)
+    if colours is not None:
+        _draw_colour_bar(draw, colours, frames_w, GAP)
     return _atomic_save(canvas, path, "PNG")
 
 
@@ -176,8 +325,10 @@ def save_frames_png(path, frames, scale=1):
     Size: width GAP + T * (W*scale + GAP), height H*scale + 2*GAP.
     """
     scale = _check_scale(scale)
-    seq = _frames(frames, "frames")
-    tiles = _grey_tiles(seq, scale)
+    seq = _frames(frames, "frames", "(T, 1, H, W) or (T, H, W)")
+    if seq.shape[1] != 1:
+        raise ValueError(f"frames: expected (T, 1, H, W) with one channel, got {np.shape(frames)}")
+    tiles = _grey_tiles(seq[:, 0], scale)
     h, w = tiles.shape[1:3]
     canvas = Image.new("RGB", (GAP + len(seq) * (w + GAP), h + 2 * GAP), SEPARATOR)
     _paste_row(canvas, tiles, GAP, GAP)
@@ -209,14 +360,25 @@ def _gif_frame(left, right, titles, status, colour):
     return canvas
 
 
-def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250):
+def _stacked_tiles(frames, scale, colours):
+    """(T, C, H, W) in [0, 1] -> (T, C*h + (C-1)*GAP, w, 3): the channels top to bottom, GAP px of white apart."""
+    tiles = [_tiles(frames[:, k], scale, colours) for k in range(frames.shape[1])]  # C x (T, h, w, 3)
+    gap = np.full(tiles[0].shape[:1] + (GAP,) + tiles[0].shape[2:], 255, dtype=np.uint8)  # (T, GAP, w, 3)
+    parts = [tiles[0]]
+    for tile in tiles[1:]:
+        parts += [gap, tile]
+    return np.concatenate(parts, axis=1)
+
+
+def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250, colours=None):
     """Animated GIF: ground truth | prediction side by side, one GIF frame per time step.
 
-    target, pred: (T_out, 1, H, W) or (T_out, H, W); inputs (optional, T_in frames) are
+    target, pred: (T_out, C, H, W) or (T_out, H, W); inputs (optional, T_in frames) are
     shown first in both panels (titled "input"). Observed frames carry a green border and the status
-    "observed t/T", predicted frames a red border and "predicted t/T". The GIF has
-    T_in + T_out frames (T_out without inputs) and loops forever; the last frame is held
-    longer so the end of the sequence is visible.
+    "observed t/T", predicted frames a red border and "predicted t/T". The channels of a frame are
+    stacked top to bottom (channel 0 first) in each panel; ``colours`` (single-channel frames) as
+    in ``save_sequence_strip``, without the colour bar. The GIF has T_in + T_out frames (T_out
+    without inputs) and loops forever; the last frame is held longer so the end of the sequence is visible.
     """
     scale = _check_scale(scale)
     y_true, y_pred = _frames(target, "target"), _frames(pred, "pred")
@@ -224,6 +386,7 @@ def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250):
         raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
     if not (isinstance(frame_ms, (int, np.integer)) and frame_ms > 0):
         raise ValueError(f"frame_ms must be a positive integer, got {frame_ms!r}")
+    _check_colours(colours, y_true)
     frames = []
     t_in = 0
     if inputs is not None:
@@ -232,9 +395,9 @@ def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250):
         t_in = len(x_in)
     total = t_in + len(y_true)
     if t_in:
-        for t, tile in enumerate(_grey_tiles(x_in, scale)):
+        for t, tile in enumerate(_stacked_tiles(x_in, scale, colours)):
             frames.append(_gif_frame(tile, tile, ("input", "input"), f"observed {t + 1}/{total}", OBSERVED))
-    for t, (a, b) in enumerate(zip(_grey_tiles(y_true, scale), _grey_tiles(y_pred, scale))):
+    for t, (a, b) in enumerate(zip(_stacked_tiles(y_true, scale, colours), _stacked_tiles(y_pred, scale, colours))):
         frames.append(_gif_frame(a, b, ("ground truth", "prediction"),
                                  f"predicted {t_in + t + 1}/{total}", PREDICTED))
     durations = [int(frame_ms)] * (len(frames) - 1) + [int(frame_ms) * 4]

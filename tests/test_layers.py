@@ -1,4 +1,5 @@
 """Layers import downward only (the order is written once, in ``LAYERS`` below and in docs/code_layout.md).
+A package's ``__main__`` module (its ``python -m`` command line) is an entry point.
 
 Every module of src/ and every entry point is parsed (imports inside functions included) and
 each ``src.*`` import is checked against the layer order: a module may import its own layer
@@ -27,6 +28,8 @@ LAYERS = [
 
 
 def layer_of(module):
+    if module.endswith(".__main__"):  # the command line of a package (python -m src.x): an entry point
+        return len(LAYERS) - 1
     for index, (_, prefixes) in enumerate(LAYERS):
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return index

@@ -62,7 +62,7 @@ def test_strip_rejects_bad_shapes(tmp_path):
         save_sequence_strip(tmp_path / "x.png", good, good, good[:5])
     with pytest.raises(ValueError, match="16x16"):
         save_sequence_strip(tmp_path / "x.png", _sequence(10, 0, 8, 8), good, good)
-    with pytest.raises(ValueError, match="one channel"):
+    with pytest.raises(ValueError, match="inputs frames have 3 channel"):
         save_sequence_strip(tmp_path / "x.png", np.zeros((10, 3, H, W)), good, good)
     assert not os.listdir(tmp_path)
 
@@ -163,3 +163,123 @@ def test_strip_without_ground_truth_has_input_and_prediction_rows(tmp_path):
     assert img.shape == (GAP + 2 * (16 + GAP), LABEL_WIDTH + GAP + 3 * (16 + GAP))
     row2 = img[GAP + 16 + GAP: GAP + 2 * 16 + GAP, LABEL_WIDTH + GAP: LABEL_WIDTH + GAP + 16]
     assert row2.min() == 255
+
+
+# ---------------------------------------------------------------- own data: channels and the radar colour scale
+
+def _dbz(values):
+    """dBZ -> pixels in [0, 1] of dBZ data normalised from [-10, 60]."""
+    return (np.asarray(values, np.float64) + 10.0) / 70.0
+
+
+def _to_dbz(frames):
+    return np.asarray(frames, np.float64) * 70.0 - 10.0
+
+
+def _step_frames(t, h=H, w=W):
+    """(t, 1, h, w) frames whose column c holds the middle of radar step c - 1 (column 0: below the scale)."""
+    middles = [-5.0] + [bound + 2.5 for bound, _ in visualize.RADAR_STEPS]  # 14 values
+    row = np.array([middles[c % len(middles)] for c in range(w)])
+    return np.broadcast_to(_dbz(row), (t, 1, h, w)).astype(np.float32), row
+
+
+def test_radar_strip_colours_each_pixel_by_its_dbz_step_and_has_a_colour_bar(tmp_path):
+    from src.visualize import BELOW_SCALE, MARK, RADAR_STEPS, colour_bar_box, colour_bar_size, colour_bar_y, radar_scale
+
+    frames, row = _step_frames(3)
+    scale = radar_scale(_to_dbz, thresholds=(20, 35))
+    path = save_sequence_strip(tmp_path / "radar.png", frames, frames, frames, colours=scale)
+    bar_w, bar_h = colour_bar_size(scale)
+    frames_w = LABEL_WIDTH + GAP + 3 * (W + GAP)
+    with Image.open(path) as im:
+        assert im.size == (frames_w + bar_w, max(GAP + 4 * (H + GAP), GAP + bar_h))
+        px = np.asarray(im.convert("RGB"))
+    expected = [BELOW_SCALE] + [colour for _, colour in RADAR_STEPS]
+    for r in range(3):  # input, truth and prediction rows are in radar colours
+        y0 = GAP + r * (H + GAP)
+        for c, value in enumerate(row):
+            step = next((k for k in range(len(RADAR_STEPS) - 1, -1, -1) if value >= RADAR_STEPS[k][0]), -1)
+            assert tuple(px[y0 + H // 2, LABEL_WIDTH + GAP + c]) == expected[step + 1], (r, value)
+    left, top, right, bottom = colour_bar_box(scale, frames_w, GAP)
+    x = (left + right) // 2
+    for bound, colour in RADAR_STEPS:  # one cell per step, the highest at the top
+        assert tuple(px[colour_bar_y(scale, bound + 2.5, top), x]) == colour, bound
+    assert tuple(px[bottom - 2, x]) == BELOW_SCALE
+    for t in (20, 35):  # the thresholds are marked across the bar, labelled at its left
+        y = colour_bar_y(scale, t, top)
+        assert tuple(px[y, x]) == MARK and tuple(px[y, left - 4]) == MARK
+        assert (px[y - 6:y + 6, left - 30:left - 6].sum(axis=-1) < 300).any()
+    assert (px[top:bottom, right + 4:right + 30].sum(axis=-1) < 300).sum() > 50  # the step labels
+
+
+def test_radar_scale_puts_a_value_on_a_bound_into_the_step_above():
+    from src.visualize import radar_scale
+
+    scale = radar_scale(_to_dbz)
+    assert [scale.step_of(v) for v in (-10, -0.01, 0, 4.99, 5, 59.9, 60, 75)] == [-1, -1, 0, 0, 1, 11, 12, 12]
+    np.testing.assert_array_equal(scale.rgb(np.zeros((2, 3))), np.zeros((2, 3, 3), np.uint8))  # -10 dBZ: black
+
+
+def test_a_two_channel_strip_has_one_labelled_row_group_per_channel(tmp_path):
+    from src.visualize import GROUP_HEADER
+
+    inputs, target, pred = (np.random.default_rng(s).random((4, 2, H, W)).astype(np.float32) for s in (0, 1, 2))
+    one = save_sequence_strip(tmp_path / "one.png", inputs[:, :1], target[:, :1], pred[:, :1])
+    two = save_sequence_strip(tmp_path / "two.png", inputs, target, pred)
+    with Image.open(one) as a, Image.open(two) as b:
+        assert a.size == (LABEL_WIDTH + GAP + 4 * (W + GAP), GAP + 4 * (H + GAP))
+        assert b.size == (a.size[0], GAP + 2 * (GROUP_HEADER + 4 * (H + GAP)))
+        px = np.asarray(b.convert("RGB"))
+    group = GROUP_HEADER + 4 * (H + GAP)
+    for k in range(2):
+        y0 = GAP + k * group + GROUP_HEADER + 2 * (H + GAP)  # the prediction row of channel k
+        cell = px[y0:y0 + H, LABEL_WIDTH + GAP:LABEL_WIDTH + GAP + W, 0]
+        np.testing.assert_array_equal(cell, np.rint(pred[0, k] * 255).astype(np.uint8))
+        header = px[GAP + k * group:GAP + k * group + GROUP_HEADER, :LABEL_WIDTH]
+        assert (header.sum(axis=-1) < 300).sum() > 20  # "channel k" written in the band
+    no_truth = save_sequence_strip(tmp_path / "no_truth.png", inputs, None, pred)
+    with Image.open(no_truth) as im:
+        assert im.size[1] == GAP + 2 * (GROUP_HEADER + 2 * (H + GAP))
+
+
+def test_a_two_channel_gif_stacks_the_channels(tmp_path):
+    target, pred = (np.random.default_rng(s).random((3, 2, H, W)).astype(np.float32) for s in (1, 2))
+    one = save_comparison_gif(tmp_path / "one.gif", target[:, :1], pred[:, :1], scale=1)
+    two = save_comparison_gif(tmp_path / "two.gif", target, pred, scale=1)
+    with Image.open(one) as a, Image.open(two) as b:
+        assert b.size == (a.size[0], a.size[1] + H + GAP) and b.n_frames == 3
+
+
+@pytest.mark.parametrize("case,match", [
+    ("radar_two_channels", "single-channel"),
+    ("channels_differ", "inputs frames have 2 channel"),
+    ("pred_not_target", "does not match"),
+    ("not_a_scale", "ColourScale"),
+    ("frame_rank", r"expected shape \(T, C, H, W\) or \(T, H, W\)"),
+])
+def test_bad_picture_input_is_one_clear_error_and_writes_nothing(tmp_path, case, match):
+    from src.visualize import radar_scale
+
+    one, two = _sequence(3, 0), np.zeros((3, 2, H, W), np.float32)
+    args = {"radar_two_channels": (two, two, two, radar_scale(_to_dbz)),
+            "channels_differ": (two, one, one, None),
+            "pred_not_target": (one, one, two, None),
+            "not_a_scale": (one, one, one, "radar"),
+            "frame_rank": (one, one, np.zeros((H, W)), None)}[case]
+    with pytest.raises(ValueError, match=match):
+        save_sequence_strip(tmp_path / "x.png", *args[:3], colours=args[3])
+    assert not os.listdir(tmp_path)
+
+
+def test_only_single_channel_dbz_data_get_the_radar_colours():
+    from src.config import load_config
+    from src.evaluation import picture_colours
+
+    dbz = dict(dataset="sequences", data_scale="minmax", data_min=-10, data_max=60, frame_height=32, frame_width=48,
+               thresholds=[20, 35])
+    scale = picture_colours(load_config([], channels=1, **dbz), _to_dbz)
+    assert scale is not None and scale.units == "dBZ" and scale.thresholds == (20.0, 35.0)
+    assert picture_colours(load_config([], channels=2, **dbz), _to_dbz) is None  # grey, one group per channel
+    assert picture_colours(load_config([], dataset="synthetic"), _to_dbz) is None  # Moving MNIST stays grey
+    other = dict(dbz, data_min=0, data_max=255)
+    assert picture_colours(load_config([], channels=1, **other), _to_dbz) is None  # not dBZ: grey

@@ -25,14 +25,13 @@ Conventions (all numbers are per sequence, i.e. for batch 1):
   and per ConvLSTM step the gate pre-activations (input part, sum, normalised copy with
   GroupNorm), the gate outputs and c, tanh(c'), h.
 
-Command line: ``python -m src.models.flops --config_path configs/cpu.yaml [--key value ...]``
+Command line (``__main__.py``): ``python -m src.models.flops --config_path configs/cpu.yaml
+[--key value ...]`` or ``--ckpt_file RUN/ckpt/best.ckpt`` (the network the checkpoint stores)
 prints the layer table and the totals.
 """
-import sys
 from dataclasses import dataclass
 
-from src.config import frame_shape, load_config
-from src.errors import run_cli
+from src.config import frame_shape
 
 BYTES_PER_FLOAT = 4
 ZOO_CELL_KERNEL = 5
@@ -232,19 +231,10 @@ def format_table(cfg):
         "",
         f"- parameters: {cost['params']:,} ({cost['params'] / 1e6:.2f} M)",
         f"- forward: {cost['forward_macs'] / 1e9:.2f} GMAC = {cost['forward_flops'] / 1e9:.2f} GFLOP per sequence "
-        "(encoder cells skip the state-to-state convolution of their first, zero-state step)",
+        f"({cost['forward_macs']:,} MAC; encoder cells skip the state-to-state convolution of their first, "
+        "zero-state step)",
         f"- training step: ~{cost['train_step_flops'] / 1e9:.1f} GFLOP per sequence (3 x forward)",
         f"- activations kept for backward: ~{cost['activation_bytes_per_sequence'] / 2 ** 20:.0f} MiB per sequence "
         f"(float32; x batch_size for one step)",
     ]
     return "\n".join(lines)
-
-
-def main(argv):
-    cfg = load_config(argv)
-    print(format_table(cfg))
-    return 0
-
-
-if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
