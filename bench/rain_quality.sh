@@ -43,5 +43,8 @@ best = {t: max(r["skill_scores"]["by_threshold"][k]["mean_over_lead_frames"]["cs
                for n, r in rows[1:3]) for k, t in enumerate(thresholds)}
 model = {t: report["skill_scores"]["by_threshold"][k]["mean_over_lead_frames"] for k, t in enumerate(thresholds)}
 beats = all((model[t]["csi"] or 0) > best[t] for t in thresholds)
-print(f"model CSI above persistence and extrapolation at every threshold: {'yes' if beats else 'no'}")
+top = thresholds[-1]
+best_hss = max(r["skill_scores"]["by_threshold"][-1]["mean_over_lead_frames"]["hss"] or 0 for n, r in rows[1:3])
+print(f"model CSI above persistence and extrapolation at every threshold: {'yes' if beats else 'no'}; "
+      f"HSS at {top:g}: {'yes' if (model[top]['hss'] or 0) > best_hss else 'no'}")
 PY
