@@ -12,8 +12,9 @@ memory (VmRSS) and its high-water mark (VmHWM) are printed, in MiB:
 2. the runtime: device set and one small op run (MindSpore's own floor);
 3. the network and the optimizer built (parameters + Adam moments);
 4. the first forward pass in pynative mode, no gradient (activations of one forward);
-5. the first compiled training step (graph compilation + one step's activations and gradients);
-6. 3 more compiled steps (steady state).
+5. the first training step (in graph mode: compilation + one step's activations and gradients;
+   ``--mode pynative``: the same step uncompiled, which separates the compiler's share);
+6. 3 more steps (steady state).
 
 It also prints the activation estimate that train.py prints ("estimated activation memory").
 The stages are cumulative: the difference between two rows is what that stage added. Asserts
@@ -93,7 +94,7 @@ def main(argv):
     net.set_train(True)
     lr = ms.Tensor(cfg.lr, ms.float32)
     step(inputs, targets, lr)[0].asnumpy()
-    report("5. first compiled training step (compile + step)", start)
+    report(f"5. first training step ({'compile + step' if cfg.mode == 'graph' else 'pynative, not compiled'})", start)
     for _ in range(3):
         step(inputs, targets, lr)[0].asnumpy()
     report("6. after 3 more steps", start)
