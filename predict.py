@@ -181,14 +181,6 @@ def open_source(options, overrides, cfg):
                       "--data_path DIR_OR_mnist_test_seq.npy, or --dataset synthetic")
 
 
-def batches(source, batch_size):
-    """Yield (start, inputs (b, T_in, 1, H, W), targets (b, T_out, 1, H, W) or None)."""
-    for start in range(0, len(source), batch_size):
-        items = [source[i] for i in range(start, min(start + batch_size, len(source)))]
-        targets = None if items[0][1] is None else np.stack([y for _, y in items])
-        yield start, np.stack([x for x, _ in items]), targets
-
-
 # ---------------------------------------------------------------- outputs
 
 class PredictionsFile:
@@ -264,6 +256,7 @@ class ParityTracker:
 
 def run_predictions(predictor, reference, source, cfg):
     """Predict every sequence of ``source``; write predictions.npy, pictures, metrics. Returns a summary."""
+    from src.data.pipeline import iterate_batches
     from src.metrics import StreamingMetrics, format_table
 
     os.makedirs(cfg.output_dir, exist_ok=True)
@@ -272,7 +265,7 @@ def run_predictions(predictor, reference, source, cfg):
     metrics, parity = StreamingMetrics(), ParityTracker() if reference else None
     pictures = picture_writer(cfg, source)
     try:
-        for start, inputs, targets in batches(source, max(predictor.batch_size, 1)):
+        for start, inputs, targets in iterate_batches(source, max(predictor.batch_size, 1)):
             pred = np.clip(predictor.predict(inputs), 0.0, 1.0)  # (b, T_out, C, H, W)
             out.write(start, pred)
             if reference is not None:

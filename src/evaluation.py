@@ -114,16 +114,6 @@ def checkpoint_predictor(cfg):
 
 # ---------------------------------------------------------------- the evaluation loop
 
-def _batches(source, batch_size):
-    """Yield (first index, inputs, targets) numpy batches, (B, T, 1, H, W) float32."""
-    from src.data.pipeline import iterate_batches
-
-    start = 0
-    for inputs, targets in iterate_batches(source, batch_size):
-        yield start, inputs, targets
-        start += len(inputs)
-
-
 def _progress_text(progress, done):
     elapsed = time.perf_counter() - progress.start
     return f"{done / elapsed if elapsed > 0 else 0.0:.1f} seq/s"
@@ -148,7 +138,9 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     log = Progress(total, "eval", unit="sequence", plain_lines=True) if progress else None
     t0 = time.perf_counter()
     first_batch_s = predict_s = 0.0
-    for start, inputs, targets in _batches(source, cfg.eval_batch_size):
+    from src.data.pipeline import iterate_batches
+
+    for start, inputs, targets in iterate_batches(source, cfg.eval_batch_size):
         t_pred = time.perf_counter()
         pred = predict_fn(inputs)
         pred = np.asarray(pred.asnumpy() if hasattr(pred, "asnumpy") else pred)  # (B, T_out, 1, H, W)

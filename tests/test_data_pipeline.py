@@ -187,12 +187,13 @@ def test_generated_evaluation_set_is_not_the_validation_set(tiny_cfg):
 def test_iterate_batches(small_digits):
     source = MovingMNIST(small_digits, 7, 2, image_size=32, seed=1)
     batches = list(iterate_batches(source, 3))
-    assert [b[0].shape[0] for b in batches] == [3, 3, 1]
-    assert batches[0][0].shape == (3, 10, 1, 32, 32) and batches[0][1].shape == (3, 10, 1, 32, 32)
-    np.testing.assert_array_equal(batches[1][0][2], source[5][0])
-    np.testing.assert_array_equal(batches[1][1][2], source[5][1])
+    assert [b[0] for b in batches] == [0, 3, 6]
+    assert [b[1].shape[0] for b in batches] == [3, 3, 1]
+    assert batches[0][1].shape == (3, 10, 1, 32, 32) and batches[0][2].shape == (3, 10, 1, 32, 32)
+    np.testing.assert_array_equal(batches[1][1][2], source[5][0])
+    np.testing.assert_array_equal(batches[1][2][2], source[5][1])
     limited = list(iterate_batches(source, 3, limit=4))
-    assert [b[0].shape[0] for b in limited] == [3, 1]
+    assert [b[1].shape[0] for b in limited] == [3, 1]
 
 
 def test_mnist_file_next_to_a_given_file(tmp_path, tiny_cfg):

@@ -182,27 +182,28 @@ def held_out_source(cfg, digits, count):
 
 def read_batch(source, indices):
     """Sequences ``indices`` of a random-access source, stacked: ``(inputs (b, T_in, C, H, W),
-    targets (b, T_out, C, H, W))``.
+    targets (b, T_out, C, H, W) or None)``.
 
-    This is the one batcher of the project: a source with a ``batch(indices)`` method (the
-    generator) builds the whole batch at once; any other (``source[i] -> (inputs, targets)``)
-    is read item by item and stacked.
+    A source with a ``batch(indices)`` method (the generator) builds the whole batch at once; any
+    other (``source[i] -> (inputs, targets)``, targets None for sources without them) is read item
+    by item and stacked.
     """
     build = getattr(source, "batch", None)
     if callable(build):
         return build(indices)
     items = [source[int(i)] for i in indices]
-    return np.stack([x for x, _ in items]), np.stack([y for _, y in items])
+    targets = None if items[0][1] is None else np.stack([y for _, y in items])
+    return np.stack([x for x, _ in items]), targets
 
 
 def iterate_batches(source, batch_size, limit=0):
-    """Yield numpy ``(inputs (b, T_in, C, H, W), targets (b, T_out, C, H, W))`` batches in order.
+    """The one batcher: yield ``(first index, inputs, targets)`` numpy batches in order.
 
     ``limit`` > 0 stops after that many sequences. The last batch may be smaller than batch_size.
     """
     total = len(source) if limit <= 0 else min(limit, len(source))
     for start in range(0, total, batch_size):
-        yield read_batch(source, np.arange(start, min(start + batch_size, total)))
+        yield (start, *read_batch(source, np.arange(start, min(start + batch_size, total))))
 
 
 # ---------------------------------------------------------------- own sequence arrays
