@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from src.data.digits import synthetic_digits
-from tests.data_files import write_idx_images
+from tests.data_files import build_train_dataset, write_idx_images
 from src.data.moving_mnist import MovingMNIST
-from src.data.pipeline import (COLUMNS, RankBatches, build_train_dataset, global_index, held_out_source,
+from src.data.pipeline import (COLUMNS, RankBatches, global_index, held_out_source,
                                iterate_batches, load_digits, read_batch, train_source, validation_source)
 from src.errors import DataError
 

@@ -9,7 +9,7 @@ from src.data import sequences
 from src.data.sequences import (LAYOUTS, Normalization, SequenceFile, check_tileable, denormalize,
                                 make_normalization, open_sequence_file, open_sequences, split_sequences)
 from src.data.test_set import TestSequences
-from tests.data_files import data_error_message, write_test_file
+from tests.data_files import data_error_message, window_location, write_test_file
 
 
 def _indexed(n=4, t=12, c=1, h=8, w=8):
@@ -50,7 +50,7 @@ def test_every_layout_reads_the_same_frames(tmp_path, layout):
     assert len(source) == 4 * 2  # 12 frames -> 2 windows of 5 per sequence
     for i in range(len(source)):
         inputs, targets = source[i]
-        seq, start = source.window_location(i)
+        seq, start = window_location(source, i)
         expected = data[seq, start:start + 5].astype(np.float32) / 255.0  # (5, C, H, W)
         assert inputs.shape == (3, channels, 8, 6) and targets.shape == (2, channels, 8, 6)
         assert inputs.dtype == np.float32 and targets.dtype == np.float32
@@ -90,7 +90,7 @@ def test_windows_follow_the_stride(tmp_path):
     starts = [overlapping[i][0][0, 0, 0, 0] * 255 for i in range(3)]
     np.testing.assert_allclose(starts, [0, 3, 6], atol=1e-4)
     np.testing.assert_allclose(overlapping[2][1][:, 0, 0, 0] * 255, [9, 10], atol=1e-4)
-    assert overlapping.window_location(4) == (1, 3)
+    assert window_location(overlapping, 4) == (1, 3)
 
 
 def test_output_longer_than_input_is_allowed(tmp_path):
@@ -146,7 +146,7 @@ def test_one_file_is_split_by_sequence_deterministically(tmp_path):
         source = a[name]
         assert len(source) == len(record[name]) * 2
         # every window of a split comes from that split's sequences (split by sequence, not by window)
-        assert {source.window_location(i)[0] for i in range(len(source))} == set(record[name])
+        assert {window_location(source, i)[0] for i in range(len(source))} == set(record[name])
 
 
 def test_split_sizes_and_zero_sequence_splits():

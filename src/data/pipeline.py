@@ -119,11 +119,6 @@ class RankBatches:
         return read_batch(self.source, self.source_indices(j))
 
 
-def build_train_dataset(cfg, digits, epoch, rank=0, group_size=1, start_step=0):
-    """MindSpore dataset of rank ``rank``'s generated training batches for ``epoch``, from ``start_step``."""
-    return build_rank_dataset(cfg, train_source(cfg, digits, epoch, group_size), rank, group_size, start_step)
-
-
 _lowered_workers_noted = set()
 
 

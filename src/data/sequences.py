@@ -64,8 +64,7 @@ API
 
     ``WindowSource``: ``len(source)`` windows; ``source[i] -> (inputs (T_in, C, H, W),
     targets (T_out, C, H, W))`` float32 in [0, 1]; ``source.batch(indices) -> (inputs
-    (B, T_in, C, H, W), targets (B, T_out, C, H, W))`` read with one vectorised gather;
-    ``source.window_location(i) -> (sequence index in the file, first frame)``; attributes
+    (B, T_in, C, H, W), targets (B, T_out, C, H, W))`` read with one vectorised gather; attributes
     ``channels``, ``height``, ``width``, ``input_frames``, ``output_frames``,
     ``sequence_indices``, ``normalization``, ``path``.
 
@@ -446,11 +445,6 @@ class WindowSource:
             raise IndexError(f"window index {wrong} out of range [0, {total})")
         seq, slot = np.divmod(idx, self.windows_per_sequence)
         return self.sequence_indices[seq], slot * self.window_stride
-
-    def window_location(self, index):
-        """(sequence index in the file, first frame) of window ``index``."""
-        seq, start = self._locations([index])
-        return int(seq[0]), int(start[0])
 
     def batch(self, indices):
         """Windows ``indices`` -> (inputs (B, T_in, C, H, W), targets (B, T_out, C, H, W)) float32."""
