@@ -151,7 +151,7 @@ def open_own_source(options, overrides, cfg):
 
 def open_source(options, overrides, cfg):
     """The sequences to predict, as a random-access source; (source, description)."""
-    from src.user_arrays import load_user_array, normalise_user_array
+    from src.data.sequences import load_user_array, normalise_user_array
 
     chosen = [name for name, on in (("--input", bool(options["input"])), ("--data_path", "data_path" in overrides),
                                     ("--dataset", "dataset" in overrides)) if on]
@@ -172,7 +172,7 @@ def open_source(options, overrides, cfg):
         source = held_out_source(cfg, load_digits(cfg, "val"), count)  # eval.py's set, not the validation set
         return source, f"{_count(count)} generated from synthetic digits (test_seed {cfg.test_seed})"
     if "data_path" in overrides or "dataset" in overrides:
-        from src.data.test_set import TestSequences, resolve_test_file
+        from src.data.sequences import TestSequences, resolve_test_file
 
         path = resolve_test_file(cfg.data_path)
         source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames, cfg.image_size)

@@ -50,7 +50,7 @@ def build_source(cfg):
         return source, {"dataset": "sequences", "data_path": os.path.abspath(cfg.data_path), "description": described}
     if cfg.dataset == "mnist":
         from src.data.archive import unpacked_data_path
-        from src.data.test_set import TEST_FILE, TestSequences, resolve_test_file
+        from src.data.sequences import TEST_FILE, TestSequences, resolve_test_file
 
         path = os.path.abspath(resolve_test_file(unpacked_data_path(cfg, [(TEST_FILE,)])))  # a .zip is unpacked
         source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames,

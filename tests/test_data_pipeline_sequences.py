@@ -6,7 +6,7 @@ import pytest
 from src.config import load_config
 from src.data.pipeline import (RankBatches, ShuffledWindows, TrainingData, config_for_frames, evaluation_windows,
                                global_index, open_sequence_splits, read_batch)
-from src.data.test_set import TestSequences
+from src.data.sequences import TestSequences
 from src.errors import ConfigError, DataError
 from tests.data_files import data_error_message, window_location, write_test_file
 
