@@ -130,7 +130,7 @@ def open_own_source(options, overrides, cfg):
     """A model trained on own sequences: the user's file (--input) read with the training's
     data_layout and stored normalisation, or with --data_path the windows eval.py would score.
     Frames of another shape than the model's are refused in one line naming both."""
-    from src.data.pipeline import FramesSubset, config_for_frames, evaluation_windows, prediction_source
+    from src.data.pipeline import WindowSubset, config_for_frames, evaluation_windows, prediction_source
 
     model = options["mindir_file"] or options["onnx_file"] or cfg.ckpt_file
     if options["input"]:
@@ -143,7 +143,7 @@ def open_own_source(options, overrides, cfg):
     config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype, source.path,
                       f"the model {model}")
     if cfg.num_sequences and options["input"]:
-        source = FramesSubset(source, np.arange(min(cfg.num_sequences, len(source))))
+        source = WindowSubset(source, np.arange(min(cfg.num_sequences, len(source))))
     scored = "no targets: forecasts after the last frame" if getattr(source, "output_frames", None) is None \
         else "windows scored against their targets"
     return source, f"{what} ({_count(len(source))}, data_layout {cfg.data_layout}; {scored})"
@@ -166,10 +166,10 @@ def open_source(options, overrides, cfg):
             arr = arr[:cfg.num_sequences]
         return ArraySource(arr), f"{options['input']} ({_count(len(arr))})"
     if "dataset" in overrides and cfg.dataset == "synthetic":
-        from src.data.pipeline import held_out_source, load_digits
+        from src.data.pipeline import generated_test_source, load_digits
 
         count = cfg.num_sequences or SYNTHETIC_DEFAULT_COUNT
-        source = held_out_source(cfg, load_digits(cfg, "val"), count)  # eval.py's set, not the validation set
+        source = generated_test_source(cfg, load_digits(cfg, "val"), count)  # eval.py's set, not the validation set
         return source, f"{_count(count)} generated from synthetic digits (test_seed {cfg.test_seed})"
     if "data_path" in overrides or "dataset" in overrides:
         from src.data.sequences import TestSequences, resolve_test_file

@@ -11,7 +11,7 @@ import pytest
 from src.data.digits import synthetic_digits
 from tests.data_files import build_train_dataset, write_idx_images
 from src.data.moving_mnist import MovingMNIST
-from src.data.pipeline import (COLUMNS, RankBatches, global_index, held_out_source,
+from src.data.pipeline import (COLUMNS, RankBatches, global_index, generated_test_source,
                                iterate_batches, load_digits, read_batch, train_source, validation_source)
 from src.errors import DataError
 
@@ -179,7 +179,7 @@ def test_generated_evaluation_set_is_not_the_validation_set(tiny_cfg):
     tested = _digests(evaluated, 300)
     assert len(validation) == len(tested) == 300  # distinct sequences, so the comparison means something
     assert not validation & tested
-    same_seed = _digests(held_out_source(cfg.replace(test_seed=5, val_seed=6), load_digits(cfg, "val"), 300), 300)
+    same_seed = _digests(generated_test_source(cfg.replace(test_seed=5, val_seed=6), load_digits(cfg, "val"), 300), 300)
     assert same_seed == _digests(validation_source(cfg.replace(val_seed=5, test_seed=6), load_digits(cfg, "val")),
                                  300)  # the digests would catch a shared seed
 
