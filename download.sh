@@ -48,7 +48,7 @@ try:
         assert images.shape == (60000, 28, 28), f"shape {images.shape}, expected (60000, 28, 28)"
     else:
         import os
-        from src.data.test_set import TestSequences
+        from src.data.sequences import TestSequences
         frames = TestSequences(path, image_size=64)._array
         assert frames.shape == (20, 10000, 64, 64), f"shape {frames.shape}, expected (20, 10000, 64, 64)"
         extra = os.path.getsize(path) - frames.offset - frames.nbytes

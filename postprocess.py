@@ -7,7 +7,7 @@ by preprocess.py) and the matching PREPROCESS_PATH/label/seq_<i>.npy ground trut
 MSE / MAE (pixel sums), SSIM and PSNR with src.metrics.StreamingMetrics, the same code as
 eval.py. The reference baselines eval.py scores next to a model (zeros, copy_last; own sequences:
 also extrapolation) are scored on the same inputs (PREPROCESS_PATH/input/seq_<i>.bin) by the
-same code (src.evaluation.BatchHooks). Prints the per-frame table and the model-vs-baselines
+same code (src.evaluation.BatchExtras). Prints the per-frame table and the model-vs-baselines
 table, and writes OUTPUT_DIR/metrics_310.json (``baselines`` as in eval.py's metrics.json).
 
 Own sequences (preprocess.py of a model trained on them): outputs (1, T_out, C, H, W), float32
@@ -117,15 +117,15 @@ def read_chunk(manifest, result_path, preprocess_path, chunk):
 
 def compute(manifest, result_path, preprocess_path, thresholds=()):
     """StreamingMetrics of the outputs over all sequences of the manifest, and eval.py's reference
-    baselines and (with ``thresholds``) skill scores and balanced errors (src.evaluation.BatchHooks).
+    baselines and (with ``thresholds``) skill scores and balanced errors (src.evaluation.BatchExtras).
     Returns (metrics result, {baseline: metrics result}, {predictor: skill-score result} or {})."""
-    from src.evaluation import BatchHooks, reference_baselines
+    from src.evaluation import BatchExtras, reference_baselines
     from src.metrics import StreamingMetrics
 
     names = manifest["names"]
     check_results_present(result_path, names)
     metrics = StreamingMetrics()
-    hooks = BatchHooks(thresholds, manifest["output_shape"][1],
+    hooks = BatchExtras(thresholds, manifest["output_shape"][1],
                        references=reference_baselines(manifest.get("dataset", "mnist")),
                        to_units=units(manifest)[0], balance=balance(manifest))
     for start in range(0, len(names), CHUNK):

@@ -130,7 +130,7 @@ def open_own_source(options, overrides, cfg):
     """A model trained on own sequences: the user's file (--input) read with the training's
     data_layout and stored normalisation, or with --data_path the windows eval.py would score.
     Frames of another shape than the model's are refused in one line naming both."""
-    from src.data.pipeline import FramesSubset, config_for_frames, evaluation_windows, prediction_source
+    from src.data.pipeline import WindowSubset, config_for_frames, evaluation_windows, prediction_source
 
     model = options["mindir_file"] or options["onnx_file"] or cfg.ckpt_file
     if options["input"]:
@@ -143,7 +143,7 @@ def open_own_source(options, overrides, cfg):
     config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype, source.path,
                       f"the model {model}")
     if cfg.num_sequences and options["input"]:
-        source = FramesSubset(source, np.arange(min(cfg.num_sequences, len(source))))
+        source = WindowSubset(source, np.arange(min(cfg.num_sequences, len(source))))
     scored = "no targets: forecasts after the last frame" if getattr(source, "output_frames", None) is None \
         else "windows scored against their targets"
     return source, f"{what} ({_count(len(source))}, data_layout {cfg.data_layout}; {scored})"
@@ -151,7 +151,7 @@ def open_own_source(options, overrides, cfg):
 
 def open_source(options, overrides, cfg):
     """The sequences to predict, as a random-access source; (source, description)."""
-    from src.user_arrays import load_user_array, normalise_user_array
+    from src.data.sequences import load_user_array, normalise_user_array
 
     chosen = [name for name, on in (("--input", bool(options["input"])), ("--data_path", "data_path" in overrides),
                                     ("--dataset", "dataset" in overrides)) if on]
@@ -166,27 +166,19 @@ def open_source(options, overrides, cfg):
             arr = arr[:cfg.num_sequences]
         return ArraySource(arr), f"{options['input']} ({_count(len(arr))})"
     if "dataset" in overrides and cfg.dataset == "synthetic":
-        from src.data.pipeline import held_out_source, load_digits
+        from src.data.pipeline import generated_test_source, load_digits
 
         count = cfg.num_sequences or SYNTHETIC_DEFAULT_COUNT
-        source = held_out_source(cfg, load_digits(cfg, "val"), count)  # eval.py's set, not the validation set
+        source = generated_test_source(cfg, load_digits(cfg, "val"), count)  # eval.py's set, not the validation set
         return source, f"{_count(count)} generated from synthetic digits (test_seed {cfg.test_seed})"
     if "data_path" in overrides or "dataset" in overrides:
-        from src.data.test_set import TestSequences, resolve_test_file
+        from src.data.sequences import TestSequences, resolve_test_file
 
         path = resolve_test_file(cfg.data_path)
         source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames, cfg.image_size)
         return source, f"{path} (first {_count(len(source))})"
     raise ConfigError("no input given: pass --input FILE.npy ((N, 10, 64, 64) or (10, 64, 64)), "
                       "--data_path DIR_OR_mnist_test_seq.npy, or --dataset synthetic")
-
-
-def batches(source, batch_size):
-    """Yield (start, inputs (b, T_in, 1, H, W), targets (b, T_out, 1, H, W) or None)."""
-    for start in range(0, len(source), batch_size):
-        items = [source[i] for i in range(start, min(start + batch_size, len(source)))]
-        targets = None if items[0][1] is None else np.stack([y for _, y in items])
-        yield start, np.stack([x for x, _ in items]), targets
 
 
 # ---------------------------------------------------------------- outputs
@@ -264,6 +256,7 @@ class ParityTracker:
 
 def run_predictions(predictor, reference, source, cfg):
     """Predict every sequence of ``source``; write predictions.npy, pictures, metrics. Returns a summary."""
+    from src.data.pipeline import iterate_batches
     from src.metrics import StreamingMetrics, format_table
 
     os.makedirs(cfg.output_dir, exist_ok=True)
@@ -272,7 +265,7 @@ def run_predictions(predictor, reference, source, cfg):
     metrics, parity = StreamingMetrics(), ParityTracker() if reference else None
     pictures = picture_writer(cfg, source)
     try:
-        for start, inputs, targets in batches(source, max(predictor.batch_size, 1)):
+        for start, inputs, targets in iterate_batches(source, max(predictor.batch_size, 1)):
             pred = np.clip(predictor.predict(inputs), 0.0, 1.0)  # (b, T_out, C, H, W)
             out.write(start, pred)
             if reference is not None:

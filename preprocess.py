@@ -163,7 +163,7 @@ def write_manifest(out_dir, names, data_file, shapes):
 
 
 def main(argv):
-    from src.data.test_set import TestSequences, resolve_test_file
+    from src.data.sequences import TestSequences, resolve_test_file
     from src.script_options import overrides_argv, split_options
 
     options, overrides = split_options(argv, OPTIONS)

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from src.config import load_config  # noqa: E402
-from src.data.pipeline import build_train_dataset, load_digits, read_batch, train_source  # noqa: E402
+from src.data.pipeline import build_rank_dataset, load_digits, read_batch, train_source  # noqa: E402
 from src.errors import ConfigError, run_cli  # noqa: E402
 
 WORKER_TYPES = ("thread", "process")
@@ -115,8 +115,8 @@ def main(argv):
     rates = {}
     for kind, count in settings:
         setting = cfg.replace(worker_type=kind, num_workers=count)
-        rate, stalls = _best_of(repeats, lambda: _time_dataset(build_train_dataset(setting, digits, epoch=0),
-                                                               steps, cfg.batch_size))
+        rate, stalls = _best_of(repeats, lambda: _time_dataset(
+            build_rank_dataset(setting, train_source(setting, digits, 0)), steps, cfg.batch_size))
         rates[kind, count] = rate
         print(f"dataset, {count} {kind} worker(s): {rate:.0f} sequences/s ({stalls} stalls > {STALL_S:g} s)")
     best = max(rates, key=rates.get)

@@ -58,7 +58,7 @@ def calibrate(source, batch_size=32):
     """Averages {'mse', 'mae', 'ssim', 'psnr'} of every degradation over ``source``."""
     rows = degradations()
     meters = [StreamingMetrics() for _ in rows]
-    for _, targets in iterate_batches(source, batch_size):
+    for _, _, targets in iterate_batches(source, batch_size):
         for (_, degrade), meter in zip(rows, meters):
             meter.update(degrade(targets), targets)
     return [(name, meter.result()) for (name, _), meter in zip(rows, meters)]

@@ -33,7 +33,7 @@ import os
 import sys
 
 from src.errors import ConfigError
-from src.evaluation import (MAIN, BatchHooks, SequencePictures, baseline_predictor, build_source,
+from src.evaluation import (MAIN, BatchExtras, SequencePictures, baseline_predictor, build_source,
                             checkpoint_predictor, config_for_data, evaluate, picture_colours, reference_baselines,
                             units_of)
 from src.io import write_json_atomic
@@ -262,7 +262,7 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
 
     pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), num_vis, picture_colours(cfg, to_units))
     references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
-    hooks = BatchHooks(cfg.thresholds, cfg.output_frames, references=references, to_units=to_units,
+    hooks = BatchExtras(cfg.thresholds, cfg.output_frames, references=references, to_units=to_units,
                        balance=balance_of(cfg), pictures=pictures)
     result = evaluate(cfg, predict_fn, source, on_batch=hooks)
     references = {name: metrics.result() for name, metrics in hooks.references.items()}

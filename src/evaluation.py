@@ -1,9 +1,9 @@
 """The evaluation loop: the data to score, the predictors, and the metrics batch by batch.
 
 ``evaluate(cfg, predict_fn, source)`` scores any predictor (a checkpoint network, an exported
-model, a baseline) on any random-access source with src/metrics.py; ``BatchHooks`` adds the
+model, a baseline) on any random-access source with src/metrics.py; ``BatchExtras`` adds the
 reference baselines, the skill scores and the pictures. Used by eval.py's procedure
-(src/eval_report.py), eval_onnx.py, postprocess.py (``BatchHooks`` on the Ascend 310 app's
+(src/eval_report.py), eval_onnx.py, postprocess.py (``BatchExtras`` on the Ascend 310 app's
 outputs) and validation during training; it imports nothing from training. What is evaluated:
 - ``--dataset mnist``: the published test set ``mnist_test_seq.npy`` (``data_path`` is the
   directory holding it or the file itself), its first ``num_sequences`` sequences (0 = all):
@@ -50,18 +50,18 @@ def build_source(cfg):
         return source, {"dataset": "sequences", "data_path": os.path.abspath(cfg.data_path), "description": described}
     if cfg.dataset == "mnist":
         from src.data.archive import unpacked_data_path
-        from src.data.test_set import TEST_FILE, TestSequences, resolve_test_file
+        from src.data.sequences import TEST_FILE, TestSequences, resolve_test_file
 
         path = os.path.abspath(resolve_test_file(unpacked_data_path(cfg, [(TEST_FILE,)])))  # a .zip is unpacked
         source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames,
                                image_size=cfg.image_size)
         return source, {"dataset": "mnist", "data_path": path, "description": "mnist_test_seq.npy"}
-    from src.data.pipeline import held_out_source, load_digits
+    from src.data.pipeline import generated_test_source, load_digits
 
     count = cfg.num_sequences or cfg.val_sequences
     if count == 0:
         raise ConfigError("nothing to evaluate: dataset synthetic with val_sequences 0; pass --num_sequences K")
-    source = held_out_source(cfg, load_digits(cfg, "val"), count)
+    source = generated_test_source(cfg, load_digits(cfg, "val"), count)
     return source, {"dataset": "synthetic", "data_path": None,
                     "description": f"generated test set: {count} sequences, {cfg.num_digits_val} digits, "
                                    f"test_seed {cfg.test_seed}"}
@@ -114,16 +114,6 @@ def checkpoint_predictor(cfg):
 
 # ---------------------------------------------------------------- the evaluation loop
 
-def _batches(source, batch_size):
-    """Yield (first index, inputs, targets) numpy batches, (B, T, 1, H, W) float32."""
-    from src.data.pipeline import iterate_batches
-
-    start = 0
-    for inputs, targets in iterate_batches(source, batch_size):
-        yield start, inputs, targets
-        start += len(inputs)
-
-
 def _progress_text(progress, done):
     elapsed = time.perf_counter() - progress.start
     return f"{done / elapsed if elapsed > 0 else 0.0:.1f} seq/s"
@@ -148,7 +138,9 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     log = Progress(total, "eval", unit="sequence", plain_lines=True) if progress else None
     t0 = time.perf_counter()
     first_batch_s = predict_s = 0.0
-    for start, inputs, targets in _batches(source, cfg.eval_batch_size):
+    from src.data.pipeline import iterate_batches
+
+    for start, inputs, targets in iterate_batches(source, cfg.eval_batch_size):
         t_pred = time.perf_counter()
         pred = predict_fn(inputs)
         pred = np.asarray(pred.asnumpy() if hasattr(pred, "asnumpy") else pred)  # (B, T_out, 1, H, W)
@@ -171,10 +163,10 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     return result
 
 
-MAIN = "model"  # key of the evaluated predictor's skill scores in BatchHooks.skills
+MAIN = "model"  # key of the evaluated predictor's skill scores in BatchExtras.skills
 
 
-class BatchHooks:
+class BatchExtras:
     """Per-batch extras of an eval run: the reference baseline scores, the skill scores (in the
     data's units, ``to_units``) of the evaluated predictor and the baselines, HKO-7's balanced
     errors (``balance``: (thresholds, weights) of src.metrics.balance_of, or None) and the

@@ -1,5 +1,5 @@
 """Test-only helpers for data files: writers of the two Moving MNIST formats (the project itself
-only reads them) and the one-line DataError check."""
+only reads them), the one-line DataError check, and views of the data the project needs only in tests."""
 import gzip
 
 import numpy as np
@@ -41,3 +41,16 @@ def data_error_message(call, *args, **kwargs):
     message = str(info.value)
     assert "\n" not in message
     return message
+
+
+def build_train_dataset(cfg, digits, epoch, rank=0, group_size=1, start_step=0):
+    """MindSpore dataset of rank ``rank``'s generated training batches for ``epoch``, from ``start_step``."""
+    from src.data.pipeline import build_rank_dataset, train_source
+
+    return build_rank_dataset(cfg, train_source(cfg, digits, epoch, group_size), rank, group_size, start_step)
+
+
+def window_location(source, index):
+    """(sequence index in the file, first frame) of window ``index`` of a WindowSource."""
+    seq, start = source._locations([index])  # pylint: disable=protected-access
+    return int(seq[0]), int(start[0])

@@ -343,7 +343,7 @@ def test_local_argv_points_the_staged_keys_at_the_local_copies(argv):
 def test_eval_py_main_with_remote_test_set_and_output(mox, tmp_path, monkeypatch):
     """eval.py as an OpenI job: the test set as a remote zip, the results copied to the remote output."""
     import eval as eval_script
-    from src.data.test_set import TEST_FILE
+    from src.data.sequences import TEST_FILE
     from tests.data_files import write_test_file
 
     write_test_file(str(tmp_path / TEST_FILE), np.zeros((2, 20, 32, 32), np.uint8))

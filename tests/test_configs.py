@@ -124,7 +124,7 @@ def _held_out_targets(tmp_path, test_file, count):
     """(count, T_out, 1, H, W) targets of the sequences eval.py scored: the test file's, or the
     generated test_seed set's."""
     from src.config import config_from_dict
-    from src.data.pipeline import held_out_source, load_digits, read_batch
+    from src.data.pipeline import generated_test_source, load_digits, read_batch
 
     if test_file:  # (T, N, H, W) uint8, as mnist_test_seq.npy
         frames = np.load(test_file)[:, :count].transpose(1, 0, 2, 3)[:, :, None] / 255.0  # (N, T, 1, H, W)
@@ -132,7 +132,7 @@ def _held_out_targets(tmp_path, test_file, count):
         return frames[:, t_in:t_in + t_out]
     config_file = str(tmp_path / "run" / "config.yaml")
     cfg = config_from_dict(read_yaml(config_file), config_file)
-    _, targets = read_batch(held_out_source(cfg, load_digits(cfg, "val"), count), list(range(count)))
+    _, targets = read_batch(generated_test_source(cfg, load_digits(cfg, "val"), count), list(range(count)))
     return targets.astype(np.float64)
 
 

@@ -15,7 +15,7 @@ from src.data import archive
 from src.data.archive import CACHE_DIR, unpack_archive, unpacked_data_path
 from tests.data_files import write_idx_images
 from src.data.pipeline import MNIST_TRAIN_FILES, MNIST_VAL_COUNT, load_digits
-from src.data.test_set import TEST_FILE
+from src.data.sequences import TEST_FILE
 from tests.data_files import write_test_file
 from src.errors import DataError, UserError
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from src.data.digits import synthetic_digits
-from tests.data_files import write_idx_images
+from tests.data_files import build_train_dataset, write_idx_images
 from src.data.moving_mnist import MovingMNIST
-from src.data.pipeline import (COLUMNS, RankBatches, build_train_dataset, global_index, held_out_source,
+from src.data.pipeline import (COLUMNS, RankBatches, global_index, generated_test_source,
                                iterate_batches, load_digits, read_batch, train_source, validation_source)
 from src.errors import DataError
 
@@ -179,7 +179,7 @@ def test_generated_evaluation_set_is_not_the_validation_set(tiny_cfg):
     tested = _digests(evaluated, 300)
     assert len(validation) == len(tested) == 300  # distinct sequences, so the comparison means something
     assert not validation & tested
-    same_seed = _digests(held_out_source(cfg.replace(test_seed=5, val_seed=6), load_digits(cfg, "val"), 300), 300)
+    same_seed = _digests(generated_test_source(cfg.replace(test_seed=5, val_seed=6), load_digits(cfg, "val"), 300), 300)
     assert same_seed == _digests(validation_source(cfg.replace(val_seed=5, test_seed=6), load_digits(cfg, "val")),
                                  300)  # the digests would catch a shared seed
 
@@ -187,12 +187,13 @@ def test_generated_evaluation_set_is_not_the_validation_set(tiny_cfg):
 def test_iterate_batches(small_digits):
     source = MovingMNIST(small_digits, 7, 2, image_size=32, seed=1)
     batches = list(iterate_batches(source, 3))
-    assert [b[0].shape[0] for b in batches] == [3, 3, 1]
-    assert batches[0][0].shape == (3, 10, 1, 32, 32) and batches[0][1].shape == (3, 10, 1, 32, 32)
-    np.testing.assert_array_equal(batches[1][0][2], source[5][0])
-    np.testing.assert_array_equal(batches[1][1][2], source[5][1])
+    assert [b[0] for b in batches] == [0, 3, 6]
+    assert [b[1].shape[0] for b in batches] == [3, 3, 1]
+    assert batches[0][1].shape == (3, 10, 1, 32, 32) and batches[0][2].shape == (3, 10, 1, 32, 32)
+    np.testing.assert_array_equal(batches[1][1][2], source[5][0])
+    np.testing.assert_array_equal(batches[1][2][2], source[5][1])
     limited = list(iterate_batches(source, 3, limit=4))
-    assert [b[0].shape[0] for b in limited] == [3, 1]
+    assert [b[1].shape[0] for b in limited] == [3, 1]
 
 
 def test_mnist_file_next_to_a_given_file(tmp_path, tiny_cfg):

@@ -6,9 +6,9 @@ import pytest
 from src.config import load_config
 from src.data.pipeline import (RankBatches, ShuffledWindows, TrainingData, config_for_frames, evaluation_windows,
                                global_index, open_sequence_splits, read_batch)
-from src.data.test_set import TestSequences
+from src.data.sequences import TestSequences
 from src.errors import ConfigError, DataError
-from tests.data_files import data_error_message, write_test_file
+from tests.data_files import data_error_message, window_location, write_test_file
 
 
 def _rain_like(n=10, t=8, c=3, h=8, w=12, seed=0):
@@ -79,7 +79,7 @@ def test_training_windows_come_from_training_sequences_only(rain_file):
     assert set(split["train"]).isdisjoint(split["val"]) and set(split["train"]).isdisjoint(split["test"])
     source = data.epoch_source(0)
     windows = data.splits.train
-    used = {windows.window_location(int(i))[0] for i in source.window_indices(np.arange(len(source)))}
+    used = {window_location(windows, int(i))[0] for i in source.window_indices(np.arange(len(source)))}
     assert used <= set(split["train"])
     assert len(data.validation) == 4  # spread over the 2 val sequences x 2 windows
     raw = np.load(rain_file)

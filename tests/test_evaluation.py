@@ -91,14 +91,14 @@ def test_copy_last_on_test_file_scores_frames_10_to_19_against_frame_9(test_npy,
 
 def test_synthetic_dataset_scores_the_held_out_test_seed_set(tmp_path):
     from src.baselines import predict_baseline
-    from src.data.pipeline import held_out_source, iterate_batches, load_digits
+    from src.data.pipeline import generated_test_source, iterate_batches, load_digits
     from tests.test_metrics import compute_metrics
 
     assert eval_main(["--config_path", SMALL, "--baseline", "copy_last", "--dataset", "synthetic",
                       "--num_sequences", "3", "--output_dir", str(tmp_path)]) == 0
     report = json.load(open(tmp_path / "metrics.json"))
     cfg = load_config([], config_path=SMALL, val_sequences=3)
-    inputs, targets = next(iterate_batches(held_out_source(cfg, load_digits(cfg, "val"), 3), 3))
+    _, inputs, targets = next(iterate_batches(generated_test_source(cfg, load_digits(cfg, "val"), 3), 3))
     want = compute_metrics(predict_baseline("copy_last", inputs, 10), targets)
     assert report["num_sequences"] == 3 and report["dataset"] == "synthetic" and report["data_path"] is None
     assert report["mse"] == pytest.approx(want["mse"], rel=1e-12) and report["mse"] > 0

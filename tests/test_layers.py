@@ -18,7 +18,7 @@ LAYERS = [
     ("foundation", ("src.errors", "src.config", "src.io", "src.progress", "src.device")),
     ("data", ("src.data", "src.cloud")),
     ("models and metrics", ("src.models", "src.metrics", "src.baselines")),
-    ("checkpoint, prediction, export", ("src.checkpoint", "src.predictor", "src.export", "src.user_arrays",
+    ("checkpoint, prediction, export", ("src.checkpoint", "src.predictor", "src.export",
                                         "src.script_options", "src.visualize")),
     ("evaluation loop", ("src.evaluation",)),
     ("evaluation report", ("src.eval_report", "src.onnx_evaluation")),

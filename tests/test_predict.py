@@ -191,7 +191,7 @@ def test_preprocess_postprocess_round_trip_reproduces_metrics(work, mindir, test
     """preprocess -> MINDIR on CPU writing <name>_0.bin (stand-in for the 310 app) -> postprocess."""
     import postprocess
     import preprocess
-    from src.data.test_set import TestSequences
+    from src.data.sequences import TestSequences
     from src.export.bin_files import read_bin
     from src.metrics import StreamingMetrics
 

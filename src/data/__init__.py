@@ -1,7 +1,2 @@
-"""Data: digit sources (embedded synthetic glyphs or MNIST), the on-the-fly Moving MNIST
-generator, the published test set reader, and the MindSpore input pipeline.
-
-Modules: ``idx`` (MNIST IDX files), ``digits`` (procedural glyphs), ``moving_mnist``
-(generator), ``test_set`` (mnist_test_seq.npy), ``pipeline`` (datasets and batching; the only
-module that imports MindSpore, and only when a dataset is built).
-"""
+"""Data: digit sources, the Moving MNIST generator, the one reader of sequence arrays (``sequences``)
+and the MindSpore input pipeline (``pipeline``, the only module that imports MindSpore)."""

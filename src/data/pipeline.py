@@ -119,11 +119,6 @@ class RankBatches:
         return read_batch(self.source, self.source_indices(j))
 
 
-def build_train_dataset(cfg, digits, epoch, rank=0, group_size=1, start_step=0):
-    """MindSpore dataset of rank ``rank``'s generated training batches for ``epoch``, from ``start_step``."""
-    return build_rank_dataset(cfg, train_source(cfg, digits, epoch, group_size), rank, group_size, start_step)
-
-
 _lowered_workers_noted = set()
 
 
@@ -170,7 +165,7 @@ def validation_source(cfg, digits):
                        output_frames=cfg.output_frames, image_size=cfg.image_size, seed=cfg.val_seed, epoch=0)
 
 
-def held_out_source(cfg, digits, count):
+def generated_test_source(cfg, digits, count):
     """The generated evaluation set: ``count`` sequences of cfg.num_digits_val digits seeded by test_seed.
 
     The config refuses test_seed == val_seed (and == seed), so these sequences come from other
@@ -182,27 +177,28 @@ def held_out_source(cfg, digits, count):
 
 def read_batch(source, indices):
     """Sequences ``indices`` of a random-access source, stacked: ``(inputs (b, T_in, C, H, W),
-    targets (b, T_out, C, H, W))``.
+    targets (b, T_out, C, H, W) or None)``.
 
-    This is the one batcher of the project: a source with a ``batch(indices)`` method (the
-    generator) builds the whole batch at once; any other (``source[i] -> (inputs, targets)``)
-    is read item by item and stacked.
+    A source with a ``batch(indices)`` method (the generator) builds the whole batch at once; any
+    other (``source[i] -> (inputs, targets)``, targets None for sources without them) is read item
+    by item and stacked.
     """
     build = getattr(source, "batch", None)
     if callable(build):
         return build(indices)
     items = [source[int(i)] for i in indices]
-    return np.stack([x for x, _ in items]), np.stack([y for _, y in items])
+    targets = None if items[0][1] is None else np.stack([y for _, y in items])
+    return np.stack([x for x, _ in items]), targets
 
 
 def iterate_batches(source, batch_size, limit=0):
-    """Yield numpy ``(inputs (b, T_in, C, H, W), targets (b, T_out, C, H, W))`` batches in order.
+    """The one batcher: yield ``(first index, inputs, targets)`` numpy batches in order.
 
     ``limit`` > 0 stops after that many sequences. The last batch may be smaller than batch_size.
     """
     total = len(source) if limit <= 0 else min(limit, len(source))
     for start in range(0, total, batch_size):
-        yield read_batch(source, np.arange(start, min(start + batch_size, total)))
+        yield (start, *read_batch(source, np.arange(start, min(start + batch_size, total))))
 
 
 # ---------------------------------------------------------------- own sequence arrays
@@ -268,11 +264,14 @@ def config_for_frames(cfg, shape, dtype, where, expected_from="the config (chann
 
 
 class WindowSubset:
-    """Some windows of a source, in the given order: ``subset[i]`` is ``source[indices[i]]``."""
+    """Some windows of a WindowSource, in the given order: ``subset[i]`` is ``source[indices[i]]``;
+    the source's frame attributes are kept."""
 
     def __init__(self, source, indices):
         self.source = source
         self.indices = np.asarray(indices, dtype=np.int64)
+        for name in ("channels", "height", "width", "normalization", "file", "path", "input_frames", "output_frames"):
+            setattr(self, name, getattr(source, name, None))
 
     def __len__(self):
         return len(self.indices)
@@ -286,7 +285,7 @@ class WindowSubset:
         return self.source[int(self.indices[int(index)])]
 
 
-def spread_subset(source, count):
+def evenly_spaced_windows(source, count):
     """At most ``count`` windows of ``source``, evenly spread over it (all of them when count >= len)."""
     total = len(source)
     if count <= 0 or count >= total:
@@ -350,7 +349,7 @@ class TrainingData:
         self.splits = splits
         self.cfg = config_for_frames(cfg, (splits.channels, splits.height, splits.width), splits.train.file.dtype,
                                      cfg.data_path)
-        self.validation = spread_subset(splits.val, cfg.val_sequences) if cfg.val_sequences > 0 else None
+        self.validation = evenly_spaced_windows(splits.val, cfg.val_sequences) if cfg.val_sequences > 0 else None
         self.record = {"dataset": "sequences", "frame_shape": [splits.channels, splits.height, splits.width],
                        "normalization": splits.normalization.to_dict(), "split": splits.split_record,
                        "windows": {name: len(splits[name]) for name in ("train", "val", "test")}}
@@ -422,17 +421,8 @@ def evaluation_windows(cfg):
     if cfg.num_sequences:
         count = min(cfg.num_sequences, len(source))
         described += f", the first {count} scored"
-        source = FramesSubset(source, np.arange(count))
+        source = WindowSubset(source, np.arange(count))
     return source, described
-
-
-class FramesSubset(WindowSubset):
-    """A :class:`WindowSubset` of a WindowSource that keeps its frame attributes."""
-
-    def __init__(self, source, indices):
-        super().__init__(source, indices)
-        for name in ("channels", "height", "width", "normalization", "file", "path", "input_frames", "output_frames"):
-            setattr(self, name, getattr(source, name, None))
 
 
 def prediction_source(cfg, path):

@@ -64,8 +64,7 @@ API
 
     ``WindowSource``: ``len(source)`` windows; ``source[i] -> (inputs (T_in, C, H, W),
     targets (T_out, C, H, W))`` float32 in [0, 1]; ``source.batch(indices) -> (inputs
-    (B, T_in, C, H, W), targets (B, T_out, C, H, W))`` read with one vectorised gather;
-    ``source.window_location(i) -> (sequence index in the file, first frame)``; attributes
+    (B, T_in, C, H, W), targets (B, T_out, C, H, W))`` read with one vectorised gather; attributes
     ``channels``, ``height``, ``width``, ``input_frames``, ``output_frames``,
     ``sequence_indices``, ``normalization``, ``path``.
 
@@ -86,8 +85,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.config import LAYOUTS, MAX_CHANNELS, SCALES  # noqa: F401  (MAX_CHANNELS: a heuristic, see the docstring)
-from src.data.idx import array_file_kind
-from src.errors import DataError
+from src.data.idx import array_file_kind, check_data_file
+from src.errors import DataError, first_line
 
 SPLIT_NAMES = ("train", "val", "test")
 DTYPE_MAX = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0}  # auto: value mapped to 1
@@ -192,21 +191,28 @@ def _file_kind(path):
     raise DataError(f"{path} is {what}")
 
 
-def _pickled(path, key=""):
+_SAVE_NUMBERS = ": save a numeric array with numpy.save/numpy.savez"
+
+
+def _pickled(path, key="", what="numbers", fix=_SAVE_NUMBERS):
     member = f" (array '{key}')" if key else ""
-    return DataError(f"{path}{member} holds pickled Python objects, not numbers; refusing to load it (pickles "
-                     "can run code): save a numeric array with numpy.save/numpy.savez")
+    return DataError(f"{path}{member} holds pickled Python objects, not {what}; refusing to load it (pickles "
+                     f"can run code){fix}")
 
 
-def _load_npy(path):
+def load_npy(path, name=None, what="numbers", pickled_fix=_SAVE_NUMBERS, fix="", copy="copy"):
+    """The one .npy loader: memory-mapped, never unpickling; every way the file can be broken is a
+    one-line DataError naming ``name`` (default: the path), with the reader's own advice."""
+    name = path if name is None else name
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:
         if "object" in str(err).lower() or "pickle" in str(err).lower():
-            raise _pickled(path) from None
-        raise DataError(f"{path} is not a readable .npy file ({err}; truncated copy?)") from None
+            raise _pickled(name, what=what, fix=pickled_fix) from None
+        failure = err
     except (OSError, EOFError) as err:
-        raise DataError(f"{path} is not a readable .npy file ({err}; truncated copy?)") from None
+        failure = err
+    raise DataError(f"{name} is not a readable .npy file ({first_line(failure)}; truncated {copy}?){fix}") from None
 
 
 def _load_npz(path, key):
@@ -306,7 +312,7 @@ class SequenceFile:
         self.path = os.fspath(path)
         self.layout = _check_layout(layout)
         self.kind = _file_kind(self.path)
-        self._array = _load_npy(self.path) if self.kind == "npy" else _load_npz(self.path, npz_key)
+        self._array = load_npy(self.path) if self.kind == "npy" else _load_npz(self.path, npz_key)
         self.dtype = self._array.dtype.name
         if self.dtype not in DTYPE_MAX:
             raise DataError(f"{self.path}: dtype {self.dtype} is not supported (use one of {', '.join(DTYPE_MAX)}; "
@@ -446,11 +452,6 @@ class WindowSource:
             raise IndexError(f"window index {wrong} out of range [0, {total})")
         seq, slot = np.divmod(idx, self.windows_per_sequence)
         return self.sequence_indices[seq], slot * self.window_stride
-
-    def window_location(self, index):
-        """(sequence index in the file, first frame) of window ``index``."""
-        seq, start = self._locations([index])
-        return int(seq[0]), int(start[0])
 
     def batch(self, indices):
         """Windows ``indices`` -> (inputs (B, T_in, C, H, W), targets (B, T_out, C, H, W)) float32."""
@@ -676,3 +677,139 @@ def to_layout(frames, layout):
     layout_shape(layout, *x.shape)  # one channel only
     single = x[:, :, 0]  # (B, T, H, W)
     return single if layout == "NTHW" else single.transpose(1, 0, 2, 3)  # TNHW: (T, B, H, W)
+
+
+# ---------------------------------------------------------------- the published Moving MNIST test file
+
+TEST_FILE = "mnist_test_seq.npy"  # uint8 (T=20, N=10000, H=64, W=64), time first
+_GET = "run `bash download.sh DATA_DIR` to fetch it, or copy mnist_test_seq.npy there by hand"
+_FIX = "re-run `bash download.sh DATA_DIR` to fetch a good copy"
+
+
+def resolve_test_file(data_path):
+    """A directory -> its mnist_test_seq.npy; a file path -> itself. DataError if missing."""
+    if os.path.isdir(data_path):
+        path = os.path.join(data_path, TEST_FILE)
+        if not os.path.isfile(path):
+            raise DataError(f"{TEST_FILE} not found in data_path {data_path}; {_GET}")
+        return path
+    if not os.path.exists(data_path):
+        raise DataError(f"data_path {data_path} does not exist; point it at the directory holding {TEST_FILE} "
+                        f"({_GET})")
+    return data_path
+
+
+def _open_test_array(path):
+    check_data_file(path, _GET)
+    kind, head = array_file_kind(path)
+    if kind != "npy":
+        what = {"empty": "empty", "npz": "an .npz/zip archive",
+                "pickle": "a Python pickle (refused: loading pickles can run code)"}.get(
+            kind, f"not an .npy file (starts with {head!r})")
+        raise DataError(f"{path} is {what}; expected a uint8 .npy array of shape (20, N, 64, 64); {_FIX}")
+    return load_npy(path, what="uint8 frames", pickled_fix=f"; {_FIX}", fix=f"; {_FIX}", copy="download")
+
+
+def _check_test_array(array, path, num_frames, image_size):
+    if array.dtype != np.uint8:
+        raise DataError(f"{path}: dtype {array.dtype}, expected uint8 frames of shape (20, N, 64, 64); {_FIX}")
+    if array.ndim != 4:
+        raise DataError(f"{path}: shape {array.shape}, expected 4 dimensions (T, N, H, W) like (20, 10000, 64, 64); "
+                        f"{_FIX}")
+    frames, count, height, width = array.shape
+    if frames < num_frames:
+        raise DataError(f"{path}: sequences have {frames} frames, fewer than input_frames + output_frames = "
+                        f"{num_frames} (layout must be time first: (T, N, H, W))")
+    if count == 0:
+        raise DataError(f"{path}: holds no sequences (shape {array.shape}); {_FIX}")
+    if height != width or (image_size and height != image_size):
+        want = f"{image_size}x{image_size}" if image_size else "square"
+        raise DataError(f"{path}: frames are {height}x{width}, expected {want} (shape {array.shape}; set "
+                        f"image_size to match the file)")
+
+
+class TestSequences:
+    """The test file, memory-mapped: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))``
+    float32 in [0, 1]. ``num_sequences`` = K > 0 keeps the first K sequences; ``image_size``, when
+    given, must equal the frame size in the file."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(self, path, num_sequences=0, input_frames=10, output_frames=10, image_size=None):
+        self.path = path
+        self.input_frames = int(input_frames)
+        self.output_frames = int(output_frames)
+        self.num_frames = self.input_frames + self.output_frames
+        self._array = _open_test_array(path)  # (T, N, H, W) uint8, memory-mapped
+        _check_test_array(self._array, path, self.num_frames, image_size)
+        total = self._array.shape[1]
+        if num_sequences < 0 or num_sequences > total:
+            raise DataError(f"num_sequences {num_sequences} is more than the {total} sequences in {path}; "
+                            f"use 0 (all) or a value <= {total}")
+        self.num_sequences = int(num_sequences) or total
+        self.image_size = int(self._array.shape[2])
+
+    def __len__(self):
+        return self.num_sequences
+
+    def sequence(self, index):
+        """Frames 0..T_in+T_out-1 of sequence ``index``: (T, H, W) float32 in [0, 1]."""
+        if not 0 <= index < self.num_sequences:
+            raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
+        frames = np.asarray(self._array[:self.num_frames, int(index)])  # (T, H, W) uint8
+        return frames.astype(np.float32) / 255.0
+
+    def __getitem__(self, index):
+        frames = self.sequence(index)[:, None]  # (T, 1, H, W)
+        return frames[:self.input_frames], frames[self.input_frames:]
+
+
+# ---------------------------------------------------------------- predict.py --input of a Moving MNIST model
+
+VALUE_TOLERANCE = 1e-4  # floats may exceed [0, 1] by rounding only
+
+
+def load_user_array(path):
+    """A user's .npy (no pickles), or a one-line DataError saying why not."""
+    if not os.path.isfile(path):
+        raise DataError(f"input {path} not found (--input expects a .npy file)")
+    if array_file_kind(path)[0] not in ("npy", "npz"):  # numpy would try to unpickle anything else
+        raise DataError(f"input {path} is not a readable .npy file (no .npy header); save the array with np.save")
+    return load_npy(path, name=f"input {path}")
+
+
+def normalise_user_array(array, name, input_frames=10, image_size=64):
+    """(N, T_in, H, W), (T_in, H, W) or (N, T_in, 1, H, W) frames, uint8 0..255 or finite floats 0..1
+    -> network input (N, T_in, 1, H, W) float32 in [0, 1]; DataError naming ``name`` otherwise."""
+    arr = np.asarray(array)
+    t, s = input_frames, image_size
+    expected = f"expected (N, {t}, {s}, {s}) or ({t}, {s}, {s})"
+    if isinstance(array, np.lib.npyio.NpzFile) or arr.dtype == object:
+        raise DataError(f"input {name} is not a numeric array; {expected}")
+    if arr.ndim == 5 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]  # (N, T, 1, H, W) -> (N, T, H, W)
+    if arr.ndim == 3:
+        arr = arr[None]  # one sequence
+    if arr.ndim != 4 or arr.shape[1:] != (t, s, s) or arr.shape[0] == 0:
+        raise DataError(f"input {name} has shape {tuple(np.shape(array))}; {expected}")
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.float32) / 255.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        out = _checked_floats(arr, name)
+    else:
+        raise DataError(f"input {name} has dtype {arr.dtype}; expected uint8 pixels (0..255) or float pixels "
+                        "(0..1), e.g. convert with .astype(np.uint8) or divide by 255.0")
+    return np.ascontiguousarray(out[:, :, None], dtype=np.float32)  # (N, T_in, 1, H, W)
+
+
+def _checked_floats(arr, name):
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = "NaN" if np.isnan(arr).any() else "infinite"
+        raise DataError(f"input {name} contains {bad} values (at {int((~finite).sum())} of {arr.size} pixels); "
+                        "pixels must be finite floats in [0, 1]")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -VALUE_TOLERANCE or hi > 1.0 + VALUE_TOLERANCE:
+        hint = " (looks like 0..255: divide by 255.0 or pass uint8)" if hi > 1.5 and lo >= 0 else ""
+        raise DataError(f"input {name} has float values in [{lo:g}, {hi:g}]; float pixels must lie in [0, 1]{hint}")
+    return np.clip(arr.astype(np.float32), 0.0, 1.0)
