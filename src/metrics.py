@@ -104,34 +104,36 @@ class MetricInputError(DataError, ValueError):
 
 # ---------------------------------------------------------------- frame metrics
 
-def as_frames(array, name):
-    """Return ``array`` as float64 (B, T, C, H, W); accepts (B, T, C, H, W) or (B, T, H, W)."""
+def _numeric_video(array, name):
+    """``array`` as a numeric numpy array of shape (B, T, C, H, W) or (B, T, H, W)."""
     arr = np.asarray(array)
-    if arr.ndim == 4:
-        arr = arr[:, :, np.newaxis]  # (B, T, 1, H, W)
-    elif arr.ndim != 5:
+    if arr.ndim not in (4, 5):
         raise MetricInputError(
             f"{name}: expected shape (B, T, C, H, W) or (B, T, H, W), got {arr.shape}")
-    if arr.shape[2] == 0:
-        raise MetricInputError(f"{name}: frames have no channel, shape {arr.shape}")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
             or arr.dtype == np.bool_):
         raise MetricInputError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def as_frames(array, name):
+    """Return ``array`` as float64 (B, T, C, H, W); accepts (B, T, C, H, W) or (B, T, H, W)."""
+    arr = _numeric_video(array, name)
+    if arr.ndim == 4:
+        arr = arr[:, :, np.newaxis]  # (B, T, 1, H, W)
+    if arr.shape[2] == 0:
+        raise MetricInputError(f"{name}: frames have no channel, shape {arr.shape}")
     return arr.astype(np.float64, copy=False)
-
-
-def _check_same_shape(p, t, pred, target):
-    if p.shape != t.shape:
-        raise MetricInputError(
-            f"pred and target shapes differ: pred {np.shape(pred)} vs target {np.shape(target)} "
-            "(both must be (B, T, C, H, W) or (B, T, H, W) with the same sizes)")
 
 
 def _check_pair(pred, target):
     """Convert and validate one batch; return float64 (B, T, C, H, W) pred (clipped) and target."""
     p = as_frames(pred, "pred")
     t = as_frames(target, "target")
-    _check_same_shape(p, t, pred, target)
+    if p.shape != t.shape:
+        raise MetricInputError(
+            f"pred and target shapes differ: pred {np.shape(pred)} vs target {np.shape(target)} "
+            "(both must be (B, T, C, H, W) or (B, T, H, W) with the same sizes)")
     height, width = p.shape[3:]
     if p.size and min(height, width) < SSIM_WINDOW:
         raise MetricInputError(
@@ -153,11 +155,10 @@ def _check_pair(pred, target):
 def ssim_frame(pred_frame, true_frame):
     """Our SSIM of one frame: (C, H, W) float64 -> mean over channels of the per-channel
     scikit-image SSIM with ``data_range=1.0``."""
-    channels = pred_frame.shape[0]
     total = 0.0
-    for c in range(channels):
-        total += structural_similarity(pred_frame[c], true_frame[c], data_range=SSIM_DATA_RANGE)
-    return total / channels
+    for pred_channel, true_channel in zip(pred_frame, true_frame):
+        total += structural_similarity(pred_channel, true_channel, data_range=SSIM_DATA_RANGE)
+    return total / pred_frame.shape[0]
 
 
 def ssim_openstl_frame(pred_frame, true_frame):
@@ -361,13 +362,7 @@ def _check_thresholds(thresholds):
 
 def _finite_values(array, name):
     """(B, T, C*H*W) view of a (B, T, C, H, W) or (B, T, H, W) numeric array in user units."""
-    arr = np.asarray(array)
-    if arr.ndim not in (4, 5):
-        raise MetricInputError(
-            f"{name}: expected shape (B, T, C, H, W) or (B, T, H, W), got {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-            or arr.dtype == np.bool_):
-        raise MetricInputError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    arr = _numeric_video(array, name)
     arr = arr.reshape(arr.shape[0], arr.shape[1], int(np.prod(arr.shape[2:])))  # (B, T, values per frame)
     if arr.size and not np.isfinite(arr).all():
         raise MetricInputError(
