@@ -5,12 +5,9 @@ predictions in [0, 1] (``construct`` = sigmoid of ``forward_logits``): C channel
 same C channels out, H and W independent (Moving MNIST: C = 1, H = W = 64). The losses of
 the training code use ``forward_logits``.
 
-Internally everything runs **time-major** ``(T, B, C, H, W)`` and **layer-major**: each
-layer (convolution or ConvLSTM) processes all frames of the sequence before the next layer
-starts. Frame-wise layers (convolutions, the input-to-state convolution of each ConvLSTM)
-therefore run as one batched convolution over ``T*B`` images; only the state-to-state
-convolutions stay inside the recurrences (see ``convlstm_cell``). This is the same function
-as the frame-by-frame formulation, because no layer feeds back into a lower one.
+Internally everything runs time-major ``(T, B, C, H, W)`` and layer-major: each layer processes
+all frames before the next starts, so frame-wise layers run as one convolution over ``T*B`` images
+(the same function as frame by frame: no layer feeds back into a lower one; see ``convlstm_cell``).
 
 ``zoo`` (the layout of the published MindSpore port; GroupNorm in every cell, 5x5 cells,
 LeakyReLU(0.2) after every convolution except the last)::
@@ -204,7 +201,6 @@ class PaperEncoderForecaster(_SequenceNet):
 
     def forward_time_major(self, x):
         """x (T_in, B, C, H, W) -> logits (T_out, B, C, H, W)."""
-        p = self.patch_size
         patches = _framewise(self._to_patches, x)  # (T_in, B, C*p*p, H/p, W/p)
         y = patches
         states = []
@@ -216,9 +212,7 @@ class PaperEncoderForecaster(_SequenceNet):
             y = self._forecast_from_predictions(patches[self.input_frames - 1], states)  # (T_out, B, C*p*p, H/p, W/p)
         else:
             y = self._forecast_from_states(states)  # (T_out, B, C*p*p, H/p, W/p)
-        t, b = y.shape[0], y.shape[1]
-        y = depth_to_space(y.reshape((t * b,) + y.shape[2:]), p)  # (T_out*B, C, H, W)
-        return y.reshape((t, b) + y.shape[1:])
+        return _framewise(self._from_patches, y)  # (T_out, B, C, H, W)
 
     def _forecast_from_states(self, states):
         """The paper's forecaster, layer-major: layer 1 runs from its state alone.
@@ -252,6 +246,9 @@ class PaperEncoderForecaster(_SequenceNet):
 
     def _to_patches(self, x):
         return space_to_depth(x, self.patch_size)
+
+    def _from_patches(self, x):
+        return depth_to_space(x, self.patch_size)
 
 
 def build_network(cfg):
