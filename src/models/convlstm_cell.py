@@ -61,6 +61,13 @@ def num_groups(channels, group_size=32):
     return groups
 
 
+def framewise(layer, x):
+    """Apply a frame-wise layer to every frame at once. x (T, B, C, H, W) -> (T, B, C', H', W')."""
+    t, b = x.shape[0], x.shape[1]
+    y = layer(x.reshape((t * b,) + x.shape[2:]))  # (T*B, C', H', W')
+    return y.reshape((t, b) + y.shape[1:])
+
+
 def _gate_init(hidden_channels, forget_value):
     values = np.zeros(4 * hidden_channels, dtype=np.float32)
     values[hidden_channels:2 * hidden_channels] = forget_value
@@ -147,13 +154,9 @@ class ConvLSTMCell(nn.Cell):
         return z
 
     def input_to_state(self, inputs):
-        """Input-to-state pre-activations of all frames in one convolution.
-
-        inputs (T, B, C_in, H, W) -> (T, B, 4C, H, W); the bias (no GroupNorm) is included.
-        """
-        t, b, cin, h, w = inputs.shape
-        z = self.frame_input_to_state(inputs.reshape(t * b, cin, h, w))  # (T*B, 4C, H, W)
-        return z.reshape(t, b, 4 * self.hidden_channels, h, w)
+        """Input-to-state pre-activations of all frames in one convolution (bias included):
+        inputs (T, B, C_in, H, W) -> (T, B, 4C, H, W)."""
+        return framewise(self.frame_input_to_state, inputs)
 
     def _activate(self, z, c):
         """Gate nonlinearities and state update. z (B, 4C, H, W) pre-activations, c (B, C, H, W) or None

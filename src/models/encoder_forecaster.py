@@ -34,7 +34,7 @@ stays layer-major.
 from mindspore import nn, ops
 
 from src.config import FORECASTER_INPUTS, frame_shape
-from src.models.convlstm_cell import ConvLSTMCell
+from src.models.convlstm_cell import ConvLSTMCell, framewise
 
 ZOO_KERNEL = 5
 ZOO_CHANNELS = (16, 64, 96)  # widths of the three levels of the published zoo network
@@ -54,13 +54,6 @@ def _set_bias(conv, value):
 def _deconv(cin, cout):
     """A biased k4 s2 p1 transposed convolution: doubles height and width."""
     return nn.Conv2dTranspose(cin, cout, 4, stride=2, pad_mode="pad", padding=1, has_bias=True)
-
-
-def _framewise(layer, x):
-    """Apply a frame-wise layer to every frame at once. x (T, B, C, H, W) -> (T, B, C', H', W')."""
-    t, b = x.shape[0], x.shape[1]
-    y = layer(x.reshape((t * b,) + x.shape[2:]))  # (T*B, C', H', W')
-    return y.reshape((t, b) + y.shape[1:])
 
 
 def _concat(tensors, axis):
@@ -147,7 +140,7 @@ class ZooEncoderForecaster(_SequenceNet):
         _set_bias(self.dec_out, output_bias)
 
     def _framewise_act(self, layer, x):
-        return self.act(_framewise(layer, x))
+        return self.act(framewise(layer, x))
 
     def forward_time_major(self, x):
         """x (T_in, B, C, H, W) -> logits (T_out, B, C, H, W)."""
@@ -164,7 +157,7 @@ class ZooEncoderForecaster(_SequenceNet):
         y = self._framewise_act(self.dec_deconv2, y)  # (T_out, B, 96, H, W)
         y, _ = self.dec_cell1(y, state1)  # (T_out, B, 64, H, W)
         y = self._framewise_act(self.dec_conv1, y)  # (T_out, B, 16, H, W)
-        return _framewise(self.dec_out, y)  # (T_out, B, C, H, W)
+        return framewise(self.dec_out, y)  # (T_out, B, C, H, W)
 
 
 class PaperEncoderForecaster(_SequenceNet):
@@ -201,7 +194,7 @@ class PaperEncoderForecaster(_SequenceNet):
 
     def forward_time_major(self, x):
         """x (T_in, B, C, H, W) -> logits (T_out, B, C, H, W)."""
-        patches = _framewise(self._to_patches, x)  # (T_in, B, C*p*p, H/p, W/p)
+        patches = framewise(self._to_patches, x)  # (T_in, B, C*p*p, H/p, W/p)
         y = patches
         states = []
         for k in range(self.num_layers):
@@ -212,7 +205,7 @@ class PaperEncoderForecaster(_SequenceNet):
             y = self._forecast_from_predictions(patches[self.input_frames - 1], states)  # (T_out, B, C*p*p, H/p, W/p)
         else:
             y = self._forecast_from_states(states)  # (T_out, B, C*p*p, H/p, W/p)
-        return _framewise(self._from_patches, y)  # (T_out, B, C, H, W)
+        return framewise(self._from_patches, y)  # (T_out, B, C, H, W)
 
     def _forecast_from_states(self, states):
         """The paper's forecaster, layer-major: layer 1 runs from its state alone.
@@ -223,7 +216,7 @@ class PaperEncoderForecaster(_SequenceNet):
             y, _ = self.forecaster[k](y, states[k])
             hiddens.append(y)
         y = _concat(hiddens, axis=2)  # (T_out, B, sum C_k, H/p, W/p)
-        return _framewise(self.output_conv, y)  # (T_out, B, C*p*p, H/p, W/p)
+        return framewise(self.output_conv, y)  # (T_out, B, C*p*p, H/p, W/p)
 
     def _forecast_from_predictions(self, last_patches, states):
         """Frame-by-frame forecaster whose layer 1 reads the previous frame (the last observed
