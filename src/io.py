@@ -1,4 +1,5 @@
-"""The one way this project writes a file: into a temporary sibling, then ``os.replace``.
+"""The one way this project writes a file: into a temporary sibling, then ``os.replace``
+(a finished directory: ``os.rename``, :func:`publish_directory`).
 
 A reader (or a crash) never sees half a file: the destination is either absent, the old
 version, or the complete new one. ``atomic_path`` is the primitive (the caller writes the
@@ -34,6 +35,13 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def publish_directory(tmp, final):
+    """Rename a finished directory ``tmp`` to ``final`` in one atomic step (POSIX); raises OSError
+    if ``final`` already exists and is not empty."""
+    os.rename(tmp, final)
+    return final
 
 
 def write_text_atomic(path, text):

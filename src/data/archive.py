@@ -31,6 +31,7 @@ import zipfile
 import zlib
 
 from src.errors import DataError, UserError
+from src.io import publish_directory
 
 CACHE_DIR = "data_cache"  # under output_dir
 _TMP_MARK = ".unpacking-"
@@ -206,7 +207,7 @@ def _extract_member(zip_path, archive, info, folder):
 def _publish(tmp, final):
     """Rename the finished extraction to ``final``; if another process got there first, keep its copy."""
     try:
-        os.rename(tmp, final)
+        publish_directory(tmp, final)
     except OSError as err:
         if not _is_complete(final):
             raise UserError(f"could not move the unpacked data to {final} ({err.strerror or err}); delete {final} "

@@ -55,29 +55,28 @@ GATE_ORDER = ("i", "f", "o", "g")
 
 
 def num_groups(channels, group_size=32):
-    """GroupNorm groups for ``channels`` gate channels: ``channels // 32``, at least 1,
-    lowered until it divides ``channels``."""
     groups = max(1, channels // group_size)
     while channels % groups:
         groups -= 1
     return groups
 
 
+def framewise(layer, x):
+    """Apply a frame-wise layer to every frame at once. x (T, B, C, H, W) -> (T, B, C', H', W')."""
+    t, b = x.shape[0], x.shape[1]
+    y = layer(x.reshape((t * b,) + x.shape[2:]))  # (T*B, C', H', W')
+    return y.reshape((t, b) + y.shape[1:])
+
+
 def _gate_init(hidden_channels, forget_value):
-    """A (4*C,) vector in gate order i, f, o, g with ``forget_value`` on the f block."""
     values = np.zeros(4 * hidden_channels, dtype=np.float32)
     values[hidden_channels:2 * hidden_channels] = forget_value
     return Tensor(values)
 
 
 class GateNorm(nn.GroupNorm):
-    """GroupNorm of the gate pre-activations (N, 4C, H, W), with the parameters of nn.GroupNorm.
-
-    ``primitive_ops`` False (default): MindSpore's fused kernel. True: the same normalisation
-    from reshape / mean / sqrt, which MindSpore's ONNX exporter can write; it equals the fused
-    kernel to float rounding but is slower forward+backward on CPU (measured ~1.3x at
-    (4, 256, 64, 64)), so only the ONNX export switches it on.
-    """
+    """GroupNorm of the gate pre-activations (N, 4C, H, W); ``primitive_ops`` (ONNX export only)
+    writes it from reshape / mean / sqrt, measured ~1.3x slower fwd+bwd on CPU at (4, 256, 64, 64)."""
 
     primitive_ops = False
 
@@ -105,8 +104,7 @@ class ConvLSTMCell(nn.Cell):
         kernel_size: odd kernel size of both convolutions ("same" padding).
         spatial_size: (H, W) of the state; required with ``peephole``.
         peephole: Hadamard peephole weights of shape (C, H, W) on the cell state.
-        group_norm: GroupNorm on the gate pre-activations (see the module docstring).
-        forget_bias: initial forget-gate bias.
+        group_norm, forget_bias: see the module docstring.
 
     ``construct(inputs, state=None, steps=0)``:
         inputs: (T, B, C_in, H, W) float32, or None when ``input_channels == 0``
@@ -156,13 +154,9 @@ class ConvLSTMCell(nn.Cell):
         return z
 
     def input_to_state(self, inputs):
-        """Input-to-state pre-activations of all frames in one convolution.
-
-        inputs (T, B, C_in, H, W) -> (T, B, 4C, H, W); the bias (no GroupNorm) is included.
-        """
-        t, b, cin, h, w = inputs.shape
-        z = self.frame_input_to_state(inputs.reshape(t * b, cin, h, w))  # (T*B, 4C, H, W)
-        return z.reshape(t, b, 4 * self.hidden_channels, h, w)
+        """Input-to-state pre-activations of all frames in one convolution (bias included):
+        inputs (T, B, C_in, H, W) -> (T, B, 4C, H, W)."""
+        return framewise(self.frame_input_to_state, inputs)
 
     def _activate(self, z, c):
         """Gate nonlinearities and state update. z (B, 4C, H, W) pre-activations, c (B, C, H, W) or None

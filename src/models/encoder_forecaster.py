@@ -5,12 +5,9 @@ predictions in [0, 1] (``construct`` = sigmoid of ``forward_logits``): C channel
 same C channels out, H and W independent (Moving MNIST: C = 1, H = W = 64). The losses of
 the training code use ``forward_logits``.
 
-Internally everything runs **time-major** ``(T, B, C, H, W)`` and **layer-major**: each
-layer (convolution or ConvLSTM) processes all frames of the sequence before the next layer
-starts. Frame-wise layers (convolutions, the input-to-state convolution of each ConvLSTM)
-therefore run as one batched convolution over ``T*B`` images; only the state-to-state
-convolutions stay inside the recurrences (see ``convlstm_cell``). This is the same function
-as the frame-by-frame formulation, because no layer feeds back into a lower one.
+Internally everything runs time-major ``(T, B, C, H, W)`` and layer-major: each layer processes
+all frames before the next starts, so frame-wise layers run as one convolution over ``T*B`` images
+(the same function as frame by frame: no layer feeds back into a lower one; see ``convlstm_cell``).
 
 ``zoo`` (the layout of the published MindSpore port; GroupNorm in every cell, 5x5 cells,
 LeakyReLU(0.2) after every convolution except the last)::
@@ -37,7 +34,7 @@ stays layer-major.
 from mindspore import nn, ops
 
 from src.config import FORECASTER_INPUTS, frame_shape
-from src.models.convlstm_cell import ConvLSTMCell
+from src.models.convlstm_cell import ConvLSTMCell, framewise
 
 ZOO_KERNEL = 5
 ZOO_CHANNELS = (16, 64, 96)  # widths of the three levels of the published zoo network
@@ -57,13 +54,6 @@ def _set_bias(conv, value):
 def _deconv(cin, cout):
     """A biased k4 s2 p1 transposed convolution: doubles height and width."""
     return nn.Conv2dTranspose(cin, cout, 4, stride=2, pad_mode="pad", padding=1, has_bias=True)
-
-
-def _framewise(layer, x):
-    """Apply a frame-wise layer to every frame at once. x (T, B, C, H, W) -> (T, B, C', H', W')."""
-    t, b = x.shape[0], x.shape[1]
-    y = layer(x.reshape((t * b,) + x.shape[2:]))  # (T*B, C', H', W')
-    return y.reshape((t, b) + y.shape[1:])
 
 
 def _concat(tensors, axis):
@@ -150,7 +140,7 @@ class ZooEncoderForecaster(_SequenceNet):
         _set_bias(self.dec_out, output_bias)
 
     def _framewise_act(self, layer, x):
-        return self.act(_framewise(layer, x))
+        return self.act(framewise(layer, x))
 
     def forward_time_major(self, x):
         """x (T_in, B, C, H, W) -> logits (T_out, B, C, H, W)."""
@@ -167,7 +157,7 @@ class ZooEncoderForecaster(_SequenceNet):
         y = self._framewise_act(self.dec_deconv2, y)  # (T_out, B, 96, H, W)
         y, _ = self.dec_cell1(y, state1)  # (T_out, B, 64, H, W)
         y = self._framewise_act(self.dec_conv1, y)  # (T_out, B, 16, H, W)
-        return _framewise(self.dec_out, y)  # (T_out, B, C, H, W)
+        return framewise(self.dec_out, y)  # (T_out, B, C, H, W)
 
 
 class PaperEncoderForecaster(_SequenceNet):
@@ -204,8 +194,7 @@ class PaperEncoderForecaster(_SequenceNet):
 
     def forward_time_major(self, x):
         """x (T_in, B, C, H, W) -> logits (T_out, B, C, H, W)."""
-        p = self.patch_size
-        patches = _framewise(self._to_patches, x)  # (T_in, B, C*p*p, H/p, W/p)
+        patches = framewise(self._to_patches, x)  # (T_in, B, C*p*p, H/p, W/p)
         y = patches
         states = []
         for k in range(self.num_layers):
@@ -216,9 +205,7 @@ class PaperEncoderForecaster(_SequenceNet):
             y = self._forecast_from_predictions(patches[self.input_frames - 1], states)  # (T_out, B, C*p*p, H/p, W/p)
         else:
             y = self._forecast_from_states(states)  # (T_out, B, C*p*p, H/p, W/p)
-        t, b = y.shape[0], y.shape[1]
-        y = depth_to_space(y.reshape((t * b,) + y.shape[2:]), p)  # (T_out*B, C, H, W)
-        return y.reshape((t, b) + y.shape[1:])
+        return framewise(self._from_patches, y)  # (T_out, B, C, H, W)
 
     def _forecast_from_states(self, states):
         """The paper's forecaster, layer-major: layer 1 runs from its state alone.
@@ -229,7 +216,7 @@ class PaperEncoderForecaster(_SequenceNet):
             y, _ = self.forecaster[k](y, states[k])
             hiddens.append(y)
         y = _concat(hiddens, axis=2)  # (T_out, B, sum C_k, H/p, W/p)
-        return _framewise(self.output_conv, y)  # (T_out, B, C*p*p, H/p, W/p)
+        return framewise(self.output_conv, y)  # (T_out, B, C*p*p, H/p, W/p)
 
     def _forecast_from_predictions(self, last_patches, states):
         """Frame-by-frame forecaster whose layer 1 reads the previous frame (the last observed
@@ -252,6 +239,9 @@ class PaperEncoderForecaster(_SequenceNet):
 
     def _to_patches(self, x):
         return space_to_depth(x, self.patch_size)
+
+    def _from_patches(self, x):
+        return depth_to_space(x, self.patch_size)
 
 
 def build_network(cfg):
