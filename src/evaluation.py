@@ -1,23 +1,6 @@
-"""The evaluation loop: the data to score, the predictors, and the metrics batch by batch.
-
-``evaluate(cfg, predict_fn, source)`` scores any predictor (a checkpoint network, an exported
-model, a baseline) on any random-access source with src/metrics.py; ``BatchExtras`` adds the
-reference baselines, the skill scores and the pictures. Used by eval.py's procedure
-(src/eval_report.py), eval_onnx.py, postprocess.py (``BatchExtras`` on the Ascend 310 app's
-outputs) and validation during training; it imports nothing from training. What is evaluated:
-- ``--dataset mnist``: the published test set ``mnist_test_seq.npy`` (``data_path`` is the
-  directory holding it or the file itself), its first ``num_sequences`` sequences (0 = all):
-  frames 0..T_in-1 are the input, frames T_in..T_in+T_out-1 (10..19) the target.
-- ``--dataset synthetic``: a fixed generated test set seeded by ``test_seed``, never the
-  validation sequences training selects on (``num_sequences`` sequences, default
-  ``val_sequences``); no download needed.
-- ``--dataset sequences`` (own arrays, src/data/sequences.py): the windows of the test split
-  of ``data_path`` (a file is split by sequence exactly as training split it; a directory:
-  its test file), or with ``--eval_split all`` every window of the file; read with the
-  layout and the normalisation the model was trained with. Frames of another shape than the
-  model's are refused in one line naming both shapes.
-- the network stored in ``ckpt_file``, whose architecture must match the config, or with
-  ``--baseline zeros|copy_last|extrapolation`` a reference predictor (no checkpoint, no MindSpore).
+"""The evaluation loop and what it runs on: the sequences to score or to predict, the predictors, and
+the per-batch extras (reference baselines, skill scores, pictures, predictions.npy). Used by eval.py,
+eval_onnx.py, predict.py, postprocess.py and the validation during training; it imports nothing from training.
 """
 import os
 import time
@@ -29,6 +12,7 @@ from src.errors import ConfigError
 from src.progress import Progress
 
 NOWCASTING_BASELINES = ("extrapolation",)  # scored next to a checkpoint of own sequences too
+SYNTHETIC_PREDICTIONS = 8  # predict.py --dataset synthetic without --num_sequences
 
 
 def reference_baselines(dataset):
@@ -39,7 +23,7 @@ def reference_baselines(dataset):
     return plain + (NOWCASTING_BASELINES if dataset == "sequences" else ())
 
 
-# ---------------------------------------------------------------- what is evaluated
+# ---------------------------------------------------------------- what is evaluated or predicted
 
 def build_source(cfg):
     """The sequences to evaluate and a description of them for metrics.json."""
@@ -79,6 +63,44 @@ def config_for_data(cfg, source, model=None):
                              source.file.path, expected_from)
 
 
+def count_text(n):
+    return f"{n} sequence" + ("" if n == 1 else "s")
+
+
+def prediction_source(cfg, given, input_file, model):
+    """(source, description) of predict.py's sequences; ``given``: the one input option used (--input,
+    --data_path or --dataset) or None. Own sequences are refused when their frames are not the model's."""
+    from src.data import pipeline
+    from src.data.sequences import TestSequences, load_user_array, normalise_user_array, resolve_test_file
+
+    if cfg.dataset == "sequences" and given in ("--input", "--data_path"):
+        source, what = (pipeline.prediction_source(cfg, input_file), input_file) if input_file else \
+            pipeline.evaluation_windows(cfg)
+        config_for_data(cfg, source, model)
+        if cfg.num_sequences and input_file:
+            source = pipeline.WindowSubset(source, np.arange(min(cfg.num_sequences, len(source))))
+        scored = "no targets: forecasts after the last frame" if getattr(source, "output_frames", None) is None \
+            else "windows scored against their targets"
+        return source, f"{what} ({count_text(len(source))}, data_layout {cfg.data_layout}; {scored})"
+    if cfg.dataset == "sequences":
+        raise ConfigError(f"no input given: pass --input FILE (.npy/.npz of sequences in data_layout "
+                          f"{cfg.data_layout}, the model's; --data_layout to change it) or --data_path")
+    if given == "--input":
+        inputs = normalise_user_array(load_user_array(input_file), input_file, cfg.input_frames, cfg.image_size)
+        inputs = inputs[:cfg.num_sequences] if cfg.num_sequences else inputs  # (N, T_in, 1, H, W)
+        return [(sequence, None) for sequence in inputs], f"{input_file} ({count_text(len(inputs))})"
+    if given == "--dataset" and cfg.dataset == "synthetic":
+        count = cfg.num_sequences or SYNTHETIC_PREDICTIONS
+        source = pipeline.generated_test_source(cfg, pipeline.load_digits(cfg, "val"), count)  # eval.py's set
+        return source, f"{count_text(count)} generated from synthetic digits (test_seed {cfg.test_seed})"
+    if given is not None:
+        path = resolve_test_file(cfg.data_path)
+        source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames, cfg.image_size)
+        return source, f"{path} (first {count_text(len(source))})"
+    raise ConfigError("no input given: pass --input FILE.npy ((N, 10, 64, 64) or (10, 64, 64)), "
+                      "--data_path DIR_OR_mnist_test_seq.npy, or --dataset synthetic")
+
+
 def units_of(cfg, source):
     """(to_units, description): maps [0, 1] frames to the units thresholds are given in."""
     normalization = getattr(source, "normalization", None)
@@ -101,7 +123,7 @@ def baseline_predictor(kind, output_frames):
 
 
 def checkpoint_predictor(cfg):
-    """The checkpoint's network, compiled once for batches of ``eval_batch_size`` (src.predictor)."""
+    """The checkpoint's network, compiled once for batches of ``eval_batch_size``."""
     from src.checkpoint import load_network_from_checkpoint
     from src.device import init_device
     from src.predictor import BatchPredictor, compiled_forward
@@ -114,21 +136,12 @@ def checkpoint_predictor(cfg):
 
 # ---------------------------------------------------------------- the evaluation loop
 
-def _progress_text(progress, done):
-    elapsed = time.perf_counter() - progress.start
-    return f"{done / elapsed if elapsed > 0 else 0.0:.1f} seq/s"
-
-
 def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
-    """Score ``predict_fn`` on every sequence of ``source`` with the metrics of src/metrics.py.
-
-    predict_fn: numpy (B, T_in, 1, H, W) float32 in [0, 1] -> (B, T_out, 1, H, W)
-    (numpy or anything with ``.asnumpy()``). source: random access, ``source[i] ->
-    (inputs, targets)``. Batches hold ``cfg.eval_batch_size`` sequences. ``on_batch(start,
-    inputs, targets, pred)`` is called after every batch (pictures, extra scores).
-    Returns ``StreamingMetrics.result()`` plus ``timing`` (seconds; the first batch
-    includes graph compilation).
-    """
+    """Run ``predict_fn`` (numpy (B, T_in, C, H, W) in [0, 1] -> (B, T_out, C, H, W), or anything with
+    ``.asnumpy()``) on ``source`` (``source[i] -> (inputs, targets)``) in batches of ``cfg.eval_batch_size``
+    and score it where targets are known; ``on_batch(start, inputs, targets, pred)`` sees every batch.
+    Returns StreamingMetrics.result() ({"num_sequences": 0} without targets) plus ``timing`` in seconds."""
+    from src.data.pipeline import iterate_batches
     from src.metrics import StreamingMetrics
 
     total = len(source)
@@ -138,28 +151,27 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     log = Progress(total, "eval", unit="sequence", plain_lines=True) if progress else None
     t0 = time.perf_counter()
     first_batch_s = predict_s = 0.0
-    from src.data.pipeline import iterate_batches
-
     for start, inputs, targets in iterate_batches(source, cfg.eval_batch_size):
         t_pred = time.perf_counter()
         pred = predict_fn(inputs)
-        pred = np.asarray(pred.asnumpy() if hasattr(pred, "asnumpy") else pred)  # (B, T_out, 1, H, W)
-        elapsed = time.perf_counter() - t_pred
-        predict_s += elapsed
+        pred = np.asarray(pred.asnumpy() if hasattr(pred, "asnumpy") else pred)  # (B, T_out, C, H, W)
+        predict_s += time.perf_counter() - t_pred
         if start == 0:
-            first_batch_s = time.perf_counter() - t0
-        metrics.update(pred, targets)
+            first_batch_s = time.perf_counter() - t0  # includes graph compilation
+        if targets is not None:
+            metrics.update(pred, targets)
         if on_batch is not None:
             on_batch(start, inputs, targets, pred)
         if log is not None:
-            log.update(start + len(inputs), _progress_text(log, start + len(inputs)))
+            done, elapsed = start + len(inputs), time.perf_counter() - log.start
+            log.update(done, f"{done / elapsed if elapsed > 0 else 0.0:.1f} seq/s")
     if log is not None:
         log.clear()
-    result = metrics.result()
+    result = metrics.result() if metrics.num_sequences else {"num_sequences": 0}
     total_s = time.perf_counter() - t0
     result["timing"] = {"total_s": round(total_s, 3), "predict_s": round(predict_s, 3),
                         "first_batch_s": round(first_batch_s, 3),
-                        "sequences_per_s": round(result["num_sequences"] / total_s, 3) if total_s > 0 else None}
+                        "sequences_per_s": round(total / total_s, 3) if total_s > 0 else None}
     return result
 
 
@@ -167,10 +179,9 @@ MAIN = "model"  # key of the evaluated predictor's skill scores in BatchExtras.s
 
 
 class BatchExtras:
-    """Per-batch extras of an eval run: the reference baseline scores, the skill scores (in the
-    data's units, ``to_units``) of the evaluated predictor and the baselines, HKO-7's balanced
-    errors (``balance``: (thresholds, weights) of src.metrics.balance_of, or None) and the
-    pictures (a SequencePictures, or None)."""
+    """Per-batch extras of an eval run: the reference baselines' metrics, the skill scores in the data's
+    units (``to_units``) and HKO-7's balanced errors (``balance``: src.metrics.balance_of or None) of the
+    evaluated predictor and the baselines, and the pictures (a SequencePictures or None)."""
 
     def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None):
         from src.metrics import BalancedErrors, SkillScores, StreamingMetrics
@@ -185,7 +196,6 @@ class BatchExtras:
 
     @property
     def written(self):
-        """The picture files written so far."""
         return self.pictures.written if self.pictures is not None else []
 
     def _score_skill(self, name, pred, targets, truth):
@@ -195,7 +205,6 @@ class BatchExtras:
             self.balanced[name].update(pred, targets, truth)
 
     def __call__(self, start, inputs, targets, pred):
-        """inputs (B, T_in, C, H, W), targets and pred (B, T_out, C, H, W), in [0, 1]."""
         from src.baselines import predict_baseline
 
         truth = self.to_units(targets) if self.skills else None  # (B, T_out, C, H, W) in the data's units
@@ -215,12 +224,11 @@ class BatchExtras:
         return results
 
 
-# ---------------------------------------------------------------- pictures
+# ---------------------------------------------------------------- outputs
 
 def picture_colours(cfg, to_units):
-    """How frames are drawn: the radar colour scale (src.visualize.radar_scale, thresholds marked) for
-    single-channel dBZ data (``src.config.is_dbz_data``; ``to_units`` maps [0, 1] to dBZ), else None
-    (grey, one row group per channel)."""
+    """The radar colour scale (thresholds marked) for single-channel dBZ data (``to_units``: [0, 1] -> dBZ),
+    else None: grey, one row group per channel."""
     from src.config import frame_shape, is_dbz_data
 
     if not is_dbz_data(cfg) or frame_shape(cfg)[0] != 1:
@@ -231,27 +239,53 @@ def picture_colours(cfg, to_units):
 
 
 class SequencePictures:
-    """The pictures of the first ``count`` sequences of a run into ``vis_dir`` (save_sequence_pictures)."""
+    """The strip PNG and, with ground truth, the truth-vs-prediction GIF of the first ``count`` sequences
+    of a run: ``vis_dir``/seq_XXXX.png/.gif."""
 
     def __init__(self, vis_dir, count, colours=None):
         self.vis_dir, self.count, self.colours = vis_dir, count, colours
         self.written = []
 
     def __call__(self, start, inputs, targets, pred):
-        """Batch arrays (B, T, C, H, W); targets None without ground truth."""
+        from src.visualize import save_comparison_gif, save_sequence_strip
+
         for b in range(max(0, min(len(pred), self.count - start))):
+            stem = os.path.join(self.vis_dir, f"seq_{start + b:04d}")
             target = None if targets is None else targets[b]
-            self.written += save_sequence_pictures(self.vis_dir, start + b, inputs[b], target, pred[b], self.colours)
+            self.written.append(save_sequence_strip(stem + ".png", inputs[b], target, pred[b], 2, self.colours))
+            if target is not None:
+                self.written.append(save_comparison_gif(stem + ".gif", target, pred[b], inputs=inputs[b],
+                                                        colours=self.colours))
 
 
-def save_sequence_pictures(vis_dir, index, inputs, target, pred, colours=None):
-    """Strip PNG (input, truth, prediction, |error|; one row group per channel) and truth-vs-prediction
-    GIF of one sequence, frames (T, C, H, W); without ground truth (``target`` None) the strip of
-    the input and prediction rows only. ``colours``: see ``picture_colours``."""
-    from src.visualize import save_comparison_gif, save_sequence_strip
+class PredictionsFile:
+    """predictions.npy as an on_batch writer, through a memory map of the temporary file ``tmp``: own
+    sequences in their data_layout and units, else (N, T_out, H, W) in [0, 1]."""
 
-    stem = os.path.join(vis_dir, f"seq_{index:04d}")
-    strip = save_sequence_strip(stem + ".png", inputs, target, pred, scale=2, colours=colours)
-    if target is None:
-        return [strip]
-    return [strip, save_comparison_gif(stem + ".gif", target, pred, inputs=inputs, colours=colours)]
+    def __init__(self, tmp, count, cfg, output_shape, normalization=None):
+        from src.data.sequences import layout_shape
+
+        self.normalization = normalization if cfg.dataset == "sequences" else None
+        self.layout = cfg.data_layout if self.normalization is not None else "NTHW"
+        self.shape = layout_shape(self.layout, count, *output_shape)  # output_shape: (T_out, C, H, W)
+        self.out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=self.shape)
+
+    def __call__(self, start, inputs, targets, pred):
+        from src.data.sequences import to_layout
+
+        block = to_layout(pred if self.normalization is None else self.normalization.denormalize(pred), self.layout)
+        if self.layout == "TNHW":
+            self.out[:, start:start + len(pred)] = block  # (T_out, b, H, W)
+        else:
+            self.out[start:start + len(pred)] = block
+
+    def close(self):
+        self.out.flush()
+        self.out = None
+
+    def describe(self, path):
+        shape, n = f"({', '.join(map(str, self.shape))})", self.normalization
+        if n is None:
+            return f"{path} shape {shape} float32 in [0, 1]"
+        return (f"{path} shape {shape} float32 (data_layout {self.layout}, in the data's units: [0, 1] mapped "
+                f"back to [{n.data_min:g}, {n.data_max:g}])")

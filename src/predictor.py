@@ -1,18 +1,9 @@
 """The one batch predictor: any number of sequences through a model that runs a fixed batch.
 
-An exported graph (MindIR, ONNX) has a fixed batch size, and a compiled MindSpore network
-would compile again for another one. :class:`BatchPredictor` therefore cuts the input into
-batches of its ``batch_size``, pads a smaller last batch with copies of its last sequence,
-runs it, and cuts the padding from the output. Three engines run a batch:
-
-* ``mindspore``: a network or its compiled forward (:func:`compiled_forward`), as eval.py and
-  the training's validation use;
-* ``mindir``: an exported MINDIR loaded with ``mindspore.load`` + ``nn.GraphCell`` (graph mode);
-* ``onnxruntime``: an exported ONNX file in an ONNX Runtime CPU session (optional dependency,
-  ``requirements-onnx.txt``; MindSpore is not needed to run it).
-
-Every engine is a function numpy (B, T_in, 1, H, W) float32 -> numpy (B, T_out, 1, H, W).
-Predictions with NaN/inf are refused with one line (a diverged network).
+An exported graph (MindIR, ONNX) has a fixed batch size, and a compiled MindSpore network would compile
+again for another one, so a smaller last batch is padded with copies of its last sequence. Engines:
+``mindspore`` (a network or its compiled forward), ``mindir`` (GraphCell, graph mode) and ``onnxruntime``
+(CPU session, optional dependency from requirements-onnx.txt; no MindSpore needed).
 """
 import sys
 
@@ -32,7 +23,7 @@ class EngineMissing(UserError):
 
 
 def compiled_forward(net, mode):
-    """``net``'s forward, compiled once with ``mindspore.jit`` when ``mode`` is "graph" (cfg.mode)."""
+    """``net``'s forward, compiled once with ``mindspore.jit`` when ``mode`` is "graph"."""
     import mindspore as ms
 
     def forward(inputs):
@@ -42,7 +33,7 @@ def compiled_forward(net, mode):
 
 
 def mindspore_runner(forward):
-    """numpy -> numpy around ``forward`` (mindspore Tensor (B, T_in, 1, H, W) -> Tensor (B, T_out, 1, H, W))."""
+    """numpy -> numpy around ``forward`` (mindspore Tensor -> Tensor)."""
     import mindspore as ms
 
     return lambda batch: forward(ms.Tensor(batch)).asnumpy()
@@ -92,29 +83,20 @@ def onnx_runner(session, input_name):
 
 
 class BatchPredictor:
-    """Runs ``run_batch`` on batches of exactly ``batch_size`` sequences (see the module docstring).
-
-    ``input_shape`` / ``output_shape``: one sequence, (T_in, 1, H, W) / (T_out, 1, H, W).
-    ``name`` identifies the model in messages; ``engine`` says what runs it.
-    """
+    """Runs ``run_batch`` (numpy -> numpy) on batches of exactly ``batch_size`` sequences; ``input_shape``
+    and ``output_shape`` are one sequence's, (T_in, C, H, W) and (T_out, C, H, W). Refuses NaN/inf output."""
 
     def __init__(self, run_batch, batch_size, input_shape, output_shape, name="", engine="mindspore"):
-        self.run_batch = run_batch
-        self.batch_size = int(batch_size)
-        self.input_shape = tuple(input_shape)
-        self.output_shape = tuple(output_shape)
-        self.name = name
-        self.engine = engine
+        self.run_batch, self.batch_size, self.name, self.engine = run_batch, int(batch_size), name, engine
+        self.input_shape, self.output_shape = tuple(input_shape), tuple(output_shape)
 
     @classmethod
     def from_network(cls, forward, cfg, batch_size, name=""):
-        """``forward``: the network, or a compiled function of it (:func:`compiled_forward`)."""
         return cls(mindspore_runner(forward), batch_size, model_input_shape(cfg, batch_size)[1:],
                    model_output_shape(cfg, batch_size)[1:], name, "mindspore")
 
     @classmethod
     def from_model(cls, info, threads=0):
-        """The exported model described by ``info`` (src.export.model_info.ModelInfo)."""
         if info.file_format == "ONNX":
             run_batch, engine = onnx_runner(onnx_session(info.path, threads), info.input_name), "onnxruntime"
         else:
@@ -129,17 +111,17 @@ class BatchPredictor:
         return out
 
     def predict(self, inputs):
-        """inputs (N, T_in, 1, H, W) float32 in [0, 1] -> predictions (N, T_out, 1, H, W) float32."""
+        """inputs (N, T_in, C, H, W) float32 in [0, 1] -> predictions (N, T_out, C, H, W) float32."""
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         if inputs.shape[1:] != self.input_shape:
             raise DataError(f"input batch has shape {inputs.shape}; the model expects (N,) + {self.input_shape}")
         outputs = []
         for start in range(0, len(inputs), self.batch_size):
-            batch = inputs[start:start + self.batch_size]  # (b, T_in, 1, H, W)
+            batch = inputs[start:start + self.batch_size]  # (b, T_in, C, H, W)
             count = len(batch)
             if count < self.batch_size:  # copies of the last sequence: the padding holds valid frames
                 batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - count, axis=0)])
-            outputs.append(self._run(batch)[:count])  # (b, T_out, 1, H, W)
+            outputs.append(self._run(batch)[:count])  # (b, T_out, C, H, W)
         if not outputs:
             return np.zeros((0,) + self.output_shape, dtype=np.float32)
         return np.concatenate(outputs)

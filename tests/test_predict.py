@@ -118,7 +118,7 @@ def test_predict_parity_check_refuses_models_that_differ(work):
 
     cfg = load_config(config_path=SMALL, image_size=32, output_dir=str(work / "fake"))
     inputs = np.random.default_rng(3).random((3, 10, 1, 32, 32)).astype(np.float32)
-    source = predict.ArraySource(inputs)
+    source = [(sequence, None) for sequence in inputs]  # no targets
     _, same = predict.run_predictions(_fake_predictor(0.0, 32), _fake_predictor(0.0, 32), source, cfg)
     assert same.max_diff == 0.0
     predict.check_parity(same, 1e-5, "a.mindir", "a.ckpt")  # identical models pass
