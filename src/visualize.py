@@ -1,14 +1,11 @@
 """Pictures of sequences, predictions and metric curves, drawn with Pillow only.
 
-All writers create the parent directory, write to a temporary file next to the target
-and move it into place (``src.io.atomic_path``) (a reader never sees half a file), and return
-the path they wrote. Frames are (T, C, H, W) or (T, H, W) arrays with pixels in [0, 1];
-values outside are clipped and NaN is drawn as black. Frames of several channels are drawn as
-one row group per channel, labelled "channel k" (k = 0 .. C-1, the index on the data's channel
-axis). Frames are grey (0 black, 1 white) unless a ``ColourScale`` is given: a stepped colour map
-in the data's units (``radar_scale``: the weather-radar reflectivity steps in dBZ), then the
-strip also carries a colour bar with the thresholds marked.
+Every writer returns the path it wrote, through a temporary file (``src.io.atomic_path``). Frames are
+(T, C, H, W) or (T, H, W) with pixels in [0, 1] (clipped; NaN is black), one row group per channel. They
+are grey unless a ``ColourScale`` is given: a stepped colour map in the data's units (``radar_scale``:
+weather-radar dBZ), then the strip also carries a colour bar with the thresholds marked.
 """
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -26,12 +23,7 @@ TEXT = (20, 20, 20)
 OBSERVED = (40, 160, 60)  # gif marker colour of observed (input) frames
 PREDICTED = (210, 40, 40)  # gif marker colour of predicted frames
 SERIES_COLOURS = ((31, 100, 180), (230, 120, 20), (40, 150, 60), (200, 40, 40), (130, 80, 170))
-METRIC_TITLES = {
-    "mse": "MSE (sum over pixels)",
-    "mae": "MAE (sum over pixels)",
-    "ssim": "SSIM",
-    "psnr": "PSNR (dB)",
-}
+METRIC_TITLES = {"mse": "MSE (sum over pixels)", "mae": "MAE (sum over pixels)", "ssim": "SSIM", "psnr": "PSNR (dB)"}
 
 # weather-radar reflectivity display: (lower bound in dBZ, colour) of 5-dBZ steps, the last open upwards
 RADAR_STEPS = (
@@ -49,14 +41,10 @@ BAR_MARKS = 30  # threshold labels, left of the bar
 BAR_TICKS = 34  # step labels, right of the bar
 BAR_TITLE = 16  # units above the bar
 
-_FONT = None
 
-
+@functools.lru_cache(maxsize=None)
 def _font():
-    global _FONT
-    if _FONT is None:
-        _FONT = ImageFont.load_default()
-    return _FONT
+    return ImageFont.load_default()
 
 
 def _text_size(draw, text):
@@ -68,10 +56,9 @@ def _text_size(draw, text):
 
 @dataclass(frozen=True)
 class ColourScale:
-    """A stepped colour map in the data's units: a value in [bounds[k], bounds[k+1]) gets colours[k]
-    (the last step is open upwards), a value below bounds[0] BELOW_SCALE. ``to_units`` maps frames
-    in [0, 1] to those units (the training normalisation undone); ``thresholds`` are marked on the
-    colour bar."""
+    """A stepped colour map: a value in [bounds[k], bounds[k+1]) of the data's units (``to_units`` of frames
+    in [0, 1]) gets colours[k], the last step open upwards, below bounds[0] BELOW_SCALE. ``thresholds`` are
+    marked on the colour bar."""
 
     to_units: object
     bounds: tuple
@@ -91,8 +78,7 @@ class ColourScale:
 
 
 def radar_scale(to_units, thresholds=(), units="dBZ"):
-    """The weather-radar colour scale (RADAR_STEPS, 5 dBZ apart from 0 dBZ; black below) for
-    frames whose ``to_units`` are dBZ."""
+    """The weather-radar colour scale (RADAR_STEPS; black below) for frames whose ``to_units`` are dBZ."""
     values = tuple(float(t) for t in thresholds)
     if not all(math.isfinite(t) for t in values):
         raise ValueError(f"thresholds must be finite numbers, got {list(thresholds)}")
@@ -131,7 +117,6 @@ def _frames(array, name, shapes="(T, C, H, W) or (T, H, W)"):
 
 
 def _same_frame_size(name, frames, ref_name, ref):
-    """Same channels and frame size: (T, C, H, W) each."""
     if frames.shape[1] != ref.shape[1]:
         raise ValueError(f"{name} frames have {frames.shape[1]} channel(s) but {ref_name} frames have "
                          f"{ref.shape[1]}")
@@ -141,42 +126,41 @@ def _same_frame_size(name, frames, ref_name, ref):
             f"are {ref.shape[2]}x{ref.shape[3]}")
 
 
+def _prediction_and_truth(pred, target):
+    """Validated (T_out, C, H, W) prediction and ground truth of one shape."""
+    y_pred, y_true = _frames(pred, "pred"), _frames(target, "target")
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
+    return y_pred, y_true
+
+
 def _check_scale(scale):
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     return int(scale)
 
 
-def _grey_tiles(frames, scale):
-    """(T, H, W) in [0, 1] -> uint8 RGB tiles (T, H*scale, W*scale, 3)."""
-    grey = np.rint(frames * 255.0).astype(np.uint8)
-    return _upscale(np.repeat(grey[..., None], 3, axis=-1), scale)
+def _upscale(tiles, scale):
+    """Nearest-neighbour upscaling of (T, H, W, 3) tiles."""
+    return np.repeat(np.repeat(tiles, scale, axis=1), scale, axis=2) if scale > 1 else tiles
 
 
-def _tiles(frames, scale, colours):
-    """(T, H, W) in [0, 1] -> uint8 RGB tiles (T, H*scale, W*scale, 3): grey, or ``colours``."""
-    return _grey_tiles(frames, scale) if colours is None else _upscale(colours.rgb(frames), scale)
+def _tiles(frames, scale, colours=None):
+    """(T, H, W) in [0, 1] -> uint8 RGB tiles (T, H*scale, W*scale, 3): grey, or in ``colours``."""
+    if colours is not None:
+        return _upscale(colours.rgb(frames), scale)
+    return _upscale(np.repeat(np.rint(frames * 255.0).astype(np.uint8)[..., None], 3, axis=-1), scale)
 
 
 def _heat_tiles(error, scale):
-    """Absolute error (T, H, W) in [0, 1] -> 'hot' colour map tiles (black-red-yellow-white).
-
-    The scale is absolute (1.0 = white), so error rows of different runs are comparable.
-    """
+    """Absolute error (T, H, W) in [0, 1] -> 'hot' tiles (black-red-yellow-white); 1.0 is always white,
+    so error rows of different runs are comparable."""
     e = error[..., None]  # (T, H, W, 1)
     rgb = np.clip(np.concatenate([3 * e, 3 * e - 1, 3 * e - 2], axis=-1), 0.0, 1.0)
     return _upscale(np.rint(rgb * 255.0).astype(np.uint8), scale)
 
 
-def _upscale(tiles, scale):
-    """Nearest-neighbour upscaling of (T, H, W, 3) tiles."""
-    if scale == 1:
-        return tiles
-    return np.repeat(np.repeat(tiles, scale, axis=1), scale, axis=2)
-
-
 def _atomic_save(image, path, fmt, **save_args):
-    """Save ``image`` to ``path`` through a temporary file; return ``path``."""
     from src.io import atomic_path
 
     path = os.fspath(path)
@@ -195,15 +179,15 @@ def colour_bar_size(colours):
 
 
 def colour_bar_box(colours, x0, y0):
-    """(left, top, right, bottom) of the bar itself, for a colour bar whose area starts at (x0, y0);
-    top to bottom: the highest step ... the lowest, then the below-the-scale cell."""
+    """(left, top, right, bottom) of the bar in a colour bar area at (x0, y0); the highest step on top,
+    the below-the-scale cell at the bottom."""
     left, top = x0 + BAR_MARGIN + BAR_MARKS, y0 + BAR_TITLE
     return left, top, left + BAR_WIDTH - 1, top + (len(colours.bounds) + 1) * BAR_CELL - 1
 
 
 def colour_bar_y(colours, value, top):
-    """y (px) of ``value`` on a bar whose top is ``top``: linear within its step (the last step is as
-    wide as the one before it); values below the scale sit on its lower edge."""
+    """y (px) of ``value`` on a bar whose top is ``top``: linear within its step (the last one as wide as
+    the one before); values below the scale sit on its lower edge."""
     bounds, n = colours.bounds, len(colours.bounds)
     k = colours.step_of(value)
     if k < 0:
@@ -240,19 +224,6 @@ def _paste_row(canvas, tiles, x0, y0):
         canvas.paste(Image.fromarray(tile, "RGB"), (x0 + i * (w + GAP), y0))
 
 
-def _strip_frames(inputs, target, pred):
-    """Validated (T, C, H, W) arrays of a strip (target None without ground truth)."""
-    x_in, y_pred = _frames(inputs, "inputs"), _frames(pred, "pred")
-    if target is None:
-        _same_frame_size("inputs", x_in, "pred", y_pred)
-        return x_in, None, y_pred
-    y_true = _frames(target, "target")
-    if y_pred.shape != y_true.shape:
-        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
-    _same_frame_size("inputs", x_in, "target", y_true)
-    return x_in, y_true, y_pred
-
-
 def _channel_rows(x_in, y_true, y_pred, scale, colours):
     """The rows of one channel, frames (T, H, W): [(label, sub-label, tiles (T, h, w, 3)), ...]."""
     t_in, t_out = len(x_in), len(y_pred)
@@ -280,21 +251,18 @@ def _draw_row(canvas, draw, row, x0, y0, cols):
 
 
 def save_sequence_strip(path, inputs, target, pred, scale=1, colours=None):
-    """One PNG: rows of input frames, ground truth, prediction and absolute error, per channel.
-
-    inputs: (T_in, C, H, W) or (T_in, H, W); target, pred: (T_out, ...) of the same C, H, W.
-    With ``target=None`` (no ground truth) only the input and prediction rows are drawn.
-    Column c of every row is the c-th frame of that row; frames are separated by GAP px
-    lines, each row has a text label at the left. ``scale`` upscales frames (integer). With
-    C > 1 channels the rows come in C groups, each under a GROUP_HEADER band "channel k".
-    ``colours``: a ColourScale (single-channel frames only) drawn instead of grey, with its colour
-    bar right of the frames (the |error| row keeps its heat map of the error in [0, 1]).
-    Size: width LABEL_WIDTH + GAP + max(T_in, T_out) * (W*scale + GAP) (+ colour_bar_size width),
-    height GAP + C * (header + R * (H*scale + GAP)), R = 4 rows (2 without truth), header =
-    GROUP_HEADER if C > 1 else 0; at least the colour bar's height.
-    """
+    """One PNG: rows of input frames, ground truth, prediction and |error| (a heat map in [0, 1]), one row
+    group per channel under a "channel k" band when C > 1; with ``target`` None only input and prediction.
+    ``scale`` upscales the frames; ``colours`` (single channel) draws them in a ColourScale with its colour
+    bar at the right."""
     scale = _check_scale(scale)
-    x_in, y_true, y_pred = _strip_frames(inputs, target, pred)  # (T, C, H, W) each
+    x_in = _frames(inputs, "inputs")  # (T, C, H, W), as the others
+    if target is None:
+        y_true, y_pred = None, _frames(pred, "pred")
+        _same_frame_size("inputs", x_in, "pred", y_pred)
+    else:
+        y_pred, y_true = _prediction_and_truth(pred, target)
+        _same_frame_size("inputs", x_in, "target", y_true)
     _check_colours(colours, y_pred)
     channels = y_pred.shape[1]
     groups = [_channel_rows(x_in[:, k], None if y_true is None else y_true[:, k], y_pred[:, k], scale, colours)
@@ -319,16 +287,12 @@ def save_sequence_strip(path, inputs, target, pred, scale=1, colours=None):
 
 
 def save_frames_png(path, frames, scale=1):
-    """One row of frames (e.g. all 20 frames of a generated sequence) as a PNG.
-
-    frames: (T, 1, H, W) or (T, H, W) in [0, 1].
-    Size: width GAP + T * (W*scale + GAP), height H*scale + 2*GAP.
-    """
+    """One row of single-channel frames (e.g. all 20 frames of a generated sequence) as a PNG."""
     scale = _check_scale(scale)
     seq = _frames(frames, "frames", "(T, 1, H, W) or (T, H, W)")
     if seq.shape[1] != 1:
         raise ValueError(f"frames: expected (T, 1, H, W) with one channel, got {np.shape(frames)}")
-    tiles = _grey_tiles(seq[:, 0], scale)
+    tiles = _tiles(seq[:, 0], scale)
     h, w = tiles.shape[1:3]
     canvas = Image.new("RGB", (GAP + len(seq) * (w + GAP), h + 2 * GAP), SEPARATOR)
     _paste_row(canvas, tiles, GAP, GAP)
@@ -371,19 +335,11 @@ def _stacked_tiles(frames, scale, colours):
 
 
 def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250, colours=None):
-    """Animated GIF: ground truth | prediction side by side, one GIF frame per time step.
-
-    target, pred: (T_out, C, H, W) or (T_out, H, W); inputs (optional, T_in frames) are
-    shown first in both panels (titled "input"). Observed frames carry a green border and the status
-    "observed t/T", predicted frames a red border and "predicted t/T". The channels of a frame are
-    stacked top to bottom (channel 0 first) in each panel; ``colours`` (single-channel frames) as
-    in ``save_sequence_strip``, without the colour bar. The GIF has T_in + T_out frames (T_out
-    without inputs) and loops forever; the last frame is held longer so the end of the sequence is visible.
-    """
+    """Animated GIF, looping: ground truth | prediction side by side (channels stacked), one GIF frame per
+    time step after the ``inputs`` (optional; "observed" in green, predicted frames in red). The last
+    frame is held longer so the end of the sequence is visible."""
     scale = _check_scale(scale)
-    y_true, y_pred = _frames(target, "target"), _frames(pred, "pred")
-    if y_pred.shape != y_true.shape:
-        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
+    y_pred, y_true = _prediction_and_truth(pred, target)
     if not (isinstance(frame_ms, (int, np.integer)) and frame_ms > 0):
         raise ValueError(f"frame_ms must be a positive integer, got {frame_ms!r}")
     _check_colours(colours, y_true)
