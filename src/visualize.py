@@ -17,7 +17,6 @@ GAP = 2  # separator line between frames, px
 LABEL_WIDTH = 60  # left label column of the strip, px
 GROUP_HEADER = 14  # "channel k" band above each row group of a multi-channel strip, px
 SEPARATOR = (255, 255, 255)
-LABEL_BG = (255, 255, 255)
 EMPTY_CELL = (215, 215, 215)  # strip cell with no frame (rows of different length)
 TEXT = (20, 20, 20)
 OBSERVED = (40, 160, 60)  # gif marker colour of observed (input) frames
@@ -103,9 +102,8 @@ def _frames(array, name, shapes="(T, C, H, W) or (T, H, W)"):
     """Validate one sequence: (T, C, H, W) or (T, H, W) -> float64 (T, C, H, W) in [0, 1]."""
     arr = np.asarray(array)
     if arr.ndim == 5:
-        raise ValueError(
-            f"{name}: got a batch of shape {arr.shape}; pass one sequence, e.g. {name}[0], "
-            f"shaped {shapes}")
+        raise ValueError(f"{name}: got a batch of shape {arr.shape}; pass one sequence, e.g. {name}[0], "
+                         f"shaped {shapes}")
     if arr.ndim == 3:
         arr = arr[:, None]
     elif arr.ndim != 4:
@@ -121,9 +119,8 @@ def _same_frame_size(name, frames, ref_name, ref):
         raise ValueError(f"{name} frames have {frames.shape[1]} channel(s) but {ref_name} frames have "
                          f"{ref.shape[1]}")
     if frames.shape[2:] != ref.shape[2:]:
-        raise ValueError(
-            f"{name} frames are {frames.shape[2]}x{frames.shape[3]} but {ref_name} frames "
-            f"are {ref.shape[2]}x{ref.shape[3]}")
+        raise ValueError(f"{name} frames are {frames.shape[2]}x{frames.shape[3]} but {ref_name} frames "
+                         f"are {ref.shape[2]}x{ref.shape[3]}")
 
 
 def _prediction_and_truth(pred, target):
@@ -274,7 +271,6 @@ def save_sequence_strip(path, inputs, target, pred, scale=1, colours=None):
     bar_w, bar_h = colour_bar_size(colours) if colours is not None else (0, 0)
     canvas = Image.new("RGB", (frames_w + bar_w, max(GAP + channels * group_h, GAP + bar_h)), SEPARATOR)
     draw = ImageDraw.Draw(canvas)
-    draw.rectangle([0, 0, LABEL_WIDTH - 1, canvas.size[1] - 1], fill=LABEL_BG)
     for k, rows in enumerate(groups):
         y_group = GAP + k * group_h
         if header:
@@ -301,19 +297,14 @@ def save_frames_png(path, frames, scale=1):
 
 # ---------------------------------------------------------------- animated comparison
 
-_GIF_PAD = 6
-_GIF_BORDER = 3
-_GIF_TITLE_H = 16
-_GIF_STATUS_H = 18
+_GIF_PAD, _GIF_BORDER, _GIF_TITLE_H, _GIF_STATUS_H = 6, 3, 16, 18
 
 
 def _gif_frame(left, right, titles, status, colour):
     """One GIF frame: two (h, w, 3) tiles side by side in coloured borders, titles, status."""
     h, w = left.shape[:2]
     panel_w, panel_h = w + 2 * _GIF_BORDER, h + 2 * _GIF_BORDER
-    width = 3 * _GIF_PAD + 2 * panel_w
-    height = _GIF_TITLE_H + panel_h + _GIF_STATUS_H
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    canvas = Image.new("RGB", (3 * _GIF_PAD + 2 * panel_w, _GIF_TITLE_H + panel_h + _GIF_STATUS_H), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for k, (tile, title) in enumerate(zip((left, right), titles)):
         x0 = _GIF_PAD + k * (panel_w + _GIF_PAD)
@@ -328,10 +319,7 @@ def _stacked_tiles(frames, scale, colours):
     """(T, C, H, W) in [0, 1] -> (T, C*h + (C-1)*GAP, w, 3): the channels top to bottom, GAP px of white apart."""
     tiles = [_tiles(frames[:, k], scale, colours) for k in range(frames.shape[1])]  # C x (T, h, w, 3)
     gap = np.full(tiles[0].shape[:1] + (GAP,) + tiles[0].shape[2:], 255, dtype=np.uint8)  # (T, GAP, w, 3)
-    parts = [tiles[0]]
-    for tile in tiles[1:]:
-        parts += [gap, tile]
-    return np.concatenate(parts, axis=1)
+    return np.concatenate([tiles[0]] + [part for tile in tiles[1:] for part in (gap, tile)], axis=1)
 
 
 def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250, colours=None):
@@ -344,15 +332,12 @@ def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250, 
         raise ValueError(f"frame_ms must be a positive integer, got {frame_ms!r}")
     _check_colours(colours, y_true)
     frames = []
-    t_in = 0
-    if inputs is not None:
-        x_in = _frames(inputs, "inputs")
-        _same_frame_size("inputs", x_in, "target", y_true)
-        t_in = len(x_in)
+    x_in = _frames(inputs, "inputs") if inputs is not None else y_true[:0]  # no inputs: no observed frames
+    _same_frame_size("inputs", x_in, "target", y_true)
+    t_in = len(x_in)
     total = t_in + len(y_true)
-    if t_in:
-        for t, tile in enumerate(_stacked_tiles(x_in, scale, colours)):
-            frames.append(_gif_frame(tile, tile, ("input", "input"), f"observed {t + 1}/{total}", OBSERVED))
+    for t, tile in enumerate(_stacked_tiles(x_in, scale, colours) if t_in else []):
+        frames.append(_gif_frame(tile, tile, ("input", "input"), f"observed {t + 1}/{total}", OBSERVED))
     for t, (a, b) in enumerate(zip(_stacked_tiles(y_true, scale, colours), _stacked_tiles(y_pred, scale, colours))):
         frames.append(_gif_frame(a, b, ("ground truth", "prediction"),
                                  f"predicted {t_in + t + 1}/{total}", PREDICTED))
@@ -466,15 +451,27 @@ def _draw_chart(draw, x0, y0, metric, series, first_frame, heading=None):
             draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=colour)
 
 
-def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model"):
-    """PNG with one small line chart per metric (mse, mae, ssim, psnr) vs frame number.
+def _chart_canvas(columns, rows, labels):
+    """(canvas, draw, series colours, legend y or None) of a grid of charts, with a legend row at the
+    bottom when there is more than one series."""
+    legend_h = _LEGEND_H if len(labels) > 1 else 0
+    canvas = Image.new("RGB", (columns * _CHART_W, rows * _CHART_H + legend_h), (255, 255, 255))
+    colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(labels))]
+    return canvas, ImageDraw.Draw(canvas), colours, rows * _CHART_H + 4 if legend_h else None
 
-    per_frame: dict(mse=[...], mae=[...], ssim=[...], psnr=[...]) (or a whole
-    ``StreamingMetrics.result()``); ``first_frame`` is the number of the first predicted
-    frame. ``compare`` optionally maps a label to another per-frame dict (e.g. the
-    copy_last baseline) drawn in the same charts, with a legend at the bottom.
-    Size: 2 x 2 charts of 360 x 230 px (+ a 20 px legend row when ``compare`` is given).
-    """
+
+def _draw_legend(draw, labels, colours, y):
+    x = _PLOT_LEFT
+    for label, colour in zip(labels, colours):
+        draw.rectangle([x, y + 3, x + 14, y + 8], fill=colour)
+        draw.text((x + 19, y), label, fill=TEXT, font=_font())
+        x += 19 + _text_size(draw, label)[0] + 18
+
+
+def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model"):
+    """PNG of 2 x 2 line charts (mse, mae, ssim, psnr) vs frame number of ``per_frame`` (a per-frame dict
+    or a whole StreamingMetrics.result()); ``compare`` maps labels (e.g. baselines) to more per-frame
+    dicts drawn in the same charts, with a legend."""
     series = [(label, _check_curves(per_frame, "per_frame"))]
     for other_label, other in (compare or {}).items():
         curves = _check_curves(other, f"compare[{other_label!r}]")
@@ -482,47 +479,29 @@ def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model
             raise ValueError(f"compare[{other_label!r}] has {len(curves['mse'])} frames, "
                              f"per_frame has {len(series[0][1]['mse'])}")
         series.append((str(other_label), curves))
-    legend_h = _LEGEND_H if len(series) > 1 else 0
-    canvas = Image.new("RGB", (2 * _CHART_W, 2 * _CHART_H + legend_h), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(series))]
+    labels = [lab for lab, _ in series]
+    canvas, draw, colours, legend_y = _chart_canvas(2, 2, labels)
     for k, metric in enumerate(METRIC_TITLES):
         chart_series = [(lab, curves[metric], col) for (lab, curves), col in zip(series, colours)]
         _draw_chart(draw, (k % 2) * _CHART_W, (k // 2) * _CHART_H, metric, chart_series, first_frame)
-    if legend_h:
-        x = _PLOT_LEFT
-        y = 2 * _CHART_H + 4
-        for (lab, _), col in zip(series, colours):
-            draw.rectangle([x, y + 3, x + 14, y + 8], fill=col)
-            draw.text((x + 19, y), lab, fill=TEXT, font=_font())
-            x += 19 + _text_size(draw, lab)[0] + 18
+    if legend_y is not None:
+        _draw_legend(draw, labels, colours, legend_y)
     return _atomic_save(canvas, path, "PNG")
 
 
 def save_skill_plot(path, by_threshold, first_frame=11, scores=("csi", "hss")):
-    """PNG of skill scores per lead frame: one row of charts per threshold, one chart per score.
-
-    by_threshold: [(threshold, {label: SkillScores per_lead_frame dict}), ...]; the first label is
-    the evaluated model, the others (e.g. baselines) are drawn in the same charts with a legend.
-    Undefined (None) values are left out of the curves.
-    """
+    """PNG of skill scores per lead frame, a row of charts per threshold: ``by_threshold`` [(threshold,
+    {label: SkillScores per_lead_frame dict}), ...], the evaluated model first; None values are left out."""
     if not by_threshold:
         raise ValueError("by_threshold: no thresholds to plot")
     labels = list(by_threshold[0][1])
-    legend_h = _LEGEND_H if len(labels) > 1 else 0
-    canvas = Image.new("RGB", (len(scores) * _CHART_W, len(by_threshold) * _CHART_H + legend_h), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(labels))]
+    canvas, draw, colours, legend_y = _chart_canvas(len(scores), len(by_threshold), labels)
     for row, (threshold, curves) in enumerate(by_threshold):
         for col, score in enumerate(scores):
             series = [(label, np.array([np.nan if v is None else v for v in curves[label][score]], dtype=np.float64),
                        colour) for label, colour in zip(labels, colours)]
             _draw_chart(draw, col * _CHART_W, row * _CHART_H, score, series, first_frame,
                         heading=f"{score.upper()} >= {threshold:g}")
-    if legend_h:
-        x, y = _PLOT_LEFT, len(by_threshold) * _CHART_H + 4
-        for label, colour in zip(labels, colours):
-            draw.rectangle([x, y + 3, x + 14, y + 8], fill=colour)
-            draw.text((x + 19, y), label, fill=TEXT, font=_font())
-            x += 19 + _text_size(draw, label)[0] + 18
+    if legend_y is not None:
+        _draw_legend(draw, labels, colours, legend_y)
     return _atomic_save(canvas, path, "PNG")
