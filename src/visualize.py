@@ -395,16 +395,8 @@ def _tick_label(value, step):
     return f"{value + 0.0:.{decimals}f}"  # + 0.0 turns -0.0 into 0.0
 
 
-def _x_positions(n, first_frame):
-    """Frame numbers and which of them get a tick label (at most ~12 labels)."""
-    frames = [first_frame + i for i in range(n)]
-    every = max(1, math.ceil(n / 12))
-    return frames, set(frames[::every]) | {frames[-1]}
-
-
-def _draw_chart(draw, x0, y0, metric, series, first_frame, heading=None):
-    """One line chart of ``metric`` (titled ``heading``, default its METRIC_TITLES entry) for each
-    (label, curve, colour) in ``series``; NaN values (undefined scores) are left out."""
+def _draw_chart(draw, x0, y0, heading, series, first_frame):
+    """One line chart for each (label, curve, colour) in ``series``; NaN values (undefined scores) are left out."""
     left, top = x0 + _PLOT_LEFT, y0 + _PLOT_TOP
     right, bottom = x0 + _CHART_W - _PLOT_RIGHT, y0 + _CHART_H - _PLOT_BOTTOM
     values = np.concatenate([curve for _, curve, _ in series])
@@ -412,7 +404,8 @@ def _draw_chart(draw, x0, y0, metric, series, first_frame, heading=None):
     ticks, step = nice_ticks(float(values.min()), float(values.max()))
     lo, hi = ticks[0], ticks[-1]
     n = len(series[0][1])
-    frames, labelled = _x_positions(n, first_frame)
+    frames = [first_frame + i for i in range(n)]
+    labelled = set(frames[::max(1, math.ceil(n / 12))]) | {frames[-1]}  # at most ~12 labels
 
     def px(i):
         return (left + right) / 2 if n == 1 else left + (right - left) * i / (n - 1)
@@ -424,8 +417,7 @@ def _draw_chart(draw, x0, y0, metric, series, first_frame, heading=None):
     who = f"{main_label} " if len(series) > 1 else ""
     defined = main_curve[np.isfinite(main_curve)]
     mean = f"mean {float(defined.mean()):.4g}" if defined.size else "undefined"
-    title = f"{heading or METRIC_TITLES[metric]}   {who}{mean}"
-    draw.text((left, y0 + 6), title, fill=TEXT, font=_font())
+    draw.text((left, y0 + 6), f"{heading}   {who}{mean}", fill=TEXT, font=_font())
     for v in ticks:  # horizontal grid lines with y tick labels
         y = round(py(v))
         draw.line([(left, y), (right, y)], fill=(225, 225, 225))
@@ -451,21 +443,22 @@ def _draw_chart(draw, x0, y0, metric, series, first_frame, heading=None):
             draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=colour)
 
 
-def _chart_canvas(columns, rows, labels):
-    """(canvas, draw, series colours, legend y or None) of a grid of charts, with a legend row at the
-    bottom when there is more than one series."""
+def _save_charts(path, grid, labels, first_frame):
+    """PNG of line charts, ``grid``: rows of (heading, [curve of each label]); a legend row at the bottom
+    when there is more than one label."""
     legend_h = _LEGEND_H if len(labels) > 1 else 0
-    canvas = Image.new("RGB", (columns * _CHART_W, rows * _CHART_H + legend_h), (255, 255, 255))
+    canvas = Image.new("RGB", (len(grid[0]) * _CHART_W, len(grid) * _CHART_H + legend_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
     colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(labels))]
-    return canvas, ImageDraw.Draw(canvas), colours, rows * _CHART_H + 4 if legend_h else None
-
-
-def _draw_legend(draw, labels, colours, y):
-    x = _PLOT_LEFT
-    for label, colour in zip(labels, colours):
+    for row, charts in enumerate(grid):
+        for col, (heading, curves) in enumerate(charts):
+            _draw_chart(draw, col * _CHART_W, row * _CHART_H, heading, list(zip(labels, curves, colours)), first_frame)
+    x, y = _PLOT_LEFT, len(grid) * _CHART_H + 4
+    for label, colour in zip(labels, colours) if legend_h else ():  # the legend
         draw.rectangle([x, y + 3, x + 14, y + 8], fill=colour)
         draw.text((x + 19, y), label, fill=TEXT, font=_font())
         x += 19 + _text_size(draw, label)[0] + 18
+    return _atomic_save(canvas, path, "PNG")
 
 
 def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model"):
@@ -479,14 +472,9 @@ def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model
             raise ValueError(f"compare[{other_label!r}] has {len(curves['mse'])} frames, "
                              f"per_frame has {len(series[0][1]['mse'])}")
         series.append((str(other_label), curves))
-    labels = [lab for lab, _ in series]
-    canvas, draw, colours, legend_y = _chart_canvas(2, 2, labels)
-    for k, metric in enumerate(METRIC_TITLES):
-        chart_series = [(lab, curves[metric], col) for (lab, curves), col in zip(series, colours)]
-        _draw_chart(draw, (k % 2) * _CHART_W, (k // 2) * _CHART_H, metric, chart_series, first_frame)
-    if legend_y is not None:
-        _draw_legend(draw, labels, colours, legend_y)
-    return _atomic_save(canvas, path, "PNG")
+    metrics = list(METRIC_TITLES)  # two rows of two charts
+    grid = [[(METRIC_TITLES[m], [curves[m] for _, curves in series]) for m in metrics[k:k + 2]] for k in (0, 2)]
+    return _save_charts(path, grid, [name for name, _ in series], first_frame)
 
 
 def save_skill_plot(path, by_threshold, first_frame=11, scores=("csi", "hss")):
@@ -495,13 +483,7 @@ def save_skill_plot(path, by_threshold, first_frame=11, scores=("csi", "hss")):
     if not by_threshold:
         raise ValueError("by_threshold: no thresholds to plot")
     labels = list(by_threshold[0][1])
-    canvas, draw, colours, legend_y = _chart_canvas(len(scores), len(by_threshold), labels)
-    for row, (threshold, curves) in enumerate(by_threshold):
-        for col, score in enumerate(scores):
-            series = [(label, np.array([np.nan if v is None else v for v in curves[label][score]], dtype=np.float64),
-                       colour) for label, colour in zip(labels, colours)]
-            _draw_chart(draw, col * _CHART_W, row * _CHART_H, score, series, first_frame,
-                        heading=f"{score.upper()} >= {threshold:g}")
-    if legend_y is not None:
-        _draw_legend(draw, labels, colours, legend_y)
-    return _atomic_save(canvas, path, "PNG")
+    grid = [[(f"{score.upper()} >= {threshold:g}",
+              [np.array([np.nan if v is None else v for v in curves[label][score]], dtype=np.float64)
+               for label in labels]) for score in scores] for threshold, curves in by_threshold]
+    return _save_charts(path, grid, labels, first_frame)
