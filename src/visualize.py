@@ -123,18 +123,24 @@ def _same_frame_size(name, frames, ref_name, ref):
                          f"are {ref.shape[2]}x{ref.shape[3]}")
 
 
-def _prediction_and_truth(pred, target):
-    """Validated (T_out, C, H, W) prediction and ground truth of one shape."""
-    y_pred, y_true = _frames(pred, "pred"), _frames(target, "target")
-    if y_pred.shape != y_true.shape:
-        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
-    return y_pred, y_true
-
-
 def _check_scale(scale):
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     return int(scale)
+
+
+def _sequence(inputs, target, pred, scale, colours):
+    """Validated (scale, inputs, target, pred) of one sequence, frames (T, C, H, W); ``inputs`` or
+    ``target`` may be None."""
+    scale = _check_scale(scale)
+    x_in = None if inputs is None else _frames(inputs, "inputs")
+    y_pred, y_true = _frames(pred, "pred"), None if target is None else _frames(target, "target")
+    if y_true is not None and y_pred.shape != y_true.shape:
+        raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
+    if x_in is not None:
+        _same_frame_size("inputs", x_in, "pred" if y_true is None else "target", y_pred)
+    _check_colours(colours, y_pred)
+    return scale, x_in, y_true, y_pred
 
 
 def _upscale(tiles, scale):
@@ -252,15 +258,7 @@ def save_sequence_strip(path, inputs, target, pred, scale=1, colours=None):
     group per channel under a "channel k" band when C > 1; with ``target`` None only input and prediction.
     ``scale`` upscales the frames; ``colours`` (single channel) draws them in a ColourScale with its colour
     bar at the right."""
-    scale = _check_scale(scale)
-    x_in = _frames(inputs, "inputs")  # (T, C, H, W), as the others
-    if target is None:
-        y_true, y_pred = None, _frames(pred, "pred")
-        _same_frame_size("inputs", x_in, "pred", y_pred)
-    else:
-        y_pred, y_true = _prediction_and_truth(pred, target)
-        _same_frame_size("inputs", x_in, "target", y_true)
-    _check_colours(colours, y_pred)
+    scale, x_in, y_true, y_pred = _sequence(inputs, target, pred, scale, colours)
     channels = y_pred.shape[1]
     groups = [_channel_rows(x_in[:, k], None if y_true is None else y_true[:, k], y_pred[:, k], scale, colours)
               for k in range(channels)]
@@ -326,15 +324,10 @@ def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250, 
     """Animated GIF, looping: ground truth | prediction side by side (channels stacked), one GIF frame per
     time step after the ``inputs`` (optional; "observed" in green, predicted frames in red). The last
     frame is held longer so the end of the sequence is visible."""
-    scale = _check_scale(scale)
-    y_pred, y_true = _prediction_and_truth(pred, target)
+    scale, x_in, y_true, y_pred = _sequence(inputs, target, pred, scale, colours)
     if not (isinstance(frame_ms, (int, np.integer)) and frame_ms > 0):
         raise ValueError(f"frame_ms must be a positive integer, got {frame_ms!r}")
-    _check_colours(colours, y_true)
-    frames = []
-    x_in = _frames(inputs, "inputs") if inputs is not None else y_true[:0]  # no inputs: no observed frames
-    _same_frame_size("inputs", x_in, "target", y_true)
-    t_in = len(x_in)
+    frames, t_in = [], 0 if x_in is None else len(x_in)
     total = t_in + len(y_true)
     for t, tile in enumerate(_stacked_tiles(x_in, scale, colours) if t_in else []):
         frames.append(_gif_frame(tile, tile, ("input", "input"), f"observed {t + 1}/{total}", OBSERVED))
