@@ -205,8 +205,7 @@ def _draw_colour_bar(draw, colours, x0, y0):
     left, top, right, bottom = colour_bar_box(colours, x0, y0)
     n = len(colours.bounds)
     draw.text((left, y0 + 2), colours.units, fill=TEXT, font=_font())
-    cells = [BELOW_SCALE] + list(colours.colours)  # bottom to top
-    for j, colour in enumerate(cells):
+    for j, colour in enumerate([BELOW_SCALE] + list(colours.colours)):  # bottom to top
         y_low = bottom - j * BAR_CELL
         draw.rectangle([left, y_low - BAR_CELL + 1, right, y_low], fill=colour)
     for k, bound in enumerate(colours.bounds):  # each step's lower bound, at its lower edge
@@ -229,16 +228,15 @@ def _paste_row(canvas, tiles, x0, y0):
 
 def _channel_rows(x_in, y_true, y_pred, scale, colours):
     """The rows of one channel, frames (T, H, W): [(label, sub-label, tiles (T, h, w, 3)), ...]."""
-    t_in, t_out = len(x_in), len(y_pred)
-    predicted = f"{t_in + 1}-{t_in + t_out}"
-    rows = [("input", f"1-{t_in}", _tiles(x_in, scale, colours))]
-    if y_true is not None:
-        rows.append(("truth", predicted, _tiles(y_true, scale, colours)))
-    rows.append(("prediction", predicted, _tiles(y_pred, scale, colours)))
-    if y_true is not None:
-        error = np.abs(y_pred - y_true)
-        rows.append(("|error|", f"mean {error.mean():.3f}", _heat_tiles(error, scale)))
-    return rows
+    t_in = len(x_in)
+    predicted = f"{t_in + 1}-{t_in + len(y_pred)}"
+    inputs = ("input", f"1-{t_in}", _tiles(x_in, scale, colours))
+    prediction = ("prediction", predicted, _tiles(y_pred, scale, colours))
+    if y_true is None:
+        return [inputs, prediction]
+    error = np.abs(y_pred - y_true)
+    return [inputs, ("truth", predicted, _tiles(y_true, scale, colours)), prediction,
+            ("|error|", f"mean {error.mean():.3f}", _heat_tiles(error, scale))]
 
 
 def _draw_row(canvas, draw, row, x0, y0, cols):
