@@ -1,7 +1,7 @@
 """Predict the next frames of Moving MNIST or own sequences with an exported model or a checkpoint.
 
     python predict.py --mindir_file convlstm.mindir --input my_sequences.npy [--output_dir DIR] [--save_vis 4]
-    python predict.py --onnx_file convlstm.onnx --input my_sequences.npy          # ONNX Runtime
+    python predict.py --onnx_file convlstm.onnx --input my_sequences.npy          # ONNX Runtime, no MindSpore
     python predict.py --mindir_file convlstm.mindir --data_path ./data --num_sequences 100
     python predict.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt --dataset synthetic --num_sequences 8
     python predict.py --mindir_file convlstm.mindir --ckpt_file best.ckpt --input x.npy   # + parity check
@@ -10,24 +10,20 @@
 Inputs (exactly one):
   --input FILE.npy     (N, 10, 64, 64) or (10, 64, 64); uint8 pixels 0..255 or float pixels 0..1
   --data_path PATH     mnist_test_seq.npy (or its directory), first --num_sequences sequences (0 = all)
-  --dataset synthetic  the fixed generated validation sequences (embedded digits, no download)
+  --dataset synthetic  eval.py's fixed generated test sequences (embedded digits, no download)
   --bin_dir DIR        preprocess.py's input/*.bin files; writes <name>_0.bin like the Ascend 310 app
                        into --result_dir (default OUTPUT_DIR/result_Files)
+A model of own sequences reads --input like training read its data (its data_layout, --data_layout to
+change it; --npz_key; normalised as in training): sequences of exactly input_frames frames are forecast
+after their last frame, sequences of at least input_frames + output_frames give every window, scored
+against its targets; predictions.npy is then in that layout and the data's units. --data_path gives the
+windows eval.py would score. An exported model file carries its config: no other flag is needed.
 
-A model of own sequences (dataset sequences) reads --input like training read its data: an .npy/.npz
-in the model's data_layout (--data_layout to change it; --npz_key), normalised as in training.
-Sequences of exactly input_frames frames are forecast after their last frame; sequences of at least
-input_frames + output_frames frames give every window, scored against its targets. predictions.npy
-is then in the same layout and in the data's units. --data_path gives the windows eval.py would score.
-
-The model: --mindir_file (MindSpore, graph mode), --onnx_file (ONNX Runtime from requirements-onnx.txt;
-no MindSpore) or --ckpt_file. An exported file carries its config, so no other flag is needed.
-
-Writes OUTPUT_DIR/predictions.npy ((N, T_out, 64, 64) float32 in [0, 1] for Moving MNIST) and for the
-first --save_vis sequences a PNG strip and (with ground truth) a comparison GIF under OUTPUT_DIR/vis/
-(every channel; single-channel dBZ data in radar colours). With ground truth the metrics table is
-printed too. Given an exported model and --ckpt_file, both run on the same inputs and the run fails
-when they differ by more than --tolerance (default 1e-5; raise it for float16 devices).
+Writes OUTPUT_DIR/predictions.npy ((N, T_out, 64, 64) float32 in [0, 1] for Moving MNIST) and for the first
+--save_vis sequences a PNG strip and (with ground truth) a comparison GIF under OUTPUT_DIR/vis/ (dBZ data in
+radar colours); with ground truth the metrics table is printed too. Given an exported model and --ckpt_file,
+both run on the same inputs and the run fails when they differ by more than --tolerance (default 1e-5;
+raise it for float16 devices).
 """
 import os
 
@@ -68,18 +64,15 @@ def resolve_config(options, overrides):
 def build_predictors(cfg, info, use_ckpt):
     """(main predictor, checkpoint predictor for the parity check or None); an exported model's own
     checkpoint runs only when --ckpt_file is given."""
-    from src.predictor import BatchPredictor, compiled_forward
+    from src.evaluation import checkpoint_predictor
+    from src.predictor import BatchPredictor
     from src.script_options import init_inference_device
 
     if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
         init_inference_device(cfg)
     from_ckpt = None
-    if use_ckpt or info is None:
-        from src.checkpoint import load_network_from_checkpoint
-
-        net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)
-        batch = info.batch_size if info is not None else cfg.eval_batch_size
-        from_ckpt = BatchPredictor.from_network(compiled_forward(net, cfg.mode), cfg, batch, cfg.ckpt_file)
+    if use_ckpt or info is None:  # the exported model's batch size: the same batches run through both
+        from_ckpt = checkpoint_predictor(cfg, info.batch_size if info is not None else 0)
     return (from_ckpt, None) if info is None else (BatchPredictor.from_model(info), from_ckpt)
 
 
@@ -116,8 +109,9 @@ def run_predictions(predictor, reference, source, cfg):
             for write in writers:
                 write(*batch)
 
-        result = evaluate(cfg.replace(eval_batch_size=max(predictor.batch_size, 1)),
-                          lambda inputs: np.clip(predictor.predict(inputs), 0.0, 1.0), source, on_batch, progress=False)
+        result = evaluate(cfg.replace(eval_batch_size=max(predictor.batch_size, 1)),  # the model's batches
+                          lambda inputs: np.clip(predictor.predict(inputs), 0.0, 1.0), source, on_batch,
+                          progress=False)
         out.close()
     print(f"predictions: {out.describe(path)}")
     for p in pictures.written:

@@ -1,6 +1,5 @@
-"""The evaluation loop and what it runs on: the sequences to score or to predict, the predictors, and
-the per-batch extras (reference baselines, skill scores, pictures, predictions.npy). Used by eval.py,
-eval_onnx.py, predict.py, postprocess.py and the validation during training; it imports nothing from training.
+"""The one evaluation loop (eval.py, eval_onnx.py, predict.py, postprocess.py, validation in training), what it
+runs on and its per-batch extras: baselines, skill scores, pictures, predictions.npy. Imports nothing from training.
 """
 import os
 import time
@@ -16,9 +15,8 @@ SYNTHETIC_PREDICTIONS = 8  # predict.py --dataset synthetic without --num_sequen
 
 
 def reference_baselines(dataset):
-    """The baselines scored next to a model of ``dataset``: zeros and copy_last always; for own
-    sequences (the nowcasting case) also extrapolation, whose optical flow costs about 30 ms per
-    64x64 frame pair on CPU (on request elsewhere: ``--baseline extrapolation``)."""
+    """The baselines scored next to a model of ``dataset``: zeros and copy_last; for own sequences (nowcasting)
+    also extrapolation, whose optical flow costs ~30 ms per 64x64 frame pair on CPU (elsewhere on request)."""
     plain = tuple(b for b in BASELINES if b not in NOWCASTING_BASELINES)
     return plain + (NOWCASTING_BASELINES if dataset == "sequences" else ())
 
@@ -74,8 +72,10 @@ def prediction_source(cfg, given, input_file, model):
     from src.data.sequences import TestSequences, load_user_array, normalise_user_array, resolve_test_file
 
     if cfg.dataset == "sequences" and given in ("--input", "--data_path"):
-        source, what = (pipeline.prediction_source(cfg, input_file), input_file) if input_file else \
-            pipeline.evaluation_windows(cfg)
+        if input_file:
+            source, what = pipeline.prediction_source(cfg, input_file), input_file
+        else:
+            source, what = pipeline.evaluation_windows(cfg)
         config_for_data(cfg, source, model)
         if cfg.num_sequences and input_file:
             source = pipeline.WindowSubset(source, np.arange(min(cfg.num_sequences, len(source))))
@@ -103,8 +103,7 @@ def prediction_source(cfg, given, input_file, model):
 
 def units_of(cfg, source):
     """(to_units, description): maps [0, 1] frames to the units thresholds are given in."""
-    normalization = getattr(source, "normalization", None)
-    return units_of_normalization(normalization if cfg.dataset == "sequences" else None)
+    return units_of_normalization(getattr(source, "normalization", None) if cfg.dataset == "sequences" else None)
 
 
 def units_of_normalization(n):
@@ -122,25 +121,24 @@ def baseline_predictor(kind, output_frames):
     return lambda inputs: predict_baseline(kind, inputs, output_frames)
 
 
-def checkpoint_predictor(cfg):
-    """The checkpoint's network, compiled once for batches of ``eval_batch_size``."""
+def checkpoint_predictor(cfg, batch_size=0):
+    """The checkpoint's network, compiled once for batches of ``batch_size`` (0: ``eval_batch_size``)."""
     from src.checkpoint import load_network_from_checkpoint
     from src.device import init_device
     from src.predictor import BatchPredictor, compiled_forward
 
     init_device(cfg)
-    net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)
-    net.set_train(False)
-    return BatchPredictor.from_network(compiled_forward(net, cfg.mode), cfg, cfg.eval_batch_size, cfg.ckpt_file)
+    net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)  # in inference mode (set_train(False))
+    batch_size = batch_size or cfg.eval_batch_size
+    return BatchPredictor.from_network(compiled_forward(net, cfg.mode), cfg, batch_size, cfg.ckpt_file)
 
 
 # ---------------------------------------------------------------- the evaluation loop
 
 def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
-    """Run ``predict_fn`` (numpy (B, T_in, C, H, W) in [0, 1] -> (B, T_out, C, H, W), or anything with
-    ``.asnumpy()``) on ``source`` (``source[i] -> (inputs, targets)``) in batches of ``cfg.eval_batch_size``
-    and score it where targets are known; ``on_batch(start, inputs, targets, pred)`` sees every batch.
-    Returns StreamingMetrics.result() ({"num_sequences": 0} without targets) plus ``timing`` in seconds."""
+    """Run ``predict_fn`` (numpy (B, T_in, C, H, W) in [0, 1] -> (B, T_out, C, H, W), numpy or ``.asnumpy()``)
+    on ``source[i] -> (inputs, targets)`` in batches of ``cfg.eval_batch_size``, scored where targets are known;
+    ``on_batch(start, inputs, targets, pred)`` sees every batch. Returns StreamingMetrics.result() + ``timing``."""
     from src.data.pipeline import iterate_batches
     from src.metrics import StreamingMetrics
 
@@ -179,9 +177,8 @@ MAIN = "model"  # key of the evaluated predictor's skill scores in BatchExtras.s
 
 
 class BatchExtras:
-    """Per-batch extras of an eval run: the reference baselines' metrics, the skill scores in the data's
-    units (``to_units``) and HKO-7's balanced errors (``balance``: src.metrics.balance_of or None) of the
-    evaluated predictor and the baselines, and the pictures (a SequencePictures or None)."""
+    """Per-batch extras of an eval run: the baselines' metrics; skill scores in the data's units (``to_units``)
+    and HKO-7's balanced errors (``balance``: src.metrics.balance_of) of model and baselines; the pictures."""
 
     def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None):
         from src.metrics import BalancedErrors, SkillScores, StreamingMetrics
@@ -239,8 +236,7 @@ def picture_colours(cfg, to_units):
 
 
 class SequencePictures:
-    """The strip PNG and, with ground truth, the truth-vs-prediction GIF of the first ``count`` sequences
-    of a run: ``vis_dir``/seq_XXXX.png/.gif."""
+    """``vis_dir``/seq_XXXX.png (strip) and, with ground truth, .gif of the first ``count`` sequences."""
 
     def __init__(self, vis_dir, count, colours=None):
         self.vis_dir, self.count, self.colours = vis_dir, count, colours

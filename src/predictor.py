@@ -78,10 +78,6 @@ def onnx_session(path, threads=0):
                              "export.py --file_format ONNX") from None
 
 
-def onnx_runner(session, input_name):
-    return lambda batch: session.run(None, {input_name: batch})[0]
-
-
 class BatchPredictor:
     """Runs ``run_batch`` (numpy -> numpy) on batches of exactly ``batch_size`` sequences; ``input_shape``
     and ``output_shape`` are one sequence's, (T_in, C, H, W) and (T_out, C, H, W). Refuses NaN/inf output."""
@@ -98,17 +94,11 @@ class BatchPredictor:
     @classmethod
     def from_model(cls, info, threads=0):
         if info.file_format == "ONNX":
-            run_batch, engine = onnx_runner(onnx_session(info.path, threads), info.input_name), "onnxruntime"
+            session = onnx_session(info.path, threads)
+            run_batch, engine = (lambda batch: session.run(None, {info.input_name: batch})[0]), "onnxruntime"
         else:
             run_batch, engine = mindspore_runner(load_mindir(info.path)), "mindir"
         return cls(run_batch, info.batch_size, info.input_shape[1:], info.output_shape[1:], info.path, engine)
-
-    def _run(self, batch):
-        out = np.asarray(self.run_batch(batch), dtype=np.float32)
-        if not np.isfinite(out).all():
-            raise PredictionError(f"model {self.name} predicts NaN/inf values (training diverged?); use an earlier "
-                                  "checkpoint")
-        return out
 
     def predict(self, inputs):
         """inputs (N, T_in, C, H, W) float32 in [0, 1] -> predictions (N, T_out, C, H, W) float32."""
@@ -121,7 +111,11 @@ class BatchPredictor:
             count = len(batch)
             if count < self.batch_size:  # copies of the last sequence: the padding holds valid frames
                 batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - count, axis=0)])
-            outputs.append(self._run(batch)[:count])  # (b, T_out, C, H, W)
+            out = np.asarray(self.run_batch(batch), dtype=np.float32)  # (batch_size, T_out, C, H, W)
+            if not np.isfinite(out).all():
+                raise PredictionError(f"model {self.name} predicts NaN/inf values (training diverged?); use an "
+                                      "earlier checkpoint")
+            outputs.append(out[:count])
         if not outputs:
             return np.zeros((0,) + self.output_shape, dtype=np.float32)
         return np.concatenate(outputs)
