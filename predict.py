@@ -71,7 +71,7 @@ def resolve_config(options, overrides):
     """
     from src.config import resolve_config as resolve
     from src.export.model_info import read_model_info
-    from src.script_options import config_for_model, overrides_argv
+    from src.cli import config_for_model, overrides_argv
 
     path, file_format = model_file(options)
     if path is not None:
@@ -307,7 +307,7 @@ def run_bin_folder(predictor, options, cfg):
 
 
 def main(argv):
-    from src.script_options import parse_float, split_options
+    from src.cli import parse_float, split_options
 
     options, overrides = split_options(argv, OPTIONS)
     tolerance = parse_float(options["tolerance"], "tolerance")
@@ -318,7 +318,7 @@ def main(argv):
 
     use_ckpt = "ckpt_file" in overrides
     if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
-        from src.script_options import init_inference_device
+        from src.cli import init_inference_device
 
         init_inference_device(cfg)
     predictor, reference = build_predictors(cfg, info, use_ckpt)
