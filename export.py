@@ -31,7 +31,7 @@ def resolve_config(overrides):
     (``src.config.resolve_config``; file_name and file_format are this command's, never the training run's)."""
     from src.checkpoint import read_checkpoint_config
     from src.config import resolve_config as resolve
-    from src.script_options import overrides_argv
+    from src.cli import overrides_argv
 
     ckpt = overrides.get("ckpt_file")
     if not ckpt:
@@ -65,7 +65,7 @@ def check_parity(net, path, file_format, input_shape, tolerance):
 
 def main(argv):
     from src.export.writer import check_export_format
-    from src.script_options import parse_bool, parse_float, split_options
+    from src.cli import parse_bool, parse_float, split_options
 
     options, overrides = split_options(argv, OPTIONS)
     check, tolerance = parse_bool(options["check"], "check"), parse_float(options["tolerance"], "tolerance")
@@ -82,7 +82,7 @@ def main(argv):
         import_onnxruntime()  # before the export: refuse early when it cannot be checked
 
     from src.export.writer import export_network
-    from src.script_options import init_inference_device
+    from src.cli import init_inference_device
     from src.checkpoint import load_network_from_checkpoint
 
     init_inference_device(cfg)

@@ -151,7 +151,7 @@ def main(argv):
     from src.eval_report import print_baseline_comparison, print_skill_scores
     from src.evaluation import MAIN
     from src.metrics import format_table
-    from src.script_options import split_options
+    from src.cli import split_options
 
     options, rest = split_options(argv, OPTIONS)
     rest.pop("debug", None)

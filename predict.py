@@ -39,7 +39,7 @@ def resolve_config(options, overrides):
     checkpoint, resolved with the command line."""
     from src.config import resolve_config as resolve
     from src.export.model_info import read_model_info
-    from src.script_options import config_for_model, overrides_argv
+    from src.cli import config_for_model, overrides_argv
 
     def test_file_dataset(stored):  # --data_path alone: mnist_test_seq.npy, unless the model is of own sequences
         if "data_path" in overrides and "dataset" not in overrides and getattr(stored, "dataset", "") != "sequences":
@@ -133,8 +133,8 @@ def check_parity(parity, tolerance, model_path, ckpt_file):
 
 
 def main(argv):
+    from src.cli import parse_float, split_options
     from src.evaluation import prediction_source
-    from src.script_options import parse_float, split_options
 
     options, overrides = split_options(argv, OPTIONS)
     tolerance = parse_float(options["tolerance"], "tolerance")
@@ -143,8 +143,19 @@ def main(argv):
                                    ("--dataset", "dataset" in overrides)) if on]
     if options["bin_dir"] and given:
         raise ConfigError("--bin_dir replaces --input/--data_path/--dataset; give only one of them")
+<<<<<<< HEAD
     if len(given) > 1:
         raise ConfigError(f"give one input source, got {' and '.join(given)}")
+=======
+    source, description = (None, "") if options["bin_dir"] else open_source(options, overrides, cfg)
+
+    use_ckpt = "ckpt_file" in overrides
+    if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
+        from src.cli import init_inference_device
+
+        init_inference_device(cfg)
+    predictor, reference = build_predictors(cfg, info, use_ckpt)
+>>>>>>> w-config
     model = info.path if info is not None else cfg.ckpt_file
     if not options["bin_dir"]:
         source, description = prediction_source(cfg, (given or [None])[0], options["input"], model)

@@ -92,7 +92,7 @@ def own_config(options, overrides):
     if not options["mindir_file"] or "config_path" in overrides:
         return None
     from src.export.model_info import read_mindir_info
-    from src.script_options import config_for_model
+    from src.cli import config_for_model
 
     info = read_mindir_info(options["mindir_file"])
     if info.config is None or info.config.dataset != "sequences":
@@ -164,7 +164,7 @@ def write_manifest(out_dir, names, data_file, shapes):
 
 def main(argv):
     from src.data.sequences import TestSequences, resolve_test_file
-    from src.script_options import overrides_argv, split_options
+    from src.cli import overrides_argv, split_options
 
     options, overrides = split_options(argv, OPTIONS)
     own = own_config(options, overrides)

@@ -10,14 +10,13 @@ from src.errors import run_cli
 
 
 def main(argv):
-    from src.cloud import local_argv, staged
+    from src.cloud import local_argv, local_copies
     from src.config import load_config
     from src.training.resume import training_config
     from src.training.trainer import train
 
     cfg = load_config(argv)
-    with staged(cfg) as local_cfg:  # remote data_path/output_dir (ModelArts, OpenI): local copies first,
-        # so that a resumed run finds its checkpoint; it continues with the checkpoint's config
+    with local_copies(cfg) as local_cfg:  # first, so that a resumed run finds its checkpoint in the copy
         return train(training_config(local_argv(argv, cfg, local_cfg)))
 
 

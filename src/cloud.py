@@ -1,27 +1,13 @@
-"""Remote data and output folders (ModelArts, OpenI cloud-brain): copied in and out with moxing.
+"""Remote data and output folders (ModelArts, OpenI cloud-brain), copied in and out with moxing.
 
-ModelArts and OpenI training jobs start the script with ``--data_url obs://...`` and
-``--train_url obs://...``; these are other names for ``data_path`` and ``output_dir``
-(src/config.py). When either value is a remote URL (``obs://``, ``s3://``, any
-``scheme://``), :func:`staged` runs the job on local copies, as the model zoo's ModelArts
-wrappers do:
-
-- before the run, ``data_path`` is copied into a local folder (``moxing.file.copy_parallel``
-  for a folder, ``moxing.file.copy`` for a single file such as ``data.zip``); a copied folder
-  that holds nothing but one ``.zip`` (the OpenI dataset layout) becomes that zip, which the
-  data layer then unpacks (src/data/archive.py);
-- ``output_dir`` is copied into a local folder too when it exists, so ``--resume auto`` finds
-  the previous ``ckpt/last.ckpt``;
-- after the run (also after a failure or a Ctrl-C, so saved checkpoints are not lost), the
-  files of the local output folder that the run created or changed are copied back, except
-  the ``data_cache/`` of unpacked zips; files the run deleted locally (rotated checkpoints)
-  stay on the remote side.
-
-Local folders live under ``/cache/convlstm-staging`` when ``/cache`` is writable (the job's
-local disk on ModelArts and OpenI), else under the system temporary folder. Each process uses
-folders of its own, named by the URL and the process id, so the ranks of a distributed job
-never write into each other's copy; only the process that writes the run's files (rank 0)
-has anything to copy back. No ``enable_modelarts`` switch exists: a remote URL is the switch.
+Those jobs pass ``--data_url`` / ``--train_url`` (other names of data_path / output_dir). When either
+is a remote URL (``obs://``, ``s3://``, any ``scheme://``), :func:`local_copies` runs the job on local
+copies, as the model zoo's ModelArts wrappers do: data_path is copied in (a copied folder holding
+only one ``.zip``, the OpenI layout, becomes that zip); output_dir is copied in too when it exists, so
+``--resume auto`` finds ``ckpt/last.ckpt``; after the run, also after a failure or Ctrl-C, the files
+it created or changed (without the ``data_cache/`` of unpacked zips) are copied back, and files it
+deleted (rotated checkpoints) stay on the remote side. Each process uses folders of its own, so the
+ranks of a distributed job never share a copy. A remote URL is the only switch.
 """
 import contextlib
 import hashlib
@@ -29,17 +15,17 @@ import os
 import shutil
 import tempfile
 
-from src.config import CLI_ALIASES
+from src.config import CLI_ALIASES, argv_items
 from src.data.archive import CACHE_DIR, is_remote_url
 from src.errors import ConfigError, UserError
 
 CLOUD_DISK = "/cache"
 STAGING_DIR = "convlstm-staging"
-ALIASES = {"data_path": "--data_url", "output_dir": "--train_url"}
+ALIASES = {key: f"--{alias}" for alias, key in CLI_ALIASES.items()}  # data_path -> --data_url
 
 
 def local_root():
-    """Where local copies go: ``/cache/convlstm-staging`` if /cache is writable, else the temp folder."""
+    """``/cache/convlstm-staging`` if /cache (the job's local disk) is writable, else in the temp folder."""
     if os.path.isdir(CLOUD_DISK) and os.access(CLOUD_DISK, os.W_OK):
         return os.path.join(CLOUD_DISK, STAGING_DIR)
     return os.path.join(tempfile.gettempdir(), STAGING_DIR)
@@ -57,11 +43,9 @@ def import_moxing(remote_keys, cfg):
 
 
 @contextlib.contextmanager
-def staged(cfg, root=None):
-    """Yield ``cfg`` with remote ``data_path`` / ``output_dir`` replaced by local copies.
-
-    Without a remote value this yields ``cfg`` itself and does nothing else.
-    """
+def local_copies(cfg, root=None):
+    """Yield ``cfg`` with remote ``data_path`` / ``output_dir`` replaced by local copies (without a
+    remote value: ``cfg`` itself)."""
     remote_keys = [key for key in ("data_path", "output_dir") if is_remote_url(getattr(cfg, key))]
     if not remote_keys:
         yield cfg
@@ -74,7 +58,7 @@ def staged(cfg, root=None):
             data_copy = _fresh_folder(root, "data", cfg.data_path)
             changes["data_path"] = copy_in_data(mox, cfg.data_path, data_copy)
         if "output_dir" in remote_keys:
-            output = StagedOutput(mox, cfg.output_dir, _fresh_folder(root, "output", cfg.output_dir))
+            output = LocalOutput(mox, cfg.output_dir, _fresh_folder(root, "output", cfg.output_dir))
             changes["output_dir"] = output.local
         local_cfg = cfg.replace(**changes)
         try:
@@ -92,21 +76,12 @@ def staged(cfg, root=None):
 
 
 def local_argv(argv, cfg, local_cfg):
-    """``argv`` with the staged keys pointing at their local copies, for code that reads the
-    command line again (train.py's resume: the checkpoint is in the local copy of output_dir)."""
-    staged_keys = [key for key in ("data_path", "output_dir") if getattr(local_cfg, key) != getattr(cfg, key)]
-    if not staged_keys:
-        return list(argv)
-    drop = set(staged_keys) | {alias for alias, key in CLI_ALIASES.items() if key in staged_keys}
-    kept, i = [], 0
-    while i < len(argv):  # argv was accepted by load_config: --key value, --key=value or a bare --flag
-        token = argv[i]
-        takes_next = "=" not in token and i + 1 < len(argv) and not argv[i + 1].startswith("--")
-        step = 2 if takes_next else 1
-        if token[2:].split("=", 1)[0].replace("-", "_") not in drop:
-            kept += argv[i:i + step]
-        i += step
-    for key in staged_keys:
+    """``argv`` with the copied keys pointing at their local copies, for code that reads the command
+    line again (train.py's resume: the checkpoint is in the local copy of output_dir)."""
+    copied = [key for key in ("data_path", "output_dir") if getattr(local_cfg, key) != getattr(cfg, key)]
+    drop = set(copied) | {alias for alias, key in CLI_ALIASES.items() if key in copied}
+    kept = [token for name, _, tokens in argv_items(argv) if name not in drop for token in tokens]
+    for key in copied:
         kept += [f"--{key}", getattr(local_cfg, key)]
     return kept
 
@@ -159,7 +134,7 @@ def _file_states(folder):
     return states
 
 
-class StagedOutput:
+class LocalOutput:
     """A remote output_dir copied into ``local``; :meth:`copy_back` uploads what the run wrote."""
 
     def __init__(self, mox, url, local):
@@ -169,15 +144,11 @@ class StagedOutput:
         self.before = _file_states(local)
         print(f"output: {url} is written in {local} and copied back after the run", flush=True)
 
-    def changed_files(self):
-        """Files created or modified since the copy-in (relative paths, sorted)."""
-        now = _file_states(self.local)
-        return sorted(path for path, state in now.items() if self.before.get(path) != state)
-
     def copy_back(self, after_failure=False):
-        """Upload the changed files; True when done. After a failure of the run, a failed upload
-        is reported and False returned, never raised (the run's own error is the one to show)."""
-        changed = self.changed_files()
+        """Upload the files created or changed since the copy-in; True when done. After a failure of
+        the run a failed upload is only reported (False): the run's own error is the one to show."""
+        now = _file_states(self.local)
+        changed = sorted(path for path, state in now.items() if self.before.get(path) != state)
         if not changed:
             return True
         print(f"output: copying {len(changed)} file(s) from {self.local} to {self.url}", flush=True)

@@ -1,22 +1,18 @@
-"""Configuration: the one place where every key is defined.
+"""Configuration: every key is declared once in ``SCHEMA``, with its type, default, allowed values and
+meaning; the key table of docs/configuration.md is generated from it (``python -m src.config``).
 
-A run is configured by a yaml file from ``configs/`` (``--config_path``) and any number
-of ``--key value`` (or ``--key=value``) overrides on the command line. Every key is declared
-once in ``SCHEMA`` below with its type, default, allowed values and meaning; the config table of
-docs/configuration.md is generated from the same declarations (``python -m src.config``).
-
-Unknown keys, wrong types and impossible values raise :class:`ConfigError` with one line
-that names the key (and suggests the closest known key for typos).
+A run reads a yaml file (``--config_path``) and ``--key value`` / ``--key=value`` overrides. Unknown
+keys, wrong types and impossible values raise one :class:`ConfigError` line naming the key.
 """
 import difflib
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import yaml
 
-from src.errors import ConfigError, UserError
+from src.errors import FALSE_WORDS, TRUE_WORDS, ConfigError, UserError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
@@ -31,16 +27,18 @@ MAX_CHANNELS = 16  # a longer channel axis is taken as a wrong layout
 DERIVED_FROM_DATA = {"channels": 0, "frame_height": 0, "frame_width": 0, "data_dtype": ""}
 HKO7_CLASS_BOUNDARIES = 5  # HKO-7 balances 6 rain-rate classes (src.metrics.HKO7_RAIN_RATES)
 BASELINES = ("zeros", "copy_last", "extrapolation")  # reference predictors (src/baselines.py); eval.py --baseline
+SECTIONS = ("general", "data", "model", "train", "eval/export")
+RULES = {  # the checks that are not a range: name -> (test, message)
+    "positive_list": (lambda v: len(v) >= 1 and all(c > 0 for c in v), "must be a non-empty list of positive ints"),
+    "positive_odd": (lambda v: v >= 1 and v % 2 == 1, "must be a positive odd integer"),
+    "distinct": (lambda v: len(set(v)) == len(v), "must not repeat a value"),
+}
 
 
 @dataclass(frozen=True)
 class Key:
-    """Declaration of one configuration key.
-
-    Bounds are declared (``minimum``/``maximum`` inclusive, ``above``/``below`` exclusive) and
-    generate the check and its message; ``check``/``check_msg`` remain for the few rules that
-    are not a range.
-    """
+    """One configuration key. Its choices, bounds (``min``/``max`` inclusive, ``above``/``below``
+    exclusive, ``note`` added to their message) and ``rule`` (from ``RULES``) generate its check."""
 
     name: str
     type: str  # "int" | "float" | "str" | "bool" | "int_list" | "float_list"; a float with default None is optional
@@ -48,52 +46,51 @@ class Key:
     help: str
     section: str
     choices: Optional[Sequence[Any]] = None
-    check: Optional[Callable[[Any], bool]] = None
-    check_msg: str = ""
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
+    min: Optional[float] = None
+    max: Optional[float] = None
     above: Optional[float] = None
     below: Optional[float] = None
+    note: str = ""
+    rule: str = ""
 
     def violation(self, value):
-        """The message part of a value this key refuses (``"must be >= 1"``), or None."""
-        if value is None:
+        """What is wrong with ``value`` (``"must be >= 1, got 0"``), or None."""
+        if self.choices is not None:
+            return None if value in self.choices else f"{value!r} is not one of {', '.join(map(str, self.choices))}"
+        if self.rule:
+            ok, text = RULES[self.rule][0](value), RULES[self.rule][1]
+        elif self.above is not None and self.below is not None:
+            ok, text = self.above < value < self.below, f"must be in ({self.above:g}, {self.below:g})"
+        elif self.min is not None and self.max is not None:
+            ok, text = self.min <= value <= self.max, f"must be in [{self.min:g}, {self.max:g}]"
+        elif self.min is not None:
+            ok, text = value >= self.min, f"must be >= {self.min:g}"
+        elif self.above is not None:
+            ok, text = value > self.above, f"must be > {self.above:g}"
+        else:
             return None
-        lo, hi = self.minimum, self.maximum
-        if self.above is not None and self.below is not None:
-            return None if self.above < value < self.below else f"must be in ({self.above:g}, {self.below:g})"
-        if lo is not None and hi is not None:
-            return None if lo <= value <= hi else f"must be in [{lo:g}, {hi:g}]"
-        if lo is not None and value < lo:
-            return f"must be >= {lo:g}"
-        if self.above is not None and value <= self.above:
-            return f"must be > {self.above:g}"
-        if self.check is not None and not self.check(value):
-            return self.check_msg
-        return None
+        return None if ok else f"{text}{f' ({self.note})' if self.note else ''}, got {value!r}"
 
 
 def _keys():
-    g, d, m, t, e = "general", "data", "model", "train", "eval/export"
+    g, d, m, t, e = SECTIONS
     return [
         # general
         Key("device_target", "str", "CPU", "device to run on", g, choices=("Ascend", "GPU", "CPU")),
-        Key("device_id", "int", 0, "device index on this host (standalone runs)", g, minimum=0),
-        Key("mode", "str", "graph", "graph: compile the step (mindspore.jit/GRAPH_MODE); pynative: eager, for debugging",
-            g, choices=("graph", "pynative")),
-        Key("seed", "int", 1, "seed of weights init and of the training-data generator", g, minimum=0),
+        Key("device_id", "int", 0, "device index on this host (standalone runs)", g, min=0),
+        Key("mode", "str", "graph", "graph: compile the step (mindspore.jit/GRAPH_MODE); pynative: eager, for "
+            "debugging", g, choices=("graph", "pynative")),
+        Key("seed", "int", 1, "seed of weights init and of the training-data generator", g, min=0),
         Key("output_dir", "str", "./output", "run directory: config.yaml, logs, ckpt/, pictures", g),
         Key("distribute", "bool", False, "data-parallel training over all workers of the launched cluster", g),
         Key("debug", "bool", False, "print Python tracebacks for user errors", g),
         # data
-        Key("dataset", "str", "synthetic",
-            "synthetic = Moving MNIST of embedded procedural digits (no download); mnist = Moving MNIST from the files "
-            "under data_path; sequences = your own sequence arrays (data_path, data_layout, data_scale ...)", d,
-            choices=DATASETS),
-        Key("data_path", "str", "./data",
-            "mnist: directory with train-images-idx3-ubyte.gz and mnist_test_seq.npy (download.sh layout; eval also "
-            "accepts the .npy itself); sequences: one .npy/.npz file (split by sequence) or a directory with "
-            "train, val and test files", d),
+        Key("dataset", "str", "synthetic", "synthetic = Moving MNIST of embedded procedural digits (no download); "
+            "mnist = Moving MNIST from the files under data_path; sequences = your own sequence arrays (data_path, "
+            "data_layout, data_scale ...)", d, choices=DATASETS),
+        Key("data_path", "str", "./data", "mnist: directory with train-images-idx3-ubyte.gz and mnist_test_seq.npy "
+            "(download.sh layout; eval also accepts the .npy itself); sequences: one .npy/.npz file (split by "
+            "sequence) or a directory with train, val and test files", d),
         Key("data_layout", "str", "NTCHW", "sequences: axis order of the arrays (N sequences, T frames, C channels, "
             "H x W pixels; TNHW = time first, as mnist_test_seq.npy)", d, choices=LAYOUTS),
         Key("npz_key", "str", "", "sequences: the array of an .npz to use (empty: its only array)", d),
@@ -105,42 +102,41 @@ def _keys():
             "(e.g. 60 dBZ)", d),
         Key("data_dtype", "str", "", "sequences: dtype the normalisation was made for (empty: read from the data; "
             "train.py stores it)", d, choices=("",) + DATA_DTYPES),
-        Key("window_stride", "int", 0, "sequences: frames between the starts of consecutive windows of "
-            "input_frames + output_frames frames (0 = the window length: no overlap)", d, minimum=0),
-        Key("val_fraction", "float", 0.1, "sequences, one file: fraction of its sequences for validation", d,
-            above=0, below=1),
+        Key("window_stride", "int", 0, "sequences: frames between the starts of consecutive windows of input_frames "
+            "+ output_frames frames (0 = the window length: no overlap)", d, min=0),
+        Key("val_fraction", "float", 0.1, "sequences, one file: fraction of its sequences for validation", d, above=0,
+            below=1),
         Key("test_fraction", "float", 0.1, "sequences, one file: fraction of its sequences held out for eval.py", d,
             above=0, below=1),
         Key("split_seed", "int", 0, "sequences, one file: seed of the assignment of sequences to train/val/test", d,
-            minimum=0),
+            min=0),
         Key("channels", "int", 0, "channels C of a frame (0 = from the data; Moving MNIST: 1); train.py stores the "
-            "value it read", d, minimum=0, maximum=MAX_CHANNELS),
+            "value it read", d, min=0, max=MAX_CHANNELS),
         Key("frame_height", "int", 0, "frame height H in pixels (0 = from the data; Moving MNIST: image_size); "
-            "train.py stores the value it read", d, minimum=0),
+            "train.py stores the value it read", d, min=0),
         Key("frame_width", "int", 0, "frame width W in pixels (0 = from the data; Moving MNIST: image_size); "
-            "train.py stores the value it read", d, minimum=0),
-        Key("num_digits_train", "int", 3, "digits per generated training sequence", d, minimum=1),
+            "train.py stores the value it read", d, min=0),
+        Key("num_digits_train", "int", 3, "digits per generated training sequence", d, min=1),
         Key("num_digits_val", "int", 2, "digits per generated validation/eval sequence (the test set has 2)", d,
-            minimum=1),
-        Key("input_frames", "int", 10, "observed frames given to the network", d, minimum=1),
-        Key("output_frames", "int", 10, "frames to predict", d, minimum=1),
-        Key("image_size", "int", 64, "Moving MNIST (synthetic, mnist): frame height and width in pixels (>= 32: "
-            "the 28-pixel digits need room to move; each arch adds its own tiling rule)", d, minimum=32),
-        Key("num_workers", "int", 2, "parallel workers generating training sequences", d, minimum=1),
+            min=1),
+        Key("input_frames", "int", 10, "observed frames given to the network", d, min=1),
+        Key("output_frames", "int", 10, "frames to predict", d, min=1),
+        Key("image_size", "int", 64, "Moving MNIST (synthetic, mnist): frame height and width in pixels (>= 32: the "
+            "28-pixel digits need room to move; each arch adds its own tiling rule)", d, min=32),
+        Key("num_workers", "int", 2, "parallel workers generating training sequences", d, min=1),
         Key("worker_type", "str", "thread", "what the num_workers are: thread (cheap to start) or process (no "
             "interpreter lock; bench/data_throughput.py measures both)", d, choices=("thread", "process")),
-        Key("val_sequences", "int", 256, "size of the fixed generated validation set", d, check=lambda v: v >= 0,
-            check_msg="must be >= 0 (0 disables validation)"),
-        Key("val_seed", "int", 20150613, "seed of the fixed validation set (independent of seed)", d, minimum=0),
-        Key("test_seed", "int", 20151107, "seed of generated evaluation sets (eval.py --dataset synthetic); "
-            "disjoint from val_seed by construction", d, minimum=0),
+        Key("val_sequences", "int", 256, "size of the fixed generated validation set", d, min=0,
+            note="0 disables validation"),
+        Key("val_seed", "int", 20150613, "seed of the fixed validation set (independent of seed)", d, min=0),
+        Key("test_seed", "int", 20151107, "seed of generated evaluation sets (eval.py --dataset synthetic); disjoint "
+            "from val_seed by construction", d, min=0),
         # model
         Key("arch", "str", "paper", "network: zoo (3-level conv/ConvLSTM, ~8.1M params) or paper (Shi et al. 2015, "
             "patches + stacked ConvLSTM)", m, choices=("zoo", "paper")),
         Key("hidden_channels", "int_list", [128, 64, 64], "paper arch: ConvLSTM layer widths, bottom to top", m,
-            check=lambda v: len(v) >= 1 and all(c > 0 for c in v), check_msg="must be a non-empty list of positive ints"),
-        Key("kernel_size", "int", 5, "paper arch: ConvLSTM kernel size (odd)", m, check=lambda v: v >= 1 and v % 2 == 1,
-            check_msg="must be a positive odd integer"),
+            rule='positive_list'),
+        Key("kernel_size", "int", 5, "paper arch: ConvLSTM kernel size (odd)", m, rule='positive_odd'),
         Key("patch_size", "int", 4, "paper arch: space-to-depth patch size", m, choices=(1, 2, 4, 8)),
         Key("forecaster_input", "str", "none", "paper arch: what forecaster layer 1 reads at each step: none (the "
             "paper) or prediction (the previous frame: last observed, then its own predictions)", m,
@@ -151,86 +147,81 @@ def _keys():
         Key("output_bias", "float", -3.0, "initial bias (logit) of the output layer: Moving MNIST frames are ~90% "
             "black; starting dark (sigmoid(-3)~0.05) shortens the grey-haze phase that SSIM punishes hard", m),
         # train
-        Key("epochs", "int", 10, "training epochs", t, minimum=1),
+        Key("epochs", "int", 10, "training epochs", t, min=1),
         Key("steps_per_epoch", "int", 100, "optimizer steps per epoch (sequences are generated: an epoch is "
-            "steps_per_epoch x batch_size x workers sequences)", t, minimum=1),
-        Key("batch_size", "int", 16, "sequences per step and per device", t, minimum=1),
+            "steps_per_epoch x batch_size x workers sequences)", t, min=1),
+        Key("batch_size", "int", 16, "sequences per step and per device", t, min=1),
         Key("loss", "str", "mse", "training loss: mse, bce (binary cross-entropy, the paper's loss), or balanced "
-            "(HKO-7's B-MSE + B-MAE: errors weighted by the truth's intensity class, loss_thresholds/loss_weights)", t,
-            choices=("mse", "bce", "balanced")),
+            "(HKO-7's B-MSE + B-MAE: errors weighted by the truth's intensity class, loss_thresholds/loss_weights)",
+            t, choices=("mse", "bce", "balanced")),
         Key("ssim_weight", "float", 0.0, "adds ssim_weight x (1 - SSIM) to the loss (SSIM as the reported metric, "
-            "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t, minimum=0),
+            "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t, min=0),
         Key("loss_thresholds", "float_list", [], "B-MSE/B-MAE (eval.py with thresholds): intensity class boundaries "
             "in the data's units, ascending (empty: HKO-7's 0.5/2/5/10/30 mm/h as dBZ, for dBZ data mapped from "
             "[-10, 60])", t),
-        Key("loss_weights", "float_list", [], "weights of the loss_thresholds classes, lightest first, one more "
-            "than loss_thresholds (empty: HKO-7's 1, 1, 2, 5, 10, 30)", t),
-        Key("optimizer", "str", "adam", "adam, rmsprop (the paper's optimizer, decay 0.9), or sgd (plain "
-            "gradient descent: the update is proportional to the gradient)", t, choices=("adam", "rmsprop", "sgd")),
+        Key("loss_weights", "float_list", [], "weights of the loss_thresholds classes, lightest first, one more than "
+            "loss_thresholds (empty: HKO-7's 1, 1, 2, 5, 10, 30)", t),
+        Key("optimizer", "str", "adam", "adam, rmsprop (the paper's optimizer, decay 0.9), or sgd (plain gradient "
+            "descent: the update is proportional to the gradient)", t, choices=("adam", "rmsprop", "sgd")),
         Key("lr", "float", 1e-3, "peak learning rate", t, above=0),
         Key("lr_schedule", "str", "cosine", "constant | cosine (to min_lr over all steps) | step (x lr_gamma every "
             "lr_step_epochs) | plateau (x lr_gamma after lr_patience epochs without validation gain)", t,
             choices=("constant", "cosine", "step", "plateau")),
-        Key("min_lr", "float", 1e-5, "final learning rate of the cosine schedule; floor of step/plateau", t, minimum=0),
-        Key("warmup_epochs", "int", 0, "linear warm-up epochs before the schedule", t, minimum=0),
-        Key("lr_step_epochs", "int", 10, "step schedule: epochs between decays", t, minimum=1),
+        Key("min_lr", "float", 1e-5, "final learning rate of the cosine schedule; floor of step/plateau", t, min=0),
+        Key("warmup_epochs", "int", 0, "linear warm-up epochs before the schedule", t, min=0),
+        Key("lr_step_epochs", "int", 10, "step schedule: epochs between decays", t, min=1),
         Key("lr_gamma", "float", 0.5, "step/plateau schedule: decay factor", t, above=0, below=1),
-        Key("lr_patience", "int", 2, "plateau schedule: epochs without improvement before decaying", t, minimum=1),
-        Key("weight_decay", "float", 0.0, "L2 weight decay", t, minimum=0),
-        Key("grad_clip", "float", 1.0, "clip gradients to this global norm (0 = off)", t, minimum=0),
-        Key("save_every", "int", 1, "save convlstm-<epoch>_<step>.ckpt every N epochs (last/best always)", t,
-            minimum=1),
-        Key("keep_checkpoints", "int", 5, "numbered checkpoints kept (oldest deleted; 0 = keep all)", t, minimum=0),
+        Key("lr_patience", "int", 2, "plateau schedule: epochs without improvement before decaying", t, min=1),
+        Key("weight_decay", "float", 0.0, "L2 weight decay", t, min=0),
+        Key("grad_clip", "float", 1.0, "clip gradients to this global norm (0 = off)", t, min=0),
+        Key("save_every", "int", 1, "save convlstm-<epoch>_<step>.ckpt every N epochs (last/best always)", t, min=1),
+        Key("keep_checkpoints", "int", 5, "numbered checkpoints kept (oldest deleted; 0 = keep all)", t, min=0),
         Key("early_stop_patience", "int", 0, "stop after N epochs without validation improvement (0 = off)", t,
-            minimum=0),
-        Key("log_every", "int", 10, "log a loss line every N steps", t, minimum=1),
+            min=0),
+        Key("log_every", "int", 10, "log a loss line every N steps", t, min=1),
         Key("amp_level", "str", "O0", "mixed precision (Ascend/GPU): O0 off, O1/O2/O3 as mindspore.amp", t,
             choices=("O0", "O1", "O2", "O3")),
-        Key("amp_on_cpu", "bool", False, "apply amp_level and loss_scale on the CPU backend too (float16 kernels "
-            "on CPU: slow, for running the device code path without a device); false: CPU trains float32", t),
+        Key("amp_on_cpu", "bool", False, "apply amp_level and loss_scale on the CPU backend too (float16 kernels on "
+            "CPU: slow, for running the device code path without a device); false: CPU trains float32", t),
         Key("loss_scale", "str", "none", "loss scaling for mixed precision: none | fixed | dynamic", t,
             choices=("none", "fixed", "dynamic")),
         Key("loss_scale_value", "float", 1024.0, "initial/fixed loss scale", t, above=0),
         Key("resume", "str", "", "continue a run: path to a checkpoint, or auto (the run's ckpt/last.ckpt)", t),
         Key("allow_config_change", "bool", False, "resume: continue even though keys other than epochs, output_dir, "
-            "data_path, num_workers, worker_type, log_every, save_every, keep_checkpoints differ from the checkpoint's "
-            "config (the changes are printed and recorded in the run directory)", t),
+            "data_path, num_workers, worker_type, log_every, save_every, keep_checkpoints differ from the "
+            "checkpoint's config (the changes are printed and recorded in the run directory)", t),
         Key("overwrite", "bool", False, "allow training into an output_dir that already holds a run", t),
-        # eval / export
+        # eval/export
         Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e),
-        Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, minimum=0),
+        Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, min=0),
         Key("eval_split", "str", "test", "eval, dataset sequences: test = the test split of data_path (a file is "
             "split as for training; a directory: its test file); val = the validation split (or file), to choose "
             "settings on without touching test; all = every window of the file data_path", e,
             choices=("test", "val", "all")),
-        Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, minimum=1),
-        Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, minimum=0),
+        Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, min=1),
+        Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, min=0),
         Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "
-            "copy_last | extrapolation (the last frame advected along its optical flow)", e, choices=("none",) + BASELINES),
+            "copy_last | extrapolation (the last frame advected along its optical flow)", e,
+            choices=("none",) + BASELINES),
         Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS) thresholds in the data's units "
             "(sequences: the file's units, e.g. [20,35] dBZ; synthetic/mnist: pixel values in (0, 1])", e,
-            check=lambda v: len(set(v)) == len(v), check_msg="must not repeat a value"),
+            rule='distinct'),
         Key("file_name", "str", "convlstm", "export: output file name without extension", e),
         Key("file_format", "str", "MINDIR", "export format", e, choices=("MINDIR", "AIR", "ONNX")),
     ]
 
 
 SCHEMA = {k.name: k for k in _keys()}
-# keys taken from the command line only (never from a yaml file)
-CLI_ONLY = ("config_path",)
+CLI_ONLY = ("config_path",)  # keys taken from the command line only (never from a yaml file)
 # other names, on the command line only, that ModelArts / OpenI jobs pass (see src/cloud.py)
 CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
-
-
-# Where each key's value comes from when a command starts from a trained model (a checkpoint, or
-# an exported file that stores its config): see resolve_config. The table in docs/configuration.md says the same.
-# - MODEL_KEYS: always the model's (the network, the frame shape and dtype it maps, the
-#   normalisation of its data); a command-line value that contradicts the model is refused.
-# - RUN_ONLY_KEYS: how and where this command runs; never taken from the model (a checkpoint
-#   trained on 8 ranks evaluates on 1): defaults < yaml file < command line.
-# - every other key: the model's value (the training run's), which the command line may replace;
-#   data_path among them (eval of own sequences scores the test split of the file the model was
-#   trained on) and ckpt_file (an exported file names the checkpoint it came from).
+# Where a command that starts from a trained model (a checkpoint, or an exported file that stores its
+# config) takes each key; see resolve_config and the table in docs/configuration.md.
+# - MODEL_KEYS: always the model's (its network, frame shape and dtype, the normalisation of its data);
+#   a command-line value that contradicts the model is refused.
+# - RUN_ONLY_KEYS: how and where this command runs, never the model's (a checkpoint trained on 8 ranks
+#   evaluates on 1): defaults < yaml file < command line.
+# - every other key (data_path and ckpt_file among them): the model's, unless the command line gives it.
 MODEL_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole", "group_norm",
               "input_frames", "output_frames", "image_size", "channels", "frame_height", "frame_width", "data_dtype",
               "data_scale", "data_min", "data_max")
@@ -238,10 +229,11 @@ FRAME_KEYS = ("image_size", "channels", "frame_height", "frame_width")  # compar
 RUN_ONLY_KEYS = ("device_target", "device_id", "mode", "distribute", "debug", "output_dir", "num_workers",
                  "worker_type", "eval_batch_size", "resume", "overwrite", "allow_config_change", "file_name",
                  "file_format")
+BOOL_WORDS = {**dict.fromkeys(TRUE_WORDS, True), **dict.fromkeys(FALSE_WORDS, False)}
 
 
 class Config:
-    """Validated configuration; keys are attributes (``cfg.batch_size``)."""
+    """Validated, read-only configuration; keys are attributes (``cfg.batch_size``)."""
 
     def __init__(self, values, config_path=""):
         object.__setattr__(self, "_values", dict(values))
@@ -271,15 +263,14 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path):
-        """Write the effective config atomically."""
         from src.io import write_text_atomic
 
         write_text_atomic(path, self.to_yaml())
 
     def describe(self):
-        """Human-readable listing of the effective config, grouped by section."""
+        """The effective config, one line per section."""
         lines = [f"config: {self.config_path or '(defaults)'}"]
-        for section in ("general", "data", "model", "train", "eval/export"):
+        for section in SECTIONS:
             items = [f"{k.name}={self._values[k.name]}" for k in SCHEMA.values() if k.section == section]
             lines.append(f"  [{section}] " + " ".join(items))
         return "\n".join(lines)
@@ -291,7 +282,7 @@ def _suggest(name):
 
 
 def _convert(name, raw, where):
-    """Convert a yaml or command-line value to the key's declared type."""
+    """A yaml or command-line value converted to the key's declared type."""
     if name not in SCHEMA:
         raise ConfigError(f"unknown config key '{name}' in {where}{_suggest(name)}")
     key = SCHEMA[name]
@@ -299,46 +290,25 @@ def _convert(name, raw, where):
     if key.type == "bool":
         if isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(raw, str) and raw.lower() in ("false", "0", "no", "off"):
-            return False
-        raise bad
-    if key.type == "int":
-        if isinstance(raw, bool):
-            raise bad
-        if isinstance(raw, int):
-            return raw
-        if isinstance(raw, str):
-            try:
-                return int(raw.strip())
-            except ValueError:
-                raise bad from None
-        raise bad
-    if key.type == "float" and key.default is None and _means_unset(raw):
-        return None  # an optional number left unset
-    if key.type == "float":
-        if isinstance(raw, bool):
-            raise bad
-        if isinstance(raw, (int, float)):
-            value = float(raw)
-        elif isinstance(raw, str):
-            try:
-                value = float(raw.strip())
-            except ValueError:
-                raise bad from None
-        else:
-            raise bad
-        if not math.isfinite(value):
-            raise ConfigError(f"config key '{name}' in {where}: must be finite, got {raw!r}")
-        return value
-    if key.type == "str":
-        if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
-            return str(raw)
+        if isinstance(raw, str) and raw.lower() in BOOL_WORDS:
+            return BOOL_WORDS[raw.lower()]
         raise bad
     if key.type in ("int_list", "float_list"):
         return _number_list(raw, bad, name, where, integers=key.type == "int_list")
-    raise AssertionError(f"unhandled type {key.type}")
+    if key.type == "float" and key.default is None and _means_unset(raw):
+        return None  # an optional number left unset
+    numbers = (int,) if key.type == "int" else (int, float)
+    if isinstance(raw, bool) or not isinstance(raw, (str,) + numbers):
+        raise bad
+    if key.type == "str":
+        return str(raw)
+    try:
+        value = int(raw) if key.type == "int" else float(raw)
+    except ValueError:
+        raise bad from None
+    if not math.isfinite(value):
+        raise ConfigError(f"config key '{name}' in {where}: must be finite, got {raw!r}")
+    return value
 
 
 def _means_unset(raw):
@@ -346,8 +316,8 @@ def _means_unset(raw):
 
 
 def _number_list(raw, bad, name, where, integers):
-    """A yaml list, one number, or a command-line string "[20,35]" / "20,35" -> a list of finite
-    floats, or of ints when ``integers`` (a value with a fractional part is then refused)."""
+    """A yaml list, one number, or a command-line "[20,35]" / "20,35" -> a list of finite floats, or of
+    ints when ``integers`` (a value with a fractional part is then refused)."""
     items = raw
     if isinstance(raw, str):
         items = [s for s in raw.strip().strip("[]").replace(" ", "").split(",") if s]
@@ -371,18 +341,19 @@ def _number_list(raw, bad, name, where, integers):
     return out
 
 
+def _as_dict(cfg):
+    return cfg.to_dict() if isinstance(cfg, Config) else cfg
+
+
 def tile_multiple(arch, patch_size):
     """Height and width must be multiples of this: paper cuts patch_size patches, zoo halves twice."""
     return int(patch_size) if arch == "paper" else 4
 
 
 def frame_shape(cfg):
-    """(C, H, W) of the frames the network of ``cfg`` maps.
-
-    Moving MNIST (synthetic, mnist): (1, image_size, image_size). Own sequences: (channels,
-    frame_height, frame_width), which train.py reads from the data and stores; a config that
-    has not been resolved against its data yet (0 values) raises ConfigError."""
-    values = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    """(C, H, W) of the frames the network of ``cfg`` (a Config or a dict) maps: Moving MNIST
+    (1, image_size, image_size), own sequences (channels, frame_height, frame_width)."""
+    values = _as_dict(cfg)
     if values["dataset"] in GENERATED_DATASETS:
         size = values["image_size"]
         return 1, size, size
@@ -395,15 +366,21 @@ def frame_shape(cfg):
 
 
 def with_derived_keys(cfg, stored):
-    """``cfg`` with the keys it leaves to the data (``DERIVED_FROM_DATA`` still unset) taken from
-    ``stored`` (e.g. a checkpoint's config, which holds the values train.py read)."""
+    """``cfg`` with the keys it leaves to the data (``DERIVED_FROM_DATA``) taken from ``stored``."""
     changes = {name: getattr(stored, name) for name, unset in DERIVED_FROM_DATA.items()
                if getattr(cfg, name) == unset and getattr(stored, name) != unset}
     return cfg.replace(**changes) if changes else cfg
 
 
+def is_dbz_data(cfg):
+    """True for own sequences normalised from [-10, 60] (HKO-7's pixel = (dBZ + 10) / 70), the data
+    HKO-7's rain-rate classes apply to without loss_thresholds."""
+    values = _as_dict(cfg)
+    return values["dataset"] == "sequences" and values["data_scale"] == "minmax" and \
+        (values["data_min"], values["data_max"]) == (-10.0, 60.0)
+
+
 def _check_frame_keys(values, fail):
-    """Moving MNIST frames are 1 x image_size x image_size; own frames must fit the network."""
     size = values["image_size"]
     if values["dataset"] in GENERATED_DATASETS:
         for name, allowed in (("channels", 1), ("frame_height", size), ("frame_width", size)):
@@ -420,8 +397,8 @@ def _check_frame_keys(values, fail):
              f"{multiple}", "frame_height", "frame_width", "patch_size", "arch")
 
 
-def _check_sequence_keys(values, fail):
-    """Normalisation and split keys of own sequence data."""
+def _check_data_keys(values, fail):
+    """Normalisation, split and skill-threshold keys."""
     low, high = values["data_min"], values["data_max"]
     if values["data_scale"] == "minmax":
         if low is None or high is None:
@@ -435,23 +412,10 @@ def _check_sequence_keys(values, fail):
     if values["val_fraction"] + values["test_fraction"] >= 1:
         fail(f"config keys 'val_fraction' + 'test_fraction' must be < 1 (the rest trains), got "
              f"{values['val_fraction']:g} + {values['test_fraction']:g}", "val_fraction", "test_fraction")
-
-
-def _check_thresholds(values, fail):
-    if values["dataset"] not in GENERATED_DATASETS:
-        return
     outside = [t for t in values["thresholds"] if not 0 < t <= 1]
-    if outside:
+    if values["dataset"] in GENERATED_DATASETS and outside:
         fail(f"config key 'thresholds': {outside[0]:g} is outside (0, 1]: with dataset {values['dataset']} the "
              "values are pixel intensities in [0, 1]", "thresholds", "dataset")
-
-
-def is_dbz_data(cfg):
-    """True for own sequences normalised from [-10, 60] (HKO-7's pixel = (dBZ + 10) / 70), the data
-    HKO-7's rain-rate classes apply to without loss_thresholds. ``cfg``: a Config or a dict."""
-    get = cfg.get if isinstance(cfg, dict) else lambda name: getattr(cfg, name)
-    return get("dataset") == "sequences" and get("data_scale") == "minmax" and \
-        (get("data_min"), get("data_max")) == (-10.0, 60.0)
 
 
 def _check_balance_keys(values, fail):
@@ -474,8 +438,8 @@ def _check_balance_keys(values, fail):
 
 
 def _check_values(values, origin=None):
-    """Validate choices, per-key checks and cross-key rules. ``origin`` maps a key to where its
-    value came from (a yaml path, "the command line", ...), named in the error."""
+    """Validate every key and the cross-key rules. ``origin`` maps a key to where its value came from
+    (a yaml path, "the command line", ...), named in the error."""
     origin = origin or {}
 
     def fail(message, *names):
@@ -483,19 +447,15 @@ def _check_values(values, origin=None):
         raise ConfigError(message + (f" (set in {' and '.join(places)})" if places else ""))
 
     for name, value in values.items():
-        key = SCHEMA[name]
-        if key.choices is not None and value not in key.choices:
-            fail(f"config key '{name}': {value!r} is not one of {', '.join(map(str, key.choices))}", name)
-        problem = key.violation(value)
+        problem = SCHEMA[name].violation(value)
         if problem is not None:
-            fail(f"config key '{name}': {problem}, got {value!r}", name)
+            fail(f"config key '{name}': {problem}", name)
     if values["input_frames"] + values["output_frames"] > 20 and values["dataset"] == "mnist":
         fail("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
              f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}",
              "input_frames", "output_frames")
     _check_frame_keys(values, fail)
-    _check_sequence_keys(values, fail)
-    _check_thresholds(values, fail)
+    _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
     if values["arch"] == "zoo" and values["image_size"] % 4:
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
@@ -511,35 +471,37 @@ def _check_values(values, origin=None):
                  f"set would repeat the {what} sequences; choose another test_seed", "test_seed", other)
     if values["min_lr"] > values["lr"]:
         fail(f"config key 'min_lr' ({values['min_lr']}) must not exceed 'lr' ({values['lr']})", "min_lr", "lr")
+    # a data path given by the user must be read: dataset synthetic would silently ignore it
+    if values["dataset"] == "synthetic" and origin.get("data_path") in ("the command line", "the caller"):
+        raise ConfigError(f"config key 'data_path' ({values['data_path']}, set in {origin['data_path']}) is not used "
+                          "with dataset synthetic (embedded generated digits); pass --dataset mnist to read "
+                          "the MNIST files there, or drop --data_path")
 
 
-def parse_overrides(argv):
-    """Split ``--key value`` / ``--key=value`` / bare ``--flag`` tokens into a dict."""
-    overrides = {}
+def argv_items(argv):
+    """(name, value, tokens) of each ``--key value`` / ``--key=value`` / bare ``--flag`` (true) of ``argv``."""
     i = 0
     while i < len(argv):
         token = argv[i]
         if not token.startswith("--") or token == "--":
             raise ConfigError(f"unexpected argument {token!r}: arguments are --key value pairs")
-        body = token[2:]
-        if "=" in body:
-            name, value = body.split("=", 1)
-            i += 1
+        name, value, step = token[2:], "true", 1
+        if "=" in name:
+            name, value = name.split("=", 1)
         elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            name, value = body, argv[i + 1]
-            i += 2
-        else:
-            name, value = body, "true"  # bare flag, e.g. --debug
-            i += 1
-        name = name.replace("-", "_")
+            value, step = argv[i + 1], 2
+        yield name.replace("-", "_"), value, argv[i:i + step]
+        i += step
+
+
+def parse_overrides(argv):
+    """The ``--key value`` pairs of ``argv`` as a dict; ``--data_url`` / ``--train_url`` become
+    data_path / output_dir (never both names of one key)."""
+    overrides = {}
+    for name, value, _ in argv_items(argv):
         if name in overrides:
             raise ConfigError(f"config key '{name}' given twice on the command line")
         overrides[name] = value
-    return _resolve_aliases(overrides)
-
-
-def _resolve_aliases(overrides):
-    """``--data_url`` / ``--train_url`` -> data_path / output_dir (never both names of one key)."""
     if "enable_modelarts" in overrides:
         raise ConfigError("--enable_modelarts is not needed: a remote (obs://, s3://) data_url/train_url or "
                           "data_path/output_dir is copied with moxing on its own; remove the option")
@@ -552,8 +514,13 @@ def _resolve_aliases(overrides):
     return overrides
 
 
+def overrides_argv(overrides):
+    """Config overrides back as ``--key=value`` arguments."""
+    return [f"--{k}={v}" for k, v in overrides.items()]
+
+
 def read_yaml(path):
-    """Read a config yaml (safe_load only) and return its mapping."""
+    """The mapping of a config yaml (safe_load only)."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} not found (--config_path; the files are in configs/)")
     try:
@@ -571,47 +538,30 @@ def read_yaml(path):
 
 
 def load_config(argv=None, config_path=None, base=None, **overrides):
-    """Build the effective config: defaults < yaml file < command line < ``overrides``.
-
-    ``base`` (a Config, e.g. the one stored in a checkpoint) replaces the defaults and, unless a
-    yaml file is named (``--config_path`` or ``config_path``), the default yaml file too."""
+    """The effective config: defaults < yaml file < command line < ``overrides``. ``base`` (a Config,
+    e.g. a checkpoint's) replaces the defaults and, unless a yaml file is named, the default yaml file."""
     cli = parse_overrides(list(argv or []))
     path = cli.pop("config_path", None) or config_path or ("" if base is not None else DEFAULT_CONFIG)
-    values = {name: key.default for name, key in SCHEMA.items()}
+    values = base.to_dict() if base is not None else {name: key.default for name, key in SCHEMA.items()}
     origin = {}
-    if base is not None:
-        values.update(base.to_dict())
     layers = ((path, read_yaml(path) if path else {}), ("the command line", cli), ("the caller", overrides))
     for where, source in layers:
         for name, raw in source.items():
             values[name] = _convert(name, raw, where)
             origin[name] = where
     _check_values(values, origin)
-    _check_data_path_is_used(values, origin)
-    return Config(values, path or (base.config_path if base is not None else ""))
+    return Config(values, path or base.config_path)
 
 
-def _run_dir_of_checkpoint(path):
-    """RUN for a checkpoint RUN/ckpt/NAME.ckpt written by train.py, else None."""
-    folder = os.path.dirname(os.path.abspath(path)) if path else ""
-    if path.endswith(".ckpt") and os.path.basename(folder) == "ckpt":
-        return os.path.dirname(folder)
-    return None
+def _model_name(model):
+    return f"checkpoint {model}" if model.endswith(".ckpt") else f"model {model}"
 
 
 def resolve_config(argv=None, stored=None, model="", **overrides):
-    """The one config resolver of every entry point: the config of a command given its
-    command line (``argv``, ``--key value`` pairs) and, when it starts from a trained model,
-    that model's stored config (``stored``, read from the file named ``model``).
-
-    Without ``stored``: defaults < yaml file (``--config_path``) < command line < ``overrides``.
-    With ``stored`` (see MODEL_KEYS / RUN_ONLY_KEYS above): run-only keys come from defaults <
-    yaml < command line (without either, output_dir is the run directory of a checkpoint
-    RUN/ckpt/NAME.ckpt); every other key from the model, replaced by the command line where it
-    gives one, except the model keys, where a different command-line value is refused. A yaml
-    file supplies only run-only keys here: the training yaml of a checkpoint trained with
-    overrides (e.g. ``--hidden_channels [4,4]``) may be passed as it is.
-    """
+    """The one config resolver of every entry point: ``load_config`` for a command that starts from
+    nothing; for one that starts from a trained model, its ``stored`` config (read from the file
+    ``model``) with the command line applied as MODEL_KEYS / RUN_ONLY_KEYS say. A yaml file then
+    supplies only run-only keys, so the training yaml of a run with overrides may be passed as it is."""
     if stored is None:
         return load_config(argv, **overrides)
     cli = parse_overrides(list(argv or []))
@@ -620,58 +570,64 @@ def resolve_config(argv=None, stored=None, model="", **overrides):
     values = stored.to_dict()
     for name in RUN_ONLY_KEYS:
         values[name] = getattr(run, name) if run is not None else SCHEMA[name].default
-    if run is None and "output_dir" not in cli:
-        values["output_dir"] = _run_dir_of_checkpoint(model) or values["output_dir"]
+    if run is None and "output_dir" not in cli:  # a checkpoint RUN/ckpt/NAME.ckpt writes into RUN
+        folder = os.path.dirname(os.path.abspath(model))
+        if model.endswith(".ckpt") and os.path.basename(folder) == "ckpt":
+            values["output_dir"] = os.path.dirname(folder)
     origin = {}
     for name, raw in dict(cli, **overrides).items():
         value = _convert(name, raw, "the command line")
-        if name in MODEL_KEYS and name not in FRAME_KEYS and value != values[name] \
-                and DERIVED_FROM_DATA.get(name, object()) != value:
-            what = f"checkpoint {model}" if model.endswith(".ckpt") else f"model {model}"
-            raise ConfigError(f"{what} was built for {name}={values[name]} but the config asks for {name}={value}; "
-                              f"omit --{name} (the model's own value is used)")
+        left_to_data = name in DERIVED_FROM_DATA and value == DERIVED_FROM_DATA[name]
+        if name in MODEL_KEYS and name not in FRAME_KEYS and value != values[name] and not left_to_data:
+            raise ConfigError(f"{_model_name(model)} was built for {name}={values[name]} but the config asks for "
+                              f"{name}={value}; omit --{name} (the model's own value is used)")
         values[name] = value
         origin[name] = "the command line"
     _check_same_frames(stored, values, origin, model)
     _check_values(values, origin)
-    _check_data_path_is_used(values, origin)
     return Config(values, path or model)
 
 
 def _check_same_frames(stored, values, origin, model):
-    """The frame shape is compared as a whole: Moving MNIST frames are 1 x image_size x image_size, own
-    sequences channels x frame_height x frame_width, so a model of 32x32 own frames scores the
-    32x32 frames of ``--dataset mnist --image_size 32``."""
+    """The frame shape is compared as a whole, so a model of 32x32 own frames scores the frames of
+    ``--dataset mnist --image_size 32``."""
     if not any(name in origin for name in FRAME_KEYS + ("dataset",)):
         return
     trained, asked = frame_shape(stored), frame_shape(values)
     if trained != asked:
-        what = f"checkpoint {model}" if model.endswith(".ckpt") else f"model {model}"
         changed = ", ".join(f"--{name}" for name in FRAME_KEYS + ("dataset",) if name in origin)
-        raise ConfigError(f"{what} maps frames of {'x'.join(map(str, trained))} (C x H x W) but the config asks for "
-                          f"{'x'.join(map(str, asked))}; omit {changed} (the model's own frame shape is used)")
+        raise ConfigError(f"{_model_name(model)} maps frames of {'x'.join(map(str, trained))} (C x H x W) but the "
+                          f"config asks for {'x'.join(map(str, asked))}; omit {changed} (the model's own frame shape "
+                          "is used)")
 
 
-def _defaults_in_effect(argv, own_options):
-    """(config, description) a command would start from with this command line (its yaml file,
-    else the default file), for --help; the schema defaults when that config cannot be built."""
-    try:
-        cli = {k: v for k, v in parse_overrides([a for a in argv if a not in HELP_FLAGS]).items()
-               if k not in own_options}
-        cfg = load_config([f"--{k}={v}" for k, v in cli.items()])
-        return cfg, f"defaults in effect: {cfg.config_path or 'the schema'}{' + the command line' if cli else ''}"
-    except UserError as err:
-        return None, f"defaults: the schema's ({err})"
+def config_from_dict(values, where):
+    """Rebuild a config saved with a run or a checkpoint (unknown keys refused)."""
+    merged = {name: key.default for name, key in SCHEMA.items()}
+    for name, raw in values.items():
+        merged[name] = _convert(name, raw, where)
+    _check_values(merged, {name: where for name in values})
+    return Config(merged, where)
 
 
 HELP_FLAGS = ("-h", "--help")
 
 
+def _defaults_in_effect(argv, own_options):
+    """(config, description) a command would start from with this command line, for --help; no config
+    (the schema defaults) when it cannot be built."""
+    try:
+        cli = {k: v for k, v in parse_overrides([a for a in argv if a not in HELP_FLAGS]).items()
+               if k not in own_options}
+        cfg = load_config(overrides_argv(cli))
+        return cfg, f"defaults in effect: {cfg.config_path or 'the schema'}{' + the command line' if cli else ''}"
+    except UserError as err:
+        return None, f"defaults: the schema's ({err})"
+
+
 def command_help(prog, doc, own_options=None, argv=(), config_keys=True):
-    """The ``-h``/``--help`` text of an entry point, built with argparse: its docstring (usage),
-    its own options with their defaults, and, when it takes config keys, one line per key with
-    its type, the default in effect (from the yaml file the command line names, else
-    configs/cpu_small.yaml) and its allowed values."""
+    """The ``-h``/``--help`` text of an entry point: its docstring, its own options with their defaults
+    and, with ``config_keys``, every key with its type, the default in effect and its allowed values."""
     import argparse
 
     own_options = dict(own_options or {})
@@ -697,26 +653,8 @@ def command_help(prog, doc, own_options=None, argv=(), config_keys=True):
     return parser.format_help()
 
 
-def _check_data_path_is_used(values, origin):
-    """A data path given on the command line must be read: dataset synthetic generates its digits
-    and would silently ignore it (a recipe's own data_path, from its yaml file, is a default)."""
-    if values["dataset"] == "synthetic" and origin.get("data_path") in ("the command line", "the caller"):
-        raise ConfigError(f"config key 'data_path' ({values['data_path']}, set in {origin['data_path']}) is not used "
-                          "with dataset synthetic (embedded generated digits); pass --dataset mnist to read "
-                          "the MNIST files there, or drop --data_path")
-
-
-def config_from_dict(values, where):
-    """Rebuild a config saved with a run or a checkpoint (unknown keys rejected)."""
-    merged = {name: key.default for name, key in SCHEMA.items()}
-    for name, raw in values.items():
-        merged[name] = _convert(name, raw, where)
-    _check_values(merged, {name: where for name in values})
-    return Config(merged, where)
-
-
 def markdown_table():
-    """The table of keys in docs/configuration.md, generated from SCHEMA."""
+    """The table of keys in docs/configuration.md."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for k in SCHEMA.values():
         choices = f" ({' / '.join(map(str, k.choices))})" if k.choices else ""

@@ -44,7 +44,8 @@ def first_line(err):
     return type(err).__name__
 
 
-TRUE_WORDS = ("true", "1", "yes", "on")
+TRUE_WORDS = ("true", "1", "yes", "on")  # the words a bool key or option accepts
+FALSE_WORDS = ("false", "0", "no", "off")
 
 
 def debug_requested(argv):

@@ -298,9 +298,9 @@ def main(argv):
     checkpoint's config resolved with the command line), remote data_path/output_dir (ModelArts,
     OpenI) staged as local copies, then :func:`run`."""
     from src.checkpoint import config_of_record
-    from src.cloud import staged
+    from src.cloud import local_copies
 
-    with staged(config_of_record(argv)) as cfg:
+    with local_copies(config_of_record(argv)) as cfg:
         return run(cfg, argv)
 
 

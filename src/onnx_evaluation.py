@@ -22,7 +22,7 @@ PRINT_EVAL_DIR = "--print_eval_dir"
 def resolve(argv):
     """(cfg, ModelInfo, intra-op threads) from the command line and the ONNX file's stored config."""
     from src.export.model_info import read_onnx_info
-    from src.script_options import config_for_model, split_options
+    from src.cli import config_for_model, split_options
 
     options, overrides = split_options(argv, OPTIONS)
     if not options["onnx_file"]:

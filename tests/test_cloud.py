@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from src import cloud
-from src.cloud import staged
+from src.cloud import local_copies
 from src.config import load_config
 from src.data.archive import CACHE_DIR, is_remote_url
 from tests.data_files import write_idx_images
@@ -134,7 +134,7 @@ def test_remote_urls_are_recognised(path, remote):
 
 def test_local_paths_need_no_moxing(tiny_cfg, no_moxing, tmp_path):
     cfg = _cfg(tiny_cfg, data_path=str(tmp_path), output_dir=str(tmp_path / "run"))
-    with staged(cfg, root=str(tmp_path / "local")) as local_cfg:
+    with local_copies(cfg, root=str(tmp_path / "local")) as local_cfg:
         assert local_cfg is cfg
     assert not (tmp_path / "local").exists()
 
@@ -142,7 +142,7 @@ def test_local_paths_need_no_moxing(tiny_cfg, no_moxing, tmp_path):
 def test_remote_url_without_moxing_is_one_line(tiny_cfg, no_moxing, tmp_path):
     cfg = _cfg(tiny_cfg, data_path="obs://bucket/data", output_dir="s3://bucket/run")
     with pytest.raises(ConfigError) as caught:
-        with staged(cfg, root=str(tmp_path / "local")):
+        with local_copies(cfg, root=str(tmp_path / "local")):
             raise AssertionError("must not run")
     message = str(caught.value)
     for fragment in ("data_path obs://bucket/data (--data_path / --data_url)",
@@ -168,7 +168,7 @@ def test_remote_data_folder_is_copied_in_and_removed_after(tiny_cfg, mox, tmp_pa
     os.makedirs(os.path.join(mox.root, "bucket/mnist"))
     images = _digits_file(os.path.join(mox.root, "bucket/mnist", TRAIN_FILE))
     cfg = _cfg(tiny_cfg, data_path="obs://bucket/mnist", output_dir=str(tmp_path / "run"))
-    with staged(cfg, root=str(tmp_path / "local")) as local_cfg:
+    with local_copies(cfg, root=str(tmp_path / "local")) as local_cfg:
         assert local_cfg.output_dir == cfg.output_dir  # local: untouched
         assert local_cfg.data_path.startswith(str(tmp_path / "local" / "data-"))
         np.testing.assert_array_equal(load_digits(local_cfg, "val"), images[-MNIST_VAL_COUNT:])
@@ -190,7 +190,7 @@ def test_remote_folder_holding_one_zip_becomes_that_zip(tiny_cfg, mox, tmp_path)
     os.makedirs(os.path.join(mox.root, "bucket/dataset"))
     images = _openi_zip(os.path.join(mox.root, "bucket/dataset/data.zip"))
     cfg = _cfg(tiny_cfg, data_path="obs://bucket/dataset/", output_dir=str(tmp_path / "run"))
-    with staged(cfg, root=str(tmp_path / "local")) as local_cfg:
+    with local_copies(cfg, root=str(tmp_path / "local")) as local_cfg:
         assert os.path.basename(local_cfg.data_path) == "data.zip"
         np.testing.assert_array_equal(load_digits(local_cfg, "train"), images[:-MNIST_VAL_COUNT])
     assert len(os.listdir(tmp_path / "run" / CACHE_DIR)) == 1  # unpacked next to the (local) run
@@ -200,7 +200,7 @@ def test_remote_zip_file_is_copied_as_a_file(tiny_cfg, mox, tmp_path):
     os.makedirs(os.path.join(mox.root, "bucket"))
     _openi_zip(os.path.join(mox.root, "bucket/data.zip"))
     cfg = _cfg(tiny_cfg, data_path="obs://bucket/data.zip", output_dir=str(tmp_path / "run"))
-    with staged(cfg, root=str(tmp_path / "local")) as local_cfg:
+    with local_copies(cfg, root=str(tmp_path / "local")) as local_cfg:
         assert ("copy", "obs://bucket/data.zip", local_cfg.data_path) in mox.calls
         assert zipfile.is_zipfile(local_cfg.data_path)
 
@@ -208,7 +208,7 @@ def test_remote_zip_file_is_copied_as_a_file(tiny_cfg, mox, tmp_path):
 def test_missing_remote_data_is_one_line(tiny_cfg, mox, tmp_path):
     cfg = _cfg(tiny_cfg, data_path="obs://bucket/nothing", output_dir=str(tmp_path / "run"))
     with pytest.raises(ConfigError, match="data_path obs://bucket/nothing .*does not exist on the remote storage"):
-        with staged(cfg, root=str(tmp_path / "local")):
+        with local_copies(cfg, root=str(tmp_path / "local")):
             raise AssertionError("must not run")
     assert os.listdir(tmp_path / "local") == []
 
@@ -224,7 +224,7 @@ def _remote_run(mox):
 def test_output_is_copied_in_and_only_what_the_run_wrote_goes_back(tiny_cfg, mox, tmp_path):
     _remote_run(mox)
     cfg = tiny_cfg.replace(output_dir="obs://bucket/run/")
-    with staged(cfg, root=str(tmp_path / "local")) as local_cfg:
+    with local_copies(cfg, root=str(tmp_path / "local")) as local_cfg:
         local = local_cfg.output_dir
         with open(os.path.join(local, "ckpt", "last.ckpt"), "rb") as f:
             assert f.read() == b"old weights"  # there for --resume auto
@@ -240,13 +240,13 @@ def test_output_is_copied_in_and_only_what_the_run_wrote_goes_back(tiny_cfg, mox
 def test_a_process_that_writes_nothing_uploads_nothing(tiny_cfg, mox, tmp_path):
     """Ranks other than 0 write no files, so they copy nothing back over rank 0's upload."""
     _remote_run(mox)
-    with staged(tiny_cfg.replace(output_dir="obs://bucket/run"), root=str(tmp_path / "local")):
+    with local_copies(tiny_cfg.replace(output_dir="obs://bucket/run"), root=str(tmp_path / "local")):
         pass
     assert mox.uploads() == []
 
 
 def test_new_remote_output_folder(tiny_cfg, mox, tmp_path):
-    with staged(tiny_cfg.replace(output_dir="obs://bucket/fresh"), root=str(tmp_path / "local")) as local_cfg:
+    with local_copies(tiny_cfg.replace(output_dir="obs://bucket/fresh"), root=str(tmp_path / "local")) as local_cfg:
         assert os.listdir(local_cfg.output_dir) == []
         _put(local_cfg.output_dir, "config.yaml")
     assert mox.uploads() == ["obs://bucket/fresh/config.yaml"]
@@ -254,7 +254,7 @@ def test_new_remote_output_folder(tiny_cfg, mox, tmp_path):
 
 def test_files_saved_before_a_failure_are_copied_back(tiny_cfg, mox, tmp_path):
     with pytest.raises(UserError, match="diverged"):
-        with staged(tiny_cfg.replace(output_dir="obs://bucket/run"), root=str(tmp_path / "local")) as local_cfg:
+        with local_copies(tiny_cfg.replace(output_dir="obs://bucket/run"), root=str(tmp_path / "local")) as local_cfg:
             _put(local_cfg.output_dir, "ckpt/last.ckpt", b"saved at Ctrl-C")
             raise UserError("diverged")
     assert mox.uploads() == ["obs://bucket/run/ckpt/last.ckpt"]
@@ -264,7 +264,7 @@ def test_files_saved_before_a_failure_are_copied_back(tiny_cfg, mox, tmp_path):
 def test_a_failed_upload_keeps_the_local_files_and_says_where(tiny_cfg, mox, tmp_path):
     mox.refuse_uploads = True
     with pytest.raises(UserError) as caught:
-        with staged(tiny_cfg.replace(output_dir="obs://bucket/run"), root=str(tmp_path / "local")) as local_cfg:
+        with local_copies(tiny_cfg.replace(output_dir="obs://bucket/run"), root=str(tmp_path / "local")) as local_cfg:
             _put(local_cfg.output_dir, "log.csv")
     message = str(caught.value)
     assert "PermissionError: 403 Forbidden AccessDenied" in message and "\n" not in message
@@ -275,7 +275,7 @@ def test_a_failed_upload_keeps_the_local_files_and_says_where(tiny_cfg, mox, tmp
 def test_a_failed_upload_after_a_failed_run_keeps_the_runs_error(tiny_cfg, mox, tmp_path, capsys):
     mox.refuse_uploads = True
     with pytest.raises(UserError, match="^diverged$"):
-        with staged(tiny_cfg.replace(output_dir="obs://bucket/run"), root=str(tmp_path / "local")) as local_cfg:
+        with local_copies(tiny_cfg.replace(output_dir="obs://bucket/run"), root=str(tmp_path / "local")) as local_cfg:
             _put(local_cfg.output_dir, "log.csv")
             raise UserError("diverged")
     assert "warning: copying log.csv to obs://bucket/run/log.csv failed" in capsys.readouterr().out

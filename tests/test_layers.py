@@ -19,7 +19,7 @@ LAYERS = [
     ("data", ("src.data", "src.cloud")),
     ("models and metrics", ("src.models", "src.metrics", "src.baselines")),
     ("checkpoint, prediction, export", ("src.checkpoint", "src.predictor", "src.export",
-                                        "src.script_options", "src.visualize")),
+                                        "src.cli", "src.visualize")),
     ("evaluation loop", ("src.evaluation",)),
     ("evaluation report", ("src.eval_report", "src.onnx_evaluation")),
     ("training", ("src.training",)),
