@@ -1,80 +1,20 @@
-"""Users' own sequence arrays (radar echo maps, satellite images, video) as training data.
+"""Users' own sequence arrays (radar echo maps, satellite images, video) as training data, in pure numpy.
 
-Pure numpy. Everything here is exposed as (N, T, C, H, W): N sequences of T frames of C
-channels of H x W pixels, whatever the axis order of the file.
+Whatever the file's axis order (``layout``: NTHW, NTCHW, NTHWC or TNHW, the last being the published
+``mnist_test_seq.npy``), frames come out as (N, T, C, H, W) float32 in [0, 1]:
+x' = clip((x - data_min) / (data_max - data_min), 0, 1), where ``scale`` ``auto`` divides integers by
+their dtype's maximum and needs float data in [0, 1], and ``minmax`` takes data_min/data_max in the
+file's units (e.g. -10 and 60 for dBZ).
 
-Files
-    ``path`` is either one ``.npy``/``.npz`` file, split into train/val/test BY SEQUENCE (never
-    by window, so no frames of a validation sequence are seen in training), or a directory
-    holding one ``train``, ``val`` and ``test`` file of one kind (``train.npy val.npy test.npy``
-    or ``train.npz ...``; same layout, dtype, C, H and W; T may differ), which are the splits.
-    The kind is recognised from the content (npy magic or zip), not the name.
+``path`` is one .npy/.npz file, split BY SEQUENCE (never by window, so validation frames are never
+trained on), or a directory of train, val and test files of one kind. ``.npy`` files are
+memory-mapped and read one window at a time, so a file larger than memory can be trained on; an
+``.npz`` member is loaded whole. Pickles are always refused. Float files are scanned once, in 64 MB
+chunks, for NaN/inf and (``auto``) their range. Each sequence gives windows of input_frames +
+output_frames frames every ``window_stride`` frames (0 = the window length).
 
-    ``.npy`` files are memory-mapped (``mmap_mode="r"``) and read one window at a time, so a
-    file larger than memory can be trained on. ``.npz`` members cannot be memory-mapped (they
-    are zip entries): the chosen array of an ``.npz`` is loaded whole into memory, once per
-    file. ``allow_pickle=False`` always: files holding Python objects are refused.
-
-Layouts (``layout``)
-    ``NTHW`` (one channel), ``NTCHW``, ``NTHWC``, ``TNHW`` (time first: the published Moving
-    MNIST ``mnist_test_seq.npy``, shape (20, 10000, 64, 64)). A channel axis longer than
-    ``MAX_CHANNELS`` = 16 is taken as a sign of a wrong layout (a heuristic; the error says so).
-
-Values and normalisation (``scale``)
-    dtypes uint8, uint16, float16, float32. Frames are given to the network as float32 in
-    [0, 1]: x' = clip((x - data_min) / (data_max - data_min), 0, 1).
-
-    - ``auto``: integers are divided by the dtype's maximum (data_min = 0, data_max = 255 or
-      65535); float data must already lie in [0, 1] (data_min = 0, data_max = 1).
-    - ``minmax``: ``data_min`` and ``data_max`` in the file's units (e.g. -10 and 60 for dBZ);
-      values outside are clipped.
-
-    Float files are scanned once when opened, in chunks of about 64 MB: NaN/inf anywhere is an
-    error (with their count and the position of the first), and with ``auto`` the exact range
-    must lie in [0, 1] (the error gives the range and says to use ``minmax``). The cost is one
-    sequential read of the file (see the README for a measured rate); integer files are not
-    scanned (no NaN, range known from the dtype).
-
-    The normalisation is a :class:`Normalization`; ``to_dict()`` is a small JSON-able dict to
-    store in checkpoints, ``Normalization.from_dict`` reads it back, and :func:`denormalize`
-    maps network outputs back to the file's units.
-
-Windows
-    Each sequence of T frames gives windows of ``input_frames + output_frames`` consecutive
-    frames starting at 0, ``window_stride``, 2 x ``window_stride``, ... (0 = the window length:
-    non-overlapping windows). Sequences shorter than one window are an error.
-
-Splits
-    One file: ``split`` = (train, val, test) fractions (each > 0, summing to 1). The sequences
-    are shuffled by ``np.random.default_rng(split_seed)``; val gets round(N x val), test
-    round(N x test), train the rest; every split needs at least one sequence. The assignment is
-    recorded in ``SequenceSplits.split_record`` (JSON-able: which sequence indices went where).
-
-API
-    ``open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
-    split=(0.8, 0.1, 0.1), split_seed=0, scale="auto", data_min=None, data_max=None,
-    normalization=None) -> SequenceSplits`` with ``.train``, ``.val``, ``.test`` (also
-    ``splits["val"]``), ``.normalization``, ``.split_record``, ``.channels``, ``.height``,
-    ``.width``, ``.input_frames``, ``.output_frames`` and ``.describe()``.
-
-    ``open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="",
-    window_stride=0, scale="auto", data_min=None, data_max=None, normalization=None)
-    -> WindowSource`` over every sequence of one file (evaluation or prediction on a file;
-    pass the checkpoint's normalisation as ``normalization`` = a Normalization or its dict).
-
-    ``WindowSource``: ``len(source)`` windows; ``source[i] -> (inputs (T_in, C, H, W),
-    targets (T_out, C, H, W))`` float32 in [0, 1]; ``source.batch(indices) -> (inputs
-    (B, T_in, C, H, W), targets (B, T_out, C, H, W))`` read with one vectorised gather; attributes
-    ``channels``, ``height``, ``width``, ``input_frames``, ``output_frames``,
-    ``sequence_indices``, ``normalization``, ``path``.
-
-    ``check_tileable(height, width, arch, patch_size)``: DataError unless the frames can be
-    cut as the architecture needs (paper: multiples of patch_size; zoo: multiples of 4).
-
-Every problem a user can fix raises :class:`src.errors.DataError` with one line naming the
-file, the numbers, and the configuration key to change (``data_layout``, ``npz_key``,
-``data_scale``, ``data_min``, ``data_max``, ``window_stride``, ``val_fraction``,
-``test_fraction``).
+Every problem a user can fix is one line of :class:`src.errors.DataError` naming the file, the
+numbers and the configuration key to change.
 """
 import math
 import os
@@ -84,14 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.config import LAYOUTS, MAX_CHANNELS, SCALES  # noqa: F401  (MAX_CHANNELS: a heuristic, see the docstring)
+from src.config import LAYOUTS, MAX_CHANNELS, SCALES
 from src.data.idx import array_file_kind, check_data_file
 from src.errors import DataError, first_line
 
 SPLIT_NAMES = ("train", "val", "test")
 DTYPE_MAX = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0}  # auto: value mapped to 1
-_AXES = {"NTHW": "(N, T, H, W)", "NTCHW": "(N, T, C, H, W)", "NTHWC": "(N, T, H, W, C)", "TNHW": "(T, N, H, W)"}
-_CHANNEL_AXIS = {"NTCHW": 2, "NTHWC": 4}
+_AXES = {layout: f"({', '.join(layout)})" for layout in LAYOUTS}  # e.g. "(N, T, H, W)": a layout names its axes
+_AXIS_NAMES = {"N": "sequence", "T": "frame", "C": "channel", "H": "row", "W": "column"}
 _SCAN_BYTES = 64 << 20  # chunk size of the NaN/range scan of float files
 _EXTENSIONS = (".npy", ".npz")
 
@@ -241,42 +181,26 @@ def _load_npz(path, key):
 
 def _sizes(layout, shape):
     """(N, T, C, H, W) of an array of ``shape`` in ``layout``."""
-    if layout == "NTHW":
-        n, t, h, w = shape
-        return n, t, 1, h, w
-    if layout == "TNHW":
-        t, n, h, w = shape
-        return n, t, 1, h, w
-    if layout == "NTCHW":
-        return tuple(shape)
-    n, t, h, w, c = shape
-    return n, t, c, h, w
+    size = dict(zip(layout, shape))
+    return size["N"], size["T"], size.get("C", 1), size["H"], size["W"]
 
 
 def _fitting_layouts(shape):
     """Layouts whose rank and channel heuristic accept ``shape``."""
-    fits = []
-    for layout in LAYOUTS:
-        if len(_AXES[layout].split(",")) != len(shape):
-            continue
-        axis = _CHANNEL_AXIS.get(layout)
-        if axis is None or shape[axis] <= MAX_CHANNELS:
-            fits.append(layout)
-    return fits
+    return [layout for layout in LAYOUTS
+            if len(layout) == len(shape) and ("C" not in layout or shape[layout.index("C")] <= MAX_CHANNELS)]
 
 
 def _check_shape(path, layout, shape):
-    rank = len(_AXES[layout].split(","))
     others = [x for x in _fitting_layouts(shape) if x != layout]
     hint = f"; the shape fits data_layout {' or '.join(others)}" if others else ""
-    if len(shape) != rank:
+    if len(shape) != len(layout):
         raise DataError(f"{path}: shape {tuple(shape)} has {len(shape)} dimensions, data_layout {layout} needs "
-                        f"{rank} {_AXES[layout]}{hint}")
-    axis = _CHANNEL_AXIS.get(layout)
-    if axis is not None and shape[axis] > MAX_CHANNELS:
+                        f"{len(layout)} {_AXES[layout]}{hint}")
+    if "C" in layout and shape[layout.index("C")] > MAX_CHANNELS:
         raise DataError(f"{path}: shape {tuple(shape)} in data_layout {layout} {_AXES[layout]} gives "
-                        f"{shape[axis]} channels, more than {MAX_CHANNELS} (a heuristic limit: this usually "
-                        f"means the layout is wrong){hint}")
+                        f"{shape[layout.index('C')]} channels, more than {MAX_CHANNELS} (a heuristic limit: this "
+                        f"usually means the layout is wrong){hint}")
     n, t, c, h, w = _sizes(layout, shape)
     if n == 0:
         raise DataError(f"{path}: holds no sequences (shape {tuple(shape)}, data_layout {layout} {_AXES[layout]})")
@@ -285,24 +209,17 @@ def _check_shape(path, layout, shape):
 
 
 def _to_ntchw(block, layout):
-    """A block read with leading (B, L) axes -> (B, L, C, H, W)."""
-    if layout in ("NTHW", "TNHW"):
-        return block[:, :, None]  # (B, L, 1, H, W)
-    if layout == "NTHWC":
-        return np.moveaxis(block, -1, 2)  # (B, L, C, H, W)
-    return block
+    """A block read with leading (B, L) axes and then ``layout``'s frame axes -> (B, L, C, H, W)."""
+    frame_axes = layout.replace("N", "").replace("T", "")
+    if "C" not in frame_axes:
+        return block[:, :, None]
+    return np.moveaxis(block, 2 + frame_axes.index("C"), 2)
 
 
 def _position(layout, raw_index):
-    """Human-readable position of a raw array index."""
-    if layout in ("NTHW", "TNHW"):
-        n, t, h, w = raw_index if layout == "NTHW" else (raw_index[1], raw_index[0]) + tuple(raw_index[2:])
-        return f"sequence {n}, frame {t}, row {h}, column {w}"
-    if layout == "NTCHW":
-        n, t, c, h, w = raw_index
-    else:
-        n, t, h, w, c = raw_index
-    return f"sequence {n}, frame {t}, channel {c}, row {h}, column {w}"
+    """Human-readable position of a raw array index, e.g. "sequence 3, frame 0, row 5, column 7"."""
+    index = dict(zip(layout, raw_index))
+    return ", ".join(f"{_AXIS_NAMES[axis]} {index[axis]}" for axis in "NTCHW" if axis in index)
 
 
 class SequenceFile:
@@ -657,26 +574,21 @@ def open_input_file(path, layout, input_frames, output_frames, *, npz_key="", wi
 def layout_shape(layout, num_sequences, frames, channels, height, width):
     """Shape of an array of ``num_sequences`` x ``frames`` frames stored in ``layout``."""
     _check_layout(layout)
-    if layout == "NTCHW":
-        return num_sequences, frames, channels, height, width
-    if layout == "NTHWC":
-        return num_sequences, frames, height, width, channels
-    if channels != 1:
+    if "C" not in layout and channels != 1:
         raise DataError(f"data_layout {layout} {_AXES[layout]} holds one channel, but the frames have {channels}; "
                         "use NTCHW or NTHWC")
-    return (num_sequences, frames, height, width) if layout == "NTHW" else (frames, num_sequences, height, width)
+    size = {"N": num_sequences, "T": frames, "C": channels, "H": height, "W": width}
+    return tuple(size[axis] for axis in layout)
 
 
 def to_layout(frames, layout):
     """(B, T, C, H, W) frames -> the same values in ``layout``'s axis order (inverse of reading)."""
     x = np.asarray(frames)
-    if layout == "NTCHW":
-        return x
-    if layout == "NTHWC":
-        return np.moveaxis(x, 2, -1)  # (B, T, H, W, C)
-    layout_shape(layout, *x.shape)  # one channel only
-    single = x[:, :, 0]  # (B, T, H, W)
-    return single if layout == "NTHW" else single.transpose(1, 0, 2, 3)  # TNHW: (T, B, H, W)
+    layout_shape(layout, *x.shape)
+    axes = "NTCHW"
+    if "C" not in layout:
+        x, axes = x[:, :, 0], "NTHW"
+    return x.transpose([axes.index(axis) for axis in layout])
 
 
 # ---------------------------------------------------------------- the published Moving MNIST test file
