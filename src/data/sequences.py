@@ -48,7 +48,7 @@ class Normalization:
     dtype: str  # dtype of the data it was made for
 
     def to_dict(self):
-        """A JSON-able description, e.g. for a checkpoint."""
+        """A JSON-able description for the checkpoint."""
         return {"scale": self.scale, "data_min": float(self.data_min), "data_max": float(self.data_max),
                 "dtype": self.dtype}
 
@@ -80,11 +80,14 @@ class Normalization:
         return x * np.float32(self.data_max - self.data_min) + np.float32(self.data_min)
 
 
+def as_normalization(value):
+    """A Normalization, or the one its :meth:`Normalization.to_dict` record describes."""
+    return value if isinstance(value, Normalization) else Normalization.from_dict(value)
+
+
 def denormalize(values, normalization):
     """Network outputs in [0, 1] -> the data's units; ``normalization`` is a Normalization or its dict."""
-    if not isinstance(normalization, Normalization):
-        normalization = Normalization.from_dict(normalization)
-    return normalization.denormalize(values)
+    return as_normalization(normalization).denormalize(values)
 
 
 def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
@@ -134,6 +137,10 @@ def _file_kind(path):
 _SAVE_NUMBERS = ": save a numeric array with numpy.save/numpy.savez"
 
 
+def _is_pickle_error(err):
+    return "object" in str(err).lower() or "pickle" in str(err).lower()
+
+
 def _pickled(path, key="", what="numbers", fix=_SAVE_NUMBERS):
     member = f" (array '{key}')" if key else ""
     return DataError(f"{path}{member} holds pickled Python objects, not {what}; refusing to load it (pickles "
@@ -141,13 +148,12 @@ def _pickled(path, key="", what="numbers", fix=_SAVE_NUMBERS):
 
 
 def load_npy(path, name=None, what="numbers", pickled_fix=_SAVE_NUMBERS, fix="", copy="copy"):
-    """The one .npy loader: memory-mapped, never unpickling; every way the file can be broken is a
-    one-line DataError naming ``name`` (default: the path), with the reader's own advice."""
+    """The one .npy loader: memory-mapped, never unpickling; a broken file is a DataError naming ``name``."""
     name = path if name is None else name
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:
-        if "object" in str(err).lower() or "pickle" in str(err).lower():
+        if _is_pickle_error(err):
             raise _pickled(name, what=what, fix=pickled_fix) from None
         failure = err
     except (OSError, EOFError) as err:
@@ -170,7 +176,7 @@ def _load_npz(path, key):
             try:
                 return np.asarray(archive[key])
             except ValueError as err:
-                if "object" in str(err).lower() or "pickle" in str(err).lower():
+                if _is_pickle_error(err):
                     raise _pickled(path, key) from None
                 raise
     except DataError:
@@ -275,16 +281,11 @@ class SequenceFile:
         return low, high
 
     def read_windows(self, sequences, starts, length):
-        """Raw frames of windows: sequence ``sequences[b]``, frames ``starts[b]`` to ``starts[b] + length - 1``.
-
-        Returns (B, length, C, H, W) in the file's dtype, gathered with one fancy index (only
-        the windows' bytes of a memory-mapped file are read)."""
+        """Frames ``starts[b]`` .. ``starts[b] + length - 1`` of sequence ``sequences[b]``: (B, length, C, H, W) in
+        the file's dtype, gathered with one fancy index (only the windows' bytes of a memory map are read)."""
         seq = np.asarray(sequences, dtype=np.int64)[:, None]  # (B, 1)
         frames = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)  # (B, L)
-        if self.layout == "TNHW":
-            block = self._array[frames, seq]  # (B, L, H, W)
-        else:
-            block = self._array[seq, frames]  # (B, L, ...)
+        block = self._array[frames, seq] if self.layout == "TNHW" else self._array[seq, frames]  # (B, L, ...)
         return _to_ntchw(np.asarray(block), self.layout)
 
     def describe(self):
@@ -297,10 +298,8 @@ def _normalization_for(files, scale, data_min, data_max, normalization):
     dtype = files[0].dtype
     if normalization is None:
         norm = make_normalization(dtype, scale, data_min, data_max)
-    elif isinstance(normalization, Normalization):
-        norm = normalization
     else:
-        norm = Normalization.from_dict(normalization)
+        norm = as_normalization(normalization)
     if norm.scale == "auto" and norm.dtype != dtype:
         raise DataError(f"{files[0].path}: dtype {dtype}, but the normalisation (auto, {norm.data_min:g}.."
                         f"{norm.data_max:g}) was made for {norm.dtype} data; convert the file to {norm.dtype}")
@@ -337,12 +336,9 @@ def _check_long_enough(file, input_frames, output_frames):
 
 
 class WindowSource:
-    """Random access to the windows of some sequences of one file.
-
-    ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, C, H, W))`` float32 in [0, 1];
-    window i is window ``i % windows_per_sequence`` of sequence ``sequence_indices[i //
-    windows_per_sequence]``.
-    """
+    """The windows of some sequences of one file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, C, H, W))``
+    float32 in [0, 1]; window i is window ``i % windows_per_sequence`` of sequence
+    ``sequence_indices[i // windows_per_sequence]``."""
 
     def __init__(self, file, sequence_indices, input_frames, output_frames, window_stride, normalization,
                  name=""):
@@ -428,17 +424,20 @@ def split_sequences(num_sequences, split, seed, path="the data"):
     return {name: sorted(int(i) for i in order[bounds[k]:bounds[k + 1]]) for k, name in enumerate(SPLIT_NAMES)}
 
 
+def split_file_paths(directory, split):
+    """The ``<split>.npy`` and ``<split>.npz`` files present in ``directory``."""
+    paths = [os.path.join(directory, split + ext) for ext in _EXTENSIONS]
+    return [path for path in paths if os.path.isfile(path)]
+
+
 def _split_files(directory, npz_key, layout):
     """The train/val/test files of a directory, opened and checked for consistency."""
-    found, missing = {}, []
-    for name in SPLIT_NAMES:
-        candidates = [name + ext for ext in _EXTENSIONS if os.path.isfile(os.path.join(directory, name + ext))]
-        if len(candidates) > 1:
-            raise DataError(f"{directory} holds both {' and '.join(candidates)}; keep one file per split")
-        if candidates:
-            found[name] = os.path.join(directory, candidates[0])
-        else:
-            missing.append(name)
+    candidates = {name: split_file_paths(directory, name) for name in SPLIT_NAMES}
+    for name, paths in candidates.items():
+        if len(paths) > 1:
+            raise DataError(f"{directory} holds both {name}.npy and {name}.npz; keep one file per split")
+    found = {name: paths[0] for name, paths in candidates.items() if paths}
+    missing = [name for name in SPLIT_NAMES if name not in found]
     if missing:
         present = sorted(f for f in os.listdir(directory) if f.endswith(_EXTENSIONS))
         raise DataError(f"{directory}: no {'/'.join(missing)} file (expected train, val and test .npy or .npz); "
@@ -477,8 +476,7 @@ class SequenceSplits:
     def describe(self):
         n = self.normalization
         lines = [s.describe() for s in self.sources.values()]
-        lines.append(f"normalisation: {n.scale}, [{n.data_min:g}, {n.data_max:g}] -> [0, 1]")
-        return "\n".join(lines)
+        return "\n".join(lines + [f"normalisation: {n.scale}, [{n.data_min:g}, {n.data_max:g}] -> [0, 1]"])
 
 
 def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
@@ -511,23 +509,31 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     return SequenceSplits(sources, norm, record)
 
 
+def _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, check_length):
+    _check_frames(input_frames, output_frames, window_stride)
+    file = SequenceFile(path, layout, npz_key)
+    check_length(file, int(input_frames), int(output_frames))
+    return file
+
+
+def _all_windows(file, input_frames, output_frames, window_stride, norm):
+    return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
+                        os.path.basename(file.path))
+
+
 def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
                        data_min=None, data_max=None, normalization=None):
     """Every window of every sequence of one file, e.g. to evaluate or predict on it."""
-    _check_frames(input_frames, output_frames, window_stride)
-    file = SequenceFile(path, layout, npz_key)
-    _check_long_enough(file, int(input_frames), int(output_frames))
+    file = _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, _check_long_enough)
     norm = _normalization_for([file], scale, data_min, data_max, normalization)
-    return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
-                        os.path.basename(file.path))
+    return _all_windows(file, input_frames, output_frames, window_stride, norm)
 
 
 # ---------------------------------------------------------------- input frames (prediction)
 
 class InputFrames:
-    """Every sequence of a file of exactly ``input_frames`` frames, as network input without targets:
-    ``source[i] -> (inputs (T_in, C, H, W) float32 in [0, 1], None)``; ``batch(indices)`` reads
-    (B, T_in, C, H, W) with one gather. Attributes as :class:`WindowSource`."""
+    """The sequences of a file of exactly ``input_frames`` frames, as network input without targets:
+    ``source[i] -> (inputs (T_in, C, H, W) float32 in [0, 1], None)``; attributes as :class:`WindowSource`."""
 
     def __init__(self, file, input_frames, normalization):
         self.file = file
@@ -551,24 +557,24 @@ class InputFrames:
         return self.batch([index])[0][0], None
 
 
+def _check_predictable(file, input_frames, output_frames):
+    length = input_frames + output_frames
+    if file.num_frames != input_frames and file.num_frames < length:
+        raise DataError(f"{file.path}: sequences have {file.num_frames} frames; give exactly input_frames = "
+                        f"{input_frames} frames per sequence to forecast after them, or at least input_frames + "
+                        f"output_frames = {length} to score the forecasts (data_layout {file.layout} "
+                        f"{_AXES[file.layout]})")
+
+
 def open_input_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
                     data_min=None, data_max=None, normalization=None):
-    """A file to predict from: sequences of exactly ``input_frames`` frames give :class:`InputFrames`
-    (forecast after their last frame, nothing to score); sequences of at least ``input_frames +
-    output_frames`` frames give every window (:func:`open_sequence_file`, scored against their
-    targets). Anything in between is a DataError saying both options."""
-    _check_frames(input_frames, output_frames, window_stride)
-    file = SequenceFile(path, layout, npz_key)
-    t_in, length = int(input_frames), int(input_frames) + int(output_frames)
-    if file.num_frames != t_in and file.num_frames < length:
-        raise DataError(f"{file.path}: sequences have {file.num_frames} frames; give exactly input_frames = {t_in} "
-                        f"frames per sequence to forecast after them, or at least input_frames + output_frames = "
-                        f"{length} to score the forecasts (data_layout {file.layout} {_AXES[file.layout]})")
+    """A file to predict from: sequences of exactly ``input_frames`` frames are network input only
+    (:class:`InputFrames`), longer ones give every window, scored against its targets."""
+    file = _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, _check_predictable)
     norm = _normalization_for([file], scale, data_min, data_max, normalization)
-    if file.num_frames == t_in:
-        return InputFrames(file, t_in, norm)
-    return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
-                        os.path.basename(file.path))
+    if file.num_frames == int(input_frames):
+        return InputFrames(file, input_frames, norm)
+    return _all_windows(file, input_frames, output_frames, window_stride, norm)
 
 
 def layout_shape(layout, num_sequences, frames, channels, height, width):
