@@ -166,13 +166,12 @@ def _load_npz(path, key):
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
-            if not key:
-                if len(keys) != 1:
-                    listed = ", ".join(keys) if keys else "none"
-                    raise DataError(f"{path} holds {len(keys)} arrays ({listed}); set npz_key to the one to use")
-                key = keys[0]
-            elif key not in keys:
+            if not key and len(keys) != 1:
+                raise DataError(f"{path} holds {len(keys)} arrays ({', '.join(keys) or 'none'}); set npz_key to "
+                                "the one to use")
+            if key and key not in keys:
                 raise DataError(f"{path} has no array '{key}' (npz_key); it holds: {', '.join(keys) or 'none'}")
+            key = key or keys[0]
             try:
                 return np.asarray(archive[key])
             except ValueError as err:
@@ -183,6 +182,15 @@ def _load_npz(path, key):
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(f"{path} is not a readable .npz file ({err}; truncated copy?)") from None
+
+
+def checked_indices(indices, length, what):
+    """``indices`` as a 1-D int64 array; IndexError naming the first one outside [0, length)."""
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    bad = (idx < 0) | (idx >= length)
+    if bad.any():
+        raise IndexError(f"{what} {idx[bad][0]} out of range [0, {length})")
+    return idx
 
 
 def _sizes(layout, shape):
@@ -245,10 +253,6 @@ class SequenceFile:
         self.num_sequences, self.num_frames, self.channels, self.height, self.width = _sizes(self.layout, self.shape)
         self._value_range = None
 
-    @property
-    def is_float(self):
-        return self.dtype.startswith("float")
-
     def value_range(self):
         """(min, max) of a float file, scanning it once in chunks; DataError on NaN/inf."""
         if self._value_range is None:
@@ -303,9 +307,7 @@ def _normalization_for(files, scale, data_min, data_max, normalization):
     if norm.scale == "auto" and norm.dtype != dtype:
         raise DataError(f"{files[0].path}: dtype {dtype}, but the normalisation (auto, {norm.data_min:g}.."
                         f"{norm.data_max:g}) was made for {norm.dtype} data; convert the file to {norm.dtype}")
-    for f in files:
-        if not f.is_float:
-            continue
+    for f in (f for f in files if f.dtype.startswith("float")):
         low, high = f.value_range()  # also rejects NaN/inf
         if norm.scale == "auto" and (low < 0.0 or high > 1.0):
             raise DataError(f"{f.path}: {f.dtype} values span [{low:g}, {high:g}], outside [0, 1] as data_scale "
@@ -358,25 +360,17 @@ class WindowSource:
         return len(self.sequence_indices) * self.windows_per_sequence
 
     def _locations(self, indices):
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        total = len(self)
-        if idx.size and (idx.min() < 0 or idx.max() >= total):
-            wrong = idx[(idx < 0) | (idx >= total)][0]
-            raise IndexError(f"window index {wrong} out of range [0, {total})")
-        seq, slot = np.divmod(idx, self.windows_per_sequence)
+        seq, slot = np.divmod(checked_indices(indices, len(self), "window index"), self.windows_per_sequence)
         return self.sequence_indices[seq], slot * self.window_stride
 
     def batch(self, indices):
         """Windows ``indices`` -> (inputs (B, T_in, C, H, W), targets (B, T_out, C, H, W)) float32."""
-        seq, start = self._locations(indices)
-        raw = self.file.read_windows(seq, start, self.window_length)  # (B, L, C, H, W) file dtype
+        raw = self.file.read_windows(*self._locations(indices), self.window_length)
         frames = self.normalization.normalize(raw)  # (B, L, C, H, W) float32
         return (np.ascontiguousarray(frames[:, :self.input_frames]),  # (B, T_in, C, H, W)
                 np.ascontiguousarray(frames[:, self.input_frames:]))  # (B, T_out, C, H, W)
 
     def __getitem__(self, index):
-        if not 0 <= int(index) < len(self):
-            raise IndexError(f"window index {index} out of range [0, {len(self)})")
         inputs, targets = self.batch([index])
         return inputs[0], targets[0]
 
@@ -547,13 +541,11 @@ class InputFrames:
         return self.file.num_sequences
 
     def batch(self, indices):
-        seq = np.asarray(indices, dtype=np.int64).reshape(-1)
+        seq = checked_indices(indices, len(self), "sequence index")
         raw = self.file.read_windows(seq, np.zeros_like(seq), self.input_frames)  # (B, T_in, C, H, W) file dtype
         return self.normalization.normalize(raw), None  # (B, T_in, C, H, W) float32
 
     def __getitem__(self, index):
-        if not 0 <= int(index) < len(self):
-            raise IndexError(f"sequence index {index} out of range [0, {len(self)})")
         return self.batch([index])[0][0], None
 
 
