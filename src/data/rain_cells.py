@@ -14,13 +14,14 @@ sequences, seed 0) has 17.5 % of its pixels >= 20 dBZ and 3.6 % >= 35 dBZ.
 writes ``OUT_DIR/rain.npy`` (N, T, C, H, W) float32, or ``train/val/test.npy`` (80/10/10 %) with
 ``--splits true``; train on it with data_layout NTCHW, data_scale minmax, data_min -10, data_max 60.
 """
+import contextlib
 import os
 
 import numpy as np
 
 from src.config import parse_overrides
 from src.errors import UserError
-from src.io import move_into_place
+from src.io import atomic_path
 
 BACKGROUND_DBZ = -10.0  # no echo
 MAX_DBZ = 60.0
@@ -150,10 +151,6 @@ class RainCells:
 
 # ---------------------------------------------------------------- writing
 
-def _temporary_path(path):
-    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-
-
 def _write_range(tmp, generator, start, stop, counts):
     """Stream sequences start..stop-1 into a new .npy at ``tmp``; add event counts of channel 0."""
     shape = (stop - start,) + generator.shape[1:]
@@ -192,21 +189,14 @@ def write_dataset(out_dir, generator, splits=False, overwrite=False):
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists; choose another directory or pass --overwrite true")
     counts = {"pixels": 0, **{t: 0 for t in THRESHOLDS_DBZ}}
-    temporaries = {}
     try:
         os.makedirs(out_dir, exist_ok=True)
-        for name, (start, stop) in ranges.items():
-            temporaries[name] = _temporary_path(targets[name])
-            _write_range(temporaries[name], generator, start, stop, counts)
-        for name, tmp in temporaries.items():
-            move_into_place(tmp, targets[name])
+        with contextlib.ExitStack() as written:  # each file is moved into place when all are complete
+            for name, (start, stop) in ranges.items():
+                _write_range(written.enter_context(atomic_path(targets[name])), generator, start, stop, counts)
     except OSError as err:
         raise UserError(f"could not write the dataset under {out_dir} ({err.strerror or err}); files already "
                         "there were left as they were; free disk space or fix permissions and retry") from err
-    finally:
-        for tmp in temporaries.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
     summary = {"files": {targets[n]: (stop - start,) + generator.shape[1:] for n, (start, stop) in ranges.items()}}
     for threshold in THRESHOLDS_DBZ:
         summary[f"fraction_ge_{threshold:g}dbz"] = counts[threshold] / max(1, counts["pixels"])
