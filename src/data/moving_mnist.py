@@ -66,16 +66,12 @@ class MovingMNIST:
         if num_sequences < 0 or num_digits < 1 or input_frames < 1 or output_frames < 1:
             raise ValueError("num_sequences >= 0, num_digits >= 1 and frame counts >= 1 are required")
         self.digits = digits
-        self.num_sequences = int(num_sequences)
-        self.num_digits = int(num_digits)
-        self.input_frames = int(input_frames)
-        self.output_frames = int(output_frames)
+        self.num_sequences, self.num_digits = int(num_sequences), int(num_digits)
+        self.input_frames, self.output_frames = int(input_frames), int(output_frames)
         self.num_frames = self.input_frames + self.output_frames
-        self.image_size = int(image_size)
-        self.digit_size = int(digits.shape[1])
+        self.image_size, self.digit_size = int(image_size), int(digits.shape[1])
         self.free_range = self.image_size - self.digit_size
-        self.seed = int(seed)
-        self.epoch = int(epoch)
+        self.seed, self.epoch = int(seed), int(epoch)
         # uint8 digits are scaled once per paste; float digits are taken as already in [0, 1]
         self._scale = 1.0 / 255.0 if digits.dtype == np.uint8 else 1.0
 
@@ -93,9 +89,6 @@ class MovingMNIST:
             raise IndexError(f"sequence index {indices[bad][0]} out of range [0, {self.num_sequences})")
         return indices
 
-    def _rng(self, index):
-        return np.random.default_rng((self.seed, self.epoch, int(index)))
-
     def layouts(self, indices):
         """How sequences ``indices`` are made: ``(digit_ids (B, D), positions (B, D, T, 2) int pixels (x, y),
         velocities (B, D, T, 2))``; each sequence's own generator draws digit ids, starts, then directions."""
@@ -105,7 +98,7 @@ class MovingMNIST:
         start = np.empty((count, num_digits, 2))  # unit x, y
         turn = np.empty((count, num_digits))  # direction as a fraction of a full turn
         for row, index in enumerate(indices):
-            rng = self._rng(index)
+            rng = np.random.default_rng((self.seed, self.epoch, int(index)))
             digit_ids[row] = rng.integers(0, len(self.digits), size=num_digits)
             start[row] = rng.random((num_digits, 2))
             turn[row] = rng.random(num_digits)
