@@ -1,8 +1,5 @@
-"""Reader (and a small writer) for IDX image files such as ``train-images-idx3-ubyte.gz``.
-
-The IDX layout: a big-endian int32 magic number (2051 = unsigned bytes, 3 dimensions),
-then three big-endian int32 sizes (count, rows, cols), then count*rows*cols pixel bytes.
-Files may be gzip-compressed; compression is recognised from the content, not the name,
+"""Reader of IDX image files such as ``train-images-idx3-ubyte.gz``: a big-endian int32 magic (2051),
+sizes (count, rows, cols), then the pixel bytes. Gzip is recognised from the content, not the name,
 because some servers transparently decompress ``.gz`` downloads.
 """
 import gzip
@@ -25,9 +22,7 @@ ZIP_MAGIC = b"PK"
 
 
 def array_file_kind(path):
-    """What the first bytes of ``path`` say it is: "npy", "npz", "empty", "pickle" or "other"
-    (with the bytes read, for messages). Both array readers (Moving MNIST's test file and own
-    sequences) refuse all but the kinds they read, with their own advice."""
+    """What the first bytes of ``path`` say it is: "npy", "npz", "empty", "pickle" or "other", with the bytes."""
     with open(path, "rb") as f:
         head = f.read(6)
     if head == NPY_MAGIC:

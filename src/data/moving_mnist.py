@@ -1,20 +1,10 @@
 """Random-access, seeded, on-the-fly Moving MNIST sequence generator.
 
-The generator follows the published template: digits of size d on an S x S canvas move in
-the free range [0, S - d] (in pixels). A position is kept in unit coordinates u in [0, 1]
-(pixel = floor(u * (S - d))); it starts uniform, moves in a direction drawn uniformly from
-[0, 2*pi) by ``STEP`` = 0.1 of the free range per frame, and on reaching a wall the velocity
-component flips and the position is clamped to the wall. Digits are combined with an
-element-wise maximum.
-
-Sequence ``i`` of epoch ``e`` is generated from ``np.random.default_rng((seed, e, i))``, so
-any worker, process or rank computes the same sequence for the same index without any
-shared state, and every epoch sees fresh sequences.
-
-A batch is built at once: only the few random draws are made per sequence; the trajectories
-of all digits of the batch move together, and each digit slot is pasted into every frame of
-every sequence with one fancy-indexed maximum (see :func:`paste_max`). Sequence ``i`` is the
-same, bit for bit, whether it is built alone or inside any batch.
+As in the published template, digits of size d move on an S x S canvas in the free range [0, S - d]:
+a unit position starts uniform, moves ``STEP`` of the free range per frame in a uniform direction and
+bounces off the walls; digits combine by element-wise maximum. Sequence ``i`` of epoch ``e`` comes
+from ``default_rng((seed, e, i))`` alone, so every worker and rank computes the same sequence without
+shared state, bit for bit alike whether built alone or in any batch.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -23,13 +13,8 @@ STEP = 0.1  # distance moved per frame, as a fraction of the free range
 
 
 def bounce_trajectory(start, velocity, num_frames, step=STEP):
-    """Unit-box trajectories of bouncing points.
-
-    start: (D, 2) positions in [0, 1]; velocity: (D, 2) unit direction vectors.
-    Returns ``(positions, velocities)``, both (D, num_frames, 2) float64: frame 0 is at the
-    start, frame t+1 = frame t + step * velocity(t), then reflected and clamped at the walls;
-    ``velocities[:, t]`` is the velocity used to move from frame t to t+1.
-    """
+    """Unit-box trajectories of points from ``start`` (D, 2) along unit ``velocity`` (D, 2), reflected and
+    clamped at the walls: ``(positions, velocities)`` (D, num_frames, 2), velocities[:, t] leading to frame t+1."""
     pos = np.array(start, dtype=np.float64)
     vel = np.array(velocity, dtype=np.float64)
     positions = np.empty((len(pos), num_frames, 2))
@@ -45,15 +30,11 @@ def bounce_trajectory(start, velocity, num_frames, step=STEP):
 
 
 def paste_max(canvas, glyphs, offsets):
-    """Paste one glyph per frame into ``canvas`` in place, combining by element-wise maximum.
+    """Paste glyph b (of ``glyphs`` (B, d, d)) into every frame of sequence b of ``canvas`` (B, T, H, W) in place,
+    by element-wise maximum, at top-left pixels ``offsets`` (B, T, 2) (x, y).
 
-    canvas: (B, T, H, W); glyphs: (B, d, d), glyph b goes into every frame of sequence b;
-    offsets: (B, T, 2) int top-left pixels (x, y), each within [0, H - d] x [0, W - d].
-    All B * T windows are read and written with one fancy index into a strided view of the
-    canvas whose element [b, t, y, x] is the d x d window at (x, y). Writing through that view
-    is safe because every (b, t) frame receives exactly one window, so no two written windows
-    overlap; the maximum is exact, so the result equals pasting the windows one by one.
-    """
+    One fancy index into a strided view whose element [b, t, y, x] is the d x d window at (x, y) reads
+    and writes all B * T windows; that is exact since each (b, t) frame receives exactly one window."""
     batch, frames, height, width = canvas.shape
     d = glyphs.shape[-1]
     s_b, s_t, s_y, s_x = canvas.strides
@@ -72,13 +53,8 @@ def to_pixels(positions, free_range):
 
 
 class MovingMNIST:
-    """Random-access source of Moving MNIST sequences.
-
-    ``source[i] -> (inputs, targets)``: inputs are frames 0..T_in-1 as (T_in, 1, H, W) float32
-    in [0, 1], targets the next frames T_in..T_in+T_out-1 as (T_out, 1, H, W).
-    ``source.batch(indices)`` gives the same for many sequences at once, stacked:
-    (B, T_in, 1, H, W) and (B, T_out, 1, H, W).
-    """
+    """Random-access Moving MNIST: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))`` float32 in
+    [0, 1]; ``source.batch(indices)`` stacks many at once."""
 
     def __init__(self, digits, num_sequences, num_digits, input_frames=10, output_frames=10, image_size=64,
                  seed=0, epoch=0):
@@ -90,16 +66,12 @@ class MovingMNIST:
         if num_sequences < 0 or num_digits < 1 or input_frames < 1 or output_frames < 1:
             raise ValueError("num_sequences >= 0, num_digits >= 1 and frame counts >= 1 are required")
         self.digits = digits
-        self.num_sequences = int(num_sequences)
-        self.num_digits = int(num_digits)
-        self.input_frames = int(input_frames)
-        self.output_frames = int(output_frames)
+        self.num_sequences, self.num_digits = int(num_sequences), int(num_digits)
+        self.input_frames, self.output_frames = int(input_frames), int(output_frames)
         self.num_frames = self.input_frames + self.output_frames
-        self.image_size = int(image_size)
-        self.digit_size = int(digits.shape[1])
+        self.image_size, self.digit_size = int(image_size), int(digits.shape[1])
         self.free_range = self.image_size - self.digit_size
-        self.seed = int(seed)
-        self.epoch = int(epoch)
+        self.seed, self.epoch = int(seed), int(epoch)
         # uint8 digits are scaled once per paste; float digits are taken as already in [0, 1]
         self._scale = 1.0 / 255.0 if digits.dtype == np.uint8 else 1.0
 
@@ -117,23 +89,16 @@ class MovingMNIST:
             raise IndexError(f"sequence index {indices[bad][0]} out of range [0, {self.num_sequences})")
         return indices
 
-    def _rng(self, index):
-        return np.random.default_rng((self.seed, self.epoch, int(index)))
-
     def layouts(self, indices):
         """How sequences ``indices`` are made: ``(digit_ids (B, D), positions (B, D, T, 2) int pixels (x, y),
-        velocities (B, D, T, 2))``.
-
-        The draws of each sequence come from its own generator, in a fixed order: digit ids,
-        start positions, directions. The trajectories of all B * D digits are then computed together.
-        """
+        velocities (B, D, T, 2))``; each sequence's own generator draws digit ids, starts, then directions."""
         indices = self._check_indices(indices)
         count, num_digits = len(indices), self.num_digits
         digit_ids = np.empty((count, num_digits), dtype=np.int64)
         start = np.empty((count, num_digits, 2))  # unit x, y
         turn = np.empty((count, num_digits))  # direction as a fraction of a full turn
         for row, index in enumerate(indices):
-            rng = self._rng(index)
+            rng = np.random.default_rng((self.seed, self.epoch, int(index)))
             digit_ids[row] = rng.integers(0, len(self.digits), size=num_digits)
             start[row] = rng.random((num_digits, 2))
             turn[row] = rng.random(num_digits)

@@ -1,32 +1,22 @@
-"""Data wiring: digit sources, own sequence arrays, the per-rank training dataset, validation,
-evaluation and batching.
+"""Data wiring: digit sources, own sequence arrays, per-rank training batches, validation and evaluation.
 
-Epoch ``e`` of a run on G devices with batch B and ``steps_per_epoch`` steps is a random-access
-source of ``steps_per_epoch * G * B`` sequences; at step s, rank r takes the B global indices
-``(s*G + r)*B + b`` for b in [0, B). This makes ranks disjoint, and a run resumed at step s
-sees exactly the batches an uninterrupted run would have seen. Each training batch is one
-item of the dataset, read whole (:class:`RankBatches`). The epoch's source is
-
-* Moving MNIST (``dataset`` synthetic, mnist): the MovingMNIST generator seeded with (seed, e);
-* own sequences (``dataset sequences``, :mod:`src.data.sequences`): the training split's
-  windows in an order shuffled from (seed, e) (:class:`ShuffledWindows`): global index g is
-  window ``perm[g % n]`` of pass ``g // n`` over the n windows, each pass its own permutation,
-  so an epoch may be shorter or longer than one pass and never repeats a window within a pass.
-
-:class:`TrainingData` builds what train.py reads for either kind; with own sequences it also
-returns the config with the frame shape (channels, frame_height, frame_width) and dtype read
-from the data, and the normalisation and split record the checkpoint stores.
-
-MindSpore is imported only by :func:`build_rank_dataset`; everything else is plain numpy.
+Epoch ``e`` on G devices with batch B is a random-access source of ``steps_per_epoch * G * B``
+sequences, and rank r's batch at step s holds global indices ``(s*G + r)*B + b``: ranks are
+disjoint, and a run resumed at step s sees exactly the batches an uninterrupted run would have.
+The source is the Moving MNIST generator seeded with (seed, e), or the training windows of own
+sequences in passes each shuffled from (seed, e, pass) (:class:`ShuffledWindows`).
+MindSpore is imported only by :func:`build_rank_dataset`.
 """
 import os
 
 import numpy as np
 
-from src.data.archive import unpacked_data_path
+from src.data.archive import is_remote_url, unpacked_data_path
 from src.data.digits import synthetic_digits
 from src.data.idx import read_idx_images
 from src.data.moving_mnist import MovingMNIST
+from src.data.sequences import (check_tileable, checked_indices, make_normalization, open_input_file,
+                                open_sequence_file, open_sequences, split_file_paths)
 from src.errors import ConfigError, DataError
 
 COLUMNS = ("inputs", "targets")
@@ -57,12 +47,8 @@ def _read_cached(path):
 
 
 def load_digits(cfg, split):
-    """Digit images (N, 28, 28) uint8 for ``split`` "train" or "val".
-
-    synthetic: 2000 embedded glyphs for train, 500 other glyph instances for val.
-    mnist: the MNIST training images of ``cfg.data_path``, all but the last 5000 for train and
-    the last 5000 for val. A missing file is an error, never a silent switch to synthetic.
-    """
+    """Digit images (N, 28, 28) uint8 for ``split`` "train" or "val": synthetic glyphs, or the MNIST
+    training images with the last 5000 held out for val (a missing file is an error, never synthetic)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if cfg.dataset == "synthetic":
@@ -83,19 +69,30 @@ def global_index(step, rank, group_size, batch_size, slot):
     return (step * group_size + rank) * batch_size + slot
 
 
+def _moving_mnist(cfg, digits, count, num_digits, seed, epoch=0):
+    return MovingMNIST(digits, count, num_digits, input_frames=cfg.input_frames, output_frames=cfg.output_frames,
+                       image_size=cfg.image_size, seed=seed, epoch=epoch)
+
+
 def train_source(cfg, digits, epoch, group_size=1):
     """The whole epoch (all ranks) as one MovingMNIST of steps_per_epoch * G * B sequences."""
-    return MovingMNIST(digits, cfg.steps_per_epoch * group_size * cfg.batch_size, cfg.num_digits_train,
-                       input_frames=cfg.input_frames, output_frames=cfg.output_frames,
-                       image_size=cfg.image_size, seed=cfg.seed, epoch=epoch)
+    count = cfg.steps_per_epoch * group_size * cfg.batch_size
+    return _moving_mnist(cfg, digits, count, cfg.num_digits_train, cfg.seed, epoch)
+
+
+def validation_source(cfg, digits):
+    """The fixed validation set: cfg.val_sequences sequences of cfg.num_digits_val digits, seeded by val_seed."""
+    return _moving_mnist(cfg, digits, cfg.val_sequences, cfg.num_digits_val, cfg.val_seed)
+
+
+def generated_test_source(cfg, digits, count):
+    """The generated evaluation set, seeded by test_seed (the config keeps it apart from seed and val_seed)."""
+    return _moving_mnist(cfg, digits, count, cfg.num_digits_val, cfg.test_seed)
 
 
 class RankBatches:
-    """Random-access source whose item ``j`` is ``rank``'s whole batch of step ``start_step + j``.
-
-    Each item is built with one ``read_batch`` call, so a dataset over it needs no per-sequence
-    Python work and no ``.batch()``.
-    """
+    """Random-access source whose item ``j`` is ``rank``'s whole batch of step ``start_step + j``, read with one
+    ``read_batch`` call (no per-sequence Python work, no dataset ``.batch()``)."""
 
     def __init__(self, source, rank, group_size, batch_size, start_step, steps):
         if not 0 <= rank < group_size:
@@ -131,9 +128,8 @@ def usable_cores():
 
 
 def workers_for_host(requested):
-    """``num_workers`` lowered to the usable cores, as the model zoo's ``min(num_workers, cpu_count)``:
-    MindSpore refuses more parallel workers than cores with a traceback, and the shipped
-    Ascend/GPU recipes ask for 8. Says so once per process."""
+    """``num_workers`` lowered to the usable cores (MindSpore refuses more workers than cores, and the Ascend/GPU
+    recipes ask for 8); says so once per process."""
     cores = usable_cores()
     if requested <= cores:
         return requested
@@ -144,13 +140,8 @@ def workers_for_host(requested):
 
 
 def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
-    """MindSpore dataset of rank ``rank``'s batches of an epoch's ``source``, from ``start_step``.
-
-    Columns ("inputs", "targets"), each (B, T, C, H, W) float32; steps_per_epoch - start_step
-    batches, each read whole by one worker. ``cfg.worker_type`` picks threads (the
-    default: little start-up cost) or processes (no contention on Python's interpreter lock);
-    bench/data_throughput.py measures both.
-    """
+    """MindSpore dataset of ``rank``'s (inputs, targets) batches of an epoch's ``source`` from ``start_step``,
+    read by threads or (``worker_type`` process) processes."""
     import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
 
     batches = RankBatches(source, rank, group_size, cfg.batch_size, start_step, cfg.steps_per_epoch)
@@ -159,30 +150,9 @@ def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
                                python_multiprocessing=cfg.worker_type == "process")
 
 
-def validation_source(cfg, digits):
-    """The fixed validation set: cfg.val_sequences sequences of cfg.num_digits_val digits, seeded by val_seed."""
-    return MovingMNIST(digits, cfg.val_sequences, cfg.num_digits_val, input_frames=cfg.input_frames,
-                       output_frames=cfg.output_frames, image_size=cfg.image_size, seed=cfg.val_seed, epoch=0)
-
-
-def generated_test_source(cfg, digits, count):
-    """The generated evaluation set: ``count`` sequences of cfg.num_digits_val digits seeded by test_seed.
-
-    The config refuses test_seed == val_seed (and == seed), so these sequences come from other
-    random streams than the validation (and training) sequences, even on the same digits.
-    """
-    return MovingMNIST(digits, count, cfg.num_digits_val, input_frames=cfg.input_frames,
-                       output_frames=cfg.output_frames, image_size=cfg.image_size, seed=cfg.test_seed, epoch=0)
-
-
 def read_batch(source, indices):
-    """Sequences ``indices`` of a random-access source, stacked: ``(inputs (b, T_in, C, H, W),
-    targets (b, T_out, C, H, W) or None)``.
-
-    A source with a ``batch(indices)`` method (the generator) builds the whole batch at once; any
-    other (``source[i] -> (inputs, targets)``, targets None for sources without them) is read item
-    by item and stacked.
-    """
+    """Sequences ``indices`` of a source, stacked: ``(inputs (b, T_in, C, H, W), targets (b, T_out, C, H, W) or
+    None)``, with the source's own ``batch(indices)`` if it has one, else item by item."""
     build = getattr(source, "batch", None)
     if callable(build):
         return build(indices)
@@ -192,10 +162,8 @@ def read_batch(source, indices):
 
 
 def iterate_batches(source, batch_size, limit=0):
-    """The one batcher: yield ``(first index, inputs, targets)`` numpy batches in order.
-
-    ``limit`` > 0 stops after that many sequences. The last batch may be smaller than batch_size.
-    """
+    """The one batcher: ``(first index, inputs, targets)`` numpy batches in order, of the first ``limit``
+    sequences when > 0; the last batch may be smaller."""
     total = len(source) if limit <= 0 else min(limit, len(source))
     for start in range(0, total, batch_size):
         yield (start, *read_batch(source, np.arange(start, min(start + batch_size, total))))
@@ -204,38 +172,31 @@ def iterate_batches(source, batch_size, limit=0):
 # ---------------------------------------------------------------- own sequence arrays
 
 def sequence_normalization(cfg):
-    """The normalisation a config fixes, or None while its dtype is still to be read from the data.
-
-    A trained model's config holds ``data_dtype`` (train.py stores it), so data evaluated or
-    predicted with it are scaled exactly as the training data were."""
-    from src.data.sequences import make_normalization
-
+    """The normalisation a config fixes, or None while its dtype is still to be read from the data (a trained
+    model's config holds ``data_dtype``, so its data are scaled as the training data were)."""
     if not cfg.data_dtype:
         return None
     return make_normalization(cfg.data_dtype, cfg.data_scale, cfg.data_min, cfg.data_max)
 
 
-def _split_fractions(cfg):
-    return (1.0 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
+def _file_options(cfg):
+    """How ``cfg`` says sequence files are read (keyword arguments of src.data.sequences' openers)."""
+    return dict(npz_key=cfg.npz_key, window_stride=cfg.window_stride, scale=cfg.data_scale, data_min=cfg.data_min,
+                data_max=cfg.data_max, normalization=sequence_normalization(cfg))
 
 
 def _check_local(path):
-    from src.data.archive import is_remote_url
-
     if is_remote_url(path):
         raise DataError(f"data_path {path} is a remote URL; copy the sequence files to a local folder and pass that "
                         "folder (train.py and eval.py copy remote data in on ModelArts)")
 
 
 def open_sequence_splits(cfg):
-    """The train/val/test splits of ``cfg.data_path`` (src.data.sequences.open_sequences)."""
-    from src.data.sequences import open_sequences
-
+    """The train/val/test splits of ``cfg.data_path``."""
     _check_local(cfg.data_path)
-    return open_sequences(cfg.data_path, cfg.data_layout, cfg.input_frames, cfg.output_frames, npz_key=cfg.npz_key,
-                          window_stride=cfg.window_stride, split=_split_fractions(cfg), split_seed=cfg.split_seed,
-                          scale=cfg.data_scale, data_min=cfg.data_min, data_max=cfg.data_max,
-                          normalization=sequence_normalization(cfg))
+    split = (1.0 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
+    return open_sequences(cfg.data_path, cfg.data_layout, cfg.input_frames, cfg.output_frames, split=split,
+                          split_seed=cfg.split_seed, **_file_options(cfg))
 
 
 def _shape_text(shape):
@@ -243,13 +204,8 @@ def _shape_text(shape):
 
 
 def config_for_frames(cfg, shape, dtype, where, expected_from="the config (channels, frame_height, frame_width)"):
-    """``cfg`` with channels, frame_height, frame_width and data_dtype set from the data.
-
-    ``shape`` (C, H, W) and ``dtype`` are the data's; ``where`` names them in messages. A value
-    ``cfg`` already fixes (non-zero) must agree (``expected_from`` says where it came from, e.g.
-    a checkpoint); the frames must fit the architecture (check_tileable)."""
-    from src.data.sequences import check_tileable
-
+    """``cfg`` with channels, frame_height, frame_width and data_dtype set from the data's (C, H, W) ``shape`` and
+    ``dtype``; values ``cfg`` already fixes (from ``expected_from``) must agree, and the frames must fit the arch."""
     given = (cfg.channels, cfg.frame_height, cfg.frame_width)
     if any(g and g != s for g, s in zip(given, shape)):
         wanted = _shape_text(g or "any" for g in given)
@@ -263,12 +219,21 @@ def config_for_frames(cfg, shape, dtype, where, expected_from="the config (chann
                        data_dtype=cfg.data_dtype or dtype)
 
 
-class WindowSubset:
-    """Some windows of a WindowSource, in the given order: ``subset[i]`` is ``source[indices[i]]``;
-    the source's frame attributes are kept."""
+class _ReorderedWindows:
+    """Windows of a source in another order: item i is ``windows[window_indices([i])[0]]``."""
+
+    def batch(self, indices):
+        return read_batch(self.windows, self.window_indices(indices))
+
+    def __getitem__(self, index):
+        return self.windows[int(self.window_indices([index])[0])]
+
+
+class WindowSubset(_ReorderedWindows):
+    """Some windows of a WindowSource, in the given order: ``subset[i]`` is ``source[indices[i]]``."""
 
     def __init__(self, source, indices):
-        self.source = source
+        self.windows = source
         self.indices = np.asarray(indices, dtype=np.int64)
         for name in ("channels", "height", "width", "normalization", "file", "path", "input_frames", "output_frames"):
             setattr(self, name, getattr(source, name, None))
@@ -276,13 +241,8 @@ class WindowSubset:
     def __len__(self):
         return len(self.indices)
 
-    def batch(self, indices):
-        return read_batch(self.source, self.indices[np.asarray(indices, dtype=np.int64)])
-
-    def __getitem__(self, index):
-        if not 0 <= int(index) < len(self):
-            raise IndexError(f"index {index} out of range [0, {len(self)})")
-        return self.source[int(self.indices[int(index)])]
+    def window_indices(self, indices):
+        return self.indices[checked_indices(indices, len(self), "index")]
 
 
 def evenly_spaced_windows(source, count):
@@ -293,7 +253,7 @@ def evenly_spaced_windows(source, count):
     return WindowSubset(source, np.linspace(0, total - 1, count).round().astype(np.int64))
 
 
-class ShuffledWindows:
+class ShuffledWindows(_ReorderedWindows):
     """One training epoch over the windows of a split: ``length`` items, item g is window
     ``perm_k[g % n]`` with k = g // n and perm_k = default_rng((seed, epoch, k)).permutation(n)."""
 
@@ -319,18 +279,10 @@ class ShuffledWindows:
         passes, slots = np.divmod(idx, len(self.windows))
         return np.array([self._order(k)[s] for k, s in zip(passes, slots)], dtype=np.int64)
 
-    def batch(self, indices):
-        return read_batch(self.windows, self.window_indices(indices))
-
-    def __getitem__(self, index):
-        return self.windows[int(self.window_indices([index])[0])]
-
 
 class TrainingData:
-    """What training reads, for every dataset: ``epoch_source(epoch, group_size)``, ``validation``
-    (a source or None), ``cfg`` (the given config; with own sequences, the frame shape and dtype
-    read from the data filled in), ``record`` (JSON-able, for the checkpoint) and ``describe()``.
-
+    """What training reads: ``epoch_source(epoch, group_size)``, ``validation`` (or None), ``cfg`` (with own
+    sequences, the frame shape and dtype read from the data), ``record`` for the checkpoint and ``describe()``.
     The data are opened and checked here, before MindSpore starts or anything is written."""
 
     def __init__(self, cfg):
@@ -340,13 +292,11 @@ class TrainingData:
             self._open_sequences(cfg)
         else:
             self.train_digits = load_digits(cfg, "train")
-            val_digits = load_digits(cfg, "val") if cfg.val_sequences > 0 else None
-            self.validation = validation_source(cfg, val_digits) if val_digits is not None else None
+            self.validation = validation_source(cfg, load_digits(cfg, "val")) if cfg.val_sequences > 0 else None
             self.record = {"dataset": cfg.dataset}
 
     def _open_sequences(self, cfg):
-        splits = open_sequence_splits(cfg)
-        self.splits = splits
+        self.splits = splits = open_sequence_splits(cfg)
         self.cfg = config_for_frames(cfg, (splits.channels, splits.height, splits.width), splits.train.file.dtype,
                                      cfg.data_path)
         self.validation = evenly_spaced_windows(splits.val, cfg.val_sequences) if cfg.val_sequences > 0 else None
@@ -381,8 +331,7 @@ class TrainingData:
 
 def _split_file_of(directory, split):
     """The <split>.npy / <split>.npz (split: test or val) of a train/val/test directory."""
-    found = [os.path.join(directory, f"{split}{ext}") for ext in (".npy", ".npz")
-             if os.path.isfile(os.path.join(directory, f"{split}{ext}"))]
+    found = split_file_paths(directory, split)
     if len(found) != 1:
         what = f"both {split}.npy and {split}.npz" if found else f"no {split}.npy or {split}.npz"
         raise DataError(f"data_path {directory} holds {what}; eval.py scores the {split} file of a directory with "
@@ -391,15 +340,9 @@ def _split_file_of(directory, split):
 
 
 def evaluation_windows(cfg):
-    """(source, description) of the windows eval.py scores with dataset sequences.
-
-    ``eval_split`` test (or val): a file is split as training splits it (val_fraction,
-    test_fraction, split_seed) and its test (val) split is scored; a directory's test (val) file
-    is scored whole. ``all``: every window of the file. Model choices (recipes, checkpoints)
-    are made on val, so that test stays held out. The first ``num_sequences`` windows only when > 0. The source
-    keeps ``channels``, ``height``, ``width``, ``dtype`` and ``normalization`` of the data."""
-    from src.data.sequences import open_sequence_file
-
+    """(source, description) of the windows eval.py scores: with ``eval_split`` test (or val), a file's split
+    as training made it or a directory's test (val) file; with ``all``, every window of the file; only the first
+    ``num_sequences`` when > 0."""
     path = cfg.data_path
     _check_local(path)
     if os.path.isdir(path) or cfg.eval_split == "all":
@@ -408,9 +351,7 @@ def evaluation_windows(cfg):
                               "file, or use eval_split test (the directory's test file)")
         file_path = _split_file_of(path, cfg.eval_split) if os.path.isdir(path) else path
         source = open_sequence_file(file_path, cfg.data_layout, cfg.input_frames, cfg.output_frames,
-                                    npz_key=cfg.npz_key, window_stride=cfg.window_stride, scale=cfg.data_scale,
-                                    data_min=cfg.data_min, data_max=cfg.data_max,
-                                    normalization=sequence_normalization(cfg))
+                                    **_file_options(cfg))
         what = f"{f'the {cfg.eval_split} file' if os.path.isdir(path) else 'every window'} of {file_path}"
     else:
         source = getattr(open_sequence_splits(cfg), cfg.eval_split)
@@ -426,11 +367,6 @@ def evaluation_windows(cfg):
 
 
 def prediction_source(cfg, path):
-    """The sequences of a user's file to predict from, read as training read its data (data_layout,
-    npz_key, the stored normalisation): src.data.sequences.open_input_file."""
-    from src.data.sequences import open_input_file
-
+    """The sequences of a user's file to predict from, read as training read its data."""
     _check_local(path)
-    return open_input_file(path, cfg.data_layout, cfg.input_frames, cfg.output_frames, npz_key=cfg.npz_key,
-                           window_stride=cfg.window_stride, scale=cfg.data_scale, data_min=cfg.data_min,
-                           data_max=cfg.data_max, normalization=sequence_normalization(cfg))
+    return open_input_file(path, cfg.data_layout, cfg.input_frames, cfg.output_frames, **_file_options(cfg))

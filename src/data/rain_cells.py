@@ -1,45 +1,27 @@
-"""Rain cells: a small radar-like dataset, generated without downloads.
+"""Rain cells: a small radar-like dataset in dBZ (-10 = no echo .. 60), generated without downloads.
 
-Each sequence is a few advected, growing and decaying rain cells on a ``size`` x ``size``
-grid, in radar reflectivity units (dBZ, -10 = no echo .. 60), float32, layout NTCHW:
-
-- one advection velocity per sequence (speed 1..2.5 px per frame, any direction), plus a
-  small per-cell jitter (0.15 px per frame), so the motion is learnable from the inputs;
-- convective cells (elliptical Gaussians, sigma 3..8 px, peaks 38..58 dBZ) and wide
-  stratiform cells (sigma 10..22 px, 24..34 dBZ); each cell's peak reflectivity rises and falls over its life (a
-  Gaussian in time, 4..12 frames wide) around a random peak time, so rain starts and ends
-  inside the sequence;
-- cells add up in linear reflectivity Z = 10^(dBZ / 10) (as echoes do), modulated by a
-  texture (standard deviation 3 dBZ) of a few plane waves that moves with the advection velocity;
-- ``channels`` = 2 adds a second product: the previous frame's reflectivity, smoothed by a
-  Gaussian of ``SMOOTH_SIGMA`` px (a coarser, older field, correlated with channel 0).
-
-Sequence ``i`` is drawn from ``np.random.default_rng((seed, i))`` alone, so any subset of a
-dataset can be regenerated, and channel 0 does not depend on ``channels``. Thresholds such
-as 20 and 35 dBZ are meaningful: the default dataset (600 sequences, seed 0) has 17.5 % of
-its pixels >= 20 dBZ and 3.6 % >= 35 dBZ (the CLI prints the fractions of what it wrote).
-
-CLI (writes atomically: temporary files, then ``src.io.move_into_place``)::
+Each sequence holds a few advected rain cells on a ``size`` x ``size`` grid: one velocity per
+sequence (1..2.5 px per frame) plus a small per-cell jitter, so the motion is learnable; convective
+and wide stratiform elliptical Gaussians whose peaks rise and fall inside the sequence; cells add up
+in linear reflectivity Z = 10^(dBZ / 10) under a moving plane-wave texture. ``channels`` = 2 adds
+the previous frame smoothed by a Gaussian (a coarser, older product). Sequence ``i`` comes from
+``default_rng((seed, i))`` alone, so any subset can be regenerated. The default dataset (600
+sequences, seed 0) has 17.5 % of its pixels >= 20 dBZ and 3.6 % >= 35 dBZ.
 
     python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [--num_frames 20] [--size 96]
         [--channels 1] [--seed 0] [--splits false] [--overwrite false]
 
-writes ``OUT_DIR/rain.npy`` (N, T, C, H, W), or with ``--splits true`` ``train.npy``,
-``val.npy`` and ``test.npy`` (80/10/10 % of the sequences). Train on it with
-``data_layout NTCHW``, ``data_scale minmax``, ``data_min -10``, ``data_max 60``.
-
-API: ``RainCells(num_sequences=600, num_frames=20, size=96, channels=1, seed=0)`` with
-``len()``, ``sequence(i) -> (T, C, H, W)`` float32 dBZ, ``block(start, stop) -> (n, T, C, H, W)``,
-``velocity(i) -> (vy, vx)`` px per frame; ``write_dataset(out_dir, generator, splits=False,
-overwrite=False) -> dict`` (paths, shapes, event fractions).
+writes ``OUT_DIR/rain.npy`` (N, T, C, H, W) float32, or ``train/val/test.npy`` (80/10/10 %) with
+``--splits true``; train on it with data_layout NTCHW, data_scale minmax, data_min -10, data_max 60.
 """
+import contextlib
 import os
 
 import numpy as np
 
 from src.config import parse_overrides
 from src.errors import UserError
-from src.io import move_into_place
+from src.io import atomic_path
 
 BACKGROUND_DBZ = -10.0  # no echo
 MAX_DBZ = 60.0
@@ -79,16 +61,12 @@ class RainCells:
 
     @property
     def shape(self):
-        """Shape of the whole dataset (N, T, C, H, W)."""
-        return self.num_sequences, self.num_frames, self.channels, self.size, self.size
-
-    def _check_index(self, index):
-        if not 0 <= index < self.num_sequences:
-            raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
+        return self.num_sequences, self.num_frames, self.channels, self.size, self.size  # (N, T, C, H, W)
 
     def plan(self, index):
         """The random draws of sequence ``index``: velocity (2,) (vy, vx) and per-cell arrays."""
-        self._check_index(index)
+        if not 0 <= index < self.num_sequences:
+            raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
         rng = np.random.default_rng((self.seed, int(index)))
         speed, angle = rng.uniform(*SPEED_RANGE), rng.uniform(0.0, 2.0 * np.pi)
         velocity = speed * np.array([np.sin(angle), np.cos(angle)])  # (2,) vy, vx
@@ -173,10 +151,6 @@ class RainCells:
 
 # ---------------------------------------------------------------- writing
 
-def _temporary_path(path):
-    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-
-
 def _write_range(tmp, generator, start, stop, counts):
     """Stream sequences start..stop-1 into a new .npy at ``tmp``; add event counts of channel 0."""
     shape = (stop - start,) + generator.shape[1:]
@@ -207,33 +181,22 @@ def _split_ranges(num_sequences, splits):
 
 
 def write_dataset(out_dir, generator, splits=False, overwrite=False):
-    """Write ``generator``'s sequences under ``out_dir`` (rain.npy, or train/val/test.npy).
-
-    All files are written to temporary names first and moved into place only when every one
-    is complete, so an interrupted or failed run leaves any earlier dataset untouched.
-    Returns {"files": {name: shape}, "fraction_ge_20dbz": ..., "fraction_ge_35dbz": ...}.
-    """
+    """Write ``generator``'s sequences under ``out_dir``; every file goes to a temporary name and is moved into
+    place only when all are complete. Returns {"files": {path: shape}, "fraction_ge_20dbz": ..., ...}."""
     ranges = _split_ranges(len(generator), splits)
     targets = {name: os.path.join(out_dir, name) for name in ranges}
     existing = [p for p in targets.values() if os.path.exists(p)]
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists; choose another directory or pass --overwrite true")
     counts = {"pixels": 0, **{t: 0 for t in THRESHOLDS_DBZ}}
-    temporaries = {}
     try:
         os.makedirs(out_dir, exist_ok=True)
-        for name, (start, stop) in ranges.items():
-            temporaries[name] = _temporary_path(targets[name])
-            _write_range(temporaries[name], generator, start, stop, counts)
-        for name, tmp in temporaries.items():
-            move_into_place(tmp, targets[name])
+        with contextlib.ExitStack() as written:  # each file is moved into place when all are complete
+            for name, (start, stop) in ranges.items():
+                _write_range(written.enter_context(atomic_path(targets[name])), generator, start, stop, counts)
     except OSError as err:
         raise UserError(f"could not write the dataset under {out_dir} ({err.strerror or err}); files already "
                         "there were left as they were; free disk space or fix permissions and retry") from err
-    finally:
-        for tmp in temporaries.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
     summary = {"files": {targets[n]: (stop - start,) + generator.shape[1:] for n, (start, stop) in ranges.items()}}
     for threshold in THRESHOLDS_DBZ:
         summary[f"fraction_ge_{threshold:g}dbz"] = counts[threshold] / max(1, counts["pixels"])
@@ -244,22 +207,17 @@ def write_dataset(out_dir, generator, splits=False, overwrite=False):
 
 _OPTIONS = {"num_sequences": (int, 600), "num_frames": (int, 20), "size": (int, 96), "channels": (int, 1),
             "seed": (int, 0), "splits": (bool, False), "overwrite": (bool, False)}
+_MINIMUM = {"num_sequences": 1, "num_frames": 2, "size": 8}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 _USAGE = ("usage: python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [--num_frames 20] [--size 96] "
           "[--channels 1|2] [--seed 0] [--splits false] [--overwrite false]")
 
 
 def _parse_value(name, kind, raw):
-    if kind is bool:
-        if raw.lower() in ("true", "1", "yes", "on"):
-            return True
-        if raw.lower() in ("false", "0", "no", "off"):
-            return False
-    else:
-        try:
-            return int(raw)
-        except ValueError:
-            pass
-    raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}")
+    try:
+        return _BOOLEANS[raw.lower()] if kind is bool else int(raw)
+    except (KeyError, ValueError):
+        raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}") from None
 
 
 def parse_arguments(argv):
@@ -272,8 +230,7 @@ def parse_arguments(argv):
         if name not in _OPTIONS:
             raise UserError(f"unknown option --{name}; {_USAGE}")
         options[name] = _parse_value(name, _OPTIONS[name][0], raw)
-    limits = {"num_sequences": 1, "num_frames": 2, "size": 8}
-    for name, low in limits.items():
+    for name, low in _MINIMUM.items():
         if options[name] < low:
             raise UserError(f"--{name} must be >= {low}, got {options[name]}")
     if options["channels"] not in (1, 2):

@@ -1,80 +1,20 @@
-"""Users' own sequence arrays (radar echo maps, satellite images, video) as training data.
+"""Users' own sequence arrays (radar echo maps, satellite images, video) as training data, in pure numpy.
 
-Pure numpy. Everything here is exposed as (N, T, C, H, W): N sequences of T frames of C
-channels of H x W pixels, whatever the axis order of the file.
+Whatever the file's axis order (``layout``: NTHW, NTCHW, NTHWC or TNHW, the last being the published
+``mnist_test_seq.npy``), frames come out as (N, T, C, H, W) float32 in [0, 1]:
+x' = clip((x - data_min) / (data_max - data_min), 0, 1), where ``scale`` ``auto`` divides integers by
+their dtype's maximum and needs float data in [0, 1], and ``minmax`` takes data_min/data_max in the
+file's units (e.g. -10 and 60 for dBZ).
 
-Files
-    ``path`` is either one ``.npy``/``.npz`` file, split into train/val/test BY SEQUENCE (never
-    by window, so no frames of a validation sequence are seen in training), or a directory
-    holding one ``train``, ``val`` and ``test`` file of one kind (``train.npy val.npy test.npy``
-    or ``train.npz ...``; same layout, dtype, C, H and W; T may differ), which are the splits.
-    The kind is recognised from the content (npy magic or zip), not the name.
+``path`` is one .npy/.npz file, split BY SEQUENCE (never by window, so validation frames are never
+trained on), or a directory of train, val and test files of one kind. ``.npy`` files are
+memory-mapped and read one window at a time, so a file larger than memory can be trained on; an
+``.npz`` member is loaded whole. Pickles are always refused. Float files are scanned once, in 64 MB
+chunks, for NaN/inf and (``auto``) their range. Each sequence gives windows of input_frames +
+output_frames frames every ``window_stride`` frames (0 = the window length).
 
-    ``.npy`` files are memory-mapped (``mmap_mode="r"``) and read one window at a time, so a
-    file larger than memory can be trained on. ``.npz`` members cannot be memory-mapped (they
-    are zip entries): the chosen array of an ``.npz`` is loaded whole into memory, once per
-    file. ``allow_pickle=False`` always: files holding Python objects are refused.
-
-Layouts (``layout``)
-    ``NTHW`` (one channel), ``NTCHW``, ``NTHWC``, ``TNHW`` (time first: the published Moving
-    MNIST ``mnist_test_seq.npy``, shape (20, 10000, 64, 64)). A channel axis longer than
-    ``MAX_CHANNELS`` = 16 is taken as a sign of a wrong layout (a heuristic; the error says so).
-
-Values and normalisation (``scale``)
-    dtypes uint8, uint16, float16, float32. Frames are given to the network as float32 in
-    [0, 1]: x' = clip((x - data_min) / (data_max - data_min), 0, 1).
-
-    - ``auto``: integers are divided by the dtype's maximum (data_min = 0, data_max = 255 or
-      65535); float data must already lie in [0, 1] (data_min = 0, data_max = 1).
-    - ``minmax``: ``data_min`` and ``data_max`` in the file's units (e.g. -10 and 60 for dBZ);
-      values outside are clipped.
-
-    Float files are scanned once when opened, in chunks of about 64 MB: NaN/inf anywhere is an
-    error (with their count and the position of the first), and with ``auto`` the exact range
-    must lie in [0, 1] (the error gives the range and says to use ``minmax``). The cost is one
-    sequential read of the file (see the README for a measured rate); integer files are not
-    scanned (no NaN, range known from the dtype).
-
-    The normalisation is a :class:`Normalization`; ``to_dict()`` is a small JSON-able dict to
-    store in checkpoints, ``Normalization.from_dict`` reads it back, and :func:`denormalize`
-    maps network outputs back to the file's units.
-
-Windows
-    Each sequence of T frames gives windows of ``input_frames + output_frames`` consecutive
-    frames starting at 0, ``window_stride``, 2 x ``window_stride``, ... (0 = the window length:
-    non-overlapping windows). Sequences shorter than one window are an error.
-
-Splits
-    One file: ``split`` = (train, val, test) fractions (each > 0, summing to 1). The sequences
-    are shuffled by ``np.random.default_rng(split_seed)``; val gets round(N x val), test
-    round(N x test), train the rest; every split needs at least one sequence. The assignment is
-    recorded in ``SequenceSplits.split_record`` (JSON-able: which sequence indices went where).
-
-API
-    ``open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
-    split=(0.8, 0.1, 0.1), split_seed=0, scale="auto", data_min=None, data_max=None,
-    normalization=None) -> SequenceSplits`` with ``.train``, ``.val``, ``.test`` (also
-    ``splits["val"]``), ``.normalization``, ``.split_record``, ``.channels``, ``.height``,
-    ``.width``, ``.input_frames``, ``.output_frames`` and ``.describe()``.
-
-    ``open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="",
-    window_stride=0, scale="auto", data_min=None, data_max=None, normalization=None)
-    -> WindowSource`` over every sequence of one file (evaluation or prediction on a file;
-    pass the checkpoint's normalisation as ``normalization`` = a Normalization or its dict).
-
-    ``WindowSource``: ``len(source)`` windows; ``source[i] -> (inputs (T_in, C, H, W),
-    targets (T_out, C, H, W))`` float32 in [0, 1]; ``source.batch(indices) -> (inputs
-    (B, T_in, C, H, W), targets (B, T_out, C, H, W))`` read with one vectorised gather; attributes
-    ``channels``, ``height``, ``width``, ``input_frames``, ``output_frames``,
-    ``sequence_indices``, ``normalization``, ``path``.
-
-    ``check_tileable(height, width, arch, patch_size)``: DataError unless the frames can be
-    cut as the architecture needs (paper: multiples of patch_size; zoo: multiples of 4).
-
-Every problem a user can fix raises :class:`src.errors.DataError` with one line naming the
-file, the numbers, and the configuration key to change (``data_layout``, ``npz_key``,
-``data_scale``, ``data_min``, ``data_max``, ``window_stride``, ``val_fraction``,
-``test_fraction``).
+Every problem a user can fix is one line of :class:`src.errors.DataError` naming the file, the
+numbers and the configuration key to change.
 """
 import math
 import os
@@ -84,14 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.config import LAYOUTS, MAX_CHANNELS, SCALES  # noqa: F401  (MAX_CHANNELS: a heuristic, see the docstring)
+from src.config import LAYOUTS, MAX_CHANNELS, SCALES
 from src.data.idx import array_file_kind, check_data_file
 from src.errors import DataError, first_line
 
 SPLIT_NAMES = ("train", "val", "test")
 DTYPE_MAX = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0}  # auto: value mapped to 1
-_AXES = {"NTHW": "(N, T, H, W)", "NTCHW": "(N, T, C, H, W)", "NTHWC": "(N, T, H, W, C)", "TNHW": "(T, N, H, W)"}
-_CHANNEL_AXIS = {"NTCHW": 2, "NTHWC": 4}
+_AXES = {layout: f"({', '.join(layout)})" for layout in LAYOUTS}  # e.g. "(N, T, H, W)": a layout names its axes
+_AXIS_NAMES = {"N": "sequence", "T": "frame", "C": "channel", "H": "row", "W": "column"}
 _SCAN_BYTES = 64 << 20  # chunk size of the NaN/range scan of float files
 _EXTENSIONS = (".npy", ".npz")
 
@@ -108,7 +48,7 @@ class Normalization:
     dtype: str  # dtype of the data it was made for
 
     def to_dict(self):
-        """A JSON-able description, e.g. for a checkpoint."""
+        """A JSON-able description for the checkpoint."""
         return {"scale": self.scale, "data_min": float(self.data_min), "data_max": float(self.data_max),
                 "dtype": self.dtype}
 
@@ -140,11 +80,14 @@ class Normalization:
         return x * np.float32(self.data_max - self.data_min) + np.float32(self.data_min)
 
 
+def as_normalization(value):
+    """A Normalization, or the one its :meth:`Normalization.to_dict` record describes."""
+    return value if isinstance(value, Normalization) else Normalization.from_dict(value)
+
+
 def denormalize(values, normalization):
     """Network outputs in [0, 1] -> the data's units; ``normalization`` is a Normalization or its dict."""
-    if not isinstance(normalization, Normalization):
-        normalization = Normalization.from_dict(normalization)
-    return normalization.denormalize(values)
+    return as_normalization(normalization).denormalize(values)
 
 
 def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
@@ -194,6 +137,10 @@ def _file_kind(path):
 _SAVE_NUMBERS = ": save a numeric array with numpy.save/numpy.savez"
 
 
+def _is_pickle_error(err):
+    return "object" in str(err).lower() or "pickle" in str(err).lower()
+
+
 def _pickled(path, key="", what="numbers", fix=_SAVE_NUMBERS):
     member = f" (array '{key}')" if key else ""
     return DataError(f"{path}{member} holds pickled Python objects, not {what}; refusing to load it (pickles "
@@ -201,13 +148,12 @@ def _pickled(path, key="", what="numbers", fix=_SAVE_NUMBERS):
 
 
 def load_npy(path, name=None, what="numbers", pickled_fix=_SAVE_NUMBERS, fix="", copy="copy"):
-    """The one .npy loader: memory-mapped, never unpickling; every way the file can be broken is a
-    one-line DataError naming ``name`` (default: the path), with the reader's own advice."""
+    """The one .npy loader: memory-mapped, never unpickling; a broken file is a DataError naming ``name``."""
     name = path if name is None else name
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:
-        if "object" in str(err).lower() or "pickle" in str(err).lower():
+        if _is_pickle_error(err):
             raise _pickled(name, what=what, fix=pickled_fix) from None
         failure = err
     except (OSError, EOFError) as err:
@@ -220,17 +166,16 @@ def _load_npz(path, key):
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
-            if not key:
-                if len(keys) != 1:
-                    listed = ", ".join(keys) if keys else "none"
-                    raise DataError(f"{path} holds {len(keys)} arrays ({listed}); set npz_key to the one to use")
-                key = keys[0]
-            elif key not in keys:
+            if not key and len(keys) != 1:
+                raise DataError(f"{path} holds {len(keys)} arrays ({', '.join(keys) or 'none'}); set npz_key to "
+                                "the one to use")
+            if key and key not in keys:
                 raise DataError(f"{path} has no array '{key}' (npz_key); it holds: {', '.join(keys) or 'none'}")
+            key = key or keys[0]
             try:
                 return np.asarray(archive[key])
             except ValueError as err:
-                if "object" in str(err).lower() or "pickle" in str(err).lower():
+                if _is_pickle_error(err):
                     raise _pickled(path, key) from None
                 raise
     except DataError:
@@ -239,44 +184,37 @@ def _load_npz(path, key):
         raise DataError(f"{path} is not a readable .npz file ({err}; truncated copy?)") from None
 
 
+def checked_indices(indices, length, what):
+    """``indices`` as a 1-D int64 array; IndexError naming the first one outside [0, length)."""
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    bad = (idx < 0) | (idx >= length)
+    if bad.any():
+        raise IndexError(f"{what} {idx[bad][0]} out of range [0, {length})")
+    return idx
+
+
 def _sizes(layout, shape):
     """(N, T, C, H, W) of an array of ``shape`` in ``layout``."""
-    if layout == "NTHW":
-        n, t, h, w = shape
-        return n, t, 1, h, w
-    if layout == "TNHW":
-        t, n, h, w = shape
-        return n, t, 1, h, w
-    if layout == "NTCHW":
-        return tuple(shape)
-    n, t, h, w, c = shape
-    return n, t, c, h, w
+    size = dict(zip(layout, shape))
+    return size["N"], size["T"], size.get("C", 1), size["H"], size["W"]
 
 
 def _fitting_layouts(shape):
     """Layouts whose rank and channel heuristic accept ``shape``."""
-    fits = []
-    for layout in LAYOUTS:
-        if len(_AXES[layout].split(",")) != len(shape):
-            continue
-        axis = _CHANNEL_AXIS.get(layout)
-        if axis is None or shape[axis] <= MAX_CHANNELS:
-            fits.append(layout)
-    return fits
+    return [layout for layout in LAYOUTS
+            if len(layout) == len(shape) and ("C" not in layout or shape[layout.index("C")] <= MAX_CHANNELS)]
 
 
 def _check_shape(path, layout, shape):
-    rank = len(_AXES[layout].split(","))
     others = [x for x in _fitting_layouts(shape) if x != layout]
     hint = f"; the shape fits data_layout {' or '.join(others)}" if others else ""
-    if len(shape) != rank:
+    if len(shape) != len(layout):
         raise DataError(f"{path}: shape {tuple(shape)} has {len(shape)} dimensions, data_layout {layout} needs "
-                        f"{rank} {_AXES[layout]}{hint}")
-    axis = _CHANNEL_AXIS.get(layout)
-    if axis is not None and shape[axis] > MAX_CHANNELS:
+                        f"{len(layout)} {_AXES[layout]}{hint}")
+    if "C" in layout and shape[layout.index("C")] > MAX_CHANNELS:
         raise DataError(f"{path}: shape {tuple(shape)} in data_layout {layout} {_AXES[layout]} gives "
-                        f"{shape[axis]} channels, more than {MAX_CHANNELS} (a heuristic limit: this usually "
-                        f"means the layout is wrong){hint}")
+                        f"{shape[layout.index('C')]} channels, more than {MAX_CHANNELS} (a heuristic limit: this "
+                        f"usually means the layout is wrong){hint}")
     n, t, c, h, w = _sizes(layout, shape)
     if n == 0:
         raise DataError(f"{path}: holds no sequences (shape {tuple(shape)}, data_layout {layout} {_AXES[layout]})")
@@ -285,24 +223,17 @@ def _check_shape(path, layout, shape):
 
 
 def _to_ntchw(block, layout):
-    """A block read with leading (B, L) axes -> (B, L, C, H, W)."""
-    if layout in ("NTHW", "TNHW"):
-        return block[:, :, None]  # (B, L, 1, H, W)
-    if layout == "NTHWC":
-        return np.moveaxis(block, -1, 2)  # (B, L, C, H, W)
-    return block
+    """A block read with leading (B, L) axes and then ``layout``'s frame axes -> (B, L, C, H, W)."""
+    frame_axes = layout.replace("N", "").replace("T", "")
+    if "C" not in frame_axes:
+        return block[:, :, None]
+    return np.moveaxis(block, 2 + frame_axes.index("C"), 2)
 
 
 def _position(layout, raw_index):
-    """Human-readable position of a raw array index."""
-    if layout in ("NTHW", "TNHW"):
-        n, t, h, w = raw_index if layout == "NTHW" else (raw_index[1], raw_index[0]) + tuple(raw_index[2:])
-        return f"sequence {n}, frame {t}, row {h}, column {w}"
-    if layout == "NTCHW":
-        n, t, c, h, w = raw_index
-    else:
-        n, t, h, w, c = raw_index
-    return f"sequence {n}, frame {t}, channel {c}, row {h}, column {w}"
+    """Human-readable position of a raw array index, e.g. "sequence 3, frame 0, row 5, column 7"."""
+    index = dict(zip(layout, raw_index))
+    return ", ".join(f"{_AXIS_NAMES[axis]} {index[axis]}" for axis in "NTCHW" if axis in index)
 
 
 class SequenceFile:
@@ -321,10 +252,6 @@ class SequenceFile:
         self.shape = tuple(int(s) for s in self._array.shape)
         self.num_sequences, self.num_frames, self.channels, self.height, self.width = _sizes(self.layout, self.shape)
         self._value_range = None
-
-    @property
-    def is_float(self):
-        return self.dtype.startswith("float")
 
     def value_range(self):
         """(min, max) of a float file, scanning it once in chunks; DataError on NaN/inf."""
@@ -358,16 +285,11 @@ class SequenceFile:
         return low, high
 
     def read_windows(self, sequences, starts, length):
-        """Raw frames of windows: sequence ``sequences[b]``, frames ``starts[b]`` to ``starts[b] + length - 1``.
-
-        Returns (B, length, C, H, W) in the file's dtype, gathered with one fancy index (only
-        the windows' bytes of a memory-mapped file are read)."""
+        """Frames ``starts[b]`` .. ``starts[b] + length - 1`` of sequence ``sequences[b]``: (B, length, C, H, W) in
+        the file's dtype, gathered with one fancy index (only the windows' bytes of a memory map are read)."""
         seq = np.asarray(sequences, dtype=np.int64)[:, None]  # (B, 1)
         frames = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)  # (B, L)
-        if self.layout == "TNHW":
-            block = self._array[frames, seq]  # (B, L, H, W)
-        else:
-            block = self._array[seq, frames]  # (B, L, ...)
+        block = self._array[frames, seq] if self.layout == "TNHW" else self._array[seq, frames]  # (B, L, ...)
         return _to_ntchw(np.asarray(block), self.layout)
 
     def describe(self):
@@ -380,16 +302,12 @@ def _normalization_for(files, scale, data_min, data_max, normalization):
     dtype = files[0].dtype
     if normalization is None:
         norm = make_normalization(dtype, scale, data_min, data_max)
-    elif isinstance(normalization, Normalization):
-        norm = normalization
     else:
-        norm = Normalization.from_dict(normalization)
+        norm = as_normalization(normalization)
     if norm.scale == "auto" and norm.dtype != dtype:
         raise DataError(f"{files[0].path}: dtype {dtype}, but the normalisation (auto, {norm.data_min:g}.."
                         f"{norm.data_max:g}) was made for {norm.dtype} data; convert the file to {norm.dtype}")
-    for f in files:
-        if not f.is_float:
-            continue
+    for f in (f for f in files if f.dtype.startswith("float")):
         low, high = f.value_range()  # also rejects NaN/inf
         if norm.scale == "auto" and (low < 0.0 or high > 1.0):
             raise DataError(f"{f.path}: {f.dtype} values span [{low:g}, {high:g}], outside [0, 1] as data_scale "
@@ -420,12 +338,9 @@ def _check_long_enough(file, input_frames, output_frames):
 
 
 class WindowSource:
-    """Random access to the windows of some sequences of one file.
-
-    ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, C, H, W))`` float32 in [0, 1];
-    window i is window ``i % windows_per_sequence`` of sequence ``sequence_indices[i //
-    windows_per_sequence]``.
-    """
+    """The windows of some sequences of one file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, C, H, W))``
+    float32 in [0, 1]; window i is window ``i % windows_per_sequence`` of sequence
+    ``sequence_indices[i // windows_per_sequence]``."""
 
     def __init__(self, file, sequence_indices, input_frames, output_frames, window_stride, normalization,
                  name=""):
@@ -445,25 +360,17 @@ class WindowSource:
         return len(self.sequence_indices) * self.windows_per_sequence
 
     def _locations(self, indices):
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        total = len(self)
-        if idx.size and (idx.min() < 0 or idx.max() >= total):
-            wrong = idx[(idx < 0) | (idx >= total)][0]
-            raise IndexError(f"window index {wrong} out of range [0, {total})")
-        seq, slot = np.divmod(idx, self.windows_per_sequence)
+        seq, slot = np.divmod(checked_indices(indices, len(self), "window index"), self.windows_per_sequence)
         return self.sequence_indices[seq], slot * self.window_stride
 
     def batch(self, indices):
         """Windows ``indices`` -> (inputs (B, T_in, C, H, W), targets (B, T_out, C, H, W)) float32."""
-        seq, start = self._locations(indices)
-        raw = self.file.read_windows(seq, start, self.window_length)  # (B, L, C, H, W) file dtype
+        raw = self.file.read_windows(*self._locations(indices), self.window_length)
         frames = self.normalization.normalize(raw)  # (B, L, C, H, W) float32
         return (np.ascontiguousarray(frames[:, :self.input_frames]),  # (B, T_in, C, H, W)
                 np.ascontiguousarray(frames[:, self.input_frames:]))  # (B, T_out, C, H, W)
 
     def __getitem__(self, index):
-        if not 0 <= int(index) < len(self):
-            raise IndexError(f"window index {index} out of range [0, {len(self)})")
         inputs, targets = self.batch([index])
         return inputs[0], targets[0]
 
@@ -511,17 +418,20 @@ def split_sequences(num_sequences, split, seed, path="the data"):
     return {name: sorted(int(i) for i in order[bounds[k]:bounds[k + 1]]) for k, name in enumerate(SPLIT_NAMES)}
 
 
+def split_file_paths(directory, split):
+    """The ``<split>.npy`` and ``<split>.npz`` files present in ``directory``."""
+    paths = [os.path.join(directory, split + ext) for ext in _EXTENSIONS]
+    return [path for path in paths if os.path.isfile(path)]
+
+
 def _split_files(directory, npz_key, layout):
     """The train/val/test files of a directory, opened and checked for consistency."""
-    found, missing = {}, []
-    for name in SPLIT_NAMES:
-        candidates = [name + ext for ext in _EXTENSIONS if os.path.isfile(os.path.join(directory, name + ext))]
-        if len(candidates) > 1:
-            raise DataError(f"{directory} holds both {' and '.join(candidates)}; keep one file per split")
-        if candidates:
-            found[name] = os.path.join(directory, candidates[0])
-        else:
-            missing.append(name)
+    candidates = {name: split_file_paths(directory, name) for name in SPLIT_NAMES}
+    for name, paths in candidates.items():
+        if len(paths) > 1:
+            raise DataError(f"{directory} holds both {name}.npy and {name}.npz; keep one file per split")
+    found = {name: paths[0] for name, paths in candidates.items() if paths}
+    missing = [name for name in SPLIT_NAMES if name not in found]
     if missing:
         present = sorted(f for f in os.listdir(directory) if f.endswith(_EXTENSIONS))
         raise DataError(f"{directory}: no {'/'.join(missing)} file (expected train, val and test .npy or .npz); "
@@ -560,8 +470,7 @@ class SequenceSplits:
     def describe(self):
         n = self.normalization
         lines = [s.describe() for s in self.sources.values()]
-        lines.append(f"normalisation: {n.scale}, [{n.data_min:g}, {n.data_max:g}] -> [0, 1]")
-        return "\n".join(lines)
+        return "\n".join(lines + [f"normalisation: {n.scale}, [{n.data_min:g}, {n.data_max:g}] -> [0, 1]"])
 
 
 def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
@@ -594,23 +503,31 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     return SequenceSplits(sources, norm, record)
 
 
+def _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, check_length):
+    _check_frames(input_frames, output_frames, window_stride)
+    file = SequenceFile(path, layout, npz_key)
+    check_length(file, int(input_frames), int(output_frames))
+    return file
+
+
+def _all_windows(file, input_frames, output_frames, window_stride, norm):
+    return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
+                        os.path.basename(file.path))
+
+
 def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
                        data_min=None, data_max=None, normalization=None):
     """Every window of every sequence of one file, e.g. to evaluate or predict on it."""
-    _check_frames(input_frames, output_frames, window_stride)
-    file = SequenceFile(path, layout, npz_key)
-    _check_long_enough(file, int(input_frames), int(output_frames))
+    file = _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, _check_long_enough)
     norm = _normalization_for([file], scale, data_min, data_max, normalization)
-    return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
-                        os.path.basename(file.path))
+    return _all_windows(file, input_frames, output_frames, window_stride, norm)
 
 
 # ---------------------------------------------------------------- input frames (prediction)
 
 class InputFrames:
-    """Every sequence of a file of exactly ``input_frames`` frames, as network input without targets:
-    ``source[i] -> (inputs (T_in, C, H, W) float32 in [0, 1], None)``; ``batch(indices)`` reads
-    (B, T_in, C, H, W) with one gather. Attributes as :class:`WindowSource`."""
+    """The sequences of a file of exactly ``input_frames`` frames, as network input without targets:
+    ``source[i] -> (inputs (T_in, C, H, W) float32 in [0, 1], None)``; attributes as :class:`WindowSource`."""
 
     def __init__(self, file, input_frames, normalization):
         self.file = file
@@ -624,59 +541,52 @@ class InputFrames:
         return self.file.num_sequences
 
     def batch(self, indices):
-        seq = np.asarray(indices, dtype=np.int64).reshape(-1)
+        seq = checked_indices(indices, len(self), "sequence index")
         raw = self.file.read_windows(seq, np.zeros_like(seq), self.input_frames)  # (B, T_in, C, H, W) file dtype
         return self.normalization.normalize(raw), None  # (B, T_in, C, H, W) float32
 
     def __getitem__(self, index):
-        if not 0 <= int(index) < len(self):
-            raise IndexError(f"sequence index {index} out of range [0, {len(self)})")
         return self.batch([index])[0][0], None
+
+
+def _check_predictable(file, input_frames, output_frames):
+    length = input_frames + output_frames
+    if file.num_frames != input_frames and file.num_frames < length:
+        raise DataError(f"{file.path}: sequences have {file.num_frames} frames; give exactly input_frames = "
+                        f"{input_frames} frames per sequence to forecast after them, or at least input_frames + "
+                        f"output_frames = {length} to score the forecasts (data_layout {file.layout} "
+                        f"{_AXES[file.layout]})")
 
 
 def open_input_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
                     data_min=None, data_max=None, normalization=None):
-    """A file to predict from: sequences of exactly ``input_frames`` frames give :class:`InputFrames`
-    (forecast after their last frame, nothing to score); sequences of at least ``input_frames +
-    output_frames`` frames give every window (:func:`open_sequence_file`, scored against their
-    targets). Anything in between is a DataError saying both options."""
-    _check_frames(input_frames, output_frames, window_stride)
-    file = SequenceFile(path, layout, npz_key)
-    t_in, length = int(input_frames), int(input_frames) + int(output_frames)
-    if file.num_frames != t_in and file.num_frames < length:
-        raise DataError(f"{file.path}: sequences have {file.num_frames} frames; give exactly input_frames = {t_in} "
-                        f"frames per sequence to forecast after them, or at least input_frames + output_frames = "
-                        f"{length} to score the forecasts (data_layout {file.layout} {_AXES[file.layout]})")
+    """A file to predict from: sequences of exactly ``input_frames`` frames are network input only
+    (:class:`InputFrames`), longer ones give every window, scored against its targets."""
+    file = _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, _check_predictable)
     norm = _normalization_for([file], scale, data_min, data_max, normalization)
-    if file.num_frames == t_in:
-        return InputFrames(file, t_in, norm)
-    return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
-                        os.path.basename(file.path))
+    if file.num_frames == int(input_frames):
+        return InputFrames(file, input_frames, norm)
+    return _all_windows(file, input_frames, output_frames, window_stride, norm)
 
 
 def layout_shape(layout, num_sequences, frames, channels, height, width):
     """Shape of an array of ``num_sequences`` x ``frames`` frames stored in ``layout``."""
     _check_layout(layout)
-    if layout == "NTCHW":
-        return num_sequences, frames, channels, height, width
-    if layout == "NTHWC":
-        return num_sequences, frames, height, width, channels
-    if channels != 1:
+    if "C" not in layout and channels != 1:
         raise DataError(f"data_layout {layout} {_AXES[layout]} holds one channel, but the frames have {channels}; "
                         "use NTCHW or NTHWC")
-    return (num_sequences, frames, height, width) if layout == "NTHW" else (frames, num_sequences, height, width)
+    size = {"N": num_sequences, "T": frames, "C": channels, "H": height, "W": width}
+    return tuple(size[axis] for axis in layout)
 
 
 def to_layout(frames, layout):
     """(B, T, C, H, W) frames -> the same values in ``layout``'s axis order (inverse of reading)."""
     x = np.asarray(frames)
-    if layout == "NTCHW":
-        return x
-    if layout == "NTHWC":
-        return np.moveaxis(x, 2, -1)  # (B, T, H, W, C)
-    layout_shape(layout, *x.shape)  # one channel only
-    single = x[:, :, 0]  # (B, T, H, W)
-    return single if layout == "NTHW" else single.transpose(1, 0, 2, 3)  # TNHW: (T, B, H, W)
+    layout_shape(layout, *x.shape)
+    axes = "NTCHW"
+    if "C" not in layout:
+        x, axes = x[:, :, 0], "NTHW"
+    return x.transpose([axes.index(axis) for axis in layout])
 
 
 # ---------------------------------------------------------------- the published Moving MNIST test file
