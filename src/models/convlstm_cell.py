@@ -35,10 +35,10 @@ def same_conv(cin, cout, kernel, stride=1, has_bias=True):
     return nn.Conv2d(cin, cout, kernel, stride=stride, pad_mode="pad", padding=kernel // 2, has_bias=has_bias)
 
 
-def framewise(layer, x):
+def framewise(layer, x, *args):
     """Apply a frame-wise layer to every frame at once. x (T, B, C, H, W) -> (T, B, C', H', W')."""
     t, b = x.shape[0], x.shape[1]
-    y = layer(x.reshape((t * b,) + x.shape[2:]))  # (T*B, C', H', W')
+    y = layer(x.reshape((t * b,) + x.shape[2:]), *args)  # (T*B, C', H', W')
     return y.reshape((t, b) + y.shape[1:])
 
 
