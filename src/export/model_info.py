@@ -1,9 +1,5 @@
-"""What an exported model file carries: its signature and the config it was built from.
-
-Both formats are read without compiling or running anything: a MINDIR through MindSpore's
-protobuf classes (``mind_ir_pb2``), an ONNX file with the ``onnx`` package. The
-config is stored by :mod:`src.export.writer` as yaml under ``CONFIG_INFO_KEY``: in the
-MINDIR's ``user_info`` map and in the ONNX model's ``metadata_props``.
+"""What an exported model file carries: its signature and the config it was built from (yaml
+under ``CONFIG_INFO_KEY``), read without compiling or running anything.
 
 A MINDIR without a readable config (written elsewhere) falls back to the defaults with the
 graph's frame counts and size; an ONNX file without one is refused: ``eval_onnx.py`` and
@@ -25,12 +21,12 @@ OPTION_OF_FORMAT = {"MINDIR": "--mindir_file", "ONNX": "--onnx_file"}
 
 
 def model_input_shape(cfg, batch_size):
-    """(B, T_in, C, H, W) of the network built from ``cfg`` (src.config.frame_shape)."""
+    """(B, T_in, C, H, W) of the network built from ``cfg``."""
     return (int(batch_size), cfg.input_frames) + tuple(frame_shape(cfg))
 
 
 def model_output_shape(cfg, batch_size):
-    """(B, T_out, C, H, W) of the network built from ``cfg`` (src.config.frame_shape)."""
+    """(B, T_out, C, H, W) of the network built from ``cfg``."""
     return (int(batch_size), cfg.output_frames) + tuple(frame_shape(cfg))
 
 
@@ -56,10 +52,6 @@ class ModelInfo:
     @property
     def output_frames(self):
         return self.output_shape[1]
-
-    @property
-    def frame_shape(self):
-        return self.input_shape[2:]  # (C, H, W)
 
     @property
     def image_size(self):
@@ -130,11 +122,10 @@ def _user_info(proto):
 
 
 def onnx_package():
-    """The ``onnx`` package, or one line saying how to install it (ONNX files only need it).
+    """The ``onnx`` package, or one line saying how to install it.
 
-    MindSpore's generated protobuf modules load only under the pure-Python protobuf backend, which
-    ``import mindspore`` selects unless protobuf was already imported; onnx imported first would
-    pick the C backend and break a later ``import mindspore``. So the same backend is chosen here.
+    MindSpore's protobuf modules load only under the pure-Python protobuf backend, which ``import
+    mindspore`` selects unless protobuf was imported before: onnx imported first must select it too.
     """
     os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
     try:

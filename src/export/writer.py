@@ -1,16 +1,9 @@
 """Export a network to MINDIR, ONNX or AIR, atomically, with its config stored inside.
 
 The model is written to a scratch directory and moved into place only when complete, so a
-failed export never leaves a partial file behind.
-
-* MINDIR: ``mindspore.export`` with a ``custom_func`` that writes the config (yaml) and the
-  signature into the model's ``user_info``.
-* ONNX: ``mindspore.onnx.export`` (``mindspore.export(..., "ONNX")`` is deprecated in its
-  favour), with the gate GroupNorms switched to primitive operators
-  (:class:`src.models.convlstm_cell.GateNorm`: the exporter has no GroupNorm); then the
-  exporter's ConvTranspose ``output_shape`` is repaired and the config is appended to the
-  model's ``metadata_props`` (with the ``onnx`` package).
-* AIR: ``mindspore.export`` on Ascend only.
+failed export never leaves a partial file behind. The config and signature go into a MINDIR's
+``user_info`` and an ONNX model's ``metadata_props``; ONNX export uses ``mindspore.onnx.export``
+(``mindspore.export(..., "ONNX")`` is deprecated) with primitive-operator GroupNorms. AIR needs Ascend.
 """
 import contextlib
 import os
@@ -67,19 +60,15 @@ def _signature_info(cfg, input_shape, output_shape):
             "output_shape": ",".join(map(str, output_shape))}
 
 
-def _set_user_info(proto, key, value):
-    """Set one ``user_info`` entry: a protobuf map, or a repeated (key, value) list in some builds."""
-    try:
-        proto.user_info[key] = value
-    except TypeError:
-        proto.user_info.add(key=key, value=value)
-
-
 def _mindir_info_writer(entries):
-    """``custom_func`` for mindspore.export: store ``entries`` in the MINDIR's user_info."""
+    """``custom_func`` for mindspore.export: store ``entries`` in the MINDIR's user_info (a protobuf
+    map, or a repeated (key, value) list in some builds)."""
     def write(model_proto):
         for key, value in entries.items():
-            _set_user_info(model_proto, key, value)
+            try:
+                model_proto.user_info[key] = value
+            except TypeError:
+                model_proto.user_info.add(key=key, value=value)
     return write
 
 

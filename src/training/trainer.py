@@ -1,12 +1,9 @@
 """The training procedure: epochs of generated sequences, validation, checkpoints, resume.
 
-One epoch is ``steps_per_epoch`` optimizer steps; the sequences of step ``s`` on rank ``r``
-are a pure function of (seed, epoch, s, r), so resuming from a checkpoint taken after any
-step continues with exactly the data an uninterrupted run would have seen.
-
-Data-parallel runs (``distribute``): every rank trains on its own sequences with gradients
-averaged over ranks, logs the loss averaged over ranks, and validates on the full validation
-set (identical weights, so identical early-stopping decisions); only rank 0 writes files.
+The sequences of step ``s`` on rank ``r`` are a pure function of (seed, epoch, s, r), so a run
+resumed after any step sees exactly the data an uninterrupted run would have seen. With several
+ranks, gradients and logged losses are averaged over ranks, every rank validates on the full
+validation set (so all take the same early-stopping decisions) and only rank 0 writes files.
 """
 import math
 import os
@@ -16,10 +13,17 @@ import time
 
 import numpy as np
 
+from src.checkpoint import publish_copy, restore_training_state, save_checkpoint
+from src.config import read_yaml
 from src.device import effective_amp_level, effective_loss_scale, init_device
 from src.errors import ConfigError, TrainingDiverged
+from src.evaluation import evaluate
+from src.models.flops import network_cost
+from src.predictor import BatchPredictor, compiled_forward
 from src.progress import Progress, format_duration
+from src.training.resume import resume_checkpoint
 from src.training.run_dir import RunDir
+from src.training.schedules import LRSchedule
 
 
 class _StopRequest:
@@ -30,8 +34,7 @@ class _StopRequest:
         self._previous = {}
 
     def install(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def uninstall(self):
         for sig, handler in self._previous.items():
@@ -51,17 +54,11 @@ class _StopRequest:
 def waits_each_step(device_target):
     """Whether the loop waits for each training step before starting the next one.
 
-    On the CPU backend it must. MindSpore 2.8 runs a compiled step asynchronously; when the
-    loop calls the next step before the previous one has finished, the steps run about 2.6x
-    slower, even on one fixed batch with no data pipeline (measured on 2 cores: 367 ms per
-    step waited for, 980 ms back to back; ``runtime.launch_blocking()`` and
-    ``runtime.dispatch_threads_num`` do not change it). The runtime's waiting threads take
-    the cores the kernels need. Waiting costs nothing there: the loss is already in host
-    memory. ``python bench/loop_overhead.py --wait_each_step false`` measures the other design.
-
-    On Ascend/GPU the host must run ahead, so that it fetches the next batch while the device
-    computes. The loop then reads the losses back only every ``log_every`` steps, in one
-    transfer (``Trainer._sync_pending``). That design has not been measured on an accelerator here.
+    On CPU it must: MindSpore 2.8 runs compiled steps asynchronously, and steps called back to back
+    run 2.6x slower (2 cores: 367 ms per step waited for, 980 ms back to back, whatever the runtime
+    options), the runtime's waiting threads taking the kernels' cores; the wait is free, the loss is
+    already in host memory (``bench/loop_overhead.py --wait_each_step false``). On Ascend/GPU the
+    host runs ahead, fetching the next batch while the device computes (not measured here).
     """
     return device_target == "CPU"
 
@@ -72,18 +69,14 @@ class Trainer:
     def __init__(self, cfg, ctx=None):
         from src.data import pipeline
 
-        # data first: a missing or corrupt file is reported before MindSpore starts and before
-        # anything is written to the run directory; own sequences fix the frame shape of the config
+        # data first: a bad file is reported before MindSpore starts or the run directory is written
         self.data = pipeline.TrainingData(cfg)
         cfg = self.data.cfg
 
         import mindspore as ms
 
         from src.models.encoder_forecaster import build_network
-        from src.models.flops import network_cost
         from src.models.mixed_precision import PredictedFrames, training_forward
-        from src.training.schedules import LRSchedule
-        from src.predictor import compiled_forward
         from src.training.step import build_optimizer, build_train_step, make_loss_scaler
 
         self.cfg = cfg
@@ -94,9 +87,7 @@ class Trainer:
             # resume auto without last.ckpt (killed before the first save) restarts in the same directory
             self.run.prepare(resume=bool(self.resume_path) or cfg.resume == "auto", overwrite=cfg.overwrite)
         self._print_header(network_cost(cfg))
-
         self.val_source = self.data.validation
-
         ms.set_seed(cfg.seed)
         self.net = build_network(cfg)  # float32 parameters, saved as they are
         self.forward = training_forward(self.net, effective_amp_level(cfg))  # frames -> float32 logits
@@ -123,10 +114,7 @@ class Trainer:
         if self.resume_path:
             self._restore(self.resume_path)
 
-    # ---------------------------------------------------------------- set-up
     def _resolve_resume(self):
-        from src.training.resume import resume_checkpoint
-
         path = resume_checkpoint(self.cfg)
         if self.cfg.resume == "auto" and not path:
             print(f"resume auto: no checkpoint at {self.run.last}, starting a new run", flush=True)
@@ -145,7 +133,6 @@ class Trainer:
         print(self.data.describe(self.ctx.group_size), flush=True)
 
     def _restore(self, path):
-        from src.checkpoint import restore_training_state
         from src.training.step import load_loss_scaler_state
 
         meta = restore_training_state(path, self.net, self.optimizer, self.cfg)
@@ -165,24 +152,22 @@ class Trainer:
                   f"step {self.step_in_epoch + 1}", flush=True)
 
     def _check_same_data_parallel_layout(self, meta, path):
-        """The sequences of a step depend on the number of ranks and the per-device batch (see
-        ``src.data.pipeline``): resuming with others would not continue the same run."""
+        """The sequences of a step depend on the number of ranks and the per-device batch."""
         stored = (meta.get("group_size"), meta.get("batch_size"))
-        if stored == (None, None):  # written before these were recorded
-            return
         now = (self.ctx.group_size, self.cfg.batch_size)
-        if stored != now:
+        if stored not in ((None, None), now):  # (None, None): written before these were recorded
             raise ConfigError(
                 f"checkpoint {path} was trained on {stored[0]} rank(s) with batch_size {stored[1]} per device; this "
                 f"run has {now[0]} rank(s) with batch_size {now[1]}; the sequence of each step depends on both, so "
                 "resume with the same number of devices and --batch_size (or start a new run)")
 
-    # ---------------------------------------------------------------- checkpoints
+    def _global_step(self):
+        return self.epoch * self.cfg.steps_per_epoch + self.step_in_epoch
+
     def _meta(self):
         from src.training.step import loss_scaler_state
 
-        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "global_step": self.epoch * self.cfg.steps_per_epoch + self.step_in_epoch,
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self._global_step(),
                 "best_score": None if math.isinf(self.best_score) else self.best_score,
                 "best_epoch": self.best_epoch, "epochs_without_improvement": self.epochs_without_improvement,
                 "schedule": self.schedule.state_dict(), "loss_scaler": loss_scaler_state(self.loss_scaler),
@@ -192,13 +177,10 @@ class Trainer:
 
     def save(self, numbered, improved):
         """Write the numbered checkpoint (if due), last.ckpt and best.ckpt; rank 0 only."""
-        from src.checkpoint import publish_copy, save_checkpoint
-
         if not self.ctx.is_main:
             return None
-        global_step = self.epoch * self.cfg.steps_per_epoch + self.step_in_epoch
         epoch_label = self.epoch if self.step_in_epoch == 0 else self.epoch + 1
-        target = self.run.numbered(epoch_label, global_step) if numbered else self.run.last
+        target = self.run.numbered(epoch_label, self._global_step()) if numbered else self.run.last
         save_checkpoint(target, self.net, self.cfg, self._meta(), self.optimizer)
         if target != self.run.last:
             publish_copy(target, self.run.last)
@@ -209,12 +191,10 @@ class Trainer:
 
     def _prune_numbered(self):
         keep = self.cfg.keep_checkpoints
-        if keep <= 0:
-            return
-        for path in self.run.numbered_checkpoints()[:-keep]:
-            os.remove(path)
+        if keep > 0:
+            for path in self.run.numbered_checkpoints()[:-keep]:
+                os.remove(path)
 
-    # ---------------------------------------------------------------- loop
     def fit(self):
         """Train until cfg.epochs, early stopping, a stop signal or divergence."""
         cfg = self.cfg
@@ -237,10 +217,7 @@ class Trainer:
         return 0
 
     def _write_run_config(self):
-        """config.yaml = the effective config; a resumed run whose allowed keys changed (e.g. more
-        epochs) says which values it replaces."""
-        from src.config import read_yaml
-
+        """config.yaml = the effective config; a resumed run says which values it changes (e.g. epochs)."""
         if os.path.isfile(self.run.config):
             old = read_yaml(self.run.config)
             changed = [f"{k} {old[k]!r} -> {v!r}" for k, v in self.cfg.to_dict().items() if k in old and old[k] != v]
@@ -307,18 +284,10 @@ class Trainer:
                 f"{self.skipped_steps} overflow step(s) skipped so far")
 
     def _sync_pending(self):
-        """Read the losses and overflow flags of the steps since the last sync back from the device
-        (one transfer, instead of a host synchronisation per step), check them, and agree with all
-        ranks on whether to stop. Returns True when a stop was requested on any rank.
-
-        Called every ``log_every`` steps, at the end of each epoch and (single process) right
-        after a stop request; with several ranks a stop request therefore takes effect at the next
-        multiple of ``log_every``. Every rank calls it at the same steps, so the one all-reduce
-        below pairs up across ranks; it averages the losses (logs describe the global batch), so
-        every rank takes the same divergence and stop decisions and no rank is left waiting in a
-        gradient all-reduce. A non-finite loss or, without a dynamic loss scaler, a non-finite
-        gradient raises TrainingDiverged naming the first such step; no checkpoint is written
-        after it (checkpoints are only written right after a sync)."""
+        """Read back the losses and overflow flags since the last sync in one transfer, check them, and
+        agree with all ranks on whether to stop (True: a rank asked to). Every rank calls it at the
+        same steps, so its one all-reduce pairs up and all ranks take the same divergence and stop
+        decisions; checkpoints are only written right after it, so none follows a divergence."""
         import mindspore as ms
         from mindspore import ops
 
@@ -340,11 +309,9 @@ class Trainer:
         return values[-1] > 0
 
     def _sum_over_ranks(self, tensor):
-        if self.ctx.group_size == 1:
-            return tensor
         from mindspore import ops
 
-        return ops.AllReduce()(tensor)
+        return tensor if self.ctx.group_size == 1 else ops.AllReduce()(tensor)
 
     def _check_step(self, step, loss, overflowed):
         where = f"epoch {self.epoch + 1} step {step + 1}"
@@ -376,8 +343,7 @@ class Trainer:
             self.epochs_without_improvement += 1
         applied_lr = self.schedule.lr_at(self.epoch - 1, cfg.steps_per_epoch - 1)  # before a plateau decay
         self.schedule.on_validation(score)
-        row = {"epoch": self.epoch, "train_loss": train_loss, "lr": applied_lr,
-               "epoch_time_s": round(epoch_time, 3)}
+        row = {"epoch": self.epoch, "train_loss": train_loss, "lr": applied_lr, "epoch_time_s": round(epoch_time, 3)}
         if self.loss_scaler is not None:
             row["skipped_steps"] = self.skipped_steps
         if val is not None:
@@ -399,11 +365,7 @@ class Trainer:
         return stop_early
 
     def validate(self):
-        """Metrics of the current network on the fixed validation set, computed by the same
-        loop and metrics module as eval.py (the README's metric definitions)."""
-        from src.evaluation import evaluate
-        from src.predictor import BatchPredictor
-
+        """Metrics of the current network on the fixed validation set, computed as eval.py does."""
         if self._val_predictor is None:
             self._val_predictor = BatchPredictor.from_network(self.predict, self.cfg, self.cfg.eval_batch_size,
                                                               "(network being trained)")
@@ -416,5 +378,4 @@ class Trainer:
 
 def train(cfg):
     """Entry used by train.py."""
-    trainer = Trainer(cfg)
-    return trainer.fit()
+    return Trainer(cfg).fit()

@@ -1,33 +1,19 @@
 """Parameter, MAC/FLOP and activation-memory counts of the networks, from the layer specs.
 
-The counts are analytic: they are derived from the configuration, not from a built
-network, so they can be printed without MindSpore building anything. The tests check that
-``network_cost(cfg)["params"]`` equals ``count_parameters(build_network(cfg))``.
+The counts are derived from the config, not from a built network, so they are printed without
+MindSpore building anything (a test checks ``params`` against the built network). All numbers
+are per sequence (batch 1):
 
-Conventions (all numbers are per sequence, i.e. for batch 1):
-
-* MACs count the multiply-accumulates of the convolutions and transposed convolutions that
-  run, over all time steps. A ConvLSTM step runs its input-to-state convolution
-  (``C_in * 4C * k^2`` per pixel; none in a cell without input) and its state-to-state
-  convolution (``C * 4C * k^2`` per pixel), except at the first step of an encoder cell: it
-  starts from a zero state and skips that convolution (``ConvLSTMCell.step``). Forecaster
-  cells start from the encoder's states, so every step of theirs runs it. Gate
-  nonlinearities, GroupNorm, biases and peepholes are not counted.
-* A transposed convolution with stride s is counted with its real work, ``C_in * C_out * k^2``
-  per INPUT pixel. Counters that treat it as a convolution at the output resolution report
-  s^2 = 4 times more for these layers (+5.66 GMAC for zoo), and counters that also charge
-  the skipped first-step convolutions (+2.86 GMAC) reach the often quoted ~113 GMAC of the
-  zoo network; this count gives 104.60 GMAC.
+* MACs: the multiply-accumulates of the convolutions that run, over all time steps (an encoder
+  cell's first, zero-state step skips its state-to-state convolution; gates, GroupNorm, biases and
+  peepholes are not counted). A transposed convolution counts its real work, per INPUT pixel.
+  Counting it at the output resolution (+5.66 GMAC for zoo) and charging the skipped first steps
+  (+2.86 GMAC) gives the often quoted ~113 GMAC of the zoo network; this count gives 104.60 GMAC.
 * ``forward_flops = 2 * MACs``; ``train_step_flops = 3 * forward_flops`` (forward, then the
   gradients with respect to inputs and weights, each about one forward).
-* ``activation_bytes_per_sequence`` is a rough float32 estimate of the tensors a training
-  step keeps for the backward pass: each convolution output (twice when a LeakyReLU follows),
-  and per ConvLSTM step the gate pre-activations (input part, sum, normalised copy with
-  GroupNorm), the gate outputs and c, tanh(c'), h.
-
-Command line (``__main__.py``): ``python -m src.models.flops --config_path configs/cpu.yaml
-[--key value ...]`` or ``--ckpt_file RUN/ckpt/best.ckpt`` (the network the checkpoint stores)
-prints the layer table and the totals.
+* ``activation_bytes_per_sequence``: a rough float32 estimate of what a training step keeps for
+  backward: each convolution output (twice before a LeakyReLU), and per ConvLSTM step the gate
+  pre-activations (input part, sum, normalised copy with GroupNorm), the gates and c, tanh(c'), h.
 """
 from dataclasses import dataclass
 
@@ -54,6 +40,10 @@ class LayerCost:
     activations: int  # float32 elements kept for backward, per sequence
 
 
+def _scaled(res, factor):
+    return res[0] // factor, res[1] // factor
+
+
 def _hw(res):
     """(height, width) of a resolution given as one side (square) or as (height, width)."""
     if isinstance(res, (tuple, list)):
@@ -61,59 +51,36 @@ def _hw(res):
     return int(res), int(res)
 
 
-def _pixels(res):
-    height, width = res
-    return height * width
-
-
-def conv_cost(name, cin, cout, kernel, res_in, steps, stride=1, activation=True):
-    """A biased 'same' convolution (output size res_in / stride) applied ``steps`` times;
-    ``res_in`` is a side (square) or (height, width)."""
+def conv_cost(name, cin, cout, kernel, res_in, steps, stride=1, activation=True, transposed=False):
+    """A biased 'same' convolution applied ``steps`` times (output size res_in / stride) or, ``transposed``,
+    one that multiplies the size by ``stride``, its MACs counted per INPUT pixel. ``res_in``: a side or (H, W)."""
     res_in = _hw(res_in)
-    res_out = (res_in[0] // stride, res_in[1] // stride)
-    params = cin * cout * kernel * kernel + cout
-    macs = steps * _pixels(res_out) * cin * cout * kernel * kernel
-    acts = steps * _pixels(res_out) * cout * (2 if activation else 1)
-    return LayerCost(name, "conv", cin, cout, kernel, res_in, res_out, steps, params, macs, acts)
-
-
-def deconv_cost(name, cin, cout, kernel, res_in, steps, stride=2, activation=True):
-    """A biased transposed convolution that multiplies height and width by ``stride``."""
-    res_in = _hw(res_in)
-    res_out = (res_in[0] * stride, res_in[1] * stride)
-    params = cin * cout * kernel * kernel + cout
-    macs = steps * _pixels(res_in) * cin * cout * kernel * kernel
-    acts = steps * _pixels(res_out) * cout * (2 if activation else 1)
-    return LayerCost(name, "deconv", cin, cout, kernel, res_in, res_out, steps, params, macs, acts)
+    res_out = (res_in[0] * stride, res_in[1] * stride) if transposed else _scaled(res_in, stride)
+    macs_res = res_in if transposed else res_out
+    macs = steps * macs_res[0] * macs_res[1] * cin * cout * kernel * kernel
+    acts = steps * res_out[0] * res_out[1] * cout * (2 if activation else 1)
+    return LayerCost(name, "deconv" if transposed else "conv", cin, cout, kernel, res_in, res_out, steps,
+                     cin * cout * kernel * kernel + cout, macs, acts)
 
 
 def cell_cost(name, cin, hidden, kernel, res, steps, peephole=False, group_norm=False,
               zero_initial_state=False):
-    """A ConvLSTM cell (see ``convlstm_cell``): conv weights, then either a 4C bias or the
-    GroupNorm scale and shift (4C each), plus 3 peephole maps of C x H x W (``res``: a side or (H, W)).
-
-    ``zero_initial_state``: the cell starts from zeros (an encoder cell), so its first step
-    runs no state-to-state convolution."""
+    """A ConvLSTM cell: conv weights, a 4C bias or GroupNorm scale and shift, 3 peephole maps of
+    C x H x W; ``zero_initial_state`` (an encoder cell): no state-to-state convolution at step 1."""
     res = _hw(res)
-    pixels = _pixels(res)
+    pixels = res[0] * res[1]
     gates = 4 * hidden
-    params = (cin + hidden) * gates * kernel * kernel
-    params += 2 * gates if group_norm else gates
+    params = (cin + hidden) * gates * kernel * kernel + (2 * gates if group_norm else gates)
     if peephole:
         params += 3 * hidden * pixels
     state_steps = max(steps - 1, 0) if zero_initial_state else steps
     macs = pixels * (steps * cin + state_steps * hidden) * gates * kernel * kernel
-    per_step = gates * (3 + (1 if group_norm else 0)) + 3 * hidden
-    acts = steps * pixels * per_step
+    acts = steps * pixels * (gates * (4 if group_norm else 3) + 3 * hidden)
     return LayerCost(name, "convlstm", cin, hidden, kernel, res, res, steps, params, macs, acts)
 
 
 def _reshape_row(name, cin, cout, res_in, res_out, steps):
     return LayerCost(name, "reshape", cin, cout, 0, _hw(res_in), _hw(res_out), steps, 0, 0, 0)
-
-
-def _scaled(res, factor):
-    return res[0] // factor, res[1] // factor
 
 
 def zoo_layers(cfg):
@@ -134,9 +101,9 @@ def zoo_layers(cfg):
         conv_cost("enc_conv3", 96, 96, 3, half, t_in, stride=2),
         cell("enc_cell3", 96, 96, quarter, t_in, encoder=True),
         cell("dec_cell3 (no input)", 0, 96, quarter, t_out),
-        deconv_cost("dec_deconv3", 96, 96, 4, quarter, t_out),
+        conv_cost("dec_deconv3", 96, 96, 4, quarter, t_out, stride=2, transposed=True),
         cell("dec_cell2", 96, 96, half, t_out),
-        deconv_cost("dec_deconv2", 96, 96, 4, half, t_out),
+        conv_cost("dec_deconv2", 96, 96, 4, half, t_out, stride=2, transposed=True),
         cell("dec_cell1", 96, 64, s, t_out),
         conv_cost("dec_conv1", 64, 16, 3, s, t_out),
         conv_cost("dec_out", 16, c, 1, s, t_out, activation=False),
@@ -178,19 +145,14 @@ def layer_table(cfg):
 
 
 def network_cost(cfg):
-    """Totals per sequence: params, forward_macs, forward_flops, train_step_flops,
-    activation_bytes_per_sequence (see the module docstring for the conventions)."""
+    """Totals per sequence (see the module docstring for the conventions)."""
     rows = layer_table(cfg)
     macs = sum(r.macs for r in rows)
     c, height, width = frame_shape(cfg)
     input_elems = cfg.input_frames * c * height * width
-    return dict(
-        params=sum(r.params for r in rows),
-        forward_macs=macs,
-        forward_flops=2 * macs,
-        train_step_flops=6 * macs,
-        activation_bytes_per_sequence=BYTES_PER_FLOAT * (input_elems + sum(r.activations for r in rows)),
-    )
+    return dict(params=sum(r.params for r in rows), forward_macs=macs, forward_flops=2 * macs,
+                train_step_flops=6 * macs,
+                activation_bytes_per_sequence=BYTES_PER_FLOAT * (input_elems + sum(r.activations for r in rows)))
 
 
 def count_parameters(net):
@@ -203,11 +165,11 @@ def _resolution(res):
     return f"{res[0]}" if res[0] == res[1] else f"{res[0]}x{res[1]}"
 
 
-def _human(n, unit=""):
+def _human(n):
     for factor, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
         if abs(n) >= factor:
-            return f"{n / factor:.2f}{suffix}{unit}"
-    return f"{n}{' ' + unit if unit else ''}"
+            return f"{n / factor:.2f}{suffix}"
+    return str(n)
 
 
 def format_table(cfg):
