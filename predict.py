@@ -66,7 +66,7 @@ def build_predictors(cfg, info, use_ckpt):
     checkpoint runs only when --ckpt_file is given."""
     from src.evaluation import checkpoint_predictor
     from src.predictor import BatchPredictor
-    from src.script_options import init_inference_device
+    from src.cli import init_inference_device
 
     if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
         init_inference_device(cfg)
@@ -143,19 +143,8 @@ def main(argv):
                                    ("--dataset", "dataset" in overrides)) if on]
     if options["bin_dir"] and given:
         raise ConfigError("--bin_dir replaces --input/--data_path/--dataset; give only one of them")
-<<<<<<< HEAD
     if len(given) > 1:
         raise ConfigError(f"give one input source, got {' and '.join(given)}")
-=======
-    source, description = (None, "") if options["bin_dir"] else open_source(options, overrides, cfg)
-
-    use_ckpt = "ckpt_file" in overrides
-    if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
-        from src.cli import init_inference_device
-
-        init_inference_device(cfg)
-    predictor, reference = build_predictors(cfg, info, use_ckpt)
->>>>>>> w-config
     model = info.path if info is not None else cfg.ckpt_file
     if not options["bin_dir"]:
         source, description = prediction_source(cfg, (given or [None])[0], options["input"], model)
