@@ -1,70 +1,23 @@
 """Video-prediction metrics (the field's benchmark definitions) and nowcasting skill scores.
 
-This module is the single metrics implementation: train-time validation, ``eval.py``,
-the post-processing of Ascend 310 outputs and the tests all call it, so every number
-the repository reports has the same definition.
+The single metrics implementation (training validation, ``eval.py``, Ascend 310 post-processing,
+tests), so every number the repository reports has the same definition.
 
-Frame metrics (``StreamingMetrics``, ``frame_metrics``)
----------------------------------------------------------------------------
-Frames are (B, T, C, H, W) with C >= 1 channels, or (B, T, H, W) for one channel; H and W
-may differ. Per sequence and per predicted frame, pixels in [0, 1]:
+Frame metrics (``StreamingMetrics``, ``frame_metrics``) on (B, T, C, H, W) or (B, T, H, W) frames
+in [0, 1], predictions clipped first. ``mse``/``mae`` are per-frame pixel SUMS (not means) of
+squared/absolute errors; ``ssim`` is scikit-image's SSIM with ``data_range=1.0`` averaged over
+channels; ``ssim_openstl`` is OpenSTL's SSIM (data range 2, comparable with OpenSTL's published
+column only); ``psnr`` is in dB with the mean squared error clamped at ``PSNR_MSE_FLOOR`` so it
+is capped at ``PSNR_CAP_DB`` and averages stay finite.
 
-* predictions are clipped to [0, 1] first (targets must already be in [0, 1]);
-* ``mse``  = SUM over the frame's C x H x W values of (pred - true)^2 (4096 for 64x64x1);
-* ``mae``  = SUM over the frame's C x H x W values of |pred - true|;
-* ``ssim`` = ``skimage.metrics.structural_similarity(pred, true, data_range=1.0)`` on each
-  float64 (H, W) channel (7x7 uniform window, scikit-image defaults), averaged over the
-  channels. The explicit data range matters, see ``ssim_openstl``;
-* ``ssim_openstl`` = SSIM computed the way OpenSTL computes its SSIM column (data range 2,
-  see :func:`ssim_openstl_frame`); it is comparable with OpenSTL's published SSIM only, and
-  is higher than ``ssim`` for the same frames;
-* ``psnr`` = -10 * log10(mean squared error over all C x H x W values) in dB (the data range
-  is 1). A perfect frame would give +inf, so the mean squared error is clamped at
-  ``PSNR_MSE_FLOOR`` = 1e-10, which caps PSNR at ``PSNR_CAP_DB`` = 100 dB and keeps
-  averages finite.
+Balanced errors (``BalancedErrors``): HKO-7's B-MSE / B-MAE (Shi et al. 2017), errors weighted
+1, 1, 2, 5, 10, 30 by the intensity class of the TRUTH (``HKO7_DBZ_THRESHOLDS``, a value on a
+threshold takes the higher class).
 
-Averages are means over all sequences and predicted frames; the per-frame curves are
-means over sequences, one value per predicted frame (frames 11..20 for 10 -> 10).
-mse/mae are pixel SUMS, not means: a frame MSE of 29.8 is a mean squared error of
-29.8 / 4096 per pixel of a 64x64 grey frame.
-
-Balanced errors (``BalancedErrors``, HKO-7's B-MSE / B-MAE)
------------------------------------------------------------
-Shi et al. (2017) weight every pixel's error by the intensity class of its TRUTH, so that
-heavy rain counts more: weights 1, 1, 2, 5, 10, 30 for rain rates below 0.5, 2, 5, 10, 30 mm/h
-and above, i.e. in dBZ (dBZ = 10 log10(58.53 R^1.56)) thresholds ``HKO7_DBZ_THRESHOLDS``.
-A truth exactly on a threshold takes the higher class (as ``>=`` in the skill scores). Per
-sequence and predicted frame, errors of the [0, 1] frames (pred clipped) as for mse/mae:
-
-* ``b_mse`` = SUM over the frame's values of w * (pred - true)^2;
-* ``b_mae`` = SUM over the frame's values of w * |pred - true|;
-
-averaged over sequences and frames (per-frame curves over sequences), like mse/mae.
-
-Nowcasting skill scores (``SkillScores``, ``contingency_scores``, ``format_skill_table``)
-----------------------------------------------------------------------------------------
-The categorical scores of the HKO-7 benchmark (Shi et al. 2017, "Deep Learning for
-Precipitation Nowcasting: A Benchmark and a New Model"), on values in the user's own units
-(e.g. mm/h), NOT clipped or normalised::
-
-    scores = SkillScores([0.5, 2, 5, 10, 30])     # thresholds, in the units of the data
-    for pred, target in batches:                  # (B, T, C, H, W) or (B, T, H, W)
-        scores.update(pred, target)
-    result = scores.result()                      # JSON-ready dict, see SkillScores.result
-    print(format_skill_table(result))
-
-An event is ``value >= threshold`` (a value equal to the threshold IS an event), as in the
-benchmark's ``get_hit_miss_counts`` (``sxjscience/HKO-7``, ``nowcasting/hko_evaluation.py``:
-``bpred = prediction >= thresholds``). For each threshold and each lead frame, hits H (both
-events), misses M (observed only), false alarms F (predicted only) and correct negatives N
-are summed over every sequence, channel and pixel of the test set, then
-
-    POD = H / (H + M)      FAR = F / (H + F)      CSI = H / (H + M + F)
-    HSS = 2 (H N - M F) / ((H + M)(M + N) + (H + F)(F + N))
-
-A zero denominator gives ``None`` (JSON null) and a note saying why, never NaN. The counts
-are exact integers; the products of HSS are formed with Python integers, so test sets far
-larger than int64 products allow still give exact scores.
+Skill scores (``SkillScores``, ``contingency_scores``, ``format_skill_table``): HKO-7's POD, FAR,
+CSI and HSS on unnormalised values, an event being ``value >= threshold`` as in the benchmark's
+``get_hit_miss_counts``. Counts are exact Python integers; a zero denominator gives ``None``
+(JSON null) and a note, never NaN.
 """
 import math
 
@@ -162,34 +115,12 @@ def ssim_frame(pred_frame, true_frame):
 
 
 def ssim_openstl_frame(pred_frame, true_frame):
-    """SSIM of one frame computed as OpenSTL computes it. (C, H, W), pred already clipped.
+    """SSIM of one frame as OpenSTL's ``metric()`` computes it. (C, H, W), pred already clipped.
 
-    What OpenSTL does (``chengtan9907/OpenSTL``, ``openstl/core/metrics.py``, ``metric()``):
-    predictions are clipped to ``clip_range`` [0, 1], then for every sequence b and frame f
-    ``cal_ssim(pred[b, f].swapaxes(0, 2), true[b, f].swapaxes(0, 2), multichannel=True)``
-    (``cal_ssim`` is ``skimage.metrics.structural_similarity``; the frame (C, H, W) becomes
-    (W, H, C)), and the values are averaged over b and f. No ``data_range`` is passed, and
-    ``requirements/runtime.txt`` pins ``scikit-image<=0.19.3``. The arrays are float32
-    (``pred_y.cpu().numpy()`` in ``openstl/methods/base_method.py``).
-
-    What scikit-image 0.19 does with that (``skimage/metrics/_structural_similarity.py`` of
-    the 0.19 series): ``multichannel=True`` means ``channel_axis=-1``: one SSIM per channel,
-    then their mean; ``data_range=None`` becomes ``dtype_range[im1.dtype.type]``, which is
-    (-1, 1) for float dtypes, i.e. a range of 2.0; the filters run in
-    ``_supported_float_type(im1.dtype)`` (float32 for float32 frames); 7x7 uniform window,
-    sample covariance, K1 = 0.01, K2 = 0.03, a 3-pixel border cropped before the mean.
-    scikit-image 0.20 made ``data_range`` mandatory for float input (scikit-image PR #6612),
-    so with the installed version the range is passed explicitly.
-
-    Here: float32 frames, the same transposition, ``channel_axis=-1`` and
-    ``data_range=2.0``; the computation is otherwise unchanged between 0.19 and the installed
-    version. The doubled range multiplies the stabilising constants C1 = (K1 R)^2 and
-    C2 = (K2 R)^2 by 4, which pushes SSIM towards 1 on dark, low-variance regions (Moving
-    MNIST frames are mostly black). For non-negative pixels the value never drops when R
-    grows: the luminance factor rises with C1, and where the structure factor is negative
-    its covariance is bounded by the means (sigma_xy >= -mu_x mu_y), which makes it rise
-    faster than the luminance factor can pull the product down. So ``ssim_openstl`` >=
-    ``ssim`` up to float32 rounding (the tests check it on random frames).
+    OpenSTL calls scikit-image <= 0.19 ``structural_similarity`` on float32 (W, H, C) frames with
+    ``multichannel=True`` and no ``data_range``, which 0.19 takes as 2.0 for floats; newer
+    scikit-image requires the range, so it is passed explicitly. The doubled range makes the
+    value >= ``ssim`` on non-negative pixels (up to float32 rounding; the tests check it).
     """
     p = np.asarray(pred_frame, dtype=np.float32).swapaxes(0, 2)  # (W, H, C)
     t = np.asarray(true_frame, dtype=np.float32).swapaxes(0, 2)  # (W, H, C)
