@@ -312,7 +312,7 @@ def _check_long_enough(file, input_frames, output_frames):
 
 
 class WindowSource:
-    """Windows of some sequences of a file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, C, H, W))``;
+    """Windows of some sequences of a file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, ...))``;
     window i is window ``i % windows_per_sequence`` of ``sequence_indices[i // windows_per_sequence]``."""
 
     def __init__(self, file, sequence_indices, input_frames, output_frames, window_stride, normalization,
@@ -496,7 +496,7 @@ def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="",
 # ---------------------------------------------------------------- input frames (prediction)
 
 class InputFrames:
-    """A file of exactly ``input_frames`` frames a sequence: ``source[i] -> (inputs (T_in, C, H, W), None)``."""
+    """A file of exactly ``input_frames`` frames a sequence: ``source[i] -> (inputs (T_in, ...), None)``."""
 
     def __init__(self, file, input_frames, normalization):
         self.file = file
