@@ -15,14 +15,12 @@ IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte data, 3 dimensions
 _HEADER = struct.Struct(">iiii")
 _GZIP_MAGIC = b"\x1f\x8b"
 _FIX = "re-run `bash download.sh DATA_DIR` or copy a good copy of the file there"
-
-
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK"
 
 
 def array_file_kind(path):
-    """What the first bytes of ``path`` say it is: "npy", "npz", "empty", "pickle" or "other", with the bytes."""
+    """("npy" | "npz" | "empty" | "pickle" | "other", the first bytes of ``path``)."""
     with open(path, "rb") as f:
         head = f.read(6)
     if head == NPY_MAGIC:
@@ -35,15 +33,13 @@ def array_file_kind(path):
 
 
 def check_data_file(path, how_to_get="run `bash download.sh DATA_DIR` to fetch it"):
-    """Raise DataError unless ``path`` is an existing regular file."""
     if os.path.isdir(path):
         raise DataError(f"{path} is a directory, expected a file; {how_to_get}")
     if not os.path.isfile(path):
         raise DataError(f"data file {path} not found; {how_to_get}")
 
 
-def _read_bytes(path):
-    """The file's (decompressed) content."""
+def _read_bytes(path):  # gunzipped if it is gzip
     with open(path, "rb") as f:
         raw = f.read()
     if not raw.startswith(_GZIP_MAGIC):
@@ -57,7 +53,7 @@ def _read_bytes(path):
 
 
 def parse_idx_images(data, name="<bytes>"):
-    """Decode IDX image bytes into a (N, rows, cols) uint8 array, validating the header."""
+    """IDX image bytes -> (N, rows, cols) uint8, header validated."""
     if len(data) < _HEADER.size:
         raise DataError(f"{name}: {len(data)} bytes is too short for an IDX header (16 bytes); {_FIX}")
     magic, count, rows, cols = _HEADER.unpack_from(data)
@@ -77,6 +73,6 @@ def parse_idx_images(data, name="<bytes>"):
 
 
 def read_idx_images(path):
-    """Read an IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only."""
+    """IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only."""
     check_data_file(path)
     return parse_idx_images(_read_bytes(path), name=path)
