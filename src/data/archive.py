@@ -29,10 +29,6 @@ def is_remote_url(path):
     return bool(_REMOTE_URL.match(str(path)))
 
 
-def is_zip_path(path):
-    return str(path).lower().endswith(".zip") and not os.path.isdir(path)
-
-
 def unpacked_data_path(cfg, wanted):
     """``cfg.data_path``, or for a ``.zip`` the unpacked folder holding ``wanted``: groups of alternative
     file names, each group present (e.g. ``[("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")]``)."""
@@ -40,7 +36,7 @@ def unpacked_data_path(cfg, wanted):
     if is_remote_url(path):
         raise DataError(f"data_path {path} is a remote URL; only train.py and eval.py copy remote data in (with "
                         "moxing); copy it to a local folder and pass that folder")
-    if not is_zip_path(path):
+    if not str(path).lower().endswith(".zip") or os.path.isdir(path):
         return path
     return unpack_archive(path, os.path.join(cfg.output_dir, CACHE_DIR), wanted)
 
@@ -50,7 +46,8 @@ def unpack_archive(zip_path, cache_root, wanted):
     infos = _read_member_table(zip_path)
     _refuse_unsafe_names(zip_path, infos)
     folder = _data_folder(zip_path, infos, wanted)
-    final = os.path.join(os.path.abspath(cache_root), f"{_stem(zip_path)}-{_fingerprint(infos)}")
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(zip_path)[:-len(".zip")]) or "data"
+    final = os.path.join(os.path.abspath(cache_root), f"{stem}-{_fingerprint(infos)}")
     data_dir = os.path.join(final, *folder.split("/")) if folder else final
     if not _is_complete(final):
         _extract_atomically(zip_path, infos, final)
@@ -113,11 +110,6 @@ def _data_folder(zip_path, infos, wanted):
 
 
 # ---------------------------------------------------------------- the cache folder
-
-def _stem(zip_path):
-    name = os.path.basename(zip_path)
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name[:-len(".zip")]) or "data"
-
 
 def _fingerprint(infos):
     digest = hashlib.sha1()

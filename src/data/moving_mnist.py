@@ -41,10 +41,6 @@ def paste_max(canvas, glyphs, offsets):
     windows[seq, frame, y, x] = np.maximum(current, glyphs[:, None])
 
 
-def to_pixels(positions, free_range):  # unit (..., 2) -> integer top-left (x, y) in [0, free_range]
-    return np.floor(positions * free_range).astype(np.int64)
-
-
 class MovingMNIST:
     """Random-access Moving MNIST: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))`` float32 in
     [0, 1]; ``source.batch(indices)`` stacks many at once."""
@@ -97,8 +93,9 @@ class MovingMNIST:
         theta = turn * 2.0 * np.pi
         direction = np.stack([np.cos(theta), np.sin(theta)], axis=-1)  # (B, D, 2)
         unit_pos, velocities = bounce_trajectory(start.reshape(-1, 2), direction.reshape(-1, 2), self.num_frames)
+        pixels = np.floor(unit_pos * self.free_range).astype(np.int64)  # top-left (x, y) in [0, free_range]
         shape = (count, num_digits, self.num_frames, 2)
-        return digit_ids, to_pixels(unit_pos, self.free_range).reshape(shape), velocities.reshape(shape)
+        return digit_ids, pixels.reshape(shape), velocities.reshape(shape)
 
     def layout(self, index):  # layouts() of one sequence
         digit_ids, positions, velocities = self.layouts([index])

@@ -200,19 +200,6 @@ def _check_shape(path, layout, shape):
         raise DataError(f"{path}: empty frames (shape {tuple(shape)}, data_layout {layout} {_AXES[layout]})")
 
 
-def _to_ntchw(block, layout):
-    """A block read with leading (B, L) axes and then ``layout``'s frame axes -> (B, L, C, H, W)."""
-    frame_axes = layout.replace("N", "").replace("T", "")
-    if "C" not in frame_axes:
-        return block[:, :, None]
-    return np.moveaxis(block, 2 + frame_axes.index("C"), 2)
-
-
-def _position(layout, raw_index):  # e.g. "sequence 3, frame 0, row 5, column 7"
-    index = dict(zip(layout, raw_index))
-    return ", ".join(f"{_AXIS_NAMES[axis]} {index[axis]}" for axis in "NTCHW" if axis in index)
-
-
 class SequenceFile:
     """One opened array file in (N, T, C, H, W) terms; frames are read on demand."""
 
@@ -256,17 +243,20 @@ class SequenceFile:
             elif not bad:
                 low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
         if bad:
-            raise DataError(f"{self.path}: {bad} NaN/inf values in {self.dtype} data; the first at "
-                            f"{_position(self.layout, first)} (array index {first}); replace them (e.g. with "
-                            "the background value) before training")
+            index = dict(zip(self.layout, first))  # e.g. "sequence 3, frame 0, row 5, column 7"
+            where = ", ".join(f"{_AXIS_NAMES[axis]} {index[axis]}" for axis in "NTCHW" if axis in index)
+            raise DataError(f"{self.path}: {bad} NaN/inf values in {self.dtype} data; the first at {where} "
+                            f"(array index {first}); replace them (e.g. with the background value) before "
+                            "training")
         return low, high
 
     def read_windows(self, sequences, starts, length):
         """(B, length, C, H, W) frames from ``starts[b]`` of ``sequences[b]``, file dtype, one fancy index."""
         seq = np.asarray(sequences, dtype=np.int64)[:, None]  # (B, 1)
         frames = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)  # (B, L)
-        block = self._array[frames, seq] if self.layout == "TNHW" else self._array[seq, frames]  # (B, L, ...)
-        return _to_ntchw(np.asarray(block), self.layout)
+        block = np.asarray(self._array[frames, seq] if self.layout == "TNHW" else self._array[seq, frames])
+        frame_axes = self.layout.replace("N", "").replace("T", "")  # block: (B, L, *frame_axes)
+        return np.moveaxis(block, 2 + frame_axes.index("C"), 2) if "C" in frame_axes else block[:, :, None]
 
     def describe(self):
         return (f"{self.path}: {self.num_sequences} sequences x {self.num_frames} frames of {self.channels}x"
@@ -576,7 +566,7 @@ def resolve_test_file(data_path):  # a directory -> its mnist_test_seq.npy; a fi
     return data_path
 
 
-def _open_test_array(path):
+def _open_test_array(path, num_frames, image_size):
     check_data_file(path, _GET)
     kind, head = array_file_kind(path)
     if kind != "npy":
@@ -584,10 +574,7 @@ def _open_test_array(path):
                 "pickle": "a Python pickle (refused: loading pickles can run code)"}.get(
             kind, f"not an .npy file (starts with {head!r})")
         raise DataError(f"{path} is {what}; expected a uint8 .npy array of shape (20, N, 64, 64); {_FIX}")
-    return load_npy(path, what="uint8 frames", pickled_fix=f"; {_FIX}", fix=f"; {_FIX}", copy="download")
-
-
-def _check_test_array(array, path, num_frames, image_size):
+    array = load_npy(path, what="uint8 frames", pickled_fix=f"; {_FIX}", fix=f"; {_FIX}", copy="download")
     if array.dtype != np.uint8:
         raise DataError(f"{path}: dtype {array.dtype}, expected uint8 frames of shape (20, N, 64, 64); {_FIX}")
     if array.ndim != 4:
@@ -603,6 +590,7 @@ def _check_test_array(array, path, num_frames, image_size):
         want = f"{image_size}x{image_size}" if image_size else "square"
         raise DataError(f"{path}: frames are {height}x{width}, expected {want} (shape {array.shape}; set "
                         f"image_size to match the file)")
+    return array
 
 
 class TestSequences:
@@ -616,8 +604,7 @@ class TestSequences:
         self.input_frames = int(input_frames)
         self.output_frames = int(output_frames)
         self.num_frames = self.input_frames + self.output_frames
-        self._array = _open_test_array(path)  # (T, N, H, W) uint8, memory-mapped
-        _check_test_array(self._array, path, self.num_frames, image_size)
+        self._array = _open_test_array(path, self.num_frames, image_size)  # (T, N, H, W) uint8, memory-mapped
         total = self._array.shape[1]
         if num_sequences < 0 or num_sequences > total:
             raise DataError(f"num_sequences {num_sequences} is more than the {total} sequences in {path}; "
@@ -667,22 +654,19 @@ def normalise_user_array(array, name, input_frames=10, image_size=64):
         raise DataError(f"input {name} has shape {tuple(np.shape(array))}; {expected}")
     if arr.dtype == np.uint8:
         out = arr.astype(np.float32) / 255.0
-    elif np.issubdtype(arr.dtype, np.floating):
-        out = _checked_floats(arr, name)
-    else:
+    elif not np.issubdtype(arr.dtype, np.floating):
         raise DataError(f"input {name} has dtype {arr.dtype}; expected uint8 pixels (0..255) or float pixels "
                         "(0..1), e.g. convert with .astype(np.uint8) or divide by 255.0")
-    return np.ascontiguousarray(out[:, :, None], dtype=np.float32)  # (N, T_in, 1, H, W)
-
-
-def _checked_floats(arr, name):
-    finite = np.isfinite(arr)
-    if not finite.all():
+    elif not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr).any() else "infinite"
-        raise DataError(f"input {name} contains {bad} values (at {int((~finite).sum())} of {arr.size} pixels); "
-                        "pixels must be finite floats in [0, 1]")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < -VALUE_TOLERANCE or hi > 1.0 + VALUE_TOLERANCE:
-        hint = " (looks like 0..255: divide by 255.0 or pass uint8)" if hi > 1.5 and lo >= 0 else ""
-        raise DataError(f"input {name} has float values in [{lo:g}, {hi:g}]; float pixels must lie in [0, 1]{hint}")
-    return np.clip(arr.astype(np.float32), 0.0, 1.0)
+        count = int((~np.isfinite(arr)).sum())
+        raise DataError(f"input {name} contains {bad} values (at {count} of {arr.size} pixels); pixels must "
+                        "be finite floats in [0, 1]")
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -VALUE_TOLERANCE or hi > 1.0 + VALUE_TOLERANCE:
+            hint = " (looks like 0..255: divide by 255.0 or pass uint8)" if hi > 1.5 and lo >= 0 else ""
+            raise DataError(f"input {name} has float values in [{lo:g}, {hi:g}]; float pixels must lie in "
+                            f"[0, 1]{hint}")
+        out = np.clip(arr.astype(np.float32), 0.0, 1.0)
+    return np.ascontiguousarray(out[:, :, None], dtype=np.float32)  # (N, T_in, 1, H, W)
