@@ -44,10 +44,12 @@ def unpacked_data_path(cfg, wanted):
 def unpack_archive(zip_path, cache_root, wanted):
     """Unpack ``zip_path`` into ``cache_root`` once; return the folder holding the ``wanted`` files."""
     infos = _read_member_table(zip_path)
-    _refuse_unsafe_names(zip_path, infos)
     folder = _data_folder(zip_path, infos, wanted)
+    digest = hashlib.sha1()
+    for info in sorted(infos, key=lambda i: i.filename):
+        digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode("utf-8", "surrogateescape"))
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(zip_path)[:-len(".zip")]) or "data"
-    final = os.path.join(os.path.abspath(cache_root), f"{stem}-{_fingerprint(infos)}")
+    final = os.path.join(os.path.abspath(cache_root), f"{stem}-{digest.hexdigest()[:12]}")
     data_dir = os.path.join(final, *folder.split("/")) if folder else final
     if not _is_complete(final):
         _extract_atomically(zip_path, infos, final)
@@ -71,18 +73,14 @@ def _read_member_table(zip_path):
                         "download?); fetch the zip again or pass the unpacked folder") from None
     if not infos:
         raise DataError(f"data_path {zip_path} is an empty zip archive; expected the data files in it")
-    return infos
-
-
-def _refuse_unsafe_names(zip_path, infos):
-    """Zip-slip: a member named ``/etc/x``, ``C:\\x`` or ``a/../../x`` would land outside the folder."""
-    for info in infos:
+    for info in infos:  # zip-slip: a member /etc/x, C:\\x or a/../../x would land outside the folder
         name = info.filename
         parts = re.split(r"[\\/]", name)
         if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
             raise DataError(f"data_path {zip_path}: member {name!r} is an absolute path or climbs out with '..'; "
                             "refusing to unpack it (it would be written outside the unpack folder); rebuild the "
                             "zip with relative member names")
+    return infos
 
 
 def _data_folder(zip_path, infos, wanted):
@@ -110,13 +108,6 @@ def _data_folder(zip_path, infos, wanted):
 
 
 # ---------------------------------------------------------------- the cache folder
-
-def _fingerprint(infos):
-    digest = hashlib.sha1()
-    for info in sorted(infos, key=lambda i: i.filename):
-        digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()[:12]
-
 
 def _is_complete(final):
     return os.path.isfile(os.path.join(final, DONE_MARK))

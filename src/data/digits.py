@@ -125,22 +125,9 @@ def _place(segs, pen, soft, rng, size):
     # keep all ink (pen plus soft edge) at least one pixel away from the border
     reach = (pen / 2 + soft / 2)[:, None]
     pts = segs.reshape(g, -1, 2)
-    lo = pts.min(axis=1) - reach
-    hi = pts.max(axis=1) + reach
+    lo, hi = pts.min(axis=1) - reach, pts.max(axis=1) + reach
     shift = np.maximum(1.0 - lo, 0.0) - np.maximum(hi - (size - 1.0), 0.0)
     return segs + shift[:, None, None]
-
-
-def _glyph_geometry(labels, rng, size):
-    """Per glyph: segments (G, S_max, 2, 2) in pixels, segment count, pen width, softness, peak ink."""
-    count = len(labels)
-    variant = (rng.random(count) * _NUM_VARIANTS[labels]).astype(np.int64)
-    segs = _TABLE[labels, variant] + rng.normal(0.0, 0.012, size=(count, 1, 1, 2))  # small nudge
-    pen = rng.uniform(1.6, 3.4, size=count) * size / MNIST_SIZE
-    soft = rng.uniform(0.8, 1.5, size=count)
-    peak = rng.uniform(0.85, 1.0, size=count)
-    segs = _place(_affine(_warp(segs, rng), rng), pen, soft, rng, size)
-    return segs, _NUM_SEGMENTS[labels, variant], pen, soft, peak
 
 
 def _render(segs, pen, soft, peak, size):
@@ -179,7 +166,13 @@ def synthetic_digits(count=2000, seed=0, size=MNIST_SIZE, return_labels=False):
         raise ValueError(f"count must be >= 0, got {count}")
     labels = digit_labels(count, seed)
     rng = np.random.default_rng([seed, 1])
-    segs, nseg, pen, soft, peak = _glyph_geometry(labels, rng, size)
+    variant = (rng.random(count) * _NUM_VARIANTS[labels]).astype(np.int64)
+    segs = _TABLE[labels, variant] + rng.normal(0.0, 0.012, size=(count, 1, 1, 2))  # small nudge
+    pen = rng.uniform(1.6, 3.4, size=count) * size / MNIST_SIZE
+    soft = rng.uniform(0.8, 1.5, size=count)
+    peak = rng.uniform(0.85, 1.0, size=count)
+    segs = _place(_affine(_warp(segs, rng), rng), pen, soft, rng, size)  # (G, S_max, 2, 2) in pixels
+    nseg = _NUM_SEGMENTS[labels, variant]
     images = np.empty((count, size, size), dtype=np.uint8)
     order = np.argsort(nseg, kind="stable")  # chunks of similar segment counts: less padding work
     chunk = 64  # bounds the (chunk, P, S) temporaries to a few MB
