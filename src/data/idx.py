@@ -39,19 +39,6 @@ def check_data_file(path, how_to_get="run `bash download.sh DATA_DIR` to fetch i
         raise DataError(f"data file {path} not found; {how_to_get}")
 
 
-def _read_bytes(path):  # gunzipped if it is gzip
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except EOFError:
-        raise DataError(f"{path}: gzip stream is truncated (incomplete download?); {_FIX}") from None
-    except (OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: corrupt gzip data ({err}); {_FIX}") from None
-
-
 def parse_idx_images(data, name="<bytes>"):
     """IDX image bytes -> (N, rows, cols) uint8, header validated."""
     if len(data) < _HEADER.size:
@@ -75,4 +62,11 @@ def parse_idx_images(data, name="<bytes>"):
 def read_idx_images(path):
     """IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only."""
     check_data_file(path)
-    return parse_idx_images(_read_bytes(path), name=path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return parse_idx_images(gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw, name=path)
+    except EOFError:
+        raise DataError(f"{path}: gzip stream is truncated (incomplete download?); {_FIX}") from None
+    except (OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: corrupt gzip data ({err}); {_FIX}") from None

@@ -5,6 +5,8 @@ Sequence ``i`` of epoch ``e`` comes from ``default_rng((seed, e, i))`` alone: th
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from src.data.sequences import checked_indices
+
 STEP = 0.1  # distance moved per frame, as a fraction of the free range
 
 
@@ -71,11 +73,7 @@ class MovingMNIST:
         indices = np.asarray(indices)
         if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
             raise TypeError(f"sequence indices must be a 1-D sequence of integers, got {indices!r}")
-        indices = indices.astype(np.int64)
-        bad = (indices < 0) | (indices >= self.num_sequences)
-        if bad.any():
-            raise IndexError(f"sequence index {indices[bad][0]} out of range [0, {self.num_sequences})")
-        return indices
+        return checked_indices(indices, self.num_sequences, "sequence index")
 
     def layouts(self, indices):
         """``(digit_ids (B, D), positions (B, D, T, 2) int pixels (x, y), velocities (B, D, T, 2))`` of

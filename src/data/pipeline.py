@@ -33,15 +33,6 @@ def _mnist_file(data_path):  # data_path: a directory, or a file inside it
                     f"`bash download.sh {folder}` (or copy the file there), or use --dataset synthetic")
 
 
-def _read_cached(path):
-    stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _cache:
-        _cache.clear()
-        _cache[key] = read_idx_images(path)
-    return _cache[key]
-
-
 def load_digits(cfg, split):
     """(N, 28, 28) uint8 digits of ``split`` train/val: synthetic, or MNIST's training images with the last
     5000 as val (a missing file is an error, never a fallback to synthetic)."""
@@ -50,7 +41,12 @@ def load_digits(cfg, split):
     if cfg.dataset == "synthetic":
         return synthetic_digits(**SYNTHETIC_SPLITS[split])
     path = _mnist_file(unpacked_data_path(cfg, [MNIST_TRAIN_FILES]))  # a .zip is unpacked once
-    images = _read_cached(path)  # (N, rows, cols)
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = read_idx_images(path)
+    images = _cache[key]  # (N, rows, cols)
     if images.shape[1] != images.shape[2] or images.shape[1] > cfg.image_size:
         raise DataError(f"{path}: images are {images.shape[1]}x{images.shape[2]}, expected square digits no larger "
                         f"than image_size {cfg.image_size} (MNIST digits are 28x28)")
@@ -119,12 +115,10 @@ def usable_cores():  # the affinity mask: a container may allow fewer cores than
 def workers_for_host(requested):
     """``num_workers`` lowered to the usable cores (MindSpore refuses more), said once per process."""
     cores = usable_cores()
-    if requested <= cores:
-        return requested
-    if requested not in _lowered_workers_noted:
+    if requested > cores and requested not in _lowered_workers_noted:
         _lowered_workers_noted.add(requested)
         print(f"note: num_workers {requested} lowered to {cores}, the CPU cores usable on this host", flush=True)
-    return cores
+    return min(requested, cores)
 
 
 def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
@@ -305,15 +299,6 @@ class TrainingData:
                 f"{per_epoch / len(train):.2f} passes; {val}")
 
 
-def _split_file_of(directory, split):
-    found = split_file_paths(directory, split)
-    if len(found) != 1:
-        what = f"both {split}.npy and {split}.npz" if found else f"no {split}.npy or {split}.npz"
-        raise DataError(f"data_path {directory} holds {what}; eval.py scores the {split} file of a directory with "
-                        f"eval_split {split} (keep one), or point data_path at one file")
-    return found[0]
-
-
 def evaluation_windows(cfg):
     """(source, description) of what eval.py scores: the ``eval_split`` of a file or directory, or ``all``
     windows of a file; only the first ``num_sequences`` when > 0."""
@@ -323,7 +308,13 @@ def evaluation_windows(cfg):
         if os.path.isdir(path) and cfg.eval_split == "all":
             raise ConfigError(f"eval_split all scores one file, but data_path {path} is a directory; point it at a "
                               "file, or use eval_split test (the directory's test file)")
-        file_path = _split_file_of(path, cfg.eval_split) if os.path.isdir(path) else path
+        split = cfg.eval_split
+        found = split_file_paths(path, split) if os.path.isdir(path) else [path]
+        if len(found) != 1:
+            what = f"both {split}.npy and {split}.npz" if found else f"no {split}.npy or {split}.npz"
+            raise DataError(f"data_path {path} holds {what}; eval.py scores the {split} file of a directory "
+                            f"with eval_split {split} (keep one), or point data_path at one file")
+        file_path = found[0]
         source = open_sequence_file(file_path, cfg.data_layout, cfg.input_frames, cfg.output_frames,
                                     **_file_options(cfg))
         what = f"{f'the {cfg.eval_split} file' if os.path.isdir(path) else 'every window'} of {file_path}"

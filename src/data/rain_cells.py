@@ -197,13 +197,6 @@ _USAGE = ("usage: python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [-
           "[--channels 1|2] [--seed 0] [--splits false] [--overwrite false]")
 
 
-def _parse_value(name, kind, raw):
-    try:
-        return _BOOLEANS[raw.lower()] if kind is bool else int(raw)
-    except (KeyError, ValueError):
-        raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}") from None
-
-
 def parse_arguments(argv):  # -> OUT_DIR, options dict
     if not argv or argv[0].startswith("--"):
         raise UserError(f"missing OUT_DIR; {_USAGE}")
@@ -212,7 +205,11 @@ def parse_arguments(argv):  # -> OUT_DIR, options dict
     for name, raw in overrides.items():
         if name not in _OPTIONS:
             raise UserError(f"unknown option --{name}; {_USAGE}")
-        options[name] = _parse_value(name, _OPTIONS[name][0], raw)
+        kind = _OPTIONS[name][0]
+        try:
+            options[name] = _BOOLEANS[raw.lower()] if kind is bool else int(raw)
+        except (KeyError, ValueError):
+            raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}") from None
     for name, low in _MINIMUM.items():
         if options[name] < low:
             raise UserError(f"--{name} must be >= {low}, got {options[name]}")
