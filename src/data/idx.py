@@ -15,17 +15,15 @@ IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte data, 3 dimensions
 _HEADER = struct.Struct(">iiii")
 _GZIP_MAGIC = b"\x1f\x8b"
 _FIX = "re-run `bash download.sh DATA_DIR` or copy a good copy of the file there"
-NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = b"PK"
 
 
 def array_file_kind(path):
     """("npy" | "npz" | "empty" | "pickle" | "other", the first bytes of ``path``)."""
     with open(path, "rb") as f:
         head = f.read(6)
-    if head == NPY_MAGIC:
+    if head == b"\x93NUMPY":
         return "npy", head
-    if head.startswith(ZIP_MAGIC):
+    if head.startswith(b"PK"):  # a zip: .npz
         return "npz", head
     if not head:
         return "empty", head

@@ -5,7 +5,7 @@ Sequence ``i`` of epoch ``e`` comes from ``default_rng((seed, e, i))`` alone: th
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from src.data.sequences import checked_indices
+from src.data.sequences import BatchSource, checked_indices
 
 STEP = 0.1  # distance moved per frame, as a fraction of the free range
 
@@ -43,7 +43,7 @@ def paste_max(canvas, glyphs, offsets):
     windows[seq, frame, y, x] = np.maximum(current, glyphs[:, None])
 
 
-class MovingMNIST:
+class MovingMNIST(BatchSource):
     """Random-access Moving MNIST: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))`` float32 in
     [0, 1]; ``source.batch(indices)`` stacks many at once."""
 
@@ -113,7 +113,3 @@ class MovingMNIST:
     def sequence(self, index):  # -> (T_in + T_out, H, W) float32
         inputs, targets = self.batch([index])
         return np.concatenate([inputs[0, :, 0], targets[0, :, 0]])  # (T, H, W)
-
-    def __getitem__(self, index):
-        inputs, targets = self.batch([index])
-        return inputs[0], targets[0]

@@ -219,11 +219,8 @@ class SequenceFile:
 
     def value_range(self):
         """(min, max) of a float file, scanned once; DataError on NaN/inf."""
-        if self._value_range is None:
-            self._value_range = self._scan()
-        return self._value_range
-
-    def _scan(self):
+        if self._value_range is not None:
+            return self._value_range
         array = self._array
         # chunks of the flat array: bounded memory whatever the shape (one frame row of a TNHW file can be
         # gigabytes); order "F" keeps the flattening a view for Fortran-ordered files
@@ -248,7 +245,8 @@ class SequenceFile:
             raise DataError(f"{self.path}: {bad} NaN/inf values in {self.dtype} data; the first at {where} "
                             f"(array index {first}); replace them (e.g. with the background value) before "
                             "training")
-        return low, high
+        self._value_range = low, high
+        return self._value_range
 
     def read_windows(self, sequences, starts, length):
         """(B, length, C, H, W) frames from ``starts[b]`` of ``sequences[b]``, file dtype, one fancy index."""
@@ -301,7 +299,14 @@ def _check_long_enough(file, input_frames, output_frames):
                         f"{_AXES[file.layout]}); use fewer frames or longer sequences")
 
 
-class WindowSource:
+class BatchSource:
+    """A source whose item ``i`` is its ``batch([i])`` unstacked (None stays None)."""
+
+    def __getitem__(self, index):
+        return tuple(None if part is None else part[0] for part in self.batch([index]))
+
+
+class WindowSource(BatchSource):
     """Windows of some sequences of a file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, ...))``;
     window i is window ``i % windows_per_sequence`` of ``sequence_indices[i // windows_per_sequence]``."""
 
@@ -331,10 +336,6 @@ class WindowSource:
         frames = self.normalization.normalize(raw)  # (B, L, C, H, W) float32
         return (np.ascontiguousarray(frames[:, :self.input_frames]),  # (B, T_in, C, H, W)
                 np.ascontiguousarray(frames[:, self.input_frames:]))  # (B, T_out, C, H, W)
-
-    def __getitem__(self, index):
-        inputs, targets = self.batch([index])
-        return inputs[0], targets[0]
 
     def describe(self):
         label = f"{self.name}: " if self.name else ""
@@ -367,8 +368,7 @@ def split_sequences(num_sequences, split, seed, path="the data"):
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
         raise DataError(f"split fractions {split!r} must be three numbers > 0 (train, val, test) summing to 1 "
                         "(val_fraction, test_fraction)")
-    counts_val = int(math.floor(num_sequences * fractions[1] + 0.5))
-    counts_test = int(math.floor(num_sequences * fractions[2] + 0.5))
+    counts_val, counts_test = (int(math.floor(num_sequences * f + 0.5)) for f in fractions[1:])
     counts = [num_sequences - counts_val - counts_test, counts_val, counts_test]
     if min(counts) < 1:
         given = "/".join(str(c) for c in counts)
@@ -485,7 +485,7 @@ def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="",
 
 # ---------------------------------------------------------------- input frames (prediction)
 
-class InputFrames:
+class InputFrames(BatchSource):
     """A file of exactly ``input_frames`` frames a sequence: ``source[i] -> (inputs (T_in, ...), None)``."""
 
     def __init__(self, file, input_frames, normalization):
@@ -503,9 +503,6 @@ class InputFrames:
         seq = checked_indices(indices, len(self), "sequence index")
         raw = self.file.read_windows(seq, np.zeros_like(seq), self.input_frames)  # (B, T_in, C, H, W) file dtype
         return self.normalization.normalize(raw), None  # (B, T_in, C, H, W) float32
-
-    def __getitem__(self, index):
-        return self.batch([index])[0][0], None
 
 
 def _check_predictable(file, input_frames, output_frames):
