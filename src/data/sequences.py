@@ -463,14 +463,14 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     return SequenceSplits(sources, norm, record)
 
 
-def _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, check_length):
+def _open_file(path, layout, input_frames, output_frames, inputs_only, npz_key, window_stride, *scaling):
+    """Every window of one file, or with ``inputs_only`` its InputFrames if it holds just input frames."""
     _check_frames(input_frames, output_frames, window_stride)
     file = SequenceFile(path, layout, npz_key)
-    check_length(file, int(input_frames), int(output_frames))
-    return file
-
-
-def _all_windows(file, input_frames, output_frames, window_stride, norm):
+    (_check_predictable if inputs_only else _check_long_enough)(file, int(input_frames), int(output_frames))
+    norm = _normalization_for([file], *scaling)
+    if inputs_only and file.num_frames == int(input_frames):
+        return InputFrames(file, input_frames, norm)
     return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
                         os.path.basename(file.path))
 
@@ -478,9 +478,8 @@ def _all_windows(file, input_frames, output_frames, window_stride, norm):
 def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
                        data_min=None, data_max=None, normalization=None):
     """Every window of every sequence of one file, e.g. to evaluate or predict on it."""
-    file = _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, _check_long_enough)
-    norm = _normalization_for([file], scale, data_min, data_max, normalization)
-    return _all_windows(file, input_frames, output_frames, window_stride, norm)
+    return _open_file(path, layout, input_frames, output_frames, False, npz_key, window_stride, scale, data_min,
+                      data_max, normalization)
 
 
 # ---------------------------------------------------------------- input frames (prediction)
@@ -518,11 +517,8 @@ def open_input_file(path, layout, input_frames, output_frames, *, npz_key="", wi
                     data_min=None, data_max=None, normalization=None):
     """A file to predict from: :class:`InputFrames` if it holds exactly ``input_frames`` frames per sequence,
     else every window, scored against its targets."""
-    file = _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, _check_predictable)
-    norm = _normalization_for([file], scale, data_min, data_max, normalization)
-    if file.num_frames == int(input_frames):
-        return InputFrames(file, input_frames, norm)
-    return _all_windows(file, input_frames, output_frames, window_stride, norm)
+    return _open_file(path, layout, input_frames, output_frames, True, npz_key, window_stride, scale, data_min,
+                      data_max, normalization)
 
 
 def layout_shape(layout, num_sequences, frames, channels, height, width):
