@@ -59,8 +59,6 @@ def unpack_archive(zip_path, cache_root, wanted):
     return data_dir
 
 
-# ---------------------------------------------------------------- checks before writing
-
 def _read_member_table(zip_path):
     if not os.path.isfile(zip_path):
         raise DataError(f"data_path {zip_path} does not exist; point it at the .zip (or at the folder holding the "
@@ -106,8 +104,6 @@ def _data_folder(zip_path, infos, wanted):
     raise DataError(f"data_path {zip_path}: expected {expected} at the zip root or under one top folder such "
                     f"as data/; the zip holds: {shown or 'only folders'}")
 
-
-# ---------------------------------------------------------------- the cache folder
 
 def _is_complete(final):
     return os.path.isfile(os.path.join(final, DONE_MARK))

@@ -134,8 +134,6 @@ class RainCells:
         return np.stack([self.sequence(i) for i in range(start, stop)])
 
 
-# ---------------------------------------------------------------- writing
-
 def _write_range(tmp, generator, start, stop, counts):
     """Stream sequences start..stop-1 into a new .npy at ``tmp``; add event counts of channel 0."""
     shape = (stop - start,) + generator.shape[1:]
@@ -186,8 +184,6 @@ def write_dataset(out_dir, generator, splits=False, overwrite=False):
         summary[f"fraction_ge_{threshold:g}dbz"] = counts[threshold] / max(1, counts["pixels"])
     return summary
 
-
-# ---------------------------------------------------------------- command line
 
 _OPTIONS = {"num_sequences": (int, 600), "num_frames": (int, 20), "size": (int, 96), "channels": (int, 1),
             "seed": (int, 0), "splits": (bool, False), "overwrite": (bool, False)}
