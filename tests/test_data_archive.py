@@ -245,7 +245,7 @@ def test_second_use_reuses_the_unpacked_folder(tmp_path, data_files, monkeypatch
     def no_extraction(*_args):
         raise AssertionError("the zip was unpacked a second time")
 
-    monkeypatch.setattr(archive, "_extract", no_extraction)
+    monkeypatch.setattr(archive, "_extract_atomically", no_extraction)
     monkeypatch.setattr(archive, "_reported", set())
     assert unpack_archive(zip_path, cache, TRAIN_WANTED) == first  # same zip, other purpose: same folder
     assert _file_mtimes(first) == mtimes

@@ -1,26 +1,8 @@
-"""Data delivered as one ``.zip`` (OpenI cloud-brain jobs receive a ``data.zip``).
-
-A ``data_path`` ending in ``.zip`` is unpacked once into a cache folder of the run and the
-run then reads the unpacked folder::
-
-    <output_dir>/data_cache/<zip stem>-<fingerprint>/[<top folder>/]train-images-idx3-ubyte.gz ...
-
-The fingerprint hashes the zip's member table (names, sizes and CRC-32s from its central
-directory): cheap (no member is read), the same for a byte-identical copy of the zip (e.g.
-one downloaded again into a new job) and different as soon as a member changes. A second run
-with the same zip finds the folder and extracts nothing.
-
-Everything that can be checked without writing is checked first, so a bad zip leaves no
-trace: it must open (a corrupt or truncated zip is one error line), no member may be an
-absolute path or contain ``..`` (zip-slip), and the expected files must be at the zip root or
-under one top folder (``data/`` in OpenI's zip).
-
-Crash and concurrency safety: the zip is extracted into a fresh temporary folder beside the
-final one, a completion marker is written last, and the folder is renamed into place in one
-step (a directory rename is atomic on POSIX file systems); only a folder holding the marker is
-ever used. An interrupted extraction removes its temporary folder (a killed process leaves one
-behind, never used). Ranks of a distributed run unpacking the same zip at once each fill their
-own temporary folder; the first rename wins and the others drop their copy.
+"""A ``data_path`` ending in ``.zip`` (OpenI jobs receive a ``data.zip``) is unpacked once into
+``<output_dir>/data_cache/<zip stem>-<fingerprint>/``. The fingerprint hashes the member table (names,
+sizes, CRC-32s), so a re-downloaded identical zip reuses the folder without reading a member. Names
+(zip-slip) and layout are checked before anything is written; extraction goes to a temporary folder,
+gets a completion marker last and is renamed into place atomically (the first of racing ranks wins).
 """
 import hashlib
 import os
@@ -47,21 +29,14 @@ def is_remote_url(path):
     return bool(_REMOTE_URL.match(str(path)))
 
 
-def is_zip_path(path):
-    return str(path).lower().endswith(".zip") and not os.path.isdir(path)
-
-
 def unpacked_data_path(cfg, wanted):
-    """``cfg.data_path``, or for a ``.zip`` the unpacked folder holding the ``wanted`` files.
-
-    ``wanted`` is a list of groups of alternative file names; each group must be present
-    (e.g. ``[("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")]``).
-    """
+    """``cfg.data_path``, or for a ``.zip`` the unpacked folder holding ``wanted``: groups of alternative
+    file names, each group present (e.g. ``[("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")]``)."""
     path = cfg.data_path
     if is_remote_url(path):
         raise DataError(f"data_path {path} is a remote URL; only train.py and eval.py copy remote data in (with "
                         "moxing); copy it to a local folder and pass that folder")
-    if not is_zip_path(path):
+    if not str(path).lower().endswith(".zip") or os.path.isdir(path):
         return path
     return unpack_archive(path, os.path.join(cfg.output_dir, CACHE_DIR), wanted)
 
@@ -69,21 +44,20 @@ def unpacked_data_path(cfg, wanted):
 def unpack_archive(zip_path, cache_root, wanted):
     """Unpack ``zip_path`` into ``cache_root`` once; return the folder holding the ``wanted`` files."""
     infos = _read_member_table(zip_path)
-    _refuse_unsafe_names(zip_path, infos)
     folder = _data_folder(zip_path, infos, wanted)
-    final = os.path.join(os.path.abspath(cache_root), f"{_stem(zip_path)}-{_fingerprint(infos)}")
+    digest = hashlib.sha1()
+    for info in sorted(infos, key=lambda i: i.filename):
+        digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode("utf-8", "surrogateescape"))
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(zip_path)[:-len(".zip")]) or "data"
+    final = os.path.join(os.path.abspath(cache_root), f"{stem}-{digest.hexdigest()[:12]}")
     data_dir = os.path.join(final, *folder.split("/")) if folder else final
-    if _is_complete(final):
-        if final not in _reported:  # the train and val splits both ask: say it once
-            print(f"data: {zip_path} already unpacked in {final}", flush=True)
-        _reported.add(final)
-        return data_dir
-    _extract_atomically(zip_path, infos, final)
+    if not _is_complete(final):
+        _extract_atomically(zip_path, infos, final)
+    elif final not in _reported:  # the train and val splits both ask: say it once
+        print(f"data: {zip_path} already unpacked in {final}", flush=True)
     _reported.add(final)
     return data_dir
 
-
-# ---------------------------------------------------------------- checks before writing
 
 def _read_member_table(zip_path):
     if not os.path.isfile(zip_path):
@@ -97,38 +71,23 @@ def _read_member_table(zip_path):
                         "download?); fetch the zip again or pass the unpacked folder") from None
     if not infos:
         raise DataError(f"data_path {zip_path} is an empty zip archive; expected the data files in it")
-    return infos
-
-
-def _refuse_unsafe_names(zip_path, infos):
-    """Zip-slip: a member named ``/etc/x``, ``C:\\x`` or ``a/../../x`` would land outside the folder."""
-    for info in infos:
+    for info in infos:  # zip-slip: a member /etc/x, C:\\x or a/../../x would land outside the folder
         name = info.filename
         parts = re.split(r"[\\/]", name)
         if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
             raise DataError(f"data_path {zip_path}: member {name!r} is an absolute path or climbs out with '..'; "
                             "refusing to unpack it (it would be written outside the unpack folder); rebuild the "
                             "zip with relative member names")
-
-
-def _member_files(infos):
-    """Names of the zip's files (not folders), without the macOS resource-fork entries."""
-    return [i.filename for i in infos
-            if not i.is_dir() and i.filename.split("/", 1)[0] not in _IGNORED_TOP]
-
-
-def _names_in(files, folder):
-    """Base names of the files directly inside ``folder`` ("" = the zip root)."""
-    prefix = f"{folder}/" if folder else ""
-    return {n[len(prefix):] for n in files if n.startswith(prefix) and "/" not in n[len(prefix):]}
+    return infos
 
 
 def _data_folder(zip_path, infos, wanted):
     """The folder inside the zip ("" = root, or one top folder) that holds every ``wanted`` group."""
-    files = _member_files(infos)
+    files = [i.filename for i in infos if not i.is_dir() and i.filename.split("/", 1)[0] not in _IGNORED_TOP]
 
     def holds_all(folder):
-        names = _names_in(files, folder)
+        prefix = f"{folder}/" if folder else ""
+        names = {n[len(prefix):] for n in files if n.startswith(prefix) and "/" not in n[len(prefix):]}
         return all(any(name in names for name in group) for group in wanted)
 
     if holds_all(""):
@@ -146,20 +105,6 @@ def _data_folder(zip_path, infos, wanted):
                     f"as data/; the zip holds: {shown or 'only folders'}")
 
 
-# ---------------------------------------------------------------- the cache folder
-
-def _stem(zip_path):
-    name = os.path.basename(zip_path)
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name[:-len(".zip")]) or "data"
-
-
-def _fingerprint(infos):
-    digest = hashlib.sha1()
-    for info in sorted(infos, key=lambda i: i.filename):
-        digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()[:12]
-
-
 def _is_complete(final):
     return os.path.isfile(os.path.join(final, DONE_MARK))
 
@@ -171,22 +116,17 @@ def _extract_atomically(zip_path, infos, final):
     total_mb = sum(i.file_size for i in infos) / 1e6
     print(f"data: unpacking {zip_path} ({total_mb:.1f} MB) into {final} (once; later runs reuse it)", flush=True)
     try:
-        _extract(zip_path, tmp)
+        try:
+            with zipfile.ZipFile(zip_path) as archive:
+                for info in archive.infolist():  # names already checked
+                    _extract_member(zip_path, archive, info, tmp)
+        except zipfile.BadZipFile as err:
+            raise DataError(f"data_path {zip_path} is not a readable zip archive ({_one_line(err)}); "
+                            "fetch the zip again or pass the unpacked folder") from None
         open(os.path.join(tmp, DONE_MARK), "w").close()
         _publish(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _extract(zip_path, folder):
-    """Write every member under ``folder`` (names already checked); CRC errors become DataError."""
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            for info in archive.infolist():
-                _extract_member(zip_path, archive, info, folder)
-    except zipfile.BadZipFile as err:
-        raise DataError(f"data_path {zip_path} is not a readable zip archive ({_one_line(err)}); fetch the zip "
-                        "again or pass the unpacked folder") from None
 
 
 def _extract_member(zip_path, archive, info, folder):

@@ -1,13 +1,6 @@
-"""Embedded procedural digit glyphs: a download-free stand-in for MNIST training images.
-
-Each digit class 0-9 has one or more stroke skeletons (polylines and elliptic arcs in a unit
-box, x to the right, y downwards). A glyph instance is drawn by
-1. picking a skeleton variant of its class,
-2. bending it with a smooth random warp (wobbly hand-drawn strokes),
-3. applying a random affine map (rotation, slant/shear, width),
-4. fitting it into a 20x20 box centred at the centre of mass of its strokes, as MNIST does,
-5. rendering the strokes with a random pen width and soft, anti-aliased edges.
-Everything depends only on (count, seed), so every worker and every rank sees the same set.
+"""Procedural digit glyphs, a download-free stand-in for MNIST: per class 0-9 a few stroke skeletons
+(unit box, y down) are warped, affinely distorted, fitted into MNIST's 20x20 box centred at their centre
+of mass and rendered anti-aliased. Everything depends only on (count, seed), so all ranks see one set.
 """
 import numpy as np
 
@@ -64,18 +57,11 @@ def _skeletons():
     }
 
 
-def _segments_of(variant):
-    """Stroke list -> (S, 2, 2) segment end points."""
-    return np.concatenate([np.stack([s[:-1], s[1:]], axis=1) for s in variant], axis=0)
-
-
 def _segment_table():
-    """All skeletons as one padded array (10, V_max, S_max, 2, 2) plus segment and variant counts.
-
-    Padding segments are zero-length copies of the last end point: they change neither the
-    bounding box, nor the centre of mass, nor the distance to the nearest stroke.
-    """
-    segs = {d: [_segments_of(v) for v in variants] for d, variants in _skeletons().items()}
+    """All skeletons as one (10, V_max, S_max, 2, 2) array of segment end points, plus segment and variant
+    counts; padding segments are zero-length copies of the last point, so they change no geometry."""
+    segs = {d: [np.concatenate([np.stack([s[:-1], s[1:]], axis=1) for s in v]) for v in variants]
+            for d, variants in _skeletons().items()}
     v_max = max(len(v) for v in segs.values())
     s_max = max(len(s) for v in segs.values() for s in v)
     table = np.zeros((10, v_max, s_max, 2, 2))
@@ -139,40 +125,17 @@ def _place(segs, pen, soft, rng, size):
     # keep all ink (pen plus soft edge) at least one pixel away from the border
     reach = (pen / 2 + soft / 2)[:, None]
     pts = segs.reshape(g, -1, 2)
-    lo = pts.min(axis=1) - reach
-    hi = pts.max(axis=1) + reach
+    lo, hi = pts.min(axis=1) - reach, pts.max(axis=1) + reach
     shift = np.maximum(1.0 - lo, 0.0) - np.maximum(hi - (size - 1.0), 0.0)
     return segs + shift[:, None, None]
 
 
-def _glyph_geometry(labels, rng, size):
-    """Per glyph: segments (G, S_max, 2, 2) in pixels, segment count, pen width, softness, peak ink."""
-    count = len(labels)
-    variant = (rng.random(count) * _NUM_VARIANTS[labels]).astype(np.int64)
-    segs = _TABLE[labels, variant] + rng.normal(0.0, 0.012, size=(count, 1, 1, 2))  # small nudge
-    pen = rng.uniform(1.6, 3.4, size=count) * size / MNIST_SIZE
-    soft = rng.uniform(0.8, 1.5, size=count)
-    peak = rng.uniform(0.85, 1.0, size=count)
-    segs = _place(_affine(_warp(segs, rng), rng), pen, soft, rng, size)
-    return segs, _NUM_SEGMENTS[labels, variant], pen, soft, peak
-
-
-def _ink_window(segs, pen, soft, size):
-    """Pixel range [lo, hi) that can receive ink from any of the (G, S, 2, 2) segments."""
-    reach = float((pen / 2 + soft).max()) + 1.0
-    pts = segs.reshape(-1, 2)
-    lo = max(int(np.floor(pts.min() - reach)), 0)
-    hi = min(int(np.ceil(pts.max() + reach)), size)
-    return lo, hi
-
-
 def _render(segs, pen, soft, peak, size):
-    """Anti-aliased rendering of (G, S, 2, 2) segments -> (G, size, size) float32 ink in [0, 1].
-
-    Distances are computed only inside the square window that can hold ink, and x and y are
-    kept in separate arrays (numpy reductions over a length-2 last axis are slow).
-    """
-    lo, hi = _ink_window(segs, pen, soft, size)
+    """(G, S, 2, 2) segments -> (G, size, size) float32 ink in [0, 1], computed only in the square [lo, hi)
+    that can receive ink, x and y in separate arrays (reductions over a length-2 axis are slow)."""
+    reach = float((pen / 2 + soft).max()) + 1.0
+    lo = max(int(np.floor(segs.min() - reach)), 0)
+    hi = min(int(np.ceil(segs.max() + reach)), size)
     n = hi - lo
     coords = np.arange(lo, hi, dtype=np.float32) + 0.5
     px = np.tile(coords, n)[None, :, None]  # (1, P, 1) pixel centres, row-major
@@ -197,16 +160,19 @@ def _render(segs, pen, soft, peak, size):
 
 
 def synthetic_digits(count=2000, seed=0, size=MNIST_SIZE, return_labels=False):
-    """``count`` handwriting-like digit images (count, size, size) uint8, deterministic in (count, seed).
-
-    Labels are balanced over 0-9 (see :func:`digit_labels`); pass ``return_labels=True`` to get
-    ``(images, labels)``.
-    """
+    """``count`` digit images (count, size, size) uint8, deterministic in (count, seed); with
+    ``return_labels`` also their balanced labels (:func:`digit_labels`)."""
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     labels = digit_labels(count, seed)
     rng = np.random.default_rng([seed, 1])
-    segs, nseg, pen, soft, peak = _glyph_geometry(labels, rng, size)
+    variant = (rng.random(count) * _NUM_VARIANTS[labels]).astype(np.int64)
+    segs = _TABLE[labels, variant] + rng.normal(0.0, 0.012, size=(count, 1, 1, 2))  # small nudge
+    pen = rng.uniform(1.6, 3.4, size=count) * size / MNIST_SIZE
+    soft = rng.uniform(0.8, 1.5, size=count)
+    peak = rng.uniform(0.85, 1.0, size=count)
+    segs = _place(_affine(_warp(segs, rng), rng), pen, soft, rng, size)  # (G, S_max, 2, 2) in pixels
+    nseg = _NUM_SEGMENTS[labels, variant]
     images = np.empty((count, size, size), dtype=np.uint8)
     order = np.argsort(nseg, kind="stable")  # chunks of similar segment counts: less padding work
     chunk = 64  # bounds the (chunk, P, S) temporaries to a few MB

@@ -17,17 +17,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _FIX = "re-run `bash download.sh DATA_DIR` or copy a good copy of the file there"
 
 
-NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = b"PK"
-
-
 def array_file_kind(path):
-    """What the first bytes of ``path`` say it is: "npy", "npz", "empty", "pickle" or "other", with the bytes."""
+    """("npy" | "npz" | "empty" | "pickle" | "other", the first bytes of ``path``)."""
     with open(path, "rb") as f:
         head = f.read(6)
-    if head == NPY_MAGIC:
+    if head == b"\x93NUMPY":
         return "npy", head
-    if head.startswith(ZIP_MAGIC):
+    if head.startswith(b"PK"):  # a zip: .npz
         return "npz", head
     if not head:
         return "empty", head
@@ -35,29 +31,14 @@ def array_file_kind(path):
 
 
 def check_data_file(path, how_to_get="run `bash download.sh DATA_DIR` to fetch it"):
-    """Raise DataError unless ``path`` is an existing regular file."""
     if os.path.isdir(path):
         raise DataError(f"{path} is a directory, expected a file; {how_to_get}")
     if not os.path.isfile(path):
         raise DataError(f"data file {path} not found; {how_to_get}")
 
 
-def _read_bytes(path):
-    """The file's (decompressed) content."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except EOFError:
-        raise DataError(f"{path}: gzip stream is truncated (incomplete download?); {_FIX}") from None
-    except (OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: corrupt gzip data ({err}); {_FIX}") from None
-
-
 def parse_idx_images(data, name="<bytes>"):
-    """Decode IDX image bytes into a (N, rows, cols) uint8 array, validating the header."""
+    """IDX image bytes -> (N, rows, cols) uint8, header validated."""
     if len(data) < _HEADER.size:
         raise DataError(f"{name}: {len(data)} bytes is too short for an IDX header (16 bytes); {_FIX}")
     magic, count, rows, cols = _HEADER.unpack_from(data)
@@ -77,6 +58,13 @@ def parse_idx_images(data, name="<bytes>"):
 
 
 def read_idx_images(path):
-    """Read an IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only."""
+    """IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only."""
     check_data_file(path)
-    return parse_idx_images(_read_bytes(path), name=path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return parse_idx_images(gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw, name=path)
+    except EOFError:
+        raise DataError(f"{path}: gzip stream is truncated (incomplete download?); {_FIX}") from None
+    except (OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: corrupt gzip data ({err}); {_FIX}") from None

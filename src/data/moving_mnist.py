@@ -1,20 +1,18 @@
-"""Random-access, seeded, on-the-fly Moving MNIST sequence generator.
-
-As in the published template, digits of size d move on an S x S canvas in the free range [0, S - d]:
-a unit position starts uniform, moves ``STEP`` of the free range per frame in a uniform direction and
-bounces off the walls; digits combine by element-wise maximum. Sequence ``i`` of epoch ``e`` comes
-from ``default_rng((seed, e, i))`` alone, so every worker and rank computes the same sequence without
-shared state, bit for bit alike whether built alone or in any batch.
+"""Random-access, seeded Moving MNIST: as in the published template, digits move ``STEP`` of the free range
+[0, S - d] per frame from uniform starts in uniform directions, bounce off the walls and combine by maximum.
+Sequence ``i`` of epoch ``e`` comes from ``default_rng((seed, e, i))`` alone: the same in any batch or rank.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from src.data.sequences import BatchSource, checked_indices
 
 STEP = 0.1  # distance moved per frame, as a fraction of the free range
 
 
 def bounce_trajectory(start, velocity, num_frames, step=STEP):
-    """Unit-box trajectories of points from ``start`` (D, 2) along unit ``velocity`` (D, 2), reflected and
-    clamped at the walls: ``(positions, velocities)`` (D, num_frames, 2), velocities[:, t] leading to frame t+1."""
+    """Unit-box ``(positions, velocities)`` (D, num_frames, 2) from ``start`` along ``velocity`` (D, 2),
+    reflected and clamped at the walls; velocities[:, t] leads to frame t+1."""
     pos = np.array(start, dtype=np.float64)
     vel = np.array(velocity, dtype=np.float64)
     positions = np.empty((len(pos), num_frames, 2))
@@ -30,11 +28,9 @@ def bounce_trajectory(start, velocity, num_frames, step=STEP):
 
 
 def paste_max(canvas, glyphs, offsets):
-    """Paste glyph b (of ``glyphs`` (B, d, d)) into every frame of sequence b of ``canvas`` (B, T, H, W) in place,
-    by element-wise maximum, at top-left pixels ``offsets`` (B, T, 2) (x, y).
-
-    One fancy index into a strided view whose element [b, t, y, x] is the d x d window at (x, y) reads
-    and writes all B * T windows; that is exact since each (b, t) frame receives exactly one window."""
+    """Max-paste glyph b (B, d, d) into every frame of sequence b of ``canvas`` (B, T, H, W) at top-left
+    ``offsets`` (B, T, 2) (x, y), in place: one fancy index into a strided view of all d x d windows
+    (exact, as each frame receives one window)."""
     batch, frames, height, width = canvas.shape
     d = glyphs.shape[-1]
     s_b, s_t, s_y, s_x = canvas.strides
@@ -47,12 +43,7 @@ def paste_max(canvas, glyphs, offsets):
     windows[seq, frame, y, x] = np.maximum(current, glyphs[:, None])
 
 
-def to_pixels(positions, free_range):
-    """Unit positions (..., 2) -> integer top-left pixel offsets (..., 2) (x, y) in [0, free_range]."""
-    return np.floor(positions * free_range).astype(np.int64)
-
-
-class MovingMNIST:
+class MovingMNIST(BatchSource):
     """Random-access Moving MNIST: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))`` float32 in
     [0, 1]; ``source.batch(indices)`` stacks many at once."""
 
@@ -79,19 +70,14 @@ class MovingMNIST:
         return self.num_sequences
 
     def _check_indices(self, indices):
-        """``indices`` as a 1-D int64 array; IndexError naming the first one out of range."""
         indices = np.asarray(indices)
         if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
             raise TypeError(f"sequence indices must be a 1-D sequence of integers, got {indices!r}")
-        indices = indices.astype(np.int64)
-        bad = (indices < 0) | (indices >= self.num_sequences)
-        if bad.any():
-            raise IndexError(f"sequence index {indices[bad][0]} out of range [0, {self.num_sequences})")
-        return indices
+        return checked_indices(indices, self.num_sequences, "sequence index")
 
     def layouts(self, indices):
-        """How sequences ``indices`` are made: ``(digit_ids (B, D), positions (B, D, T, 2) int pixels (x, y),
-        velocities (B, D, T, 2))``; each sequence's own generator draws digit ids, starts, then directions."""
+        """``(digit_ids (B, D), positions (B, D, T, 2) int pixels (x, y), velocities (B, D, T, 2))`` of
+        sequences ``indices``; each one's generator draws digit ids, starts, then directions."""
         indices = self._check_indices(indices)
         count, num_digits = len(indices), self.num_digits
         digit_ids = np.empty((count, num_digits), dtype=np.int64)
@@ -105,17 +91,15 @@ class MovingMNIST:
         theta = turn * 2.0 * np.pi
         direction = np.stack([np.cos(theta), np.sin(theta)], axis=-1)  # (B, D, 2)
         unit_pos, velocities = bounce_trajectory(start.reshape(-1, 2), direction.reshape(-1, 2), self.num_frames)
+        pixels = np.floor(unit_pos * self.free_range).astype(np.int64)  # top-left (x, y) in [0, free_range]
         shape = (count, num_digits, self.num_frames, 2)
-        return digit_ids, to_pixels(unit_pos, self.free_range).reshape(shape), velocities.reshape(shape)
+        return digit_ids, pixels.reshape(shape), velocities.reshape(shape)
 
-    def layout(self, index):
-        """How sequence ``index`` is made: ``(digit_ids (D,), positions (D, T, 2) int pixels (x, y),
-        velocities (D, T, 2))``."""
+    def layout(self, index):  # layouts() of one sequence
         digit_ids, positions, velocities = self.layouts([index])
         return digit_ids[0], positions[0], velocities[0]
 
-    def batch(self, indices):
-        """Sequences ``indices`` stacked: ``(inputs (B, T_in, 1, H, W), targets (B, T_out, 1, H, W))`` float32."""
+    def batch(self, indices):  # -> (inputs (B, T_in, 1, H, W), targets (B, T_out, 1, H, W)) float32
         digit_ids, positions, _ = self.layouts(indices)
         count, size, t_in = len(digit_ids), self.image_size, self.input_frames
         glyphs = self.digits[digit_ids].astype(np.float32) * self._scale  # (B, D, d, d)
@@ -126,11 +110,6 @@ class MovingMNIST:
                 paste_max(canvas[:, :, 0], glyphs[:, k], positions[:, k, frames])
         return inputs, targets
 
-    def sequence(self, index):
-        """All frames of sequence ``index``: (T_in + T_out, H, W) float32 in [0, 1]."""
+    def sequence(self, index):  # -> (T_in + T_out, H, W) float32
         inputs, targets = self.batch([index])
         return np.concatenate([inputs[0, :, 0], targets[0, :, 0]])  # (T, H, W)
-
-    def __getitem__(self, index):
-        inputs, targets = self.batch([index])
-        return inputs[0], targets[0]

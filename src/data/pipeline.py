@@ -1,10 +1,7 @@
-"""Data wiring: digit sources, own sequence arrays, per-rank training batches, validation and evaluation.
+"""Data wiring: digit sources, own sequences, per-rank training batches, validation and evaluation.
 
-Epoch ``e`` on G devices with batch B is a random-access source of ``steps_per_epoch * G * B``
-sequences, and rank r's batch at step s holds global indices ``(s*G + r)*B + b``: ranks are
-disjoint, and a run resumed at step s sees exactly the batches an uninterrupted run would have.
-The source is the Moving MNIST generator seeded with (seed, e), or the training windows of own
-sequences in passes each shuffled from (seed, e, pass) (:class:`ShuffledWindows`).
+Rank r's batch at step s holds indices ``(s*G + r)*B + b`` of the epoch's source (Moving MNIST seeded with
+(seed, e), or own windows shuffled per pass): ranks are disjoint and a resumed run sees the same batches.
 MindSpore is imported only by :func:`build_rank_dataset`.
 """
 import os
@@ -26,8 +23,7 @@ SYNTHETIC_SPLITS = {"train": dict(count=2000, seed=0), "val": dict(count=500, se
 _cache = {}  # (path, size, mtime) -> images: train and val splits read the file once
 
 
-def _mnist_file(data_path):
-    """The MNIST training-image file under ``data_path`` (a directory, or a file inside it)."""
+def _mnist_file(data_path):  # data_path: a directory, or a file inside it
     folder = os.path.dirname(data_path) or "." if os.path.isfile(data_path) else data_path
     for name in MNIST_TRAIN_FILES:
         path = os.path.join(folder, name)
@@ -37,24 +33,20 @@ def _mnist_file(data_path):
                     f"`bash download.sh {folder}` (or copy the file there), or use --dataset synthetic")
 
 
-def _read_cached(path):
-    stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _cache:
-        _cache.clear()
-        _cache[key] = read_idx_images(path)
-    return _cache[key]
-
-
 def load_digits(cfg, split):
-    """Digit images (N, 28, 28) uint8 for ``split`` "train" or "val": synthetic glyphs, or the MNIST
-    training images with the last 5000 held out for val (a missing file is an error, never synthetic)."""
+    """(N, 28, 28) uint8 digits of ``split`` train/val: synthetic, or MNIST's training images with the last
+    5000 as val (a missing file is an error, never a fallback to synthetic)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if cfg.dataset == "synthetic":
         return synthetic_digits(**SYNTHETIC_SPLITS[split])
     path = _mnist_file(unpacked_data_path(cfg, [MNIST_TRAIN_FILES]))  # a .zip is unpacked once
-    images = _read_cached(path)  # (N, rows, cols)
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = read_idx_images(path)
+    images = _cache[key]  # (N, rows, cols)
     if images.shape[1] != images.shape[2] or images.shape[1] > cfg.image_size:
         raise DataError(f"{path}: images are {images.shape[1]}x{images.shape[2]}, expected square digits no larger "
                         f"than image_size {cfg.image_size} (MNIST digits are 28x28)")
@@ -65,7 +57,6 @@ def load_digits(cfg, split):
 
 
 def global_index(step, rank, group_size, batch_size, slot):
-    """Index, within the epoch's source, of sequence ``slot`` of ``rank``'s batch at ``step``."""
     return (step * group_size + rank) * batch_size + slot
 
 
@@ -74,25 +65,21 @@ def _moving_mnist(cfg, digits, count, num_digits, seed, epoch=0):
                        image_size=cfg.image_size, seed=seed, epoch=epoch)
 
 
-def train_source(cfg, digits, epoch, group_size=1):
-    """The whole epoch (all ranks) as one MovingMNIST of steps_per_epoch * G * B sequences."""
+def train_source(cfg, digits, epoch, group_size=1):  # the whole epoch, all ranks
     count = cfg.steps_per_epoch * group_size * cfg.batch_size
     return _moving_mnist(cfg, digits, count, cfg.num_digits_train, cfg.seed, epoch)
 
 
 def validation_source(cfg, digits):
-    """The fixed validation set: cfg.val_sequences sequences of cfg.num_digits_val digits, seeded by val_seed."""
     return _moving_mnist(cfg, digits, cfg.val_sequences, cfg.num_digits_val, cfg.val_seed)
 
 
 def generated_test_source(cfg, digits, count):
-    """The generated evaluation set, seeded by test_seed (the config keeps it apart from seed and val_seed)."""
     return _moving_mnist(cfg, digits, count, cfg.num_digits_val, cfg.test_seed)
 
 
 class RankBatches:
-    """Random-access source whose item ``j`` is ``rank``'s whole batch of step ``start_step + j``, read with one
-    ``read_batch`` call (no per-sequence Python work, no dataset ``.batch()``)."""
+    """Item ``j`` is ``rank``'s whole batch of step ``start_step + j``, read with one ``read_batch`` call."""
 
     def __init__(self, source, rank, group_size, batch_size, start_step, steps):
         if not 0 <= rank < group_size:
@@ -105,8 +92,7 @@ class RankBatches:
     def __len__(self):
         return self.steps - self.start_step
 
-    def source_indices(self, j):
-        """Indices within the epoch's source of the sequences of item ``j``: (B,) int64."""
+    def source_indices(self, j):  # -> (B,) int64
         slots = np.arange(self.batch_size, dtype=np.int64)
         return global_index(self.start_step + int(j), self.rank, self.group_size, self.batch_size, slots)
 
@@ -119,8 +105,7 @@ class RankBatches:
 _lowered_workers_noted = set()
 
 
-def usable_cores():
-    """CPU cores this process may run on (its affinity mask; a container may allow fewer than the host has)."""
+def usable_cores():  # the affinity mask: a container may allow fewer cores than the host has
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
@@ -128,20 +113,16 @@ def usable_cores():
 
 
 def workers_for_host(requested):
-    """``num_workers`` lowered to the usable cores (MindSpore refuses more workers than cores, and the Ascend/GPU
-    recipes ask for 8); says so once per process."""
+    """``num_workers`` lowered to the usable cores (MindSpore refuses more), said once per process."""
     cores = usable_cores()
-    if requested <= cores:
-        return requested
-    if requested not in _lowered_workers_noted:
+    if requested > cores and requested not in _lowered_workers_noted:
         _lowered_workers_noted.add(requested)
         print(f"note: num_workers {requested} lowered to {cores}, the CPU cores usable on this host", flush=True)
-    return cores
+    return min(requested, cores)
 
 
 def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
-    """MindSpore dataset of ``rank``'s (inputs, targets) batches of an epoch's ``source`` from ``start_step``,
-    read by threads or (``worker_type`` process) processes."""
+    """MindSpore dataset of ``rank``'s (inputs, targets) batches of ``source`` from ``start_step``."""
     import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
 
     batches = RankBatches(source, rank, group_size, cfg.batch_size, start_step, cfg.steps_per_epoch)
@@ -151,8 +132,7 @@ def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
 
 
 def read_batch(source, indices):
-    """Sequences ``indices`` of a source, stacked: ``(inputs (b, T_in, C, H, W), targets (b, T_out, C, H, W) or
-    None)``, with the source's own ``batch(indices)`` if it has one, else item by item."""
+    """``(inputs (b, T_in, C, H, W), targets or None)`` by the source's ``batch``, else item by item."""
     build = getattr(source, "batch", None)
     if callable(build):
         return build(indices)
@@ -162,8 +142,7 @@ def read_batch(source, indices):
 
 
 def iterate_batches(source, batch_size, limit=0):
-    """The one batcher: ``(first index, inputs, targets)`` numpy batches in order, of the first ``limit``
-    sequences when > 0; the last batch may be smaller."""
+    """``(first index, inputs, targets)`` batches in order, of the first ``limit`` sequences when > 0."""
     total = len(source) if limit <= 0 else min(limit, len(source))
     for start in range(0, total, batch_size):
         yield (start, *read_batch(source, np.arange(start, min(start + batch_size, total))))
@@ -172,15 +151,13 @@ def iterate_batches(source, batch_size, limit=0):
 # ---------------------------------------------------------------- own sequence arrays
 
 def sequence_normalization(cfg):
-    """The normalisation a config fixes, or None while its dtype is still to be read from the data (a trained
-    model's config holds ``data_dtype``, so its data are scaled as the training data were)."""
+    """The normalisation ``cfg`` fixes (a trained model's holds data_dtype), or None until the data say."""
     if not cfg.data_dtype:
         return None
     return make_normalization(cfg.data_dtype, cfg.data_scale, cfg.data_min, cfg.data_max)
 
 
-def _file_options(cfg):
-    """How ``cfg`` says sequence files are read (keyword arguments of src.data.sequences' openers)."""
+def _file_options(cfg):  # keyword arguments of src.data.sequences' openers
     return dict(npz_key=cfg.npz_key, window_stride=cfg.window_stride, scale=cfg.data_scale, data_min=cfg.data_min,
                 data_max=cfg.data_max, normalization=sequence_normalization(cfg))
 
@@ -192,7 +169,6 @@ def _check_local(path):
 
 
 def open_sequence_splits(cfg):
-    """The train/val/test splits of ``cfg.data_path``."""
     _check_local(cfg.data_path)
     split = (1.0 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
     return open_sequences(cfg.data_path, cfg.data_layout, cfg.input_frames, cfg.output_frames, split=split,
@@ -204,8 +180,8 @@ def _shape_text(shape):
 
 
 def config_for_frames(cfg, shape, dtype, where, expected_from="the config (channels, frame_height, frame_width)"):
-    """``cfg`` with channels, frame_height, frame_width and data_dtype set from the data's (C, H, W) ``shape`` and
-    ``dtype``; values ``cfg`` already fixes (from ``expected_from``) must agree, and the frames must fit the arch."""
+    """``cfg`` with channels, frame_height, frame_width and data_dtype from the data; values ``cfg`` already
+    fixes must agree, and the frames must fit the arch."""
     given = (cfg.channels, cfg.frame_height, cfg.frame_width)
     if any(g and g != s for g, s in zip(given, shape)):
         wanted = _shape_text(g or "any" for g in given)
@@ -219,8 +195,7 @@ def config_for_frames(cfg, shape, dtype, where, expected_from="the config (chann
                        data_dtype=cfg.data_dtype or dtype)
 
 
-class _ReorderedWindows:
-    """Windows of a source in another order: item i is ``windows[window_indices([i])[0]]``."""
+class _ReorderedWindows:  # item i is windows[window_indices([i])[0]]
 
     def batch(self, indices):
         return read_batch(self.windows, self.window_indices(indices))
@@ -229,8 +204,7 @@ class _ReorderedWindows:
         return self.windows[int(self.window_indices([index])[0])]
 
 
-class WindowSubset(_ReorderedWindows):
-    """Some windows of a WindowSource, in the given order: ``subset[i]`` is ``source[indices[i]]``."""
+class WindowSubset(_ReorderedWindows):  # subset[i] is source[indices[i]]
 
     def __init__(self, source, indices):
         self.windows = source
@@ -245,8 +219,7 @@ class WindowSubset(_ReorderedWindows):
         return self.indices[checked_indices(indices, len(self), "index")]
 
 
-def evenly_spaced_windows(source, count):
-    """At most ``count`` windows of ``source``, evenly spread over it (all of them when count >= len)."""
+def evenly_spaced_windows(source, count):  # at most ``count`` windows, evenly spread
     total = len(source)
     if count <= 0 or count >= total:
         return source
@@ -272,7 +245,6 @@ class ShuffledWindows(_ReorderedWindows):
         return self._orders[k]
 
     def window_indices(self, indices):
-        """Window of the split behind each epoch index: (B,) int64."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.length):
             raise IndexError(f"epoch index out of range [0, {self.length})")
@@ -281,9 +253,8 @@ class ShuffledWindows(_ReorderedWindows):
 
 
 class TrainingData:
-    """What training reads: ``epoch_source(epoch, group_size)``, ``validation`` (or None), ``cfg`` (with own
-    sequences, the frame shape and dtype read from the data), ``record`` for the checkpoint and ``describe()``.
-    The data are opened and checked here, before MindSpore starts or anything is written."""
+    """What training reads: ``epoch_source``, ``validation`` (or None), ``cfg`` (completed from own data) and
+    ``record`` for the checkpoint; opened and checked before MindSpore starts or anything is written."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -304,8 +275,7 @@ class TrainingData:
                        "normalization": splits.normalization.to_dict(), "split": splits.split_record,
                        "windows": {name: len(splits[name]) for name in ("train", "val", "test")}}
 
-    def epoch_source(self, epoch, group_size=1):
-        """The whole epoch (all ranks): steps_per_epoch * G * B sequences."""
+    def epoch_source(self, epoch, group_size=1):  # steps_per_epoch * G * B sequences
         if self.splits is None:
             return train_source(self.cfg, self.train_digits, epoch, group_size)
         length = self.cfg.steps_per_epoch * group_size * self.cfg.batch_size
@@ -329,27 +299,22 @@ class TrainingData:
                 f"{per_epoch / len(train):.2f} passes; {val}")
 
 
-def _split_file_of(directory, split):
-    """The <split>.npy / <split>.npz (split: test or val) of a train/val/test directory."""
-    found = split_file_paths(directory, split)
-    if len(found) != 1:
-        what = f"both {split}.npy and {split}.npz" if found else f"no {split}.npy or {split}.npz"
-        raise DataError(f"data_path {directory} holds {what}; eval.py scores the {split} file of a directory with "
-                        f"eval_split {split} (keep one), or point data_path at one file")
-    return found[0]
-
-
 def evaluation_windows(cfg):
-    """(source, description) of the windows eval.py scores: with ``eval_split`` test (or val), a file's split
-    as training made it or a directory's test (val) file; with ``all``, every window of the file; only the first
-    ``num_sequences`` when > 0."""
+    """(source, description) of what eval.py scores: the ``eval_split`` of a file or directory, or ``all``
+    windows of a file; only the first ``num_sequences`` when > 0."""
     path = cfg.data_path
     _check_local(path)
     if os.path.isdir(path) or cfg.eval_split == "all":
         if os.path.isdir(path) and cfg.eval_split == "all":
             raise ConfigError(f"eval_split all scores one file, but data_path {path} is a directory; point it at a "
                               "file, or use eval_split test (the directory's test file)")
-        file_path = _split_file_of(path, cfg.eval_split) if os.path.isdir(path) else path
+        split = cfg.eval_split
+        found = split_file_paths(path, split) if os.path.isdir(path) else [path]
+        if len(found) != 1:
+            what = f"both {split}.npy and {split}.npz" if found else f"no {split}.npy or {split}.npz"
+            raise DataError(f"data_path {path} holds {what}; eval.py scores the {split} file of a directory "
+                            f"with eval_split {split} (keep one), or point data_path at one file")
+        file_path = found[0]
         source = open_sequence_file(file_path, cfg.data_layout, cfg.input_frames, cfg.output_frames,
                                     **_file_options(cfg))
         what = f"{f'the {cfg.eval_split} file' if os.path.isdir(path) else 'every window'} of {file_path}"
@@ -366,7 +331,6 @@ def evaluation_windows(cfg):
     return source, described
 
 
-def prediction_source(cfg, path):
-    """The sequences of a user's file to predict from, read as training read its data."""
+def prediction_source(cfg, path):  # read as training read its data
     _check_local(path)
     return open_input_file(path, cfg.data_layout, cfg.input_frames, cfg.output_frames, **_file_options(cfg))

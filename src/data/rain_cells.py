@@ -1,18 +1,9 @@
 """Rain cells: a small radar-like dataset in dBZ (-10 = no echo .. 60), generated without downloads.
 
-Each sequence holds a few advected rain cells on a ``size`` x ``size`` grid: one velocity per
-sequence (1..2.5 px per frame) plus a small per-cell jitter, so the motion is learnable; convective
-and wide stratiform elliptical Gaussians whose peaks rise and fall inside the sequence; cells add up
-in linear reflectivity Z = 10^(dBZ / 10) under a moving plane-wave texture. ``channels`` = 2 adds
-the previous frame smoothed by a Gaussian (a coarser, older product). Sequence ``i`` comes from
-``default_rng((seed, i))`` alone, so any subset can be regenerated. The default dataset (600
-sequences, seed 0) has 17.5 % of its pixels >= 20 dBZ and 3.6 % >= 35 dBZ.
-
-    python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [--num_frames 20] [--size 96]
-        [--channels 1] [--seed 0] [--splits false] [--overwrite false]
-
-writes ``OUT_DIR/rain.npy`` (N, T, C, H, W) float32, or ``train/val/test.npy`` (80/10/10 %) with
-``--splits true``; train on it with data_layout NTCHW, data_scale minmax, data_min -10, data_max 60.
+Advected convective and stratiform elliptical Gaussians (one velocity a sequence, small per-cell jitter,
+peaks rising and falling) add up in linear Z under a moving texture; ``channels`` 2 adds the smoothed
+previous frame. Sequence ``i`` comes from ``default_rng((seed, i))`` alone. ``python -m src.data.rain_cells
+OUT_DIR`` writes ``rain.npy`` (N, T, C, H, W) float32 (or train/val/test.npy with ``--splits true``).
 """
 import contextlib
 import os
@@ -38,8 +29,7 @@ SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 _CHUNK = 32  # sequences generated and written at a time
 
 
-def _gaussian_blur_matrix(size, sigma):
-    """(size, size) matrix B with B @ row = the row blurred by a Gaussian (renormalised at the edges)."""
+def _gaussian_blur_matrix(size, sigma):  # B @ row = the row blurred (renormalised at the edges)
     pos = np.arange(size)
     weights = np.exp(-0.5 * ((pos[:, None] - pos[None, :]) / sigma) ** 2)
     return weights / weights.sum(axis=1, keepdims=True)
@@ -90,12 +80,10 @@ class RainCells:
         }  # (M, 2) ky, kx and (M,)
         return velocity, cells, texture
 
-    def velocity(self, index):
-        """Common advection velocity (vy, vx) of sequence ``index`` in px per frame."""
+    def velocity(self, index):  # common advection (vy, vx) in px per frame
         return self.plan(index)[0]
 
-    def _reflectivity(self, index, times):
-        """dBZ frames (len(times), H, W) float64 at the given frame times."""
+    def _reflectivity(self, index, times):  # -> dBZ frames (len(times), H, W) float64
         velocity, cells, texture = self.plan(index)
         grid = np.arange(self.size, dtype=np.float64)
         t = np.asarray(times, dtype=np.float64)
@@ -124,8 +112,7 @@ class RainCells:
         return np.clip(dbz, BACKGROUND_DBZ, MAX_DBZ)
 
     @staticmethod
-    def _texture(texture, velocity, grid, t):
-        """A +-TEXTURE_DBZ pattern of plane waves carried by the flow: (T, H, W)."""
+    def _texture(texture, velocity, grid, t):  # +-TEXTURE_DBZ plane waves carried by the flow: (T, H, W)
         ty = grid[None, :, None] - velocity[0] * t[:, None, None]  # (T, H, 1)
         tx = grid[None, None, :] - velocity[1] * t[:, None, None]  # (T, 1, W)
         ky, kx = texture["wavenumber"][:, 0], texture["wavenumber"][:, 1]  # (M,)
@@ -136,20 +123,16 @@ class RainCells:
         waves = np.cos(row) @ np.cos(col) - np.sin(row) @ np.sin(col)  # (T, H, W)
         return TEXTURE_DBZ * waves / np.sqrt(TEXTURE_MODES / 2.0)  # unit variance x TEXTURE_DBZ
 
-    def sequence(self, index):
-        """Frames of sequence ``index``: (T, C, H, W) float32 dBZ in [-10, 60]."""
+    def sequence(self, index):  # -> (T, C, H, W) float32 dBZ in [-10, 60]
         frames = self._reflectivity(index, np.arange(-1, self.num_frames))  # (T + 1, H, W), frame -1 first
         channels = [frames[1:]]
         if self.channels == 2:
             channels.append(self._blur @ frames[:-1] @ self._blur.T)  # (T, H, W) smoothed previous frame
         return np.stack(channels, axis=1).astype(np.float32)  # (T, C, H, W)
 
-    def block(self, start, stop):
-        """Sequences start..stop-1: (n, T, C, H, W) float32."""
+    def block(self, start, stop):  # -> (n, T, C, H, W) float32
         return np.stack([self.sequence(i) for i in range(start, stop)])
 
-
-# ---------------------------------------------------------------- writing
 
 def _write_range(tmp, generator, start, stop, counts):
     """Stream sequences start..stop-1 into a new .npy at ``tmp``; add event counts of channel 0."""
@@ -170,8 +153,7 @@ def _write_range(tmp, generator, start, stop, counts):
 def _split_ranges(num_sequences, splits):
     if not splits:
         return {"rain.npy": (0, num_sequences)}
-    n_val = round(num_sequences * SPLIT_FRACTIONS[1])
-    n_test = round(num_sequences * SPLIT_FRACTIONS[2])
+    n_val, n_test = (round(num_sequences * f) for f in SPLIT_FRACTIONS[1:])
     n_train = num_sequences - n_val - n_test
     if min(n_train, n_val, n_test) < 1:
         raise UserError(f"--splits true needs at least one sequence per split; {num_sequences} sequences give "
@@ -181,8 +163,8 @@ def _split_ranges(num_sequences, splits):
 
 
 def write_dataset(out_dir, generator, splits=False, overwrite=False):
-    """Write ``generator``'s sequences under ``out_dir``; every file goes to a temporary name and is moved into
-    place only when all are complete. Returns {"files": {path: shape}, "fraction_ge_20dbz": ..., ...}."""
+    """Write ``generator``'s files under ``out_dir``, all moved into place once complete; returns
+    {"files": {path: shape}, "fraction_ge_20dbz": ..., ...}."""
     ranges = _split_ranges(len(generator), splits)
     targets = {name: os.path.join(out_dir, name) for name in ranges}
     existing = [p for p in targets.values() if os.path.exists(p)]
@@ -203,8 +185,6 @@ def write_dataset(out_dir, generator, splits=False, overwrite=False):
     return summary
 
 
-# ---------------------------------------------------------------- command line
-
 _OPTIONS = {"num_sequences": (int, 600), "num_frames": (int, 20), "size": (int, 96), "channels": (int, 1),
             "seed": (int, 0), "splits": (bool, False), "overwrite": (bool, False)}
 _MINIMUM = {"num_sequences": 1, "num_frames": 2, "size": 8}
@@ -213,15 +193,7 @@ _USAGE = ("usage: python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [-
           "[--channels 1|2] [--seed 0] [--splits false] [--overwrite false]")
 
 
-def _parse_value(name, kind, raw):
-    try:
-        return _BOOLEANS[raw.lower()] if kind is bool else int(raw)
-    except (KeyError, ValueError):
-        raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}") from None
-
-
-def parse_arguments(argv):
-    """OUT_DIR and the options as a dict; UserError with the usage line on bad arguments."""
+def parse_arguments(argv):  # -> OUT_DIR, options dict
     if not argv or argv[0].startswith("--"):
         raise UserError(f"missing OUT_DIR; {_USAGE}")
     out_dir, overrides = argv[0], parse_overrides(argv[1:])
@@ -229,7 +201,11 @@ def parse_arguments(argv):
     for name, raw in overrides.items():
         if name not in _OPTIONS:
             raise UserError(f"unknown option --{name}; {_USAGE}")
-        options[name] = _parse_value(name, _OPTIONS[name][0], raw)
+        kind = _OPTIONS[name][0]
+        try:
+            options[name] = _BOOLEANS[raw.lower()] if kind is bool else int(raw)
+        except (KeyError, ValueError):
+            raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}") from None
     for name, low in _MINIMUM.items():
         if options[name] < low:
             raise UserError(f"--{name} must be >= {low}, got {options[name]}")

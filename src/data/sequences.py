@@ -1,20 +1,11 @@
-"""Users' own sequence arrays (radar echo maps, satellite images, video) as training data, in pure numpy.
+"""Users' own sequence arrays (radar, satellite, video) as training data, in pure numpy.
 
-Whatever the file's axis order (``layout``: NTHW, NTCHW, NTHWC or TNHW, the last being the published
-``mnist_test_seq.npy``), frames come out as (N, T, C, H, W) float32 in [0, 1]:
-x' = clip((x - data_min) / (data_max - data_min), 0, 1), where ``scale`` ``auto`` divides integers by
-their dtype's maximum and needs float data in [0, 1], and ``minmax`` takes data_min/data_max in the
-file's units (e.g. -10 and 60 for dBZ).
-
-``path`` is one .npy/.npz file, split BY SEQUENCE (never by window, so validation frames are never
-trained on), or a directory of train, val and test files of one kind. ``.npy`` files are
-memory-mapped and read one window at a time, so a file larger than memory can be trained on; an
-``.npz`` member is loaded whole. Pickles are always refused. Float files are scanned once, in 64 MB
-chunks, for NaN/inf and (``auto``) their range. Each sequence gives windows of input_frames +
-output_frames frames every ``window_stride`` frames (0 = the window length).
-
-Every problem a user can fix is one line of :class:`src.errors.DataError` naming the file, the
-numbers and the configuration key to change.
+A file in ``layout`` NTHW, NTCHW, NTHWC or TNHW (the published ``mnist_test_seq.npy``) gives (N, T, C, H, W)
+float32 frames in [0, 1] (``scale`` auto: integers / dtype max, floats must be in [0, 1]; minmax: data_min
+and data_max in the file's units). ``path`` is one .npy/.npz split BY SEQUENCE (validation frames are never
+trained on) or a directory of train, val and test files. ``.npy`` is memory-mapped and read a window at a
+time (files larger than memory train); pickles are refused; float files are scanned once for NaN/inf.
+Every problem a user can fix is one DataError line naming the file, the numbers and the key to change.
 """
 import math
 import os
@@ -47,14 +38,12 @@ class Normalization:
     data_max: float
     dtype: str  # dtype of the data it was made for
 
-    def to_dict(self):
-        """A JSON-able description for the checkpoint."""
+    def to_dict(self):  # for the checkpoint
         return {"scale": self.scale, "data_min": float(self.data_min), "data_max": float(self.data_max),
                 "dtype": self.dtype}
 
     @classmethod
     def from_dict(cls, values, where="normalization"):
-        """Read back :meth:`to_dict` output; DataError naming ``where`` if it is malformed."""
         try:
             norm = cls(str(values["scale"]), float(values["data_min"]), float(values["data_max"]),
                        str(values["dtype"]))
@@ -66,22 +55,19 @@ class Normalization:
             raise DataError(f"{where}: invalid normalisation record {values!r}")
         return norm
 
-    def normalize(self, raw):
-        """File values (any shape) -> float32 in [0, 1]."""
+    def normalize(self, raw):  # file values -> float32 in [0, 1]
         x = np.asarray(raw, dtype=np.float32)
         if self.data_min != 0.0:
             x = x - np.float32(self.data_min)
         x = x / np.float32(self.data_max - self.data_min)  # the same arithmetic as x / 255 when auto
         return np.clip(x, 0.0, 1.0, out=x)
 
-    def denormalize(self, values):
-        """[0, 1] values (any shape) -> float32 in the file's units."""
+    def denormalize(self, values):  # [0, 1] -> float32 in the file's units
         x = np.asarray(values, dtype=np.float32)
         return x * np.float32(self.data_max - self.data_min) + np.float32(self.data_min)
 
 
-def as_normalization(value):
-    """A Normalization, or the one its :meth:`Normalization.to_dict` record describes."""
+def as_normalization(value):  # a Normalization or its to_dict record
     return value if isinstance(value, Normalization) else Normalization.from_dict(value)
 
 
@@ -120,7 +106,6 @@ def _check_layout(layout):
 
 
 def _file_kind(path):
-    """'npy' or 'npz' from the first bytes; DataError for anything else."""
     if os.path.isdir(path):
         raise DataError(f"{path} is a directory, expected an .npy/.npz file")
     if not os.path.isfile(path):
@@ -161,8 +146,7 @@ def load_npy(path, name=None, what="numbers", pickled_fix=_SAVE_NUMBERS, fix="",
     raise DataError(f"{name} is not a readable .npy file ({first_line(failure)}; truncated {copy}?){fix}") from None
 
 
-def _load_npz(path, key):
-    """The array ``key`` of an .npz (the only one when ``key`` is empty), loaded into memory."""
+def _load_npz(path, key):  # the array ``key`` (or the only one), loaded into memory
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
@@ -193,20 +177,14 @@ def checked_indices(indices, length, what):
     return idx
 
 
-def _sizes(layout, shape):
-    """(N, T, C, H, W) of an array of ``shape`` in ``layout``."""
+def _sizes(layout, shape):  # -> (N, T, C, H, W)
     size = dict(zip(layout, shape))
     return size["N"], size["T"], size.get("C", 1), size["H"], size["W"]
 
 
-def _fitting_layouts(shape):
-    """Layouts whose rank and channel heuristic accept ``shape``."""
-    return [layout for layout in LAYOUTS
-            if len(layout) == len(shape) and ("C" not in layout or shape[layout.index("C")] <= MAX_CHANNELS)]
-
-
 def _check_shape(path, layout, shape):
-    others = [x for x in _fitting_layouts(shape) if x != layout]
+    others = [x for x in LAYOUTS if x != layout and len(x) == len(shape)
+              and ("C" not in x or shape[x.index("C")] <= MAX_CHANNELS)]
     hint = f"; the shape fits data_layout {' or '.join(others)}" if others else ""
     if len(shape) != len(layout):
         raise DataError(f"{path}: shape {tuple(shape)} has {len(shape)} dimensions, data_layout {layout} needs "
@@ -220,20 +198,6 @@ def _check_shape(path, layout, shape):
         raise DataError(f"{path}: holds no sequences (shape {tuple(shape)}, data_layout {layout} {_AXES[layout]})")
     if min(t, c, h, w) == 0:
         raise DataError(f"{path}: empty frames (shape {tuple(shape)}, data_layout {layout} {_AXES[layout]})")
-
-
-def _to_ntchw(block, layout):
-    """A block read with leading (B, L) axes and then ``layout``'s frame axes -> (B, L, C, H, W)."""
-    frame_axes = layout.replace("N", "").replace("T", "")
-    if "C" not in frame_axes:
-        return block[:, :, None]
-    return np.moveaxis(block, 2 + frame_axes.index("C"), 2)
-
-
-def _position(layout, raw_index):
-    """Human-readable position of a raw array index, e.g. "sequence 3, frame 0, row 5, column 7"."""
-    index = dict(zip(layout, raw_index))
-    return ", ".join(f"{_AXIS_NAMES[axis]} {index[axis]}" for axis in "NTCHW" if axis in index)
 
 
 class SequenceFile:
@@ -254,12 +218,9 @@ class SequenceFile:
         self._value_range = None
 
     def value_range(self):
-        """(min, max) of a float file, scanning it once in chunks; DataError on NaN/inf."""
-        if self._value_range is None:
-            self._value_range = self._scan()
-        return self._value_range
-
-    def _scan(self):
+        """(min, max) of a float file, scanned once; DataError on NaN/inf."""
+        if self._value_range is not None:
+            return self._value_range
         array = self._array
         # chunks of the flat array: bounded memory whatever the shape (one frame row of a TNHW file can be
         # gigabytes); order "F" keeps the flattening a view for Fortran-ordered files
@@ -279,18 +240,21 @@ class SequenceFile:
             elif not bad:
                 low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
         if bad:
-            raise DataError(f"{self.path}: {bad} NaN/inf values in {self.dtype} data; the first at "
-                            f"{_position(self.layout, first)} (array index {first}); replace them (e.g. with "
-                            "the background value) before training")
-        return low, high
+            index = dict(zip(self.layout, first))  # e.g. "sequence 3, frame 0, row 5, column 7"
+            where = ", ".join(f"{_AXIS_NAMES[axis]} {index[axis]}" for axis in "NTCHW" if axis in index)
+            raise DataError(f"{self.path}: {bad} NaN/inf values in {self.dtype} data; the first at {where} "
+                            f"(array index {first}); replace them (e.g. with the background value) before "
+                            "training")
+        self._value_range = low, high
+        return self._value_range
 
     def read_windows(self, sequences, starts, length):
-        """Frames ``starts[b]`` .. ``starts[b] + length - 1`` of sequence ``sequences[b]``: (B, length, C, H, W) in
-        the file's dtype, gathered with one fancy index (only the windows' bytes of a memory map are read)."""
+        """(B, length, C, H, W) frames from ``starts[b]`` of ``sequences[b]``, file dtype, one fancy index."""
         seq = np.asarray(sequences, dtype=np.int64)[:, None]  # (B, 1)
         frames = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)  # (B, L)
-        block = self._array[frames, seq] if self.layout == "TNHW" else self._array[seq, frames]  # (B, L, ...)
-        return _to_ntchw(np.asarray(block), self.layout)
+        block = np.asarray(self._array[frames, seq] if self.layout == "TNHW" else self._array[seq, frames])
+        frame_axes = self.layout.replace("N", "").replace("T", "")  # block: (B, L, *frame_axes)
+        return np.moveaxis(block, 2 + frame_axes.index("C"), 2) if "C" in frame_axes else block[:, :, None]
 
     def describe(self):
         return (f"{self.path}: {self.num_sequences} sequences x {self.num_frames} frames of {self.channels}x"
@@ -300,10 +264,8 @@ class SequenceFile:
 def _normalization_for(files, scale, data_min, data_max, normalization):
     """The normalisation of ``files`` (all of one dtype), range-checking float ``auto`` data."""
     dtype = files[0].dtype
-    if normalization is None:
-        norm = make_normalization(dtype, scale, data_min, data_max)
-    else:
-        norm = as_normalization(normalization)
+    norm = make_normalization(dtype, scale, data_min, data_max) if normalization is None \
+        else as_normalization(normalization)
     if norm.scale == "auto" and norm.dtype != dtype:
         raise DataError(f"{files[0].path}: dtype {dtype}, but the normalisation (auto, {norm.data_min:g}.."
                         f"{norm.data_max:g}) was made for {norm.dtype} data; convert the file to {norm.dtype}")
@@ -337,10 +299,16 @@ def _check_long_enough(file, input_frames, output_frames):
                         f"{_AXES[file.layout]}); use fewer frames or longer sequences")
 
 
-class WindowSource:
-    """The windows of some sequences of one file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, C, H, W))``
-    float32 in [0, 1]; window i is window ``i % windows_per_sequence`` of sequence
-    ``sequence_indices[i // windows_per_sequence]``."""
+class BatchSource:
+    """A source whose item ``i`` is its ``batch([i])`` unstacked (None stays None)."""
+
+    def __getitem__(self, index):
+        return tuple(None if part is None else part[0] for part in self.batch([index]))
+
+
+class WindowSource(BatchSource):
+    """Windows of some sequences of a file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, ...))``;
+    window i is window ``i % windows_per_sequence`` of ``sequence_indices[i // windows_per_sequence]``."""
 
     def __init__(self, file, sequence_indices, input_frames, output_frames, window_stride, normalization,
                  name=""):
@@ -364,15 +332,10 @@ class WindowSource:
         return self.sequence_indices[seq], slot * self.window_stride
 
     def batch(self, indices):
-        """Windows ``indices`` -> (inputs (B, T_in, C, H, W), targets (B, T_out, C, H, W)) float32."""
         raw = self.file.read_windows(*self._locations(indices), self.window_length)
         frames = self.normalization.normalize(raw)  # (B, L, C, H, W) float32
         return (np.ascontiguousarray(frames[:, :self.input_frames]),  # (B, T_in, C, H, W)
                 np.ascontiguousarray(frames[:, self.input_frames:]))  # (B, T_out, C, H, W)
-
-    def __getitem__(self, index):
-        inputs, targets = self.batch([index])
-        return inputs[0], targets[0]
 
     def describe(self):
         label = f"{self.name}: " if self.name else ""
@@ -405,8 +368,7 @@ def split_sequences(num_sequences, split, seed, path="the data"):
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
         raise DataError(f"split fractions {split!r} must be three numbers > 0 (train, val, test) summing to 1 "
                         "(val_fraction, test_fraction)")
-    counts_val = int(math.floor(num_sequences * fractions[1] + 0.5))
-    counts_test = int(math.floor(num_sequences * fractions[2] + 0.5))
+    counts_val, counts_test = (int(math.floor(num_sequences * f + 0.5)) for f in fractions[1:])
     counts = [num_sequences - counts_val - counts_test, counts_val, counts_test]
     if min(counts) < 1:
         given = "/".join(str(c) for c in counts)
@@ -420,12 +382,10 @@ def split_sequences(num_sequences, split, seed, path="the data"):
 
 def split_file_paths(directory, split):
     """The ``<split>.npy`` and ``<split>.npz`` files present in ``directory``."""
-    paths = [os.path.join(directory, split + ext) for ext in _EXTENSIONS]
-    return [path for path in paths if os.path.isfile(path)]
+    return [p for p in (os.path.join(directory, split + ext) for ext in _EXTENSIONS) if os.path.isfile(p)]
 
 
 def _split_files(directory, npz_key, layout):
-    """The train/val/test files of a directory, opened and checked for consistency."""
     candidates = {name: split_file_paths(directory, name) for name in SPLIT_NAMES}
     for name, paths in candidates.items():
         if len(paths) > 1:
@@ -476,7 +436,7 @@ class SequenceSplits:
 def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
                    split=(0.8, 0.1, 0.1), split_seed=0, scale="auto", data_min=None, data_max=None,
                    normalization=None):
-    """Open a file (split by sequence) or a train/val/test directory; see the module docstring."""
+    """Open a file (split by sequence) or a train/val/test directory."""
     path = os.fspath(path)
     _check_frames(input_frames, output_frames, window_stride)
     if not os.path.exists(path):
@@ -503,14 +463,14 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     return SequenceSplits(sources, norm, record)
 
 
-def _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, check_length):
+def _open_file(path, layout, input_frames, output_frames, inputs_only, npz_key, window_stride, *scaling):
+    """Every window of one file, or with ``inputs_only`` its InputFrames if it holds just input frames."""
     _check_frames(input_frames, output_frames, window_stride)
     file = SequenceFile(path, layout, npz_key)
-    check_length(file, int(input_frames), int(output_frames))
-    return file
-
-
-def _all_windows(file, input_frames, output_frames, window_stride, norm):
+    (_check_predictable if inputs_only else _check_long_enough)(file, int(input_frames), int(output_frames))
+    norm = _normalization_for([file], *scaling)
+    if inputs_only and file.num_frames == int(input_frames):
+        return InputFrames(file, input_frames, norm)
     return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
                         os.path.basename(file.path))
 
@@ -518,16 +478,14 @@ def _all_windows(file, input_frames, output_frames, window_stride, norm):
 def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
                        data_min=None, data_max=None, normalization=None):
     """Every window of every sequence of one file, e.g. to evaluate or predict on it."""
-    file = _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, _check_long_enough)
-    norm = _normalization_for([file], scale, data_min, data_max, normalization)
-    return _all_windows(file, input_frames, output_frames, window_stride, norm)
+    return _open_file(path, layout, input_frames, output_frames, False, npz_key, window_stride, scale, data_min,
+                      data_max, normalization)
 
 
 # ---------------------------------------------------------------- input frames (prediction)
 
-class InputFrames:
-    """The sequences of a file of exactly ``input_frames`` frames, as network input without targets:
-    ``source[i] -> (inputs (T_in, C, H, W) float32 in [0, 1], None)``; attributes as :class:`WindowSource`."""
+class InputFrames(BatchSource):
+    """A file of exactly ``input_frames`` frames a sequence: ``source[i] -> (inputs (T_in, ...), None)``."""
 
     def __init__(self, file, input_frames, normalization):
         self.file = file
@@ -545,9 +503,6 @@ class InputFrames:
         raw = self.file.read_windows(seq, np.zeros_like(seq), self.input_frames)  # (B, T_in, C, H, W) file dtype
         return self.normalization.normalize(raw), None  # (B, T_in, C, H, W) float32
 
-    def __getitem__(self, index):
-        return self.batch([index])[0][0], None
-
 
 def _check_predictable(file, input_frames, output_frames):
     length = input_frames + output_frames
@@ -560,17 +515,13 @@ def _check_predictable(file, input_frames, output_frames):
 
 def open_input_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
                     data_min=None, data_max=None, normalization=None):
-    """A file to predict from: sequences of exactly ``input_frames`` frames are network input only
-    (:class:`InputFrames`), longer ones give every window, scored against its targets."""
-    file = _open_file(path, layout, input_frames, output_frames, npz_key, window_stride, _check_predictable)
-    norm = _normalization_for([file], scale, data_min, data_max, normalization)
-    if file.num_frames == int(input_frames):
-        return InputFrames(file, input_frames, norm)
-    return _all_windows(file, input_frames, output_frames, window_stride, norm)
+    """A file to predict from: :class:`InputFrames` if it holds exactly ``input_frames`` frames per sequence,
+    else every window, scored against its targets."""
+    return _open_file(path, layout, input_frames, output_frames, True, npz_key, window_stride, scale, data_min,
+                      data_max, normalization)
 
 
 def layout_shape(layout, num_sequences, frames, channels, height, width):
-    """Shape of an array of ``num_sequences`` x ``frames`` frames stored in ``layout``."""
     _check_layout(layout)
     if "C" not in layout and channels != 1:
         raise DataError(f"data_layout {layout} {_AXES[layout]} holds one channel, but the frames have {channels}; "
@@ -596,8 +547,7 @@ _GET = "run `bash download.sh DATA_DIR` to fetch it, or copy mnist_test_seq.npy 
 _FIX = "re-run `bash download.sh DATA_DIR` to fetch a good copy"
 
 
-def resolve_test_file(data_path):
-    """A directory -> its mnist_test_seq.npy; a file path -> itself. DataError if missing."""
+def resolve_test_file(data_path):  # a directory -> its mnist_test_seq.npy; a file -> itself
     if os.path.isdir(data_path):
         path = os.path.join(data_path, TEST_FILE)
         if not os.path.isfile(path):
@@ -609,7 +559,7 @@ def resolve_test_file(data_path):
     return data_path
 
 
-def _open_test_array(path):
+def _open_test_array(path, num_frames, image_size):
     check_data_file(path, _GET)
     kind, head = array_file_kind(path)
     if kind != "npy":
@@ -617,10 +567,7 @@ def _open_test_array(path):
                 "pickle": "a Python pickle (refused: loading pickles can run code)"}.get(
             kind, f"not an .npy file (starts with {head!r})")
         raise DataError(f"{path} is {what}; expected a uint8 .npy array of shape (20, N, 64, 64); {_FIX}")
-    return load_npy(path, what="uint8 frames", pickled_fix=f"; {_FIX}", fix=f"; {_FIX}", copy="download")
-
-
-def _check_test_array(array, path, num_frames, image_size):
+    array = load_npy(path, what="uint8 frames", pickled_fix=f"; {_FIX}", fix=f"; {_FIX}", copy="download")
     if array.dtype != np.uint8:
         raise DataError(f"{path}: dtype {array.dtype}, expected uint8 frames of shape (20, N, 64, 64); {_FIX}")
     if array.ndim != 4:
@@ -636,12 +583,12 @@ def _check_test_array(array, path, num_frames, image_size):
         want = f"{image_size}x{image_size}" if image_size else "square"
         raise DataError(f"{path}: frames are {height}x{width}, expected {want} (shape {array.shape}; set "
                         f"image_size to match the file)")
+    return array
 
 
 class TestSequences:
-    """The test file, memory-mapped: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))``
-    float32 in [0, 1]. ``num_sequences`` = K > 0 keeps the first K sequences; ``image_size``, when
-    given, must equal the frame size in the file."""
+    """The test file, memory-mapped: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))``;
+    ``num_sequences`` K > 0 keeps the first K; ``image_size``, if given, must match the file."""
 
     __test__ = False  # not a pytest test class despite the name
 
@@ -650,8 +597,7 @@ class TestSequences:
         self.input_frames = int(input_frames)
         self.output_frames = int(output_frames)
         self.num_frames = self.input_frames + self.output_frames
-        self._array = _open_test_array(path)  # (T, N, H, W) uint8, memory-mapped
-        _check_test_array(self._array, path, self.num_frames, image_size)
+        self._array = _open_test_array(path, self.num_frames, image_size)  # (T, N, H, W) uint8, memory-mapped
         total = self._array.shape[1]
         if num_sequences < 0 or num_sequences > total:
             raise DataError(f"num_sequences {num_sequences} is more than the {total} sequences in {path}; "
@@ -662,8 +608,7 @@ class TestSequences:
     def __len__(self):
         return self.num_sequences
 
-    def sequence(self, index):
-        """Frames 0..T_in+T_out-1 of sequence ``index``: (T, H, W) float32 in [0, 1]."""
+    def sequence(self, index):  # -> (T, H, W) float32 in [0, 1]
         if not 0 <= index < self.num_sequences:
             raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
         frames = np.asarray(self._array[:self.num_frames, int(index)])  # (T, H, W) uint8
@@ -680,7 +625,6 @@ VALUE_TOLERANCE = 1e-4  # floats may exceed [0, 1] by rounding only
 
 
 def load_user_array(path):
-    """A user's .npy (no pickles), or a one-line DataError saying why not."""
     if not os.path.isfile(path):
         raise DataError(f"input {path} not found (--input expects a .npy file)")
     if array_file_kind(path)[0] not in ("npy", "npz"):  # numpy would try to unpickle anything else
@@ -689,8 +633,7 @@ def load_user_array(path):
 
 
 def normalise_user_array(array, name, input_frames=10, image_size=64):
-    """(N, T_in, H, W), (T_in, H, W) or (N, T_in, 1, H, W) frames, uint8 0..255 or finite floats 0..1
-    -> network input (N, T_in, 1, H, W) float32 in [0, 1]; DataError naming ``name`` otherwise."""
+    """(N, T_in, H, W), (T_in, H, W) or (N, T_in, 1, H, W) uint8 or [0, 1] floats -> (N, T_in, 1, H, W)."""
     arr = np.asarray(array)
     t, s = input_frames, image_size
     expected = f"expected (N, {t}, {s}, {s}) or ({t}, {s}, {s})"
@@ -704,22 +647,19 @@ def normalise_user_array(array, name, input_frames=10, image_size=64):
         raise DataError(f"input {name} has shape {tuple(np.shape(array))}; {expected}")
     if arr.dtype == np.uint8:
         out = arr.astype(np.float32) / 255.0
-    elif np.issubdtype(arr.dtype, np.floating):
-        out = _checked_floats(arr, name)
-    else:
+    elif not np.issubdtype(arr.dtype, np.floating):
         raise DataError(f"input {name} has dtype {arr.dtype}; expected uint8 pixels (0..255) or float pixels "
                         "(0..1), e.g. convert with .astype(np.uint8) or divide by 255.0")
-    return np.ascontiguousarray(out[:, :, None], dtype=np.float32)  # (N, T_in, 1, H, W)
-
-
-def _checked_floats(arr, name):
-    finite = np.isfinite(arr)
-    if not finite.all():
+    elif not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr).any() else "infinite"
-        raise DataError(f"input {name} contains {bad} values (at {int((~finite).sum())} of {arr.size} pixels); "
-                        "pixels must be finite floats in [0, 1]")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < -VALUE_TOLERANCE or hi > 1.0 + VALUE_TOLERANCE:
-        hint = " (looks like 0..255: divide by 255.0 or pass uint8)" if hi > 1.5 and lo >= 0 else ""
-        raise DataError(f"input {name} has float values in [{lo:g}, {hi:g}]; float pixels must lie in [0, 1]{hint}")
-    return np.clip(arr.astype(np.float32), 0.0, 1.0)
+        count = int((~np.isfinite(arr)).sum())
+        raise DataError(f"input {name} contains {bad} values (at {count} of {arr.size} pixels); pixels must "
+                        "be finite floats in [0, 1]")
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -VALUE_TOLERANCE or hi > 1.0 + VALUE_TOLERANCE:
+            hint = " (looks like 0..255: divide by 255.0 or pass uint8)" if hi > 1.5 and lo >= 0 else ""
+            raise DataError(f"input {name} has float values in [{lo:g}, {hi:g}]; float pixels must lie in "
+                            f"[0, 1]{hint}")
+        out = np.clip(arr.astype(np.float32), 0.0, 1.0)
+    return np.ascontiguousarray(out[:, :, None], dtype=np.float32)  # (N, T_in, 1, H, W)
