@@ -7,7 +7,7 @@
     python eval.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt --thresholds [20,35]   # + POD/FAR/CSI/HSS in data units
 
 Prints the per-frame metric table and writes metrics.json, metrics_per_frame.png and the
-pictures into the eval directory (see src/evaluation.py for where that is).
+pictures into the eval directory (see src/eval_report.py for where that is).
 """
 from src.errors import run_cli
 

@@ -1,15 +1,10 @@
 """Trivial predictors that give the floor any trained model has to beat.
 
-* ``zeros``: predict empty (black) frames. On Moving MNIST its MSE is the energy of the
-  target digits, so a model near this number has learnt to output blank frames.
-* ``copy_last``: repeat the last observed frame (persistence). A model near this number has
-  learnt to copy instead of extrapolating the motion.
-* ``extrapolation``: Lagrangian persistence, the nowcaster's baseline (Shi et al. 2015 compare
-  with ROVER, an optical-flow extrapolation): the motion between the last two observed frames is
-  estimated per channel with scikit-image's iterative Lucas-Kanade optical flow
-  (``registration.optical_flow_ilk``), held constant, and the last frame is advected along it:
-  lead frame k samples the last frame at ``r - k * flow(r)`` (``transform.warp``, bilinear; what
-  enters from outside the frame is 0).
+* ``zeros``: black frames; a model near its MSE has learnt to output blank frames.
+* ``copy_last``: persistence; a model near it copies instead of extrapolating the motion.
+* ``extrapolation``: Lagrangian persistence, the nowcaster's baseline (Shi et al. 2015: ROVER): the last two
+  frames' per-channel optical flow (skimage ``optical_flow_ilk``), held constant; lead frame k samples the
+  last frame at ``r - k * flow(r)`` (``transform.warp``, bilinear, 0 outside the frame).
 """
 import numpy as np
 
@@ -17,11 +12,7 @@ from src.config import BASELINES
 
 
 def predict_baseline(kind, inputs, output_frames):
-    """Baseline prediction for a batch of observed frames.
-
-    inputs: (B, T_in, C, H, W) (or (B, T_in, H, W)), values in [0, 1].
-    Returns float32 (B, output_frames, C, H, W) (same layout as ``inputs``).
-    """
+    """inputs (B, T_in, C, H, W) or (B, T_in, H, W) in [0, 1] -> float32 (B, output_frames, ...) alike."""
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
     if isinstance(output_frames, bool) or not isinstance(output_frames, (int, np.integer)) \

@@ -1,32 +1,12 @@
-"""eval.py's procedure: evaluate a checkpoint (or a baseline), print, write the results.
+"""eval.py's procedure: evaluate a checkpoint (or a baseline), print, write the results (src/metrics.py
+definitions). A checkpoint is also compared with the zeros and copy_last baselines (own sequences: and
+extrapolation) on the same sequences, warning when it does not beat them (blank or copying networks).
+``--thresholds`` adds skill scores in the data's units for the model and the baselines.
 
-    python eval.py --config_path configs/cpu_small.yaml --ckpt_file RUN/ckpt/best.ckpt \\
-        --data_path ./data --dataset mnist [--num_sequences K] [--save_vis N]
-    python eval.py --baseline copy_last --data_path ./data --dataset mnist
-    python eval.py --ckpt_file RUN/ckpt/best.ckpt --thresholds [20,35]     # own data: its test split
-
-What is evaluated (which data, which predictor): see src/evaluation.py, the loop this module drives.
-Metric definitions are those of ``src/metrics.py`` (pixel-sum MSE/MAE, SSIM with
-data_range 1, PSNR). For a checkpoint, the zeros and copy_last baselines (own sequences: and
-extrapolation) are scored on the
-same sequences as well, and a warning is printed when the model does not beat them: a
-network that outputs blank frames or copies its last input is then easy to spot.
-``--thresholds [t1,t2,...]`` adds POD/FAR/CSI/HSS per threshold and lead frame
-(src.metrics.SkillScores) for the model and the baselines, on predictions and targets mapped
-back to the data's units (own sequences: the training normalisation undone; Moving MNIST:
-pixel values in [0, 1], so thresholds must lie in (0, 1]); they go to the console
-(format_skill_table and a CSI/HSS comparison), ``metrics.json`` (``skill_scores``, and
-``baselines.<name>.skill_scores``) and ``skill_per_frame.png``.
-
-Where results go (the "eval directory")
-- if ``output_dir`` holds a training run (config.yaml, ckpt/ or .ckpt files):
-  ``<output_dir>/eval/`` for a checkpoint, ``<output_dir>/eval_<baseline>/`` for a
-  baseline and ``<output_dir>/eval_onnx/`` for eval_onnx.py, so training files are never touched;
-- otherwise ``output_dir`` itself.
-It receives ``metrics.json`` (written atomically), ``metrics_per_frame.png``,
-``vis/seq_XXXX.png`` and ``.gif`` (``--save_vis N``; src.evaluation.save_sequence_pictures) and,
-through scripts/run_eval.sh, ``eval.log``. A new evaluation replaces these files; no ``.ckpt`` file is ever written.
-``python -m src.eval_report --print_eval_dir [the eval.py arguments]`` prints that directory.
+The "eval directory": in a training run ``output_dir`` (config.yaml, ckpt/ or .ckpt files), its ``eval/``,
+``eval_<baseline>/`` or ``eval_onnx/``, so training files are never touched; otherwise ``output_dir``.
+A new evaluation replaces its files; no ``.ckpt`` is ever written. ``python -m src.eval_report
+--print_eval_dir [the eval.py arguments]`` prints that directory.
 """
 import datetime
 import os
@@ -59,8 +39,7 @@ def holds_training_run(directory):
 
 
 def eval_dir(cfg, subdir=None):
-    """The directory this evaluation writes into (see the module docstring); ``subdir``
-    replaces ``eval`` (an exported model: ``eval_onnx``)."""
+    """The eval directory (module docstring); ``subdir`` replaces ``eval`` (an exported model's)."""
     root = os.path.abspath(cfg.output_dir)
     if os.path.exists(root) and not os.path.isdir(root):
         raise ConfigError(f"config key 'output_dir': {root} exists and is not a directory")
@@ -111,9 +90,8 @@ def verdict(result, references):
 
 
 def blank_reason(result, references):
-    """Why the model looks (nearly) blank or hazy, or None: not beating black frames on MSE, or
-    an SSIM under half of theirs (a grey haze over the whole frame). A short training run that
-    beats predict-zeros on MSE but not yet on SSIM is the expected case and gets no warning."""
+    """Why the model looks (nearly) blank or hazy, or None; beating predict-zeros on MSE but not
+    yet on SSIM is normal for a short run and gets no warning."""
     zeros = references.get("zeros")
     if zeros is None:
         return None
@@ -172,13 +150,8 @@ def print_skill_scores(skills, units, main_label):
         print(skill_comparison_table(skills, main_label), flush=True)
 
 
-def _skill_report(result, units):
-    return dict(result, units=units)
-
-
 def build_report(cfg, result, data, references, argv, exported=None, script="eval.py", skills=None, units=""):
-    """The content of metrics.json (``exported``: the predictor of an exported model file;
-    ``skills``: SkillScores results by predictor, thresholds in ``units``)."""
+    """metrics.json (``exported``: an exported model's predictor; ``skills``: SkillScores results by name)."""
     report = dict(_averages(result))
     report.update({
         "num_sequences": result["num_sequences"],
@@ -205,16 +178,14 @@ def build_report(cfg, result, data, references, argv, exported=None, script="eva
 
 
 def scores_report(references, skills, units):
-    """The "baselines" (averages and per-frame metrics, + their skill scores) and "skill_scores" (of
-    the evaluated predictor, with "balanced" and the ``units``) entries of metrics.json; {} of each
-    that was not scored."""
+    """metrics.json's "baselines" and "skill_scores" entries, each only when scored."""
     report = {}
     if references:
         report["baselines"] = {name: dict(_averages(r), per_frame=r["per_frame"]) for name, r in references.items()}
     if skills:
-        report["skill_scores"] = _skill_report(skills[MAIN], units)
+        report["skill_scores"] = dict(skills[MAIN], units=units)
         for name in references:
-            report["baselines"][name]["skill_scores"] = _skill_report(skills[name], units)
+            report["baselines"][name]["skill_scores"] = dict(skills[name], units=units)
     return report
 
 
@@ -232,10 +203,8 @@ def save_skill_plot(out_dir, skills, first_frame, main_label):
 # ---------------------------------------------------------------- the procedure
 
 def run(cfg, argv=None, exported=None, script="eval.py"):
-    """Evaluate, print the table, write metrics.json, the metric plot and the pictures.
-
-    ``exported``: a src.predictor.BatchPredictor of an exported model file to evaluate instead
-    of ``cfg.ckpt_file`` (eval_onnx.py); in a training run its results go to ``eval_onnx``."""
+    """Evaluate, print, write metrics.json, the plots and pictures; ``exported``: a BatchPredictor of an
+    exported model to evaluate instead of ``cfg.ckpt_file`` (eval_onnx.py)."""
     from src.metrics import format_table
     from src.visualize import save_metric_plot
 
@@ -294,9 +263,7 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
 
 
 def main(argv):
-    """eval.py: the config of record (``src.checkpoint.config_of_record``: with --ckpt_file the
-    checkpoint's config resolved with the command line), remote data_path/output_dir (ModelArts,
-    OpenI) staged as local copies, then :func:`run`."""
+    """eval.py: :func:`run` on the config of record, remote data_path/output_dir staged locally."""
     from src.checkpoint import config_of_record
     from src.cloud import local_copies
 

@@ -1,23 +1,11 @@
-"""Video-prediction metrics (the field's benchmark definitions) and nowcasting skill scores.
+"""The one metrics implementation (validation, eval.py, 310 post-processing), so every reported number agrees.
 
-The single metrics implementation (training validation, ``eval.py``, Ascend 310 post-processing,
-tests), so every number the repository reports has the same definition.
-
-Frame metrics (``StreamingMetrics``, ``frame_metrics``) on (B, T, C, H, W) or (B, T, H, W) frames
-in [0, 1], predictions clipped first. ``mse``/``mae`` are per-frame pixel SUMS (not means) of
-squared/absolute errors; ``ssim`` is scikit-image's SSIM with ``data_range=1.0`` averaged over
-channels; ``ssim_openstl`` is OpenSTL's SSIM (data range 2, comparable with OpenSTL's published
-column only); ``psnr`` is in dB with the mean squared error clamped at ``PSNR_MSE_FLOOR`` so it
-is capped at ``PSNR_CAP_DB`` and averages stay finite.
-
-Balanced errors (``BalancedErrors``): HKO-7's B-MSE / B-MAE (Shi et al. 2017), errors weighted
-1, 1, 2, 5, 10, 30 by the intensity class of the TRUTH (``HKO7_DBZ_THRESHOLDS``, a value on a
-threshold takes the higher class).
-
-Skill scores (``SkillScores``, ``contingency_scores``, ``format_skill_table``): HKO-7's POD, FAR,
-CSI and HSS on unnormalised values, an event being ``value >= threshold`` as in the benchmark's
-``get_hit_miss_counts``. Counts are exact Python integers; a zero denominator gives ``None``
-(JSON null) and a note, never NaN.
+Frame metrics on [0, 1] frames (pred clipped): ``mse``/``mae`` per-frame pixel SUMS; ``ssim`` skimage's,
+data_range 1, mean over channels; ``ssim_openstl`` OpenSTL's (data range 2, compare only with OpenSTL);
+``psnr`` in dB, capped at ``PSNR_CAP_DB`` so averages stay finite. ``BalancedErrors``: HKO-7's B-MSE/B-MAE
+(Shi et al. 2017), errors weighted 1, 1, 2, 5, 10, 30 by the TRUTH's class (a value on a threshold takes the
+higher one). ``SkillScores``: HKO-7's POD/FAR/CSI/HSS on unnormalised values, event = ``value >= threshold``
+(as ``get_hit_miss_counts``); exact integer counts, a zero denominator gives None and a note, never NaN.
 """
 import math
 
@@ -30,11 +18,9 @@ METRIC_NAMES = ("mse", "mae", "ssim", "ssim_openstl", "psnr")
 PSNR_MSE_FLOOR = 1e-10
 PSNR_CAP_DB = -10.0 * math.log10(PSNR_MSE_FLOOR)  # 100 dB
 SSIM_DATA_RANGE = 1.0
-# scikit-image <= 0.19 took the data range of float frames from the dtype range (-1, 1).
-OPENSTL_SSIM_DATA_RANGE = 2.0
+OPENSTL_SSIM_DATA_RANGE = 2.0  # scikit-image <= 0.19 took it from the float dtype range (-1, 1)
 SSIM_WINDOW = 7  # scikit-image's default uniform window
-# Targets are allowed to exceed [0, 1] by float rounding only.
-_TARGET_TOLERANCE = 1e-4
+_TARGET_TOLERANCE = 1e-4  # targets may exceed [0, 1] by float rounding only
 
 SKILL_SCORE_NAMES = ("pod", "far", "csi", "hss")
 COUNT_NAMES = ("hits", "misses", "false_alarms", "correct_negatives")
@@ -49,10 +35,7 @@ UNDEFINED_BECAUSE = {
 
 
 class MetricInputError(DataError, ValueError):
-    """Frames the metrics cannot score (shape, dtype, NaN, value range).
-
-    A ``DataError`` so that the command-line tools report it as one ``error:`` line, and a
-    ``ValueError`` for library callers."""
+    """Frames the metrics cannot score: a DataError (one ``error:`` line), a ValueError for callers."""
 
 
 # ---------------------------------------------------------------- frame metrics
@@ -61,10 +44,8 @@ def _numeric_video(array, name):
     """``array`` as a numeric numpy array of shape (B, T, C, H, W) or (B, T, H, W)."""
     arr = np.asarray(array)
     if arr.ndim not in (4, 5):
-        raise MetricInputError(
-            f"{name}: expected shape (B, T, C, H, W) or (B, T, H, W), got {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-            or arr.dtype == np.bool_):
+        raise MetricInputError(f"{name}: expected shape (B, T, C, H, W) or (B, T, H, W), got {arr.shape}")
+    if arr.dtype.kind not in "biuf":  # bool, integer or floating
         raise MetricInputError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     return arr
 
@@ -84,14 +65,14 @@ def _check_pair(pred, target):
     p = as_frames(pred, "pred")
     t = as_frames(target, "target")
     if p.shape != t.shape:
-        raise MetricInputError(
-            f"pred and target shapes differ: pred {np.shape(pred)} vs target {np.shape(target)} "
-            "(both must be (B, T, C, H, W) or (B, T, H, W) with the same sizes)")
+        raise MetricInputError(f"pred and target shapes differ: pred {np.shape(pred)} vs target "
+                               f"{np.shape(target)} (both must be (B, T, C, H, W) or (B, T, H, W) "
+                               "with the same sizes)")
     height, width = p.shape[3:]
     if p.size and min(height, width) < SSIM_WINDOW:
-        raise MetricInputError(
-            f"frames of {height}x{width} pixels are too small for SSIM (its window is "
-            f"{SSIM_WINDOW}x{SSIM_WINDOW}); frames need at least {SSIM_WINDOW} pixels per side")
+        raise MetricInputError(f"frames of {height}x{width} pixels are too small for SSIM (its window is "
+                               f"{SSIM_WINDOW}x{SSIM_WINDOW}); frames need at least {SSIM_WINDOW} "
+                               "pixels per side")
     if p.size and not np.isfinite(p).all():
         raise MetricInputError("pred contains NaN or infinite values (did training diverge?)")
     if t.size:
@@ -99,15 +80,13 @@ def _check_pair(pred, target):
             raise MetricInputError("target contains NaN or infinite values")
         lo, hi = float(t.min()), float(t.max())
         if lo < -_TARGET_TOLERANCE or hi > 1.0 + _TARGET_TOLERANCE:
-            raise MetricInputError(
-                f"target values must lie in [0, 1], got [{lo:g}, {hi:g}] "
-                "(uint8 frames must be divided by 255 first)")
+            raise MetricInputError(f"target values must lie in [0, 1], got [{lo:g}, {hi:g}] "
+                                   "(uint8 frames must be divided by 255 first)")
     return np.clip(p, 0.0, 1.0), t
 
 
 def ssim_frame(pred_frame, true_frame):
-    """Our SSIM of one frame: (C, H, W) float64 -> mean over channels of the per-channel
-    scikit-image SSIM with ``data_range=1.0``."""
+    """(C, H, W) float64 -> mean over channels of scikit-image's SSIM, ``data_range=1.0``."""
     total = 0.0
     for pred_channel, true_channel in zip(pred_frame, true_frame):
         total += structural_similarity(pred_channel, true_channel, data_range=SSIM_DATA_RANGE)
@@ -115,24 +94,15 @@ def ssim_frame(pred_frame, true_frame):
 
 
 def ssim_openstl_frame(pred_frame, true_frame):
-    """SSIM of one frame as OpenSTL's ``metric()`` computes it. (C, H, W), pred already clipped.
-
-    OpenSTL calls scikit-image <= 0.19 ``structural_similarity`` on float32 (W, H, C) frames with
-    ``multichannel=True`` and no ``data_range``, which 0.19 takes as 2.0 for floats; newer
-    scikit-image requires the range, so it is passed explicitly. The doubled range makes the
-    value >= ``ssim`` on non-negative pixels (up to float32 rounding; the tests check it).
-    """
+    """SSIM of one (C, H, W) frame as OpenSTL's ``metric()``: float32 (W, H, C), and the range 2.0 that
+    skimage <= 0.19 implied for floats (passed explicitly now); >= ``ssim`` on non-negative pixels."""
     p = np.asarray(pred_frame, dtype=np.float32).swapaxes(0, 2)  # (W, H, C)
     t = np.asarray(true_frame, dtype=np.float32).swapaxes(0, 2)  # (W, H, C)
     return float(structural_similarity(p, t, channel_axis=-1, data_range=OPENSTL_SSIM_DATA_RANGE))
 
 
 def frame_metrics(pred, target):
-    """Per-sequence, per-frame metrics of one batch.
-
-    pred, target: (B, T, C, H, W) or (B, T, H, W), pixels in [0, 1] (pred is clipped).
-    Returns a dict metric name -> float64 array (B, T).
-    """
+    """Per-sequence, per-frame metrics of one batch: metric name -> float64 (B, T)."""
     p, t = _check_pair(pred, target)  # (B, T, C, H, W) float64
     b, n_t = p.shape[:2]
     diff = p - t
@@ -141,49 +111,39 @@ def frame_metrics(pred, target):
     values = p.shape[2] * p.shape[3] * p.shape[4]
     mean_sq = np.maximum(sq_sum / max(values, 1), PSNR_MSE_FLOOR)
     psnr = -10.0 * np.log10(mean_sq)  # (B, T)
-    ssim = np.empty((b, n_t), dtype=np.float64)
-    ssim_openstl = np.empty((b, n_t), dtype=np.float64)
     # A plain loop over frames is the fastest option here: scikit-image on one 64x64
     # frame costs ~0.3 ms, cheaper than a batched (B*T, H, W) filter that spills cache.
-    for i in range(b):
-        for j in range(n_t):
-            ssim[i, j] = ssim_frame(p[i, j], t[i, j])
-            ssim_openstl[i, j] = ssim_openstl_frame(p[i, j], t[i, j])
+    ssim, ssim_openstl = np.empty((b, n_t)), np.empty((b, n_t))  # float64
+    for i, j in np.ndindex(b, n_t):
+        ssim[i, j] = ssim_frame(p[i, j], t[i, j])
+        ssim_openstl[i, j] = ssim_openstl_frame(p[i, j], t[i, j])
     return {"mse": sq_sum, "mae": abs_sum, "ssim": ssim, "ssim_openstl": ssim_openstl, "psnr": psnr}
 
 
 def _frame_shape_of(shape):
     """(T, C, H, W) of a (B, T, C, H, W) or (B, T, H, W) shape, else None."""
-    if len(shape) == 4:
-        return (int(shape[1]), 1, int(shape[2]), int(shape[3]))
-    if len(shape) == 5:
-        return tuple(int(v) for v in shape[1:])
-    return None
+    if len(shape) not in (4, 5):
+        return None
+    return tuple(int(v) for v in (shape[1:2] + (1,) + shape[2:] if len(shape) == 4 else shape[1:]))
 
 
 class StreamingMetrics:
-    """Accumulates per-frame metric sums batch by batch (float64), never keeping frames.
-
-    ``update`` may be called with batches of any size; all batches must share T, C, H and W.
-    """
+    """Per-frame metric sums (float64) batch by batch, never keeping frames; batches share T, C, H, W."""
 
     def __init__(self):
         self.reset()
 
     def reset(self):
-        """Forget everything accumulated so far."""
         self.num_sequences = 0
         self.frame_shape = None  # (T, C, H, W) once the first batch arrived
         self._sums = None  # metric name -> float64 (T,) sum over sequences
 
     def _check_frame_shape(self, frame_shape, what):
         if self.frame_shape is not None and tuple(frame_shape) != self.frame_shape:
-            raise MetricInputError(
-                f"{what} has (T, C, H, W) = {tuple(frame_shape)} but earlier batches had "
-                f"{self.frame_shape}; all batches must predict the same frames")
+            raise MetricInputError(f"{what} has (T, C, H, W) = {tuple(frame_shape)} but earlier batches had "
+                                   f"{self.frame_shape}; all batches must predict the same frames")
 
     def update(self, pred, target):
-        """Add one batch. pred, target: numpy (B, T, C, H, W) or (B, T, H, W) in [0, 1]."""
         frame_shape = _frame_shape_of(np.shape(target))
         if frame_shape is not None:  # check consistency before the (costly) SSIM loop
             self._check_frame_shape(frame_shape, "this batch")
@@ -200,31 +160,20 @@ class StreamingMetrics:
         return self
 
     def result(self):
-        """Averages and per-frame curves as plain python floats/lists.
+        """dict(num_sequences, mse, ..., psnr, per_frame={name: [one float per predicted frame]})."""
+        _require_sequences(self.num_sequences)
+        curves = {k: self._sums[k] / self.num_sequences for k in METRIC_NAMES}  # (T,) means over sequences
+        return {"num_sequences": int(self.num_sequences), **{k: float(c.mean()) for k, c in curves.items()},
+                "per_frame": {k: [float(v) for v in c] for k, c in curves.items()}}
 
-        Returns dict(num_sequences, mse, mae, ssim, ssim_openstl, psnr,
-        per_frame=dict(mse=[...], mae=[...], ssim=[...], ssim_openstl=[...], psnr=[...])),
-        one per-frame value per predicted frame. Raises ValueError if nothing was accumulated.
-        """
-        if self.num_sequences == 0:
-            raise ValueError("no sequences were accumulated; call update() with at least one batch")
-        out = {"num_sequences": int(self.num_sequences)}
-        per_frame = {}
-        for k in METRIC_NAMES:
-            curve = self._sums[k] / self.num_sequences  # (T,) mean over sequences
-            # every frame has the same number of sequences, so the mean of the curve is
-            # the mean over all (sequence, frame) pairs
-            out[k] = float(curve.mean())
-            per_frame[k] = [float(v) for v in curve]
-        out["per_frame"] = per_frame
-        return out
+
+def _require_sequences(num_sequences):
+    if num_sequences == 0:
+        raise ValueError("no sequences were accumulated; call update() with at least one batch")
 
 
 def format_table(result, first_frame=11):
-    """Readable text table of a :meth:`StreamingMetrics.result` dict.
-
-    ``first_frame`` is the 1-based index of the first predicted frame (11 for 10 -> 10).
-    """
+    """Text table of a StreamingMetrics.result(); ``first_frame``: 1-based index of the first prediction."""
     per_frame = result["per_frame"]
     n_frames = len(per_frame["mse"])
     last = first_frame + n_frames - 1
@@ -234,47 +183,30 @@ def format_table(result, first_frame=11):
     def row(label, mse, mae, ssim, ssim_openstl, psnr):
         return f"{label:>7} {mse:10.3f} {mae:10.3f} {ssim:8.4f} {ssim_openstl:9.4f} {psnr:9.3f}"
 
-    lines = [
-        f"{result['num_sequences']} sequences, predicted frames {first_frame}..{last}",
-        header,
-        rule,
-    ]
-    for i in range(n_frames):
-        lines.append(row(str(first_frame + i), *(per_frame[k][i] for k in METRIC_NAMES)))
-    lines.append(rule)
-    lines.append(row("mean", *(result[k] for k in METRIC_NAMES)))
-    lines.append(
-        "MSE/MAE: per-frame SUM over pixels in [0,1]; SSIM: skimage, data_range=1.0; "
-        f"SSIM-OSTL: as OpenSTL computes it (data_range 2.0), compare only with OpenSTL's SSIM; "
-        f"PSNR capped at {PSNR_CAP_DB:g} dB")
+    lines = [f"{result['num_sequences']} sequences, predicted frames {first_frame}..{last}", header, rule]
+    lines += [row(str(first_frame + i), *(per_frame[k][i] for k in METRIC_NAMES)) for i in range(n_frames)]
+    lines += [rule, row("mean", *(result[k] for k in METRIC_NAMES)),
+              "MSE/MAE: per-frame SUM over pixels in [0,1]; SSIM: skimage, data_range=1.0; "
+              f"SSIM-OSTL: as OpenSTL computes it (data_range 2.0), compare only with OpenSTL's SSIM; "
+              f"PSNR capped at {PSNR_CAP_DB:g} dB"]
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- nowcasting skill scores
 
 def _ratio(numerator, denominator):
-    """numerator / denominator as a float, or None for a zero denominator (exact for ints)."""
-    if denominator == 0:
-        return None
-    return numerator / denominator
+    """numerator / denominator, or None for a zero denominator."""
+    return None if denominator == 0 else numerator / denominator
 
 
 def contingency_scores(hits, misses, false_alarms, correct_negatives):
-    """POD, FAR, CSI and HSS of one contingency table (see the module docstring).
-
-    Counts are non-negative integers. Returns dict(pod, far, csi, hss), each a float or
-    None where its denominator is 0 (``UNDEFINED_BECAUSE`` says why).
-    """
+    """dict(pod, far, csi, hss) of one contingency table, None where undefined (``UNDEFINED_BECAUSE``)."""
     h, m, f, n = (int(v) for v in (hits, misses, false_alarms, correct_negatives))
     if min(h, m, f, n) < 0:
         raise ValueError(f"contingency counts must be >= 0, got H={h} M={m} F={f} N={n}")
-    return {
-        "pod": _ratio(h, h + m),
-        "far": _ratio(f, h + f),
-        "csi": _ratio(h, h + m + f),
-        # python integers: these products overflow int64 for large test sets
-        "hss": _ratio(2 * (h * n - m * f), (h + m) * (m + n) + (h + f) * (f + n)),
-    }
+    return {"pod": _ratio(h, h + m), "far": _ratio(f, h + f), "csi": _ratio(h, h + m + f),
+            # python integers: these products overflow int64 for large test sets
+            "hss": _ratio(2 * (h * n - m * f), (h + m) * (m + n) + (h + f) * (f + n))}
 
 
 def _check_thresholds(thresholds):
@@ -296,9 +228,8 @@ def _finite_values(array, name):
     arr = _numeric_video(array, name)
     arr = arr.reshape(arr.shape[0], arr.shape[1], int(np.prod(arr.shape[2:])))  # (B, T, values per frame)
     if arr.size and not np.isfinite(arr).all():
-        raise MetricInputError(
-            f"{name} contains NaN or infinite values; skill scores need finite values "
-            "(replace no-data pixels before scoring)")
+        raise MetricInputError(f"{name} contains NaN or infinite values; skill scores need finite values "
+                               "(replace no-data pixels before scoring)")
     return arr
 
 
@@ -323,26 +254,21 @@ def _lead_frame_notes(threshold, name, curve):
 
 
 class SkillScores:
-    """Streaming hits / misses / false alarms / correct negatives per threshold and lead frame.
+    """Streaming contingency counts per threshold (data units, sorted, no duplicates) and lead frame.
 
-    thresholds: numbers in the units of the data (sorted ascending internally; duplicates are
-    refused). ``update(pred, target)`` takes arrays ALREADY in those units, (B, T, C, H, W)
-    or (B, T, H, W), with the same shape; T (the lead frames) must be the same in every batch.
-    Nothing is clipped or rescaled. See the module docstring for the definitions.
-    """
+    ``update(pred, target)``: same-shape (B, T, ...) arrays ALREADY in those units (never clipped or
+    rescaled); T the same in every batch."""
 
     def __init__(self, thresholds):
         self.thresholds = _check_thresholds(thresholds)
         self.reset()
 
     def reset(self):
-        """Forget everything accumulated so far."""
         self.num_sequences = 0
         self.lead_frames = None
         self._counts = None  # count name -> int64 (K thresholds, T lead frames)
 
     def update(self, pred, target):
-        """Add one batch (see the class docstring). Returns self."""
         p = _finite_values(pred, "pred")  # (B, T, P)
         t = _finite_values(target, "target")  # (B, T, P)
         if np.shape(pred) != np.shape(target):
@@ -394,23 +320,10 @@ class SkillScores:
         }
 
     def result(self):
-        """JSON-ready scores. Raises ValueError if nothing was accumulated.
-
-        Returns dict(num_sequences, lead_frames, thresholds, convention, by_threshold=[...]),
-        one ``by_threshold`` entry per threshold (ascending)::
-
-            threshold: the threshold;
-            per_lead_frame: hits, misses, false_alarms, correct_negatives, pod, far, csi, hss,
-                each a list with one value per lead frame (its counts summed over the test set;
-                the benchmark's per-lead-time scores);
-            mean_over_lead_frames: pod, far, csi, hss: the mean of the per-lead-frame scores
-                (the benchmark's averages), over the lead frames where the score is defined;
-            pooled: the four counts summed over all lead frames and the scores computed from
-                them (weights every lead frame by its number of events, unlike the mean);
-            notes: one string per undefined (None) value, saying why.
-        """
-        if self.num_sequences == 0:
-            raise ValueError("no sequences were accumulated; call update() with at least one batch")
+        """JSON-ready scores; per threshold: ``per_lead_frame`` counts and scores (the benchmark's
+        per-lead-time ones), their ``mean_over_lead_frames`` where defined (its averages), ``pooled``
+        (counts summed over lead frames, so weighted by events) and ``notes`` on each None."""
+        _require_sequences(self.num_sequences)
         return {
             "num_sequences": int(self.num_sequences),
             "lead_frames": int(self.lead_frames),
@@ -425,12 +338,7 @@ def _score_cell(value):
 
 
 def format_skill_table(result, which="mean_over_lead_frames"):
-    """Text table threshold x (POD, FAR, CSI, HSS) of a :meth:`SkillScores.result` dict.
-
-    which: ``mean_over_lead_frames`` (mean of the per-lead-frame scores, the benchmark's
-    average) or ``pooled`` (scores of the counts summed over all lead frames). Undefined
-    values print as ``-``; the notes follow the table.
-    """
+    """Table threshold x (POD, FAR, CSI, HSS) of a SkillScores.result()'s ``which`` entry, notes below."""
     titles = {"mean_over_lead_frames": "mean over lead frames of the per-lead-frame scores",
               "pooled": "scores of the counts summed over all lead frames"}
     if which not in titles:
@@ -505,11 +413,7 @@ class BalancedErrors:
         w = balance_weights(target_units, self.thresholds, self.weights).reshape(batch, frames, -1)
         err = (np.clip(np.asarray(pred, np.float64), 0.0, 1.0) - np.asarray(target, np.float64)).reshape(batch, frames, -1)
         sums = {"b_mse": (w * err ** 2).sum(axis=(0, 2)), "b_mae": (w * np.abs(err)).sum(axis=(0, 2))}  # (T,)
-        if self._sums is None:
-            self._sums = sums
-        else:
-            for key in sums:
-                self._sums[key] = self._sums[key] + sums[key]
+        self._sums = sums if self._sums is None else {key: self._sums[key] + sums[key] for key in sums}
         self.num_sequences += batch
         return self
 

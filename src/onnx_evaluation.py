@@ -3,15 +3,9 @@
     python eval_onnx.py --onnx_file convlstm.onnx [--data_path ./data --dataset mnist] [--num_sequences K]
                         [--save_vis N] [--output_dir D] [--threads N]
 
-The config is the one export.py stored in the file (architecture, frame counts, image size,
-data settings, output_dir), with the command-line keys on top: no repeated flags. The
-sequences, metrics, baselines, pictures and ``metrics.json`` are those of
-:func:`src.eval_report.run`; ``metrics.json`` also names the ``model_file`` and the ``engine``
-(``onnxruntime``), and ``checkpoint`` is the one the file was exported from. In a training
-run directory the results go to ``eval_onnx/``. MindSpore is not needed.
-
-``--threads N``: ONNX Runtime intra-op threads (0: its default, one per core).
-``--print_eval_dir`` (first argument) prints the eval directory and exits (scripts/run_eval_onnx.sh).
+The config is the one export.py stored in the file, command-line keys on top; results as
+:func:`src.eval_report.run` (+ ``model_file``, ``engine``), in ``eval_onnx/`` of a training run. No MindSpore.
+``--threads N``: ONNX Runtime intra-op threads (0: one per core). ``--print_eval_dir`` prints the eval dir.
 """
 from src.errors import ConfigError
 
