@@ -26,20 +26,6 @@ OPTIONS = {"check": "false", "tolerance": "1e-5"}  # script options besides the 
 DEFAULT_EXPORT_BATCH = 1
 
 
-def resolve_config(overrides):
-    """The export config: the checkpoint's stored config resolved with the command line
-    (``src.config.resolve_config``; file_name and file_format are this command's, never the training run's)."""
-    from src.checkpoint import read_checkpoint_config
-    from src.config import resolve_config as resolve
-    from src.cli import overrides_argv
-
-    ckpt = overrides.get("ckpt_file")
-    if not ckpt:
-        resolve(overrides_argv(overrides))  # a bad value on the command line is reported first
-        raise ConfigError("no checkpoint given: pass --ckpt_file PATH (e.g. OUTPUT_DIR/ckpt/best.ckpt)")
-    return resolve(overrides_argv(overrides), read_checkpoint_config(ckpt), ckpt)
-
-
 def check_parity(net, path, file_format, input_shape, tolerance):
     """Max |exported - checkpoint network| on one seeded random input; raises ExportError above tolerance."""
     import mindspore as ms
@@ -64,13 +50,16 @@ def check_parity(net, path, file_format, input_shape, tolerance):
 
 
 def main(argv):
+    from src.checkpoint import config_of_record
     from src.export.writer import check_export_format
-    from src.cli import parse_bool, parse_float, split_options
+    from src.cli import overrides_argv, parse_bool, parse_float, split_options
 
     options, overrides = split_options(argv, OPTIONS)
     check, tolerance = parse_bool(options["check"], "check"), parse_float(options["tolerance"], "tolerance")
     batch_given = "batch_size" in overrides
-    cfg = resolve_config(overrides)
+    cfg = config_of_record(overrides_argv(overrides))  # without a checkpoint: bad command-line values first
+    if not cfg.ckpt_file:
+        raise ConfigError("no checkpoint given: pass --ckpt_file PATH (e.g. OUTPUT_DIR/ckpt/best.ckpt)")
     batch_size = cfg.batch_size if batch_given else DEFAULT_EXPORT_BATCH
     check_export_format(cfg.file_format, cfg.device_target)  # refuse AIR off Ascend before any work
     if check and cfg.file_format == "AIR":

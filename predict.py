@@ -34,10 +34,10 @@ from src.errors import ConfigError, DataError, run_cli
 OPTIONS = {"mindir_file": "", "onnx_file": "", "input": "", "bin_dir": "", "result_dir": "", "tolerance": "1e-5"}
 
 
-def resolve_config(options, overrides):
+def model_config(options, overrides):
     """(cfg, ModelInfo of the exported model or None): the config stored in the model file or the
     checkpoint, resolved with the command line."""
-    from src.config import resolve_config as resolve
+    from src.config import resolve_config
     from src.export.model_info import read_model_info
     from src.cli import config_for_model, overrides_argv
 
@@ -56,7 +56,7 @@ def resolve_config(options, overrides):
         from src.checkpoint import read_checkpoint_config
 
         stored = read_checkpoint_config(overrides["ckpt_file"])
-        return resolve(overrides_argv(test_file_dataset(stored)), stored, overrides["ckpt_file"]), None
+        return resolve_config(overrides_argv(test_file_dataset(stored)), stored, overrides["ckpt_file"]), None
     raise ConfigError("no model given: pass --mindir_file FILE.mindir or --onnx_file FILE.onnx (from export.py) "
                       "or --ckpt_file CKPT")
 
@@ -138,7 +138,7 @@ def main(argv):
 
     options, overrides = split_options(argv, OPTIONS)
     tolerance = parse_float(options["tolerance"], "tolerance")
-    cfg, info = resolve_config(options, overrides)
+    cfg, info = model_config(options, overrides)
     given = [name for name, on in (("--input", bool(options["input"])), ("--data_path", "data_path" in overrides),
                                    ("--dataset", "dataset" in overrides)) if on]
     if options["bin_dir"] and given:

@@ -38,16 +38,21 @@ def sequence_name(index):
     return f"seq_{index:05d}"
 
 
+def one_sequence_per_call(info):
+    """``info`` of a model the Ascend 310 app can feed: one sequence per call."""
+    if info.batch_size != 1:
+        raise ConfigError(f"model {info.path} has batch size {info.batch_size}; the Ascend 310 app feeds one "
+                          "sequence per call: export it with --batch_size 1")
+    return info
+
+
 def model_shapes(cfg, mindir_file):
     """(input_frames, output_frames, image_size): from the MINDIR when given, else from the config."""
     if not mindir_file:
         return cfg.input_frames, cfg.output_frames, cfg.image_size
     from src.export.model_info import read_mindir_info
 
-    info = read_mindir_info(mindir_file)
-    if info.batch_size != 1:
-        raise ConfigError(f"model {mindir_file} has batch size {info.batch_size}; the Ascend 310 app feeds one "
-                          "sequence per call: export it with --batch_size 1")
+    info = one_sequence_per_call(read_mindir_info(mindir_file))
     return info.input_frames, info.output_frames, info.image_size
 
 
@@ -58,19 +63,12 @@ def clear_old_files(folder, pattern):
 
 
 def mnist_labels(targets):
-    """Moving MNIST labels as the published uint8 frames: (T_out, 1, H, W) in [0, 1] -> (T_out, H, W);
-    exact, since the targets are uint8 / 255 in float32 and rint undoes the division."""
+    """(T_out, 1, H, W) in [0, 1] -> the published uint8 frames (T_out, H, W); rint undoes the / 255."""
     return np.rint(targets[:, 0] * 255.0).astype(np.uint8)
 
 
-def float_labels(targets):
-    """Own sequences: float32 labels (T_out, C, H, W) in [0, 1]."""
-    return targets.astype(np.float32)
-
-
 def write_sequences(source, out_dir, labels_of=mnist_labels):
-    """Write every sequence of ``source`` as input .bin (1, T_in, C, H, W) + label .npy
-    (``labels_of(targets)``); return the file names (stems)."""
+    """Every sequence of ``source`` as input .bin (1, T_in, C, H, W) + label .npy; returns the names."""
     from src.export.bin_files import write_bin
 
     input_dir, label_dir = os.path.join(out_dir, "input"), os.path.join(out_dir, "label")
@@ -97,69 +95,50 @@ def own_config(options, overrides):
     info = read_mindir_info(options["mindir_file"])
     if info.config is None or info.config.dataset != "sequences":
         return None
-    if info.batch_size != 1:
-        raise ConfigError(f"model {options['mindir_file']} has batch size {info.batch_size}; the Ascend 310 app "
-                          "feeds one sequence per call: export it with --batch_size 1")
-    return config_for_model(info, overrides)
+    return config_for_model(one_sequence_per_call(info), overrides)
 
 
 def preprocess_own_sequences(cfg, model_file):
     """Own sequences: the windows eval.py scores, checked against the model's frame shape."""
     from src.data.pipeline import config_for_frames, evaluation_windows
+    from src.metrics import balance_of
 
     source, described = evaluation_windows(cfg)
     expected_from = f"the model {model_file}" if model_file else "the config (channels, frame_height, frame_width)"
     cfg = config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype, source.path,
                             expected_from)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    names = write_sequences(source, cfg.output_dir, labels_of=float_labels)
+    names = write_sequences(source, cfg.output_dir, labels_of=lambda targets: targets.astype(np.float32))
     shape = [cfg.channels, cfg.frame_height, cfg.frame_width]
-    manifest = {
-        "dataset": "sequences",
-        "data_file": os.path.abspath(source.path),
-        "description": described,
-        "num_sequences": len(names),
-        "input_shape": [1, cfg.input_frames] + shape,
-        "output_shape": [1, cfg.output_frames] + shape,
-        "label_shape": [cfg.output_frames] + shape,
-        "input_dtype": "float32",
-        "label_dtype": "float32",
-        "normalization": source.normalization.to_dict(),
-        "names": names,
-    }
-    manifest.update(balance_record(cfg))
-    path = write_json_atomic(os.path.join(cfg.output_dir, MANIFEST), manifest)
-    print(f"{len(names)} windows: {described}")
-    print(f"inputs: {os.path.join(cfg.output_dir, 'input')}/seq_*.bin float32 {tuple(manifest['input_shape'])}, "
-          "values in [0, 1]")
-    print(f"labels: {os.path.join(cfg.output_dir, 'label')}/seq_*.npy float32 {tuple(manifest['label_shape'])}")
+    manifest = {"dataset": "sequences", "data_file": os.path.abspath(source.path), "description": described,
+                "num_sequences": len(names), "input_shape": [1, cfg.input_frames] + shape,
+                "output_shape": [1, cfg.output_frames] + shape, "label_shape": [cfg.output_frames] + shape,
+                "input_dtype": "float32", "label_dtype": "float32",
+                "normalization": source.normalization.to_dict(), "names": names}
+    classes = balance_of(cfg)  # B-MSE/B-MAE intensity classes of the model's config, for postprocess.py
+    if classes is not None:
+        manifest["balance"] = {"thresholds": list(classes[0]), "weights": list(classes[1])}
+    return write_manifest(cfg.output_dir, manifest, f"{len(names)} windows: {described}",
+                          ", values in [0, 1]")
+
+
+def write_manifest(out_dir, manifest, summary, input_note=""):
+    """Write preprocess.json and print ``summary`` and where the inputs and labels are."""
+    path = write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
+    print(summary)
+    inputs = os.path.join(out_dir, "input")
+    print(f"inputs: {inputs}/seq_*.bin float32 {tuple(manifest['input_shape'])}{input_note}")
+    print(f"labels: {os.path.join(out_dir, 'label')}/seq_*.npy {manifest['label_dtype']} "
+          f"{tuple(manifest['label_shape'])}")
     print(f"manifest: {path}")
     return 0
 
 
-def balance_record(cfg):
-    """{"balance": {thresholds, weights}}: the intensity classes of B-MSE/B-MAE of the model's config
-    (src.metrics.balance_of) for postprocess.py --thresholds; {} when it has none."""
-    from src.metrics import balance_of
-
-    classes = balance_of(cfg)
-    return {} if classes is None else {"balance": {"thresholds": list(classes[0]), "weights": list(classes[1])}}
-
-
-def write_manifest(out_dir, names, data_file, shapes):
+def mnist_manifest(names, data_file, shapes):
     t_in, t_out, size = shapes
-    manifest = {
-        "data_file": os.path.abspath(data_file),
-        "num_sequences": len(names),
-        "input_shape": [1, t_in, 1, size, size],
-        "output_shape": [1, t_out, 1, size, size],
-        "label_shape": [t_out, size, size],
-        "input_dtype": "float32",
-        "label_dtype": "uint8",
-        "names": names,
-    }
-    path = os.path.join(out_dir, MANIFEST)
-    return write_json_atomic(path, manifest)
+    return {"data_file": os.path.abspath(data_file), "num_sequences": len(names),
+            "input_shape": [1, t_in, 1, size, size], "output_shape": [1, t_out, 1, size, size],
+            "label_shape": [t_out, size, size], "input_dtype": "float32", "label_dtype": "uint8", "names": names}
 
 
 def main(argv):
@@ -177,13 +156,8 @@ def main(argv):
     source = TestSequences(data_file, cfg.num_sequences, shapes[0], shapes[1], shapes[2])
     os.makedirs(cfg.output_dir, exist_ok=True)
     names = write_sequences(source, cfg.output_dir)
-    manifest = write_manifest(cfg.output_dir, names, data_file, shapes)
-    print(f"{len(names)} sequences from {data_file}")
-    print(f"inputs: {os.path.join(cfg.output_dir, 'input')}/seq_*.bin float32 (1, {shapes[0]}, 1, {shapes[2]}, "
-          f"{shapes[2]})")
-    print(f"labels: {os.path.join(cfg.output_dir, 'label')}/seq_*.npy uint8 ({shapes[1]}, {shapes[2]}, {shapes[2]})")
-    print(f"manifest: {manifest}")
-    return 0
+    return write_manifest(cfg.output_dir, mnist_manifest(names, data_file, shapes),
+                          f"{len(names)} sequences from {data_file}")
 
 
 if __name__ == "__main__":

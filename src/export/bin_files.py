@@ -1,9 +1,5 @@
-"""Binary files of the Ascend 310 app: raw float32, C order, no header.
-
-``preprocess.py`` writes one input file per test sequence, the C++ app (or
-:func:`predict_bin_folder`, its CPU stand-in used to check the post-processing) writes one
-``<name>_0.bin`` output per input, and ``postprocess.py`` reads them back.
-"""
+"""Binary files of the Ascend 310 app (raw float32, C order, no header): preprocess.py writes the inputs,
+the C++ app (or its CPU stand-in :func:`predict_bin_folder`) one ``<name>_0.bin`` per input for postprocess.py."""
 import os
 
 import numpy as np
@@ -37,11 +33,8 @@ def result_file_name(input_name):
 
 
 def predict_bin_folder(predictor, input_dir, result_dir):
-    """Stand-in for the Ascend 310 app on any backend: every input .bin -> <name>_0.bin.
-
-    ``predictor``: a :class:`src.predictor.BatchPredictor`. Each input file holds b whole
-    sequences (b, T_in, 1, H, W); outputs are written raw float32. Returns the number of files.
-    """
+    """Stand-in for the Ascend 310 app (``predictor``: a BatchPredictor): every input .bin of b whole
+    sequences (b, T_in, C, H, W) -> <name>_0.bin. Returns the number of files."""
     names = sorted(n for n in os.listdir(input_dir) if n.endswith(".bin"))
     if not names:
         raise DataError(f"no .bin files in {input_dir}; run preprocess.py first")

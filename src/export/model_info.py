@@ -1,10 +1,6 @@
-"""What an exported model file carries: its signature and the config it was built from (yaml
-under ``CONFIG_INFO_KEY``), read without compiling or running anything.
-
-A MINDIR without a readable config (written elsewhere) falls back to the defaults with the
-graph's frame counts and size; an ONNX file without one is refused: ``eval_onnx.py`` and
-``predict.py`` rely on it instead of repeated flags, and export.py always writes it.
-"""
+"""The signature and stored config (yaml under ``CONFIG_INFO_KEY``) of an exported model, read without
+compiling it. A MINDIR without a config (written elsewhere) falls back to the defaults; an ONNX file
+without one is refused: eval_onnx.py and predict.py rely on it, and export.py always writes it."""
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -21,13 +17,11 @@ OPTION_OF_FORMAT = {"MINDIR": "--mindir_file", "ONNX": "--onnx_file"}
 
 
 def model_input_shape(cfg, batch_size):
-    """(B, T_in, C, H, W) of the network built from ``cfg``."""
-    return (int(batch_size), cfg.input_frames) + tuple(frame_shape(cfg))
+    return (int(batch_size), cfg.input_frames) + tuple(frame_shape(cfg))  # (B, T_in, C, H, W)
 
 
 def model_output_shape(cfg, batch_size):
-    """(B, T_out, C, H, W) of the network built from ``cfg``."""
-    return (int(batch_size), cfg.output_frames) + tuple(frame_shape(cfg))
+    return (int(batch_size), cfg.output_frames) + tuple(frame_shape(cfg))  # (B, T_out, C, H, W)
 
 
 @dataclass(frozen=True)
@@ -91,20 +85,25 @@ def _check_signature(path, inputs, outputs):
         raise ModelFileError(f"{path} has a dynamic input shape {inputs[0]}; export it with a fixed batch size")
 
 
+def _parse_model_file(path, parse, unreadable):
+    """``parse(bytes)`` of the file; ModelFileError ``unreadable`` when that fails."""
+    try:
+        with open(path, "rb") as f:
+            return parse(f.read())
+    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError by implementation
+        raise ModelFileError(unreadable) from None
+
+
 def read_mindir_info(path):
-    """Signature and stored config of a MINDIR file, read without compiling it."""
+    """Signature and stored config of a MINDIR file."""
     from mindspore.train import mind_ir_pb2
 
     check_model_file(path, "MINDIR")
     if path.endswith(EXTENSIONS["ONNX"]):
         raise ModelFileError(f"{path} is an ONNX file; pass it as --onnx_file")
-    proto = mind_ir_pb2.ModelProto()
-    try:
-        with open(path, "rb") as f:
-            proto.ParseFromString(f.read())
-    except Exception:  # protobuf raises DecodeError (and others) on damaged files
-        raise ModelFileError(f"{path} is not a readable MINDIR file (truncated, encrypted or another format); "
-                             "export it again with export.py") from None
+    proto = _parse_model_file(path, mind_ir_pb2.ModelProto.FromString,
+                              f"{path} is not a readable MINDIR file (truncated, encrypted or another format); "
+                              "export it again with export.py")
     graph = proto.graph
     inputs = [tuple(int(d) for d in t.dims) for i in graph.input for t in i.tensor]
     outputs = [tuple(int(d) for d in t.dims) for o in graph.output for t in o.tensor]
@@ -122,11 +121,8 @@ def _user_info(proto):
 
 
 def onnx_package():
-    """The ``onnx`` package, or one line saying how to install it.
-
-    MindSpore's protobuf modules load only under the pure-Python protobuf backend, which ``import
-    mindspore`` selects unless protobuf was imported before: onnx imported first must select it too.
-    """
+    """The ``onnx`` package, or one line saying how to install it. MindSpore's protobuf modules load only
+    under the pure-Python protobuf backend (``import mindspore`` selects it): onnx imported first must too."""
     os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
     try:
         import onnx
@@ -143,31 +139,19 @@ def _value_info(info):
     return info.name, tensor.elem_type, dims
 
 
-def _parse_onnx(data, not_onnx):
-    """``ModelProto`` of ``data``; a MINDIR (protobuf too) parses with ir_version 0 and is refused."""
-    onnx = onnx_package()
-    try:
-        model = onnx.load_from_string(data)
-    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError by implementation
-        raise ModelFileError(not_onnx) from None
-    if model.ir_version <= 0 or not model.HasField("graph"):
-        raise ModelFileError(not_onnx)
-    return model
-
-
 def read_onnx_info(path):
     """Signature and stored config of an ONNX file written by export.py, read without a session."""
     check_model_file(path, "ONNX")
-    with open(path, "rb") as f:
-        data = f.read()
+    onnx = onnx_package()
     not_onnx = (f"{path} is not an ONNX model file (truncated or another format); write one with export.py "
                 "--file_format ONNX" + ("; pass a .mindir as --mindir_file" if path.endswith(".mindir") else ""))
-    model = _parse_onnx(data, not_onnx)
+    model = _parse_model_file(path, onnx.load_from_string, not_onnx)
+    if model.ir_version <= 0 or not model.HasField("graph"):  # a MINDIR (protobuf too) parses with ir_version 0
+        raise ModelFileError(not_onnx)
     weights = {t.name for t in model.graph.initializer}  # some exporters list weights as inputs too
     inputs = [_value_info(v) for v in model.graph.input if v.name not in weights]
     outputs = [_value_info(v) for v in model.graph.output]
-    float32 = onnx_package().TensorProto.FLOAT
-    if any(elem_type != float32 for _, elem_type, _ in inputs + outputs):
+    if any(elem_type != onnx.TensorProto.FLOAT for _, elem_type, _ in inputs + outputs):
         raise ModelFileError(f"{path}: inputs and outputs must be float32; write the model with export.py")
     _check_signature(path, [dims for _, _, dims in inputs], [dims for _, _, dims in outputs])
     metadata = {entry.key: entry.value for entry in model.metadata_props}

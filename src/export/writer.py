@@ -1,10 +1,6 @@
-"""Export a network to MINDIR, ONNX or AIR, atomically, with its config stored inside.
-
-The model is written to a scratch directory and moved into place only when complete, so a
-failed export never leaves a partial file behind. The config and signature go into a MINDIR's
-``user_info`` and an ONNX model's ``metadata_props``; ONNX export uses ``mindspore.onnx.export``
-(``mindspore.export(..., "ONNX")`` is deprecated) with primitive-operator GroupNorms. AIR needs Ascend.
-"""
+"""Export a network to MINDIR, ONNX or AIR atomically (a failed export leaves no partial file), with
+its config and signature in a MINDIR's ``user_info`` / an ONNX model's ``metadata_props``.
+ONNX uses ``mindspore.onnx.export`` (``mindspore.export(..., "ONNX")`` is deprecated)."""
 import contextlib
 import os
 import shutil
@@ -44,25 +40,13 @@ def _export_reason(err, file_format):
     return f"{file_format} export failed ({reason})"
 
 
-def _scratch_dir(target_dir):
-    """A temporary directory for the export, in ``target_dir`` when MindSpore accepts its name.
-
-    Same directory means the final rename is atomic; MindSpore refuses paths with e.g. spaces,
-    in which case the system temp directory is used and the file is copied over.
-    """
-    if set(os.path.abspath(target_dir)) <= _EXPORT_NAME_CHARS:
-        return tempfile.mkdtemp(prefix=".export-", dir=target_dir)
-    return tempfile.mkdtemp(prefix="convlstm-export-")
-
-
 def _signature_info(cfg, input_shape, output_shape):
     return {CONFIG_INFO_KEY: cfg.to_yaml(), "input_shape": ",".join(map(str, input_shape)),
             "output_shape": ",".join(map(str, output_shape))}
 
 
 def _mindir_info_writer(entries):
-    """``custom_func`` for mindspore.export: store ``entries`` in the MINDIR's user_info (a protobuf
-    map, or a repeated (key, value) list in some builds)."""
+    """``custom_func`` for mindspore.export: ``entries`` into user_info (a map, or a repeated list in some builds)."""
     def write(model_proto):
         for key, value in entries.items():
             try:
@@ -89,11 +73,8 @@ def onnx_exportable(net):
 
 
 def fix_conv_transpose_output_shape(model):
-    """Cut every ConvTranspose's ``output_shape`` to its spatial dims; returns how many were cut.
-
-    MindSpore 2.8's exporter writes the full (N, C, H, W) shape there, which ONNX Runtime refuses
-    ("Attribute output_shape has incorrect size"): ONNX wants the spatial dims only.
-    """
+    """Cut every ConvTranspose's ``output_shape`` to its spatial dims (returns how many): MindSpore 2.8 writes
+    (N, C, H, W), which ONNX Runtime refuses ("Attribute output_shape has incorrect size")."""
     count = 0
     for node in model.graph.node:
         attributes = {a.name: a for a in node.attribute}
@@ -108,8 +89,7 @@ def fix_conv_transpose_output_shape(model):
 
 
 def _write_onnx(net, example, path, entries):
-    """mindspore.onnx.export + the ConvTranspose repair + ``entries`` in metadata_props, checked
-    by ``onnx.checker``."""
+    """mindspore.onnx.export + the ConvTranspose repair + ``entries`` in metadata_props, then onnx.checker."""
     import mindspore as ms
 
     onnx = onnx_package()
@@ -139,41 +119,45 @@ def _write(net, example, path, file_format, entries):
         ms.export(net, example, file_name=path, file_format=file_format)
 
 
-def _move_into_place(scratch_file, final, scratch):
+@contextlib.contextmanager
+def _staged_file(final, ext):
+    """A scratch file moved to ``final`` when the block succeeds. Next to ``final`` the rename is atomic;
+    MindSpore refuses paths with e.g. spaces: then the system temp directory and a copy."""
     target_dir = os.path.dirname(final)
-    if os.path.dirname(scratch) == target_dir:
-        move_into_place(scratch_file, final)
-        return
-    with atomic_path(final) as staged:  # another file system: copy next to the target first
-        shutil.copyfile(scratch_file, staged)
+    same_dir = set(target_dir) <= _EXPORT_NAME_CHARS
+    scratch = tempfile.mkdtemp(prefix=".export-", dir=target_dir) if same_dir else \
+        tempfile.mkdtemp(prefix="convlstm-export-")
+    scratch_file = os.path.join(scratch, "model" + ext)
+    try:
+        yield scratch_file
+        if same_dir:
+            move_into_place(scratch_file, final)
+        else:
+            with atomic_path(final) as staged:  # another file system: copy next to the target first
+                shutil.copyfile(scratch_file, staged)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def export_network(net, cfg, batch_size, file_name, file_format="MINDIR"):
-    """Export ``net`` with a fixed (batch_size, T_in, 1, H, W) float32 input.
-
-    Returns (path, input_shape, output_shape). On failure no file is left and an
-    :class:`ExportError` with a one-line reason is raised.
-    """
+    """Export ``net`` with a fixed (batch_size, T_in, C, H, W) float32 input; returns (path, input_shape,
+    output_shape). On failure no file is left and an :class:`ExportError` with a one-line reason is raised."""
     import mindspore as ms
 
     check_export_format(file_format, cfg.device_target)
-    input_shape = model_input_shape(cfg, batch_size)
-    output_shape = model_output_shape(cfg, batch_size)
+    input_shape, output_shape = model_input_shape(cfg, batch_size), model_output_shape(cfg, batch_size)
     final = os.path.abspath(export_path(file_name, file_format))
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    scratch = _scratch_dir(os.path.dirname(final))
-    scratch_file = os.path.join(scratch, "model" + EXTENSIONS[file_format])
     example = ms.Tensor(np.zeros(input_shape, dtype=np.float32))
     syntax_level = ms.get_context("jit_syntax_level")
     try:
-        try:
-            _write(net, example, scratch_file, file_format, _signature_info(cfg, input_shape, output_shape))
-        except (RuntimeError, ValueError, TypeError, KeyError, NotImplementedError) as err:
-            raise ExportError(_export_reason(err, file_format)) from None
-        if not os.path.isfile(scratch_file):
-            raise ExportError(f"{file_format} export wrote no file (expected {scratch_file})")
-        _move_into_place(scratch_file, final, scratch)
+        with _staged_file(final, EXTENSIONS[file_format]) as scratch_file:
+            try:
+                _write(net, example, scratch_file, file_format, _signature_info(cfg, input_shape, output_shape))
+            except (RuntimeError, ValueError, TypeError, KeyError, NotImplementedError) as err:
+                raise ExportError(_export_reason(err, file_format)) from None
+            if not os.path.isfile(scratch_file):
+                raise ExportError(f"{file_format} export wrote no file (expected {scratch_file})")
     finally:
         ms.set_context(jit_syntax_level=syntax_level)  # export changes it and does not restore it on error
-        shutil.rmtree(scratch, ignore_errors=True)
     return final, input_shape, output_shape
