@@ -3,8 +3,8 @@ eval_onnx.py, preprocess.py, postprocess.py): their own options next to config `
 and the config of an exported model resolved with the command line."""
 import difflib
 
-from src.config import BOOL_WORDS, SCHEMA, load_config, overrides_argv, parse_overrides, resolve_config
-from src.errors import ConfigError
+from src.config import SCHEMA, load_config, overrides_argv, parse_overrides, resolve_config
+from src.errors import BOOL_WORDS, ConfigError
 
 
 def split_options(argv, own):

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from src.errors import FALSE_WORDS, TRUE_WORDS, ConfigError, UserError
+from src.errors import BOOL_WORDS, HELP_FLAGS, ConfigError, UserError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
@@ -229,7 +229,6 @@ FRAME_KEYS = ("image_size", "channels", "frame_height", "frame_width")  # compar
 RUN_ONLY_KEYS = ("device_target", "device_id", "mode", "distribute", "debug", "output_dir", "num_workers",
                  "worker_type", "eval_batch_size", "resume", "overwrite", "allow_config_change", "file_name",
                  "file_format")
-BOOL_WORDS = {**dict.fromkeys(TRUE_WORDS, True), **dict.fromkeys(FALSE_WORDS, False)}
 
 
 class Config:
@@ -608,9 +607,6 @@ def config_from_dict(values, where):
         merged[name] = _convert(name, raw, where)
     _check_values(merged, {name: where for name in values})
     return Config(merged, where)
-
-
-HELP_FLAGS = ("-h", "--help")
 
 
 def _defaults_in_effect(argv, own_options):
