@@ -1,4 +1,4 @@
-"""Progress: a live line with ETA on a terminal; optionally a plain line every 10 % otherwise (logs, pipes)."""
+"""Progress: a live line with ETA on a terminal, else optionally a plain line every 10 % (logs, pipes)."""
 import sys
 import time
 
@@ -12,7 +12,7 @@ def format_duration(seconds):
 
 class Progress:
     """``update(done, text)`` redraws a status line with ETA on a terminal. Elsewhere (nohup logs, CI)
-    it prints nothing, or with ``plain_lines`` a line per 10 % (for loops without log lines of their own)."""
+    it prints nothing, or with ``plain_lines`` a line per 10 % (loops without log lines of their own)."""
 
     def __init__(self, total, label, unit="step", stream=None, min_interval=0.5, plain_lines=False):
         self.total, self.label, self.unit = total, label, unit
