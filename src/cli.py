@@ -1,10 +1,9 @@
-"""Command-line handling shared by the scripts around exported models (export.py, predict.py,
-eval_onnx.py, preprocess.py, postprocess.py): their own options next to config ``--key value`` pairs,
-and the config of an exported model resolved with the command line."""
+"""Command lines of the scripts around exported models: own options next to config ``--key value`` pairs,
+and an exported model's config resolved with the command line."""
 import difflib
 
-from src.config import BOOL_WORDS, SCHEMA, load_config, overrides_argv, parse_overrides, resolve_config
-from src.errors import ConfigError
+from src.config import SCHEMA, load_config, overrides_argv, parse_overrides, resolve_config
+from src.errors import BOOL_WORDS, ConfigError
 
 
 def split_options(argv, own):
@@ -20,12 +19,10 @@ def split_options(argv, own):
 
 
 def parse_bool(value, name):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text not in BOOL_WORDS:
+    word = value if isinstance(value, bool) else BOOL_WORDS.get(str(value).strip().lower())
+    if word is None:
         raise ConfigError(f"option --{name}: expected true or false, got {value!r}")
-    return BOOL_WORDS[text]
+    return word
 
 
 def parse_float(value, name):
@@ -40,9 +37,8 @@ def _describe(input_shape, output_shape):
 
 
 def config_for_model(info, overrides):
-    """The config to run an exported model with: the one stored in the file (a MINDIR without one: the
-    defaults with the graph's frame counts and size) resolved with the command line; it must match
-    the model's signature."""
+    """The config stored in an exported model (else the defaults with the graph's frame counts and size)
+    resolved with the command line; it must match the model's signature."""
     from src.export.model_info import model_input_shape, model_output_shape
 
     base = info.config or load_config().replace(image_size=info.image_size)
@@ -56,8 +52,7 @@ def config_for_model(info, overrides):
 
 
 def init_inference_device(cfg):
-    """src.device.init_device, with an unavailable backend reported as one line: the device_target
-    stored in a model may not exist on this machine."""
+    """src.device.init_device; an unavailable backend (the model's stored device_target) is one line."""
     from src.device import init_device
 
     try:

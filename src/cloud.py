@@ -1,14 +1,7 @@
-"""Remote data and output folders (ModelArts, OpenI cloud-brain), copied in and out with moxing.
-
-Those jobs pass ``--data_url`` / ``--train_url`` (other names of data_path / output_dir). When either
-is a remote URL (``obs://``, ``s3://``, any ``scheme://``), :func:`local_copies` runs the job on local
-copies, as the model zoo's ModelArts wrappers do: data_path is copied in (a copied folder holding
-only one ``.zip``, the OpenI layout, becomes that zip); output_dir is copied in too when it exists, so
-``--resume auto`` finds ``ckpt/last.ckpt``; after the run, also after a failure or Ctrl-C, the files
-it created or changed (without the ``data_cache/`` of unpacked zips) are copied back, and files it
-deleted (rotated checkpoints) stay on the remote side. Each process uses folders of its own, so the
-ranks of a distributed job never share a copy. A remote URL is the only switch.
-"""
+"""Remote (``scheme://``) data_path / output_dir (``--data_url`` / ``--train_url`` of ModelArts, OpenI):
+the job runs on per-process local copies made with moxing. A copied folder holding one ``.zip`` (OpenI)
+becomes that zip; output_dir is copied in when it exists (``--resume auto``) and the files the run
+created or changed, except ``data_cache/``, are copied back, also after a failure; deleted files stay."""
 import contextlib
 import hashlib
 import os
@@ -44,8 +37,7 @@ def import_moxing(remote_keys, cfg):
 
 @contextlib.contextmanager
 def local_copies(cfg, root=None):
-    """Yield ``cfg`` with remote ``data_path`` / ``output_dir`` replaced by local copies (without a
-    remote value: ``cfg`` itself)."""
+    """Yield ``cfg`` with remote ``data_path`` / ``output_dir`` replaced by local copies."""
     remote_keys = [key for key in ("data_path", "output_dir") if is_remote_url(getattr(cfg, key))]
     if not remote_keys:
         yield cfg
@@ -76,8 +68,7 @@ def local_copies(cfg, root=None):
 
 
 def local_argv(argv, cfg, local_cfg):
-    """``argv`` with the copied keys pointing at their local copies, for code that reads the command
-    line again (train.py's resume: the checkpoint is in the local copy of output_dir)."""
+    """``argv`` with the copied keys pointing at their local copies (train.py's resume reads it again)."""
     copied = [key for key in ("data_path", "output_dir") if getattr(local_cfg, key) != getattr(cfg, key)]
     drop = set(copied) | {alias for alias, key in CLI_ALIASES.items() if key in copied}
     kept = [token for name, _, tokens in argv_items(argv) if name not in drop for token in tokens]
@@ -107,10 +98,11 @@ def _mox_call(what, fn, *args):
 
 def copy_in_data(mox, url, folder):
     """Copy the remote data ``url`` into ``folder``; return the local ``data_path``."""
-    if not _mox_call(f"checking data_path {url} with moxing", mox.file.exists, url):
+    checking = f"checking data_path {url} with moxing"
+    if not _mox_call(checking, mox.file.exists, url):
         raise ConfigError(f"data_path {url} (--data_path / --data_url) does not exist on the remote storage")
     print(f"data: copying {url} to {folder}", flush=True)
-    if _mox_call(f"checking data_path {url} with moxing", mox.file.is_directory, url):
+    if _mox_call(checking, mox.file.is_directory, url):
         _mox_call(f"copying {url} to {folder}", mox.file.copy_parallel, url, folder)
         names = os.listdir(folder)
         if len(names) == 1 and names[0].lower().endswith(".zip"):

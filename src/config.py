@@ -1,9 +1,5 @@
-"""Configuration: every key is declared once in ``SCHEMA``, with its type, default, allowed values and
-meaning; the key table of docs/configuration.md is generated from it (``python -m src.config``).
-
-A run reads a yaml file (``--config_path``) and ``--key value`` / ``--key=value`` overrides. Unknown
-keys, wrong types and impossible values raise one :class:`ConfigError` line naming the key.
-"""
+"""Every config key is declared once in ``SCHEMA`` (docs/configuration.md's table: ``python -m src.config``).
+A run reads a yaml file and ``--key value`` overrides; a bad key or value is a ConfigError naming the key."""
 import difflib
 import math
 import os
@@ -12,7 +8,8 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from src.errors import FALSE_WORDS, TRUE_WORDS, ConfigError, UserError
+from src.errors import BOOL_WORDS, HELP_FLAGS, ConfigError, UserError
+from src.io import write_text_atomic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
@@ -215,13 +212,9 @@ SCHEMA = {k.name: k for k in _keys()}
 CLI_ONLY = ("config_path",)  # keys taken from the command line only (never from a yaml file)
 # other names, on the command line only, that ModelArts / OpenI jobs pass (see src/cloud.py)
 CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
-# Where a command that starts from a trained model (a checkpoint, or an exported file that stores its
-# config) takes each key; see resolve_config and the table in docs/configuration.md.
-# - MODEL_KEYS: always the model's (its network, frame shape and dtype, the normalisation of its data);
-#   a command-line value that contradicts the model is refused.
-# - RUN_ONLY_KEYS: how and where this command runs, never the model's (a checkpoint trained on 8 ranks
-#   evaluates on 1): defaults < yaml file < command line.
-# - every other key (data_path and ckpt_file among them): the model's, unless the command line gives it.
+# A command starting from a trained model (resolve_config) takes MODEL_KEYS from the model (contradicting
+# values refused), RUN_ONLY_KEYS never from it (defaults < yaml < command line; 8 training ranks evaluate
+# on 1), and every other key from it unless the command line gives it.
 MODEL_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole", "group_norm",
               "input_frames", "output_frames", "image_size", "channels", "frame_height", "frame_width", "data_dtype",
               "data_scale", "data_min", "data_max")
@@ -229,7 +222,6 @@ FRAME_KEYS = ("image_size", "channels", "frame_height", "frame_width")  # compar
 RUN_ONLY_KEYS = ("device_target", "device_id", "mode", "distribute", "debug", "output_dir", "num_workers",
                  "worker_type", "eval_batch_size", "resume", "overwrite", "allow_config_change", "file_name",
                  "file_format")
-BOOL_WORDS = {**dict.fromkeys(TRUE_WORDS, True), **dict.fromkeys(FALSE_WORDS, False)}
 
 
 class Config:
@@ -240,10 +232,9 @@ class Config:
         object.__setattr__(self, "config_path", config_path)
 
     def __getattr__(self, name):
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        if name not in self._values:
+            raise AttributeError(name)
+        return self._values[name]
 
     def __setattr__(self, name, value):
         raise AttributeError("Config is read-only; use replace(key=value)")
@@ -263,8 +254,6 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path):
-        from src.io import write_text_atomic
-
         write_text_atomic(path, self.to_yaml())
 
     def describe(self):
@@ -288,11 +277,10 @@ def _convert(name, raw, where):
     key = SCHEMA[name]
     bad = ConfigError(f"config key '{name}' in {where}: expected {key.type}, got {raw!r}")
     if key.type == "bool":
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in BOOL_WORDS:
-            return BOOL_WORDS[raw.lower()]
-        raise bad
+        value = BOOL_WORDS.get(raw.lower()) if isinstance(raw, str) else raw
+        if not isinstance(value, bool):
+            raise bad
+        return value
     if key.type in ("int_list", "float_list"):
         return _number_list(raw, bad, name, where, integers=key.type == "int_list")
     if key.type == "float" and key.default is None and _means_unset(raw):
@@ -345,11 +333,6 @@ def _as_dict(cfg):
     return cfg.to_dict() if isinstance(cfg, Config) else cfg
 
 
-def tile_multiple(arch, patch_size):
-    """Height and width must be multiples of this: paper cuts patch_size patches, zoo halves twice."""
-    return int(patch_size) if arch == "paper" else 4
-
-
 def frame_shape(cfg):
     """(C, H, W) of the frames the network of ``cfg`` (a Config or a dict) maps: Moving MNIST
     (1, image_size, image_size), own sequences (channels, frame_height, frame_width)."""
@@ -388,7 +371,7 @@ def _check_frame_keys(values, fail):
                 fail(f"config key '{name}': {values[name]} does not fit dataset {values['dataset']}, whose frames are "
                      f"1 x {size} x {size} (channels x image_size x image_size); leave it 0", name, "dataset")
         return
-    multiple = tile_multiple(values["arch"], values["patch_size"])
+    multiple = int(values["patch_size"]) if values["arch"] == "paper" else 4  # zoo halves the frames twice
     height, width = values["frame_height"], values["frame_width"]
     if (height and height % multiple) or (width and width % multiple):
         why = (f"arch paper cuts frames into {multiple}x{multiple} patches" if values["arch"] == "paper"
@@ -610,9 +593,6 @@ def config_from_dict(values, where):
     return Config(merged, where)
 
 
-HELP_FLAGS = ("-h", "--help")
-
-
 def _defaults_in_effect(argv, own_options):
     """(config, description) a command would start from with this command line, for --help; no config
     (the schema defaults) when it cannot be built."""
@@ -633,7 +613,7 @@ def command_help(prog, doc, own_options=None, argv=(), config_keys=True):
     own_options = dict(own_options or {})
     usage = "%(prog)s" + (" [--option value ...]" if own_options else "") + \
         (" [--config_path FILE] [--key value ...]" if config_keys else "")
-    parser = argparse.ArgumentParser(prog=prog, usage=usage, description=(doc or "").strip(), add_help=True,
+    parser = argparse.ArgumentParser(prog=prog, usage=usage, description=(doc or "").strip(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if own_options:
         group = parser.add_argument_group("options of this command")
@@ -643,9 +623,7 @@ def command_help(prog, doc, own_options=None, argv=(), config_keys=True):
         cfg, where = _defaults_in_effect(list(argv), own_options)
         group = parser.add_argument_group(f"config keys (--key value or --key=value; {where})")
         group.add_argument("--config_path", metavar="FILE", help="yaml file of config keys (configs/*.yaml)")
-        for key in SCHEMA.values():
-            if key.name in own_options:
-                continue
+        for key in (k for k in SCHEMA.values() if k.name not in own_options):
             default = getattr(cfg, key.name) if cfg is not None else key.default
             allowed = f"; one of {', '.join(map(str, key.choices))}" if key.choices else ""
             text = f"{key.help} [{key.type}, default {default!r}{allowed}]"
@@ -669,8 +647,8 @@ def _main(argv):
         if argv[1] not in SCHEMA:
             raise ConfigError(f"unknown config key '{argv[1]}'{_suggest(argv[1])}")
         print(getattr(load_config(argv[2:]), argv[1]))
-        return 0
-    print(markdown_table())
+    else:
+        print(markdown_table())
     return 0
 
 

@@ -28,11 +28,8 @@ def warn(message):
 
 @contextlib.contextmanager
 def quiet_mindspore_log(level=logging.ERROR):
-    """Drop MindSpore's own Python log records below ``level`` for the duration of the block.
-
-    Used where MindSpore logs to stderr about things this project handles itself (nn.Adam's
-    internal FusedSparseAdam deprecation notice; the CRITICAL line of a failed checkpoint
-    write that is reported as one ``error: ...`` line instead)."""
+    """Drop MindSpore's log records below ``level`` in the block: notices this project handles itself
+    (nn.Adam's FusedSparseAdam deprecation; a failed checkpoint write, reported as one ``error:`` line)."""
     import mindspore as ms
 
     get_logger = getattr(getattr(ms, "log", None), "_get_logger", None)
@@ -50,26 +47,20 @@ def quiet_mindspore_log(level=logging.ERROR):
 
 def _launched_by_cluster():
     """True when msrun / a dynamic-cluster launcher, a rank table or mpirun started this process."""
-    return bool(os.environ.get("MS_ROLE") or os.environ.get("MS_WORKER_NUM") or os.environ.get("RANK_TABLE_FILE")
-                or os.environ.get("OMPI_COMM_WORLD_SIZE"))
+    launchers = ("MS_ROLE", "MS_WORKER_NUM", "RANK_TABLE_FILE", "OMPI_COMM_WORLD_SIZE")
+    return any(os.environ.get(name) for name in launchers)
 
 
 def _launcher_device_id():
-    """The device of this process when the launcher assigns it in DEVICE_ID (rank table on Ascend;
-    mpirun, whose local rank MindSpore copies to DEVICE_ID). None under msrun, which negotiates
-    device ids itself; MindSpore would otherwise put every such process on device 0."""
-    if os.environ.get("MS_ROLE") or not os.environ.get("DEVICE_ID", "").isdigit():
-        return None
-    return int(os.environ["DEVICE_ID"])
+    """DEVICE_ID as set by a rank table or mpirun (else MindSpore puts every process on device 0);
+    None under msrun, which negotiates device ids itself."""
+    device = os.environ.get("DEVICE_ID", "")
+    return int(device) if device.isdigit() and not os.environ.get("MS_ROLE") else None
 
 
 def init_device(cfg):
-    """Set the MindSpore context from the config and join the cluster when distributed.
-
-    Graph compilation is applied per function with ``mindspore.jit`` (cfg.mode == "graph"),
-    so the global context stays in PYNATIVE mode; this keeps data handling and logging in
-    plain Python and lets the same code run eagerly for debugging (cfg.mode == "pynative").
-    """
+    """Set the MindSpore context and join the cluster when distributed. The context stays PYNATIVE:
+    graph mode is ``mindspore.jit`` per function, so data handling and logging stay plain Python."""
     import mindspore as ms
 
     ms.set_context(mode=ms.PYNATIVE_MODE)
@@ -90,8 +81,7 @@ def init_device(cfg):
 
 
 def _set_device(target, device_id):
-    """Select the device once per process; MindSpore refuses a second call after kernels ran,
-    which is harmless when the device is the same (several runs in one process, e.g. tests)."""
+    """Select the device; a second call, refused after kernels ran, is harmless for the same device."""
     import mindspore as ms
 
     try:
@@ -108,9 +98,8 @@ def _set_device(target, device_id):
 
 
 def effective_amp_level(cfg):
-    """The mixed-precision level a run really uses: the configured one on Ascend/GPU, and on CPU
-    only with ``amp_on_cpu`` (float16 kernels exist on the CPU backend, slowly; without it the
-    CPU trains float32 and says so once)."""
+    """The mixed-precision level a run uses: on CPU only with ``amp_on_cpu`` (slow float16 kernels);
+    otherwise the CPU trains float32 and says so."""
     if cfg.amp_level != "O0" and cfg.device_target == "CPU" and not cfg.amp_on_cpu:
         warn(f"amp_level {cfg.amp_level} is for Ascend/GPU; the CPU backend runs float32 (amp_level O0); "
              "pass --amp_on_cpu true to run the mixed-precision path on CPU")
@@ -119,8 +108,7 @@ def effective_amp_level(cfg):
 
 
 def effective_loss_scale(cfg):
-    """The loss scaling a run really uses: none where the CPU ignores mixed precision (see
-    ``effective_amp_level``), else the configured one (it also applies at amp_level O0)."""
+    """none where the CPU ignores mixed precision, else the configured one (also at amp_level O0)."""
     if cfg.device_target == "CPU" and not cfg.amp_on_cpu:
         return "none"
     return cfg.loss_scale

@@ -1,10 +1,5 @@
-"""User-facing errors and the command-line wrapper that reports them as one line.
-
-Every problem a user can fix (a bad config key, a missing data file, a checkpoint of
-another architecture) is raised as a ``UserError`` subclass. Entry points run their
-``main`` through :func:`run_cli`, which prints ``error: <message>`` to stderr and exits
-non-zero, without a traceback unless ``--debug`` is given.
-"""
+"""Problems a user can fix are ``UserError``s; entry points run ``main`` through :func:`run_cli`, which
+reports one as ``error: <message>`` on stderr and a non-zero exit, with a traceback only under ``--debug``."""
 import os
 import sys
 import traceback
@@ -35,8 +30,7 @@ class TrainingDiverged(UserError):
 
 
 def first_line(err):
-    """The first meaningful line of a (possibly multi-line, C++-annotated) exception message,
-    for one-line error reports."""
+    """The first meaningful line of a (possibly multi-line, C++-annotated) exception message."""
     for line in str(err).splitlines():
         line = line.strip()
         if line and not set(line) <= set("-="):
@@ -46,10 +40,12 @@ def first_line(err):
 
 TRUE_WORDS = ("true", "1", "yes", "on")  # the words a bool key or option accepts
 FALSE_WORDS = ("false", "0", "no", "off")
+BOOL_WORDS = {**dict.fromkeys(TRUE_WORDS, True), **dict.fromkeys(FALSE_WORDS, False)}
+HELP_FLAGS = ("-h", "--help")
 
 
 def debug_requested(argv):
-    """``--debug true`` / ``--debug=true`` (or a bare ``--debug``) asks for tracebacks; ``--debug false`` does not."""
+    """``--debug``, ``--debug true`` or ``--debug=true`` asks for tracebacks; ``--debug false`` does not."""
     for i, arg in enumerate(argv):
         if arg.startswith("--debug="):
             return arg.split("=", 1)[1].strip().lower() in TRUE_WORDS
@@ -60,12 +56,10 @@ def debug_requested(argv):
 
 
 def run_cli(main, argv=None, doc=None, options=None, config_keys=True):
-    """Run ``main(argv)`` and turn user errors and Ctrl-C into clean exits.
-
-    ``-h``/``--help`` prints the command's usage (``doc``), its own ``options`` (name ->
-    default) and, with ``config_keys``, the config keys it accepts (``src.config.command_help``)."""
+    """Run ``main(argv)``, turning user errors and Ctrl-C into clean exits; ``-h``/``--help`` prints
+    ``src.config.command_help`` (``doc``, ``options`` name -> default, with ``config_keys`` the keys)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "-h" in argv or "--help" in argv:
+    if set(HELP_FLAGS) & set(argv):
         from src.config import command_help
 
         print(command_help(os.path.basename(sys.argv[0]) or "python", doc, options, argv, config_keys))
@@ -73,17 +67,14 @@ def run_cli(main, argv=None, doc=None, options=None, config_keys=True):
     debug = debug_requested(argv)
     try:
         code = main(argv)
-    except UserError as err:
+    except (UserError, ModuleNotFoundError) as err:
         if debug:
             traceback.print_exc()
+        if isinstance(err, ModuleNotFoundError):
+            err = UserError(f"Python package '{err.name}' is not installed for {sys.executable}; install the "
+                            "requirements with `python3 -m pip install -r requirements.txt`")
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(err.exit_code)
-    except ModuleNotFoundError as err:
-        if debug:
-            traceback.print_exc()
-        print(f"error: Python package '{err.name}' is not installed for {sys.executable}; install the "
-              "requirements with `python3 -m pip install -r requirements.txt`", file=sys.stderr, flush=True)
-        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         sys.exit(130)

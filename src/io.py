@@ -1,34 +1,22 @@
-"""The one way this project writes a file: into a temporary sibling, then ``os.replace``
-(a finished directory: ``os.rename``, :func:`publish_directory`).
-
-A reader (or a crash) never sees half a file: the destination is either absent, the old
-version, or the complete new one. ``atomic_path`` is the primitive (the caller writes the
-temporary file however it likes: numpy, PIL, MindSpore); the text/JSON helpers use it.
-"""
+"""Atomic file writes: into a temporary sibling, then ``os.replace`` (a directory: ``os.rename``), so a
+reader or a crash sees the destination absent, old, or complete, never half written."""
 import contextlib
 import json
 import os
 
 
-def sibling_temp(path):
-    """A temporary file name next to ``path`` (same directory, so the rename is atomic), unique
-    per process, keeping ``path``'s extension (some writers append theirs otherwise)."""
-    directory, name = os.path.split(os.path.abspath(path))
-    return os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-
-
 def move_into_place(tmp, path):
-    """Publish a complete temporary file written by the caller (same directory as ``path``, e.g.
-    from :func:`sibling_temp`) under its final name, in one atomic step."""
+    """Publish a complete temporary file (in ``path``'s directory) under its final name, atomically."""
     os.replace(tmp, path)
     return path
 
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """``with atomic_path(p) as tmp: write(tmp)``: on success ``tmp`` replaces ``p``; on any
-    error ``tmp`` is removed and ``p`` is untouched."""
-    tmp = sibling_temp(path)
+    """``with atomic_path(p) as tmp: write(tmp)``: on success ``tmp`` replaces ``p``, on error ``p`` is kept.
+    ``tmp`` is per process, beside ``p`` (atomic rename), with its extension (else writers add one)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
     try:
         yield tmp
         move_into_place(tmp, path)
@@ -38,8 +26,7 @@ def atomic_path(path):
 
 
 def publish_directory(tmp, final):
-    """Rename a finished directory ``tmp`` to ``final`` in one atomic step (POSIX); raises OSError
-    if ``final`` already exists and is not empty."""
+    """Rename a finished directory atomically (POSIX); OSError if ``final`` exists and is not empty."""
     os.rename(tmp, final)
     return final
 

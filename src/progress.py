@@ -1,5 +1,4 @@
-"""Progress reporting: a live line with ETA on a terminal; optionally a plain line every 10 %
-otherwise (logs, pipes)."""
+"""Progress: a live line with ETA on a terminal, else optionally a plain line every 10 % (logs, pipes)."""
 import sys
 import time
 
@@ -12,31 +11,19 @@ def format_duration(seconds):
 
 
 class Progress:
-    """``update(done, text)`` redraws one status line (terminal only) with rate and ETA.
-
-    When the stream is not a terminal (nohup logs, CI) nothing is drawn, so logs hold only
-    the regular log lines, unless ``plain_lines``: then one plain line is printed each time
-    another 10 % is done (for long loops without log lines of their own, e.g. evaluation).
-    """
+    """``update(done, text)`` redraws a status line with ETA on a terminal. Elsewhere (nohup logs, CI)
+    it prints nothing, or with ``plain_lines`` a line per 10 % (loops without log lines of their own)."""
 
     def __init__(self, total, label, unit="step", stream=None, min_interval=0.5, plain_lines=False):
-        self.total = total
-        self.label = label
-        self.unit = unit
+        self.total, self.label, self.unit = total, label, unit
         self.stream = stream or sys.stdout
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.perf_counter()
-        self.min_interval = min_interval
-        self._last_draw = 0.0
-        self._drawn = False
-        self.plain_lines = plain_lines
-        self._next_plain = 0.1
+        self.min_interval, self.plain_lines = min_interval, plain_lines
+        self._last_draw, self._drawn, self._next_plain = 0.0, False, 0.1
 
     def eta(self, done):
-        elapsed = time.perf_counter() - self.start
-        if done <= 0:
-            return float("nan")
-        return elapsed / done * (self.total - done)
+        return (time.perf_counter() - self.start) / done * (self.total - done) if done > 0 else float("nan")
 
     def update(self, done, text=""):
         if not self.live:
