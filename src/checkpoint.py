@@ -1,14 +1,8 @@
 """Checkpoints: atomic save, verified load, architecture checks, resume state.
 
-A checkpoint is one MindSpore ``.ckpt`` file holding
-- the network weights (parameter names as in the network),
-- the optimizer state (moments, beta powers, global step, learning rate),
-- ``config_yaml``: the full effective config that built the network, and
-- ``meta_json``: where training stands (epochs done, step inside the epoch, best score,
-  schedule and early-stopping state, loss scale).
-
-Training data are generated from (seed, epoch, sequence index), so position plus weights
-plus optimizer state is everything a bit-identical continuation needs.
+One ``.ckpt`` holds the network weights, the optimizer state, ``config_yaml`` (the effective config)
+and ``meta_json`` (training position, best score, schedule, loss scale): with data a function of
+(seed, epoch, step), that is all a bit-identical continuation needs.
 """
 import json
 import logging
@@ -42,18 +36,12 @@ def _write_failed(path, err):
 def optimizer_state_params(optimizer):
     """The optimizer's own parameters (moments etc.), excluding the network weights it updates."""
     network_ids = {id(p) for p in optimizer.parameters}
-    own = []
-    for _, param in optimizer.parameters_and_names():
-        if id(param) not in network_ids and not any(p is param for p in own):
-            own.append(param)
-    return own
+    own = {id(p): p for _, p in optimizer.parameters_and_names() if id(p) not in network_ids}
+    return list(own.values())
 
 
 def save_checkpoint(path, net, cfg, meta, optimizer=None):
-    """Write a checkpoint atomically: a temporary file in the same directory, then rename.
-
-    A failure at any point leaves ``path`` either absent or as it was before.
-    """
+    """Write a checkpoint atomically (temporary file, then rename): a failure leaves ``path`` as it was."""
     import mindspore as ms
 
     params = [{"name": p.name, "data": p} for p in net.get_parameters()]
@@ -140,28 +128,19 @@ def check_same_architecture(stored, cfg, path):
                 f"{key}={getattr(cfg, key)}; use the matching --config_path or omit --{key}")
 
 
-def _network_params(data):
-    import mindspore as ms
-
-    return {k: v for k, v in data.items() if isinstance(v, ms.Parameter)}
-
-
 def load_weights(net, data, path):
     """Copy the checkpoint's weights into ``net``; every network parameter must be present."""
     import mindspore as ms
 
-    missing, _ = ms.load_param_into_net(net, _network_params(data), strict_load=True)
+    params = {k: v for k, v in data.items() if isinstance(v, ms.Parameter)}
+    missing, _ = ms.load_param_into_net(net, params, strict_load=True)
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {len(missing)} network weights (first: {missing[0]}); "
                               "it was made by another network")
 
 
 def load_network_from_checkpoint(path, cfg=None):
-    """Build the network the checkpoint was trained with and load its weights.
-
-    With ``cfg`` given, the checkpoint must match its architecture. Returns (net, cfg) where
-    cfg is the given config (or the stored one when none is given).
-    """
+    """(the checkpoint's network with its weights, ``cfg`` (which it must match) or the stored config)."""
     from src.models.encoder_forecaster import build_network
 
     data = read_checkpoint(path)
@@ -196,9 +175,8 @@ def restore_training_state(path, net, optimizer, cfg):
 
 
 def config_of_record(argv):
-    """The config of a command that works on a checkpoint (eval.py): with ``--ckpt_file``, the
-    config stored in the checkpoint resolved with the command line (``src.config.resolve_config``:
-    no repeated training flags, run-only keys never from the checkpoint); else the command line's."""
+    """The config of a command on a checkpoint (eval.py): with ``--ckpt_file`` the stored one resolved with
+    the command line (``src.config.resolve_config``), else the command line's."""
     from src.config import parse_overrides, resolve_config
 
     ckpt = parse_overrides(list(argv)).get("ckpt_file")

@@ -1,12 +1,9 @@
 """Encoder-forecaster networks for next-frame prediction (``cfg.arch``: ``zoo`` or ``paper``).
 
-Both map frames ``(B, T_in, C, H, W)`` in [0, 1] to predictions ``(B, T_out, C, H, W)`` (``construct``
-= sigmoid of ``forward_logits``, which the losses use), running time-major and layer-major inside.
-``zoo``: the three conv / ConvLSTM levels of the published MindSpore port, each forecaster level
-starting from the state of its encoder level. ``paper`` (Shi et al. 2015): ConvLSTM stacks on p x p
-patches, the forecaster's hidden states concatenated into a 1x1 conv. ``forecaster_input="prediction"``:
-forecaster layer 1 reads the previous frame (the last observed one, then its own prediction), so the
-frame to extend is in front of it at every step; the forecaster then runs frame by frame.
+``(B, T_in, C, H, W)`` in [0, 1] -> ``(B, T_out, C, H, W)`` (sigmoid of ``forward_logits``), time-major
+inside. ``zoo``: the published port's three conv / ConvLSTM levels; ``paper`` (Shi et al. 2015): ConvLSTM
+stacks on p x p patches, hidden states concatenated into a 1x1 conv. ``forecaster_input="prediction"``:
+forecaster layer 1 reads the previous frame (last observed, then its own prediction), frame by frame.
 """
 import functools
 

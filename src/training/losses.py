@@ -1,23 +1,9 @@
-"""Training losses on the network's logits.
+"""Training losses on the network's logits (``cfg.loss``: mse | bce | balanced, + ``ssim_weight``).
 
-``make_loss_fn(net, cfg)`` returns ``loss(inputs, targets) -> scalar``:
-
-* ``cfg.loss``: ``mse`` (mean squared error of sigmoid(logits)), ``bce`` (binary
-  cross-entropy on the logits, the paper's loss) or ``balanced``: HKO-7's B-MSE + B-MAE (Shi et
-  al. 2017), every value's squared plus absolute error weighted by the intensity class of its
-  truth (``src.metrics.balance_of``: loss_thresholds/loss_weights, HKO-7's for dBZ data; a truth
-  on a threshold takes the higher class), averaged over all values like ``mse``;
-* plus ``cfg.ssim_weight * (1 - SSIM)`` when ``ssim_weight > 0``, with SSIM computed exactly
-  as the reported metric (``src.metrics``: scikit-image ``structural_similarity``, 7x7
-  uniform window, sample covariance, ``data_range=1``), but differentiably in MindSpore.
-
-Why an SSIM term: a pixel loss (MSE or BCE) rewards predicting the average of the futures
-the network cannot yet tell apart, i.e. a blurred blob and a grey haze where a digit might
-be. SSIM on sparse frames punishes exactly that haze (a uniform 0.02 grey on a black
-window already halves its luminance term), so a network trained on pixel losses alone can
-beat predict-zeros on MSE and still lose to it on SSIM. Pixel + SSIM losses are common in
-image restoration (Zhao et al., "Loss Functions for Image Restoration with Neural
-Networks", IEEE TCI 2017).
+``balanced`` is HKO-7's B-MSE + B-MAE (Shi et al. 2017), each value's error weighted by its truth's
+intensity class (``src.metrics.balance_of``). The SSIM term is the reported metric, made
+differentiable: pixel losses alone reward a blurred grey haze where the future is uncertain, which
+SSIM on sparse frames punishes (pixel + SSIM: Zhao et al., IEEE TCI 2017).
 """
 from mindspore import ops
 
@@ -27,12 +13,8 @@ SSIM_DATA_RANGE = 1.0
 
 
 def ssim_per_frame(pred, target):
-    """Differentiable SSIM of every frame, as ``skimage.metrics.structural_similarity(...,
-    data_range=1.0)`` computes it (uniform 7x7 window, sample covariance, mean over the
-    window positions that lie fully inside the frame).
-
-    pred, target: (N, 1, H, W) float32 in [0, 1]. Returns (N,).
-    """
+    """SSIM of every frame as ``skimage.metrics.structural_similarity(..., data_range=1.0)`` (uniform 7x7
+    window, sample covariance, valid windows only); pred, target (N, 1, H, W) in [0, 1] -> (N,)."""
     c1 = (SSIM_K1 * SSIM_DATA_RANGE) ** 2
     c2 = (SSIM_K2 * SSIM_DATA_RANGE) ** 2
     count = SSIM_WINDOW * SSIM_WINDOW
@@ -67,8 +49,7 @@ def pixel_loss(logits, targets, name):
 
 
 def pixel_classes(cfg):
-    """(thresholds in [0, 1] pixel units, weights) of ``loss: balanced``: the data's thresholds
-    mapped by the training normalisation (Moving MNIST: already pixel values)."""
+    """(thresholds in [0, 1] pixel units, weights) of ``loss: balanced`` (the data's, normalised)."""
     import numpy as np
 
     from src.data.pipeline import sequence_normalization
@@ -84,8 +65,7 @@ def pixel_classes(cfg):
 
 
 def balanced_loss(logits, targets, thresholds, weights):
-    """mean(w * ((p - t)^2 + |p - t|)), p = sigmoid(logits), w = weights[#thresholds <= t];
-    logits, targets (B, T, C, H, W), thresholds in the targets' [0, 1] units."""
+    """mean(w * ((p - t)^2 + |p - t|)), p = sigmoid(logits), w = weights[#thresholds <= t]."""
     w = ops.full_like(targets, weights[0])
     for k, threshold in enumerate(thresholds):
         w = w + (weights[k + 1] - weights[k]) * (targets >= threshold).astype(targets.dtype)  # class k+1 and above
@@ -94,9 +74,7 @@ def balanced_loss(logits, targets, thresholds, weights):
 
 
 def make_loss_fn(logits_fn, cfg):
-    """The configured training loss (see the module docstring) of ``logits_fn``, the cell the
-    step trains (``src.models.mixed_precision.training_forward``: frames -> float32 logits).
-    Everything here runs in float32 whatever the network's precision."""
+    """``loss(inputs, targets)`` of ``logits_fn`` (``training_forward``), in float32 at any amp level."""
     name = cfg.loss
     ssim_weight = float(cfg.ssim_weight)
     if name not in ("mse", "bce", "balanced"):

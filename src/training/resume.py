@@ -1,14 +1,9 @@
 """Resume continues the run that was started: the checkpoint's config is the config of record.
 
-``training_config(argv)`` builds train.py's config. Without ``--resume`` (or with ``--resume
-auto`` and no checkpoint yet) it is the usual ``load_config(argv)``. With a checkpoint to
-resume from, the checkpoint's stored config is the base (a yaml file is applied on top only
-when ``--config_path`` is given) and the command line may change only the keys in
-``CHANGEABLE_ON_RESUME``: keys that do not change what is computed (where files go, how many
-workers feed the data, how often to log or save), plus ``epochs`` to extend a run. Any other
-key whose value differs from the checkpoint's is refused in one line naming the keys and both
-values; ``--allow_config_change true`` continues anyway with the new values, says so on the
-console and appends the change to ``config_changes.log`` in the run directory.
+On resume the stored config is the base (``--config_path`` applied on top only when given) and the
+command line may change only ``CHANGEABLE_ON_RESUME`` (keys that do not change what is computed, plus
+``epochs``); other changes are refused unless ``--allow_config_change true``, which logs them to
+``config_changes.log`` in the run directory.
 """
 import os
 import time

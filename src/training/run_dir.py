@@ -68,9 +68,7 @@ class RunDir:
         """Rewrite log.csv and history.json atomically with every epoch row so far."""
         if not rows:
             return
-        fields = list(rows[0].keys())
-        for row in rows[1:]:
-            fields += [k for k in row if k not in fields]
+        fields = list(dict.fromkeys(k for row in rows for k in row))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=fields)
         writer.writeheader()

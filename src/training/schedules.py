@@ -1,20 +1,11 @@
-"""Learning-rate schedules.
-
-The learning rate of every step is computed here in Python and passed into the compiled
-training step as an input (which assigns it to the optimizer's ``learning_rate``
-parameter). That way the rate the optimizer applies is, by construction, the one this
-module computed and the log reports; a test checks the applied update against it.
-"""
+"""Learning-rate schedules, computed in Python and passed into the compiled step as an input, so the
+rate the optimizer applies is by construction the one the log reports."""
 import math
 
 
 class LRSchedule:
-    """constant | cosine | step | plateau, with optional linear warm-up.
-
-    ``lr_at(epoch, step)`` is a pure function of the position for constant/cosine/step.
-    The plateau schedule keeps a decay factor that changes after validation
-    (``on_validation``); its state is saved in checkpoints (``state_dict``).
-    """
+    """constant | cosine | step | plateau, with optional linear warm-up. Only plateau has state (a decay
+    factor changed by ``on_validation``, saved in checkpoints via ``state_dict``)."""
 
     def __init__(self, cfg):
         self.kind = cfg.lr_schedule

@@ -69,13 +69,8 @@ def load_loss_scaler_state(scaler, state):
 
 
 def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
-    """Compose the step of ``forward`` (frames -> float32 logits, see
-    ``src.models.mixed_precision``), the cell whose parameters ``optimizer`` updates.
-
-    Returns ``step(inputs, targets, lr) -> (loss, finite)``, both device tensors (reading them
-    is the caller's choice: it costs a host synchronisation). ``finite`` is False when a
-    gradient overflowed; the update is then skipped (and a dynamic ``scaler`` lowers its scale).
-    """
+    """``step(inputs, targets, lr) -> (loss, finite)`` of ``forward`` (``training_forward``), device tensors
+    (reading them costs a host sync); not ``finite``: a gradient overflowed and the update was skipped."""
     loss_fn = make_loss_fn(forward, cfg)
     reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=group_size) \
         if group_size > 1 else None

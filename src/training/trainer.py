@@ -52,14 +52,8 @@ class _StopRequest:
 
 
 def waits_each_step(device_target):
-    """Whether the loop waits for each training step before starting the next one.
-
-    On CPU it must: MindSpore 2.8 runs compiled steps asynchronously, and steps called back to back
-    run 2.6x slower (2 cores: 367 ms per step waited for, 980 ms back to back, whatever the runtime
-    options), the runtime's waiting threads taking the kernels' cores; the wait is free, the loss is
-    already in host memory (``bench/loop_overhead.py --wait_each_step false``). On Ascend/GPU the
-    host runs ahead, fetching the next batch while the device computes (not measured here).
-    """
+    """Whether the loop waits for each step: on CPU, MindSpore 2.8's asynchronous steps run 2.6x slower
+    back to back (``bench/loop_overhead.py --wait_each_step false``); on Ascend/GPU the host runs ahead."""
     return device_target == "CPU"
 
 
@@ -137,11 +131,9 @@ class Trainer:
 
         meta = restore_training_state(path, self.net, self.optimizer, self.cfg)
         self._check_same_data_parallel_layout(meta, path)
-        self.epoch = int(meta["epoch"])
-        self.step_in_epoch = int(meta["step_in_epoch"])
+        for key in ("epoch", "step_in_epoch", "best_epoch", "epochs_without_improvement"):
+            setattr(self, key, int(meta[key]))
         self.best_score = math.inf if meta["best_score"] is None else float(meta["best_score"])
-        self.best_epoch = int(meta["best_epoch"])
-        self.epochs_without_improvement = int(meta["epochs_without_improvement"])
         self.schedule.load_state_dict(meta["schedule"])
         self.epoch_losses = [float(v) for v in meta.get("epoch_losses", [])]
         self.skipped_steps = int(meta.get("skipped_steps", 0))
@@ -186,14 +178,10 @@ class Trainer:
             publish_copy(target, self.run.last)
         if improved:
             publish_copy(target, self.run.best)
-        self._prune_numbered()
-        return target
-
-    def _prune_numbered(self):
-        keep = self.cfg.keep_checkpoints
-        if keep > 0:
-            for path in self.run.numbered_checkpoints()[:-keep]:
+        if self.cfg.keep_checkpoints > 0:
+            for path in self.run.numbered_checkpoints()[:-self.cfg.keep_checkpoints]:
                 os.remove(path)
+        return target
 
     def fit(self):
         """Train until cfg.epochs, early stopping, a stop signal or divergence."""
@@ -284,10 +272,8 @@ class Trainer:
                 f"{self.skipped_steps} overflow step(s) skipped so far")
 
     def _sync_pending(self):
-        """Read back the losses and overflow flags since the last sync in one transfer, check them, and
-        agree with all ranks on whether to stop (True: a rank asked to). Every rank calls it at the
-        same steps, so its one all-reduce pairs up and all ranks take the same divergence and stop
-        decisions; checkpoints are only written right after it, so none follows a divergence."""
+        """Read back and check the pending losses and overflow flags in one all-reduce that every rank
+        makes at the same steps, so all agree on divergence and stop (True: a rank asked to stop)."""
         import mindspore as ms
         from mindspore import ops
 
@@ -360,8 +346,9 @@ class Trainer:
             print(f"epoch: {self.epoch} done, train loss {train_loss:.6f}{val_text}, epoch time "
                   f"{format_duration(epoch_time)}{' (best)' if improved else ''}, saved {os.path.basename(path)}, "
                   f"ETA {format_duration(remaining)}", flush=True)
-        if stop_early and self.ctx.is_main:
-            print(f"early stopping: no validation improvement for {cfg.early_stop_patience} epoch(s)", flush=True)
+            if stop_early:
+                    print(f"early stopping: no validation improvement for {cfg.early_stop_patience} epoch(s)",
+                      flush=True)
         return stop_early
 
     def validate(self):

@@ -1,19 +1,10 @@
 """Parameter, MAC/FLOP and activation-memory counts of the networks, from the layer specs.
 
-The counts are derived from the config, not from a built network, so they are printed without
-MindSpore building anything (a test checks ``params`` against the built network). All numbers
-are per sequence (batch 1):
-
-* MACs: the multiply-accumulates of the convolutions that run, over all time steps (an encoder
-  cell's first, zero-state step skips its state-to-state convolution; gates, GroupNorm, biases and
-  peepholes are not counted). A transposed convolution counts its real work, per INPUT pixel.
-  Counting it at the output resolution (+5.66 GMAC for zoo) and charging the skipped first steps
-  (+2.86 GMAC) gives the often quoted ~113 GMAC of the zoo network; this count gives 104.60 GMAC.
-* ``forward_flops = 2 * MACs``; ``train_step_flops = 3 * forward_flops`` (forward, then the
-  gradients with respect to inputs and weights, each about one forward).
-* ``activation_bytes_per_sequence``: a rough float32 estimate of what a training step keeps for
-  backward: each convolution output (twice before a LeakyReLU), and per ConvLSTM step the gate
-  pre-activations (input part, sum, normalised copy with GroupNorm), the gates and c, tanh(c'), h.
+From the config, without building a network; per sequence. MACs: convolutions that run (not an
+encoder cell's zero-state first state-to-state step; transposed convolutions per INPUT pixel), so zoo
+gives 104.60 GMAC, not the often quoted ~113. ``forward_flops = 2 * MACs``, ``train_step_flops = 3 *
+forward_flops``. ``activation_bytes_per_sequence``: rough float32 size of what backward keeps (conv
+outputs, twice before a LeakyReLU; per ConvLSTM step gate pre-activations, gates, c, tanh(c'), h).
 """
 from dataclasses import dataclass
 
@@ -25,8 +16,6 @@ ZOO_CELL_KERNEL = 5
 
 @dataclass(frozen=True)
 class LayerCost:
-    """One row of the layer table."""
-
     name: str
     kind: str  # conv | deconv | convlstm | reshape
     cin: int
