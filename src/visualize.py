@@ -75,17 +75,6 @@ def radar_scale(to_units, thresholds=(), units="dBZ"):
     return ColourScale(to_units, tuple(bounds), tuple(colours), units, values)
 
 
-def _check_colours(colours, frames):
-    """A colour scale is for single-channel frames (T, 1, H, W)."""
-    if colours is None:
-        return
-    if not isinstance(colours, ColourScale):
-        raise ValueError(f"colours must be a ColourScale (e.g. radar_scale(...)) or None, got {type(colours).__name__}")
-    if frames.shape[1] != 1:
-        raise ValueError(f"a colour scale is drawn for single-channel frames; these have {frames.shape[1]} channels "
-                         "(pass colours=None: grey, one row group per channel)")
-
-
 def _frames(array, name, shapes="(T, C, H, W) or (T, H, W)"):
     """Validate one sequence: (T, C, H, W) or (T, H, W) -> float64 (T, C, H, W) in [0, 1]."""
     arr = np.asarray(array)
@@ -102,15 +91,6 @@ def _frames(array, name, shapes="(T, C, H, W) or (T, H, W)"):
     return np.clip(arr, 0.0, 1.0)
 
 
-def _same_frame_size(name, frames, ref_name, ref):
-    if frames.shape[1] != ref.shape[1]:
-        raise ValueError(f"{name} frames have {frames.shape[1]} channel(s) but {ref_name} frames have "
-                         f"{ref.shape[1]}")
-    if frames.shape[2:] != ref.shape[2:]:
-        raise ValueError(f"{name} frames are {frames.shape[2]}x{frames.shape[3]} but {ref_name} frames "
-                         f"are {ref.shape[2]}x{ref.shape[3]}")
-
-
 def _check_scale(scale):
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
@@ -124,9 +104,19 @@ def _sequence(inputs, target, pred, scale, colours):
     y_pred, y_true = _frames(pred, "pred"), None if target is None else _frames(target, "target")
     if y_true is not None and y_pred.shape != y_true.shape:
         raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
-    if x_in is not None:
-        _same_frame_size("inputs", x_in, "pred" if y_true is None else "target", y_pred)
-    _check_colours(colours, y_pred)
+    ref = "pred" if y_true is None else "target"
+    if x_in is not None and x_in.shape[1] != y_pred.shape[1]:
+        raise ValueError(f"inputs frames have {x_in.shape[1]} channel(s) but {ref} frames have "
+                         f"{y_pred.shape[1]}")
+    if x_in is not None and x_in.shape[2:] != y_pred.shape[2:]:
+        raise ValueError(f"inputs frames are {x_in.shape[2]}x{x_in.shape[3]} but {ref} frames "
+                         f"are {y_pred.shape[2]}x{y_pred.shape[3]}")
+    if colours is not None and not isinstance(colours, ColourScale):
+        raise ValueError("colours must be a ColourScale (e.g. radar_scale(...)) or None, "
+                         f"got {type(colours).__name__}")
+    if colours is not None and y_pred.shape[1] != 1:  # a colour scale is for single-channel frames
+        raise ValueError(f"a colour scale is drawn for single-channel frames; these have {y_pred.shape[1]} "
+                         "channels (pass colours=None: grey, one row group per channel)")
     return scale, x_in, y_true, y_pred
 
 
@@ -370,8 +360,7 @@ def _draw_chart(draw, x0, y0, heading, series, first_frame):
     frames = [first_frame + i for i in range(n)]
     labelled = set(frames[::max(1, math.ceil(n / 12))]) | {frames[-1]}  # at most ~12 labels
 
-    def px(i):
-        return (left + right) / 2 if n == 1 else left + (right - left) * i / (n - 1)
+    xs = [(left + right) / 2] if n == 1 else [left + (right - left) * i / (n - 1) for i in range(n)]
 
     def py(v):
         return bottom - (bottom - top) * (v - lo) / (hi - lo)
@@ -389,7 +378,7 @@ def _draw_chart(draw, x0, y0, heading, series, first_frame):
         tw, th = _text_size(draw, label)
         draw.text((left - 7 - tw, y - th // 2 - 1), label, fill=TEXT, font=_font())
     for i, f in enumerate(frames):  # x ticks at every frame, labels where they fit
-        x = round(px(i))
+        x = round(xs[i])
         draw.line([(x, bottom), (x, bottom + 4)], fill=TEXT)
         if f in labelled:
             tw, _ = _text_size(draw, str(f))
@@ -399,7 +388,7 @@ def _draw_chart(draw, x0, y0, heading, series, first_frame):
     draw.text(((left + right - tw) // 2, bottom + 19), xl, fill=(90, 90, 90), font=_font())
     draw.line([(left, top), (left, bottom), (right, bottom)], fill=TEXT)
     for _, curve, colour in reversed(series):  # main series drawn last, on top
-        points = [(px(i), py(float(v))) for i, v in enumerate(curve) if np.isfinite(v)]
+        points = [(xs[i], py(float(v))) for i, v in enumerate(curve) if np.isfinite(v)]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2, joint="curve")
         for x, y in points:
