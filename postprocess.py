@@ -2,20 +2,12 @@
 
     python postprocess.py --result_path ./result_Files --preprocess_path ./preprocess_Result [--output_dir .]
 
-Reads RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, 1, H, W), one per input file written
-by preprocess.py) and the matching PREPROCESS_PATH/label/seq_<i>.npy ground truth, and computes
-MSE / MAE (pixel sums), SSIM and PSNR with src.metrics.StreamingMetrics, the same code as
-eval.py. The reference baselines eval.py scores next to a model (zeros, copy_last; own sequences:
-also extrapolation) are scored on the same inputs (PREPROCESS_PATH/input/seq_<i>.bin) by the
-same code (src.evaluation.BatchExtras). Prints the per-frame table and the model-vs-baselines
-table, and writes OUTPUT_DIR/metrics_310.json (``baselines`` as in eval.py's metrics.json).
-
-Own sequences (preprocess.py of a model trained on them): outputs (1, T_out, C, H, W), float32
-labels (T_out, C, H, W). ``--thresholds [20,35]`` adds POD/FAR/CSI/HSS (src.metrics.SkillScores)
-in the data's units, undoing the normalisation the manifest records (Moving MNIST: pixel values
-in [0, 1]), for the model and every baseline, and HKO-7's balanced errors B-MSE/B-MAE
-(``skill_scores.balanced``) with the intensity classes preprocess.py recorded from the model's
-config (``balance`` in preprocess.json: dBZ data, or loss_thresholds/loss_weights).
+Scores RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, C, H, W)) against PREPROCESS_PATH/label/seq_<i>.npy
+with eval.py's code: MSE / MAE (pixel sums), SSIM, PSNR and its reference baselines on the same inputs
+(PREPROCESS_PATH/input/seq_<i>.bin). Prints the per-frame and model-vs-baselines tables and writes
+OUTPUT_DIR/metrics_310.json (as eval.py's metrics.json). ``--thresholds [20,35]`` adds POD/FAR/CSI/HSS in
+the data's units (Moving MNIST: pixel values in [0, 1]) for the model and every baseline, and the balanced
+errors B-MSE/B-MAE when preprocess.json records intensity classes (dBZ data, or loss_thresholds/loss_weights).
 """
 import json
 import os
@@ -48,8 +40,7 @@ def read_manifest(preprocess_path):
 
 
 def read_label(path, shape, dtype="uint8"):
-    """Ground truth -> float32 in [0, 1]: uint8 (T_out, H, W) divided by 255 as the test-set reader
-    does, or float32 (T_out, C, H, W) of own sequences as they are."""
+    """Ground truth -> float32: uint8 (T_out, H, W) / 255 as the test-set reader does, own float32 as is."""
     if not os.path.isfile(path):
         raise DataError(f"label {path} not found; run preprocess.py again")
     labels = np.load(path, allow_pickle=False)
@@ -83,27 +74,23 @@ def parse_thresholds(text):
 
 
 def units(manifest):
-    """(to_units, description): [0, 1] values -> the units the thresholds are in (own sequences: the
-    recorded normalisation undone), as eval.py maps them (src.evaluation.units_of_normalization)."""
+    """(to_units, description) of the thresholds' units, the recorded normalisation undone as in eval.py."""
+    from src.data.sequences import Normalization
     from src.evaluation import units_of_normalization
 
     if "normalization" not in manifest:
         return units_of_normalization(None)
-    from src.data.sequences import Normalization
-
     return units_of_normalization(Normalization.from_dict(manifest["normalization"], "preprocess.json normalization"))
 
 
 def balance(manifest):
-    """(thresholds, weights) of B-MSE/B-MAE recorded by preprocess.py (src.metrics.balance_of of the
-    model's config), or None."""
+    """(thresholds, weights) of B-MSE/B-MAE that preprocess.py recorded from the model's config, or None."""
     record = manifest.get("balance")
     return None if not record else (tuple(record["thresholds"]), tuple(record["weights"]))
 
 
 def read_chunk(manifest, result_path, preprocess_path, chunk):
-    """(inputs (b, T_in, C, H, W), outputs (b, T_out, C, H, W), labels of the outputs' shape) of the
-    sequences named ``chunk``."""
+    """(inputs (b, T_in, C, H, W), outputs (b, T_out, C, H, W), labels shaped as outputs) of ``chunk``."""
     from src.export.bin_files import read_bin, result_file_name
 
     in_shape, out_shape = tuple(manifest["input_shape"]), tuple(manifest["output_shape"])
@@ -116,9 +103,7 @@ def read_chunk(manifest, result_path, preprocess_path, chunk):
 
 
 def compute(manifest, result_path, preprocess_path, thresholds=()):
-    """StreamingMetrics of the outputs over all sequences of the manifest, and eval.py's reference
-    baselines and (with ``thresholds``) skill scores and balanced errors (src.evaluation.BatchExtras).
-    Returns (metrics result, {baseline: metrics result}, {predictor: skill-score result} or {})."""
+    """(metrics result, {baseline: metrics result}, {predictor: skill scores} or {}) over all sequences."""
     from src.evaluation import BatchExtras, reference_baselines
     from src.metrics import StreamingMetrics
 
@@ -132,8 +117,7 @@ def compute(manifest, result_path, preprocess_path, thresholds=()):
         inputs, preds, labels = read_chunk(manifest, result_path, preprocess_path, names[start:start + CHUNK])
         metrics.update(preds, labels)
         hooks(start, inputs, labels, preds)
-    references = {name: scores.result() for name, scores in hooks.references.items()}
-    return metrics.result(), references, hooks.skill_results()
+    return metrics.result(), {n: r.result() for n, r in hooks.references.items()}, hooks.skill_results()
 
 
 def write_json(output_dir, result, manifest, result_path, references=None, skills=None):
@@ -141,10 +125,9 @@ def write_json(output_dir, result, manifest, result_path, references=None, skill
     from src.eval_report import scores_report
 
     os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, RESULT_JSON)
     payload = dict(result, result_path=os.path.abspath(result_path), data_file=manifest.get("data_file", ""))
     payload.update(scores_report(references or {}, skills or {}, units(manifest)[1]))
-    return write_json_atomic(path, payload)
+    return write_json_atomic(os.path.join(output_dir, RESULT_JSON), payload)
 
 
 def main(argv):
@@ -161,8 +144,7 @@ def main(argv):
     thresholds = parse_thresholds(options["thresholds"])
     manifest = read_manifest(options["preprocess_path"])
     result, references, skills = compute(manifest, options["result_path"], options["preprocess_path"], thresholds)
-    first_frame = manifest["input_shape"][1] + 1
-    print(format_table(result, first_frame=first_frame))
+    print(format_table(result, first_frame=manifest["input_shape"][1] + 1))
     print_baseline_comparison(result, references)
     print_skill_scores(skills, units(manifest)[1], "model")
     if skills and "balanced" not in skills[MAIN] and manifest.get("dataset") == "sequences":

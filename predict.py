@@ -13,17 +13,15 @@ Inputs (exactly one):
   --dataset synthetic  eval.py's fixed generated test sequences (embedded digits, no download)
   --bin_dir DIR        preprocess.py's input/*.bin files; writes <name>_0.bin like the Ascend 310 app
                        into --result_dir (default OUTPUT_DIR/result_Files)
-A model of own sequences reads --input like training read its data (its data_layout, --data_layout to
-change it; --npz_key; normalised as in training): sequences of exactly input_frames frames are forecast
-after their last frame, sequences of at least input_frames + output_frames give every window, scored
-against its targets; predictions.npy is then in that layout and the data's units. --data_path gives the
-windows eval.py would score. An exported model file carries its config: no other flag is needed.
+A model of own sequences reads --input as training read its data (data_layout or --data_layout; --npz_key):
+input_frames frames are forecast; input_frames + output_frames or more give every window, scored. Then
+predictions.npy is in that layout and the data's units. --data_path gives the windows eval.py would score.
+An exported model file carries its config: no other flag is needed.
 
-Writes OUTPUT_DIR/predictions.npy ((N, T_out, 64, 64) float32 in [0, 1] for Moving MNIST) and for the first
---save_vis sequences a PNG strip and (with ground truth) a comparison GIF under OUTPUT_DIR/vis/ (dBZ data in
-radar colours); with ground truth the metrics table is printed too. Given an exported model and --ckpt_file,
-both run on the same inputs and the run fails when they differ by more than --tolerance (default 1e-5;
-raise it for float16 devices).
+Writes OUTPUT_DIR/predictions.npy ((N, T_out, 64, 64) float32 in [0, 1] for Moving MNIST), PNG strips and
+(with ground truth) GIFs of the first --save_vis sequences under OUTPUT_DIR/vis/, and the metrics table when
+there is ground truth. An exported model and --ckpt_file both run; the run fails when they differ by more
+than --tolerance (default 1e-5; raise it for float16 devices).
 """
 import os
 
@@ -35,8 +33,7 @@ OPTIONS = {"mindir_file": "", "onnx_file": "", "input": "", "bin_dir": "", "resu
 
 
 def model_config(options, overrides):
-    """(cfg, ModelInfo of the exported model or None): the config stored in the model file or the
-    checkpoint, resolved with the command line."""
+    """(cfg, ModelInfo or None): the config stored in the model file or checkpoint, plus the command line."""
     from src.config import resolve_config
     from src.export.model_info import read_model_info
     from src.cli import config_for_model, overrides_argv
@@ -62,8 +59,7 @@ def model_config(options, overrides):
 
 
 def build_predictors(cfg, info, use_ckpt):
-    """(main predictor, checkpoint predictor for the parity check or None); an exported model's own
-    checkpoint runs only when --ckpt_file is given."""
+    """(main predictor, checkpoint predictor for the parity check (with --ckpt_file) or None)."""
     from src.evaluation import checkpoint_predictor
     from src.predictor import BatchPredictor
     from src.cli import init_inference_device
@@ -90,8 +86,7 @@ class ParityTracker:
 
 
 def run_predictions(predictor, reference, source, cfg):
-    """Predict every sequence of ``source`` on the evaluation loop; write predictions.npy and the
-    pictures, print the metrics. Returns (path of predictions.npy, ParityTracker or None)."""
+    """Predict, write predictions.npy and pictures, print the metrics -> (path, ParityTracker or None)."""
     from src.evaluation import PredictionsFile, SequencePictures, count_text, evaluate, picture_colours, units_of
     from src.io import atomic_path
     from src.metrics import format_table

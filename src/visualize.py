@@ -1,9 +1,7 @@
-"""Pictures of sequences, predictions and metric curves, drawn with Pillow only.
+"""Pictures of sequences, predictions and metric curves, drawn with Pillow only; writers return their path.
 
-Every writer returns the path it wrote, through a temporary file (``src.io.atomic_path``). Frames are
-(T, C, H, W) or (T, H, W) with pixels in [0, 1] (clipped; NaN is black), one row group per channel. They
-are grey unless a ``ColourScale`` is given: a stepped colour map in the data's units (``radar_scale``:
-weather-radar dBZ), then the strip also carries a colour bar with the thresholds marked.
+Frames are (T, C, H, W) or (T, H, W) in [0, 1] (clipped; NaN is black), grey or, single-channel, in a
+stepped ``ColourScale`` of the data's units (``radar_scale``: dBZ) with a colour bar.
 """
 import functools
 import math
@@ -19,8 +17,7 @@ GROUP_HEADER = 14  # "channel k" band above each row group of a multi-channel st
 SEPARATOR = (255, 255, 255)
 EMPTY_CELL = (215, 215, 215)  # strip cell with no frame (rows of different length)
 TEXT = (20, 20, 20)
-OBSERVED = (40, 160, 60)  # gif marker colour of observed (input) frames
-PREDICTED = (210, 40, 40)  # gif marker colour of predicted frames
+OBSERVED, PREDICTED = (40, 160, 60), (210, 40, 40)  # gif marker colours of input and predicted frames
 SERIES_COLOURS = ((31, 100, 180), (230, 120, 20), (40, 150, 60), (200, 40, 40), (130, 80, 170))
 METRIC_TITLES = {"mse": "MSE (sum over pixels)", "mae": "MAE (sum over pixels)", "ssim": "SSIM", "psnr": "PSNR (dB)"}
 
@@ -33,12 +30,8 @@ RADAR_STEPS = (
 )
 BELOW_SCALE = (0, 0, 0)  # values below the lowest step: no echo
 MARK = (20, 20, 20)  # threshold marks on the colour bar
-BAR_CELL = 12  # colour bar px per step
-BAR_WIDTH = 14
-BAR_MARGIN = 8  # frames -> colour bar
-BAR_MARKS = 30  # threshold labels, left of the bar
-BAR_TICKS = 34  # step labels, right of the bar
-BAR_TITLE = 16  # units above the bar
+# colour bar px: per step, bar width, frames -> bar, threshold labels (left), step labels (right), units above
+BAR_CELL, BAR_WIDTH, BAR_MARGIN, BAR_MARKS, BAR_TICKS, BAR_TITLE = 12, 14, 8, 30, 34, 16
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,13 +44,10 @@ def _text_size(draw, text):
     return right - left, bottom
 
 
-# ---------------------------------------------------------------- colour scales
-
 @dataclass(frozen=True)
 class ColourScale:
-    """A stepped colour map: a value in [bounds[k], bounds[k+1]) of the data's units (``to_units`` of frames
-    in [0, 1]) gets colours[k], the last step open upwards, below bounds[0] BELOW_SCALE. ``thresholds`` are
-    marked on the colour bar."""
+    """Stepped colour map: ``to_units(frame)`` in [bounds[k], bounds[k+1]) gets colours[k] (the last step open
+    upwards), below bounds[0] BELOW_SCALE; ``thresholds`` are marked on the colour bar."""
 
     to_units: object
     bounds: tuple
@@ -85,19 +75,6 @@ def radar_scale(to_units, thresholds=(), units="dBZ"):
     return ColourScale(to_units, tuple(bounds), tuple(colours), units, values)
 
 
-def _check_colours(colours, frames):
-    """A colour scale is for single-channel frames (T, 1, H, W)."""
-    if colours is None:
-        return
-    if not isinstance(colours, ColourScale):
-        raise ValueError(f"colours must be a ColourScale (e.g. radar_scale(...)) or None, got {type(colours).__name__}")
-    if frames.shape[1] != 1:
-        raise ValueError(f"a colour scale is drawn for single-channel frames; these have {frames.shape[1]} channels "
-                         "(pass colours=None: grey, one row group per channel)")
-
-
-# ---------------------------------------------------------------- input handling
-
 def _frames(array, name, shapes="(T, C, H, W) or (T, H, W)"):
     """Validate one sequence: (T, C, H, W) or (T, H, W) -> float64 (T, C, H, W) in [0, 1]."""
     arr = np.asarray(array)
@@ -114,15 +91,6 @@ def _frames(array, name, shapes="(T, C, H, W) or (T, H, W)"):
     return np.clip(arr, 0.0, 1.0)
 
 
-def _same_frame_size(name, frames, ref_name, ref):
-    if frames.shape[1] != ref.shape[1]:
-        raise ValueError(f"{name} frames have {frames.shape[1]} channel(s) but {ref_name} frames have "
-                         f"{ref.shape[1]}")
-    if frames.shape[2:] != ref.shape[2:]:
-        raise ValueError(f"{name} frames are {frames.shape[2]}x{frames.shape[3]} but {ref_name} frames "
-                         f"are {ref.shape[2]}x{ref.shape[3]}")
-
-
 def _check_scale(scale):
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
@@ -130,16 +98,25 @@ def _check_scale(scale):
 
 
 def _sequence(inputs, target, pred, scale, colours):
-    """Validated (scale, inputs, target, pred) of one sequence, frames (T, C, H, W); ``inputs`` or
-    ``target`` may be None."""
+    """Validated (scale, inputs, target, pred), frames (T, C, H, W); ``inputs`` or ``target`` may be None."""
     scale = _check_scale(scale)
     x_in = None if inputs is None else _frames(inputs, "inputs")
     y_pred, y_true = _frames(pred, "pred"), None if target is None else _frames(target, "target")
     if y_true is not None and y_pred.shape != y_true.shape:
         raise ValueError(f"pred shape {np.shape(pred)} does not match target shape {np.shape(target)}")
-    if x_in is not None:
-        _same_frame_size("inputs", x_in, "pred" if y_true is None else "target", y_pred)
-    _check_colours(colours, y_pred)
+    ref = "pred" if y_true is None else "target"
+    if x_in is not None and x_in.shape[1] != y_pred.shape[1]:
+        raise ValueError(f"inputs frames have {x_in.shape[1]} channel(s) but {ref} frames have "
+                         f"{y_pred.shape[1]}")
+    if x_in is not None and x_in.shape[2:] != y_pred.shape[2:]:
+        raise ValueError(f"inputs frames are {x_in.shape[2]}x{x_in.shape[3]} but {ref} frames "
+                         f"are {y_pred.shape[2]}x{y_pred.shape[3]}")
+    if colours is not None and not isinstance(colours, ColourScale):
+        raise ValueError("colours must be a ColourScale (e.g. radar_scale(...)) or None, "
+                         f"got {type(colours).__name__}")
+    if colours is not None and y_pred.shape[1] != 1:  # a colour scale is for single-channel frames
+        raise ValueError(f"a colour scale is drawn for single-channel frames; these have {y_pred.shape[1]} "
+                         "channels (pass colours=None: grey, one row group per channel)")
     return scale, x_in, y_true, y_pred
 
 
@@ -156,8 +133,7 @@ def _tiles(frames, scale, colours=None):
 
 
 def _heat_tiles(error, scale):
-    """Absolute error (T, H, W) in [0, 1] -> 'hot' tiles (black-red-yellow-white); 1.0 is always white,
-    so error rows of different runs are comparable."""
+    """|error| (T, H, W) -> 'hot' tiles (black-red-yellow-white), 1.0 always white: runs stay comparable."""
     e = error[..., None]  # (T, H, W, 1)
     rgb = np.clip(np.concatenate([3 * e, 3 * e - 1, 3 * e - 2], axis=-1), 0.0, 1.0)
     return _upscale(np.rint(rgb * 255.0).astype(np.uint8), scale)
@@ -173,8 +149,6 @@ def _atomic_save(image, path, fmt, **save_args):
     return path
 
 
-# ---------------------------------------------------------------- colour bar
-
 def colour_bar_size(colours):
     """(width, height) in px of the colour bar drawn right of the frames."""
     return (BAR_MARGIN + BAR_MARKS + BAR_WIDTH + BAR_TICKS,
@@ -182,15 +156,14 @@ def colour_bar_size(colours):
 
 
 def colour_bar_box(colours, x0, y0):
-    """(left, top, right, bottom) of the bar in a colour bar area at (x0, y0); the highest step on top,
-    the below-the-scale cell at the bottom."""
+    """(left, top, right, bottom) of the bar in an area at (x0, y0): top step first, below-scale cell last."""
     left, top = x0 + BAR_MARGIN + BAR_MARKS, y0 + BAR_TITLE
     return left, top, left + BAR_WIDTH - 1, top + (len(colours.bounds) + 1) * BAR_CELL - 1
 
 
 def colour_bar_y(colours, value, top):
-    """y (px) of ``value`` on a bar whose top is ``top``: linear within its step (the last one as wide as
-    the one before); values below the scale sit on its lower edge."""
+    """y (px) of ``value`` on a bar topped at ``top``: linear within its step (the last as wide as the one
+    before); values below the scale sit on its lower edge."""
     bounds, n = colours.bounds, len(colours.bounds)
     k = colours.step_of(value)
     if k < 0:
@@ -213,11 +186,8 @@ def _draw_colour_bar(draw, colours, x0, y0):
     for t in colours.thresholds:
         y = colour_bar_y(colours, t, top)
         draw.rectangle([left - 5, y - 1, right, y], fill=MARK)
-        label = f"{t:g}"
-        draw.text((left - 7 - _text_size(draw, label)[0], y - 6), label, fill=MARK, font=_font())
+        draw.text((left - 7 - _text_size(draw, f"{t:g}")[0], y - 6), f"{t:g}", fill=MARK, font=_font())
 
-
-# ---------------------------------------------------------------- strip and row
 
 def _paste_row(canvas, tiles, x0, y0):
     """Paste (T, h, w, 3) tiles left to right from (x0, y0), GAP px apart."""
@@ -252,10 +222,8 @@ def _draw_row(canvas, draw, row, x0, y0, cols):
 
 
 def save_sequence_strip(path, inputs, target, pred, scale=1, colours=None):
-    """One PNG: rows of input frames, ground truth, prediction and |error| (a heat map in [0, 1]), one row
-    group per channel under a "channel k" band when C > 1; with ``target`` None only input and prediction.
-    ``scale`` upscales the frames; ``colours`` (single channel) draws them in a ColourScale with its colour
-    bar at the right."""
+    """PNG rows of inputs, truth, prediction and |error| heat map (no ``target``: inputs and prediction), per
+    channel under a "channel k" band when C > 1; ``colours`` adds its colour bar at the right."""
     scale, x_in, y_true, y_pred = _sequence(inputs, target, pred, scale, colours)
     channels = y_pred.shape[1]
     groups = [_channel_rows(x_in[:, k], None if y_true is None else y_true[:, k], y_pred[:, k], scale, colours)
@@ -291,8 +259,6 @@ def save_frames_png(path, frames, scale=1):
     return _atomic_save(canvas, path, "PNG")
 
 
-# ---------------------------------------------------------------- animated comparison
-
 _GIF_PAD, _GIF_BORDER, _GIF_TITLE_H, _GIF_STATUS_H = 6, 3, 16, 18
 
 
@@ -319,9 +285,8 @@ def _stacked_tiles(frames, scale, colours):
 
 
 def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250, colours=None):
-    """Animated GIF, looping: ground truth | prediction side by side (channels stacked), one GIF frame per
-    time step after the ``inputs`` (optional; "observed" in green, predicted frames in red). The last
-    frame is held longer so the end of the sequence is visible."""
+    """Looping GIF of truth | prediction (channels stacked) after the optional ``inputs`` (green "observed",
+    red "predicted"); the last frame is held longer so the end of the sequence is visible."""
     scale, x_in, y_true, y_pred = _sequence(inputs, target, pred, scale, colours)
     if not (isinstance(frame_ms, (int, np.integer)) and frame_ms > 0):
         raise ValueError(f"frame_ms must be a positive integer, got {frame_ms!r}")
@@ -336,8 +301,6 @@ def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250, 
     return _atomic_save(frames[0], path, "GIF", save_all=True, append_images=frames[1:],
                         duration=durations, loop=0)
 
-
-# ---------------------------------------------------------------- metric curves
 
 _CHART_W, _CHART_H = 360, 230
 _PLOT_LEFT, _PLOT_RIGHT, _PLOT_TOP, _PLOT_BOTTOM = 56, 14, 24, 34
@@ -374,8 +337,7 @@ def nice_ticks(lo, hi, target_count=5):
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
     first = math.floor(lo / step + 1e-9) * step
     last = math.ceil(hi / step - 1e-9) * step
-    count = int(round((last - first) / step)) + 1
-    return [first + i * step for i in range(count)], step
+    return [first + i * step for i in range(int(round((last - first) / step)) + 1)], step
 
 
 def _tick_label(value, step):
@@ -398,8 +360,7 @@ def _draw_chart(draw, x0, y0, heading, series, first_frame):
     frames = [first_frame + i for i in range(n)]
     labelled = set(frames[::max(1, math.ceil(n / 12))]) | {frames[-1]}  # at most ~12 labels
 
-    def px(i):
-        return (left + right) / 2 if n == 1 else left + (right - left) * i / (n - 1)
+    xs = [(left + right) / 2] if n == 1 else [left + (right - left) * i / (n - 1) for i in range(n)]
 
     def py(v):
         return bottom - (bottom - top) * (v - lo) / (hi - lo)
@@ -417,7 +378,7 @@ def _draw_chart(draw, x0, y0, heading, series, first_frame):
         tw, th = _text_size(draw, label)
         draw.text((left - 7 - tw, y - th // 2 - 1), label, fill=TEXT, font=_font())
     for i, f in enumerate(frames):  # x ticks at every frame, labels where they fit
-        x = round(px(i))
+        x = round(xs[i])
         draw.line([(x, bottom), (x, bottom + 4)], fill=TEXT)
         if f in labelled:
             tw, _ = _text_size(draw, str(f))
@@ -427,7 +388,7 @@ def _draw_chart(draw, x0, y0, heading, series, first_frame):
     draw.text(((left + right - tw) // 2, bottom + 19), xl, fill=(90, 90, 90), font=_font())
     draw.line([(left, top), (left, bottom), (right, bottom)], fill=TEXT)
     for _, curve, colour in reversed(series):  # main series drawn last, on top
-        points = [(px(i), py(float(v))) for i, v in enumerate(curve) if np.isfinite(v)]
+        points = [(xs[i], py(float(v))) for i, v in enumerate(curve) if np.isfinite(v)]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2, joint="curve")
         for x, y in points:
@@ -435,8 +396,7 @@ def _draw_chart(draw, x0, y0, heading, series, first_frame):
 
 
 def _save_charts(path, grid, labels, first_frame):
-    """PNG of line charts, ``grid``: rows of (heading, [curve of each label]); a legend row at the bottom
-    when there is more than one label."""
+    """PNG of line charts, ``grid``: rows of (heading, [curve of each label]); a legend when labels > 1."""
     legend_h = _LEGEND_H if len(labels) > 1 else 0
     canvas = Image.new("RGB", (len(grid[0]) * _CHART_W, len(grid) * _CHART_H + legend_h), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
@@ -453,9 +413,8 @@ def _save_charts(path, grid, labels, first_frame):
 
 
 def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model"):
-    """PNG of 2 x 2 line charts (mse, mae, ssim, psnr) vs frame number of ``per_frame`` (a per-frame dict
-    or a whole StreamingMetrics.result()); ``compare`` maps labels (e.g. baselines) to more per-frame
-    dicts drawn in the same charts, with a legend."""
+    """PNG of 2 x 2 charts of mse, mae, ssim, psnr per frame of ``per_frame`` (or StreamingMetrics.result());
+    ``compare`` maps labels (e.g. baselines) to more per-frame dicts drawn alongside."""
     series = [(label, _check_curves(per_frame, "per_frame"))]
     for other_label, other in (compare or {}).items():
         curves = _check_curves(other, f"compare[{other_label!r}]")
