@@ -27,8 +27,6 @@ _SCAN_BYTES = 64 << 20  # chunk size of the NaN/range scan of float files
 _EXTENSIONS = (".npy", ".npz")
 
 
-# ---------------------------------------------------------------- normalisation
-
 @dataclass(frozen=True)
 class Normalization:
     """x' = clip((x - data_min) / (data_max - data_min), 0, 1), in the file's units."""
@@ -96,8 +94,6 @@ def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
         raise DataError(f"data_min ({data_min}) must be finite and below data_max ({data_max})")
     return Normalization("minmax", low, high, dtype)
 
-
-# ---------------------------------------------------------------- one file
 
 def _check_layout(layout):
     if layout not in LAYOUTS:
@@ -278,8 +274,6 @@ def _normalization_for(files, scale, data_min, data_max, normalization):
     return norm
 
 
-# ---------------------------------------------------------------- windows
-
 def _check_frames(input_frames, output_frames, window_stride):
     for name, value in (("input_frames", input_frames), ("output_frames", output_frames)):
         if int(value) != value or value < 1:
@@ -343,8 +337,6 @@ class WindowSource(BatchSource):
                 f"{self.windows_per_sequence}) of {self.input_frames}+{self.output_frames} frames, stride "
                 f"{self.window_stride}, from {self.path}")
 
-
-# ---------------------------------------------------------------- splits
 
 def check_tileable(height, width, arch, patch_size):
     """DataError unless H x W frames fit ``arch``: paper cuts patch_size patches, zoo halves twice."""
@@ -482,8 +474,6 @@ def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="",
                       data_max, normalization)
 
 
-# ---------------------------------------------------------------- input frames (prediction)
-
 class InputFrames(BatchSource):
     """A file of exactly ``input_frames`` frames a sequence: ``source[i] -> (inputs (T_in, ...), None)``."""
 
@@ -539,8 +529,6 @@ def to_layout(frames, layout):
         x, axes = x[:, :, 0], "NTHW"
     return x.transpose([axes.index(axis) for axis in layout])
 
-
-# ---------------------------------------------------------------- the published Moving MNIST test file
 
 TEST_FILE = "mnist_test_seq.npy"  # uint8 (T=20, N=10000, H=64, W=64), time first
 _GET = "run `bash download.sh DATA_DIR` to fetch it, or copy mnist_test_seq.npy there by hand"
@@ -618,8 +606,6 @@ class TestSequences:
         frames = self.sequence(index)[:, None]  # (T, 1, H, W)
         return frames[:self.input_frames], frames[self.input_frames:]
 
-
-# ---------------------------------------------------------------- predict.py --input of a Moving MNIST model
 
 VALUE_TOLERANCE = 1e-4  # floats may exceed [0, 1] by rounding only
 
