@@ -1,11 +1,8 @@
-"""Users' own sequence arrays (radar, satellite, video) as training data, in pure numpy.
+"""Users' own sequence arrays (radar, satellite, video) as (N, T, C, H, W) float32 frames in [0, 1], in numpy.
 
-A file in ``layout`` NTHW, NTCHW, NTHWC or TNHW (the published ``mnist_test_seq.npy``) gives (N, T, C, H, W)
-float32 frames in [0, 1] (``scale`` auto: integers / dtype max, floats must be in [0, 1]; minmax: data_min
-and data_max in the file's units). ``path`` is one .npy/.npz split BY SEQUENCE (validation frames are never
-trained on) or a directory of train, val and test files. ``.npy`` is memory-mapped and read a window at a
-time (files larger than memory train); pickles are refused; float files are scanned once for NaN/inf.
-Every problem a user can fix is one DataError line naming the file, the numbers and the key to change.
+A file is split BY SEQUENCE (validation frames are never trained on); ``.npy`` is memory-mapped (files larger
+than memory train) and pickles are refused. Every problem a user can fix is one DataError line naming the
+file, the numbers and the key to change.
 """
 import math
 import os
@@ -158,8 +155,6 @@ def _load_npz(path, key):  # the array ``key`` (or the only one), loaded into me
                 if _is_pickle_error(err):
                     raise _pickled(path, key) from None
                 raise
-    except DataError:
-        raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(f"{path} is not a readable .npz file ({err}; truncated copy?)") from None
 
@@ -455,23 +450,22 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     return SequenceSplits(sources, norm, record)
 
 
-def _open_file(path, layout, input_frames, output_frames, inputs_only, npz_key, window_stride, *scaling):
+def _open_file(path, layout, input_frames, output_frames, inputs_only, *, npz_key="", window_stride=0,
+               scale="auto", data_min=None, data_max=None, normalization=None):
     """Every window of one file, or with ``inputs_only`` its InputFrames if it holds just input frames."""
     _check_frames(input_frames, output_frames, window_stride)
     file = SequenceFile(path, layout, npz_key)
     (_check_predictable if inputs_only else _check_long_enough)(file, int(input_frames), int(output_frames))
-    norm = _normalization_for([file], *scaling)
+    norm = _normalization_for([file], scale, data_min, data_max, normalization)
     if inputs_only and file.num_frames == int(input_frames):
         return InputFrames(file, input_frames, norm)
     return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
                         os.path.basename(file.path))
 
 
-def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
-                       data_min=None, data_max=None, normalization=None):
+def open_sequence_file(path, layout, input_frames, output_frames, **options):  # options: those of _open_file
     """Every window of every sequence of one file, e.g. to evaluate or predict on it."""
-    return _open_file(path, layout, input_frames, output_frames, False, npz_key, window_stride, scale, data_min,
-                      data_max, normalization)
+    return _open_file(path, layout, input_frames, output_frames, False, **options)
 
 
 class InputFrames(BatchSource):
@@ -503,12 +497,9 @@ def _check_predictable(file, input_frames, output_frames):
                         f"{_AXES[file.layout]})")
 
 
-def open_input_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
-                    data_min=None, data_max=None, normalization=None):
-    """A file to predict from: :class:`InputFrames` if it holds exactly ``input_frames`` frames per sequence,
-    else every window, scored against its targets."""
-    return _open_file(path, layout, input_frames, output_frames, True, npz_key, window_stride, scale, data_min,
-                      data_max, normalization)
+def open_input_file(path, layout, input_frames, output_frames, **options):  # options: those of _open_file
+    """A file to predict from: InputFrames if it holds just ``input_frames`` a sequence, else every window."""
+    return _open_file(path, layout, input_frames, output_frames, True, **options)
 
 
 def layout_shape(layout, num_sequences, frames, channels, height, width):
@@ -575,8 +566,7 @@ def _open_test_array(path, num_frames, image_size):
 
 
 class TestSequences:
-    """The test file, memory-mapped: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))``;
-    ``num_sequences`` K > 0 keeps the first K; ``image_size``, if given, must match the file."""
+    """The test file, memory-mapped: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))``."""
 
     __test__ = False  # not a pytest test class despite the name
 
