@@ -54,3 +54,9 @@ def window_location(source, index):
     """(sequence index in the file, first frame) of window ``index`` of a WindowSource."""
     seq, start = source._locations([index])  # pylint: disable=protected-access
     return int(seq[0]), int(start[0])
+
+
+def sequence_layout(source, index):
+    """MovingMNIST ``layouts()`` of one sequence: (digit_ids (D,), positions (D, T, 2), velocities (D, T, 2))."""
+    digit_ids, positions, velocities = source.layouts([index])
+    return digit_ids[0], positions[0], velocities[0]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from src.data.moving_mnist import STEP, MovingMNIST, bounce_trajectory
+from tests.data_files import sequence_layout
 
 # ---------------------------------------------------------------- the per-digit, per-frame reference
 # The generator as first written (one paste per digit and frame, one trajectory step per loop
@@ -80,7 +81,7 @@ def test_digits_stay_in_frame(image_size):
     source = MovingMNIST(_random_digits(), 200, 3, image_size=image_size, seed=4)
     free = image_size - 28
     for i in range(len(source)):
-        ids, positions, _ = source.layout(i)
+        ids, positions, _ = sequence_layout(source, i)
         assert positions.shape == (3, 20, 2) and ids.shape == (3,)
         assert positions.min() >= 0 and positions.max() <= free
         step = np.abs(np.diff(positions, axis=1)).max()
@@ -89,7 +90,7 @@ def test_digits_stay_in_frame(image_size):
 
 def test_start_positions_cover_the_range():
     source = MovingMNIST(_random_digits(), 300, 1, seed=0)
-    starts = np.array([source.layout(i)[1][0, 0] for i in range(300)])  # (300, 2) pixels
+    starts = np.array([sequence_layout(source, i)[1][0, 0] for i in range(300)])  # (300, 2) pixels
     assert starts.min() <= 3 and starts.max() >= 33  # uniform over [0, 36]
     assert abs(starts.mean() - 18) < 3
 
@@ -125,10 +126,10 @@ def test_deterministic_per_seed_epoch_index():
 
 
 def test_frames_are_the_max_of_the_digits():
-    """Independent re-composition from layout(): per-frame maximum of the pasted digits."""
+    """Independent re-composition from sequence_layout(): per-frame maximum of the pasted digits."""
     digits = _random_digits()
     source = MovingMNIST(digits, 3, 3, image_size=64, seed=2)
-    ids, positions, _ = source.layout(1)
+    ids, positions, _ = sequence_layout(source, 1)
     expected = np.zeros((20, 64, 64), np.float32)
     for t in range(20):
         for k in range(3):
@@ -143,7 +144,7 @@ def test_digit_count_per_frame():
     source = MovingMNIST(_dot_digits(5), 30, 3, seed=1)
     for i in range(len(source)):
         frames = source.sequence(i)
-        _, positions, _ = source.layout(i)
+        _, positions, _ = sequence_layout(source, i)
         for t in range(20):
             distinct = len({tuple(p) for p in positions[:, t]})
             assert (frames[t] > 0).sum() == distinct
@@ -161,7 +162,7 @@ def test_inputs_are_the_first_frames_and_targets_the_next():
     source = MovingMNIST(_dot_digits(1), 20, 1, input_frames=10, output_frames=10, seed=3)
     for i in range(len(source)):
         inputs, targets = source[i]
-        _, positions, _ = source.layout(i)
+        _, positions, _ = sequence_layout(source, i)
         np.testing.assert_array_equal(_dot_track(inputs[:, 0]), positions[0, :10])
         np.testing.assert_array_equal(_dot_track(targets[:, 0]), positions[0, 10:])
         full = source.sequence(i)
@@ -231,7 +232,7 @@ def test_batch_layouts_match_single_layouts():
     ids, positions, velocities = source.layouts([4, 17, 4])
     assert ids.shape == (3, 3) and positions.shape == velocities.shape == (3, 3, 20, 2)
     for row, index in enumerate([4, 17, 4]):
-        one = source.layout(index)
+        one = sequence_layout(source, index)
         np.testing.assert_array_equal(ids[row], one[0])
         np.testing.assert_array_equal(positions[row], one[1])
         np.testing.assert_array_equal(velocities[row], one[2])

@@ -95,10 +95,6 @@ class MovingMNIST(BatchSource):
         shape = (count, num_digits, self.num_frames, 2)
         return digit_ids, pixels.reshape(shape), velocities.reshape(shape)
 
-    def layout(self, index):  # layouts() of one sequence
-        digit_ids, positions, velocities = self.layouts([index])
-        return digit_ids[0], positions[0], velocities[0]
-
     def batch(self, indices):  # -> (inputs (B, T_in, 1, H, W), targets (B, T_out, 1, H, W)) float32
         digit_ids, positions, _ = self.layouts(indices)
         count, size, t_in = len(digit_ids), self.image_size, self.input_frames

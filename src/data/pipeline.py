@@ -148,8 +148,6 @@ def iterate_batches(source, batch_size, limit=0):
         yield (start, *read_batch(source, np.arange(start, min(start + batch_size, total))))
 
 
-# ---------------------------------------------------------------- own sequence arrays
-
 def sequence_normalization(cfg):
     """The normalisation ``cfg`` fixes (a trained model's holds data_dtype), or None until the data say."""
     if not cfg.data_dtype:

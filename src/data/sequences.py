@@ -1,11 +1,8 @@
-"""Users' own sequence arrays (radar, satellite, video) as training data, in pure numpy.
+"""Users' own sequence arrays (radar, satellite, video) as (N, T, C, H, W) float32 frames in [0, 1], in numpy.
 
-A file in ``layout`` NTHW, NTCHW, NTHWC or TNHW (the published ``mnist_test_seq.npy``) gives (N, T, C, H, W)
-float32 frames in [0, 1] (``scale`` auto: integers / dtype max, floats must be in [0, 1]; minmax: data_min
-and data_max in the file's units). ``path`` is one .npy/.npz split BY SEQUENCE (validation frames are never
-trained on) or a directory of train, val and test files. ``.npy`` is memory-mapped and read a window at a
-time (files larger than memory train); pickles are refused; float files are scanned once for NaN/inf.
-Every problem a user can fix is one DataError line naming the file, the numbers and the key to change.
+A file is split BY SEQUENCE (validation frames are never trained on); ``.npy`` is memory-mapped (files larger
+than memory train) and pickles are refused. Every problem a user can fix is one DataError line naming the
+file, the numbers and the key to change.
 """
 import math
 import os
@@ -26,8 +23,6 @@ _AXIS_NAMES = {"N": "sequence", "T": "frame", "C": "channel", "H": "row", "W": "
 _SCAN_BYTES = 64 << 20  # chunk size of the NaN/range scan of float files
 _EXTENSIONS = (".npy", ".npz")
 
-
-# ---------------------------------------------------------------- normalisation
 
 @dataclass(frozen=True)
 class Normalization:
@@ -97,8 +92,6 @@ def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
     return Normalization("minmax", low, high, dtype)
 
 
-# ---------------------------------------------------------------- one file
-
 def _check_layout(layout):
     if layout not in LAYOUTS:
         raise DataError(f"data_layout {layout!r} is not one of {', '.join(LAYOUTS)}")
@@ -162,8 +155,6 @@ def _load_npz(path, key):  # the array ``key`` (or the only one), loaded into me
                 if _is_pickle_error(err):
                     raise _pickled(path, key) from None
                 raise
-    except DataError:
-        raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(f"{path} is not a readable .npz file ({err}; truncated copy?)") from None
 
@@ -278,8 +269,6 @@ def _normalization_for(files, scale, data_min, data_max, normalization):
     return norm
 
 
-# ---------------------------------------------------------------- windows
-
 def _check_frames(input_frames, output_frames, window_stride):
     for name, value in (("input_frames", input_frames), ("output_frames", output_frames)):
         if int(value) != value or value < 1:
@@ -343,8 +332,6 @@ class WindowSource(BatchSource):
                 f"{self.windows_per_sequence}) of {self.input_frames}+{self.output_frames} frames, stride "
                 f"{self.window_stride}, from {self.path}")
 
-
-# ---------------------------------------------------------------- splits
 
 def check_tileable(height, width, arch, patch_size):
     """DataError unless H x W frames fit ``arch``: paper cuts patch_size patches, zoo halves twice."""
@@ -463,26 +450,23 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     return SequenceSplits(sources, norm, record)
 
 
-def _open_file(path, layout, input_frames, output_frames, inputs_only, npz_key, window_stride, *scaling):
+def _open_file(path, layout, input_frames, output_frames, inputs_only, *, npz_key="", window_stride=0,
+               scale="auto", data_min=None, data_max=None, normalization=None):
     """Every window of one file, or with ``inputs_only`` its InputFrames if it holds just input frames."""
     _check_frames(input_frames, output_frames, window_stride)
     file = SequenceFile(path, layout, npz_key)
     (_check_predictable if inputs_only else _check_long_enough)(file, int(input_frames), int(output_frames))
-    norm = _normalization_for([file], *scaling)
+    norm = _normalization_for([file], scale, data_min, data_max, normalization)
     if inputs_only and file.num_frames == int(input_frames):
         return InputFrames(file, input_frames, norm)
     return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
                         os.path.basename(file.path))
 
 
-def open_sequence_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
-                       data_min=None, data_max=None, normalization=None):
+def open_sequence_file(path, layout, input_frames, output_frames, **options):  # options: those of _open_file
     """Every window of every sequence of one file, e.g. to evaluate or predict on it."""
-    return _open_file(path, layout, input_frames, output_frames, False, npz_key, window_stride, scale, data_min,
-                      data_max, normalization)
+    return _open_file(path, layout, input_frames, output_frames, False, **options)
 
-
-# ---------------------------------------------------------------- input frames (prediction)
 
 class InputFrames(BatchSource):
     """A file of exactly ``input_frames`` frames a sequence: ``source[i] -> (inputs (T_in, ...), None)``."""
@@ -513,12 +497,9 @@ def _check_predictable(file, input_frames, output_frames):
                         f"{_AXES[file.layout]})")
 
 
-def open_input_file(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0, scale="auto",
-                    data_min=None, data_max=None, normalization=None):
-    """A file to predict from: :class:`InputFrames` if it holds exactly ``input_frames`` frames per sequence,
-    else every window, scored against its targets."""
-    return _open_file(path, layout, input_frames, output_frames, True, npz_key, window_stride, scale, data_min,
-                      data_max, normalization)
+def open_input_file(path, layout, input_frames, output_frames, **options):  # options: those of _open_file
+    """A file to predict from: InputFrames if it holds just ``input_frames`` a sequence, else every window."""
+    return _open_file(path, layout, input_frames, output_frames, True, **options)
 
 
 def layout_shape(layout, num_sequences, frames, channels, height, width):
@@ -539,8 +520,6 @@ def to_layout(frames, layout):
         x, axes = x[:, :, 0], "NTHW"
     return x.transpose([axes.index(axis) for axis in layout])
 
-
-# ---------------------------------------------------------------- the published Moving MNIST test file
 
 TEST_FILE = "mnist_test_seq.npy"  # uint8 (T=20, N=10000, H=64, W=64), time first
 _GET = "run `bash download.sh DATA_DIR` to fetch it, or copy mnist_test_seq.npy there by hand"
@@ -587,8 +566,7 @@ def _open_test_array(path, num_frames, image_size):
 
 
 class TestSequences:
-    """The test file, memory-mapped: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))``;
-    ``num_sequences`` K > 0 keeps the first K; ``image_size``, if given, must match the file."""
+    """The test file, memory-mapped: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))``."""
 
     __test__ = False  # not a pytest test class despite the name
 
@@ -618,8 +596,6 @@ class TestSequences:
         frames = self.sequence(index)[:, None]  # (T, 1, H, W)
         return frames[:self.input_frames], frames[self.input_frames:]
 
-
-# ---------------------------------------------------------------- predict.py --input of a Moving MNIST model
 
 VALUE_TOLERANCE = 1e-4  # floats may exceed [0, 1] by rounding only
 
