@@ -142,7 +142,7 @@ def mnist_manifest(names, data_file, shapes):
 
 
 def main(argv):
-    from src.data.sequences import TestSequences, resolve_test_file
+    from src.data.sequences import open_test_file, resolve_test_file
     from src.cli import overrides_argv, split_options
 
     options, overrides = split_options(argv, OPTIONS)
@@ -153,7 +153,7 @@ def main(argv):
     cfg = load_config(overrides_argv(overrides))
     shapes = model_shapes(cfg, options["mindir_file"])
     data_file = resolve_test_file(cfg.data_path)
-    source = TestSequences(data_file, cfg.num_sequences, shapes[0], shapes[1], shapes[2])
+    source = open_test_file(data_file, cfg.num_sequences, shapes[0], shapes[1], shapes[2])
     os.makedirs(cfg.output_dir, exist_ok=True)
     names = write_sequences(source, cfg.output_dir)
     return write_manifest(cfg.output_dir, mnist_manifest(names, data_file, shapes),

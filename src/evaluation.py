@@ -32,11 +32,10 @@ def build_source(cfg):
         return source, {"dataset": "sequences", "data_path": os.path.abspath(cfg.data_path), "description": described}
     if cfg.dataset == "mnist":
         from src.data.archive import unpacked_data_path
-        from src.data.sequences import TEST_FILE, TestSequences, resolve_test_file
+        from src.data.sequences import TEST_FILE, open_test_file, resolve_test_file
 
         path = os.path.abspath(resolve_test_file(unpacked_data_path(cfg, [(TEST_FILE,)])))  # a .zip is unpacked
-        source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames,
-                               image_size=cfg.image_size)
+        source = open_test_file(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames, cfg.image_size)
         return source, {"dataset": "mnist", "data_path": path, "description": "mnist_test_seq.npy"}
     from src.data.pipeline import generated_test_source, load_digits
 
@@ -69,7 +68,7 @@ def prediction_source(cfg, given, input_file, model):
     """(source, description) of predict.py's sequences; ``given``: the one input option used (--input,
     --data_path or --dataset) or None. Own sequences are refused when their frames are not the model's."""
     from src.data import pipeline
-    from src.data.sequences import TestSequences, load_user_array, normalise_user_array, resolve_test_file
+    from src.data.sequences import load_user_array, normalise_user_array, open_test_file, resolve_test_file
 
     if cfg.dataset == "sequences" and given in ("--input", "--data_path"):
         if input_file:
@@ -95,7 +94,7 @@ def prediction_source(cfg, given, input_file, model):
         return source, f"{count_text(count)} generated from synthetic digits (test_seed {cfg.test_seed})"
     if given is not None:
         path = resolve_test_file(cfg.data_path)
-        source = TestSequences(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames, cfg.image_size)
+        source = open_test_file(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames, cfg.image_size)
         return source, f"{path} (first {count_text(len(source))})"
     raise ConfigError("no input given: pass --input FILE.npy ((N, 10, 64, 64) or (10, 64, 64)), "
                       "--data_path DIR_OR_mnist_test_seq.npy, or --dataset synthetic")

@@ -6,7 +6,7 @@ import pytest
 from src.config import load_config
 from src.data.pipeline import (RankBatches, ShuffledWindows, TrainingData, config_for_frames, evaluation_windows,
                                global_index, open_sequence_splits, read_batch)
-from src.data.sequences import TestSequences
+from src.data.sequences import open_test_file
 from src.errors import ConfigError, DataError
 from tests.data_files import data_error_message, window_location, write_test_file
 
@@ -198,13 +198,13 @@ def test_a_stored_normalisation_scales_other_data_like_the_training_data(tmp_pat
 
 # ---------------------------------------------------------------- Moving MNIST's file as own sequences
 
-def test_tnhw_windows_equal_the_dedicated_test_set_reader_bit_for_bit(tmp_path):
+def test_tnhw_config_windows_equal_the_test_file_reader_bit_for_bit(tmp_path):
     sequences = np.random.default_rng(3).integers(0, 256, size=(5, 20, 16, 16), dtype=np.uint8)  # (N, T, H, W)
     path = write_test_file(str(tmp_path / "mnist_test_seq.npy"), sequences)  # stored (T, N, H, W)
     cfg = load_config([], dataset="sequences", data_path=path, data_layout="TNHW", eval_split="all", input_frames=10,
                       output_frames=10)
     windows, _ = evaluation_windows(cfg)
-    reader = TestSequences(path, 0, 10, 10, image_size=16)
+    reader = open_test_file(path, 0, 10, 10, image_size=16)
     assert len(windows) == len(reader) == 5
     for i in range(5):
         for got, expected in zip(windows[i], reader[i]):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from src.data import sequences
-from src.data.sequences import (LAYOUTS, Normalization, SequenceFile, check_tileable, denormalize,
+from src.data.sequences import (LAYOUTS, Normalization, SequenceFile, check_tileable,
                                 make_normalization, open_sequence_file, open_sequences, split_sequences)
-from src.data.sequences import (TestSequences, load_user_array, normalise_user_array,
+from src.data.sequences import (load_user_array, open_test_file, normalise_user_array,
                                 resolve_test_file)
 from src.errors import DataError
 from tests.data_files import data_error_message, window_location, write_test_file
@@ -120,7 +120,7 @@ def test_tnhw_matches_the_moving_mnist_test_reader(tmp_path):
     """The generic reader gives exactly the dedicated reader's (inputs, targets) for each sequence."""
     sequences = np.random.default_rng(3).integers(0, 256, (6, 20, 16, 16), dtype=np.uint8)
     path = write_test_file(str(tmp_path / "mnist_test_seq.npy"), sequences)
-    reference = TestSequences(path, image_size=16)
+    reference = open_test_file(path, image_size=16)
     generic = open_sequence_file(path, "TNHW", 10, 10)
     assert len(generic) == len(reference) == 6
     for i in range(6):
@@ -234,9 +234,9 @@ def test_minmax_clips_and_inverts_to_user_units(tmp_path):
     np.testing.assert_allclose(inputs[:, 0, 0, 0], [0.0, 0.0])
     np.testing.assert_allclose(targets[:, 0, 0, 0], [0.5, 1.0, 1.0])
     record = json.loads(json.dumps(splits.normalization.to_dict()))
-    np.testing.assert_allclose(denormalize(targets[:, 0, 0, 0], record), [25.0, 60.0, 60.0], atol=1e-5)
-    values = np.random.default_rng(0).uniform(-10, 60, 50).astype(np.float32)
     norm = Normalization.from_dict(record)
+    np.testing.assert_allclose(norm.denormalize(targets[:, 0, 0, 0]), [25.0, 60.0, 60.0], atol=1e-5)
+    values = np.random.default_rng(0).uniform(-10, 60, 50).astype(np.float32)
     np.testing.assert_allclose(norm.denormalize(norm.normalize(values)), values, atol=1e-4)
 
 
@@ -402,7 +402,7 @@ def test_written_in_published_layout(test_file):
 
 def test_items_are_input_then_target_frames(test_file):
     """Would catch an input/target swap or a time/sequence transpose: frame t of sequence i holds 10*i + t."""
-    source = TestSequences(test_file)
+    source = open_test_file(test_file)
     assert len(source) == 6
     for i in range(6):
         inputs, targets = source[i]
@@ -413,7 +413,7 @@ def test_items_are_input_then_target_frames(test_file):
 
 
 def test_other_frame_split(test_file):
-    inputs, targets = TestSequences(test_file, input_frames=5, output_frames=3)[1]
+    inputs, targets = open_test_file(test_file, input_frames=5, output_frames=3)[1]
     assert inputs.shape[0] == 5 and targets.shape[0] == 3
     np.testing.assert_allclose(targets[:, 0, 0, 0] * 255, [15, 16, 17], atol=1e-4)
 
@@ -421,13 +421,13 @@ def test_other_frame_split(test_file):
 def test_scaled_to_unit_range(tmp_path):
     seqs = np.zeros((1, 20, 64, 64), np.uint8)
     seqs[0, :, 0, 0] = 255
-    source = TestSequences(write_test_file(str(tmp_path / "t.npy"), seqs))
+    source = open_test_file(write_test_file(str(tmp_path / "t.npy"), seqs))
     inputs, targets = source[0]
     assert inputs.max() == 1.0 and inputs.min() == 0.0 and targets.max() == 1.0
 
 
 def test_num_sequences_keeps_the_first(test_file):
-    source = TestSequences(test_file, num_sequences=2)
+    source = open_test_file(test_file, num_sequences=2)
     assert len(source) == 2
     np.testing.assert_allclose(source[1][0][0, 0, 0, 0] * 255, 10, atol=1e-4)
     with pytest.raises(IndexError):
@@ -436,19 +436,19 @@ def test_num_sequences_keeps_the_first(test_file):
 
 def test_num_sequences_too_large(test_file):
     with pytest.raises(DataError, match="num_sequences 7 is more than the 6"):
-        TestSequences(test_file, num_sequences=7)
+        open_test_file(test_file, num_sequences=7)
 
 
 def test_image_size_check(tmp_path):
     path = write_test_file(str(tmp_path / "t.npy"), _indexed_sequences(2, size=32))
-    assert TestSequences(path, image_size=32).image_size == 32
+    assert open_test_file(path, image_size=32).height == 32
     with pytest.raises(DataError, match="32x32, expected 64x64"):
-        TestSequences(path, image_size=64)
+        open_test_file(path, image_size=64)
 
 
 def _assert_one_line_error(path, fragment, **kwargs):
     with pytest.raises(DataError, match=fragment) as err:
-        TestSequences(str(path), **kwargs)
+        open_test_file(str(path), **kwargs)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 

@@ -191,14 +191,14 @@ def test_preprocess_postprocess_round_trip_reproduces_metrics(work, mindir, test
     """preprocess -> MINDIR on CPU writing <name>_0.bin (stand-in for the 310 app) -> postprocess."""
     import postprocess
     import preprocess
-    from src.data.sequences import TestSequences
+    from src.data.sequences import open_test_file
     from src.export.bin_files import read_bin
     from src.metrics import StreamingMetrics
 
     pre_dir, result_dir = work / "preprocess_Result", work / "result_Files"
     assert preprocess.main(["--data_path", test_file[0], "--output_dir", str(pre_dir), "--num_sequences", "0",
                             "--mindir_file", mindir]) == 0
-    source = TestSequences(test_file[0])
+    source = open_test_file(test_file[0])
     names = sorted(os.listdir(pre_dir / "input"))
     assert names == [f"seq_{i:05d}.bin" for i in range(NUM_TEST_SEQUENCES)]
     for i, name in enumerate(names):  # inputs are exactly the test reader's frames

@@ -66,11 +66,6 @@ def as_normalization(value):  # a Normalization or its to_dict record
     return value if isinstance(value, Normalization) else Normalization.from_dict(value)
 
 
-def denormalize(values, normalization):
-    """Network outputs in [0, 1] -> the data's units; ``normalization`` is a Normalization or its dict."""
-    return as_normalization(normalization).denormalize(values)
-
-
 def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
     """The normalisation of data of ``dtype`` (float ``auto`` data is range-checked separately)."""
     dtype = np.dtype(dtype).name
@@ -565,36 +560,16 @@ def _open_test_array(path, num_frames, image_size):
     return array
 
 
-class TestSequences:
-    """The test file, memory-mapped: ``source[i] -> (inputs (T_in, 1, H, W), targets (T_out, 1, H, W))``."""
-
-    __test__ = False  # not a pytest test class despite the name
-
-    def __init__(self, path, num_sequences=0, input_frames=10, output_frames=10, image_size=None):
-        self.path = path
-        self.input_frames = int(input_frames)
-        self.output_frames = int(output_frames)
-        self.num_frames = self.input_frames + self.output_frames
-        self._array = _open_test_array(path, self.num_frames, image_size)  # (T, N, H, W) uint8, memory-mapped
-        total = self._array.shape[1]
-        if num_sequences < 0 or num_sequences > total:
-            raise DataError(f"num_sequences {num_sequences} is more than the {total} sequences in {path}; "
-                            f"use 0 (all) or a value <= {total}")
-        self.num_sequences = int(num_sequences) or total
-        self.image_size = int(self._array.shape[2])
-
-    def __len__(self):
-        return self.num_sequences
-
-    def sequence(self, index):  # -> (T, H, W) float32 in [0, 1]
-        if not 0 <= index < self.num_sequences:
-            raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
-        frames = np.asarray(self._array[:self.num_frames, int(index)])  # (T, H, W) uint8
-        return frames.astype(np.float32) / 255.0
-
-    def __getitem__(self, index):
-        frames = self.sequence(index)[:, None]  # (T, 1, H, W)
-        return frames[:self.input_frames], frames[self.input_frames:]
+def open_test_file(path, num_sequences=0, input_frames=10, output_frames=10, image_size=None):
+    """mnist_test_seq.npy (checked, with download hints) as a WindowSource of its first ``num_sequences``
+    (0 = all) sequences, one window from frame 0 each: ``source[i] -> (inputs (T_in, 1, H, W), targets)``."""
+    total = _open_test_array(path, int(input_frames) + int(output_frames), image_size).shape[1]
+    if num_sequences < 0 or num_sequences > total:
+        raise DataError(f"num_sequences {num_sequences} is more than the {total} sequences in {path}; "
+                        f"use 0 (all) or a value <= {total}")
+    file = SequenceFile(path, "TNHW")  # (T, N, H, W) uint8, memory-mapped
+    return WindowSource(file, np.arange(int(num_sequences) or total), input_frames, output_frames,
+                        file.num_frames, make_normalization("uint8"))
 
 
 VALUE_TOLERANCE = 1e-4  # floats may exceed [0, 1] by rounding only
