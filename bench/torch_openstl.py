@@ -191,6 +191,7 @@ def score_line(minutes, steps, result, baselines):
     zeros = baselines["zeros"]["mse"]
     return (f"minutes: {minutes:.2f} steps: {steps} mse: {result['mse']:.2f} "
             f"below_zeros: {100 * (1 - result['mse'] / zeros):.1f}% ssim: {result['ssim']:.4f} "
+            f"mae: {result['mae']:.2f} ssim_openstl: {result['ssim_openstl']:.4f} psnr: {result['psnr']:.2f} "
             f"(zeros mse {zeros:.2f}, copy_last mse {baselines['copy_last']['mse']:.2f})")
 
 

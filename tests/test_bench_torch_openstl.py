@@ -78,7 +78,7 @@ def test_a_tiny_run_prints_one_finite_line_per_evaluation(capsys):
     assert len(lines) == 2
     for line in lines:
         m = re.fullmatch(r"minutes: ([\d.]+) steps: (\d+) mse: ([\d.]+) below_zeros: (-?[\d.]+)% ssim: ([\d.]+) "
-                         r"\(zeros mse ([\d.]+), copy_last mse ([\d.]+)\)", line)
+                         r"mae: [\d.]+ ssim_openstl: [\d.]+ psnr: [\d.]+ \(zeros mse ([\d.]+), copy_last mse ([\d.]+)\)", line)
         assert m, line
         assert float(m.group(3)) > 0 and float(m.group(6)) > 0
     steps = [int(re.search(r"steps: (\d+)", line).group(1)) for line in lines]
