@@ -87,10 +87,8 @@ def _check_pair(pred, target):
 
 def ssim_frame(pred_frame, true_frame):
     """(C, H, W) float64 -> mean over channels of scikit-image's SSIM, ``data_range=1.0``."""
-    total = 0.0
-    for pred_channel, true_channel in zip(pred_frame, true_frame):
-        total += structural_similarity(pred_channel, true_channel, data_range=SSIM_DATA_RANGE)
-    return total / pred_frame.shape[0]
+    return sum(structural_similarity(p, t, data_range=SSIM_DATA_RANGE)
+               for p, t in zip(pred_frame, true_frame)) / pred_frame.shape[0]
 
 
 def ssim_openstl_frame(pred_frame, true_frame):
@@ -120,20 +118,10 @@ def frame_metrics(pred, target):
     return {"mse": sq_sum, "mae": abs_sum, "ssim": ssim, "ssim_openstl": ssim_openstl, "psnr": psnr}
 
 
-def _frame_shape_of(shape):
-    """(T, C, H, W) of a (B, T, C, H, W) or (B, T, H, W) shape, else None."""
-    if len(shape) not in (4, 5):
-        return None
-    return tuple(int(v) for v in (shape[1:2] + (1,) + shape[2:] if len(shape) == 4 else shape[1:]))
-
-
 class StreamingMetrics:
     """Per-frame metric sums (float64) batch by batch, never keeping frames; batches share T, C, H, W."""
 
     def __init__(self):
-        self.reset()
-
-    def reset(self):
         self.num_sequences = 0
         self.frame_shape = None  # (T, C, H, W) once the first batch arrived
         self._sums = None  # metric name -> float64 (T,) sum over sequences
@@ -144,8 +132,9 @@ class StreamingMetrics:
                                    f"{self.frame_shape}; all batches must predict the same frames")
 
     def update(self, pred, target):
-        frame_shape = _frame_shape_of(np.shape(target))
-        if frame_shape is not None:  # check consistency before the (costly) SSIM loop
+        shape = np.shape(target)  # checked against earlier batches before the (costly) SSIM loop
+        frame_shape = tuple(int(v) for v in (shape[1:2] + (1,) + shape[2:] if len(shape) == 4 else shape[1:]))
+        if len(shape) in (4, 5):
             self._check_frame_shape(frame_shape, "this batch")
         per_frame = frame_metrics(pred, target)  # name -> (B, T); validates both arrays
         batch = per_frame["mse"].shape[0]
@@ -261,9 +250,6 @@ class SkillScores:
 
     def __init__(self, thresholds):
         self.thresholds = _check_thresholds(thresholds)
-        self.reset()
-
-    def reset(self):
         self.num_sequences = 0
         self.lead_frames = None
         self._counts = None  # count name -> int64 (K thresholds, T lead frames)
@@ -291,10 +277,9 @@ class SkillScores:
             hits = np.count_nonzero(pred_event & true_event, axis=(0, 2))  # (T,)
             predicted = np.count_nonzero(pred_event, axis=(0, 2))  # (T,) H + F
             observed = np.count_nonzero(true_event, axis=(0, 2))  # (T,) H + M
-            self._counts["hits"][k] += hits
-            self._counts["misses"][k] += observed - hits
-            self._counts["false_alarms"][k] += predicted - hits
-            self._counts["correct_negatives"][k] += total - predicted - observed + hits
+            for name, count in zip(COUNT_NAMES, (hits, observed - hits, predicted - hits,
+                                                 total - predicted - observed + hits)):
+                self._counts[name][k] += count
         self.num_sequences += batch
         return self
 
@@ -311,26 +296,18 @@ class SkillScores:
             notes += _lead_frame_notes(threshold, s, curves[s])
             if pooled[s] is None:
                 notes.append(f"pooled {s.upper()} at threshold {threshold:g} undefined ({UNDEFINED_BECAUSE[s]})")
-        return {
-            "threshold": threshold,
-            "per_lead_frame": dict(counts, **curves),
-            "mean_over_lead_frames": {s: _mean_of_defined(curves[s]) for s in SKILL_SCORE_NAMES},
-            "pooled": pooled,
-            "notes": notes,
-        }
+        return {"threshold": threshold, "per_lead_frame": dict(counts, **curves),
+                "mean_over_lead_frames": {s: _mean_of_defined(curves[s]) for s in SKILL_SCORE_NAMES},
+                "pooled": pooled, "notes": notes}
 
     def result(self):
         """JSON-ready scores; per threshold: ``per_lead_frame`` counts and scores (the benchmark's
         per-lead-time ones), their ``mean_over_lead_frames`` where defined (its averages), ``pooled``
         (counts summed over lead frames, so weighted by events) and ``notes`` on each None."""
         _require_sequences(self.num_sequences)
-        return {
-            "num_sequences": int(self.num_sequences),
-            "lead_frames": int(self.lead_frames),
-            "thresholds": list(self.thresholds),
-            "convention": EVENT_CONVENTION,
-            "by_threshold": [self._threshold_result(k) for k in range(len(self.thresholds))],
-        }
+        return {"num_sequences": int(self.num_sequences), "lead_frames": int(self.lead_frames),
+                "thresholds": list(self.thresholds), "convention": EVENT_CONVENTION,
+                "by_threshold": [self._threshold_result(k) for k in range(len(self.thresholds))]}
 
 
 def _score_cell(value):
