@@ -236,10 +236,9 @@ def _lead_frame_notes(threshold, name, curve):
     why = UNDEFINED_BECAUSE[name]
     if len(missing) == len(curve):
         return [f"{where} at every lead frame ({why}); no mean over lead frames"]
-    frames = ", ".join(str(i) for i in missing)
     others = len(curve) - len(missing)
-    return [f"{where} at lead frame(s) {frames} ({why}); its mean is over the other {others} "
-            f"lead frame{'s' if others > 1 else ''}"]
+    return [f"{where} at lead frame(s) {', '.join(map(str, missing))} ({why}); its mean is over the other "
+            f"{others} lead frame{'s' if others > 1 else ''}"]
 
 
 class SkillScores:
@@ -323,9 +322,8 @@ def format_skill_table(result, which="mean_over_lead_frames"):
     header = f"{'threshold':>10} " + " ".join(f"{s.upper():>7}" for s in SKILL_SCORE_NAMES)
     lines = [f"skill scores, {result['num_sequences']} sequences x {result['lead_frames']} lead frames: "
              f"{titles[which]}", header, "-" * len(header)]
-    for entry in result["by_threshold"]:
-        scores = entry[which]
-        lines.append(f"{entry['threshold']:>10g} " + " ".join(_score_cell(scores[s]) for s in SKILL_SCORE_NAMES))
+    lines += [f"{e['threshold']:>10g} " + " ".join(_score_cell(e[which][s]) for s in SKILL_SCORE_NAMES)
+              for e in result["by_threshold"]]
     lines.append(f"{result['convention']}; '-' = undefined")
     lines += [f"note: {note}" for entry in result["by_threshold"] for note in entry["notes"]]
     return "\n".join(lines)
@@ -337,12 +335,9 @@ HKO7_RAIN_RATES = (0.5, 2.0, 5.0, 10.0, 30.0)  # mm/h, class boundaries of Shi e
 HKO7_WEIGHTS = (1.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # one per class, lightest first
 
 
-def rain_rate_to_dbz(rate):
-    """Marshall-Palmer-type Z-R relation of HKO-7: dBZ = 10 log10(58.53 R^1.56), R in mm/h."""
-    return 10.0 * math.log10(58.53) + 15.6 * math.log10(rate)
-
-
-HKO7_DBZ_THRESHOLDS = tuple(round(rain_rate_to_dbz(r), 4) for r in HKO7_RAIN_RATES)  # 12.98 ... 40.72 dBZ
+# HKO-7's Marshall-Palmer-type Z-R relation dBZ = 10 log10(58.53 R^1.56), R in mm/h: 12.98 ... 40.72 dBZ
+HKO7_DBZ_THRESHOLDS = tuple(round(10.0 * math.log10(58.53) + 15.6 * math.log10(rate), 4)
+                            for rate in HKO7_RAIN_RATES)
 
 
 def check_balance(thresholds, weights):
@@ -356,12 +351,6 @@ def check_balance(thresholds, weights):
     if not all(math.isfinite(v) and v > 0 for v in w):
         raise ValueError(f"balance weights must be positive, got {list(weights)}")
     return tuple(values), tuple(w)
-
-
-def balance_weights(truth, thresholds, weights):
-    """Per-value weight of ``truth`` (in the thresholds' units): weights[k], k = thresholds <= truth."""
-    classes = np.searchsorted(np.asarray(thresholds, dtype=np.float64), np.asarray(truth), side="right")
-    return np.asarray(weights, dtype=np.float64)[classes]
 
 
 def balance_of(cfg):
@@ -387,7 +376,9 @@ class BalancedErrors:
             raise MetricInputError(f"pred {np.shape(pred)}, target {np.shape(target)} and target_units "
                                    f"{np.shape(target_units)} must have the same shape")
         batch, frames = np.shape(target)[:2]
-        w = balance_weights(target_units, self.thresholds, self.weights).reshape(batch, frames, -1)
+        classes = np.searchsorted(np.asarray(self.thresholds, dtype=np.float64), np.asarray(target_units),
+                                  side="right")  # class k: k thresholds <= truth
+        w = np.asarray(self.weights, dtype=np.float64)[classes].reshape(batch, frames, -1)
         err = (np.clip(np.asarray(pred, np.float64), 0.0, 1.0) - np.asarray(target, np.float64)).reshape(batch, frames, -1)
         sums = {"b_mse": (w * err ** 2).sum(axis=(0, 2)), "b_mae": (w * np.abs(err)).sum(axis=(0, 2))}  # (T,)
         self._sums = sums if self._sums is None else {key: self._sums[key] + sums[key] for key in sums}
