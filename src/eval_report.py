@@ -251,7 +251,7 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
     _say(f"metrics: {json_path}", f"per-frame plot: {plot_path}")
     if skills:
         _say(f"skill-score plot: {save_skill_plot(out_dir, skills, first_frame, main_label)}")
-    _say(*(f"picture: {path}" for path in hooks.written), summary_line(result, model, data))
+    _say(*(f"picture: {path}" for path in pictures.written), summary_line(result, model, data))
     return 0
 
 

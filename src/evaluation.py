@@ -188,10 +188,6 @@ class BatchExtras:
         self.balanced = {name: BalancedErrors(*balance) for name in names} if self.skills and balance else {}
         self.pictures = pictures
 
-    @property
-    def written(self):
-        return self.pictures.written if self.pictures is not None else []
-
     def _score_skill(self, name, pred, targets, truth):
         if self.skills:
             self.skills[name].update(self.to_units(np.clip(pred, 0.0, 1.0)), truth)
@@ -224,12 +220,9 @@ def picture_colours(cfg, to_units):
     """The radar colour scale (thresholds marked) for single-channel dBZ data (``to_units``: [0, 1] -> dBZ),
     else None: grey, one row group per channel."""
     from src.config import frame_shape, is_dbz_data
-
-    if not is_dbz_data(cfg) or frame_shape(cfg)[0] != 1:
-        return None
     from src.visualize import radar_scale
 
-    return radar_scale(to_units, cfg.thresholds)
+    return radar_scale(to_units, cfg.thresholds) if is_dbz_data(cfg) and frame_shape(cfg)[0] == 1 else None
 
 
 class SequencePictures:
