@@ -10,15 +10,7 @@ and writes metrics.json, metrics_per_frame.png and the pictures (see src/onnx_ev
 Needs `pip install -r requirements-onnx.txt`.
 """
 from src.errors import run_cli
-
-
-def main(argv):
-    from src.onnx_evaluation import main as evaluate_onnx
-
-    return evaluate_onnx(argv)
-
+from src.onnx_evaluation import OPTIONS, main
 
 if __name__ == "__main__":
-    from src.onnx_evaluation import OPTIONS
-
     run_cli(main, doc=__doc__, options=OPTIONS)

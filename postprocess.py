@@ -46,9 +46,7 @@ def read_label(path, shape, dtype="uint8"):
     labels = np.load(path, allow_pickle=False)
     if labels.shape != tuple(shape) or labels.dtype != np.dtype(dtype):
         raise DataError(f"label {path} is {labels.dtype} {labels.shape}; expected {dtype} {tuple(shape)}")
-    if labels.dtype == np.uint8:
-        return labels.astype(np.float32) / 255.0
-    return labels
+    return labels.astype(np.float32) / 255.0 if labels.dtype == np.uint8 else labels
 
 
 def check_results_present(result_path, names):

@@ -66,9 +66,8 @@ def build_predictors(cfg, info, use_ckpt):
 
     if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
         init_inference_device(cfg)
-    from_ckpt = None
-    if use_ckpt or info is None:  # the exported model's batch size: the same batches run through both
-        from_ckpt = checkpoint_predictor(cfg, info.batch_size if info is not None else 0)
+    from_ckpt = checkpoint_predictor(cfg, info.batch_size if info is not None else 0) \
+        if use_ckpt or info is None else None  # the exported model's batch size: both run the same batches
     return (from_ckpt, None) if info is None else (BatchPredictor.from_model(info), from_ckpt)
 
 

@@ -6,18 +6,13 @@
 For test sequence i it writes
   OUTPUT_DIR/input/seq_<i>.bin   frames 0..T_in-1, raw float32 (1, T_in, 1, H, W), pixels in [0, 1]
   OUTPUT_DIR/label/seq_<i>.npy   the ground-truth frames T_in..T_in+T_out-1, uint8 (T_out, H, W)
-and OUTPUT_DIR/preprocess.json listing the files and shapes for postprocess.py. Labels stay
-uint8 (4x smaller); postprocess.py divides by 255 exactly as the evaluation does.
+and OUTPUT_DIR/preprocess.json (files and shapes) for postprocess.py, which divides the labels by 255
+as the evaluation does. --mindir_file: frame counts and image size from the model (batch size 1).
 
-With --mindir_file the frame counts and image size are taken from the model, which must have
-batch size 1 (the app feeds one file per call).
-
-Own sequences (a model trained with ``dataset sequences``, or ``--dataset sequences``): the
-windows eval.py would score (the test split of data_path, its test file, or every window with
-``--eval_split all``), read with the model's data_layout and stored normalisation; inputs are
-(1, T_in, C, H, W), labels float32 (T_out, C, H, W) in [0, 1], and the manifest records the
-normalisation (and the model's B-MSE/B-MAE intensity classes, ``balance``) so that
-postprocess.py --thresholds scores in the data's units.
+Own sequences (a model trained with ``dataset sequences``, or ``--dataset sequences``): the windows
+eval.py would score (``--eval_split all``: every window), read with the model's data_layout and
+normalisation; inputs (1, T_in, C, H, W), labels float32 (T_out, C, H, W) in [0, 1]; the manifest
+records the normalisation (and the B-MSE/B-MAE classes, ``balance``) for postprocess.py --thresholds.
 
     python preprocess.py --mindir_file rain.mindir --output_dir ./preprocess_Result [--data_path rain.npy]
 """
@@ -32,10 +27,6 @@ from src.io import write_json_atomic
 
 OPTIONS = {"mindir_file": ""}
 MANIFEST = "preprocess.json"
-
-
-def sequence_name(index):
-    return f"seq_{index:05d}"
 
 
 def one_sequence_per_call(info):
@@ -56,12 +47,6 @@ def model_shapes(cfg, mindir_file):
     return info.input_frames, info.output_frames, info.image_size
 
 
-def clear_old_files(folder, pattern):
-    """Remove files of an earlier run so the app does not process stale inputs."""
-    for path in glob.glob(os.path.join(folder, pattern)):
-        os.remove(path)
-
-
 def mnist_labels(targets):
     """(T_out, 1, H, W) in [0, 1] -> the published uint8 frames (T_out, H, W); rint undoes the / 255."""
     return np.rint(targets[:, 0] * 255.0).astype(np.uint8)
@@ -74,14 +59,13 @@ def write_sequences(source, out_dir, labels_of=mnist_labels):
     input_dir, label_dir = os.path.join(out_dir, "input"), os.path.join(out_dir, "label")
     for folder, pattern in ((input_dir, "seq_*.bin"), (label_dir, "seq_*.npy")):
         os.makedirs(folder, exist_ok=True)
-        clear_old_files(folder, pattern)
-    names = []
-    for i in range(len(source)):
+        for path in glob.glob(os.path.join(folder, pattern)):  # an earlier run's: the app must not read them
+            os.remove(path)
+    names = [f"seq_{i:05d}" for i in range(len(source))]
+    for i, name in enumerate(names):
         inputs, targets = source[i]  # (T_in, C, H, W), (T_out, C, H, W) float32 in [0, 1]
-        name = sequence_name(i)
         write_bin(os.path.join(input_dir, name + ".bin"), inputs[None])  # (1, T_in, C, H, W)
         np.save(os.path.join(label_dir, name + ".npy"), labels_of(targets), allow_pickle=False)
-        names.append(name)
     return names
 
 
@@ -100,13 +84,12 @@ def own_config(options, overrides):
 
 def preprocess_own_sequences(cfg, model_file):
     """Own sequences: the windows eval.py scores, checked against the model's frame shape."""
-    from src.data.pipeline import config_for_frames, evaluation_windows
+    from src.data.pipeline import evaluation_windows
+    from src.evaluation import config_for_data
     from src.metrics import balance_of
 
     source, described = evaluation_windows(cfg)
-    expected_from = f"the model {model_file}" if model_file else "the config (channels, frame_height, frame_width)"
-    cfg = config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype, source.path,
-                            expected_from)
+    cfg = config_for_data(cfg, source, model_file)
     os.makedirs(cfg.output_dir, exist_ok=True)
     names = write_sequences(source, cfg.output_dir, labels_of=lambda targets: targets.astype(np.float32))
     shape = [cfg.channels, cfg.frame_height, cfg.frame_width]
@@ -126,19 +109,12 @@ def write_manifest(out_dir, manifest, summary, input_note=""):
     """Write preprocess.json and print ``summary`` and where the inputs and labels are."""
     path = write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
     print(summary)
-    inputs = os.path.join(out_dir, "input")
-    print(f"inputs: {inputs}/seq_*.bin float32 {tuple(manifest['input_shape'])}{input_note}")
+    print(f"inputs: {os.path.join(out_dir, 'input')}/seq_*.bin float32 "
+          f"{tuple(manifest['input_shape'])}{input_note}")
     print(f"labels: {os.path.join(out_dir, 'label')}/seq_*.npy {manifest['label_dtype']} "
           f"{tuple(manifest['label_shape'])}")
     print(f"manifest: {path}")
     return 0
-
-
-def mnist_manifest(names, data_file, shapes):
-    t_in, t_out, size = shapes
-    return {"data_file": os.path.abspath(data_file), "num_sequences": len(names),
-            "input_shape": [1, t_in, 1, size, size], "output_shape": [1, t_out, 1, size, size],
-            "label_shape": [t_out, size, size], "input_dtype": "float32", "label_dtype": "uint8", "names": names}
 
 
 def main(argv):
@@ -151,13 +127,15 @@ def main(argv):
         return preprocess_own_sequences(own or load_config(overrides_argv(overrides)), options["mindir_file"])
     overrides.setdefault("dataset", "mnist")  # the published test file is what the 310 app is scored on
     cfg = load_config(overrides_argv(overrides))
-    shapes = model_shapes(cfg, options["mindir_file"])
+    t_in, t_out, size = model_shapes(cfg, options["mindir_file"])
     data_file = resolve_test_file(cfg.data_path)
-    source = open_test_file(data_file, cfg.num_sequences, shapes[0], shapes[1], shapes[2])
     os.makedirs(cfg.output_dir, exist_ok=True)
-    names = write_sequences(source, cfg.output_dir)
-    return write_manifest(cfg.output_dir, mnist_manifest(names, data_file, shapes),
-                          f"{len(names)} sequences from {data_file}")
+    names = write_sequences(open_test_file(data_file, cfg.num_sequences, t_in, t_out, size), cfg.output_dir)
+    manifest = {"data_file": os.path.abspath(data_file), "num_sequences": len(names),
+                "input_shape": [1, t_in, 1, size, size], "output_shape": [1, t_out, 1, size, size],
+                "label_shape": [t_out, size, size], "input_dtype": "float32", "label_dtype": "uint8",
+                "names": names}
+    return write_manifest(cfg.output_dir, manifest, f"{len(names)} sequences from {data_file}")
 
 
 if __name__ == "__main__":

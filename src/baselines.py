@@ -20,8 +20,7 @@ def predict_baseline(kind, inputs, output_frames):
         raise ValueError(f"output_frames must be a positive integer, got {output_frames!r}")
     x = np.asarray(inputs)
     if x.ndim not in (4, 5):
-        raise ValueError(
-            f"inputs: expected shape (B, T_in, C, H, W) or (B, T_in, H, W), got {x.shape}")
+        raise ValueError(f"inputs: expected shape (B, T_in, C, H, W) or (B, T_in, H, W), got {x.shape}")
     if x.shape[1] == 0:
         raise ValueError(f"inputs: need at least one observed frame, got shape {x.shape}")
     out_shape = (x.shape[0], int(output_frames)) + x.shape[2:]

@@ -1,12 +1,10 @@
-"""eval.py's procedure: evaluate a checkpoint (or a baseline), print, write the results (src/metrics.py
-definitions). A checkpoint is also compared with the zeros and copy_last baselines (own sequences: and
-extrapolation) on the same sequences, warning when it does not beat them (blank or copying networks).
-``--thresholds`` adds skill scores in the data's units for the model and the baselines.
+"""eval.py's procedure: evaluate a checkpoint (or a baseline), print and write the results. A checkpoint is
+compared with the baselines (``reference_baselines``) on the same sequences, with a warning when it does not
+beat them (blank or copying networks); ``--thresholds`` adds skill scores in the data's units.
 
-The "eval directory": in a training run ``output_dir`` (config.yaml, ckpt/ or .ckpt files), its ``eval/``,
-``eval_<baseline>/`` or ``eval_onnx/``, so training files are never touched; otherwise ``output_dir``.
-A new evaluation replaces its files; no ``.ckpt`` is ever written. ``python -m src.eval_report
---print_eval_dir [the eval.py arguments]`` prints that directory.
+The "eval directory" (``python -m src.eval_report --print_eval_dir [eval.py arguments]`` prints it): in a
+training run's ``output_dir`` (config.yaml, ckpt/ or .ckpt files) its ``eval/``, ``eval_<baseline>/`` or
+``eval_onnx/``, so training files are never touched; otherwise ``output_dir``. New results replace old ones.
 """
 import datetime
 import os
@@ -17,7 +15,7 @@ from src.evaluation import (MAIN, BatchExtras, SequencePictures, baseline_predic
                             checkpoint_predictor, config_for_data, evaluate, picture_colours, reference_baselines,
                             units_of)
 from src.io import write_json_atomic
-from src.metrics import balance_of
+from src.metrics import METRIC_NAMES, balance_of
 from src.progress import format_duration
 
 METRICS_JSON = "metrics.json"
@@ -31,11 +29,9 @@ ONNX_EVAL_DIR = "eval_onnx"  # eval_dir subdir of eval_onnx.py
 
 def holds_training_run(directory):
     """True for a training run directory (config.yaml, ckpt/ or checkpoints in it)."""
-    if not os.path.isdir(directory):
-        return False
-    if os.path.isfile(os.path.join(directory, "config.yaml")) or os.path.isdir(os.path.join(directory, "ckpt")):
-        return True
-    return any(name.endswith(".ckpt") for name in os.listdir(directory))
+    return os.path.isdir(directory) and (os.path.isfile(os.path.join(directory, "config.yaml"))
+                                         or os.path.isdir(os.path.join(directory, "ckpt"))
+                                         or any(name.endswith(".ckpt") for name in os.listdir(directory)))
 
 
 def eval_dir(cfg, subdir=None):
@@ -51,7 +47,12 @@ def eval_dir(cfg, subdir=None):
 # ---------------------------------------------------------------- reporting
 
 def _averages(result):
-    return {k: result[k] for k in ("mse", "mae", "ssim", "ssim_openstl", "psnr")}
+    return {k: result[k] for k in METRIC_NAMES}
+
+
+def _say(*lines):
+    for line in lines:
+        print(line, flush=True)
 
 
 def summary_line(result, model, data):
@@ -66,9 +67,13 @@ BASELINE_NAMES = {"zeros": "predict-zeros", "copy_last": "repeat-last-frame", "e
 VERDICT_METRICS = (("MSE", "mse", -1), ("MAE", "mae", -1), ("SSIM", "ssim", 1), ("PSNR", "psnr", 1))  # sign: better
 
 
+def _label(name, main_label="model"):
+    return main_label if name == MAIN else BASELINE_NAMES.get(name, name)
+
+
 def baseline_table(result, references):
     """Model and baselines on the same sequences: one row each, MSE, MAE, SSIM, PSNR."""
-    rows = [("model", result)] + [(BASELINE_NAMES.get(name, name), ref) for name, ref in references.items()]
+    rows = [("model", result)] + [(_label(name), ref) for name, ref in references.items()]
     width = max(len(label) for label, _ in rows)
     lines = [f"{'':{width}}  {'MSE':>9} {'MAE':>9} {'SSIM':>7} {'PSNR':>7}"]
     lines += [f"{label:{width}}  {r['mse']:9.2f} {r['mae']:9.2f} {r['ssim']:7.4f} {r['psnr']:7.2f}" for label, r in rows]
@@ -81,10 +86,8 @@ def verdict(result, references):
     for name, ref in references.items():
         better = [label for label, key, sign in VERDICT_METRICS if sign * (result[key] - ref[key]) > 0]
         worse = [label for label, key, _ in VERDICT_METRICS if label not in better]
-        if better:
-            beats.append(f"{BASELINE_NAMES.get(name, name)} on {'/'.join(better)}")
-        if worse:
-            not_yet.append(f"{BASELINE_NAMES.get(name, name)} on {'/'.join(worse)}")
+        beats += [f"{_label(name)} on {'/'.join(better)}"] if better else []
+        not_yet += [f"{_label(name)} on {'/'.join(worse)}"] if worse else []
     text = "the model beats " + ("; ".join(beats) if beats else "no baseline")
     return text + (f"; it does not yet beat {'; '.join(not_yet)}" if not_yet else "")
 
@@ -106,8 +109,7 @@ def print_baseline_comparison(result, references):
     """The table of model vs baselines, the verdict, and a warning for a (nearly) blank model."""
     if not references:
         return
-    print(baseline_table(result, references), flush=True)
-    print(verdict(result, references), flush=True)
+    _say(baseline_table(result, references), verdict(result, references))
     reason = blank_reason(result, references)
     if reason:
         print(f"warning: {reason}: the model may predict (nearly) blank, hazy or blurred frames; look at the "
@@ -118,7 +120,7 @@ def skill_comparison_table(skills, main_label="model"):
     """CSI and HSS (means over lead frames) per threshold, one row per predictor ('-' = undefined)."""
     thresholds = skills[MAIN]["thresholds"]
     columns = [(score, t) for score in ("csi", "hss") for t in thresholds]
-    rows = [(main_label if name == MAIN else BASELINE_NAMES.get(name, name), result) for name, result in skills.items()]
+    rows = [(_label(name, main_label), result) for name, result in skills.items()]
     width = max(len(label) for label, _ in rows)
     balanced = "balanced" in skills[MAIN]
     heads = [f"{score.upper()}>={t:g}" for score, t in columns] + (["B-MSE", "B-MAE"] if balanced else [])
@@ -137,8 +139,7 @@ def print_skill_scores(skills, units, main_label):
 
     if not skills:
         return
-    print(f"thresholds in {units}", flush=True)
-    print(format_skill_table(skills[MAIN]), flush=True)
+    _say(f"thresholds in {units}", format_skill_table(skills[MAIN]))
     balanced = skills[MAIN].get("balanced")
     if balanced:
         print(f"balanced errors (HKO-7's B-MSE/B-MAE: per-frame sums of w x error in [0, 1], w = "
@@ -146,22 +147,18 @@ def print_skill_scores(skills, units, main_label):
               f"{'/'.join(f'{v:g}' for v in balanced['thresholds'])}): b_mse={balanced['b_mse']:.3f} "
               f"b_mae={balanced['b_mae']:.3f}", flush=True)
     if len(skills) > 1:
-        print("skill scores (mean over lead frames) of the model and the baselines on the same sequences:", flush=True)
-        print(skill_comparison_table(skills, main_label), flush=True)
+        _say("skill scores (mean over lead frames) of the model and the baselines on the same sequences:",
+             skill_comparison_table(skills, main_label))
 
 
 def build_report(cfg, result, data, references, argv, exported=None, script="eval.py", skills=None, units=""):
     """metrics.json (``exported``: an exported model's predictor; ``skills``: SkillScores results by name)."""
-    report = dict(_averages(result))
-    report.update({
-        "num_sequences": result["num_sequences"],
-        "first_frame": cfg.input_frames + 1,
+    report = dict(_averages(result), **{
+        "num_sequences": result["num_sequences"], "first_frame": cfg.input_frames + 1,
         "per_frame": result["per_frame"],
         "checkpoint": None if cfg.baseline != "none" or not cfg.ckpt_file else os.path.abspath(cfg.ckpt_file),
         "baseline": None if cfg.baseline == "none" else cfg.baseline,
-        "dataset": data["dataset"],
-        "data_path": data["data_path"],
-        "data": data["description"],
+        "dataset": data["dataset"], "data_path": data["data_path"], "data": data["description"],
         "definitions": "mse/mae: per-frame SUM over pixels (all channels) in [0,1] (pred clipped); ssim: skimage "
                        "structural_similarity data_range=1.0, mean over channels; ssim_openstl: as OpenSTL computes "
                        "it (data_range 2.0, float32), comparable only with OpenSTL's SSIM; psnr: -10*log10(mean pixel "
@@ -169,8 +166,7 @@ def build_report(cfg, result, data, references, argv, exported=None, script="eva
         "timing": result["timing"],
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": [script] + list(argv or []),
-        "config": cfg.to_dict(),
-    })
+        "config": cfg.to_dict()})
     if exported is not None:  # "checkpoint" is then the one the file was exported from
         report.update(model_file=os.path.abspath(exported.name), engine=exported.engine)
     report.update(scores_report(references, skills, units))
@@ -193,7 +189,7 @@ def save_skill_plot(out_dir, skills, first_frame, main_label):
     """skill_per_frame.png: CSI and HSS per lead frame and threshold, model and baselines."""
     from src.visualize import save_skill_plot as draw
 
-    labels = {name: (main_label if name == MAIN else BASELINE_NAMES.get(name, name)) for name in skills}
+    labels = {name: _label(name, main_label) for name in skills}
     by_threshold = [(entry["threshold"], {labels[name]: skills[name]["by_threshold"][k]["per_lead_frame"]
                                           for name in skills})
                     for k, entry in enumerate(skills[MAIN]["by_threshold"])]
@@ -236,10 +232,10 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
     result = evaluate(cfg, predict_fn, source, on_batch=hooks)
     references = {name: metrics.result() for name, metrics in hooks.references.items()}
     skills = hooks.skill_results()
-    main_label = "model" if cfg.baseline == "none" else BASELINE_NAMES.get(cfg.baseline, cfg.baseline)
+    main_label = "model" if cfg.baseline == "none" else _label(cfg.baseline)
 
     first_frame = cfg.input_frames + 1
-    print(format_table(result, first_frame=first_frame), flush=True)
+    _say(format_table(result, first_frame=first_frame))
     print_baseline_comparison(result, references)
     print_skill_scores(skills, units, main_label)
     timing = result["timing"]
@@ -252,13 +248,10 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
     compare = {name: r["per_frame"] for name, r in references.items()} or None
     plot_path = save_metric_plot(os.path.join(out_dir, METRICS_PLOT), result["per_frame"], first_frame=first_frame,
                                  compare=compare, label="model" if cfg.baseline == "none" else cfg.baseline)
-    print(f"metrics: {json_path}", flush=True)
-    print(f"per-frame plot: {plot_path}", flush=True)
+    _say(f"metrics: {json_path}", f"per-frame plot: {plot_path}")
     if skills:
-        print(f"skill-score plot: {save_skill_plot(out_dir, skills, first_frame, main_label)}", flush=True)
-    for path in hooks.written:
-        print(f"picture: {path}", flush=True)
-    print(summary_line(result, model, data), flush=True)
+        _say(f"skill-score plot: {save_skill_plot(out_dir, skills, first_frame, main_label)}")
+    _say(*(f"picture: {path}" for path in pictures.written), summary_line(result, model, data))
     return 0
 
 

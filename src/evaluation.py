@@ -70,20 +70,18 @@ def prediction_source(cfg, given, input_file, model):
     from src.data import pipeline
     from src.data.sequences import load_user_array, normalise_user_array, open_test_file, resolve_test_file
 
-    if cfg.dataset == "sequences" and given in ("--input", "--data_path"):
-        if input_file:
-            source, what = pipeline.prediction_source(cfg, input_file), input_file
-        else:
-            source, what = pipeline.evaluation_windows(cfg)
+    if cfg.dataset == "sequences":
+        if given not in ("--input", "--data_path"):
+            raise ConfigError(f"no input given: pass --input FILE (.npy/.npz of sequences in data_layout "
+                              f"{cfg.data_layout}, the model's; --data_layout to change it) or --data_path")
+        source, what = (pipeline.prediction_source(cfg, input_file), input_file) if input_file \
+            else pipeline.evaluation_windows(cfg)
         config_for_data(cfg, source, model)
         if cfg.num_sequences and input_file:
             source = pipeline.WindowSubset(source, np.arange(min(cfg.num_sequences, len(source))))
         scored = "no targets: forecasts after the last frame" if getattr(source, "output_frames", None) is None \
             else "windows scored against their targets"
         return source, f"{what} ({count_text(len(source))}, data_layout {cfg.data_layout}; {scored})"
-    if cfg.dataset == "sequences":
-        raise ConfigError(f"no input given: pass --input FILE (.npy/.npz of sequences in data_layout "
-                          f"{cfg.data_layout}, the model's; --data_layout to change it) or --data_path")
     if given == "--input":
         inputs = normalise_user_array(load_user_array(input_file), input_file, cfg.input_frames, cfg.image_size)
         inputs = inputs[:cfg.num_sequences] if cfg.num_sequences else inputs  # (N, T_in, 1, H, W)
@@ -128,8 +126,8 @@ def checkpoint_predictor(cfg, batch_size=0):
 
     init_device(cfg)
     net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)  # in inference mode (set_train(False))
-    batch_size = batch_size or cfg.eval_batch_size
-    return BatchPredictor.from_network(compiled_forward(net, cfg.mode), cfg, batch_size, cfg.ckpt_file)
+    forward = compiled_forward(net, cfg.mode)
+    return BatchPredictor.from_network(forward, cfg, batch_size or cfg.eval_batch_size, cfg.ckpt_file)
 
 
 # ---------------------------------------------------------------- the evaluation loop
@@ -190,10 +188,6 @@ class BatchExtras:
         self.balanced = {name: BalancedErrors(*balance) for name in names} if self.skills and balance else {}
         self.pictures = pictures
 
-    @property
-    def written(self):
-        return self.pictures.written if self.pictures is not None else []
-
     def _score_skill(self, name, pred, targets, truth):
         if self.skills:
             self.skills[name].update(self.to_units(np.clip(pred, 0.0, 1.0)), truth)
@@ -226,12 +220,9 @@ def picture_colours(cfg, to_units):
     """The radar colour scale (thresholds marked) for single-channel dBZ data (``to_units``: [0, 1] -> dBZ),
     else None: grey, one row group per channel."""
     from src.config import frame_shape, is_dbz_data
-
-    if not is_dbz_data(cfg) or frame_shape(cfg)[0] != 1:
-        return None
     from src.visualize import radar_scale
 
-    return radar_scale(to_units, cfg.thresholds)
+    return radar_scale(to_units, cfg.thresholds) if is_dbz_data(cfg) and frame_shape(cfg)[0] == 1 else None
 
 
 class SequencePictures:
@@ -269,10 +260,8 @@ class PredictionsFile:
         from src.data.sequences import to_layout
 
         block = to_layout(pred if self.normalization is None else self.normalization.denormalize(pred), self.layout)
-        if self.layout == "TNHW":
-            self.out[:, start:start + len(pred)] = block  # (T_out, b, H, W)
-        else:
-            self.out[start:start + len(pred)] = block
+        rows = slice(start, start + len(pred))
+        self.out[(slice(None), rows) if self.layout == "TNHW" else rows] = block  # TNHW: (T_out, b, H, W)
 
     def close(self):
         self.out.flush()

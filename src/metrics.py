@@ -87,10 +87,8 @@ def _check_pair(pred, target):
 
 def ssim_frame(pred_frame, true_frame):
     """(C, H, W) float64 -> mean over channels of scikit-image's SSIM, ``data_range=1.0``."""
-    total = 0.0
-    for pred_channel, true_channel in zip(pred_frame, true_frame):
-        total += structural_similarity(pred_channel, true_channel, data_range=SSIM_DATA_RANGE)
-    return total / pred_frame.shape[0]
+    return sum(structural_similarity(p, t, data_range=SSIM_DATA_RANGE)
+               for p, t in zip(pred_frame, true_frame)) / pred_frame.shape[0]
 
 
 def ssim_openstl_frame(pred_frame, true_frame):
@@ -120,20 +118,10 @@ def frame_metrics(pred, target):
     return {"mse": sq_sum, "mae": abs_sum, "ssim": ssim, "ssim_openstl": ssim_openstl, "psnr": psnr}
 
 
-def _frame_shape_of(shape):
-    """(T, C, H, W) of a (B, T, C, H, W) or (B, T, H, W) shape, else None."""
-    if len(shape) not in (4, 5):
-        return None
-    return tuple(int(v) for v in (shape[1:2] + (1,) + shape[2:] if len(shape) == 4 else shape[1:]))
-
-
 class StreamingMetrics:
     """Per-frame metric sums (float64) batch by batch, never keeping frames; batches share T, C, H, W."""
 
     def __init__(self):
-        self.reset()
-
-    def reset(self):
         self.num_sequences = 0
         self.frame_shape = None  # (T, C, H, W) once the first batch arrived
         self._sums = None  # metric name -> float64 (T,) sum over sequences
@@ -144,8 +132,9 @@ class StreamingMetrics:
                                    f"{self.frame_shape}; all batches must predict the same frames")
 
     def update(self, pred, target):
-        frame_shape = _frame_shape_of(np.shape(target))
-        if frame_shape is not None:  # check consistency before the (costly) SSIM loop
+        shape = np.shape(target)  # checked against earlier batches before the (costly) SSIM loop
+        frame_shape = tuple(int(v) for v in (shape[1:2] + (1,) + shape[2:] if len(shape) == 4 else shape[1:]))
+        if len(shape) in (4, 5):
             self._check_frame_shape(frame_shape, "this batch")
         per_frame = frame_metrics(pred, target)  # name -> (B, T); validates both arrays
         batch = per_frame["mse"].shape[0]
@@ -247,10 +236,9 @@ def _lead_frame_notes(threshold, name, curve):
     why = UNDEFINED_BECAUSE[name]
     if len(missing) == len(curve):
         return [f"{where} at every lead frame ({why}); no mean over lead frames"]
-    frames = ", ".join(str(i) for i in missing)
     others = len(curve) - len(missing)
-    return [f"{where} at lead frame(s) {frames} ({why}); its mean is over the other {others} "
-            f"lead frame{'s' if others > 1 else ''}"]
+    return [f"{where} at lead frame(s) {', '.join(map(str, missing))} ({why}); its mean is over the other "
+            f"{others} lead frame{'s' if others > 1 else ''}"]
 
 
 class SkillScores:
@@ -261,9 +249,6 @@ class SkillScores:
 
     def __init__(self, thresholds):
         self.thresholds = _check_thresholds(thresholds)
-        self.reset()
-
-    def reset(self):
         self.num_sequences = 0
         self.lead_frames = None
         self._counts = None  # count name -> int64 (K thresholds, T lead frames)
@@ -291,10 +276,9 @@ class SkillScores:
             hits = np.count_nonzero(pred_event & true_event, axis=(0, 2))  # (T,)
             predicted = np.count_nonzero(pred_event, axis=(0, 2))  # (T,) H + F
             observed = np.count_nonzero(true_event, axis=(0, 2))  # (T,) H + M
-            self._counts["hits"][k] += hits
-            self._counts["misses"][k] += observed - hits
-            self._counts["false_alarms"][k] += predicted - hits
-            self._counts["correct_negatives"][k] += total - predicted - observed + hits
+            for name, count in zip(COUNT_NAMES, (hits, observed - hits, predicted - hits,
+                                                 total - predicted - observed + hits)):
+                self._counts[name][k] += count
         self.num_sequences += batch
         return self
 
@@ -311,26 +295,18 @@ class SkillScores:
             notes += _lead_frame_notes(threshold, s, curves[s])
             if pooled[s] is None:
                 notes.append(f"pooled {s.upper()} at threshold {threshold:g} undefined ({UNDEFINED_BECAUSE[s]})")
-        return {
-            "threshold": threshold,
-            "per_lead_frame": dict(counts, **curves),
-            "mean_over_lead_frames": {s: _mean_of_defined(curves[s]) for s in SKILL_SCORE_NAMES},
-            "pooled": pooled,
-            "notes": notes,
-        }
+        return {"threshold": threshold, "per_lead_frame": dict(counts, **curves),
+                "mean_over_lead_frames": {s: _mean_of_defined(curves[s]) for s in SKILL_SCORE_NAMES},
+                "pooled": pooled, "notes": notes}
 
     def result(self):
         """JSON-ready scores; per threshold: ``per_lead_frame`` counts and scores (the benchmark's
         per-lead-time ones), their ``mean_over_lead_frames`` where defined (its averages), ``pooled``
         (counts summed over lead frames, so weighted by events) and ``notes`` on each None."""
         _require_sequences(self.num_sequences)
-        return {
-            "num_sequences": int(self.num_sequences),
-            "lead_frames": int(self.lead_frames),
-            "thresholds": list(self.thresholds),
-            "convention": EVENT_CONVENTION,
-            "by_threshold": [self._threshold_result(k) for k in range(len(self.thresholds))],
-        }
+        return {"num_sequences": int(self.num_sequences), "lead_frames": int(self.lead_frames),
+                "thresholds": list(self.thresholds), "convention": EVENT_CONVENTION,
+                "by_threshold": [self._threshold_result(k) for k in range(len(self.thresholds))]}
 
 
 def _score_cell(value):
@@ -346,9 +322,8 @@ def format_skill_table(result, which="mean_over_lead_frames"):
     header = f"{'threshold':>10} " + " ".join(f"{s.upper():>7}" for s in SKILL_SCORE_NAMES)
     lines = [f"skill scores, {result['num_sequences']} sequences x {result['lead_frames']} lead frames: "
              f"{titles[which]}", header, "-" * len(header)]
-    for entry in result["by_threshold"]:
-        scores = entry[which]
-        lines.append(f"{entry['threshold']:>10g} " + " ".join(_score_cell(scores[s]) for s in SKILL_SCORE_NAMES))
+    lines += [f"{e['threshold']:>10g} " + " ".join(_score_cell(e[which][s]) for s in SKILL_SCORE_NAMES)
+              for e in result["by_threshold"]]
     lines.append(f"{result['convention']}; '-' = undefined")
     lines += [f"note: {note}" for entry in result["by_threshold"] for note in entry["notes"]]
     return "\n".join(lines)
@@ -360,12 +335,9 @@ HKO7_RAIN_RATES = (0.5, 2.0, 5.0, 10.0, 30.0)  # mm/h, class boundaries of Shi e
 HKO7_WEIGHTS = (1.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # one per class, lightest first
 
 
-def rain_rate_to_dbz(rate):
-    """Marshall-Palmer-type Z-R relation of HKO-7: dBZ = 10 log10(58.53 R^1.56), R in mm/h."""
-    return 10.0 * math.log10(58.53) + 15.6 * math.log10(rate)
-
-
-HKO7_DBZ_THRESHOLDS = tuple(round(rain_rate_to_dbz(r), 4) for r in HKO7_RAIN_RATES)  # 12.98 ... 40.72 dBZ
+# HKO-7's Marshall-Palmer-type Z-R relation dBZ = 10 log10(58.53 R^1.56), R in mm/h: 12.98 ... 40.72 dBZ
+HKO7_DBZ_THRESHOLDS = tuple(round(10.0 * math.log10(58.53) + 15.6 * math.log10(rate), 4)
+                            for rate in HKO7_RAIN_RATES)
 
 
 def check_balance(thresholds, weights):
@@ -379,12 +351,6 @@ def check_balance(thresholds, weights):
     if not all(math.isfinite(v) and v > 0 for v in w):
         raise ValueError(f"balance weights must be positive, got {list(weights)}")
     return tuple(values), tuple(w)
-
-
-def balance_weights(truth, thresholds, weights):
-    """Per-value weight of ``truth`` (in the thresholds' units): weights[k], k = thresholds <= truth."""
-    classes = np.searchsorted(np.asarray(thresholds, dtype=np.float64), np.asarray(truth), side="right")
-    return np.asarray(weights, dtype=np.float64)[classes]
 
 
 def balance_of(cfg):
@@ -410,7 +376,9 @@ class BalancedErrors:
             raise MetricInputError(f"pred {np.shape(pred)}, target {np.shape(target)} and target_units "
                                    f"{np.shape(target_units)} must have the same shape")
         batch, frames = np.shape(target)[:2]
-        w = balance_weights(target_units, self.thresholds, self.weights).reshape(batch, frames, -1)
+        classes = np.searchsorted(np.asarray(self.thresholds, dtype=np.float64), np.asarray(target_units),
+                                  side="right")  # class k: k thresholds <= truth
+        w = np.asarray(self.weights, dtype=np.float64)[classes].reshape(batch, frames, -1)
         err = (np.clip(np.asarray(pred, np.float64), 0.0, 1.0) - np.asarray(target, np.float64)).reshape(batch, frames, -1)
         sums = {"b_mse": (w * err ** 2).sum(axis=(0, 2)), "b_mae": (w * np.abs(err)).sum(axis=(0, 2))}  # (T,)
         self._sums = sums if self._sums is None else {key: self._sums[key] + sums[key] for key in sums}

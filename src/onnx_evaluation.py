@@ -1,11 +1,7 @@
-"""Evaluation of an exported ONNX model in ONNX Runtime, with the loop, metrics and files of eval.py.
-
-    python eval_onnx.py --onnx_file convlstm.onnx [--data_path ./data --dataset mnist] [--num_sequences K]
-                        [--save_vis N] [--output_dir D] [--threads N]
-
-The config is the one export.py stored in the file, command-line keys on top; results as
-:func:`src.eval_report.run` (+ ``model_file``, ``engine``), in ``eval_onnx/`` of a training run. No MindSpore.
-``--threads N``: ONNX Runtime intra-op threads (0: one per core). ``--print_eval_dir`` prints the eval dir.
+"""eval_onnx.py: an exported ONNX model run by ONNX Runtime (no MindSpore) through eval.py's loop, metrics
+and files (:func:`src.eval_report.run`, + ``model_file``, ``engine``), in ``eval_onnx/`` of a training run.
+The config is the one export.py stored in the file, command-line keys on top. ``--threads N``: intra-op
+threads (0: one per core); ``--print_eval_dir`` prints the eval dir.
 """
 from src.errors import ConfigError
 

@@ -116,9 +116,7 @@ class BatchPredictor:
                 raise PredictionError(f"model {self.name} predicts NaN/inf values (training diverged?); use an "
                                       "earlier checkpoint")
             outputs.append(out[:count])
-        if not outputs:
-            return np.zeros((0,) + self.output_shape, dtype=np.float32)
-        return np.concatenate(outputs)
+        return np.concatenate(outputs) if outputs else np.zeros((0,) + self.output_shape, dtype=np.float32)
 
     __call__ = predict  # the predict_fn of src.evaluation.evaluate
 

@@ -87,8 +87,7 @@ def _frames(array, name, shapes="(T, C, H, W) or (T, H, W)"):
         raise ValueError(f"{name}: expected shape {shapes}, got {arr.shape}")
     if min(arr.shape) == 0:
         raise ValueError(f"{name}: empty sequence, shape {arr.shape}")
-    arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(arr, 0.0, 1.0)
+    return np.clip(np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
 
 def _check_scale(scale):
@@ -383,9 +382,8 @@ def _draw_chart(draw, x0, y0, heading, series, first_frame):
         if f in labelled:
             tw, _ = _text_size(draw, str(f))
             draw.text((x - tw // 2, bottom + 6), str(f), fill=TEXT, font=_font())
-    xl = "predicted frame"
-    tw, _ = _text_size(draw, xl)
-    draw.text(((left + right - tw) // 2, bottom + 19), xl, fill=(90, 90, 90), font=_font())
+    tw = _text_size(draw, "predicted frame")[0]
+    draw.text(((left + right - tw) // 2, bottom + 19), "predicted frame", fill=(90, 90, 90), font=_font())
     draw.line([(left, top), (left, bottom), (right, bottom)], fill=TEXT)
     for _, curve, colour in reversed(series):  # main series drawn last, on top
         points = [(xs[i], py(float(v))) for i, v in enumerate(curve) if np.isfinite(v)]
@@ -422,8 +420,8 @@ def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model
             raise ValueError(f"compare[{other_label!r}] has {len(curves['mse'])} frames, "
                              f"per_frame has {len(series[0][1]['mse'])}")
         series.append((str(other_label), curves))
-    metrics = list(METRIC_TITLES)  # two rows of two charts
-    grid = [[(METRIC_TITLES[m], [curves[m] for _, curves in series]) for m in metrics[k:k + 2]] for k in (0, 2)]
+    grid = [[(METRIC_TITLES[m], [curves[m] for _, curves in series]) for m in list(METRIC_TITLES)[k:k + 2]]
+            for k in (0, 2)]  # two rows of two charts
     return _save_charts(path, grid, [name for name, _ in series], first_frame)
 
 
