@@ -21,8 +21,7 @@ def bounce_trajectory(start, velocity, num_frames, step=STEP):
         positions[:, t] = pos
         velocities[:, t] = vel
         pos = pos + step * vel
-        low, high = pos <= 0.0, pos >= 1.0
-        vel = np.where(low | high, -vel, vel)
+        vel = np.where((pos <= 0.0) | (pos >= 1.0), -vel, vel)
         pos = np.clip(pos, 0.0, 1.0)
     return positions, velocities
 
@@ -69,16 +68,13 @@ class MovingMNIST(BatchSource):
     def __len__(self):
         return self.num_sequences
 
-    def _check_indices(self, indices):
-        indices = np.asarray(indices)
-        if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
-            raise TypeError(f"sequence indices must be a 1-D sequence of integers, got {indices!r}")
-        return checked_indices(indices, self.num_sequences, "sequence index")
-
     def layouts(self, indices):
         """``(digit_ids (B, D), positions (B, D, T, 2) int pixels (x, y), velocities (B, D, T, 2))`` of
         sequences ``indices``; each one's generator draws digit ids, starts, then directions."""
-        indices = self._check_indices(indices)
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
+            raise TypeError(f"sequence indices must be a 1-D sequence of integers, got {indices!r}")
+        indices = checked_indices(indices, self.num_sequences, "sequence index")
         count, num_digits = len(indices), self.num_digits
         digit_ids = np.empty((count, num_digits), dtype=np.int64)
         start = np.empty((count, num_digits, 2))  # unit x, y
