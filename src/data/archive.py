@@ -90,10 +90,8 @@ def _data_folder(zip_path, infos, wanted):
         names = {n[len(prefix):] for n in files if n.startswith(prefix) and "/" not in n[len(prefix):]}
         return all(any(name in names for name in group) for group in wanted)
 
-    if holds_all(""):
-        return ""
     tops = sorted({n.split("/", 1)[0] for n in files if "/" in n})
-    matches = [top for top in tops if holds_all(top)]
+    matches = [""] if holds_all("") else [top for top in tops if holds_all(top)]
     if len(matches) == 1:
         return matches[0]
     expected = " and ".join(" (or ".join(group) + ")" * (len(group) > 1) for group in wanted)

@@ -66,9 +66,8 @@ def _segment_table():
     s_max = max(len(s) for v in segs.values() for s in v)
     table = np.zeros((10, v_max, s_max, 2, 2))
     num_segments = np.zeros((10, v_max), dtype=np.int64)
-    num_variants = np.zeros(10, dtype=np.int64)
+    num_variants = np.array([len(segs[d]) for d in range(10)], dtype=np.int64)
     for d, variants in segs.items():
-        num_variants[d] = len(variants)
         for v in range(v_max):
             seg = variants[v % len(variants)]
             table[d, v, :len(seg)] = seg

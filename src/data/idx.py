@@ -56,8 +56,7 @@ def read_idx_images(path):
                         f"not an MNIST image file; {_FIX}")
     if count <= 0 or rows <= 0 or cols <= 0:
         raise DataError(f"{path}: bad IDX dimensions count={count} rows={rows} cols={cols}; {_FIX}")
-    expected = count * rows * cols
-    got = len(data) - _HEADER.size
+    expected, got = count * rows * cols, len(data) - _HEADER.size
     if got != expected:
         what = "truncated" if got < expected else "has trailing bytes"
         raise DataError(f"{path}: pixel data {what}: header says {count}x{rows}x{cols} = {expected} bytes, "

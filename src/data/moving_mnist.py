@@ -15,8 +15,7 @@ def bounce_trajectory(start, velocity, num_frames, step=STEP):
     reflected and clamped at the walls; velocities[:, t] leads to frame t+1."""
     pos = np.array(start, dtype=np.float64)
     vel = np.array(velocity, dtype=np.float64)
-    positions = np.empty((len(pos), num_frames, 2))
-    velocities = np.empty((len(pos), num_frames, 2))
+    positions, velocities = np.empty((2, len(pos), num_frames, 2))
     for t in range(num_frames):
         positions[:, t] = pos
         velocities[:, t] = vel
@@ -55,8 +54,7 @@ class MovingMNIST(BatchSource):
             raise ValueError(f"digit size {digits.shape[1]} does not fit in image_size {image_size}")
         if num_sequences < 0 or num_digits < 1 or input_frames < 1 or output_frames < 1:
             raise ValueError("num_sequences >= 0, num_digits >= 1 and frame counts >= 1 are required")
-        self.digits = digits
-        self.num_sequences, self.num_digits = int(num_sequences), int(num_digits)
+        self.digits, self.num_sequences, self.num_digits = digits, int(num_sequences), int(num_digits)
         self.input_frames, self.output_frames = int(input_frames), int(output_frames)
         self.num_frames = self.input_frames + self.output_frames
         self.image_size, self.digit_size = int(image_size), int(digits.shape[1])

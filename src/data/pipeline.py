@@ -200,8 +200,7 @@ class _ReorderedWindows:  # item i is windows[window_indices([i])[0]]
 class WindowSubset(_ReorderedWindows):  # subset[i] is source[indices[i]]
 
     def __init__(self, source, indices):
-        self.windows = source
-        self.indices = np.asarray(indices, dtype=np.int64)
+        self.windows, self.indices = source, np.asarray(indices, dtype=np.int64)
         for name in ("channels", "height", "width", "normalization", "file", "path", "input_frames", "output_frames"):
             setattr(self, name, getattr(source, name, None))
 
@@ -224,9 +223,7 @@ class ShuffledWindows(_ReorderedWindows):
     ``perm_k[g % n]`` with k = g // n and perm_k = default_rng((seed, epoch, k)).permutation(n)."""
 
     def __init__(self, windows, length, seed, epoch):
-        self.windows = windows
-        self.length = int(length)
-        self.seed, self.epoch = int(seed), int(epoch)
+        self.windows, self.length, self.seed, self.epoch = windows, int(length), int(seed), int(epoch)
         self._orders = {}  # pass k -> permutation of the n windows
 
     def __len__(self):
@@ -277,10 +274,9 @@ class TrainingData:
         if self.splits is None:
             return (f"data: {cfg.dataset} digits, {cfg.num_digits_train} per training sequence, {per_epoch} sequences "
                     f"per epoch {per_step}")
-        train = self.splits.train
+        train, norm = self.splits.train, self.splits.normalization
         val = "no validation" if self.validation is None else f"validation on {len(self.validation)} of " \
             f"{len(self.splits.val)} val windows"
-        norm = self.splits.normalization
         return (f"data: {cfg.data_path}: frames {cfg.channels}x{cfg.frame_height}x{cfg.frame_width} (C x H x W) "
                 f"{train.file.dtype}, {norm.scale} [{norm.data_min:g}, {norm.data_max:g}] -> [0, 1]; "
                 f"{len(train)} training windows of {cfg.input_frames}+{cfg.output_frames} frames "

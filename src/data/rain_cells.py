@@ -179,10 +179,8 @@ def write_dataset(out_dir, generator, splits=False, overwrite=False):
     except OSError as err:
         raise UserError(f"could not write the dataset under {out_dir} ({err.strerror or err}); files already "
                         "there were left as they were; free disk space or fix permissions and retry") from err
-    summary = {"files": {targets[n]: (stop - start,) + generator.shape[1:] for n, (start, stop) in ranges.items()}}
-    for threshold in THRESHOLDS_DBZ:
-        summary[f"fraction_ge_{threshold:g}dbz"] = counts[threshold] / max(1, counts["pixels"])
-    return summary
+    return {"files": {targets[n]: (b - a,) + generator.shape[1:] for n, (a, b) in ranges.items()},
+            **{f"fraction_ge_{t:g}dbz": counts[t] / max(1, counts["pixels"]) for t in THRESHOLDS_DBZ}}
 
 
 _DEFAULTS = {"num_sequences": 600, "num_frames": 20, "size": 96, "channels": 1, "seed": 0, "splits": False,

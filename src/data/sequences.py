@@ -290,9 +290,7 @@ class WindowSource(BatchSource):
 
     def __init__(self, file, sequence_indices, input_frames, output_frames, window_stride, normalization,
                  name=""):
-        self.file = file
-        self.path = file.path
-        self.name = name
+        self.file, self.path, self.name = file, file.path, name
         self.input_frames, self.output_frames, self.window_stride = _check_frames(input_frames, output_frames,
                                                                                    window_stride)
         self.window_length = self.input_frames + self.output_frames
@@ -456,10 +454,8 @@ class InputFrames(BatchSource):
     """A file of exactly ``input_frames`` frames a sequence: ``source[i] -> (inputs (T_in, ...), None)``."""
 
     def __init__(self, file, input_frames, normalization):
-        self.file = file
-        self.path = file.path
+        self.file, self.path, self.normalization = file, file.path, normalization
         self.input_frames = int(input_frames)
-        self.normalization = normalization
         self.channels, self.height, self.width = file.channels, file.height, file.width
         self.sequence_indices = np.arange(file.num_sequences)
 
