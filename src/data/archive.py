@@ -90,10 +90,8 @@ def _data_folder(zip_path, infos, wanted):
         names = {n[len(prefix):] for n in files if n.startswith(prefix) and "/" not in n[len(prefix):]}
         return all(any(name in names for name in group) for group in wanted)
 
-    if holds_all(""):
-        return ""
     tops = sorted({n.split("/", 1)[0] for n in files if "/" in n})
-    matches = [top for top in tops if holds_all(top)]
+    matches = [""] if holds_all("") else [top for top in tops if holds_all(top)]
     if len(matches) == 1:
         return matches[0]
     expected = " and ".join(" (or ".join(group) + ")" * (len(group) > 1) for group in wanted)
@@ -116,15 +114,14 @@ def _extract_atomically(zip_path, infos, final):
     total_mb = sum(i.file_size for i in infos) / 1e6
     print(f"data: unpacking {zip_path} ({total_mb:.1f} MB) into {final} (once; later runs reuse it)", flush=True)
     try:
-        try:
-            with zipfile.ZipFile(zip_path) as archive:
-                for info in archive.infolist():  # names already checked
-                    _extract_member(zip_path, archive, info, tmp)
-        except zipfile.BadZipFile as err:
-            raise DataError(f"data_path {zip_path} is not a readable zip archive ({_one_line(err)}); "
-                            "fetch the zip again or pass the unpacked folder") from None
+        with zipfile.ZipFile(zip_path) as archive:
+            for info in archive.infolist():  # names already checked
+                _extract_member(zip_path, archive, info, tmp)
         open(os.path.join(tmp, DONE_MARK), "w").close()
         _publish(tmp, final)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"data_path {zip_path} is not a readable zip archive ({_one_line(err)}); "
+                        "fetch the zip again or pass the unpacked folder") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

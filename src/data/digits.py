@@ -66,9 +66,8 @@ def _segment_table():
     s_max = max(len(s) for v in segs.values() for s in v)
     table = np.zeros((10, v_max, s_max, 2, 2))
     num_segments = np.zeros((10, v_max), dtype=np.int64)
-    num_variants = np.zeros(10, dtype=np.int64)
+    num_variants = np.array([len(segs[d]) for d in range(10)], dtype=np.int64)
     for d, variants in segs.items():
-        num_variants[d] = len(variants)
         for v in range(v_max):
             seg = variants[v % len(variants)]
             table[d, v, :len(seg)] = seg
@@ -148,10 +147,8 @@ def _render(segs, pen, soft, peak, size):
     t = np.clip((dx * bx + dy * by) * inv_len2, 0.0, 1.0)
     dx -= t * bx
     dy -= t * by
-    dx *= dx
-    dy *= dy
-    dx += dy
-    dist = np.sqrt(dx.min(axis=-1))  # (G, P) distance to the nearest stroke
+    dist2 = np.add(np.square(dx, out=dx), np.square(dy, out=dy), out=dx)  # in place: (G, P, S) is large
+    dist = np.sqrt(dist2.min(axis=-1))  # (G, P) distance to the nearest stroke
     half, soft = (pen / 2)[:, None].astype(np.float32), soft[:, None].astype(np.float32)
     ink = np.clip((half - dist) / soft + 0.5, 0.0, 1.0) * peak[:, None].astype(np.float32)
     out = np.zeros((len(segs), size, size), dtype=np.float32)

@@ -37,34 +37,29 @@ def check_data_file(path, how_to_get="run `bash download.sh DATA_DIR` to fetch i
         raise DataError(f"data file {path} not found; {how_to_get}")
 
 
-def parse_idx_images(data, name="<bytes>"):
-    """IDX image bytes -> (N, rows, cols) uint8, header validated."""
-    if len(data) < _HEADER.size:
-        raise DataError(f"{name}: {len(data)} bytes is too short for an IDX header (16 bytes); {_FIX}")
-    magic, count, rows, cols = _HEADER.unpack_from(data)
-    if magic != IDX_IMAGES_MAGIC:
-        raise DataError(f"{name}: magic number {magic} is not {IDX_IMAGES_MAGIC} (3-D unsigned-byte IDX images): "
-                        f"not an MNIST image file; {_FIX}")
-    if count <= 0 or rows <= 0 or cols <= 0:
-        raise DataError(f"{name}: bad IDX dimensions count={count} rows={rows} cols={cols}; {_FIX}")
-    expected = count * rows * cols
-    got = len(data) - _HEADER.size
-    if got != expected:
-        what = "truncated" if got < expected else "has trailing bytes"
-        raise DataError(f"{name}: pixel data {what}: header says {count}x{rows}x{cols} = {expected} bytes, "
-                        f"file holds {got}; {_FIX}")
-    pixels = np.frombuffer(data, dtype=np.uint8, count=expected, offset=_HEADER.size)
-    return pixels.reshape(count, rows, cols)  # (N, rows, cols)
-
-
 def read_idx_images(path):
-    """IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only."""
+    """IDX image file (plain or gzip) -> (N, rows, cols) uint8, read-only, header validated."""
     check_data_file(path)
     with open(path, "rb") as f:
-        raw = f.read()
+        data = f.read()
     try:
-        return parse_idx_images(gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw, name=path)
+        data = gzip.decompress(data) if data.startswith(_GZIP_MAGIC) else data
     except EOFError:
         raise DataError(f"{path}: gzip stream is truncated (incomplete download?); {_FIX}") from None
     except (OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: corrupt gzip data ({err}); {_FIX}") from None
+    if len(data) < _HEADER.size:
+        raise DataError(f"{path}: {len(data)} bytes is too short for an IDX header (16 bytes); {_FIX}")
+    magic, count, rows, cols = _HEADER.unpack_from(data)
+    if magic != IDX_IMAGES_MAGIC:
+        raise DataError(f"{path}: magic number {magic} is not {IDX_IMAGES_MAGIC} (3-D unsigned-byte IDX images): "
+                        f"not an MNIST image file; {_FIX}")
+    if count <= 0 or rows <= 0 or cols <= 0:
+        raise DataError(f"{path}: bad IDX dimensions count={count} rows={rows} cols={cols}; {_FIX}")
+    expected, got = count * rows * cols, len(data) - _HEADER.size
+    if got != expected:
+        what = "truncated" if got < expected else "has trailing bytes"
+        raise DataError(f"{path}: pixel data {what}: header says {count}x{rows}x{cols} = {expected} bytes, "
+                        f"file holds {got}; {_FIX}")
+    pixels = np.frombuffer(data, dtype=np.uint8, count=expected, offset=_HEADER.size)
+    return pixels.reshape(count, rows, cols)  # (N, rows, cols)

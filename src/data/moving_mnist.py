@@ -15,14 +15,12 @@ def bounce_trajectory(start, velocity, num_frames, step=STEP):
     reflected and clamped at the walls; velocities[:, t] leads to frame t+1."""
     pos = np.array(start, dtype=np.float64)
     vel = np.array(velocity, dtype=np.float64)
-    positions = np.empty((len(pos), num_frames, 2))
-    velocities = np.empty((len(pos), num_frames, 2))
+    positions, velocities = np.empty((2, len(pos), num_frames, 2))
     for t in range(num_frames):
         positions[:, t] = pos
         velocities[:, t] = vel
         pos = pos + step * vel
-        low, high = pos <= 0.0, pos >= 1.0
-        vel = np.where(low | high, -vel, vel)
+        vel = np.where((pos <= 0.0) | (pos >= 1.0), -vel, vel)
         pos = np.clip(pos, 0.0, 1.0)
     return positions, velocities
 
@@ -56,8 +54,7 @@ class MovingMNIST(BatchSource):
             raise ValueError(f"digit size {digits.shape[1]} does not fit in image_size {image_size}")
         if num_sequences < 0 or num_digits < 1 or input_frames < 1 or output_frames < 1:
             raise ValueError("num_sequences >= 0, num_digits >= 1 and frame counts >= 1 are required")
-        self.digits = digits
-        self.num_sequences, self.num_digits = int(num_sequences), int(num_digits)
+        self.digits, self.num_sequences, self.num_digits = digits, int(num_sequences), int(num_digits)
         self.input_frames, self.output_frames = int(input_frames), int(output_frames)
         self.num_frames = self.input_frames + self.output_frames
         self.image_size, self.digit_size = int(image_size), int(digits.shape[1])
@@ -69,16 +66,13 @@ class MovingMNIST(BatchSource):
     def __len__(self):
         return self.num_sequences
 
-    def _check_indices(self, indices):
-        indices = np.asarray(indices)
-        if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
-            raise TypeError(f"sequence indices must be a 1-D sequence of integers, got {indices!r}")
-        return checked_indices(indices, self.num_sequences, "sequence index")
-
     def layouts(self, indices):
         """``(digit_ids (B, D), positions (B, D, T, 2) int pixels (x, y), velocities (B, D, T, 2))`` of
         sequences ``indices``; each one's generator draws digit ids, starts, then directions."""
-        indices = self._check_indices(indices)
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
+            raise TypeError(f"sequence indices must be a 1-D sequence of integers, got {indices!r}")
+        indices = checked_indices(indices, self.num_sequences, "sequence index")
         count, num_digits = len(indices), self.num_digits
         digit_ids = np.empty((count, num_digits), dtype=np.int64)
         start = np.empty((count, num_digits, 2))  # unit x, y

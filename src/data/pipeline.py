@@ -150,9 +150,8 @@ def iterate_batches(source, batch_size, limit=0):
 
 def sequence_normalization(cfg):
     """The normalisation ``cfg`` fixes (a trained model's holds data_dtype), or None until the data say."""
-    if not cfg.data_dtype:
-        return None
-    return make_normalization(cfg.data_dtype, cfg.data_scale, cfg.data_min, cfg.data_max)
+    return (make_normalization(cfg.data_dtype, cfg.data_scale, cfg.data_min, cfg.data_max)
+            if cfg.data_dtype else None)
 
 
 def _file_options(cfg):  # keyword arguments of src.data.sequences' openers
@@ -173,18 +172,14 @@ def open_sequence_splits(cfg):
                           split_seed=cfg.split_seed, **_file_options(cfg))
 
 
-def _shape_text(shape):
-    return "x".join(str(v) for v in shape)
-
-
 def config_for_frames(cfg, shape, dtype, where, expected_from="the config (channels, frame_height, frame_width)"):
     """``cfg`` with channels, frame_height, frame_width and data_dtype from the data; values ``cfg`` already
     fixes must agree, and the frames must fit the arch."""
     given = (cfg.channels, cfg.frame_height, cfg.frame_width)
     if any(g and g != s for g, s in zip(given, shape)):
-        wanted = _shape_text(g or "any" for g in given)
-        raise DataError(f"{where}: frames are {_shape_text(shape)} (C x H x W) but {expected_from} expects {wanted}; "
-                        "use data of that shape, or a model/config made for this data")
+        wanted, got = "x".join(str(g or "any") for g in given), "x".join(map(str, shape))
+        raise DataError(f"{where}: frames are {got} (C x H x W) but {expected_from} expects {wanted}; use data of "
+                        "that shape, or a model/config made for this data")
     try:
         check_tileable(shape[1], shape[2], cfg.arch, cfg.patch_size)
     except DataError as err:
@@ -205,8 +200,7 @@ class _ReorderedWindows:  # item i is windows[window_indices([i])[0]]
 class WindowSubset(_ReorderedWindows):  # subset[i] is source[indices[i]]
 
     def __init__(self, source, indices):
-        self.windows = source
-        self.indices = np.asarray(indices, dtype=np.int64)
+        self.windows, self.indices = source, np.asarray(indices, dtype=np.int64)
         for name in ("channels", "height", "width", "normalization", "file", "path", "input_frames", "output_frames"):
             setattr(self, name, getattr(source, name, None))
 
@@ -229,9 +223,7 @@ class ShuffledWindows(_ReorderedWindows):
     ``perm_k[g % n]`` with k = g // n and perm_k = default_rng((seed, epoch, k)).permutation(n)."""
 
     def __init__(self, windows, length, seed, epoch):
-        self.windows = windows
-        self.length = int(length)
-        self.seed, self.epoch = int(seed), int(epoch)
+        self.windows, self.length, self.seed, self.epoch = windows, int(length), int(seed), int(epoch)
         self._orders = {}  # pass k -> permutation of the n windows
 
     def __len__(self):
@@ -256,20 +248,16 @@ class TrainingData:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.splits = None
-        if cfg.dataset == "sequences":
-            self._open_sequences(cfg)
-        else:
+        self.splits = splits = open_sequence_splits(cfg) if cfg.dataset == "sequences" else None
+        if splits is None:
             self.train_digits = load_digits(cfg, "train")
             self.validation = validation_source(cfg, load_digits(cfg, "val")) if cfg.val_sequences > 0 else None
             self.record = {"dataset": cfg.dataset}
-
-    def _open_sequences(self, cfg):
-        self.splits = splits = open_sequence_splits(cfg)
-        self.cfg = config_for_frames(cfg, (splits.channels, splits.height, splits.width), splits.train.file.dtype,
-                                     cfg.data_path)
+            return
+        shape = (splits.channels, splits.height, splits.width)
+        self.cfg = config_for_frames(cfg, shape, splits.train.file.dtype, cfg.data_path)
         self.validation = evenly_spaced_windows(splits.val, cfg.val_sequences) if cfg.val_sequences > 0 else None
-        self.record = {"dataset": "sequences", "frame_shape": [splits.channels, splits.height, splits.width],
+        self.record = {"dataset": "sequences", "frame_shape": list(shape),
                        "normalization": splits.normalization.to_dict(), "split": splits.split_record,
                        "windows": {name: len(splits[name]) for name in ("train", "val", "test")}}
 
@@ -286,10 +274,9 @@ class TrainingData:
         if self.splits is None:
             return (f"data: {cfg.dataset} digits, {cfg.num_digits_train} per training sequence, {per_epoch} sequences "
                     f"per epoch {per_step}")
-        train = self.splits.train
+        train, norm = self.splits.train, self.splits.normalization
         val = "no validation" if self.validation is None else f"validation on {len(self.validation)} of " \
             f"{len(self.splits.val)} val windows"
-        norm = self.splits.normalization
         return (f"data: {cfg.data_path}: frames {cfg.channels}x{cfg.frame_height}x{cfg.frame_width} (C x H x W) "
                 f"{train.file.dtype}, {norm.scale} [{norm.data_min:g}, {norm.data_max:g}] -> [0, 1]; "
                 f"{len(train)} training windows of {cfg.input_frames}+{cfg.output_frames} frames "
@@ -300,27 +287,25 @@ class TrainingData:
 def evaluation_windows(cfg):
     """(source, description) of what eval.py scores: the ``eval_split`` of a file or directory, or ``all``
     windows of a file; only the first ``num_sequences`` when > 0."""
-    path = cfg.data_path
+    path, split, is_dir = cfg.data_path, cfg.eval_split, os.path.isdir(cfg.data_path)
     _check_local(path)
-    if os.path.isdir(path) or cfg.eval_split == "all":
-        if os.path.isdir(path) and cfg.eval_split == "all":
-            raise ConfigError(f"eval_split all scores one file, but data_path {path} is a directory; point it at a "
-                              "file, or use eval_split test (the directory's test file)")
-        split = cfg.eval_split
-        found = split_file_paths(path, split) if os.path.isdir(path) else [path]
+    if is_dir and split == "all":
+        raise ConfigError(f"eval_split all scores one file, but data_path {path} is a directory; point it at a "
+                          "file, or use eval_split test (the directory's test file)")
+    if is_dir or split == "all":
+        found = split_file_paths(path, split) if is_dir else [path]
         if len(found) != 1:
             what = f"both {split}.npy and {split}.npz" if found else f"no {split}.npy or {split}.npz"
             raise DataError(f"data_path {path} holds {what}; eval.py scores the {split} file of a directory "
                             f"with eval_split {split} (keep one), or point data_path at one file")
-        file_path = found[0]
-        source = open_sequence_file(file_path, cfg.data_layout, cfg.input_frames, cfg.output_frames,
+        source = open_sequence_file(found[0], cfg.data_layout, cfg.input_frames, cfg.output_frames,
                                     **_file_options(cfg))
-        what = f"{f'the {cfg.eval_split} file' if os.path.isdir(path) else 'every window'} of {file_path}"
+        what = f"{f'the {split} file' if is_dir else 'every window'} of {found[0]}"
     else:
-        source = getattr(open_sequence_splits(cfg), cfg.eval_split)
-        fraction = cfg.test_fraction if cfg.eval_split == "test" else cfg.val_fraction
-        what = (f"the {cfg.eval_split} split of {path} ({len(source.sequence_indices)} sequences; split_seed "
-                f"{cfg.split_seed}, {cfg.eval_split}_fraction {fraction:g})")
+        source = open_sequence_splits(cfg)[split]
+        fraction = cfg.test_fraction if split == "test" else cfg.val_fraction
+        what = (f"the {split} split of {path} ({len(source.sequence_indices)} sequences; split_seed "
+                f"{cfg.split_seed}, {split}_fraction {fraction:g})")
     described = f"{what}: {len(source)} windows of {cfg.input_frames}+{cfg.output_frames} frames"
     if cfg.num_sequences:
         count = min(cfg.num_sequences, len(source))

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from src.config import parse_overrides
-from src.errors import UserError
+from src.errors import BOOL_WORDS, UserError
 from src.io import atomic_path
 
 BACKGROUND_DBZ = -10.0  # no echo
@@ -179,16 +179,13 @@ def write_dataset(out_dir, generator, splits=False, overwrite=False):
     except OSError as err:
         raise UserError(f"could not write the dataset under {out_dir} ({err.strerror or err}); files already "
                         "there were left as they were; free disk space or fix permissions and retry") from err
-    summary = {"files": {targets[n]: (stop - start,) + generator.shape[1:] for n, (start, stop) in ranges.items()}}
-    for threshold in THRESHOLDS_DBZ:
-        summary[f"fraction_ge_{threshold:g}dbz"] = counts[threshold] / max(1, counts["pixels"])
-    return summary
+    return {"files": {targets[n]: (b - a,) + generator.shape[1:] for n, (a, b) in ranges.items()},
+            **{f"fraction_ge_{t:g}dbz": counts[t] / max(1, counts["pixels"]) for t in THRESHOLDS_DBZ}}
 
 
-_OPTIONS = {"num_sequences": (int, 600), "num_frames": (int, 20), "size": (int, 96), "channels": (int, 1),
-            "seed": (int, 0), "splits": (bool, False), "overwrite": (bool, False)}
+_DEFAULTS = {"num_sequences": 600, "num_frames": 20, "size": 96, "channels": 1, "seed": 0, "splits": False,
+             "overwrite": False}  # the option's type is its default's
 _MINIMUM = {"num_sequences": 1, "num_frames": 2, "size": 8}
-_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 _USAGE = ("usage: python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [--num_frames 20] [--size 96] "
           "[--channels 1|2] [--seed 0] [--splits false] [--overwrite false]")
 
@@ -196,14 +193,13 @@ _USAGE = ("usage: python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [-
 def parse_arguments(argv):  # -> OUT_DIR, options dict
     if not argv or argv[0].startswith("--"):
         raise UserError(f"missing OUT_DIR; {_USAGE}")
-    out_dir, overrides = argv[0], parse_overrides(argv[1:])
-    options = {name: default for name, (_, default) in _OPTIONS.items()}
-    for name, raw in overrides.items():
-        if name not in _OPTIONS:
+    out_dir, options = argv[0], dict(_DEFAULTS)
+    for name, raw in parse_overrides(argv[1:]).items():
+        if name not in _DEFAULTS:
             raise UserError(f"unknown option --{name}; {_USAGE}")
-        kind = _OPTIONS[name][0]
+        kind = type(_DEFAULTS[name])
         try:
-            options[name] = _BOOLEANS[raw.lower()] if kind is bool else int(raw)
+            options[name] = BOOL_WORDS[raw.lower()] if kind is bool else int(raw)
         except (KeyError, ValueError):
             raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}") from None
     for name, low in _MINIMUM.items():
@@ -216,8 +212,7 @@ def parse_arguments(argv):  # -> OUT_DIR, options dict
 
 def main(argv):
     out_dir, options = parse_arguments(argv)
-    generator = RainCells(options["num_sequences"], options["num_frames"], options["size"], options["channels"],
-                          options["seed"])
+    generator = RainCells(*(options[k] for k in ("num_sequences", "num_frames", "size", "channels", "seed")))
     summary = write_dataset(out_dir, generator, splits=options["splits"], overwrite=options["overwrite"])
     for path, shape in summary["files"].items():
         print(f"wrote {path}: float32 {shape} ({LAYOUT}, dBZ {BACKGROUND_DBZ:g}..{MAX_DBZ:g})")

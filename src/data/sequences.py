@@ -22,6 +22,11 @@ _AXES = {layout: f"({', '.join(layout)})" for layout in LAYOUTS}  # e.g. "(N, T,
 _AXIS_NAMES = {"N": "sequence", "T": "frame", "C": "channel", "H": "row", "W": "column"}
 _SCAN_BYTES = 64 << 20  # chunk size of the NaN/range scan of float files
 _EXTENSIONS = (".npy", ".npz")
+_SAVE_NUMBERS = ": save a numeric array with numpy.save/numpy.savez"
+VALUE_TOLERANCE = 1e-4  # user floats may exceed [0, 1] by rounding only
+TEST_FILE = "mnist_test_seq.npy"  # uint8 (T=20, N=10000, H=64, W=64), time first
+_GET = "run `bash download.sh DATA_DIR` to fetch it, or copy mnist_test_seq.npy there by hand"
+_FIX = "re-run `bash download.sh DATA_DIR` to fetch a good copy"
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,6 @@ class Normalization:
         return x * np.float32(self.data_max - self.data_min) + np.float32(self.data_min)
 
 
-def as_normalization(value):  # a Normalization or its to_dict record
-    return value if isinstance(value, Normalization) else Normalization.from_dict(value)
-
-
 def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
     """The normalisation of data of ``dtype`` (float ``auto`` data is range-checked separately)."""
     dtype = np.dtype(dtype).name
@@ -93,23 +94,6 @@ def _check_layout(layout):
     return layout
 
 
-def _file_kind(path):
-    if os.path.isdir(path):
-        raise DataError(f"{path} is a directory, expected an .npy/.npz file")
-    if not os.path.isfile(path):
-        raise DataError(f"data file {path} not found")
-    kind, head = array_file_kind(path)
-    if kind in ("npy", "npz"):
-        return kind
-    what = {"empty": "empty",
-            "pickle": "a Python pickle (refused: loading pickles can run code); save arrays with numpy.save"}.get(
-        kind, f"neither .npy nor .npz (starts with {head!r})")
-    raise DataError(f"{path} is {what}")
-
-
-_SAVE_NUMBERS = ": save a numeric array with numpy.save/numpy.savez"
-
-
 def _is_pickle_error(err):
     return "object" in str(err).lower() or "pickle" in str(err).lower()
 
@@ -125,13 +109,10 @@ def load_npy(path, name=None, what="numbers", pickled_fix=_SAVE_NUMBERS, fix="",
     name = path if name is None else name
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as err:
-        if _is_pickle_error(err):
+    except (ValueError, OSError, EOFError) as err:
+        if isinstance(err, ValueError) and _is_pickle_error(err):
             raise _pickled(name, what=what, fix=pickled_fix) from None
-        failure = err
-    except (OSError, EOFError) as err:
-        failure = err
-    raise DataError(f"{name} is not a readable .npy file ({first_line(failure)}; truncated {copy}?){fix}") from None
+        raise DataError(f"{name} is not a readable .npy file ({first_line(err)}; truncated {copy}?){fix}") from None
 
 
 def _load_npz(path, key):  # the array ``key`` (or the only one), loaded into memory
@@ -192,7 +173,15 @@ class SequenceFile:
     def __init__(self, path, layout, npz_key=""):
         self.path = os.fspath(path)
         self.layout = _check_layout(layout)
-        self.kind = _file_kind(self.path)
+        if os.path.isdir(self.path):
+            raise DataError(f"{self.path} is a directory, expected an .npy/.npz file")
+        if not os.path.isfile(self.path):
+            raise DataError(f"data file {self.path} not found")
+        self.kind, head = array_file_kind(self.path)
+        if self.kind not in ("npy", "npz"):
+            what = {"empty": "empty", "pickle": "a Python pickle (refused: loading pickles can run code); "
+                    "save arrays with numpy.save"}.get(self.kind, f"neither .npy nor .npz (starts with {head!r})")
+            raise DataError(f"{self.path} is {what}")
         self._array = load_npy(self.path) if self.kind == "npy" else _load_npz(self.path, npz_key)
         self.dtype = self._array.dtype.name
         if self.dtype not in DTYPE_MAX:
@@ -250,8 +239,9 @@ class SequenceFile:
 def _normalization_for(files, scale, data_min, data_max, normalization):
     """The normalisation of ``files`` (all of one dtype), range-checking float ``auto`` data."""
     dtype = files[0].dtype
-    norm = make_normalization(dtype, scale, data_min, data_max) if normalization is None \
-        else as_normalization(normalization)
+    norm = make_normalization(dtype, scale, data_min, data_max) if normalization is None else normalization
+    if not isinstance(norm, Normalization):  # its to_dict record
+        norm = Normalization.from_dict(norm)
     if norm.scale == "auto" and norm.dtype != dtype:
         raise DataError(f"{files[0].path}: dtype {dtype}, but the normalisation (auto, {norm.data_min:g}.."
                         f"{norm.data_max:g}) was made for {norm.dtype} data; convert the file to {norm.dtype}")
@@ -271,13 +261,17 @@ def _check_frames(input_frames, output_frames, window_stride):
     if int(window_stride) != window_stride or window_stride < 0:
         raise DataError(f"window_stride must be an integer >= 0 (0 = input_frames + output_frames), got "
                         f"{window_stride!r}")
-    length = int(input_frames) + int(output_frames)
-    return int(input_frames), int(output_frames), int(window_stride) or length
+    return int(input_frames), int(output_frames), int(window_stride) or int(input_frames) + int(output_frames)
 
 
-def _check_long_enough(file, input_frames, output_frames):
+def _check_long_enough(file, input_frames, output_frames, inputs_only=False):
     length = input_frames + output_frames
-    if file.num_frames < length:
+    if inputs_only and file.num_frames != input_frames and file.num_frames < length:
+        raise DataError(f"{file.path}: sequences have {file.num_frames} frames; give exactly input_frames = "
+                        f"{input_frames} frames per sequence to forecast after them, or at least input_frames + "
+                        f"output_frames = {length} to score the forecasts (data_layout {file.layout} "
+                        f"{_AXES[file.layout]})")
+    if file.num_frames < length and not inputs_only:
         raise DataError(f"{file.path}: sequences have {file.num_frames} frames, fewer than input_frames + "
                         f"output_frames = {input_frames} + {output_frames} = {length} (data_layout {file.layout} "
                         f"{_AXES[file.layout]}); use fewer frames or longer sequences")
@@ -296,9 +290,7 @@ class WindowSource(BatchSource):
 
     def __init__(self, file, sequence_indices, input_frames, output_frames, window_stride, normalization,
                  name=""):
-        self.file = file
-        self.path = file.path
-        self.name = name
+        self.file, self.path, self.name = file, file.path, name
         self.input_frames, self.output_frames, self.window_stride = _check_frames(input_frames, output_frames,
                                                                                    window_stride)
         self.window_length = self.input_frames + self.output_frames
@@ -399,8 +391,7 @@ class SequenceSplits:
     def __init__(self, sources, normalization, split_record):
         self.sources = dict(sources)
         self.train, self.val, self.test = (self.sources[name] for name in SPLIT_NAMES)
-        self.normalization = normalization
-        self.split_record = split_record
+        self.normalization, self.split_record = normalization, split_record
         self.channels, self.height, self.width = self.train.channels, self.train.height, self.train.width
         self.input_frames, self.output_frames = self.train.input_frames, self.train.output_frames
 
@@ -445,12 +436,13 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     return SequenceSplits(sources, norm, record)
 
 
-def _open_file(path, layout, input_frames, output_frames, inputs_only, *, npz_key="", window_stride=0,
-               scale="auto", data_min=None, data_max=None, normalization=None):
-    """Every window of one file, or with ``inputs_only`` its InputFrames if it holds just input frames."""
+def open_sequence_file(path, layout, input_frames, output_frames, *, inputs_only=False, npz_key="",
+                       window_stride=0, scale="auto", data_min=None, data_max=None, normalization=None):
+    """Every window of every sequence of one file (to evaluate or predict on it), or with ``inputs_only``
+    its InputFrames if it holds just ``input_frames`` a sequence."""
     _check_frames(input_frames, output_frames, window_stride)
     file = SequenceFile(path, layout, npz_key)
-    (_check_predictable if inputs_only else _check_long_enough)(file, int(input_frames), int(output_frames))
+    _check_long_enough(file, int(input_frames), int(output_frames), inputs_only)
     norm = _normalization_for([file], scale, data_min, data_max, normalization)
     if inputs_only and file.num_frames == int(input_frames):
         return InputFrames(file, input_frames, norm)
@@ -458,19 +450,12 @@ def _open_file(path, layout, input_frames, output_frames, inputs_only, *, npz_ke
                         os.path.basename(file.path))
 
 
-def open_sequence_file(path, layout, input_frames, output_frames, **options):  # options: those of _open_file
-    """Every window of every sequence of one file, e.g. to evaluate or predict on it."""
-    return _open_file(path, layout, input_frames, output_frames, False, **options)
-
-
 class InputFrames(BatchSource):
     """A file of exactly ``input_frames`` frames a sequence: ``source[i] -> (inputs (T_in, ...), None)``."""
 
     def __init__(self, file, input_frames, normalization):
-        self.file = file
-        self.path = file.path
+        self.file, self.path, self.normalization = file, file.path, normalization
         self.input_frames = int(input_frames)
-        self.normalization = normalization
         self.channels, self.height, self.width = file.channels, file.height, file.width
         self.sequence_indices = np.arange(file.num_sequences)
 
@@ -483,18 +468,8 @@ class InputFrames(BatchSource):
         return self.normalization.normalize(raw), None  # (B, T_in, C, H, W) float32
 
 
-def _check_predictable(file, input_frames, output_frames):
-    length = input_frames + output_frames
-    if file.num_frames != input_frames and file.num_frames < length:
-        raise DataError(f"{file.path}: sequences have {file.num_frames} frames; give exactly input_frames = "
-                        f"{input_frames} frames per sequence to forecast after them, or at least input_frames + "
-                        f"output_frames = {length} to score the forecasts (data_layout {file.layout} "
-                        f"{_AXES[file.layout]})")
-
-
-def open_input_file(path, layout, input_frames, output_frames, **options):  # options: those of _open_file
-    """A file to predict from: InputFrames if it holds just ``input_frames`` a sequence, else every window."""
-    return _open_file(path, layout, input_frames, output_frames, True, **options)
+def open_input_file(path, layout, input_frames, output_frames, **options):  # a file to predict from
+    return open_sequence_file(path, layout, input_frames, output_frames, inputs_only=True, **options)
 
 
 def layout_shape(layout, num_sequences, frames, channels, height, width):
@@ -514,11 +489,6 @@ def to_layout(frames, layout):
     if "C" not in layout:
         x, axes = x[:, :, 0], "NTHW"
     return x.transpose([axes.index(axis) for axis in layout])
-
-
-TEST_FILE = "mnist_test_seq.npy"  # uint8 (T=20, N=10000, H=64, W=64), time first
-_GET = "run `bash download.sh DATA_DIR` to fetch it, or copy mnist_test_seq.npy there by hand"
-_FIX = "re-run `bash download.sh DATA_DIR` to fetch a good copy"
 
 
 def resolve_test_file(data_path):  # a directory -> its mnist_test_seq.npy; a file -> itself
@@ -572,9 +542,6 @@ def open_test_file(path, num_sequences=0, input_frames=10, output_frames=10, ima
                         file.num_frames, make_normalization("uint8"))
 
 
-VALUE_TOLERANCE = 1e-4  # floats may exceed [0, 1] by rounding only
-
-
 def load_user_array(path):
     if not os.path.isfile(path):
         raise DataError(f"input {path} not found (--input expects a .npy file)")
@@ -603,9 +570,8 @@ def normalise_user_array(array, name, input_frames=10, image_size=64):
                         "(0..1), e.g. convert with .astype(np.uint8) or divide by 255.0")
     elif not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr).any() else "infinite"
-        count = int((~np.isfinite(arr)).sum())
-        raise DataError(f"input {name} contains {bad} values (at {count} of {arr.size} pixels); pixels must "
-                        "be finite floats in [0, 1]")
+        raise DataError(f"input {name} contains {bad} values (at {(~np.isfinite(arr)).sum()} of {arr.size} "
+                        "pixels); pixels must be finite floats in [0, 1]")
     else:
         lo, hi = float(arr.min()), float(arr.max())
         if lo < -VALUE_TOLERANCE or hi > 1.0 + VALUE_TOLERANCE:
