@@ -48,8 +48,8 @@ try:
         assert images.shape == (60000, 28, 28), f"shape {images.shape}, expected (60000, 28, 28)"
     else:
         import os
-        from src.data.sequences import TestSequences
-        frames = TestSequences(path, image_size=64)._array
+        from src.data.sequences import open_test_file
+        frames = open_test_file(path, image_size=64).file._array  # the memory-mapped (T, N, H, W) array
         assert frames.shape == (20, 10000, 64, 64), f"shape {frames.shape}, expected (20, 10000, 64, 64)"
         extra = os.path.getsize(path) - frames.offset - frames.nbytes
         assert extra == 0, f"{extra} bytes after the array: not a clean .npy file"

@@ -87,7 +87,7 @@ def test_openi_zip_with_a_data_folder_feeds_training_and_evaluation(tmp_path, ti
 
     source, described = build_source(cfg.replace(image_size=32, num_sequences=0))
     assert len(source) == 2
-    np.testing.assert_array_equal(source.sequence(1) * 255, _sequences()[1].astype(np.float32))
+    np.testing.assert_array_equal(np.concatenate(source[1])[:, 0] * 255, _sequences()[1].astype(np.float32))
     (unpacked,) = os.listdir(tmp_path / "run" / CACHE_DIR)
     assert unpacked.startswith("data-")
     assert described["data_path"] == str(tmp_path / "run" / CACHE_DIR / unpacked / "data" / TEST_FILE)
