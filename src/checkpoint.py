@@ -1,9 +1,6 @@
-"""Checkpoints: atomic save, verified load, architecture checks, resume state.
-
-One ``.ckpt`` holds the network weights, the optimizer state, ``config_yaml`` (the effective config)
-and ``meta_json`` (training position, best score, schedule, loss scale): with data a function of
-(seed, epoch, step), that is all a bit-identical continuation needs.
-"""
+"""Checkpoints: atomic save, verified load, architecture checks. One ``.ckpt`` holds weights, optimizer
+state, ``config_yaml`` and ``meta_json`` (position, best score, schedule, loss scale): with data a function
+of (seed, epoch, step), all a bit-identical continuation needs."""
 import json
 import logging
 import os
@@ -36,8 +33,7 @@ def _write_failed(path, err):
 def optimizer_state_params(optimizer):
     """The optimizer's own parameters (moments etc.), excluding the network weights it updates."""
     network_ids = {id(p) for p in optimizer.parameters}
-    own = {id(p): p for _, p in optimizer.parameters_and_names() if id(p) not in network_ids}
-    return list(own.values())
+    return list({id(p): p for _, p in optimizer.parameters_and_names() if id(p) not in network_ids}.values())
 
 
 def save_checkpoint(path, net, cfg, meta, optimizer=None):
@@ -99,8 +95,7 @@ def read_checkpoint(path):
 def checkpoint_config(data, path):
     """The config stored in a loaded checkpoint."""
     try:
-        values = yaml.safe_load(str(data["config_yaml"]))
-        return config_from_dict(values, f"checkpoint {path}")
+        return config_from_dict(yaml.safe_load(str(data["config_yaml"])), f"checkpoint {path}")
     except yaml.YAMLError:
         raise CheckpointError(f"checkpoint {path} holds an unreadable config") from None
 
@@ -145,11 +140,8 @@ def load_network_from_checkpoint(path, cfg=None):
 
     data = read_checkpoint(path)
     stored = checkpoint_config(data, path)
-    if cfg is not None:
-        cfg = with_derived_keys(cfg, stored)  # frame shape and dtype the config leaves to the data
-        check_same_architecture(stored, cfg, path)
-    else:
-        cfg = stored
+    cfg = stored if cfg is None else with_derived_keys(cfg, stored)  # frame shape/dtype left to the data
+    check_same_architecture(stored, cfg, path)
     net = build_network(stored)
     load_weights(net, data, path)
     net.set_train(False)
@@ -180,6 +172,4 @@ def config_of_record(argv):
     from src.config import parse_overrides, resolve_config
 
     ckpt = parse_overrides(list(argv)).get("ckpt_file")
-    if not ckpt:
-        return resolve_config(argv)
-    return resolve_config(argv, read_checkpoint_config(ckpt), ckpt)
+    return resolve_config(argv, read_checkpoint_config(ckpt), ckpt) if ckpt else resolve_config(argv)

@@ -241,9 +241,7 @@ class Config:
 
     def replace(self, **changes):
         """A copy with some keys changed (validated like a file)."""
-        values = dict(self._values)
-        for name, raw in changes.items():
-            values[name] = _convert(name, raw, "replace()")
+        values = dict(self._values, **{name: _convert(name, raw, "replace()") for name, raw in changes.items()})
         _check_values(values)
         return Config(values, self.config_path)
 
@@ -363,7 +361,7 @@ def is_dbz_data(cfg):
         (values["data_min"], values["data_max"]) == (-10.0, 60.0)
 
 
-def _check_frame_keys(values, fail):
+def _check_frame_keys(values, fail, multiple):
     size = values["image_size"]
     if values["dataset"] in GENERATED_DATASETS:
         for name, allowed in (("channels", 1), ("frame_height", size), ("frame_width", size)):
@@ -371,7 +369,6 @@ def _check_frame_keys(values, fail):
                 fail(f"config key '{name}': {values[name]} does not fit dataset {values['dataset']}, whose frames are "
                      f"1 x {size} x {size} (channels x image_size x image_size); leave it 0", name, "dataset")
         return
-    multiple = int(values["patch_size"]) if values["arch"] == "paper" else 4  # zoo halves the frames twice
     height, width = values["frame_height"], values["frame_width"]
     if (height and height % multiple) or (width and width % multiple):
         why = (f"arch paper cuts frames into {multiple}x{multiple} patches" if values["arch"] == "paper"
@@ -437,17 +434,18 @@ def _check_values(values, origin=None):
         fail("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
              f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}",
              "input_frames", "output_frames")
-    _check_frame_keys(values, fail)
+    multiple = int(values["patch_size"]) if values["arch"] == "paper" else 4  # frame sides: zoo halves them twice
+    _check_frame_keys(values, fail, multiple)
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
-    if values["arch"] == "zoo" and values["image_size"] % 4:
-        fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
+    if values["image_size"] % multiple:
+        if values["arch"] == "zoo":
+            fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
+        fail(f"config key 'patch_size': {values['patch_size']} does not divide image_size {values['image_size']}",
+             "patch_size", "image_size")
     if values["arch"] == "zoo" and values["forecaster_input"] != "none":
         fail(f"config key 'forecaster_input': {values['forecaster_input']!r} is only available for arch paper "
              "(the zoo forecaster has no input)", "forecaster_input", "arch")
-    if values["arch"] == "paper" and values["image_size"] % values["patch_size"]:
-        fail(f"config key 'patch_size': {values['patch_size']} does not divide image_size "
-             f"{values['image_size']}", "patch_size", "image_size")
     for other, what in (("val_seed", "validation"), ("seed", "training")):
         if values["test_seed"] == values[other]:
             fail(f"config key 'test_seed' must differ from '{other}' (both {values[other]}): the generated evaluation "
@@ -513,11 +511,9 @@ def read_yaml(path):
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""
         raise ConfigError(f"config file {path} is not valid yaml{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+    if data is not None and not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping of key: value")
-    return data
+    return data or {}
 
 
 def load_config(argv=None, config_path=None, base=None, **overrides):
@@ -526,12 +522,9 @@ def load_config(argv=None, config_path=None, base=None, **overrides):
     cli = parse_overrides(list(argv or []))
     path = cli.pop("config_path", None) or config_path or ("" if base is not None else DEFAULT_CONFIG)
     values = base.to_dict() if base is not None else {name: key.default for name, key in SCHEMA.items()}
-    origin = {}
     layers = ((path, read_yaml(path) if path else {}), ("the command line", cli), ("the caller", overrides))
-    for where, source in layers:
-        for name, raw in source.items():
-            values[name] = _convert(name, raw, where)
-            origin[name] = where
+    values.update({name: _convert(name, raw, where) for where, source in layers for name, raw in source.items()})
+    origin = {name: where for where, source in layers for name in source}
     _check_values(values, origin)
     return Config(values, path or base.config_path)
 
@@ -550,9 +543,8 @@ def resolve_config(argv=None, stored=None, model="", **overrides):
     cli = parse_overrides(list(argv or []))
     path = cli.pop("config_path", None) or ""
     run = load_config([], config_path=path) if path else None
-    values = stored.to_dict()
-    for name in RUN_ONLY_KEYS:
-        values[name] = getattr(run, name) if run is not None else SCHEMA[name].default
+    values = dict(stored.to_dict(), **{n: getattr(run, n) if run is not None else SCHEMA[n].default
+                                       for n in RUN_ONLY_KEYS})
     if run is None and "output_dir" not in cli:  # a checkpoint RUN/ckpt/NAME.ckpt writes into RUN
         folder = os.path.dirname(os.path.abspath(model))
         if model.endswith(".ckpt") and os.path.basename(folder) == "ckpt":
@@ -587,8 +579,7 @@ def _check_same_frames(stored, values, origin, model):
 def config_from_dict(values, where):
     """Rebuild a config saved with a run or a checkpoint (unknown keys refused)."""
     merged = {name: key.default for name, key in SCHEMA.items()}
-    for name, raw in values.items():
-        merged[name] = _convert(name, raw, where)
+    merged.update({name: _convert(name, raw, where) for name, raw in values.items()})
     _check_values(merged, {name: where for name in values})
     return Config(merged, where)
 

@@ -22,10 +22,6 @@ class RunContext:
         return self.rank == 0
 
 
-def warn(message):
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 @contextlib.contextmanager
 def quiet_mindspore_log(level=logging.ERROR):
     """Drop MindSpore's log records below ``level`` in the block: notices this project handles itself
@@ -34,21 +30,19 @@ def quiet_mindspore_log(level=logging.ERROR):
 
     get_logger = getattr(getattr(ms, "log", None), "_get_logger", None)
     logger = get_logger() if get_logger is not None else None
-    if logger is None:
-        yield
-        return
-    previous = logger.level
-    logger.setLevel(level)
+    previous = logger.level if logger is not None else None
+    if logger is not None:
+        logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(previous)
+        if logger is not None:
+            logger.setLevel(previous)
 
 
 def _launched_by_cluster():
     """True when msrun / a dynamic-cluster launcher, a rank table or mpirun started this process."""
-    launchers = ("MS_ROLE", "MS_WORKER_NUM", "RANK_TABLE_FILE", "OMPI_COMM_WORLD_SIZE")
-    return any(os.environ.get(name) for name in launchers)
+    return any(os.environ.get(name) for name in ("MS_ROLE", "MS_WORKER_NUM", "RANK_TABLE_FILE", "OMPI_COMM_WORLD_SIZE"))
 
 
 def _launcher_device_id():
@@ -101,14 +95,12 @@ def effective_amp_level(cfg):
     """The mixed-precision level a run uses: on CPU only with ``amp_on_cpu`` (slow float16 kernels);
     otherwise the CPU trains float32 and says so."""
     if cfg.amp_level != "O0" and cfg.device_target == "CPU" and not cfg.amp_on_cpu:
-        warn(f"amp_level {cfg.amp_level} is for Ascend/GPU; the CPU backend runs float32 (amp_level O0); "
-             "pass --amp_on_cpu true to run the mixed-precision path on CPU")
+        print(f"warning: amp_level {cfg.amp_level} is for Ascend/GPU; the CPU backend runs float32 (amp_level O0); "
+              "pass --amp_on_cpu true to run the mixed-precision path on CPU", file=sys.stderr, flush=True)
         return "O0"
     return cfg.amp_level
 
 
 def effective_loss_scale(cfg):
     """none where the CPU ignores mixed precision, else the configured one (also at amp_level O0)."""
-    if cfg.device_target == "CPU" and not cfg.amp_on_cpu:
-        return "none"
-    return cfg.loss_scale
+    return "none" if cfg.device_target == "CPU" and not cfg.amp_on_cpu else cfg.loss_scale

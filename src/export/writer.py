@@ -18,31 +18,12 @@ INPUT_NAME, OUTPUT_NAME = "frames", "predictions"  # ONNX graph input / output n
 _EXPORT_NAME_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@_-.:/\\")
 
 
-def export_path(file_name, file_format):
-    """The file MindSpore writes for ``file_name``: it appends the extension unless present."""
-    ext = EXTENSIONS[file_format]
-    return file_name if file_name.endswith(ext) else file_name + ext
-
-
 def check_export_format(file_format, device_target):
     if file_format not in EXTENSIONS:
         raise ConfigError(f"config key 'file_format': {file_format!r} is not one of {', '.join(EXTENSIONS)}")
     if file_format == "AIR" and device_target != "Ascend":
         raise ExportError(f"file_format AIR needs the Ascend backend (device_target is {device_target}); "
                           "export MINDIR instead (the Ascend 310 app loads MINDIR) or run export.py on Ascend")
-
-
-def _export_reason(err, file_format):
-    reason = first_line(err).rstrip(".;")
-    if file_format == "ONNX":
-        return (f"ONNX export failed ({reason}); MindSpore's ONNX exporter does not cover every operator of "
-                "this network: export MINDIR instead")
-    return f"{file_format} export failed ({reason})"
-
-
-def _signature_info(cfg, input_shape, output_shape):
-    return {CONFIG_INFO_KEY: cfg.to_yaml(), "input_shape": ",".join(map(str, input_shape)),
-            "output_shape": ",".join(map(str, output_shape))}
 
 
 def _mindir_info_writer(entries):
@@ -112,11 +93,9 @@ def _write(net, example, path, file_format, entries):
     import mindspore as ms
 
     if file_format == "ONNX":
-        _write_onnx(net, example, path, entries)
-    elif file_format == "MINDIR":
-        ms.export(net, example, file_name=path, file_format="MINDIR", custom_func=_mindir_info_writer(entries))
-    else:
-        ms.export(net, example, file_name=path, file_format=file_format)
+        return _write_onnx(net, example, path, entries)
+    extra = {"custom_func": _mindir_info_writer(entries)} if file_format == "MINDIR" else {}
+    ms.export(net, example, file_name=path, file_format=file_format, **extra)
 
 
 @contextlib.contextmanager
@@ -146,16 +125,21 @@ def export_network(net, cfg, batch_size, file_name, file_format="MINDIR"):
 
     check_export_format(file_format, cfg.device_target)
     input_shape, output_shape = model_input_shape(cfg, batch_size), model_output_shape(cfg, batch_size)
-    final = os.path.abspath(export_path(file_name, file_format))
+    ext = EXTENSIONS[file_format]  # MindSpore appends it unless present
+    final = os.path.abspath(file_name if file_name.endswith(ext) else file_name + ext)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     example = ms.Tensor(np.zeros(input_shape, dtype=np.float32))
+    entries = {CONFIG_INFO_KEY: cfg.to_yaml(), "input_shape": ",".join(map(str, input_shape)),
+               "output_shape": ",".join(map(str, output_shape))}
     syntax_level = ms.get_context("jit_syntax_level")
     try:
-        with _staged_file(final, EXTENSIONS[file_format]) as scratch_file:
+        with _staged_file(final, ext) as scratch_file:
             try:
-                _write(net, example, scratch_file, file_format, _signature_info(cfg, input_shape, output_shape))
+                _write(net, example, scratch_file, file_format, entries)
             except (RuntimeError, ValueError, TypeError, KeyError, NotImplementedError) as err:
-                raise ExportError(_export_reason(err, file_format)) from None
+                hint = ("; MindSpore's ONNX exporter does not cover every operator of this network: export MINDIR "
+                        "instead") if file_format == "ONNX" else ""
+                raise ExportError(f"{file_format} export failed ({first_line(err).rstrip('.;')}){hint}") from None
             if not os.path.isfile(scratch_file):
                 raise ExportError(f"{file_format} export wrote no file (expected {scratch_file})")
     finally:

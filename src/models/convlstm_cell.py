@@ -7,16 +7,12 @@
     o  = sigmoid(W_xo * x + W_ho * h + W_co o c' + b_o)
     h' = o o tanh(c')
 
-Speed (CPU training is dominated by these convolutions): the cell runs a whole time-major sequence,
-so the input-to-state convolution of all T frames is ONE convolution over ``T*B`` images. The gates
-come in the order ``i, f, o, g`` from ONE equal split (an unequal one is two slow StridedSlice ops).
-The per-step inputs come from one ``split``: indexing ``z[t]`` makes the backward build T zero-padded
-full-size gradients (5-7x slower for T = 10); ``split`` and tuples because the ONNX exporter has no
-``Unstack`` and no ``make_list``. A zero initial state skips the first state-to-state convolution.
-
-``input_channels == 0``: a cell without input. ``peephole``: the paper's per-channel AND per-pixel
-weights ``(C, H, W)`` (hence ``spatial_size``), zero at first. ``group_norm``: GroupNorm over the SUM
-of both convolutions' gates, whose shift is the gate bias (a bias before it would be normalised away).
+Speed: the input-to-state convolution of all T frames is ONE convolution over ``T*B`` images; gates
+``i, f, o, g`` come from ONE equal split (an unequal one is two slow StridedSlice ops); per-step inputs
+from one ``split`` (``z[t]`` makes backward build T zero-padded gradients, 5-7x slower; the ONNX exporter
+has no ``Unstack``/``make_list``, hence split and tuples); a zero initial state skips a convolution.
+``peephole``: per-channel AND per-pixel weights ``(C, H, W)``, zero at first. ``group_norm``: over the
+SUM of both convolutions' gates, its shift the gate bias (a bias before it would be normalised away).
 """
 import numpy as np
 
@@ -40,12 +36,6 @@ def framewise(layer, x, *args):
     t, b = x.shape[0], x.shape[1]
     y = layer(x.reshape((t * b,) + x.shape[2:]), *args)  # (T*B, C', H', W')
     return y.reshape((t, b) + y.shape[1:])
-
-
-def _gate_init(hidden_channels, forget_value):
-    values = np.zeros(4 * hidden_channels, dtype=np.float32)
-    values[hidden_channels:2 * hidden_channels] = forget_value
-    return Tensor(values)
 
 
 class GateNorm(nn.GroupNorm):
@@ -77,17 +67,17 @@ class ConvLSTMCell(nn.Cell):
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         if peephole and spatial_size is None:
             raise ValueError("peephole connections need the state's spatial_size (H, W)")
-        self.input_channels = int(input_channels)
-        self.hidden_channels = int(hidden_channels)
+        self.input_channels, self.hidden_channels = int(input_channels), int(hidden_channels)
         self.kernel_size = int(kernel_size)
-        self.use_peephole = bool(peephole)
-        self.use_group_norm = bool(group_norm)
+        self.use_peephole, self.use_group_norm = bool(peephole), bool(group_norm)
         gates = 4 * self.hidden_channels
         self.has_input = self.input_channels > 0
         if self.has_input:
             self.input_conv = same_conv(self.input_channels, gates, self.kernel_size, has_bias=False)
         self.state_conv = same_conv(self.hidden_channels, gates, self.kernel_size, has_bias=False)
-        gate_init = _gate_init(self.hidden_channels, forget_bias)  # (4C,)
+        values = np.zeros(gates, dtype=np.float32)
+        values[self.hidden_channels:2 * self.hidden_channels] = forget_bias
+        gate_init = Tensor(values)  # (4C,)
         if self.use_group_norm:
             self.norm = GateNorm(num_groups(gates), gates, beta_init=gate_init)
         else:
@@ -134,13 +124,10 @@ class ConvLSTMCell(nn.Cell):
         return h_new, c_new
 
     def construct(self, inputs, state=None, steps=0):
-        if self.has_input:
-            # one split, not z[t]: the gradient of T slices would be T full-size zero-padded tensors
+        z_inputs, num_steps = None, steps
+        if self.has_input:  # one split, not z[t] (see the module docstring)
             z_inputs = ops.split(self.input_to_state(inputs), 1, axis=0)  # T x (1, B, 4C, H, W)
             num_steps = inputs.shape[0]
-        else:
-            z_inputs = None
-            num_steps = steps
         h, c = (None, None) if state is None else state
         outputs = ()
         for t in range(num_steps):

@@ -1,12 +1,8 @@
-"""Mixed precision of the training forward pass (``amp_level`` O0/O1/O2/O3): frames -> float32 logits.
-
-Not ``mindspore.amp.auto_mixed_precision``: its O2/O3 wrapper exposes only ``construct`` (the
-sigmoid), so a loss on ``forward_logits`` cannot reach the network, and its O1 rewrites the source
-into ``rewritten_network/``. Levels go through ``Cell.to_float`` on sub-cells instead; parameters
-stay float32, so checkpoints and exports are float32 at any level. O1: ``nn.Conv2d`` and
-``nn.Conv2dTranspose`` in float16, returning float32; O2: all float16 except GroupNorm (as
-``mindspore.amp``'s O2 black list); O3: all float16. Losses always run on float32 logits.
-"""
+"""Mixed precision of the training forward pass (``amp_level``): frames -> float32 logits. Not
+``mindspore.amp.auto_mixed_precision`` (its O2/O3 wrapper hides ``forward_logits``, its O1 rewrites the
+source): ``Cell.to_float`` on sub-cells, parameters stay float32 (so are checkpoints and exports). O1:
+convolutions in float16, returning float32; O2: all float16 but GroupNorm (``mindspore.amp``'s black
+list); O3: all float16. Losses always run on float32 logits."""
 import mindspore as ms
 from mindspore import nn, ops
 
@@ -64,10 +60,9 @@ def training_forward(net, amp_level="O0", dtype=ms.float16):
     if amp_level not in AMP_LEVELS:
         raise ValueError(f"amp_level must be one of {', '.join(AMP_LEVELS)}, got {amp_level!r}")
     forward = _Logits(net)
-    if amp_level == "O0":
-        return forward
-    if amp_level == "O1":
-        _wrap_sub_cells(forward, FLOAT16_CONVOLUTIONS, dtype, ms.float32)
+    if amp_level in ("O0", "O1"):
+        if amp_level == "O1":
+            _wrap_sub_cells(forward, FLOAT16_CONVOLUTIONS, dtype, ms.float32)
         return forward
     forward.to_float(dtype)
     if amp_level == "O2":

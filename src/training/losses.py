@@ -1,10 +1,6 @@
-"""Training losses on the network's logits (``cfg.loss``: mse | bce | balanced, + ``ssim_weight``).
-
-``balanced`` is HKO-7's B-MSE + B-MAE (Shi et al. 2017), each value's error weighted by its truth's
-intensity class (``src.metrics.balance_of``). The SSIM term is the reported metric, made
-differentiable: pixel losses alone reward a blurred grey haze where the future is uncertain, which
-SSIM on sparse frames punishes (pixel + SSIM: Zhao et al., IEEE TCI 2017).
-"""
+"""Training losses on the logits: ``cfg.loss`` mse | bce | balanced (HKO-7's B-MSE + B-MAE, Shi et al. 2017:
+errors weighted by the truth's intensity class), + ``ssim_weight`` x (1 - SSIM): pixel losses alone reward a
+grey haze where the future is uncertain, which SSIM punishes (pixel + SSIM: Zhao et al., IEEE TCI 2017)."""
 from mindspore import ops
 
 SSIM_WINDOW = 7  # scikit-image's default window for 2-D images
@@ -15,8 +11,7 @@ SSIM_DATA_RANGE = 1.0
 def ssim_per_frame(pred, target):
     """SSIM of every frame as ``skimage.metrics.structural_similarity(..., data_range=1.0)`` (uniform 7x7
     window, sample covariance, valid windows only); pred, target (N, 1, H, W) in [0, 1] -> (N,)."""
-    c1 = (SSIM_K1 * SSIM_DATA_RANGE) ** 2
-    c2 = (SSIM_K2 * SSIM_DATA_RANGE) ** 2
+    c1, c2 = (SSIM_K1 * SSIM_DATA_RANGE) ** 2, (SSIM_K2 * SSIM_DATA_RANGE) ** 2
     count = SSIM_WINDOW * SSIM_WINDOW
     cov_norm = count / (count - 1.0)
     maps = ops.cat([pred, target, pred * pred, target * target, pred * target], axis=1)  # (N, 5, H, W)
@@ -75,8 +70,7 @@ def balanced_loss(logits, targets, thresholds, weights):
 
 def make_loss_fn(logits_fn, cfg):
     """``loss(inputs, targets)`` of ``logits_fn`` (``training_forward``), in float32 at any amp level."""
-    name = cfg.loss
-    ssim_weight = float(cfg.ssim_weight)
+    name, ssim_weight = cfg.loss, float(cfg.ssim_weight)
     if name not in ("mse", "bce", "balanced"):
         raise ValueError(f"unknown loss {name!r}")
     classes = pixel_classes(cfg) if name == "balanced" else None

@@ -1,10 +1,6 @@
-"""Resume continues the run that was started: the checkpoint's config is the config of record.
-
-On resume the stored config is the base (``--config_path`` applied on top only when given) and the
-command line may change only ``CHANGEABLE_ON_RESUME`` (keys that do not change what is computed, plus
-``epochs``); other changes are refused unless ``--allow_config_change true``, which logs them to
-``config_changes.log`` in the run directory.
-"""
+"""Resume continues the run that was started: the checkpoint's config is the base (``--config_path`` on top
+only when given); the command line may change only ``CHANGEABLE_ON_RESUME`` (keys that do not change what
+is computed, plus ``epochs``) unless ``--allow_config_change true``, which logs to ``config_changes.log``."""
 import os
 import time
 
@@ -69,15 +65,9 @@ def training_config(argv):
             "--allow_config_change true to continue with the new values, recorded in the run directory)")
     message = f"resume with a changed config (--allow_config_change true): {_describe(changes)}"
     print(f"warning: {message}", flush=True)
-    _record_changes(cfg, path, message)
+    if os.environ.get("RANK_ID", "0") in ("", "0"):  # rank 0 writes the run directory
+        run = RunDir(cfg.output_dir)
+        os.makedirs(run.root, exist_ok=True)
+        with open(os.path.join(run.root, CHANGES_LOG), "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resuming {path}: {message}\n")
     return cfg
-
-
-def _record_changes(cfg, path, message):
-    """Append the change to the run directory's log of config changes (rank 0 writes the run)."""
-    if os.environ.get("RANK_ID", "0") not in ("", "0"):
-        return
-    run = RunDir(cfg.output_dir)
-    os.makedirs(run.root, exist_ok=True)
-    with open(os.path.join(run.root, CHANGES_LOG), "a", encoding="utf-8") as f:
-        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resuming {path}: {message}\n")

@@ -28,9 +28,6 @@ class RunDir:
         """Model-zoo naming: convlstm-<epoch>_<step>.ckpt (epoch 1-based, global step)."""
         return os.path.join(self.ckpt_dir, f"convlstm-{epoch}_{global_step}.ckpt")
 
-    def holds_run(self):
-        return os.path.isfile(self.config) or os.path.isfile(self.last)
-
     def numbered_checkpoints(self):
         """Numbered checkpoints, oldest first."""
         if not os.path.isdir(self.ckpt_dir):
@@ -49,7 +46,7 @@ class RunDir:
         """Create the directory; refuse to start over an existing run unless asked to."""
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise ConfigError(f"config key 'output_dir': {self.root} exists and is not a directory")
-        if self.holds_run() and not resume:
+        if (os.path.isfile(self.config) or os.path.isfile(self.last)) and not resume:  # holds a run
             if not overwrite:
                 raise ConfigError(f"config key 'output_dir': {self.root} already holds a run; pass --resume auto "
                                   "to continue it, --overwrite true to replace it, or choose another --output_dir")
@@ -68,9 +65,8 @@ class RunDir:
         """Rewrite log.csv and history.json atomically with every epoch row so far."""
         if not rows:
             return
-        fields = list(dict.fromkeys(k for row in rows for k in row))
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields)
+        writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows(rows)
         _atomic_write(self.log_csv, buf.getvalue())

@@ -8,18 +8,11 @@ class LRSchedule:
     factor changed by ``on_validation``, saved in checkpoints via ``state_dict``)."""
 
     def __init__(self, cfg):
-        self.kind = cfg.lr_schedule
-        self.base_lr = cfg.lr
-        self.min_lr = cfg.min_lr
+        self.kind, self.base_lr, self.min_lr = cfg.lr_schedule, cfg.lr, cfg.min_lr
         self.steps_per_epoch = cfg.steps_per_epoch
-        self.total_steps = cfg.epochs * cfg.steps_per_epoch
-        self.warmup_steps = cfg.warmup_epochs * cfg.steps_per_epoch
-        self.step_epochs = cfg.lr_step_epochs
-        self.gamma = cfg.lr_gamma
-        self.patience = cfg.lr_patience
-        self.factor = 1.0
-        self.best = math.inf
-        self.bad_epochs = 0
+        self.total_steps, self.warmup_steps = cfg.epochs * cfg.steps_per_epoch, cfg.warmup_epochs * cfg.steps_per_epoch
+        self.step_epochs, self.gamma, self.patience = cfg.lr_step_epochs, cfg.lr_gamma, cfg.lr_patience
+        self.factor, self.best, self.bad_epochs = 1.0, math.inf, 0
 
     def lr_at(self, epoch, step):
         """Learning rate for optimizer step ``step`` (0-based) of epoch ``epoch`` (0-based)."""
@@ -41,13 +34,11 @@ class LRSchedule:
     def on_validation(self, score):
         """Record an epoch's validation score (lower is better); plateau decays on stagnation."""
         if score < self.best:
-            self.best = score
-            self.bad_epochs = 0
+            self.best, self.bad_epochs = score, 0
             return
         self.bad_epochs += 1
         if self.kind == "plateau" and self.bad_epochs >= self.patience:
-            self.factor *= self.gamma
-            self.bad_epochs = 0
+            self.factor, self.bad_epochs = self.factor * self.gamma, 0
 
     def state_dict(self):
         return {"factor": self.factor, "best": self.best if math.isfinite(self.best) else None,

@@ -1,9 +1,5 @@
-"""The training step: loss, gradients, all-reduce, clipping, loss scaling, update.
-
-``build_train_step`` returns a function ``step(inputs, targets, lr) -> (loss, finite)``.
-With ``cfg.mode == "graph"`` the whole step is compiled with ``mindspore.jit``; with
-``"pynative"`` the same Python runs eagerly (for debugging) and gives the same numbers.
-"""
+"""The training step (loss, gradients, all-reduce, clipping, loss scaling, update), compiled whole with
+``mindspore.jit`` in mode graph; mode pynative runs the same Python eagerly and gives the same numbers."""
 import mindspore as ms
 from mindspore import nn, ops
 
@@ -88,8 +84,7 @@ def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
         if reducer is not None:
             grads = reducer(grads)
         if scaler is not None:
-            loss = scaler.unscale(loss)
-            grads = scaler.unscale(grads)
+            loss, grads = scaler.unscale(loss), scaler.unscale(grads)
         finite = ms.amp.all_finite(grads)
         if scaler is not None:
             scaler.adjust(finite)
@@ -99,6 +94,4 @@ def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
             optimizer(grads)
         return loss, finite
 
-    if cfg.mode == "graph":
-        step = ms.jit(step)
-    return step
+    return ms.jit(step) if cfg.mode == "graph" else step

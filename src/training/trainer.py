@@ -1,10 +1,6 @@
-"""The training procedure: epochs of generated sequences, validation, checkpoints, resume.
-
-The sequences of step ``s`` on rank ``r`` are a pure function of (seed, epoch, s, r), so a run
-resumed after any step sees exactly the data an uninterrupted run would have seen. With several
-ranks, gradients and logged losses are averaged over ranks, every rank validates on the full
-validation set (so all take the same early-stopping decisions) and only rank 0 writes files.
-"""
+"""Training: epochs, validation, checkpoints, resume. The sequences of step ``s`` on rank ``r`` are a pure
+function of (seed, epoch, s, r), so a resumed run sees the data an uninterrupted one would. Every rank
+validates on the full set (all take the same early-stopping decisions); only rank 0 writes files."""
 import math
 import os
 import signal
@@ -29,9 +25,7 @@ from src.training.schedules import LRSchedule
 class _StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
 
-    def __init__(self):
-        self.signum = None
-        self._previous = {}
+    signum, _previous = None, {}
 
     def install(self):
         self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -76,7 +70,9 @@ class Trainer:
         self.cfg = cfg
         self.ctx = ctx or init_device(cfg)
         self.run = RunDir(cfg.output_dir)
-        self.resume_path = self._resolve_resume()
+        self.resume_path = resume_checkpoint(cfg)
+        if cfg.resume == "auto" and not self.resume_path:
+            print(f"resume auto: no checkpoint at {self.run.last}, starting a new run", flush=True)
         if self.ctx.is_main:
             # resume auto without last.ckpt (killed before the first save) restarts in the same directory
             self.run.prepare(resume=bool(self.resume_path) or cfg.resume == "auto", overwrite=cfg.overwrite)
@@ -94,11 +90,8 @@ class Trainer:
         self._val_predictor = None
         self.schedule = LRSchedule(cfg)
 
-        self.epoch = 0  # epochs completed
-        self.step_in_epoch = 0  # steps of the current epoch already done
-        self.best_score = math.inf
-        self.best_epoch = 0
-        self.epochs_without_improvement = 0
+        self.epoch = self.step_in_epoch = 0  # epochs completed, steps of the current epoch already done
+        self.best_score, self.best_epoch, self.epochs_without_improvement = math.inf, 0, 0
         self.history = []
         self.epoch_losses = []  # losses of the current epoch's steps so far (read back from the device)
         self.skipped_steps = 0  # steps whose update was skipped because a gradient overflowed
@@ -107,12 +100,6 @@ class Trainer:
         self.stop = _StopRequest()
         if self.resume_path:
             self._restore(self.resume_path)
-
-    def _resolve_resume(self):
-        path = resume_checkpoint(self.cfg)
-        if self.cfg.resume == "auto" and not path:
-            print(f"resume auto: no checkpoint at {self.run.last}, starting a new run", flush=True)
-        return path
 
     def _print_header(self, cost):
         if not self.ctx.is_main:
@@ -286,10 +273,8 @@ class Trainer:
         stop_flag = ms.Tensor([1.0 if self.stop.signum is not None else 0.0], ms.float32)
         values = self._sum_over_ranks(ops.cat([losses, overflow, stop_flag])).asnumpy()  # (2n + 1,)
         n = len(steps)
-        losses_np = values[:n] / self.ctx.group_size
-        overflow_np = values[n:2 * n] > 0
         self._pending = []
-        for step, loss, overflowed in zip(steps, losses_np, overflow_np):
+        for step, loss, overflowed in zip(steps, values[:n] / self.ctx.group_size, values[n:2 * n] > 0):
             self._check_step(step, float(loss), bool(overflowed))
             self.epoch_losses.append(float(loss))
         return values[-1] > 0
@@ -347,8 +332,7 @@ class Trainer:
                   f"{format_duration(epoch_time)}{' (best)' if improved else ''}, saved {os.path.basename(path)}, "
                   f"ETA {format_duration(remaining)}", flush=True)
             if stop_early:
-                    print(f"early stopping: no validation improvement for {cfg.early_stop_patience} epoch(s)",
-                      flush=True)
+                print(f"early stopping: no validation improvement for {cfg.early_stop_patience} epoch(s)", flush=True)
         return stop_early
 
     def validate(self):

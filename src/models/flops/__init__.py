@@ -6,6 +6,7 @@ gives 104.60 GMAC, not the often quoted ~113. ``forward_flops = 2 * MACs``, ``tr
 forward_flops``. ``activation_bytes_per_sequence``: rough float32 size of what backward keeps (conv
 outputs, twice before a LeakyReLU; per ConvLSTM step gate pre-activations, gates, c, tanh(c'), h).
 """
+import math
 from dataclasses import dataclass
 
 from src.config import frame_shape
@@ -35,9 +36,7 @@ def _scaled(res, factor):
 
 def _hw(res):
     """(height, width) of a resolution given as one side (square) or as (height, width)."""
-    if isinstance(res, (tuple, list)):
-        return int(res[0]), int(res[1])
-    return int(res), int(res)
+    return (int(res[0]), int(res[1])) if isinstance(res, (tuple, list)) else (int(res), int(res))
 
 
 def conv_cost(name, cin, cout, kernel, res_in, steps, stride=1, activation=True, transposed=False):
@@ -57,11 +56,9 @@ def cell_cost(name, cin, hidden, kernel, res, steps, peephole=False, group_norm=
     """A ConvLSTM cell: conv weights, a 4C bias or GroupNorm scale and shift, 3 peephole maps of
     C x H x W; ``zero_initial_state`` (an encoder cell): no state-to-state convolution at step 1."""
     res = _hw(res)
-    pixels = res[0] * res[1]
-    gates = 4 * hidden
+    pixels, gates = res[0] * res[1], 4 * hidden
     params = (cin + hidden) * gates * kernel * kernel + (2 * gates if group_norm else gates)
-    if peephole:
-        params += 3 * hidden * pixels
+    params += 3 * hidden * pixels if peephole else 0
     state_steps = max(steps - 1, 0) if zero_initial_state else steps
     macs = pixels * (steps * cin + state_steps * hidden) * gates * kernel * kernel
     acts = steps * pixels * (gates * (4 if group_norm else 3) + 3 * hidden)
@@ -126,19 +123,14 @@ def paper_layers(cfg):
 
 def layer_table(cfg):
     """The list of ``LayerCost`` rows of the network selected by ``cfg.arch``."""
-    if cfg.arch == "zoo":
-        return zoo_layers(cfg)
-    if cfg.arch == "paper":
-        return paper_layers(cfg)
-    raise ValueError(f"unknown arch {cfg.arch!r}")
+    return {"zoo": zoo_layers, "paper": paper_layers}[cfg.arch](cfg)
 
 
 def network_cost(cfg):
     """Totals per sequence (see the module docstring for the conventions)."""
     rows = layer_table(cfg)
     macs = sum(r.macs for r in rows)
-    c, height, width = frame_shape(cfg)
-    input_elems = cfg.input_frames * c * height * width
+    input_elems = cfg.input_frames * math.prod(frame_shape(cfg))
     return dict(params=sum(r.params for r in rows), forward_macs=macs, forward_flops=2 * macs,
                 train_step_flops=6 * macs,
                 activation_bytes_per_sequence=BYTES_PER_FLOAT * (input_elems + sum(r.activations for r in rows)))
