@@ -76,7 +76,8 @@ def baseline_table(result, references):
     rows = [("model", result)] + [(_label(name), ref) for name, ref in references.items()]
     width = max(len(label) for label, _ in rows)
     lines = [f"{'':{width}}  {'MSE':>9} {'MAE':>9} {'SSIM':>7} {'PSNR':>7}"]
-    lines += [f"{label:{width}}  {r['mse']:9.2f} {r['mae']:9.2f} {r['ssim']:7.4f} {r['psnr']:7.2f}" for label, r in rows]
+    lines += [f"{label:{width}}  {r['mse']:9.2f} {r['mae']:9.2f} {r['ssim']:7.4f} {r['psnr']:7.2f}"
+              for label, r in rows]
     return "\n".join(lines)
 
 

@@ -379,7 +379,8 @@ class BalancedErrors:
         classes = np.searchsorted(np.asarray(self.thresholds, dtype=np.float64), np.asarray(target_units),
                                   side="right")  # class k: k thresholds <= truth
         w = np.asarray(self.weights, dtype=np.float64)[classes].reshape(batch, frames, -1)
-        err = (np.clip(np.asarray(pred, np.float64), 0.0, 1.0) - np.asarray(target, np.float64)).reshape(batch, frames, -1)
+        err = np.clip(np.asarray(pred, np.float64), 0.0, 1.0) - np.asarray(target, np.float64)
+        err = err.reshape(batch, frames, -1)
         sums = {"b_mse": (w * err ** 2).sum(axis=(0, 2)), "b_mae": (w * np.abs(err)).sum(axis=(0, 2))}  # (T,)
         self._sums = sums if self._sums is None else {key: self._sums[key] + sums[key] for key in sums}
         self.num_sequences += batch

@@ -49,7 +49,7 @@ def _wrap_sub_cells(cell, types, compute_dtype, output_dtype):
     """Make each sub-cell of ``types`` (any depth) compute in ``compute_dtype``, return ``output_dtype``."""
     for name, sub in list(cell.name_cells().items()):
         if isinstance(sub, types):
-            cell._cells[name] = _CastOutput(sub.to_float(compute_dtype), output_dtype)  # pylint: disable=protected-access
+            cell._cells[name] = _CastOutput(sub.to_float(compute_dtype), output_dtype)  # pylint: disable=W0212
         else:
             _wrap_sub_cells(sub, types, compute_dtype, output_dtype)
 
