@@ -3,7 +3,7 @@
 Usage (from the repository root):
 
     python bench/loop_overhead.py [--config_path configs/cpu_small.yaml] [--steps 40]
-                                  [--wait_each_step true|false] [--key value ...]
+                                  [--wait_each_step true|false] [--pipeline on|off] [--key value ...]
 
 Any further ``--key value`` overrides the config as on train.py's command line (e.g.
 ``--hidden_channels "[8,8]" --amp_on_cpu true`` for the Ascend/GPU recipes on this CPU).
@@ -19,6 +19,8 @@ Any further ``--key value`` overrides the config as on train.py's command line (
 
 ``--wait_each_step`` replaces the loop's per-backend choice of waiting for every step
 (``src.training.trainer.waits_each_step``: true on CPU), to measure the other design.
+``--pipeline off`` feeds the loop each epoch's batches read beforehand (the data pipeline's workers
+are then idle while the steps run): the loop's own cost without the data pipeline running beside it.
 
 The last line printed is ``loop: X ms/step, compiled step: Y ms/step, overhead: Z %``.
 Asserts nothing; the target (overhead <= 5 %) and the measured table are in bench/README.md.
@@ -55,9 +57,28 @@ def parse(argv):
     argv = list(argv)
     steps = int(_pop_option(argv, "--steps", [str(n) for n in range(2, 100001)], str(DEFAULT_STEPS)))
     wait = _pop_option(argv, "--wait_each_step", ["true", "false"], None)
+    pipeline = _pop_option(argv, "--pipeline", ["on", "off"], "on")
     if "--config_path" not in argv:
         argv = ["--config_path", DEFAULT_CONFIG] + argv
-    return steps, None if wait is None else wait == "true", argv
+    return steps, None if wait is None else wait == "true", pipeline == "on", argv
+
+
+class _ReadBeforehand:
+    """A dataset whose batches were all read before the epoch starts."""
+
+    def __init__(self, dataset):
+        self.batches = list(dataset.create_tuple_iterator(num_epochs=1))
+
+    def create_tuple_iterator(self, num_epochs=1):  # pylint: disable=unused-argument
+        return iter(self.batches)
+
+
+def read_batches_beforehand():
+    """Make the trainer's ``build_rank_dataset`` (imported when an epoch starts) return read batches."""
+    from src.data import pipeline
+
+    build = pipeline.build_rank_dataset
+    pipeline.build_rank_dataset = lambda *args, **kwargs: _ReadBeforehand(build(*args, **kwargs))
 
 
 def cpu_model():
@@ -108,7 +129,9 @@ def compiled_step_ms(trainer, steps):
 
 
 def main(argv):
-    steps, wait, config_argv = parse(argv)
+    steps, wait, pipeline_on, config_argv = parse(argv)
+    if not pipeline_on:
+        read_batches_beforehand()
     with tempfile.TemporaryDirectory(prefix="loop_overhead_") as tmp:
         trainer = build_trainer(config_argv, steps, os.path.join(tmp, "run"))
         if wait is not None:
@@ -119,7 +142,8 @@ def main(argv):
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f}; config {cfg.config_path or '(defaults)'}: arch {cfg.arch} "
           f"hidden {cfg.hidden_channels} batch {cfg.batch_size} amp {cfg.amp_level} loss_scale {cfg.loss_scale}; "
-          f"{steps} steps each; loop waits for each step: {trainer.wait_each_step}", flush=True)
+          f"{steps} steps each; loop waits for each step: {trainer.wait_each_step}; data pipeline during the "
+          f"loop: {'on' if pipeline_on else 'off (batches read beforehand)'}", flush=True)
     print(f"loop: {loop:.1f} ms/step, compiled step: {step:.1f} ms/step, overhead: {100.0 * (loop / step - 1):.1f} %",
           flush=True)
     return 0
