@@ -30,14 +30,15 @@ def quiet_mindspore_log(level=logging.ERROR):
 
     get_logger = getattr(getattr(ms, "log", None), "_get_logger", None)
     logger = get_logger() if get_logger is not None else None
-    previous = logger.level if logger is not None else None
-    if logger is not None:
-        logger.setLevel(level)
+    if logger is None:
+        yield
+        return
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        if logger is not None:
-            logger.setLevel(previous)
+        logger.setLevel(previous)
 
 
 def _launched_by_cluster():

@@ -133,9 +133,9 @@ class StreamingMetrics:
 
     def update(self, pred, target):
         shape = np.shape(target)  # checked against earlier batches before the (costly) SSIM loop
-        frame_shape = tuple(int(v) for v in (shape[1:2] + (1,) + shape[2:] if len(shape) == 4 else shape[1:]))
         if len(shape) in (4, 5):
-            self._check_frame_shape(frame_shape, "this batch")
+            frame_shape = shape[1:2] + (1,) + shape[2:] if len(shape) == 4 else shape[1:]  # (T, C, H, W)
+            self._check_frame_shape(tuple(int(v) for v in frame_shape), "this batch")
         per_frame = frame_metrics(pred, target)  # name -> (B, T); validates both arrays
         batch = per_frame["mse"].shape[0]
         if batch == 0:

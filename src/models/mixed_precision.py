@@ -47,9 +47,10 @@ class PredictedFrames(nn.Cell):
 
 def _wrap_sub_cells(cell, types, compute_dtype, output_dtype):
     """Make each sub-cell of ``types`` (any depth) compute in ``compute_dtype``, return ``output_dtype``."""
+    cells = cell._cells  # pylint: disable=protected-access
     for name, sub in list(cell.name_cells().items()):
         if isinstance(sub, types):
-            cell._cells[name] = _CastOutput(sub.to_float(compute_dtype), output_dtype)  # pylint: disable=W0212
+            cells[name] = _CastOutput(sub.to_float(compute_dtype), output_dtype)
         else:
             _wrap_sub_cells(sub, types, compute_dtype, output_dtype)
 
@@ -60,9 +61,9 @@ def training_forward(net, amp_level="O0", dtype=ms.float16):
     if amp_level not in AMP_LEVELS:
         raise ValueError(f"amp_level must be one of {', '.join(AMP_LEVELS)}, got {amp_level!r}")
     forward = _Logits(net)
+    if amp_level == "O1":
+        _wrap_sub_cells(forward, FLOAT16_CONVOLUTIONS, dtype, ms.float32)
     if amp_level in ("O0", "O1"):
-        if amp_level == "O1":
-            _wrap_sub_cells(forward, FLOAT16_CONVOLUTIONS, dtype, ms.float32)
         return forward
     forward.to_float(dtype)
     if amp_level == "O2":

@@ -25,7 +25,8 @@ from src.training.schedules import LRSchedule
 class _StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
 
-    signum, _previous = None, {}
+    def __init__(self):
+        self.signum, self._previous = None, {}
 
     def install(self):
         self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
