@@ -2,27 +2,35 @@
 
 Usage (from the repository root):
 
-    python bench/loop_overhead.py [--config_path configs/cpu_small.yaml] [--steps 40]
-                                  [--wait_each_step true|false] [--pipeline on|off] [--key value ...]
+    python bench/loop_overhead.py [--config_path configs/cpu_small.yaml] [--steps 40] [--rounds 5]
+                                  [--wait_each_step true|false] [--pipeline on|off|on,off] [--key value ...]
 
 Any further ``--key value`` overrides the config as on train.py's command line (e.g.
 ``--hidden_channels "[8,8]" --amp_on_cpu true`` for the Ascend/GPU recipes on this CPU).
 
-1. **loop**: ``src.training.trainer.Trainer`` (the object ``train.py`` builds) trains
-   2 epochs of ``--steps`` steps each, data pipeline, schedule, loss read-back and logging
-   included, validation off and checkpoints into a temporary directory. Epoch 1 pays the
-   graph compilation; the loop figure is epoch 2's time (``epoch_time_s`` of the history,
-   which stops before validation and checkpointing) divided by its steps.
-2. **compiled step**: the same ``trainer.train_step`` called on the same ``--steps`` batches,
-   read beforehand, each call waited for (``loss.asnumpy()``): no data pipeline, no
+A first loop epoch pays the graph compilation and is not timed. Then ``--rounds`` rounds alternate:
+
+1. **loop**: ``src.training.trainer.Trainer`` (the object ``train.py`` builds) trains one more epoch
+   of ``--steps`` steps, data pipeline, schedule, loss read-back and logging included, validation
+   off and checkpoints into a temporary directory; its figure is the epoch's time (``epoch_time_s``
+   of the history, which stops before checkpointing) divided by its steps.
+2. **compiled step**: the same ``trainer.train_step`` called on the batches of the epoch just
+   trained, read beforehand, each call waited for (``loss.asnumpy()``): no data pipeline, no
    bookkeeping. Mean per call.
+
+Alternating matters: on this 2-core CPU the same command moves by +-10 % from run to run and drifts
+within a run, so one loop epoch against one later compiled-step pass cannot decide 5 %; the median of
+rounds that each time both, one right after the other, can.
 
 ``--wait_each_step`` replaces the loop's per-backend choice of waiting for every step
 (``src.training.trainer.waits_each_step``: true on CPU), to measure the other design.
 ``--pipeline off`` feeds the loop each epoch's batches read beforehand (the data pipeline's workers
 are then idle while the steps run): the loop's own cost without the data pipeline running beside it.
+``--pipeline on,off`` runs one loop epoch of each kind per round (in turn first), an A/B of the data
+pipeline inside one process; each kind then gets its own last line, prefixed ``pipeline on:`` / ``off:``.
 
-The last line printed is ``loop: X ms/step, compiled step: Y ms/step, overhead: Z %``.
+Each round prints its two figures; the last line, ``loop: X ms/step, compiled step: Y ms/step, overhead: Z %``,
+holds the medians over the rounds (Z: the median of the rounds' overheads).
 Asserts nothing; the target (overhead <= 5 %) and the measured table are in bench/README.md.
 """
 import os
@@ -36,6 +44,7 @@ sys.path.insert(0, REPO)
 
 DEFAULT_CONFIG = os.path.join(REPO, "configs", "cpu_small.yaml")
 DEFAULT_STEPS = 40
+DEFAULT_ROUNDS = 5
 
 
 def _pop_option(argv, name, allowed, default):
@@ -52,15 +61,16 @@ def _pop_option(argv, name, allowed, default):
 
 
 def parse(argv):
-    """(steps, wait_each_step or None, config argv): ``--steps`` and ``--wait_each_step`` are this
-    benchmark's own options, the rest go to the config."""
+    """(steps, rounds, wait_each_step or None, pipeline kinds ["on"|"off", ...], config argv): ``--steps``, ``--rounds``,
+    ``--wait_each_step`` and ``--pipeline`` are this benchmark's own options, the rest go to the config."""
     argv = list(argv)
     steps = int(_pop_option(argv, "--steps", [str(n) for n in range(2, 100001)], str(DEFAULT_STEPS)))
+    rounds = int(_pop_option(argv, "--rounds", [str(n) for n in range(1, 1001)], str(DEFAULT_ROUNDS)))
     wait = _pop_option(argv, "--wait_each_step", ["true", "false"], None)
-    pipeline = _pop_option(argv, "--pipeline", ["on", "off"], "on")
+    pipeline = _pop_option(argv, "--pipeline", ["on", "off", "on,off", "off,on"], "on")
     if "--config_path" not in argv:
         argv = ["--config_path", DEFAULT_CONFIG] + argv
-    return steps, None if wait is None else wait == "true", pipeline == "on", argv
+    return steps, rounds, None if wait is None else wait == "true", pipeline.split(","), argv
 
 
 class _ReadBeforehand:
@@ -73,12 +83,16 @@ class _ReadBeforehand:
         return iter(self.batches)
 
 
-def read_batches_beforehand():
-    """Make the trainer's ``build_rank_dataset`` (imported when an epoch starts) return read batches."""
-    from src.data import pipeline
+class PipelineSwitch:
+    """Makes the trainer's ``build_rank_dataset`` (imported when an epoch starts) return the real data
+    pipeline (``kind = "on"``) or batches read from it before the epoch (``"off"``)."""
 
-    build = pipeline.build_rank_dataset
-    pipeline.build_rank_dataset = lambda *args, **kwargs: _ReadBeforehand(build(*args, **kwargs))
+    def __init__(self):
+        from src.data import pipeline
+
+        self.kind, build = "on", pipeline.build_rank_dataset
+        pipeline.build_rank_dataset = lambda *args, **kwargs: (
+            build(*args, **kwargs) if self.kind == "on" else _ReadBeforehand(build(*args, **kwargs)))
 
 
 def cpu_model():
@@ -93,31 +107,36 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def build_trainer(argv, steps, output_dir):
+def build_trainer(argv, steps, rounds, output_dir):
     from src.config import load_config
     from src.training.trainer import Trainer
 
-    cfg = load_config(argv, epochs=2, steps_per_epoch=steps, val_sequences=0, log_every=steps,
+    cfg = load_config(argv, epochs=1 + rounds, steps_per_epoch=steps, val_sequences=0, log_every=steps,
                       output_dir=output_dir, overwrite=True, resume="", early_stop_patience=0,
                       save_every=1000)
     return Trainer(cfg)
 
 
-def loop_ms_per_step(trainer):
-    trainer.fit()
-    epoch_2 = trainer.history[-1]
-    return 1000.0 * epoch_2["epoch_time_s"] / trainer.cfg.steps_per_epoch
+def train_one_epoch(trainer):
+    """ms/step of one more epoch of ``trainer.fit()`` (the schedule stays fitted to all the epochs)."""
+    full = trainer.cfg
+    trainer.cfg = full.replace(epochs=trainer.epoch + 1)
+    try:
+        trainer.fit()
+    finally:
+        trainer.cfg = full
+    return 1000.0 * trainer.history[-1]["epoch_time_s"] / full.steps_per_epoch
 
 
 def compiled_step_ms(trainer, steps):
     """Mean time of one waited-for call of the trainer's compiled step, over the batches of the
-    loop's timed epoch (read from the pipeline beforehand: the data are the same, their cost is not
+    epoch just trained (read from the pipeline beforehand: the data are the same, their cost is not
     counted). The same batches, not one: on the CPU backend a step's time varies with the data
     (own radar-like sequences: 230-390 ms per step, measured), so one fixed batch is not the mean."""
     import mindspore as ms
     from src.data.pipeline import build_rank_dataset
 
-    source = trainer.data.epoch_source(1, trainer.ctx.group_size)  # epoch 2's sequences
+    source = trainer.data.epoch_source(trainer.epoch - 1, trainer.ctx.group_size)  # the last epoch's sequences
     dataset = build_rank_dataset(trainer.cfg, source, trainer.ctx.rank, trainer.ctx.group_size)
     batches = list(dataset.create_tuple_iterator(num_epochs=1))  # [(B, T_in, C, H, W), (B, T_out, C, H, W)]
     lr = ms.Tensor(trainer.cfg.lr, ms.float32)
@@ -128,24 +147,48 @@ def compiled_step_ms(trainer, steps):
     return 1000.0 * (time.perf_counter() - start) / min(steps, len(batches))
 
 
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
+
+
+def overhead_percent(loop, step):
+    return 100.0 * (loop / step - 1)
+
+
 def main(argv):
-    steps, wait, pipeline_on, config_argv = parse(argv)
-    if not pipeline_on:
-        read_batches_beforehand()
+    steps, rounds, wait, kinds, config_argv = parse(argv)
+    switch = PipelineSwitch()
+    loops, compiled = {kind: [] for kind in kinds}, []
     with tempfile.TemporaryDirectory(prefix="loop_overhead_") as tmp:
-        trainer = build_trainer(config_argv, steps, os.path.join(tmp, "run"))
+        trainer = build_trainer(config_argv, steps, rounds * len(kinds), os.path.join(tmp, "run"))
         if wait is not None:
             trainer.wait_each_step = wait
-        loop = loop_ms_per_step(trainer)
-        step = compiled_step_ms(trainer, steps)
+        switch.kind = kinds[0]
+        train_one_epoch(trainer)  # compiles the step; not timed
+        for k in range(rounds):
+            for kind in kinds if k % 2 == 0 else kinds[::-1]:
+                switch.kind = kind
+                loops[kind].append(train_one_epoch(trainer))
+            compiled.append(compiled_step_ms(trainer, steps))
+            figures = ", ".join(f"loop{'' if len(kinds) == 1 else ' (pipeline ' + kind + ')'} {loops[kind][-1]:.1f}"
+                                for kind in kinds)
+            print(f"round {k + 1}/{rounds}: {figures}, compiled step {compiled[-1]:.1f} ms/step", flush=True)
     cfg = trainer.cfg
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f}; config {cfg.config_path or '(defaults)'}: arch {cfg.arch} "
           f"hidden {cfg.hidden_channels} batch {cfg.batch_size} amp {cfg.amp_level} loss_scale {cfg.loss_scale}; "
-          f"{steps} steps each; loop waits for each step: {trainer.wait_each_step}; data pipeline during the "
-          f"loop: {'on' if pipeline_on else 'off (batches read beforehand)'}", flush=True)
-    print(f"loop: {loop:.1f} ms/step, compiled step: {step:.1f} ms/step, overhead: {100.0 * (loop / step - 1):.1f} %",
-          flush=True)
+          f"{rounds} round(s) of {steps} steps each; loop waits for each step: {trainer.wait_each_step}; data "
+          f"pipeline during the loop: {', '.join(kinds)} (off: batches read beforehand)", flush=True)
+    summaries = []
+    for kind in kinds:
+        overheads = [overhead_percent(loop, step) for loop, step in zip(loops[kind], compiled)]
+        prefix = "" if len(kinds) == 1 else f"pipeline {kind}: "
+        print(f"{prefix}overhead per round {min(overheads):+.1f} ... {max(overheads):+.1f} %", flush=True)
+        summaries.append(f"{prefix}loop: {median(loops[kind]):.1f} ms/step, compiled step: {median(compiled):.1f} "
+                         f"ms/step, overhead: {median(overheads):.1f} %")
+    print("\n".join(summaries), flush=True)
     return 0
 
 

@@ -140,8 +140,11 @@ def load_network_from_checkpoint(path, cfg=None):
 
     data = read_checkpoint(path)
     stored = checkpoint_config(data, path)
-    cfg = stored if cfg is None else with_derived_keys(cfg, stored)  # frame shape/dtype left to the data
-    check_same_architecture(stored, cfg, path)
+    if cfg is None:
+        cfg = stored
+    else:
+        cfg = with_derived_keys(cfg, stored)  # frame shape/dtype left to the data
+        check_same_architecture(stored, cfg, path)
     net = build_network(stored)
     load_weights(net, data, path)
     net.set_train(False)
