@@ -180,7 +180,8 @@ def main(argv):
           f"load {os.getloadavg()[0]:.2f}; config {cfg.config_path or '(defaults)'}: arch {cfg.arch} "
           f"hidden {cfg.hidden_channels} batch {cfg.batch_size} amp {cfg.amp_level} loss_scale {cfg.loss_scale}; "
           f"{rounds} round(s) of {steps} steps each; loop waits for each step: {trainer.wait_each_step}; data "
-          f"pipeline during the loop: {', '.join(kinds)} (off: batches read beforehand)", flush=True)
+          f"pipeline during the loop: {', '.join(kinds)}{' (off: batches read beforehand)' if 'off' in kinds else ''}",
+          flush=True)
     summaries = []
     for kind in kinds:
         overheads = [overhead_percent(loop, step) for loop, step in zip(loops[kind], compiled)]
