@@ -38,6 +38,7 @@ import platform
 import sys
 import tempfile
 import time
+from statistics import median
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -145,12 +146,6 @@ def compiled_step_ms(trainer, steps):
     for inputs, targets in batches[:steps]:
         trainer.train_step(inputs, targets, lr)[0].asnumpy()
     return 1000.0 * (time.perf_counter() - start) / min(steps, len(batches))
-
-
-def median(values):
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
 def overhead_percent(loop, step):

@@ -46,7 +46,3 @@ def test_pipeline_switch_reads_every_batch_before_the_epoch_when_off(monkeypatch
     assert list(dataset.create_tuple_iterator(num_epochs=1)) == [("x0", "y0"), ("x1", "y1")]
     assert made[1].reads == 1
 
-
-@pytest.mark.parametrize("values, expected", [([3.0, 1.0, 2.0], 2.0), ([4.0, 1.0, 3.0, 2.0], 2.5), ([7.0], 7.0)])
-def test_median(values, expected):
-    assert loop_overhead.median(values) == expected
