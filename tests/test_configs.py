@@ -101,17 +101,23 @@ def test_shipped_config_trains_evaluates_exports_and_predicts_on_cpu(config, tmp
         "--file_format", "MINDIR", cwd=tmp_path)
     mindir = tmp_path / "model.mindir"
     assert mindir.is_file()
+    if shipped.get("dataset", "synthetic") == "sequences":  # scored from the MINDIR in tests/test_journey.py
+        _check_predict_reads_an_input_file(tmp_path, frame)
+    else:
+        _check_predictions_score_as_eval(tmp_path, metrics, test_file, amp_level)
+
+
+def _check_predict_reads_an_input_file(tmp_path, frame):
+    """predict.py from the exported MINDIR on a .npy of input frames writes predictions of the data's shape."""
     inputs = np.random.default_rng(1).random((1, 3) + frame).astype(np.float32)  # (N, T_in, C, H, W)
     np.save(tmp_path / "frames.npy", inputs)
-    run("predict.py", "--mindir_file", str(mindir), "--input", str(tmp_path / "frames.npy"), "--output_dir",
-        str(tmp_path / "predict"), cwd=tmp_path)
+    run("predict.py", "--mindir_file", str(tmp_path / "model.mindir"), "--input", str(tmp_path / "frames.npy"),
+        "--output_dir", str(tmp_path / "predict"), cwd=tmp_path)
     outputs = [name for name in os.listdir(tmp_path / "predict") if name.endswith(".npy")]
     assert outputs, os.listdir(tmp_path / "predict")
     predicted = np.load(tmp_path / "predict" / outputs[0])
     assert predicted.shape[:2] == (1, int(FRAMES["output_frames"])), predicted.shape  # (N, T_out, ...)
     assert predicted.shape[-2:] == frame[1:] and np.isfinite(predicted).all()
-    if shipped.get("dataset", "synthetic") != "sequences":  # own sequences: tests/test_journey.py
-        _check_predictions_score_as_eval(tmp_path, metrics, test_file, amp_level)
 
 
 def _numpy_mse(predictions, targets):
