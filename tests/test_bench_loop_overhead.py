@@ -1,4 +1,8 @@
-"""The loop benchmark's options, and its pre-read stand-in for the data pipeline."""
+"""The loop benchmark's options, its pre-read stand-in for the data pipeline, and one tiny whole run."""
+import re
+import subprocess
+import sys
+
 import pytest
 
 from bench import loop_overhead
@@ -46,3 +50,23 @@ def test_pipeline_switch_reads_every_batch_before_the_epoch_when_off(monkeypatch
     assert list(dataset.create_tuple_iterator(num_epochs=1)) == [("x0", "y0"), ("x1", "y1")]
     assert made[1].reads == 1
 
+
+
+def test_a_tiny_run_prints_each_round_and_the_medians_last():
+    """The benchmark's whole path on a 4-channel network: rounds alternate and the last lines hold the medians."""
+    proc = subprocess.run(
+        [sys.executable, "bench/loop_overhead.py", "--config_path", "configs/cpu_small.yaml", "--dataset", "synthetic",
+         "--hidden_channels", "[4]", "--input_frames", "2", "--output_frames", "2", "--batch_size", "1",
+         "--steps", "3", "--rounds", "2", "--pipeline", "on,off"],
+        cwd=loop_overhead.REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert sum(line.startswith("round ") for line in lines) == 2
+    figure = r"loop: (\d+\.\d) ms/step, compiled step: (\d+\.\d) ms/step, overhead: (-?\d+\.\d) %"
+    last = [re.fullmatch(rf"pipeline {kind}: {figure}", line) for kind, line in zip(("on", "off"), lines[-2:])]
+    assert all(last), lines[-2:]
+    rounds = [float(re.search(r"compiled step (\d+\.\d) ms/step", line).group(1))
+              for line in lines if line.startswith("round ")]
+    for match in last:
+        loop, step, _ = map(float, match.groups())
+        assert loop > 0 and abs(step - sum(rounds) / 2) <= 0.11  # one reference: the median of both rounds
