@@ -121,6 +121,18 @@ def test_resume_continues_bit_identically(tmp_path, monkeypatch, variant):
         assert loss_scaler_state(straight.loss_scaler)["scale"] < 2.0 ** 30
 
 
+def test_fit_up_to_an_epoch_then_on_matches_one_fit(tmp_path):
+    """``fit(epochs=k)`` stops after epoch k and a later ``fit()`` continues to cfg.epochs, as one fit would."""
+    whole, _ = run_trainer(tiny_cfg(tmp_path / "whole", val_sequences=0))
+    from src.training.trainer import Trainer
+    parts = Trainer(tiny_cfg(tmp_path / "parts", val_sequences=0))
+    assert parts.fit(epochs=1) == 0 and parts.epoch == 1 and len(parts.history) == 1
+    assert parts.fit(epochs=5) == 0 and parts.epoch == 2  # never past cfg.epochs
+    assert [row["train_loss"] for row in parts.history] == [row["train_loss"] for row in whole.history]
+    final = weights(whole.net)
+    assert all(np.array_equal(value, final[name]) for name, value in weights(parts.net).items())
+
+
 def test_stop_mid_epoch_then_resume_matches(tmp_path, monkeypatch):
     """A stop request after step 2 saves last.ckpt mid-epoch; resuming gives the same weights."""
     from src.training import trainer as trainer_mod

@@ -171,15 +171,17 @@ class Trainer:
                 os.remove(path)
         return target
 
-    def fit(self):
-        """Train until cfg.epochs, early stopping, a stop signal or divergence."""
+    def fit(self, epochs=None):
+        """Train until ``epochs`` epochs are done (default, and at most, cfg.epochs; a later ``fit`` continues),
+        early stopping, a stop signal or divergence."""
         cfg = self.cfg
+        last = cfg.epochs if epochs is None else min(int(epochs), cfg.epochs)
         if self.ctx.is_main:
             self._write_run_config()
         self.net.set_train(True)
         self.stop.install()
         try:
-            while self.epoch < cfg.epochs:
+            while self.epoch < last:
                 if not self._train_epoch():
                     return 130
                 if self._end_epoch():
