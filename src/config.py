@@ -438,9 +438,9 @@ def _check_values(values, origin=None):
     _check_frame_keys(values, fail, multiple)
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
+    if values["image_size"] % multiple and values["arch"] == "zoo":
+        fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
     if values["image_size"] % multiple:
-        if values["arch"] == "zoo":
-            fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
         fail(f"config key 'patch_size': {values['patch_size']} does not divide image_size {values['image_size']}",
              "patch_size", "image_size")
     if values["arch"] == "zoo" and values["forecaster_input"] != "none":
