@@ -93,7 +93,7 @@ def run_mindspore(args):
     import mindspore as ms
 
     from src.device import init_device
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.models.mixed_precision import training_forward
     from src.predictor import compiled_forward
     from src.training.step import build_optimizer, build_train_step

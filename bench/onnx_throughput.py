@@ -63,7 +63,7 @@ def build_config(args):
 def build_network(cfg):
     import mindspore as ms
 
-    from src.models.encoder_forecaster import build_network as build
+    from src.models.network import build_network as build
 
     if cfg.ckpt_file:
         from src.checkpoint import load_network_from_checkpoint

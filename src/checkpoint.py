@@ -17,7 +17,7 @@ FORMAT_VERSION = 1
 # keys that change the network's parameter shapes or its input/output contract (and the frame
 # shape C x H x W: image_size for Moving MNIST, channels/frame_height/frame_width for own data)
 ARCHITECTURE_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole",
-                     "group_norm", "input_frames", "output_frames")
+                     "group_norm", "output_activation", "input_frames", "output_frames")
 
 
 class CheckpointWriteError(CheckpointError, OSError):
@@ -136,7 +136,7 @@ def load_weights(net, data, path):
 
 def load_network_from_checkpoint(path, cfg=None):
     """(the checkpoint's network with its weights, ``cfg`` (which it must match) or the stored config)."""
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
 
     data = read_checkpoint(path)
     stored = checkpoint_config(data, path)

@@ -209,7 +209,7 @@ def test_two_workers_equal_one_process_with_the_global_batch(two_workers, tmp_pa
     tolerance for that to show."""
     import mindspore as ms
 
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.training.trainer import Trainer
 
     rank_recorder.install(str(tmp_path / "single_"), monkeypatch.setattr)

@@ -199,7 +199,7 @@ def test_missing_checkpoint_is_one_line(device, test_npy, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A checkpoint of an untrained tiny paper network, saved the way train.py saves it."""
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.checkpoint import save_checkpoint
 
     cfg = load_config(TINY_ARCH, config_path=SMALL)

@@ -7,8 +7,9 @@ import mindspore as ms
 
 from src.config import load_config
 from src.models import flops
-from src.models.encoder_forecaster import (PaperEncoderForecaster, ZooEncoderForecaster, build_network,
-                                           depth_to_space, space_to_depth)
+from src.models.encoder_forecaster import (PaperEncoderForecaster, ZooEncoderForecaster, depth_to_space,
+                                           space_to_depth)
+from src.models.network import build_network
 
 pytestmark = pytest.mark.usefixtures("pynative_mode")
 

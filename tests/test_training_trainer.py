@@ -205,7 +205,7 @@ def test_graph_mode_step_matches_pynative(tmp_path):
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_loss_decreases_on_a_fixed_batch(tmp_path, loss, optimizer):
     import mindspore as ms
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.models.mixed_precision import training_forward
     from src.training.step import build_optimizer, build_train_step
     cfg = tiny_cfg(tmp_path, loss=loss, optimizer=optimizer, hidden_channels=[8], output_bias=0.0, ssim_weight=0.0)

@@ -322,16 +322,16 @@ class WindowSource(BatchSource):
 
 def check_tileable(height, width, arch, patch_size):
     """DataError unless H x W frames fit ``arch``: paper cuts patch_size patches, zoo halves twice."""
-    if arch == "paper":
-        multiple, why = int(patch_size), f"arch paper cuts frames into {patch_size}x{patch_size} patches"
+    if arch in ("paper", "stacked"):
+        multiple, why = int(patch_size), f"arch {arch} cuts frames into {patch_size}x{patch_size} patches"
     elif arch == "zoo":
         multiple, why = 4, "arch zoo halves the frames twice"
     else:
-        raise DataError(f"arch {arch!r} is not one of zoo, paper")
+        raise DataError(f"arch {arch!r} is not one of zoo, paper, stacked")
     if height % multiple or width % multiple:
         down = f"{height // multiple * multiple}x{width // multiple * multiple}"
         up = f"{-(-height // multiple) * multiple}x{-(-width // multiple) * multiple}"
-        other = ", or use a patch_size that divides both" if arch == "paper" else ""
+        other = ", or use a patch_size that divides both" if arch != "zoo" else ""
         raise DataError(f"frames are {height}x{width}, but {why}: height and width must be multiples of "
                         f"{multiple}; crop the frames to {down} or pad them to {up}{other}")
 
