@@ -9,7 +9,8 @@
 Prints the per-frame metric table and writes metrics.json, metrics_per_frame.png and the
 pictures into the eval directory (see src/eval_report.py for where that is).
 """
-from src.errors import run_cli
+from src.cli import run_cli
+from src.config import keys_help
 
 
 def main(argv):
@@ -19,4 +20,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main, doc=__doc__)
+    run_cli(main, doc=__doc__, config_keys=keys_help)

@@ -8,7 +8,8 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from src.errors import BOOL_WORDS, HELP_FLAGS, ConfigError, UserError
+from src.cli import BOOL_WORDS, overrides_argv, parse_overrides
+from src.errors import ConfigError, UserError
 from src.io import write_text_atomic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -210,8 +211,7 @@ def _keys():
 
 SCHEMA = {k.name: k for k in _keys()}
 CLI_ONLY = ("config_path",)  # keys taken from the command line only (never from a yaml file)
-# other names, on the command line only, that ModelArts / OpenI jobs pass (see src/cloud.py)
-CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
+COMMAND_LINE_KEYS = frozenset(SCHEMA) | frozenset(CLI_ONLY)  # every --key a config takes
 # A command starting from a trained model (resolve_config) takes MODEL_KEYS from the model (contradicting
 # values refused), RUN_ONLY_KEYS never from it (defaults < yaml < command line; 8 training ranks evaluate
 # on 1), and every other key from it unless the command line gives it.
@@ -459,47 +459,6 @@ def _check_values(values, origin=None):
                           "the MNIST files there, or drop --data_path")
 
 
-def argv_items(argv):
-    """(name, value, tokens) of each ``--key value`` / ``--key=value`` / bare ``--flag`` (true) of ``argv``."""
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if not token.startswith("--") or token == "--":
-            raise ConfigError(f"unexpected argument {token!r}: arguments are --key value pairs")
-        name, value, step = token[2:], "true", 1
-        if "=" in name:
-            name, value = name.split("=", 1)
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            value, step = argv[i + 1], 2
-        yield name.replace("-", "_"), value, argv[i:i + step]
-        i += step
-
-
-def parse_overrides(argv):
-    """The ``--key value`` pairs of ``argv`` as a dict; ``--data_url`` / ``--train_url`` become
-    data_path / output_dir (never both names of one key)."""
-    overrides = {}
-    for name, value, _ in argv_items(argv):
-        if name in overrides:
-            raise ConfigError(f"config key '{name}' given twice on the command line")
-        overrides[name] = value
-    if "enable_modelarts" in overrides:
-        raise ConfigError("--enable_modelarts is not needed: a remote (obs://, s3://) data_url/train_url or "
-                          "data_path/output_dir is copied with moxing on its own; remove the option")
-    for alias, key in CLI_ALIASES.items():
-        if alias in overrides:
-            if key in overrides:
-                raise ConfigError(f"--{alias} and --{key} both given on the command line: --{alias} is another "
-                                  f"name for --{key}; give only one of them")
-            overrides[key] = overrides.pop(alias)
-    return overrides
-
-
-def overrides_argv(overrides):
-    """Config overrides back as ``--key=value`` arguments."""
-    return [f"--{k}={v}" for k, v in overrides.items()]
-
-
 def read_yaml(path):
     """The mapping of a config yaml (safe_load only)."""
     if not os.path.isfile(path):
@@ -588,38 +547,24 @@ def _defaults_in_effect(argv, own_options):
     """(config, description) a command would start from with this command line, for --help; no config
     (the schema defaults) when it cannot be built."""
     try:
-        cli = {k: v for k, v in parse_overrides([a for a in argv if a not in HELP_FLAGS]).items()
-               if k not in own_options}
+        cli = {k: v for k, v in parse_overrides(argv).items() if k not in own_options}
         cfg = load_config(overrides_argv(cli))
         return cfg, f"defaults in effect: {cfg.config_path or 'the schema'}{' + the command line' if cli else ''}"
     except UserError as err:
         return None, f"defaults: the schema's ({err})"
 
 
-def command_help(prog, doc, own_options=None, argv=(), config_keys=True):
-    """The ``-h``/``--help`` text of an entry point: its docstring, its own options with their defaults
-    and, with ``config_keys``, every key with its type, the default in effect and its allowed values."""
-    import argparse
-
-    own_options = dict(own_options or {})
-    usage = "%(prog)s" + (" [--option value ...]" if own_options else "") + \
-        (" [--config_path FILE] [--key value ...]" if config_keys else "")
-    parser = argparse.ArgumentParser(prog=prog, usage=usage, description=(doc or "").strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    if own_options:
-        group = parser.add_argument_group("options of this command")
-        for name, default in own_options.items():
-            group.add_argument(f"--{name}", metavar="VALUE", help=f"default: {default!r}".replace("%", "%%"))
-    if config_keys:
-        cfg, where = _defaults_in_effect(list(argv), own_options)
-        group = parser.add_argument_group(f"config keys (--key value or --key=value; {where})")
-        group.add_argument("--config_path", metavar="FILE", help="yaml file of config keys (configs/*.yaml)")
-        for key in (k for k in SCHEMA.values() if k.name not in own_options):
-            default = getattr(cfg, key.name) if cfg is not None else key.default
-            allowed = f"; one of {', '.join(map(str, key.choices))}" if key.choices else ""
-            text = f"{key.help} [{key.type}, default {default!r}{allowed}]"
-            group.add_argument(f"--{key.name}", metavar=key.type.upper(), help=text.replace("%", "%%"))
-    return parser.format_help()
+def keys_help(argv, own_options):
+    """The config keys' part of an entry point's ``--help`` (``src.cli.run_cli(config_keys=keys_help)``):
+    (title, [(key, metavar, text)]), each key with its type, the default in effect for ``argv`` and its
+    allowed values; ``own_options`` (the command's own option names) are left out."""
+    cfg, where = _defaults_in_effect(list(argv), own_options)
+    rows = [("config_path", "FILE", "yaml file of config keys (configs/*.yaml)")]
+    for key in (k for k in SCHEMA.values() if k.name not in own_options):
+        default = getattr(cfg, key.name) if cfg is not None else key.default
+        allowed = f"; one of {', '.join(map(str, key.choices))}" if key.choices else ""
+        rows.append((key.name, key.type.upper(), f"{key.help} [{key.type}, default {default!r}{allowed}]"))
+    return f"config keys (--key value or --key=value; {where})", rows
 
 
 def markdown_table():
@@ -644,6 +589,6 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-    from src.errors import run_cli
+    from src.cli import run_cli
 
-    run_cli(_main)
+    run_cli(_main, config_keys=keys_help)

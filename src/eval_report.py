@@ -278,6 +278,7 @@ def _cli(argv):
 
 
 if __name__ == "__main__":
-    from src.errors import run_cli
+    from src.cli import run_cli
+    from src.config import keys_help
 
-    run_cli(_cli)
+    run_cli(_cli, config_keys=keys_help)

@@ -11,10 +11,11 @@ PRINT_EVAL_DIR = "--print_eval_dir"
 
 def resolve(argv):
     """(cfg, ModelInfo, intra-op threads) from the command line and the ONNX file's stored config."""
-    from src.export.model_info import read_onnx_info
-    from src.cli import config_for_model, split_options
+    from src.cli import split_options
+    from src.config import COMMAND_LINE_KEYS
+    from src.export.model_info import config_for_model, read_onnx_info
 
-    options, overrides = split_options(argv, OPTIONS)
+    options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     if not options["onnx_file"]:
         raise ConfigError("no model given: pass --onnx_file FILE.onnx (written by export.py --file_format ONNX)")
     if overrides.get("baseline", "none") != "none":

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from src.config import SCHEMA, config_from_dict, load_config, markdown_table, parse_overrides
+from src.cli import parse_overrides
+from src.config import SCHEMA, config_from_dict, load_config, markdown_table
 from src.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -208,7 +209,7 @@ def test_resolver_without_a_model_is_load_config():
     (["--debug"], True), (["--debug", "true"], True), (["--debug=1"], True), (["--debug", "--lr", "1"], True),
     (["--debug", "false"], False), (["--debug=false"], False), (["--debug", "0"], False), ([], False)])
 def test_debug_means_what_it_says(argv, expected):
-    from src.errors import debug_requested
+    from src.cli import debug_requested
 
     assert debug_requested(argv) is expected
 

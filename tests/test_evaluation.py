@@ -11,7 +11,7 @@ from skimage.metrics import structural_similarity
 
 from src.config import load_config
 from tests.data_files import write_test_file
-from src.errors import run_cli
+from src.cli import run_cli
 from src.eval_report import eval_dir
 from src.eval_report import main as eval_main
 from src.evaluation import evaluate
