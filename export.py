@@ -28,7 +28,7 @@ OPTIONS = {"check": "false", "tolerance": "1e-5"}  # script options besides the 
 DEFAULT_EXPORT_BATCH = 1
 
 
-def check_parity(net, path, file_format, input_shape, tolerance):
+def check_export_parity(net, path, file_format, input_shape, tolerance):
     """Max |exported - checkpoint network| on one seeded random input; raises ExportError above tolerance."""
     import mindspore as ms
     import numpy as np
@@ -86,7 +86,7 @@ def main(argv):
     print(f"  output: {output_shape} float32, pixels in [0, 1]  (batch, predicted frames, channel, height, width)",
           flush=True)
     if check:
-        check_parity(net, path, cfg.file_format, input_shape, tolerance)
+        check_export_parity(net, path, cfg.file_format, input_shape, tolerance)
     return 0
 
 

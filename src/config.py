@@ -361,7 +361,44 @@ def is_dbz_data(cfg):
         (values["data_min"], values["data_max"]) == (-10.0, 60.0)
 
 
-def _check_frame_keys(values, fail, multiple):
+def frame_tiling(arch, patch_size):
+    """(multiple, why): the frame height and width of ``arch`` are multiples of ``multiple``, because the paper
+    network cuts patch_size x patch_size patches and the zoo network halves the frames twice."""
+    if arch == "paper":
+        return int(patch_size), f"arch paper cuts frames into {int(patch_size)}x{int(patch_size)} patches"
+    return 4, "arch zoo halves the frames twice"
+
+
+def untileable(height, width, arch, patch_size):
+    """Why H x W frames do not fit ``arch`` (:func:`frame_tiling`), or None when they do (a side of 0 fits)."""
+    multiple, why = frame_tiling(arch, patch_size)
+    if height % multiple or width % multiple:
+        return f"{height}x{width}, but {why}: height and width must be multiples of {multiple}"
+    return None
+
+
+def data_range_problem(data_min, data_max):
+    """Why [data_min, data_max] cannot be mapped to [0, 1] (not finite, or not increasing), or None."""
+    low, high = float(data_min), float(data_max)
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        return f"data_min ({low:g}) must be finite and below data_max ({high:g})"
+    return None
+
+
+def scaling_problem(scale, data_min, data_max):
+    """What is wrong with data_min/data_max for data_scale ``scale``, or None: minmax needs both
+    (:func:`data_range_problem`), auto takes neither."""
+    if scale != "minmax":
+        if data_min is not None or data_max is not None:
+            return "data_min/data_max are only used with data_scale minmax; set data_scale minmax or leave them unset"
+        return None
+    if data_min is None or data_max is None:
+        return ("data_scale minmax needs data_min and data_max (the values mapped to 0 and 1, in the data's units, "
+                "e.g. -10 and 60 for dBZ)")
+    return data_range_problem(data_min, data_max)
+
+
+def _check_frame_keys(values, fail):
     size = values["image_size"]
     if values["dataset"] in GENERATED_DATASETS:
         for name, allowed in (("channels", 1), ("frame_height", size), ("frame_width", size)):
@@ -369,26 +406,17 @@ def _check_frame_keys(values, fail, multiple):
                 fail(f"config key '{name}': {values[name]} does not fit dataset {values['dataset']}, whose frames are "
                      f"1 x {size} x {size} (channels x image_size x image_size); leave it 0", name, "dataset")
         return
-    height, width = values["frame_height"], values["frame_width"]
-    if (height and height % multiple) or (width and width % multiple):
-        why = (f"arch paper cuts frames into {multiple}x{multiple} patches" if values["arch"] == "paper"
-               else "arch zoo halves the frames twice")
-        fail(f"config keys 'frame_height' x 'frame_width': {height}x{width}, but {why}: both must be multiples of "
-             f"{multiple}", "frame_height", "frame_width", "patch_size", "arch")
+    problem = untileable(values["frame_height"], values["frame_width"], values["arch"], values["patch_size"])
+    if problem:
+        fail(f"config keys 'frame_height' x 'frame_width': {problem}", "frame_height", "frame_width", "patch_size",
+             "arch")
 
 
 def _check_data_keys(values, fail):
     """Normalisation, split and skill-threshold keys."""
-    low, high = values["data_min"], values["data_max"]
-    if values["data_scale"] == "minmax":
-        if low is None or high is None:
-            fail("config keys 'data_min' and 'data_max' are needed with data_scale minmax (the values mapped to 0 "
-                 "and 1, in the data's units, e.g. -10 and 60 for dBZ)", "data_scale", "data_min", "data_max")
-        if low >= high:
-            fail(f"config key 'data_min' ({low:g}) must be below 'data_max' ({high:g})", "data_min", "data_max")
-    elif low is not None or high is not None:
-        fail("config keys 'data_min'/'data_max' are only used with data_scale minmax; set data_scale minmax or leave "
-             "them unset", "data_scale", "data_min", "data_max")
+    problem = scaling_problem(values["data_scale"], values["data_min"], values["data_max"])
+    if problem:
+        fail(f"config keys 'data_scale', 'data_min', 'data_max': {problem}", "data_scale", "data_min", "data_max")
     if values["val_fraction"] + values["test_fraction"] >= 1:
         fail(f"config keys 'val_fraction' + 'test_fraction' must be < 1 (the rest trains), got "
              f"{values['val_fraction']:g} + {values['test_fraction']:g}", "val_fraction", "test_fraction")
@@ -434,8 +462,8 @@ def _check_values(values, origin=None):
         fail("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
              f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}",
              "input_frames", "output_frames")
-    multiple = int(values["patch_size"]) if values["arch"] == "paper" else 4  # frame sides: zoo halves them twice
-    _check_frame_keys(values, fail, multiple)
+    multiple, _ = frame_tiling(values["arch"], values["patch_size"])
+    _check_frame_keys(values, fail)
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":

@@ -1,6 +1,7 @@
-"""The scoring and reporting steps of eval.py and eval_onnx.py (:func:`score`, :func:`report`), the tables,
-metrics.json, plots and pictures. A checkpoint is compared with the baselines (``reference_baselines``) on the same sequences, with a warning when it does not
-beat them (blank or copying networks); ``--thresholds`` adds skill scores in the data's units.
+"""The scoring and reporting steps of eval.py and eval_onnx.py (:func:`score`, :func:`report`): the tables,
+metrics.json, plots and pictures. A checkpoint is compared with the baselines (``reference_baselines``) on
+the same sequences, with a warning when it does not beat them (blank or copying networks); ``--thresholds``
+adds skill scores in the data's units.
 
 The "eval directory" (``python -m src.eval_report --print_eval_dir [eval.py arguments]`` prints it): in a
 training run's ``output_dir`` (config.yaml, ckpt/ or .ckpt files) its ``eval/``, ``eval_<baseline>/`` or

@@ -15,13 +15,13 @@ from src.config import keys_help
 def main(argv):
     from src.checkpoint import config_of_record
     from src.cli import parse_overrides
-    from src.models.flops import format_table
+    from src.models.flops import format_cost_table
 
     cfg = config_of_record(argv)  # with --ckpt_file: the checkpoint's config, contradicting flags refused
     ckpt = parse_overrides(list(argv)).get("ckpt_file")
     if ckpt:
         print(f"config: stored in checkpoint {ckpt}")
-    print(format_table(cfg))
+    print(format_cost_table(cfg))
     return 0
 
 
