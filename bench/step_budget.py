@@ -13,7 +13,6 @@ count is an ordinary override, stored in the run's config.yaml and checkpoints l
 on another machine gets another count (the trade-off: the clock holds everywhere, the result depends on the
 machine's speed). Used by ``bench/cpu_quality.sh``.
 """
-import argparse
 import math
 import os
 import statistics
@@ -23,21 +22,24 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from src.errors import run_cli  # noqa: E402  pylint: disable=wrong-import-position
-from src.config import load_config, overrides_argv, parse_overrides  # noqa: E402  pylint: disable=wrong-import-position
+from src.cli import overrides_argv, run_cli, split_options  # noqa: E402  pylint: disable=C0413
+from src.config import COMMAND_LINE_KEYS, keys_help, load_config  # noqa: E402  pylint: disable=C0413
+from src.errors import ConfigError  # noqa: E402  pylint: disable=C0413
 
 DEFAULT_CONFIG = os.path.join(REPO, "configs", "cpu_small.yaml")
 OPTIONS = {"minutes": None, "probe_steps": 8}
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--minutes", type=float, required=True)
-    parser.add_argument("--probe_steps", type=int, default=8)
-    args, rest = parser.parse_known_args(argv)
-    if not args.minutes > 0 or args.probe_steps < 1:
-        raise SystemExit("error: --minutes must be > 0 and --probe_steps >= 1")
-    return args, rest
+    """(minutes, probe_steps, the config overrides) of the command line."""
+    own, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
+    try:
+        minutes, probe_steps = float(own["minutes"] or "nan"), int(own["probe_steps"])
+    except ValueError:
+        raise ConfigError("--minutes needs a number of minutes and --probe_steps a whole number") from None
+    if not minutes > 0 or probe_steps < 1:
+        raise ConfigError("--minutes must be > 0 (the training budget) and --probe_steps >= 1")
+    return minutes, probe_steps, overrides
 
 
 def measure_step_seconds(cfg, probe_steps):
@@ -72,18 +74,17 @@ def measure_step_seconds(cfg, probe_steps):
 
 
 def main(argv):
-    args, rest = parse_args(argv)
-    overrides = parse_overrides(rest)
+    minutes, probe_steps, overrides = parse_args(argv)
     path = overrides.pop("config_path", DEFAULT_CONFIG)
     cfg = load_config(overrides_argv(overrides), config_path=path)
-    first, step_s = measure_step_seconds(cfg, args.probe_steps)
-    steps_per_epoch = max(1, math.floor(args.minutes * 60.0 / (step_s * cfg.epochs)))
-    print(f"step_budget: {step_s * 1000:.0f} ms per step (median of {args.probe_steps}; first call {first:.1f} s "
+    first, step_s = measure_step_seconds(cfg, probe_steps)
+    steps_per_epoch = max(1, math.floor(minutes * 60.0 / (step_s * cfg.epochs)))
+    print(f"step_budget: {step_s * 1000:.0f} ms per step (median of {probe_steps}; first call {first:.1f} s "
           f"with compilation): {cfg.epochs} epochs x {steps_per_epoch} steps = {cfg.epochs * steps_per_epoch} steps "
-          f"fill {args.minutes:g} minutes", file=sys.stderr, flush=True)
+          f"fill {minutes:g} minutes", file=sys.stderr, flush=True)
     print(f"--steps_per_epoch {steps_per_epoch}")
     return 0
 
 
 if __name__ == "__main__":
-    run_cli(main, config_keys=False, options=OPTIONS, doc=__doc__)
+    run_cli(main, doc=__doc__, options=OPTIONS, config_keys=keys_help)

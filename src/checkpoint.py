@@ -172,7 +172,8 @@ def restore_training_state(path, net, optimizer, cfg):
 def config_of_record(argv):
     """The config of a command on a checkpoint (eval.py): with ``--ckpt_file`` the stored one resolved with
     the command line (``src.config.resolve_config``), else the command line's."""
-    from src.config import parse_overrides, resolve_config
+    from src.cli import parse_overrides
+    from src.config import resolve_config
 
     ckpt = parse_overrides(list(argv)).get("ckpt_file")
     return resolve_config(argv, read_checkpoint_config(ckpt), ckpt) if ckpt else resolve_config(argv)

@@ -8,7 +8,8 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from src.errors import BOOL_WORDS, HELP_FLAGS, ConfigError, UserError
+from src.cli import BOOL_WORDS, overrides_argv, parse_overrides
+from src.errors import ConfigError, UserError
 from src.io import write_text_atomic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -241,8 +242,7 @@ def _keys():
 
 SCHEMA = {k.name: k for k in _keys()}
 CLI_ONLY = ("config_path",)  # keys taken from the command line only (never from a yaml file)
-# other names, on the command line only, that ModelArts / OpenI jobs pass (see src/cloud.py)
-CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
+COMMAND_LINE_KEYS = frozenset(SCHEMA) | frozenset(CLI_ONLY)  # every --key a config takes
 # A command starting from a trained model (resolve_config) takes MODEL_KEYS from the model (contradicting
 # values refused), RUN_ONLY_KEYS never from it (defaults < yaml < command line; 8 training ranks evaluate
 # on 1), and every other key from it unless the command line gives it.
@@ -393,7 +393,44 @@ def is_dbz_data(cfg):
         (values["data_min"], values["data_max"]) == (-10.0, 60.0)
 
 
-def _check_frame_keys(values, fail, multiple):
+def frame_tiling(arch, patch_size):
+    """(multiple, why): the frame height and width of ``arch`` are multiples of ``multiple``, because the paper
+    and stacked networks cut patch_size x patch_size patches and the zoo network halves the frames twice."""
+    if arch in PATCH_ARCHS:
+        return int(patch_size), f"arch {arch} cuts frames into {int(patch_size)}x{int(patch_size)} patches"
+    return 4, "arch zoo halves the frames twice"
+
+
+def untileable(height, width, arch, patch_size):
+    """Why H x W frames do not fit ``arch`` (:func:`frame_tiling`), or None when they do (a side of 0 fits)."""
+    multiple, why = frame_tiling(arch, patch_size)
+    if height % multiple or width % multiple:
+        return f"{height}x{width}, but {why}: height and width must be multiples of {multiple}"
+    return None
+
+
+def data_range_problem(data_min, data_max):
+    """Why [data_min, data_max] cannot be mapped to [0, 1] (not finite, or not increasing), or None."""
+    low, high = float(data_min), float(data_max)
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        return f"data_min ({low:g}) must be finite and below data_max ({high:g})"
+    return None
+
+
+def scaling_problem(scale, data_min, data_max):
+    """What is wrong with data_min/data_max for data_scale ``scale``, or None: minmax needs both
+    (:func:`data_range_problem`), auto takes neither."""
+    if scale != "minmax":
+        if data_min is not None or data_max is not None:
+            return "data_min/data_max are only used with data_scale minmax; set data_scale minmax or leave them unset"
+        return None
+    if data_min is None or data_max is None:
+        return ("data_scale minmax needs data_min and data_max (the values mapped to 0 and 1, in the data's units, "
+                "e.g. -10 and 60 for dBZ)")
+    return data_range_problem(data_min, data_max)
+
+
+def _check_frame_keys(values, fail):
     size = values["image_size"]
     if values["dataset"] in GENERATED_DATASETS:
         for name, allowed in (("channels", 1), ("frame_height", size), ("frame_width", size)):
@@ -401,26 +438,17 @@ def _check_frame_keys(values, fail, multiple):
                 fail(f"config key '{name}': {values[name]} does not fit dataset {values['dataset']}, whose frames are "
                      f"1 x {size} x {size} (channels x image_size x image_size); leave it 0", name, "dataset")
         return
-    height, width = values["frame_height"], values["frame_width"]
-    if (height and height % multiple) or (width and width % multiple):
-        why = (f"arch {values['arch']} cuts frames into {multiple}x{multiple} patches" if values["arch"] in PATCH_ARCHS
-               else "arch zoo halves the frames twice")
-        fail(f"config keys 'frame_height' x 'frame_width': {height}x{width}, but {why}: both must be multiples of "
-             f"{multiple}", "frame_height", "frame_width", "patch_size", "arch")
+    problem = untileable(values["frame_height"], values["frame_width"], values["arch"], values["patch_size"])
+    if problem:
+        fail(f"config keys 'frame_height' x 'frame_width': {problem}", "frame_height", "frame_width", "patch_size",
+             "arch")
 
 
 def _check_data_keys(values, fail):
     """Normalisation, split and skill-threshold keys."""
-    low, high = values["data_min"], values["data_max"]
-    if values["data_scale"] == "minmax":
-        if low is None or high is None:
-            fail("config keys 'data_min' and 'data_max' are needed with data_scale minmax (the values mapped to 0 "
-                 "and 1, in the data's units, e.g. -10 and 60 for dBZ)", "data_scale", "data_min", "data_max")
-        if low >= high:
-            fail(f"config key 'data_min' ({low:g}) must be below 'data_max' ({high:g})", "data_min", "data_max")
-    elif low is not None or high is not None:
-        fail("config keys 'data_min'/'data_max' are only used with data_scale minmax; set data_scale minmax or leave "
-             "them unset", "data_scale", "data_min", "data_max")
+    problem = scaling_problem(values["data_scale"], values["data_min"], values["data_max"])
+    if problem:
+        fail(f"config keys 'data_scale', 'data_min', 'data_max': {problem}", "data_scale", "data_min", "data_max")
     if values["val_fraction"] + values["test_fraction"] >= 1:
         fail(f"config keys 'val_fraction' + 'test_fraction' must be < 1 (the rest trains), got "
              f"{values['val_fraction']:g} + {values['test_fraction']:g}", "val_fraction", "test_fraction")
@@ -495,8 +523,8 @@ def _check_values(values, origin=None):
         fail("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
              f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}",
              "input_frames", "output_frames")
-    multiple = int(values["patch_size"]) if values["arch"] in PATCH_ARCHS else 4  # frame sides: zoo halves them twice
-    _check_frame_keys(values, fail, multiple)
+    multiple, _ = frame_tiling(values["arch"], values["patch_size"])
+    _check_frame_keys(values, fail)
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":
@@ -519,47 +547,6 @@ def _check_values(values, origin=None):
         raise ConfigError(f"config key 'data_path' ({values['data_path']}, set in {origin['data_path']}) is not used "
                           "with dataset synthetic (embedded generated digits); pass --dataset mnist to read "
                           "the MNIST files there, or drop --data_path")
-
-
-def argv_items(argv):
-    """(name, value, tokens) of each ``--key value`` / ``--key=value`` / bare ``--flag`` (true) of ``argv``."""
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if not token.startswith("--") or token == "--":
-            raise ConfigError(f"unexpected argument {token!r}: arguments are --key value pairs")
-        name, value, step = token[2:], "true", 1
-        if "=" in name:
-            name, value = name.split("=", 1)
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            value, step = argv[i + 1], 2
-        yield name.replace("-", "_"), value, argv[i:i + step]
-        i += step
-
-
-def parse_overrides(argv):
-    """The ``--key value`` pairs of ``argv`` as a dict; ``--data_url`` / ``--train_url`` become
-    data_path / output_dir (never both names of one key)."""
-    overrides = {}
-    for name, value, _ in argv_items(argv):
-        if name in overrides:
-            raise ConfigError(f"config key '{name}' given twice on the command line")
-        overrides[name] = value
-    if "enable_modelarts" in overrides:
-        raise ConfigError("--enable_modelarts is not needed: a remote (obs://, s3://) data_url/train_url or "
-                          "data_path/output_dir is copied with moxing on its own; remove the option")
-    for alias, key in CLI_ALIASES.items():
-        if alias in overrides:
-            if key in overrides:
-                raise ConfigError(f"--{alias} and --{key} both given on the command line: --{alias} is another "
-                                  f"name for --{key}; give only one of them")
-            overrides[key] = overrides.pop(alias)
-    return overrides
-
-
-def overrides_argv(overrides):
-    """Config overrides back as ``--key=value`` arguments."""
-    return [f"--{k}={v}" for k, v in overrides.items()]
 
 
 def read_yaml(path):
@@ -650,38 +637,24 @@ def _defaults_in_effect(argv, own_options):
     """(config, description) a command would start from with this command line, for --help; no config
     (the schema defaults) when it cannot be built."""
     try:
-        cli = {k: v for k, v in parse_overrides([a for a in argv if a not in HELP_FLAGS]).items()
-               if k not in own_options}
+        cli = {k: v for k, v in parse_overrides(argv).items() if k not in own_options}
         cfg = load_config(overrides_argv(cli))
         return cfg, f"defaults in effect: {cfg.config_path or 'the schema'}{' + the command line' if cli else ''}"
     except UserError as err:
         return None, f"defaults: the schema's ({err})"
 
 
-def command_help(prog, doc, own_options=None, argv=(), config_keys=True):
-    """The ``-h``/``--help`` text of an entry point: its docstring, its own options with their defaults
-    and, with ``config_keys``, every key with its type, the default in effect and its allowed values."""
-    import argparse
-
-    own_options = dict(own_options or {})
-    usage = "%(prog)s" + (" [--option value ...]" if own_options else "") + \
-        (" [--config_path FILE] [--key value ...]" if config_keys else "")
-    parser = argparse.ArgumentParser(prog=prog, usage=usage, description=(doc or "").strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    if own_options:
-        group = parser.add_argument_group("options of this command")
-        for name, default in own_options.items():
-            group.add_argument(f"--{name}", metavar="VALUE", help=f"default: {default!r}".replace("%", "%%"))
-    if config_keys:
-        cfg, where = _defaults_in_effect(list(argv), own_options)
-        group = parser.add_argument_group(f"config keys (--key value or --key=value; {where})")
-        group.add_argument("--config_path", metavar="FILE", help="yaml file of config keys (configs/*.yaml)")
-        for key in (k for k in SCHEMA.values() if k.name not in own_options):
-            default = getattr(cfg, key.name) if cfg is not None else key.default
-            allowed = f"; one of {', '.join(map(str, key.choices))}" if key.choices else ""
-            text = f"{key.help} [{key.type}, default {default!r}{allowed}]"
-            group.add_argument(f"--{key.name}", metavar=key.type.upper(), help=text.replace("%", "%%"))
-    return parser.format_help()
+def keys_help(argv, own_options):
+    """The config keys' part of an entry point's ``--help`` (``src.cli.run_cli(config_keys=keys_help)``):
+    (title, [(key, metavar, text)]), each key with its type, the default in effect for ``argv`` and its
+    allowed values; ``own_options`` (the command's own option names) are left out."""
+    cfg, where = _defaults_in_effect(list(argv), own_options)
+    rows = [("config_path", "FILE", "yaml file of config keys (configs/*.yaml)")]
+    for key in (k for k in SCHEMA.values() if k.name not in own_options):
+        default = getattr(cfg, key.name) if cfg is not None else key.default
+        allowed = f"; one of {', '.join(map(str, key.choices))}" if key.choices else ""
+        rows.append((key.name, key.type.upper(), f"{key.help} [{key.type}, default {default!r}{allowed}]"))
+    return f"config keys (--key value or --key=value; {where})", rows
 
 
 def markdown_table():
@@ -706,6 +679,6 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-    from src.errors import run_cli
+    from src.cli import run_cli
 
-    run_cli(_main)
+    run_cli(_main, config_keys=keys_help)

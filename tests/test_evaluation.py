@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from eval import main as eval_main
+from src.cli import run_cli
 from src.config import load_config
-from tests.data_files import write_test_file
-from src.errors import run_cli
 from src.eval_report import eval_dir
-from src.eval_report import main as eval_main
 from src.evaluation import evaluate
+from tests.data_files import write_test_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = os.path.join(REPO, "configs", "cpu_small.yaml")
@@ -318,7 +318,7 @@ def test_comparison_warns_only_for_a_blank_model(capsys):
 
 def test_a_data_path_that_would_be_ignored_is_refused_and_the_summary_names_the_data(tmp_path, capsys):
     from src.errors import ConfigError
-    from src.eval_report import main
+    from eval import main
 
     with pytest.raises(ConfigError, match=r"'data_path' .* is not used with dataset synthetic .* --dataset mnist"):
         main(["--config_path", SMALL, "--baseline", "zeros", "--data_path", str(tmp_path / "mnist_test_seq.npy")])

@@ -170,7 +170,7 @@ def _human(n):
     return str(n)
 
 
-def format_table(cfg):
+def format_cost_table(cfg):
     """Markdown layer table and totals of the configured network."""
     rows = layer_table(cfg)
     c, height, width = frame_shape(cfg)
