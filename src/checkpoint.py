@@ -8,16 +8,15 @@ import shutil
 
 import yaml
 
-from src.config import config_from_dict, frame_shape, with_derived_keys
+from src.config import config_from_dict, frame_shape, keys_with_role, with_derived_keys
 from src.device import quiet_mindspore_log
 from src.errors import CheckpointError
 from src.io import atomic_path
 
 FORMAT_VERSION = 1
-# keys that change the network's parameter shapes or its input/output contract (and the frame
-# shape C x H x W: image_size for Moving MNIST, channels/frame_height/frame_width for own data)
-ARCHITECTURE_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole",
-                     "group_norm", "output_activation", "input_frames", "output_frames")
+# keys that change the network's parameter shapes or its input/output contract; the frame shape
+# (role frame) is compared as one C x H x W
+ARCHITECTURE_KEYS = keys_with_role("model")
 
 
 class CheckpointWriteError(CheckpointError, OSError):

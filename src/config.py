@@ -1,4 +1,5 @@
-"""Every config key is declared once in ``SCHEMA`` (docs/configuration.md's table: ``python -m src.config``).
+"""Every config key is declared once in ``SCHEMA``, with its role (``ROLES``) from which every key list is
+derived (docs/configuration.md's tables: ``python -m src.config``).
 A run reads a yaml file and ``--key value`` overrides; a bad key or value is a ConfigError naming the key."""
 import difflib
 import math
@@ -27,8 +28,6 @@ LAYOUTS = ("NTHW", "NTCHW", "NTHWC", "TNHW")  # axis orders of own sequence file
 SCALES = ("auto", "minmax")  # how own sequence values are mapped to [0, 1]
 DATA_DTYPES = ("uint8", "uint16", "float16", "float32")
 MAX_CHANNELS = 16  # a longer channel axis is taken as a wrong layout
-# keys whose unset value (0 or "") means "read from the data"; train.py stores the values it read
-DERIVED_FROM_DATA = {"channels": 0, "frame_height": 0, "frame_width": 0, "data_dtype": ""}
 HKO7_CLASS_BOUNDARIES = 5  # HKO-7 balances 6 rain-rate classes (src.metrics.HKO7_RAIN_RATES)
 BASELINES = ("zeros", "copy_last", "extrapolation")  # reference predictors (src/baselines.py); eval.py --baseline
 SECTIONS = ("general", "data", "model", "train", "eval/export")
@@ -39,16 +38,52 @@ RULES = {  # the checks that are not a range: name -> (test, message)
 }
 
 
+ALWAYS, UNLESS_GIVEN, NEVER = "always", "unless given", "never"  # values of Role.from_model
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a config key decides, and the two rules that follow from it: where its value comes from when a
+    command starts from a trained model (``from_model``, applied by ``resolve_config``: ALWAYS the model's,
+    a different value refused; the model's UNLESS_GIVEN on the command line; NEVER the model's, but defaults
+    < yaml < command line) and whether a resumed run may change it without --allow_config_change
+    (``resumable``, applied by src/training/resume.py). Every key list of the project is derived from them."""
+
+    name: str
+    decides: str
+    from_model: str
+    resumable: bool
+
+
+ROLES = {role.name: role for role in (
+    Role("model", "the network and its input/output contract (layers, frames in and out, output activation); a "
+         "checkpoint of another network is refused even with allow_config_change", ALWAYS, False),
+    Role("frame", "the frame shape, compared as one C x H x W (Moving MNIST: 1 x image_size x image_size); 0 = "
+         "read from the data, train.py stores what it read", ALWAYS, False),
+    Role("normalisation", "how the data's values are mapped to [0, 1]; data_dtype empty = read from the data",
+         ALWAYS, False),
+    Role("procedure", "what training computes: data, split, initialisation, loss, optimizer, schedule, sampling, "
+         "precision", UNLESS_GIVEN, False),
+    Role("resumable", "how long a run trains, where its data lies, what it logs and keeps", UNLESS_GIVEN, True),
+    Role("run", "how this command runs: device, mode, ranks, directories, workers, output files", NEVER, True),
+    Role("eval", "evaluation and export only, unused by training", UNLESS_GIVEN, True),
+)}
+
+
 @dataclass(frozen=True)
 class Key:
     """One configuration key. Its choices, bounds (``min``/``max`` inclusive, ``above``/``below``
-    exclusive, ``note`` added to their message) and ``rule`` (from ``RULES``) generate its check."""
+    exclusive, ``note`` added to their message) and ``rule`` (from ``RULES``) generate its check;
+    its ``role`` (from ``ROLES``) says where its value comes from; ``from_data``: its default (0 or "")
+    means "read from the data" (train.py stores the value it read)."""
 
     name: str
     type: str  # "int" | "float" | "str" | "bool" | "int_list" | "float_list"; a float with default None is optional
     default: Any
     help: str
     section: str
+    role: str = ""
+    from_data: bool = False
     choices: Optional[Sequence[Any]] = None
     min: Optional[float] = None
     max: Optional[float] = None
@@ -56,6 +91,10 @@ class Key:
     below: Optional[float] = None
     note: str = ""
     rule: str = ""
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"config key {self.name}: role {self.role!r} is not one of {', '.join(ROLES)}")
 
     def violation(self, value):
         """What is wrong with ``value`` (``"must be >= 1, got 0"``), or None."""
@@ -80,181 +119,207 @@ def _keys():
     g, d, m, t, e = SECTIONS
     return [
         # general
-        Key("device_target", "str", "CPU", "device to run on", g, choices=("Ascend", "GPU", "CPU")),
-        Key("device_id", "int", 0, "device index on this host (standalone runs)", g, min=0),
+        Key("device_target", "str", "CPU", "device to run on", g, role="run", choices=("Ascend", "GPU", "CPU")),
+        Key("device_id", "int", 0, "device index on this host (standalone runs)", g, role="run", min=0),
         Key("mode", "str", "graph", "graph: compile the step (mindspore.jit/GRAPH_MODE); pynative: eager, for "
-            "debugging", g, choices=("graph", "pynative")),
-        Key("seed", "int", 1, "seed of weights init and of the training-data generator", g, min=0),
-        Key("output_dir", "str", "./output", "run directory: config.yaml, logs, ckpt/, pictures", g),
-        Key("distribute", "bool", False, "data-parallel training over all workers of the launched cluster", g),
-        Key("debug", "bool", False, "print Python tracebacks for user errors", g),
+            "debugging", g, role="run", choices=("graph", "pynative")),
+        Key("seed", "int", 1, "seed of weights init and of the training-data generator", g, role="procedure", min=0),
+        Key("output_dir", "str", "./output", "run directory: config.yaml, logs, ckpt/, pictures", g, role="run"),
+        Key("distribute", "bool", False, "data-parallel training over all workers of the launched cluster", g,
+            role="run"),
+        Key("debug", "bool", False, "print Python tracebacks for user errors", g, role="run"),
         # data
         Key("dataset", "str", "synthetic", "synthetic = Moving MNIST of embedded procedural digits (no download); "
             "mnist = Moving MNIST from the files under data_path; sequences = your own sequence arrays (data_path, "
-            "data_layout, data_scale ...)", d, choices=DATASETS),
+            "data_layout, data_scale ...)", d, role="procedure", choices=DATASETS),
         Key("data_path", "str", "./data", "mnist: directory with train-images-idx3-ubyte.gz and mnist_test_seq.npy "
             "(download.sh layout; eval also accepts the .npy itself); sequences: one .npy/.npz file (split by "
-            "sequence) or a directory with train, val and test files", d),
+            "sequence) or a directory with train, val and test files", d, role="resumable"),
         Key("data_layout", "str", "NTCHW", "sequences: axis order of the arrays (N sequences, T frames, C channels, "
-            "H x W pixels; TNHW = time first, as mnist_test_seq.npy)", d, choices=LAYOUTS),
-        Key("npz_key", "str", "", "sequences: the array of an .npz to use (empty: its only array)", d),
+            "H x W pixels; TNHW = time first, as mnist_test_seq.npy)", d, role="procedure", choices=LAYOUTS),
+        Key("npz_key", "str", "", "sequences: the array of an .npz to use (empty: its only array)", d,
+            role="procedure"),
         Key("data_scale", "str", "auto", "sequences: auto = integers / dtype maximum, floats must lie in [0, 1]; "
-            "minmax = (x - data_min) / (data_max - data_min), clipped to [0, 1]", d, choices=SCALES),
+            "minmax = (x - data_min) / (data_max - data_min), clipped to [0, 1]", d,
+            role="normalisation", choices=SCALES),
         Key("data_min", "float", None, "sequences, data_scale minmax: the value mapped to 0, in the data's units "
-            "(e.g. -10 dBZ)", d),
+            "(e.g. -10 dBZ)", d, role="normalisation"),
         Key("data_max", "float", None, "sequences, data_scale minmax: the value mapped to 1, in the data's units "
-            "(e.g. 60 dBZ)", d),
+            "(e.g. 60 dBZ)", d, role="normalisation"),
         Key("data_dtype", "str", "", "sequences: dtype the normalisation was made for (empty: read from the data; "
-            "train.py stores it)", d, choices=("",) + DATA_DTYPES),
+            "train.py stores it)", d, role="normalisation", from_data=True, choices=("",) + DATA_DTYPES),
         Key("window_stride", "int", 0, "sequences: frames between the starts of consecutive windows of input_frames "
-            "+ output_frames frames (0 = the window length: no overlap)", d, min=0),
-        Key("val_fraction", "float", 0.1, "sequences, one file: fraction of its sequences for validation", d, above=0,
-            below=1),
+            "+ output_frames frames (0 = the window length: no overlap)", d, role="procedure", min=0),
+        Key("val_fraction", "float", 0.1, "sequences, one file: fraction of its sequences for validation", d,
+            role="procedure", above=0, below=1),
         Key("test_fraction", "float", 0.1, "sequences, one file: fraction of its sequences held out for eval.py", d,
-            above=0, below=1),
+            role="procedure", above=0, below=1),
         Key("split_seed", "int", 0, "sequences, one file: seed of the assignment of sequences to train/val/test", d,
-            min=0),
+            role="procedure", min=0),
         Key("channels", "int", 0, "channels C of a frame (0 = from the data; Moving MNIST: 1); train.py stores the "
-            "value it read", d, min=0, max=MAX_CHANNELS),
+            "value it read", d, role="frame", from_data=True, min=0, max=MAX_CHANNELS),
         Key("frame_height", "int", 0, "frame height H in pixels (0 = from the data; Moving MNIST: image_size); "
-            "train.py stores the value it read", d, min=0),
+            "train.py stores the value it read", d, role="frame", from_data=True, min=0),
         Key("frame_width", "int", 0, "frame width W in pixels (0 = from the data; Moving MNIST: image_size); "
-            "train.py stores the value it read", d, min=0),
-        Key("num_digits_train", "int", 3, "digits per generated training sequence", d, min=1),
+            "train.py stores the value it read", d, role="frame", from_data=True, min=0),
+        Key("num_digits_train", "int", 3, "digits per generated training sequence", d, role="procedure", min=1),
         Key("num_digits_val", "int", 2, "digits per generated validation/eval sequence (the test set has 2)", d,
-            min=1),
-        Key("input_frames", "int", 10, "observed frames given to the network", d, min=1),
-        Key("output_frames", "int", 10, "frames to predict", d, min=1),
+            role="procedure", min=1),
+        Key("input_frames", "int", 10, "observed frames given to the network", d, role="model", min=1),
+        Key("output_frames", "int", 10, "frames to predict", d, role="model", min=1),
         Key("image_size", "int", 64, "Moving MNIST (synthetic, mnist): frame height and width in pixels (>= 32: the "
-            "28-pixel digits need room to move; each arch adds its own tiling rule)", d, min=32),
-        Key("num_workers", "int", 2, "parallel workers generating training sequences", d, min=1),
+            "28-pixel digits need room to move; each arch adds its own tiling rule)", d, role="frame", min=32),
+        Key("num_workers", "int", 2, "parallel workers generating training sequences", d, role="run", min=1),
         Key("worker_type", "str", "thread", "what the num_workers are: thread (cheap to start) or process (no "
-            "interpreter lock; bench/data_throughput.py measures both)", d, choices=("thread", "process")),
-        Key("val_sequences", "int", 256, "size of the fixed generated validation set", d, min=0,
+            "interpreter lock; bench/data_throughput.py measures both)", d, role="run", choices=("thread", "process")),
+        Key("val_sequences", "int", 256, "size of the fixed generated validation set", d, role="procedure", min=0,
             note="0 disables validation"),
-        Key("val_seed", "int", 20150613, "seed of the fixed validation set (independent of seed)", d, min=0),
+        Key("val_seed", "int", 20150613, "seed of the fixed validation set (independent of seed)", d,
+            role="procedure", min=0),
         Key("test_seed", "int", 20151107, "seed of generated evaluation sets (eval.py --dataset synthetic); disjoint "
-            "from val_seed by construction", d, min=0),
+            "from val_seed by construction", d, role="eval", min=0),
         # model
         Key("arch", "str", "paper", "network: zoo (3-level conv/ConvLSTM, ~8.1M params), paper (Shi et al. 2015, "
             "patches, encoder and forecaster stacks) or stacked (OpenSTL's next-frame ConvLSTM: one stack on patches "
             "for every step, 1x1 output conv; reads its own previous prediction after the observed frames)", m,
-            choices=ARCHS),
+            role="model", choices=ARCHS),
         Key("hidden_channels", "int_list", [128, 64, 64], "paper/stacked arch: ConvLSTM layer widths, bottom to top", m,
-            rule='positive_list'),
-        Key("kernel_size", "int", 5, "paper/stacked arch: ConvLSTM kernel size (odd)", m, rule='positive_odd'),
-        Key("patch_size", "int", 4, "paper/stacked arch: space-to-depth patch size", m, choices=(1, 2, 4, 8)),
+            role="model", rule='positive_list'),
+        Key("kernel_size", "int", 5, "paper/stacked arch: ConvLSTM kernel size (odd)", m,
+            role="model", rule='positive_odd'),
+        Key("patch_size", "int", 4, "paper/stacked arch: space-to-depth patch size", m,
+            role="model", choices=(1, 2, 4, 8)),
         Key("forecaster_input", "str", "none", "paper arch: what forecaster layer 1 reads at each step: none (the "
-            "paper) or prediction (the previous frame: last observed, then its own predictions)", m,
+            "paper) or prediction (the previous frame: last observed, then its own predictions)", m, role="model",
             choices=FORECASTER_INPUTS),
-        Key("peephole", "bool", False, "ConvLSTM peephole (Hadamard) connections on the cell state", m),
-        Key("group_norm", "bool", False, "GroupNorm on the gate pre-activations (the zoo arch always uses it)", m),
-        Key("forget_bias", "float", 1.0, "initial forget-gate bias", m),
+        Key("peephole", "bool", False, "ConvLSTM peephole (Hadamard) connections on the cell state", m, role="model"),
+        Key("group_norm", "bool", False, "GroupNorm on the gate pre-activations (the zoo arch always uses it)", m,
+            role="model"),
+        Key("forget_bias", "float", 1.0, "initial forget-gate bias", m, role="procedure"),
         Key("output_activation", "str", "sigmoid", "what maps the output layer to frames: sigmoid (the losses "
             "work on its logits) or linear (stacked arch, as OpenSTL: the loss on the raw output, predictions clipped "
-            "to [0, 1] when read out; needs loss mse or balanced)", m, choices=OUTPUT_ACTIVATIONS),
+            "to [0, 1] when read out; needs loss mse or balanced)", m, role="model", choices=OUTPUT_ACTIVATIONS),
         Key("output_bias", "float", -3.0, "initial bias (logit) of the output layer: Moving MNIST frames are ~90% "
-            "black; starting dark (sigmoid(-3)~0.05) shortens the grey-haze phase that SSIM punishes hard", m),
+            "black; starting dark (sigmoid(-3)~0.05) shortens the grey-haze phase that SSIM punishes hard", m,
+            role="procedure"),
         # train
-        Key("epochs", "int", 10, "training epochs", t, min=1),
+        Key("epochs", "int", 10, "training epochs", t, role="resumable", min=1),
         Key("steps_per_epoch", "int", 100, "optimizer steps per epoch (sequences are generated: an epoch is "
-            "steps_per_epoch x batch_size x workers sequences)", t, min=1),
-        Key("batch_size", "int", 16, "sequences per step and per device", t, min=1),
+            "steps_per_epoch x batch_size x workers sequences)", t, role="procedure", min=1),
+        Key("batch_size", "int", 16, "sequences per step and per device", t, role="procedure", min=1),
         Key("loss", "str", "mse", "training loss: mse, bce (binary cross-entropy, the paper's loss), or balanced "
             "(HKO-7's B-MSE + B-MAE: errors weighted by the truth's intensity class, loss_thresholds/loss_weights)",
-            t, choices=("mse", "bce", "balanced")),
+            t, role="procedure", choices=("mse", "bce", "balanced")),
         Key("loss_frames", "str", "output", "frames the loss is taken on: output = the output_frames predicted "
             "frames; all = every next frame, the observed steps predicting their next frame too (OpenSTL; arch "
-            "paper or stacked)", t, choices=LOSS_FRAMES),
+            "paper or stacked)", t, role="procedure", choices=LOSS_FRAMES),
         Key("sampling", "str", "none", "stacked arch, what the network reads after frame 1 while training: none = "
             "the observed frames, then its own predictions (as at test time); scheduled = the true next frame with a "
             "probability falling linearly from 1 to 0 at sampling_stop of training (Bengio et al. 2015, as OpenSTL's "
             "ConvLSTM); reverse = PredRNN-V2's reverse scheduled sampling (Wang et al. 2022) on observed and predicted "
-            "frames", t, choices=SAMPLINGS),
+            "frames", t, role="procedure", choices=SAMPLINGS),
         Key("sampling_stop", "float", 0.4, "sampling scheduled: fraction of all training steps after which only "
-            "predictions are fed (OpenSTL: 50,000 of 125,000 steps)", t, above=0, max=1),
+            "predictions are fed (OpenSTL: 50,000 of 125,000 steps)", t, role="procedure", above=0, max=1),
         Key("reverse_sampling_start", "float", 0.2, "sampling reverse: fraction of training where both "
-            "probabilities start moving from 0.5 (PredRNN-V2: 25,000 of 125,000 steps)", t, min=0, below=1),
+            "probabilities start moving from 0.5 (PredRNN-V2: 25,000 of 125,000 steps)", t,
+            role="procedure", min=0, below=1),
         Key("reverse_sampling_stop", "float", 0.4, "sampling reverse: fraction of training where observed frames "
-            "are always true and predicted ones never (PredRNN-V2: 50,000 of 125,000 steps)", t, above=0, max=1),
+            "are always true and predicted ones never (PredRNN-V2: 50,000 of 125,000 steps)", t,
+            role="procedure", above=0, max=1),
         Key("reverse_sampling_alpha", "float", 0.04, "sampling reverse: time constant of the observed frames' "
-            "exponential rise, as a fraction of training (PredRNN-V2: 5,000 of 125,000 steps)", t, above=0),
+            "exponential rise, as a fraction of training (PredRNN-V2: 5,000 of 125,000 steps)", t,
+            role="procedure", above=0),
         Key("ssim_weight", "float", 0.0, "adds ssim_weight x (1 - SSIM) to the loss (SSIM as the reported metric, "
-            "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t, min=0),
+            "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t, role="procedure", min=0),
         Key("loss_thresholds", "float_list", [], "B-MSE/B-MAE (eval.py with thresholds): intensity class boundaries "
             "in the data's units, ascending (empty: HKO-7's 0.5/2/5/10/30 mm/h as dBZ, for dBZ data mapped from "
-            "[-10, 60])", t),
+            "[-10, 60])", t, role="procedure"),
         Key("loss_weights", "float_list", [], "weights of the loss_thresholds classes, lightest first, one more than "
-            "loss_thresholds (empty: HKO-7's 1, 1, 2, 5, 10, 30)", t),
+            "loss_thresholds (empty: HKO-7's 1, 1, 2, 5, 10, 30)", t, role="procedure"),
         Key("optimizer", "str", "adam", "adam, rmsprop (the paper's optimizer, decay 0.9), or sgd (plain gradient "
-            "descent: the update is proportional to the gradient)", t, choices=("adam", "rmsprop", "sgd")),
-        Key("lr", "float", 1e-3, "peak learning rate", t, above=0),
+            "descent: the update is proportional to the gradient)", t,
+            role="procedure", choices=("adam", "rmsprop", "sgd")),
+        Key("lr", "float", 1e-3, "peak learning rate", t, role="procedure", above=0),
         Key("lr_schedule", "str", "cosine", "constant | cosine (to min_lr over all steps) | step (x lr_gamma every "
             "lr_step_epochs) | plateau (x lr_gamma after lr_patience epochs without validation gain) | onecycle "
             "(PyTorch's OneCycleLR with its defaults, as OpenSTL: from lr/25 up to lr over onecycle_pct_start of the "
-            "steps, cosine down to lr/25/1e4; min_lr and warmup_epochs unused)", t, choices=LR_SCHEDULES),
-        Key("onecycle_pct_start", "float", 0.3, "onecycle: fraction of the steps spent rising to lr", t, above=0,
-            below=1),
+            "steps, cosine down to lr/25/1e4; min_lr and warmup_epochs unused)", t,
+            role="procedure", choices=LR_SCHEDULES),
+        Key("onecycle_pct_start", "float", 0.3, "onecycle: fraction of the steps spent rising to lr", t,
+            role="procedure", above=0, below=1),
         Key("min_lr", "float", 1e-5, "final learning rate of the cosine schedule; floor of step/plateau (onecycle "
-            "ends at lr/25/1e4 instead)", t, min=0),
-        Key("warmup_epochs", "int", 0, "linear warm-up epochs before the schedule", t, min=0),
-        Key("lr_step_epochs", "int", 10, "step schedule: epochs between decays", t, min=1),
-        Key("lr_gamma", "float", 0.5, "step/plateau schedule: decay factor", t, above=0, below=1),
-        Key("lr_patience", "int", 2, "plateau schedule: epochs without improvement before decaying", t, min=1),
-        Key("weight_decay", "float", 0.0, "L2 weight decay", t, min=0),
-        Key("grad_clip", "float", 1.0, "clip gradients to this global norm (0 = off)", t, min=0),
-        Key("save_every", "int", 1, "save convlstm-<epoch>_<step>.ckpt every N epochs (last/best always)", t, min=1),
-        Key("keep_checkpoints", "int", 5, "numbered checkpoints kept (oldest deleted; 0 = keep all)", t, min=0),
+            "ends at lr/25/1e4 instead)", t, role="procedure", min=0),
+        Key("warmup_epochs", "int", 0, "linear warm-up epochs before the schedule", t, role="procedure", min=0),
+        Key("lr_step_epochs", "int", 10, "step schedule: epochs between decays", t, role="procedure", min=1),
+        Key("lr_gamma", "float", 0.5, "step/plateau schedule: decay factor", t, role="procedure", above=0, below=1),
+        Key("lr_patience", "int", 2, "plateau schedule: epochs without improvement before decaying", t,
+            role="procedure", min=1),
+        Key("weight_decay", "float", 0.0, "L2 weight decay", t, role="procedure", min=0),
+        Key("grad_clip", "float", 1.0, "clip gradients to this global norm (0 = off)", t, role="procedure", min=0),
+        Key("save_every", "int", 1, "save convlstm-<epoch>_<step>.ckpt every N epochs (last/best always)", t,
+            role="resumable", min=1),
+        Key("keep_checkpoints", "int", 5, "numbered checkpoints kept (oldest deleted; 0 = keep all)", t,
+            role="resumable", min=0),
         Key("early_stop_patience", "int", 0, "stop after N epochs without validation improvement (0 = off)", t,
-            min=0),
-        Key("log_every", "int", 10, "log a loss line every N steps", t, min=1),
+            role="procedure", min=0),
+        Key("log_every", "int", 10, "log a loss line every N steps", t, role="resumable", min=1),
         Key("amp_level", "str", "O0", "mixed precision (Ascend/GPU): O0 off, O1/O2/O3 as mindspore.amp", t,
-            choices=("O0", "O1", "O2", "O3")),
+            role="procedure", choices=("O0", "O1", "O2", "O3")),
         Key("amp_on_cpu", "bool", False, "apply amp_level and loss_scale on the CPU backend too (float16 kernels on "
-            "CPU: slow, for running the device code path without a device); false: CPU trains float32", t),
+            "CPU: slow, for running the device code path without a device); false: CPU trains float32", t,
+            role="procedure"),
         Key("loss_scale", "str", "none", "loss scaling for mixed precision: none | fixed | dynamic", t,
-            choices=("none", "fixed", "dynamic")),
-        Key("loss_scale_value", "float", 1024.0, "initial/fixed loss scale", t, above=0),
-        Key("resume", "str", "", "continue a run: path to a checkpoint, or auto (the run's ckpt/last.ckpt)", t),
-        Key("allow_config_change", "bool", False, "resume: continue even though keys other than epochs, output_dir, "
-            "data_path, num_workers, worker_type, log_every, save_every, keep_checkpoints differ from the "
-            "checkpoint's config (the changes are printed and recorded in the run directory)", t),
-        Key("overwrite", "bool", False, "allow training into an output_dir that already holds a run", t),
+            role="procedure", choices=("none", "fixed", "dynamic")),
+        Key("loss_scale_value", "float", 1024.0, "initial/fixed loss scale", t, role="procedure", above=0),
+        Key("resume", "str", "", "continue a run: path to a checkpoint, or auto (the run's ckpt/last.ckpt)", t,
+            role="run"),
+        Key("allow_config_change", "bool", False, "resume: continue even though keys of role procedure or "
+            "normalisation differ from the checkpoint's config (the changes are printed and recorded in the run "
+            "directory); resumable, run and eval keys may always change, model and frame keys never", t, role="run"),
+        Key("overwrite", "bool", False, "allow training into an output_dir that already holds a run", t, role="run"),
         # eval/export
-        Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e),
-        Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, min=0),
+        Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e, role="eval"),
+        Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, role="eval", min=0),
         Key("eval_split", "str", "test", "eval, dataset sequences: test = the test split of data_path (a file is "
             "split as for training; a directory: its test file); val = the validation split (or file), to choose "
-            "settings on without touching test; all = every window of the file data_path", e,
+            "settings on without touching test; all = every window of the file data_path", e, role="eval",
             choices=("test", "val", "all")),
-        Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, min=1),
-        Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, min=0),
+        Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, role="run", min=1),
+        Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, role="eval", min=0),
         Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "
-            "copy_last | extrapolation (the last frame advected along its optical flow)", e,
+            "copy_last | extrapolation (the last frame advected along its optical flow)", e, role="eval",
             choices=("none",) + BASELINES),
         Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS) thresholds in the data's units "
-            "(sequences: the file's units, e.g. [20,35] dBZ; synthetic/mnist: pixel values in (0, 1])", e,
+            "(sequences: the file's units, e.g. [20,35] dBZ; synthetic/mnist: pixel values in (0, 1])", e, role="eval",
             rule='distinct'),
-        Key("file_name", "str", "convlstm", "export: output file name without extension", e),
-        Key("file_format", "str", "MINDIR", "export format", e, choices=("MINDIR", "AIR", "ONNX")),
+        Key("file_name", "str", "convlstm", "export: output file name without extension", e, role="run"),
+        Key("file_format", "str", "MINDIR", "export format", e, role="run", choices=("MINDIR", "AIR", "ONNX")),
     ]
 
 
 SCHEMA = {k.name: k for k in _keys()}
-CLI_ONLY = ("config_path",)  # keys taken from the command line only (never from a yaml file)
+# config_path is no config key (it names the file the keys come from), so it has no role
+CLI_ONLY = ("config_path",)  # taken from the command line only (never from a yaml file)
 COMMAND_LINE_KEYS = frozenset(SCHEMA) | frozenset(CLI_ONLY)  # every --key a config takes
+
+
+def roles_where(**rules):
+    """The names of the roles with these rule values, e.g. ``roles_where(resumable=True)``."""
+    return tuple(role.name for role in ROLES.values() if all(getattr(role, k) == v for k, v in rules.items()))
+
+
+def keys_with_role(*roles):
+    """The keys of ``roles``, role by role, each role's keys in schema order."""
+    return tuple(name for role in roles for name, key in SCHEMA.items() if key.role == role)
+
+
 # A command starting from a trained model (resolve_config) takes MODEL_KEYS from the model (contradicting
 # values refused), RUN_ONLY_KEYS never from it (defaults < yaml < command line; 8 training ranks evaluate
 # on 1), and every other key from it unless the command line gives it.
-MODEL_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole", "group_norm",
-              "output_activation",
-              "input_frames", "output_frames", "image_size", "channels", "frame_height", "frame_width", "data_dtype",
-              "data_scale", "data_min", "data_max")
-FRAME_KEYS = ("image_size", "channels", "frame_height", "frame_width")  # compared as one (C, H, W)
-RUN_ONLY_KEYS = ("device_target", "device_id", "mode", "distribute", "debug", "output_dir", "num_workers",
-                 "worker_type", "eval_batch_size", "resume", "overwrite", "allow_config_change", "file_name",
-                 "file_format")
-
+MODEL_KEYS = keys_with_role(*roles_where(from_model=ALWAYS))
+FRAME_KEYS = keys_with_role("frame")  # compared as one (C, H, W)
+RUN_ONLY_KEYS = keys_with_role(*roles_where(from_model=NEVER))
+DERIVED_FROM_DATA = {name: key.default for name, key in SCHEMA.items() if key.from_data}  # name -> "unset"
 
 class Config:
     """Validated, read-only configuration; keys are attributes (``cfg.batch_size``)."""
@@ -659,22 +724,38 @@ def keys_help(argv, own_options):
 
 def markdown_table():
     """The table of keys in docs/configuration.md."""
-    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    rows = ["| key | type | default | role | meaning |", "|---|---|---|---|---|"]
     for k in SCHEMA.values():
         choices = f" ({' / '.join(map(str, k.choices))})" if k.choices else ""
         meaning = f"{k.help}{choices}".replace("|", "\\|")  # a bare | would split the markdown cell
-        rows.append(f"| `{k.name}` | {k.type} | `{k.default}` | {meaning} |")
+        rows.append(f"| `{k.name}` | {k.type} | `{k.default}` | {k.role} | {meaning} |")
+    return "\n".join(rows)
+
+
+FROM_MODEL_TEXT = {ALWAYS: "always the model's; a different value (frame: C x H x W) is refused, naming both",
+                   UNLESS_GIVEN: "the model's, unless the command line gives one",
+                   NEVER: "never the model's: defaults < yaml file < command line"}
+
+
+def roles_table():
+    """The table of roles in docs/configuration.md: what each role decides, its two rules, its keys."""
+    rows = ["| role | decides | from a trained model (eval.py, export.py, predict.py, eval_onnx.py) | "
+            "on train.py --resume | keys |", "|---|---|---|---|---|"]
+    for role in ROLES.values():
+        on_resume = "may change" if role.resumable else "refused unless --allow_config_change true"
+        keys = ", ".join(f"`{name}`" for name in keys_with_role(role.name))
+        rows.append(f"| {role.name} | {role.decides} | {FROM_MODEL_TEXT[role.from_model]} | {on_resume} | {keys} |")
     return "\n".join(rows)
 
 
 def _main(argv):
-    """``python -m src.config`` prints the key table; ``--get KEY [--key value ...]`` one value."""
+    """``python -m src.config`` prints the role and key tables; ``--get KEY [--key value ...]`` one value."""
     if argv[:1] == ["--get"] and len(argv) >= 2:
         if argv[1] not in SCHEMA:
             raise ConfigError(f"unknown config key '{argv[1]}'{_suggest(argv[1])}")
         print(getattr(load_config(argv[2:]), argv[1]))
     else:
-        print(markdown_table())
+        print(f"{roles_table()}\n\n{markdown_table()}")
     return 0
 
 

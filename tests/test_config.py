@@ -137,10 +137,78 @@ def test_cli_error_is_one_line_without_traceback():
         "error: unknown config key 'batch_szie' in the command line (did you mean 'batch_size'?)"]
 
 
-def test_markdown_table_has_four_cells_per_row():
+def test_markdown_table_has_five_cells_per_row():
     """A bare '|' in a help text would split its cell and break the README table."""
     for row in markdown_table().split("\n"):
-        assert row.replace("\\|", "").count("|") == 5, row
+        assert row.replace("\\|", "").count("|") == 6, row
+
+
+# ---------------------------------------------------------------- roles: one rule per key
+
+def test_every_key_has_exactly_one_known_role():
+    from src.config import ROLES, Key, keys_with_role
+
+    assert all(key.role in ROLES for key in SCHEMA.values())
+    grouped = [name for role in ROLES for name in keys_with_role(role)]
+    assert sorted(grouped) == sorted(SCHEMA)  # every key in one role's list, none in two
+    for bad in ("", "nonsense"):  # a key declared without a role cannot exist
+        with pytest.raises(ValueError, match="is not one of model, frame"):
+            Key("best_guess", "int", 0, "x", "train", role=bad)
+
+
+def _named_by(rule):
+    """The keys whose role satisfies ``rule`` (a test on the Role), read key by key."""
+    from src.config import ROLES
+
+    return {name for name, key in SCHEMA.items() if rule(ROLES[key.role])}
+
+
+def test_every_key_list_is_what_the_roles_say():
+    from src.checkpoint import ARCHITECTURE_KEYS
+    from src.config import ALWAYS, DERIVED_FROM_DATA, FRAME_KEYS, MODEL_KEYS, NEVER, RUN_ONLY_KEYS
+    from src.training.resume import CHANGEABLE_ON_RESUME
+
+    lists = {"MODEL_KEYS": (MODEL_KEYS, _named_by(lambda r: r.from_model == ALWAYS)),
+             "RUN_ONLY_KEYS": (RUN_ONLY_KEYS, _named_by(lambda r: r.from_model == NEVER)),
+             "FRAME_KEYS": (FRAME_KEYS, _named_by(lambda r: r.name == "frame")),
+             "ARCHITECTURE_KEYS": (ARCHITECTURE_KEYS, _named_by(lambda r: r.name == "model")),
+             "CHANGEABLE_ON_RESUME": (CHANGEABLE_ON_RESUME, _named_by(lambda r: r.resumable))}
+    for list_name, (derived, expected) in lists.items():
+        assert len(derived) == len(set(derived)) and set(derived) == expected, list_name
+    assert DERIVED_FROM_DATA == {name: key.default for name, key in SCHEMA.items() if key.from_data}
+
+
+def test_the_roles_decisions():
+    """The decisions behind the roles, pinned: what a checkpoint fixes and what a resume may change."""
+    from src.checkpoint import ARCHITECTURE_KEYS
+    from src.config import DERIVED_FROM_DATA, FRAME_KEYS, MODEL_KEYS, RUN_ONLY_KEYS
+    from src.training.resume import CHANGEABLE_ON_RESUME
+
+    assert DERIVED_FROM_DATA == {"channels": 0, "frame_height": 0, "frame_width": 0, "data_dtype": ""}
+    assert set(DERIVED_FROM_DATA) <= set(MODEL_KEYS)  # filled in from the model (with_derived_keys)
+    assert set(FRAME_KEYS) == {"image_size", "channels", "frame_height", "frame_width"}
+    assert {"output_activation", "input_frames", "hidden_channels"} <= set(ARCHITECTURE_KEYS)
+    assert {"data_scale", "data_min", "data_max"} <= set(MODEL_KEYS) - set(ARCHITECTURE_KEYS)
+    # a run trained on Ascend in graph mode may continue on GPU or CPU, in pynative, on another cluster
+    assert {"device_target", "device_id", "mode", "distribute"} <= set(RUN_ONLY_KEYS) & set(CHANGEABLE_ON_RESUME)
+    assert {"epochs", "data_path", "log_every", "thresholds"} <= set(CHANGEABLE_ON_RESUME)
+    procedure = {"seed", "batch_size", "lr", "loss", "loss_frames", "sampling", "sampling_stop",
+                 "reverse_sampling_start", "onecycle_pct_start", "steps_per_epoch", "amp_level"}
+    assert all(SCHEMA[name].role == "procedure" for name in procedure)
+    assert not procedure & (set(CHANGEABLE_ON_RESUME) | set(MODEL_KEYS) | set(RUN_ONLY_KEYS))
+
+
+def test_the_tables_show_every_keys_role():
+    from src.config import ROLES, roles_table
+
+    rows = {row.split(" | ")[0].strip("| `"): row for row in markdown_table().split("\n")[2:]}
+    assert set(rows) == set(SCHEMA)
+    for name, key in SCHEMA.items():
+        assert rows[name].split(" | ")[3] == key.role, name
+    listed = [cell.strip("` ") for row in roles_table().split("\n")[2:] for cell in row.split(" | ")[-1]
+              .rstrip(" |").split(", ")]
+    assert sorted(listed) == sorted(SCHEMA)
+    assert [row.split(" | ")[0].strip("| ") for row in roles_table().split("\n")[2:]] == list(ROLES)
 
 
 # ---------------------------------------------------------------- the one resolver (resolve_config)

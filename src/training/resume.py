@@ -1,21 +1,17 @@
 """Resume continues the run that was started: the checkpoint's config is the base (``--config_path`` on top
-only when given); the command line may change only ``CHANGEABLE_ON_RESUME`` (keys that do not change what
-is computed, plus ``epochs``) unless ``--allow_config_change true``, which logs to ``config_changes.log``."""
+only when given); the command line may change only ``CHANGEABLE_ON_RESUME`` (the keys of the roles
+whose ``resumable`` rule allows it, src.config.ROLES: e.g. epochs, the device and the mode) unless
+``--allow_config_change true``, which logs to ``config_changes.log``. The number of ranks and the per-device batch_size must match even
+then (src.training.trainer: the sequences of a step depend on both)."""
 import os
 import time
 
-from src.config import DERIVED_FROM_DATA, load_config
+from src.config import DERIVED_FROM_DATA, keys_with_role, load_config, roles_where
 from src.errors import ConfigError
 from src.training.run_dir import RunDir
 
-CHANGEABLE_ON_RESUME = (
-    "epochs", "output_dir", "data_path", "num_workers", "worker_type", "log_every", "save_every", "keep_checkpoints",
-    # how this command runs, not what the run computes
-    "resume", "overwrite", "allow_config_change", "debug", "device_id",
-    # evaluation/export keys, unused by training
-    "ckpt_file", "num_sequences", "eval_batch_size", "save_vis", "baseline", "file_name", "file_format",
-    "thresholds", "eval_split",
-)
+RESUMABLE_ROLES = roles_where(resumable=True)
+CHANGEABLE_ON_RESUME = keys_with_role(*RESUMABLE_ROLES)
 CHANGES_LOG = "config_changes.log"
 
 
@@ -60,9 +56,10 @@ def training_config(argv):
         return cfg
     if not cfg.allow_config_change:
         raise ConfigError(
-            f"resume: {path} was trained with another config: {_describe(changes)}; on resume only "
-            f"{', '.join(CHANGEABLE_ON_RESUME[:8])} may change (drop the other overrides, or pass "
-            "--allow_config_change true to continue with the new values, recorded in the run directory)")
+            f"resume: {path} was trained with another config: {_describe(changes)}; on resume only keys of role "
+            f"{', '.join(RESUMABLE_ROLES)} may change ({', '.join(CHANGEABLE_ON_RESUME[:8])}, ...: "
+            "`python -m src.config` lists the roles); drop the other overrides, or pass --allow_config_change true "
+            "to continue with the new values, recorded in the run directory")
     message = f"resume with a changed config (--allow_config_change true): {_describe(changes)}"
     print(f"warning: {message}", flush=True)
     if os.environ.get("RANK_ID", "0") in ("", "0"):  # rank 0 writes the run directory
