@@ -100,3 +100,44 @@ def test_train_py_refuses_a_changed_lr_in_one_line_and_leaves_the_run_alone(trai
     after = {name: os.path.getmtime(os.path.join(trained, "ckpt", name)) for name in os.listdir(
         os.path.join(trained, "ckpt"))}
     assert after == before
+
+
+@pytest.mark.parametrize("change", [dict(mode="graph"), dict(device_target="GPU"), dict(device_id="3"),
+                                    dict(distribute="true")])
+def test_the_device_and_the_mode_may_change_on_resume(trained, change):
+    """A run trained on one device can continue on another after a machine failure (the number of
+    ranks and the per-device batch are still checked by the trainer)."""
+    from src.config import load_config
+    from src.training.resume import training_config
+
+    cfg = training_config(tiny(**change) + ["--output_dir", trained, "--resume", "auto"])
+    expected = load_config(tiny(**change))
+    assert all(getattr(cfg, key) == getattr(expected, key) for key in change)
+
+
+@pytest.mark.parametrize("key, value", [("seed", "2"), ("optimizer", "sgd"), ("steps_per_epoch", "3"),
+                                        ("loss", "mse"), ("val_sequences", "3"), ("grad_clip", "0.5")])
+def test_a_procedure_key_is_still_refused_without_allow_config_change(trained, key, value):
+    from src.config import SCHEMA
+    from src.training.resume import training_config
+
+    assert SCHEMA[key].role == "procedure"
+    argv = tiny(**{key: value}) + ["--output_dir", trained, "--resume", "auto"]
+    with pytest.raises(ConfigError) as err:
+        training_config(argv)
+    message = str(err.value)
+    assert "\n" not in message and f"{key} " in message and "--allow_config_change" in message, message
+
+
+def test_a_run_trained_in_graph_mode_continues_in_pynative(tmp_path, capsys):
+    from src.training.resume import training_config
+    from src.training.trainer import Trainer, train
+
+    run = str(tmp_path / "run")
+    assert train(training_config(tiny(mode="graph") + ["--output_dir", run])) == 0
+    cfg = training_config(tiny(mode="pynative", epochs=2) + ["--output_dir", run, "--resume", "auto"])
+    trainer = Trainer(cfg)
+    assert cfg.mode == "pynative" and trainer.epoch == 1 and trainer.fit() == 0 and trainer.epoch == 2
+    out = capsys.readouterr().out
+    assert "continuing at epoch 2 step 1" in out and "mode 'graph' -> 'pynative'" in out, out
+    assert [row["epoch"] for row in trainer.history] == [1, 2]
