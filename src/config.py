@@ -732,7 +732,7 @@ def markdown_table():
     return "\n".join(rows)
 
 
-FROM_MODEL_TEXT = {ALWAYS: "always the model's; a different value (frame: C x H x W) is refused, naming both",
+FROM_MODEL_TEXT = {ALWAYS: "always the model's; a different value is refused in one line naming both",
                    UNLESS_GIVEN: "the model's, unless the command line gives one",
                    NEVER: "never the model's: defaults < yaml file < command line"}
 

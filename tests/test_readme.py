@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.config import markdown_table
+from src.config import markdown_table, roles_table
 from tests.processes import wait_for_exit
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,6 +123,10 @@ def wait_for_pid_file(path, timeout=240):
 
 def test_config_table_matches_the_schema():
     assert markdown_table() in read(CONFIGURATION)
+
+
+def test_role_table_matches_the_schema():
+    assert roles_table() in read(CONFIGURATION)
 
 
 def test_ci_runs_the_readme_test_command():
