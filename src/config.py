@@ -650,8 +650,9 @@ def _model_name(model):
 def resolve_config(argv=None, stored=None, model="", **overrides):
     """The one config resolver of every entry point: ``load_config`` for a command that starts from
     nothing; for one that starts from a trained model, its ``stored`` config (read from the file
-    ``model``) with the command line applied as MODEL_KEYS / RUN_ONLY_KEYS say. A yaml file then
-    supplies only run-only keys, so the training yaml of a run with overrides may be passed as it is."""
+    ``model``) with the command line applied as the keys' roles say (MODEL_KEYS / RUN_ONLY_KEYS). A yaml
+    file then supplies only run-only keys (role run), so the training yaml of a run with overrides may be
+    passed as it is."""
     if stored is None:
         return load_config(argv, **overrides)
     cli = parse_overrides(list(argv or []))

@@ -1,8 +1,8 @@
 """Resume continues the run that was started: the checkpoint's config is the base (``--config_path`` on top
 only when given); the command line may change only ``CHANGEABLE_ON_RESUME`` (the keys of the roles
 whose ``resumable`` rule allows it, src.config.ROLES: e.g. epochs, the device and the mode) unless
-``--allow_config_change true``, which logs to ``config_changes.log``. The number of ranks and the per-device batch_size must match even
-then (src.training.trainer: the sequences of a step depend on both)."""
+``--allow_config_change true``, which logs to ``config_changes.log``. The number of ranks and the
+per-device batch_size must match even then (src.training.trainer: the sequences of a step depend on both)."""
 import os
 import time
 
