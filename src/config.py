@@ -47,12 +47,13 @@ class Role:
     command starts from a trained model (``from_model``, applied by ``resolve_config``: ALWAYS the model's,
     a different value refused; the model's UNLESS_GIVEN on the command line; NEVER the model's, but defaults
     < yaml < command line) and whether a resumed run may change it without --allow_config_change
-    (``resumable``, applied by src/training/resume.py). Every key list of the project is derived from them."""
+    (``may_change_on_resume``, applied by src/training/resume.py). Every key list of the project is derived
+    from them."""
 
     name: str
     decides: str
     from_model: str
-    resumable: bool
+    may_change_on_resume: bool
 
 
 ROLES = {role.name: role for role in (
@@ -304,7 +305,7 @@ COMMAND_LINE_KEYS = frozenset(SCHEMA) | frozenset(CLI_ONLY)  # every --key a con
 
 
 def roles_where(**rules):
-    """The names of the roles with these rule values, e.g. ``roles_where(resumable=True)``."""
+    """The names of the roles with these rule values, e.g. ``roles_where(may_change_on_resume=True)``."""
     return tuple(role.name for role in ROLES.values() if all(getattr(role, k) == v for k, v in rules.items()))
 
 
@@ -743,7 +744,7 @@ def roles_table():
     rows = ["| role | decides | from a trained model (eval.py, export.py, predict.py, eval_onnx.py) | "
             "on train.py --resume | keys |", "|---|---|---|---|---|"]
     for role in ROLES.values():
-        on_resume = "may change" if role.resumable else "refused unless --allow_config_change true"
+        on_resume = "may change" if role.may_change_on_resume else "refused unless --allow_config_change true"
         keys = ", ".join(f"`{name}`" for name in keys_with_role(role.name))
         rows.append(f"| {role.name} | {role.decides} | {FROM_MODEL_TEXT[role.from_model]} | {on_resume} | {keys} |")
     return "\n".join(rows)

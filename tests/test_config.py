@@ -172,7 +172,7 @@ def test_every_key_list_is_what_the_roles_say():
              "RUN_ONLY_KEYS": (RUN_ONLY_KEYS, _named_by(lambda r: r.from_model == NEVER)),
              "FRAME_KEYS": (FRAME_KEYS, _named_by(lambda r: r.name == "frame")),
              "ARCHITECTURE_KEYS": (ARCHITECTURE_KEYS, _named_by(lambda r: r.name == "model")),
-             "CHANGEABLE_ON_RESUME": (CHANGEABLE_ON_RESUME, _named_by(lambda r: r.resumable))}
+             "CHANGEABLE_ON_RESUME": (CHANGEABLE_ON_RESUME, _named_by(lambda r: r.may_change_on_resume))}
     for list_name, (derived, expected) in lists.items():
         assert len(derived) == len(set(derived)) and set(derived) == expected, list_name
     assert DERIVED_FROM_DATA == {name: key.default for name, key in SCHEMA.items() if key.from_data}

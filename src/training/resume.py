@@ -1,7 +1,7 @@
 """Resume continues the run that was started: the checkpoint's config is the base (``--config_path`` on top
-only when given); the command line may change only ``CHANGEABLE_ON_RESUME`` (the keys of the roles
-whose ``resumable`` rule allows it, src.config.ROLES: e.g. epochs, the device and the mode) unless
-``--allow_config_change true``, which logs to ``config_changes.log``. The number of ranks and the
+only when given); the command line may change only ``CHANGEABLE_ON_RESUME`` (the keys of the roles that
+allow it, ``src.config.ROLES``: e.g. epochs, the device and the mode) unless ``--allow_config_change true``,
+which logs to ``config_changes.log``. The number of ranks and the
 per-device batch_size must match even then (src.training.trainer: the sequences of a step depend on both)."""
 import os
 import time
@@ -10,8 +10,8 @@ from src.config import DERIVED_FROM_DATA, keys_with_role, load_config, roles_whe
 from src.errors import ConfigError
 from src.training.run_dir import RunDir
 
-RESUMABLE_ROLES = roles_where(resumable=True)
-CHANGEABLE_ON_RESUME = keys_with_role(*RESUMABLE_ROLES)
+CHANGEABLE_ROLES = roles_where(may_change_on_resume=True)
+CHANGEABLE_ON_RESUME = keys_with_role(*CHANGEABLE_ROLES)
 CHANGES_LOG = "config_changes.log"
 
 
@@ -57,7 +57,7 @@ def training_config(argv):
     if not cfg.allow_config_change:
         raise ConfigError(
             f"resume: {path} was trained with another config: {_describe(changes)}; on resume only keys of role "
-            f"{', '.join(RESUMABLE_ROLES)} may change ({', '.join(CHANGEABLE_ON_RESUME[:8])}, ...: "
+            f"{', '.join(CHANGEABLE_ROLES)} may change ({', '.join(CHANGEABLE_ON_RESUME[:8])}, ...: "
             "`python -m src.config` lists the roles); drop the other overrides, or pass --allow_config_change true "
             "to continue with the new values, recorded in the run directory")
     message = f"resume with a changed config (--allow_config_change true): {_describe(changes)}"
