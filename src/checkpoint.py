@@ -104,6 +104,12 @@ def checkpoint_meta(data):
     return json.loads(str(data["meta_json"]))
 
 
+def read_data_record(path):
+    """The data record train.py stored in a checkpoint's metadata (own sequences: frame shape, normalisation,
+    split of record with fingerprints; src.data.pipeline.TrainingData.record), or None."""
+    return checkpoint_meta(read_checkpoint(path)).get("data")
+
+
 def read_checkpoint_config(path):
     return checkpoint_config(read_checkpoint(path), path)
 

@@ -12,8 +12,8 @@ import sys
 
 from src.errors import ConfigError
 from src.evaluation import (MAIN, BatchExtras, SequencePictures, baseline_predictor, build_source,
-                            checkpoint_predictor, config_for_data, evaluate, picture_colours, reference_baselines,
-                            units_of)
+                            checkpoint_predictor, config_for_data, data_of_record, evaluate, picture_colours,
+                            reference_baselines, units_of)
 from src.io import write_json_atomic
 from src.metrics import METRIC_NAMES, balance_of
 from src.progress import format_duration
@@ -199,14 +199,16 @@ def save_skill_plot(out_dir, skills, first_frame, main_label):
 
 # ---------------------------------------------------------------- the procedure
 
-def run(cfg, argv=None, exported=None, script="eval.py"):
+def run(cfg, argv=None, exported=None, script="eval.py", trained=None):
     """Evaluate, print, write metrics.json, the plots and pictures; ``exported``: a BatchPredictor of an
-    exported model to evaluate instead of ``cfg.ckpt_file`` (eval_onnx.py)."""
+    exported model to evaluate instead of ``cfg.ckpt_file`` (eval_onnx.py), ``trained``: what it was trained
+    on (src.evaluation.data_of_record; the checkpoint's is read here)."""
     from src.metrics import format_table
     from src.visualize import save_metric_plot
 
     out_dir = eval_dir(cfg, None if exported is None else ONNX_EVAL_DIR)
-    source, data = build_source(cfg)  # data errors first: they are cheap to find
+    trained = data_of_record(cfg) if exported is None else trained
+    source, data = build_source(cfg, trained)  # data errors first: they are cheap to find
     model_file = exported.name if exported is not None else (cfg.ckpt_file if cfg.baseline == "none" else None)
     cfg = config_for_data(cfg, source, model_file)  # own data: its frame shape, refused if the model's differs
     to_units, units = units_of(cfg, source)

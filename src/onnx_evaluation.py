@@ -29,6 +29,7 @@ def resolve(argv):
 
 def main(argv):
     from src.eval_report import ONNX_EVAL_DIR, eval_dir, run
+    from src.evaluation import data_of_record
     from src.predictor import BatchPredictor
 
     argv = list(argv)
@@ -37,4 +38,5 @@ def main(argv):
         print(eval_dir(cfg, ONNX_EVAL_DIR))
         return 0
     cfg, info, threads = resolve(argv)
-    return run(cfg, argv, exported=BatchPredictor.from_model(info, threads), script="eval_onnx.py")
+    return run(cfg, argv, exported=BatchPredictor.from_model(info, threads), script="eval_onnx.py",
+               trained=data_of_record(cfg, info))

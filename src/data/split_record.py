@@ -29,7 +29,8 @@ MIN_ROWS = 8
 DIGEST_CHARS = 12  # 48 bits, in hex
 READ_CHUNK = 256  # sequences per read
 LISTED = 8  # sequence indices named in a message
-_ALL = "--eval_split all to score every window of this file on purpose (not held-out)"
+NOT_HELD_OUT = "not held-out"  # in the description of windows that may hold training sequences
+_ALL = f"--eval_split all to score every window of this file on purpose ({NOT_HELD_OUT})"
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _check_directory_split(trained, recorded, now, split):
     path, model = now["file"], trained.model
     current = now["fingerprint"][split]
     fix = (f"use the original {split} file, or point --data_path at this file with --eval_split all to score "
-           "every window of it on purpose (not held-out)")
+           f"every window of it on purpose ({NOT_HELD_OUT})")
     where = f"the {split} file of {recorded.get('path', 'a directory')}"
     old = recorded.get("fingerprint", {}).get(split)
     if _comparable(old):
@@ -230,10 +231,10 @@ def every_window_statement(trained, current):
         return ""
     seen = _seen_prints(trained.split) if trained.split else None
     if seen is None:
-        return f"not held-out as far as known: {trained.model} records no fingerprint to tell which were trained on"
+        return f"{NOT_HELD_OUT} as far as known: {trained.model} records no fingerprint to tell which were trained on"
     recorded, trained_digests, val_digests = seen
     if any(recorded.get(key) != current[key] for key in ("frames", "dtype")):
-        return (f"not held-out as far as known: its sequences ({current['frames']} frames, {current['dtype']}) "
+        return (f"{NOT_HELD_OUT} as far as known: its sequences ({current['frames']} frames, {current['dtype']}) "
                 f"cannot be compared with those {trained.model} trained on ({recorded.get('frames')} frames, "
                 f"{recorded.get('dtype')})")
     digests, count = _digests(current), current["num_sequences"]
@@ -241,5 +242,5 @@ def every_window_statement(trained, current):
     validated_on = sum(d in val_digests and d not in trained_digests for d in digests)
     val = f" and {validated_on} were in its validation split" if validated_on else ""
     if trained_on or validated_on:
-        return f"not held-out: {trained_on} of its {count} sequences were trained on{val}"
+        return f"{NOT_HELD_OUT}: {trained_on} of its {count} sequences were trained on{val}"
     return f"none of its {count} sequences is one {trained.model} trained on or validated on"
