@@ -315,9 +315,7 @@ def evaluation_windows(cfg, trained=None):
                 _say_note(check_split(trained, {"mode": "directory", "path": path, "file": found[0],
                                                 "fingerprint": {split: current}}, split))
             else:
-                statement = every_window_statement(trained, current)
-                _say_note(f"eval_split all scores every window of {found[0]}: {statement}")
-                what += f" ({statement})"
+                what += f" ({every_window_statement(trained, current)})"  # printed and in metrics.json
     else:
         splits = open_sequence_splits(cfg)
         _say_note(check_split(trained, splits.split_record, split))
