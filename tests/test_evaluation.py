@@ -405,6 +405,6 @@ def test_a_checkpoint_without_a_data_record_still_evaluates_with_one_note(device
     ckpt, record = _own_checkpoint(tmp_path, data, lambda record: {"epoch": 1})  # as before records existed
     assert eval_main(["--ckpt_file", ckpt, "--output_dir", str(tmp_path / "out")]) == 0
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
-    assert notes == [f"note: {ckpt} records no split of its data (written before train.py stored one, or not by "
-                     f"train.py): {data} is not checked against the data it was trained on"]
+    assert notes == [f"note: {ckpt} records no split of its data (made before models recorded it): {data} is not "
+                     "checked against the data it was trained on"]
     assert json.load(open(tmp_path / "out" / "metrics.json"))["num_sequences"] == len(record["split"]["test"])

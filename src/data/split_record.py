@@ -130,8 +130,8 @@ def _changed(path, model, recorded, current, where, fix):
 
 
 def _note_unrecorded(trained, path):
-    return (f"{trained.model} records no split of its data (written before train.py stored one, or not by "
-            f"train.py): {path} is not checked against the data it was trained on")
+    return (f"{trained.model} records no split of its data (made before models recorded it): {path} is not "
+            "checked against the data it was trained on")
 
 
 def _split_of_record(split_record, split):
@@ -152,7 +152,7 @@ def _check_file_split(trained, recorded, now, split):
         raise DataError(f"data file {path} has {now['num_sequences']} sequences; {model} was trained on "
                         f"{recorded['num_sequences']} (split of record: {where}); {fix}")
     else:
-        note = (f"{model} records no fingerprint of its data (written before train.py stored one): {path} is "
+        note = (f"{model} records no fingerprint of its data (made before models recorded one): {path} is "
                 f"checked by its sequence count ({now['num_sequences']}) only")
     if list(now[split]) != list(recorded[split]):
         fractions = "/".join(f"{f:g}" for f in recorded["fractions"])
@@ -179,7 +179,7 @@ def _check_directory_split(trained, recorded, now, split):
     if count is not None and count != current["num_sequences"]:
         raise DataError(f"data file {path} has {current['num_sequences']} sequences; {model} was trained on {count} "
                         f"(split of record: {where}); {fix}")
-    return (f"{model} records no fingerprint of its data (written before train.py stored one): {path} is checked "
+    return (f"{model} records no fingerprint of its data (made before models recorded one): {path} is checked "
             f"by its sequence count ({current['num_sequences']}) only")
 
 
@@ -187,7 +187,8 @@ def check_split(trained, now, split):
     """Refuse (one-line DataError) to score the ``split`` (test | val) of data whose split ``now`` is not the
     split of record of ``trained`` (None: nothing to check). ``now``: a file's split record
     (src.data.sequences.open_sequences), or {"mode": "directory", "path": the directory, "file": its ``split``
-    file, "fingerprint": {split: fingerprint of that file}}. Returns a note for a model that records less than this check needs, else ''."""
+    file, "fingerprint": {split: fingerprint of that file}}. Returns a note for a model that records less
+    than this check needs, else ''."""
     if trained is None:
         return ""
     recorded = trained.split
