@@ -213,6 +213,15 @@ def test_a_model_without_a_split_record_still_evaluates_with_a_note(original, ca
     assert out.count("\n") == 1 and f"note: {MODEL} records no split of its data" in out
 
 
+def test_a_model_trained_on_digits_has_no_file_to_check(original, capsys):
+    path, frames, _ = original
+    digits = TrainedOn({"dataset": "synthetic"}, MODEL)
+    np.save(path, frames[:10])
+    assert len(evaluation_windows(_config(path), digits)[0]) == 1
+    _, described = evaluation_windows(_config(path, eval_split="all"), digits)
+    assert described == f"every window of {path}: 10 windows of 3+3 frames" and capsys.readouterr().out == ""
+
+
 # ---------------------------------------------------------------- train/val/test directories
 
 @pytest.fixture

@@ -315,7 +315,8 @@ def evaluation_windows(cfg, trained=None):
                 _say_note(check_split(trained, {"mode": "directory", "path": path, "file": found[0],
                                                 "fingerprint": {split: current}}, split))
             else:
-                what += f" ({every_window_statement(trained, current)})"  # printed and in metrics.json
+                statement = every_window_statement(trained, current)
+                what += f" ({statement})" if statement else ""  # printed and in metrics.json
     else:
         splits = open_sequence_splits(cfg)
         _say_note(check_split(trained, splits.split_record, split))

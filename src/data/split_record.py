@@ -44,6 +44,10 @@ class TrainedOn:
     def split(self):  # the split of record, or None
         return (self.record or {}).get("split")
 
+    @property
+    def other_data(self):  # trained on generated digits (dataset mnist/synthetic): no file of sequences to check
+        return (self.record or {}).get("dataset", "sequences") != "sequences"
+
 
 # ---------------------------------------------------------------- the fingerprint
 
@@ -189,7 +193,7 @@ def check_split(trained, now, split):
     (src.data.sequences.open_sequences), or {"mode": "directory", "path": the directory, "file": its ``split``
     file, "fingerprint": {split: fingerprint of that file}}. Returns a note for a model that records less
     than this check needs, else ''."""
-    if trained is None:
+    if trained is None or trained.other_data:
         return ""
     recorded = trained.split
     if not recorded:
@@ -227,8 +231,8 @@ def _seen_prints(recorded):
 def every_window_statement(trained, current):
     """What scoring every window of a file (fingerprint ``current``, eval_split all) means for the model
     ``trained``: a phrase for the description, e.g. 'not held-out: 18 of its 40 sequences were trained on';
-    '' when there is no model."""
-    if trained is None:
+    '' without a model or for one trained on digits."""
+    if trained is None or trained.other_data:
         return ""
     seen = _seen_prints(trained.split) if trained.split else None
     if seen is None:
