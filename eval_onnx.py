@@ -9,8 +9,9 @@ and writes metrics.json, metrics_per_frame.png and the pictures (see src/onnx_ev
 --thresholds also the skill scores and balanced errors (B-MSE/B-MAE) of the model and the baselines.
 Needs `pip install -r requirements-onnx.txt`.
 """
-from src.errors import run_cli
+from src.cli import run_cli
+from src.config import keys_help
 from src.onnx_evaluation import OPTIONS, main
 
 if __name__ == "__main__":
-    run_cli(main, doc=__doc__, options=OPTIONS)
+    run_cli(main, doc=__doc__, options=OPTIONS, config_keys=keys_help)

@@ -21,13 +21,15 @@ input; it fails when the difference exceeds --tolerance (default 1e-5).
 """
 import os
 
-from src.errors import ConfigError, run_cli
+from src.cli import run_cli
+from src.config import keys_help
+from src.errors import ConfigError
 
 OPTIONS = {"check": "false", "tolerance": "1e-5"}  # script options besides the config keys
 DEFAULT_EXPORT_BATCH = 1
 
 
-def check_parity(net, path, file_format, input_shape, tolerance):
+def check_export_parity(net, path, file_format, input_shape, tolerance):
     """Max |exported - checkpoint network| on one seeded random input; raises ExportError above tolerance."""
     import mindspore as ms
     import numpy as np
@@ -54,8 +56,9 @@ def main(argv):
     from src.checkpoint import config_of_record
     from src.export.writer import check_export_format
     from src.cli import overrides_argv, parse_bool, parse_float, split_options
+    from src.config import COMMAND_LINE_KEYS
 
-    options, overrides = split_options(argv, OPTIONS)
+    options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     check, tolerance = parse_bool(options["check"], "check"), parse_float(options["tolerance"], "tolerance")
     batch_given = "batch_size" in overrides
     cfg = config_of_record(overrides_argv(overrides))  # without a checkpoint: bad command-line values first
@@ -72,7 +75,7 @@ def main(argv):
         import_onnxruntime()  # before the export: refuse early when it cannot be checked
 
     from src.export.writer import export_network
-    from src.cli import init_inference_device
+    from src.device import init_inference_device
     from src.checkpoint import load_network_from_checkpoint, read_data_record
 
     init_inference_device(cfg)
@@ -85,9 +88,9 @@ def main(argv):
     print(f"  output: {output_shape} float32, pixels in [0, 1]  (batch, predicted frames, channel, height, width)",
           flush=True)
     if check:
-        check_parity(net, path, cfg.file_format, input_shape, tolerance)
+        check_export_parity(net, path, cfg.file_format, input_shape, tolerance)
     return 0
 
 
 if __name__ == "__main__":
-    run_cli(main, doc=__doc__, options=OPTIONS)
+    run_cli(main, doc=__doc__, options=OPTIONS, config_keys=keys_help)

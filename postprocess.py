@@ -15,7 +15,8 @@ import os
 
 import numpy as np
 
-from src.errors import ConfigError, DataError, run_cli
+from src.cli import run_cli
+from src.errors import ConfigError, DataError
 from src.io import write_json_atomic
 
 OPTIONS = {"result_path": "./result_Files", "preprocess_path": "./preprocess_Result", "output_dir": ".",
@@ -137,7 +138,7 @@ def main(argv):
     from src.metrics import format_table
     from src.cli import split_options
 
-    options, rest = split_options(argv, OPTIONS)
+    options, rest = split_options(argv, OPTIONS, config_keys=())  # it takes no config keys
     rest.pop("debug", None)
     if rest:
         raise ConfigError(f"unknown option --{next(iter(rest))}; postprocess.py takes --result_path, "
@@ -159,4 +160,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main, doc=__doc__, options=OPTIONS, config_keys=False)
+    run_cli(main, doc=__doc__, options=OPTIONS)

@@ -28,7 +28,9 @@ import os
 
 import numpy as np
 
-from src.errors import ConfigError, DataError, run_cli
+from src.cli import run_cli
+from src.config import keys_help
+from src.errors import ConfigError, DataError
 
 OPTIONS = {"mindir_file": "", "onnx_file": "", "input": "", "bin_dir": "", "result_dir": "", "tolerance": "1e-5"}
 
@@ -36,8 +38,8 @@ OPTIONS = {"mindir_file": "", "onnx_file": "", "input": "", "bin_dir": "", "resu
 def model_config(options, overrides):
     """(cfg, ModelInfo or None): the config stored in the model file or checkpoint, plus the command line."""
     from src.config import resolve_config
-    from src.export.model_info import read_model_info
-    from src.cli import config_for_model, overrides_argv
+    from src.cli import overrides_argv
+    from src.export.model_info import config_for_model, read_model_info
 
     def test_file_dataset(stored):  # --data_path alone: mnist_test_seq.npy, unless the model is of own sequences
         if "data_path" in overrides and "dataset" not in overrides and getattr(stored, "dataset", "") != "sequences":
@@ -63,7 +65,7 @@ def build_predictors(cfg, info, use_ckpt):
     """(main predictor, checkpoint predictor for the parity check (with --ckpt_file) or None)."""
     from src.evaluation import checkpoint_predictor
     from src.predictor import BatchPredictor
-    from src.cli import init_inference_device
+    from src.device import init_inference_device
 
     if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
         init_inference_device(cfg)
@@ -129,9 +131,10 @@ def check_parity(parity, tolerance, model_path, ckpt_file):
 
 def main(argv):
     from src.cli import parse_float, split_options
+    from src.config import COMMAND_LINE_KEYS
     from src.evaluation import data_of_record, prediction_source
 
-    options, overrides = split_options(argv, OPTIONS)
+    options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     tolerance = parse_float(options["tolerance"], "tolerance")
     cfg, info = model_config(options, overrides)
     given = [name for name, on in (("--input", bool(options["input"])), ("--data_path", "data_path" in overrides),
@@ -163,4 +166,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main, doc=__doc__, options=OPTIONS)
+    run_cli(main, doc=__doc__, options=OPTIONS, config_keys=keys_help)

@@ -24,7 +24,9 @@ import os
 import numpy as np
 
 from src.config import load_config
-from src.errors import ConfigError, run_cli
+from src.cli import run_cli
+from src.config import keys_help
+from src.errors import ConfigError
 from src.io import write_json_atomic
 
 OPTIONS = {"mindir_file": ""}
@@ -76,9 +78,8 @@ def own_config(options, overrides):
     record), or None."""
     if not options["mindir_file"] or "config_path" in overrides:
         return None
-    from src.export.model_info import read_mindir_info
+    from src.export.model_info import config_for_model, read_mindir_info
     from src.evaluation import data_of_record
-    from src.cli import config_for_model
 
     info = read_mindir_info(options["mindir_file"])
     if info.config is None or info.config.dataset != "sequences":
@@ -126,8 +127,9 @@ def write_manifest(out_dir, manifest, summary, input_note=""):
 def main(argv):
     from src.data.sequences import open_test_file, resolve_test_file
     from src.cli import overrides_argv, split_options
+    from src.config import COMMAND_LINE_KEYS
 
-    options, overrides = split_options(argv, OPTIONS)
+    options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     own = own_config(options, overrides)
     if own is not None:
         cfg, trained = own
@@ -148,4 +150,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main, doc=__doc__, options=OPTIONS)
+    run_cli(main, doc=__doc__, options=OPTIONS, config_keys=keys_help)

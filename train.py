@@ -6,7 +6,8 @@ Every config key can be overridden on the command line (see `python -m src.confi
 ``--data_url`` / ``--train_url`` (ModelArts, OpenI) name data_path / output_dir; remote
 values are copied in and out with moxing (src/cloud.py).
 """
-from src.errors import run_cli
+from src.cli import run_cli
+from src.config import keys_help
 
 
 def main(argv):
@@ -21,4 +22,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main, doc=__doc__)
+    run_cli(main, doc=__doc__, config_keys=keys_help)

@@ -93,7 +93,7 @@ def run_mindspore(args):
     import mindspore as ms
 
     from src.device import init_device
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.models.mixed_precision import training_forward
     from src.predictor import compiled_forward
     from src.training.step import build_optimizer, build_train_step
@@ -216,7 +216,7 @@ FRAMEWORK_NAMES = {"mindspore": "MindSpore", "torch": "PyTorch frame-by-frame", 
                    "torch_layer_bf16": "PyTorch layer-major, bf16 autocast"}
 
 
-def format_table(rows):
+def step_time_table(rows):
     """Markdown table: one line per (arch, batch, framework); each PyTorch line carries the
     MindSpore/PyTorch time ratios against the MindSpore line of the same arch and batch."""
     head = ("| arch | batch | framework | train step s (median) | first step s | compile s | train GFLOP/s "
@@ -272,7 +272,7 @@ def driver_main(args):
                                                f"load {row['load_before']}->{row['load_after']}")
                 print(f"  {arch} batch {batch} {framework}: {summary}", flush=True)
     info["load_end"] = load_average()
-    table = format_table(rows)
+    table = step_time_table(rows)
     print()
     print(table)
     result = dict(machine=info, settings=vars(args), network_costs=costs, rows=rows, table=table)

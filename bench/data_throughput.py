@@ -19,9 +19,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from src.config import load_config  # noqa: E402
+from src.cli import run_cli  # noqa: E402
+from src.config import keys_help, load_config  # noqa: E402
 from src.data.pipeline import build_rank_dataset, load_digits, read_batch, train_source  # noqa: E402
-from src.errors import ConfigError, run_cli  # noqa: E402
+from src.errors import ConfigError  # noqa: E402
 
 WORKER_TYPES = ("thread", "process")
 # batches consumed before timing a dataset: its workers fill queues of prefetched batches while
@@ -127,4 +128,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, config_keys=keys_help)

@@ -195,6 +195,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from src.errors import run_cli
+    from src.cli import run_cli
+    from src.config import keys_help
 
-    run_cli(main)
+    run_cli(main, config_keys=keys_help)

@@ -72,7 +72,7 @@ def main(argv):
     ms.ops.add(ms.Tensor(np.ones(4, np.float32)), 1).asnumpy()
     report("2. runtime started (device set, one op)", start)
 
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.models.mixed_precision import training_forward
     from src.training.step import build_optimizer, build_train_step
 

@@ -63,7 +63,7 @@ def build_config(args):
 def build_network(cfg):
     import mindspore as ms
 
-    from src.models.encoder_forecaster import build_network as build
+    from src.models.network import build_network as build
 
     if cfg.ckpt_file:
         from src.checkpoint import load_network_from_checkpoint
@@ -120,7 +120,7 @@ def summarise(engines, outputs, first, times, batch_size):
     return rows
 
 
-def format_table(rows):
+def throughput_table(rows):
     base = next(r for r in rows if r["engine"] == "mindspore")["seq_per_s"]
     lines = ["| engine | sequences/s | median call s | first call s | vs MindSpore graph | max abs diff |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -163,7 +163,7 @@ def main(argv=None):
         outputs, first, times = time_engines(engines, batch, args.repeats)
     rows = summarise(engines, outputs, first, times, args.batch_size)
     load_end = load_average()
-    print(format_table(rows))
+    print(throughput_table(rows))
     print(f"files: MINDIR {sizes['mindir_mb']} MB, ONNX {sizes['onnx_mb']} MB; load average {load_start} -> "
           f"{load_end}", flush=True)
     if args.output:

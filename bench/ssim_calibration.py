@@ -17,9 +17,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from src.config import load_config  # noqa: E402
+from src.cli import run_cli  # noqa: E402
+from src.config import keys_help, load_config  # noqa: E402
 from src.data.pipeline import iterate_batches  # noqa: E402
-from src.errors import run_cli  # noqa: E402
 from src.evaluation import build_source  # noqa: E402
 from src.metrics import StreamingMetrics  # noqa: E402
 
@@ -82,4 +82,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main, sys.argv[1:], config_keys=keys_help)

@@ -17,7 +17,7 @@ FORMAT_VERSION = 1
 # keys that change the network's parameter shapes or its input/output contract (and the frame
 # shape C x H x W: image_size for Moving MNIST, channels/frame_height/frame_width for own data)
 ARCHITECTURE_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole",
-                     "group_norm", "input_frames", "output_frames")
+                     "group_norm", "output_activation", "input_frames", "output_frames")
 
 
 class CheckpointWriteError(CheckpointError, OSError):
@@ -142,7 +142,7 @@ def load_weights(net, data, path):
 
 def load_network_from_checkpoint(path, cfg=None):
     """(the checkpoint's network with its weights, ``cfg`` (which it must match) or the stored config)."""
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
 
     data = read_checkpoint(path)
     stored = checkpoint_config(data, path)
@@ -178,7 +178,8 @@ def restore_training_state(path, net, optimizer, cfg):
 def config_of_record(argv):
     """The config of a command on a checkpoint (eval.py): with ``--ckpt_file`` the stored one resolved with
     the command line (``src.config.resolve_config``), else the command line's."""
-    from src.config import parse_overrides, resolve_config
+    from src.cli import parse_overrides
+    from src.config import resolve_config
 
     ckpt = parse_overrides(list(argv)).get("ckpt_file")
     return resolve_config(argv, read_checkpoint_config(ckpt), ckpt) if ckpt else resolve_config(argv)

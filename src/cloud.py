@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 
-from src.config import CLI_ALIASES, argv_items
+from src.cli import CLI_ALIASES, argv_items
 from src.data.archive import CACHE_DIR, is_remote_url
 from src.errors import ConfigError, UserError
 

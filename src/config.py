@@ -8,12 +8,19 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from src.errors import BOOL_WORDS, HELP_FLAGS, ConfigError, UserError
+from src.cli import BOOL_WORDS, overrides_argv, parse_overrides
+from src.errors import ConfigError, UserError
 from src.io import write_text_atomic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "cpu_small.yaml")
 FORECASTER_INPUTS = ("none", "prediction")  # values of forecaster_input (paper arch)
+ARCHS = ("zoo", "paper", "stacked")
+PATCH_ARCHS = ("paper", "stacked")  # archs that cut frames into patch_size x patch_size patches
+OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
+LOSS_FRAMES = ("output", "all")
+SAMPLINGS = ("none", "scheduled", "reverse")
+LR_SCHEDULES = ("constant", "cosine", "step", "plateau", "onecycle")
 DATASETS = ("synthetic", "mnist", "sequences")
 GENERATED_DATASETS = ("synthetic", "mnist")  # Moving MNIST: 1 channel, image_size x image_size frames
 LAYOUTS = ("NTHW", "NTCHW", "NTHWC", "TNHW")  # axis orders of own sequence files (src/data/sequences.py)
@@ -129,18 +136,23 @@ def _keys():
         Key("test_seed", "int", 20151107, "seed of generated evaluation sets (eval.py --dataset synthetic); disjoint "
             "from val_seed by construction", d, min=0),
         # model
-        Key("arch", "str", "paper", "network: zoo (3-level conv/ConvLSTM, ~8.1M params) or paper (Shi et al. 2015, "
-            "patches + stacked ConvLSTM)", m, choices=("zoo", "paper")),
-        Key("hidden_channels", "int_list", [128, 64, 64], "paper arch: ConvLSTM layer widths, bottom to top", m,
+        Key("arch", "str", "paper", "network: zoo (3-level conv/ConvLSTM, ~8.1M params), paper (Shi et al. 2015, "
+            "patches, encoder and forecaster stacks) or stacked (OpenSTL's next-frame ConvLSTM: one stack on patches "
+            "for every step, 1x1 output conv; reads its own previous prediction after the observed frames)", m,
+            choices=ARCHS),
+        Key("hidden_channels", "int_list", [128, 64, 64], "paper/stacked arch: ConvLSTM layer widths, bottom to top", m,
             rule='positive_list'),
-        Key("kernel_size", "int", 5, "paper arch: ConvLSTM kernel size (odd)", m, rule='positive_odd'),
-        Key("patch_size", "int", 4, "paper arch: space-to-depth patch size", m, choices=(1, 2, 4, 8)),
+        Key("kernel_size", "int", 5, "paper/stacked arch: ConvLSTM kernel size (odd)", m, rule='positive_odd'),
+        Key("patch_size", "int", 4, "paper/stacked arch: space-to-depth patch size", m, choices=(1, 2, 4, 8)),
         Key("forecaster_input", "str", "none", "paper arch: what forecaster layer 1 reads at each step: none (the "
             "paper) or prediction (the previous frame: last observed, then its own predictions)", m,
             choices=FORECASTER_INPUTS),
         Key("peephole", "bool", False, "ConvLSTM peephole (Hadamard) connections on the cell state", m),
         Key("group_norm", "bool", False, "GroupNorm on the gate pre-activations (the zoo arch always uses it)", m),
         Key("forget_bias", "float", 1.0, "initial forget-gate bias", m),
+        Key("output_activation", "str", "sigmoid", "what maps the output layer to frames: sigmoid (the losses "
+            "work on its logits) or linear (stacked arch, as OpenSTL: the loss on the raw output, predictions clipped "
+            "to [0, 1] when read out; needs loss mse or balanced)", m, choices=OUTPUT_ACTIVATIONS),
         Key("output_bias", "float", -3.0, "initial bias (logit) of the output layer: Moving MNIST frames are ~90% "
             "black; starting dark (sigmoid(-3)~0.05) shortens the grey-haze phase that SSIM punishes hard", m),
         # train
@@ -151,6 +163,22 @@ def _keys():
         Key("loss", "str", "mse", "training loss: mse, bce (binary cross-entropy, the paper's loss), or balanced "
             "(HKO-7's B-MSE + B-MAE: errors weighted by the truth's intensity class, loss_thresholds/loss_weights)",
             t, choices=("mse", "bce", "balanced")),
+        Key("loss_frames", "str", "output", "frames the loss is taken on: output = the output_frames predicted "
+            "frames; all = every next frame, the observed steps predicting their next frame too (OpenSTL; arch "
+            "paper or stacked)", t, choices=LOSS_FRAMES),
+        Key("sampling", "str", "none", "stacked arch, what the network reads after frame 1 while training: none = "
+            "the observed frames, then its own predictions (as at test time); scheduled = the true next frame with a "
+            "probability falling linearly from 1 to 0 at sampling_stop of training (Bengio et al. 2015, as OpenSTL's "
+            "ConvLSTM); reverse = PredRNN-V2's reverse scheduled sampling (Wang et al. 2022) on observed and predicted "
+            "frames", t, choices=SAMPLINGS),
+        Key("sampling_stop", "float", 0.4, "sampling scheduled: fraction of all training steps after which only "
+            "predictions are fed (OpenSTL: 50,000 of 125,000 steps)", t, above=0, max=1),
+        Key("reverse_sampling_start", "float", 0.2, "sampling reverse: fraction of training where both "
+            "probabilities start moving from 0.5 (PredRNN-V2: 25,000 of 125,000 steps)", t, min=0, below=1),
+        Key("reverse_sampling_stop", "float", 0.4, "sampling reverse: fraction of training where observed frames "
+            "are always true and predicted ones never (PredRNN-V2: 50,000 of 125,000 steps)", t, above=0, max=1),
+        Key("reverse_sampling_alpha", "float", 0.04, "sampling reverse: time constant of the observed frames' "
+            "exponential rise, as a fraction of training (PredRNN-V2: 5,000 of 125,000 steps)", t, above=0),
         Key("ssim_weight", "float", 0.0, "adds ssim_weight x (1 - SSIM) to the loss (SSIM as the reported metric, "
             "differentiable); counters the blur/haze of pixel losses that SSIM punishes", t, min=0),
         Key("loss_thresholds", "float_list", [], "B-MSE/B-MAE (eval.py with thresholds): intensity class boundaries "
@@ -162,9 +190,13 @@ def _keys():
             "descent: the update is proportional to the gradient)", t, choices=("adam", "rmsprop", "sgd")),
         Key("lr", "float", 1e-3, "peak learning rate", t, above=0),
         Key("lr_schedule", "str", "cosine", "constant | cosine (to min_lr over all steps) | step (x lr_gamma every "
-            "lr_step_epochs) | plateau (x lr_gamma after lr_patience epochs without validation gain)", t,
-            choices=("constant", "cosine", "step", "plateau")),
-        Key("min_lr", "float", 1e-5, "final learning rate of the cosine schedule; floor of step/plateau", t, min=0),
+            "lr_step_epochs) | plateau (x lr_gamma after lr_patience epochs without validation gain) | onecycle "
+            "(PyTorch's OneCycleLR with its defaults, as OpenSTL: from lr/25 up to lr over onecycle_pct_start of the "
+            "steps, cosine down to lr/25/1e4; min_lr and warmup_epochs unused)", t, choices=LR_SCHEDULES),
+        Key("onecycle_pct_start", "float", 0.3, "onecycle: fraction of the steps spent rising to lr", t, above=0,
+            below=1),
+        Key("min_lr", "float", 1e-5, "final learning rate of the cosine schedule; floor of step/plateau (onecycle "
+            "ends at lr/25/1e4 instead)", t, min=0),
         Key("warmup_epochs", "int", 0, "linear warm-up epochs before the schedule", t, min=0),
         Key("lr_step_epochs", "int", 10, "step schedule: epochs between decays", t, min=1),
         Key("lr_gamma", "float", 0.5, "step/plateau schedule: decay factor", t, above=0, below=1),
@@ -210,12 +242,12 @@ def _keys():
 
 SCHEMA = {k.name: k for k in _keys()}
 CLI_ONLY = ("config_path",)  # keys taken from the command line only (never from a yaml file)
-# other names, on the command line only, that ModelArts / OpenI jobs pass (see src/cloud.py)
-CLI_ALIASES = {"data_url": "data_path", "train_url": "output_dir"}
+COMMAND_LINE_KEYS = frozenset(SCHEMA) | frozenset(CLI_ONLY)  # every --key a config takes
 # A command starting from a trained model (resolve_config) takes MODEL_KEYS from the model (contradicting
 # values refused), RUN_ONLY_KEYS never from it (defaults < yaml < command line; 8 training ranks evaluate
 # on 1), and every other key from it unless the command line gives it.
 MODEL_KEYS = ("arch", "hidden_channels", "kernel_size", "patch_size", "forecaster_input", "peephole", "group_norm",
+              "output_activation",
               "input_frames", "output_frames", "image_size", "channels", "frame_height", "frame_width", "data_dtype",
               "data_scale", "data_min", "data_max")
 FRAME_KEYS = ("image_size", "channels", "frame_height", "frame_width")  # compared as one (C, H, W)
@@ -361,7 +393,44 @@ def is_dbz_data(cfg):
         (values["data_min"], values["data_max"]) == (-10.0, 60.0)
 
 
-def _check_frame_keys(values, fail, multiple):
+def frame_tiling(arch, patch_size):
+    """(multiple, why): the frame height and width of ``arch`` are multiples of ``multiple``, because the paper
+    and stacked networks cut patch_size x patch_size patches and the zoo network halves the frames twice."""
+    if arch in PATCH_ARCHS:
+        return int(patch_size), f"arch {arch} cuts frames into {int(patch_size)}x{int(patch_size)} patches"
+    return 4, "arch zoo halves the frames twice"
+
+
+def untileable(height, width, arch, patch_size):
+    """Why H x W frames do not fit ``arch`` (:func:`frame_tiling`), or None when they do (a side of 0 fits)."""
+    multiple, why = frame_tiling(arch, patch_size)
+    if height % multiple or width % multiple:
+        return f"{height}x{width}, but {why}: height and width must be multiples of {multiple}"
+    return None
+
+
+def data_range_problem(data_min, data_max):
+    """Why [data_min, data_max] cannot be mapped to [0, 1] (not finite, or not increasing), or None."""
+    low, high = float(data_min), float(data_max)
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        return f"data_min ({low:g}) must be finite and below data_max ({high:g})"
+    return None
+
+
+def scaling_problem(scale, data_min, data_max):
+    """What is wrong with data_min/data_max for data_scale ``scale``, or None: minmax needs both
+    (:func:`data_range_problem`), auto takes neither."""
+    if scale != "minmax":
+        if data_min is not None or data_max is not None:
+            return "data_min/data_max are only used with data_scale minmax; set data_scale minmax or leave them unset"
+        return None
+    if data_min is None or data_max is None:
+        return ("data_scale minmax needs data_min and data_max (the values mapped to 0 and 1, in the data's units, "
+                "e.g. -10 and 60 for dBZ)")
+    return data_range_problem(data_min, data_max)
+
+
+def _check_frame_keys(values, fail):
     size = values["image_size"]
     if values["dataset"] in GENERATED_DATASETS:
         for name, allowed in (("channels", 1), ("frame_height", size), ("frame_width", size)):
@@ -369,26 +438,17 @@ def _check_frame_keys(values, fail, multiple):
                 fail(f"config key '{name}': {values[name]} does not fit dataset {values['dataset']}, whose frames are "
                      f"1 x {size} x {size} (channels x image_size x image_size); leave it 0", name, "dataset")
         return
-    height, width = values["frame_height"], values["frame_width"]
-    if (height and height % multiple) or (width and width % multiple):
-        why = (f"arch paper cuts frames into {multiple}x{multiple} patches" if values["arch"] == "paper"
-               else "arch zoo halves the frames twice")
-        fail(f"config keys 'frame_height' x 'frame_width': {height}x{width}, but {why}: both must be multiples of "
-             f"{multiple}", "frame_height", "frame_width", "patch_size", "arch")
+    problem = untileable(values["frame_height"], values["frame_width"], values["arch"], values["patch_size"])
+    if problem:
+        fail(f"config keys 'frame_height' x 'frame_width': {problem}", "frame_height", "frame_width", "patch_size",
+             "arch")
 
 
 def _check_data_keys(values, fail):
     """Normalisation, split and skill-threshold keys."""
-    low, high = values["data_min"], values["data_max"]
-    if values["data_scale"] == "minmax":
-        if low is None or high is None:
-            fail("config keys 'data_min' and 'data_max' are needed with data_scale minmax (the values mapped to 0 "
-                 "and 1, in the data's units, e.g. -10 and 60 for dBZ)", "data_scale", "data_min", "data_max")
-        if low >= high:
-            fail(f"config key 'data_min' ({low:g}) must be below 'data_max' ({high:g})", "data_min", "data_max")
-    elif low is not None or high is not None:
-        fail("config keys 'data_min'/'data_max' are only used with data_scale minmax; set data_scale minmax or leave "
-             "them unset", "data_scale", "data_min", "data_max")
+    problem = scaling_problem(values["data_scale"], values["data_min"], values["data_max"])
+    if problem:
+        fail(f"config keys 'data_scale', 'data_min', 'data_max': {problem}", "data_scale", "data_min", "data_max")
     if values["val_fraction"] + values["test_fraction"] >= 1:
         fail(f"config keys 'val_fraction' + 'test_fraction' must be < 1 (the rest trains), got "
              f"{values['val_fraction']:g} + {values['test_fraction']:g}", "val_fraction", "test_fraction")
@@ -396,6 +456,35 @@ def _check_data_keys(values, fail):
     if values["dataset"] in GENERATED_DATASETS and outside:
         fail(f"config key 'thresholds': {outside[0]:g} is outside (0, 1]: with dataset {values['dataset']} the "
              "values are pixel intensities in [0, 1]", "thresholds", "dataset")
+
+
+def _check_procedure_keys(values, fail):
+    """Keys of the training procedure that only some archs, losses or schedules read: a value that
+    would be ignored is refused."""
+    arch = values["arch"]
+    if arch == "stacked" and values["forecaster_input"] != "none":
+        fail("config key 'forecaster_input' is for arch paper; arch stacked always reads its previous frame "
+             "(see 'sampling')", "forecaster_input", "arch")
+    if values["output_activation"] == "linear" and arch != "stacked":
+        fail(f"config key 'output_activation': linear is only available for arch stacked, not {arch}",
+             "output_activation", "arch")
+    if values["output_activation"] == "linear" and values["loss"] == "bce":
+        fail("config key 'loss': bce needs output_activation sigmoid (cross-entropy of logits); use mse or "
+             "balanced with a linear output", "loss", "output_activation")
+    if values["loss_frames"] == "all" and arch == "zoo":
+        fail("config key 'loss_frames': all needs arch paper or stacked (the zoo encoder predicts no frames)",
+             "loss_frames", "arch")
+    if values["sampling"] != "none" and arch != "stacked":
+        fail(f"config key 'sampling': {values['sampling']} needs arch stacked (the only arch that reads true "
+             "frames after the observed ones)", "sampling", "arch")
+    if values["sampling"] == "reverse" and values["reverse_sampling_start"] >= values["reverse_sampling_stop"]:
+        fail("config key 'reverse_sampling_start' must be below 'reverse_sampling_stop', got "
+             f"{values['reverse_sampling_start']:g} and {values['reverse_sampling_stop']:g}",
+             "reverse_sampling_start", "reverse_sampling_stop")
+    if values["lr_schedule"] == "onecycle":
+        if values["warmup_epochs"]:
+            fail("config key 'warmup_epochs' is not used by lr_schedule onecycle (its rise is onecycle_pct_start); "
+                 "set warmup_epochs 0", "warmup_epochs", "lr_schedule")
 
 
 def _check_balance_keys(values, fail):
@@ -434,8 +523,8 @@ def _check_values(values, origin=None):
         fail("config keys 'input_frames' + 'output_frames' must be <= 20 (the length of "
              f"mnist_test_seq.npy sequences), got {values['input_frames']} + {values['output_frames']}",
              "input_frames", "output_frames")
-    multiple = int(values["patch_size"]) if values["arch"] == "paper" else 4  # frame sides: zoo halves them twice
-    _check_frame_keys(values, fail, multiple)
+    multiple, _ = frame_tiling(values["arch"], values["patch_size"])
+    _check_frame_keys(values, fail)
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":
@@ -446,6 +535,7 @@ def _check_values(values, origin=None):
     if values["arch"] == "zoo" and values["forecaster_input"] != "none":
         fail(f"config key 'forecaster_input': {values['forecaster_input']!r} is only available for arch paper "
              "(the zoo forecaster has no input)", "forecaster_input", "arch")
+    _check_procedure_keys(values, fail)
     for other, what in (("val_seed", "validation"), ("seed", "training")):
         if values["test_seed"] == values[other]:
             fail(f"config key 'test_seed' must differ from '{other}' (both {values[other]}): the generated evaluation "
@@ -457,47 +547,6 @@ def _check_values(values, origin=None):
         raise ConfigError(f"config key 'data_path' ({values['data_path']}, set in {origin['data_path']}) is not used "
                           "with dataset synthetic (embedded generated digits); pass --dataset mnist to read "
                           "the MNIST files there, or drop --data_path")
-
-
-def argv_items(argv):
-    """(name, value, tokens) of each ``--key value`` / ``--key=value`` / bare ``--flag`` (true) of ``argv``."""
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if not token.startswith("--") or token == "--":
-            raise ConfigError(f"unexpected argument {token!r}: arguments are --key value pairs")
-        name, value, step = token[2:], "true", 1
-        if "=" in name:
-            name, value = name.split("=", 1)
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            value, step = argv[i + 1], 2
-        yield name.replace("-", "_"), value, argv[i:i + step]
-        i += step
-
-
-def parse_overrides(argv):
-    """The ``--key value`` pairs of ``argv`` as a dict; ``--data_url`` / ``--train_url`` become
-    data_path / output_dir (never both names of one key)."""
-    overrides = {}
-    for name, value, _ in argv_items(argv):
-        if name in overrides:
-            raise ConfigError(f"config key '{name}' given twice on the command line")
-        overrides[name] = value
-    if "enable_modelarts" in overrides:
-        raise ConfigError("--enable_modelarts is not needed: a remote (obs://, s3://) data_url/train_url or "
-                          "data_path/output_dir is copied with moxing on its own; remove the option")
-    for alias, key in CLI_ALIASES.items():
-        if alias in overrides:
-            if key in overrides:
-                raise ConfigError(f"--{alias} and --{key} both given on the command line: --{alias} is another "
-                                  f"name for --{key}; give only one of them")
-            overrides[key] = overrides.pop(alias)
-    return overrides
-
-
-def overrides_argv(overrides):
-    """Config overrides back as ``--key=value`` arguments."""
-    return [f"--{k}={v}" for k, v in overrides.items()]
 
 
 def read_yaml(path):
@@ -588,38 +637,24 @@ def _defaults_in_effect(argv, own_options):
     """(config, description) a command would start from with this command line, for --help; no config
     (the schema defaults) when it cannot be built."""
     try:
-        cli = {k: v for k, v in parse_overrides([a for a in argv if a not in HELP_FLAGS]).items()
-               if k not in own_options}
+        cli = {k: v for k, v in parse_overrides(argv).items() if k not in own_options}
         cfg = load_config(overrides_argv(cli))
         return cfg, f"defaults in effect: {cfg.config_path or 'the schema'}{' + the command line' if cli else ''}"
     except UserError as err:
         return None, f"defaults: the schema's ({err})"
 
 
-def command_help(prog, doc, own_options=None, argv=(), config_keys=True):
-    """The ``-h``/``--help`` text of an entry point: its docstring, its own options with their defaults
-    and, with ``config_keys``, every key with its type, the default in effect and its allowed values."""
-    import argparse
-
-    own_options = dict(own_options or {})
-    usage = "%(prog)s" + (" [--option value ...]" if own_options else "") + \
-        (" [--config_path FILE] [--key value ...]" if config_keys else "")
-    parser = argparse.ArgumentParser(prog=prog, usage=usage, description=(doc or "").strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    if own_options:
-        group = parser.add_argument_group("options of this command")
-        for name, default in own_options.items():
-            group.add_argument(f"--{name}", metavar="VALUE", help=f"default: {default!r}".replace("%", "%%"))
-    if config_keys:
-        cfg, where = _defaults_in_effect(list(argv), own_options)
-        group = parser.add_argument_group(f"config keys (--key value or --key=value; {where})")
-        group.add_argument("--config_path", metavar="FILE", help="yaml file of config keys (configs/*.yaml)")
-        for key in (k for k in SCHEMA.values() if k.name not in own_options):
-            default = getattr(cfg, key.name) if cfg is not None else key.default
-            allowed = f"; one of {', '.join(map(str, key.choices))}" if key.choices else ""
-            text = f"{key.help} [{key.type}, default {default!r}{allowed}]"
-            group.add_argument(f"--{key.name}", metavar=key.type.upper(), help=text.replace("%", "%%"))
-    return parser.format_help()
+def keys_help(argv, own_options):
+    """The config keys' part of an entry point's ``--help`` (``src.cli.run_cli(config_keys=keys_help)``):
+    (title, [(key, metavar, text)]), each key with its type, the default in effect for ``argv`` and its
+    allowed values; ``own_options`` (the command's own option names) are left out."""
+    cfg, where = _defaults_in_effect(list(argv), own_options)
+    rows = [("config_path", "FILE", "yaml file of config keys (configs/*.yaml)")]
+    for key in (k for k in SCHEMA.values() if k.name not in own_options):
+        default = getattr(cfg, key.name) if cfg is not None else key.default
+        allowed = f"; one of {', '.join(map(str, key.choices))}" if key.choices else ""
+        rows.append((key.name, key.type.upper(), f"{key.help} [{key.type}, default {default!r}{allowed}]"))
+    return f"config keys (--key value or --key=value; {where})", rows
 
 
 def markdown_table():
@@ -644,6 +679,6 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-    from src.errors import run_cli
+    from src.cli import run_cli
 
-    run_cli(_main)
+    run_cli(_main, config_keys=keys_help)

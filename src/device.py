@@ -75,6 +75,19 @@ def init_device(cfg):
     return RunContext(cfg.device_target)
 
 
+def init_inference_device(cfg):
+    """:func:`init_device` for a command running a trained model: an unavailable backend (perhaps the
+    model's stored device_target) is one line naming the fix."""
+    try:
+        return init_device(cfg)
+    except RuntimeError as err:
+        if "device target" not in str(err).lower():
+            raise
+        raise ConfigError(f"device_target {cfg.device_target} is not available in this MindSpore installation "
+                          "(the value may come from the checkpoint's config); pass --device_target CPU, GPU or "
+                          "Ascend to match this machine") from None
+
+
 def _set_device(target, device_id):
     """Select the device; a second call, refused after kernels ran, is harmless for the same device."""
     import mindspore as ms

@@ -1,6 +1,7 @@
-"""eval.py's procedure: evaluate a checkpoint (or a baseline), print and write the results. A checkpoint is
-compared with the baselines (``reference_baselines``) on the same sequences, with a warning when it does not
-beat them (blank or copying networks); ``--thresholds`` adds skill scores in the data's units.
+"""The scoring and reporting steps of eval.py and eval_onnx.py (:func:`score`, :func:`report`): the tables,
+metrics.json, plots and pictures. A checkpoint is compared with the baselines (``reference_baselines``) on
+the same sequences, with a warning when it does not beat them (blank or copying networks); ``--thresholds``
+adds skill scores in the data's units.
 
 The "eval directory" (``python -m src.eval_report --print_eval_dir [eval.py arguments]`` prints it): in a
 training run's ``output_dir`` (config.yaml, ckpt/ or .ckpt files) its ``eval/``, ``eval_<baseline>/`` or
@@ -9,11 +10,11 @@ training run's ``output_dir`` (config.yaml, ckpt/ or .ckpt files) its ``eval/``,
 import datetime
 import os
 import sys
+from dataclasses import dataclass
 
 from src.errors import ConfigError
-from src.evaluation import (MAIN, BatchExtras, SequencePictures, baseline_predictor, build_source,
-                            checkpoint_predictor, config_for_data, data_of_record, evaluate, picture_colours,
-                            reference_baselines, units_of)
+from src.evaluation import (MAIN, BatchExtras, SequencePictures, evaluate, picture_colours, reference_baselines,
+                            units_of)
 from src.io import write_json_atomic
 from src.metrics import METRIC_NAMES, balance_of
 from src.progress import format_duration
@@ -186,7 +187,7 @@ def scores_report(references, skills, units):
     return report
 
 
-def save_skill_plot(out_dir, skills, first_frame, main_label):
+def plot_skill_scores(out_dir, skills, first_frame, main_label):
     """skill_per_frame.png: CSI and HSS per lead frame and threshold, model and baselines."""
     from src.visualize import save_skill_plot as draw
 
@@ -197,74 +198,65 @@ def save_skill_plot(out_dir, skills, first_frame, main_label):
     return draw(os.path.join(out_dir, SKILL_PLOT), by_threshold, first_frame=first_frame)
 
 
-# ---------------------------------------------------------------- the procedure
+# ---------------------------------------------------------------- the steps of eval.py and eval_onnx.py
 
-def run(cfg, argv=None, exported=None, script="eval.py", trained=None):
-    """Evaluate, print, write metrics.json, the plots and pictures; ``exported``: a BatchPredictor of an
-    exported model to evaluate instead of ``cfg.ckpt_file`` (eval_onnx.py), ``trained``: what it was trained
-    on (src.evaluation.data_of_record; the checkpoint's is read here)."""
+@dataclass
+class Scores:
+    """What :func:`score` measured."""
+
+    result: dict  # the model's metrics: averages, per_frame, timing (src.evaluation.evaluate)
+    references: dict  # reference baseline -> its metrics on the same sequences
+    skills: dict  # name (MAIN: the model) -> skill scores in the data's units; {} without thresholds
+    units: str  # what the thresholds are in
+    pictures: SequencePictures  # the pictures written as the batches went by
+
+
+def score(cfg, model, source, data, out_dir):
+    """Run ``model`` (src.evaluation.ModelUnderTest) over ``source``: its metrics, the reference baselines'
+    on the same sequences, skill scores with ``--thresholds`` and the first ``save_vis`` pictures."""
+    to_units, units = units_of(cfg, source)
+    os.makedirs(out_dir, exist_ok=True)
+    print(f"evaluating {model.name} on {len(source)} sequences of {data['description']}"
+          f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
+          f"{model.runs_on}; results in {out_dir}", flush=True)
+    pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), min(cfg.save_vis, len(source)),
+                                picture_colours(cfg, to_units))
+    references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
+    hooks = BatchExtras(cfg.thresholds, cfg.output_frames, references=references, to_units=to_units,
+                        balance=balance_of(cfg), pictures=pictures)
+    result = evaluate(cfg, model.predict, source, on_batch=hooks)
+    return Scores(result, {name: metrics.result() for name, metrics in hooks.references.items()},
+                  hooks.skill_results(), units, pictures)
+
+
+def report(cfg, model, scores, data, out_dir, argv, script="eval.py"):
+    """Print the metric table, the comparison with the baselines, the skill scores and the time; write
+    metrics.json and the plots; the last line sums up. Returns 0 (the exit code)."""
     from src.metrics import format_table
     from src.visualize import save_metric_plot
 
-    out_dir = eval_dir(cfg, None if exported is None else ONNX_EVAL_DIR)
-    trained = data_of_record(cfg) if exported is None else trained
-    source, data = build_source(cfg, trained)  # data errors first: they are cheap to find
-    model_file = exported.name if exported is not None else (cfg.ckpt_file if cfg.baseline == "none" else None)
-    cfg = config_for_data(cfg, source, model_file)  # own data: its frame shape, refused if the model's differs
-    to_units, units = units_of(cfg, source)
-    if exported is not None:
-        predict_fn, model = exported, os.path.abspath(exported.name)
-    elif cfg.baseline != "none":
-        if cfg.ckpt_file:
-            print(f"note: --baseline {cfg.baseline} given, --ckpt_file {cfg.ckpt_file} is not used", flush=True)
-        predict_fn, model = baseline_predictor(cfg.baseline, cfg.output_frames), f"baseline:{cfg.baseline}"
-    else:
-        predict_fn, model = checkpoint_predictor(cfg), os.path.abspath(cfg.ckpt_file)
-    os.makedirs(out_dir, exist_ok=True)
-    num_vis = min(cfg.save_vis, len(source))
-    runs_on = f"engine {exported.engine}" if exported is not None else \
-        f"mode {cfg.mode if cfg.baseline == 'none' else 'numpy'}"
-    print(f"evaluating {model} on {len(source)} sequences of {data['description']}"
-          f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
-          f"{runs_on}; results in {out_dir}", flush=True)
-
-    pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), num_vis, picture_colours(cfg, to_units))
-    references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
-    hooks = BatchExtras(cfg.thresholds, cfg.output_frames, references=references, to_units=to_units,
-                       balance=balance_of(cfg), pictures=pictures)
-    result = evaluate(cfg, predict_fn, source, on_batch=hooks)
-    references = {name: metrics.result() for name, metrics in hooks.references.items()}
-    skills = hooks.skill_results()
+    result, references, skills = scores.result, scores.references, scores.skills
     main_label = "model" if cfg.baseline == "none" else _label(cfg.baseline)
-
     first_frame = cfg.input_frames + 1
     _say(format_table(result, first_frame=first_frame))
     print_baseline_comparison(result, references)
-    print_skill_scores(skills, units, main_label)
+    print_skill_scores(skills, scores.units, main_label)
     timing = result["timing"]
-    compiled = " incl. graph compilation" if cfg.baseline == "none" and cfg.mode == "graph" and exported is None else ""
+    compiled = " incl. graph compilation" if model.compiles else ""
     print(f"time: {format_duration(timing['total_s'])} ({timing['sequences_per_s']} sequences/s; first batch "
           f"{timing['first_batch_s']:.1f} s{compiled})", flush=True)
 
-    report = build_report(cfg, result, data, references, argv, exported, script, skills=skills, units=units)
-    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), report)
+    report_json = build_report(cfg, result, data, references, argv, model.exported, script, skills=skills,
+                               units=scores.units)
+    json_path = write_json_atomic(os.path.join(out_dir, METRICS_JSON), report_json)
     compare = {name: r["per_frame"] for name, r in references.items()} or None
     plot_path = save_metric_plot(os.path.join(out_dir, METRICS_PLOT), result["per_frame"], first_frame=first_frame,
                                  compare=compare, label="model" if cfg.baseline == "none" else cfg.baseline)
     _say(f"metrics: {json_path}", f"per-frame plot: {plot_path}")
     if skills:
-        _say(f"skill-score plot: {save_skill_plot(out_dir, skills, first_frame, main_label)}")
-    _say(*(f"picture: {path}" for path in pictures.written), summary_line(result, model, data))
+        _say(f"skill-score plot: {plot_skill_scores(out_dir, skills, first_frame, main_label)}")
+    _say(*(f"picture: {path}" for path in scores.pictures.written), summary_line(result, model.name, data))
     return 0
-
-
-def main(argv):
-    """eval.py: :func:`run` on the config of record, remote data_path/output_dir staged locally."""
-    from src.checkpoint import config_of_record
-    from src.cloud import local_copies
-
-    with local_copies(config_of_record(argv)) as cfg:
-        return run(cfg, argv)
 
 
 def _cli(argv):
@@ -280,6 +272,7 @@ def _cli(argv):
 
 
 if __name__ == "__main__":
-    from src.errors import run_cli
+    from src.cli import run_cli
+    from src.config import keys_help
 
-    run_cli(_cli)
+    run_cli(_cli, config_keys=keys_help)

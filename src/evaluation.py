@@ -3,6 +3,8 @@ runs on and its per-batch extras: baselines, skill scores, pictures, predictions
 """
 import os
 import time
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -92,7 +94,7 @@ def prediction_source(cfg, given, input_file, model, trained=None):
         if given not in ("--input", "--data_path"):
             raise ConfigError(f"no input given: pass --input FILE (.npy/.npz of sequences in data_layout "
                               f"{cfg.data_layout}, the model's; --data_layout to change it) or --data_path")
-        source, what = (pipeline.prediction_source(cfg, input_file), input_file) if input_file \
+        source, what = (pipeline.input_file_windows(cfg, input_file), input_file) if input_file \
             else pipeline.evaluation_windows(cfg, trained)
         config_for_data(cfg, source, model)
         if cfg.num_sequences and input_file:
@@ -146,6 +148,34 @@ def checkpoint_predictor(cfg, batch_size=0):
     net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)  # in inference mode (set_train(False))
     forward = compiled_forward(net, cfg.mode)
     return BatchPredictor.from_network(forward, cfg, batch_size or cfg.eval_batch_size, cfg.ckpt_file)
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    """What eval.py and eval_onnx.py score: ``predict`` maps (B, T_in, C, H, W) inputs to (B, T_out, C, H, W)."""
+
+    predict: Callable
+    name: str  # a file path or baseline:<kind>, named in the first and the last console line
+    runs_on: str  # "mode graph", "mode numpy", "engine onnxruntime"
+    compiles: bool = False  # the first batch includes graph compilation
+    exported: Any = None  # the BatchPredictor of an exported file (metrics.json: model_file, engine)
+
+
+def model_under_test(cfg):
+    """The checkpoint's network, or the baseline ``--baseline`` names (the checkpoint is then not used)."""
+    if cfg.baseline != "none":
+        if cfg.ckpt_file:
+            print(f"note: --baseline {cfg.baseline} given, --ckpt_file {cfg.ckpt_file} is not used", flush=True)
+        return ModelUnderTest(baseline_predictor(cfg.baseline, cfg.output_frames), f"baseline:{cfg.baseline}",
+                              "mode numpy")
+    return ModelUnderTest(checkpoint_predictor(cfg), os.path.abspath(cfg.ckpt_file), f"mode {cfg.mode}",
+                          compiles=cfg.mode == "graph")
+
+
+def exported_model(predictor):
+    """An exported file's BatchPredictor (eval_onnx.py) as the model under test."""
+    return ModelUnderTest(predictor, os.path.abspath(predictor.name), f"engine {predictor.engine}",
+                          exported=predictor)
 
 
 # ---------------------------------------------------------------- the evaluation loop

@@ -1,5 +1,6 @@
 """eval_onnx.py: an exported ONNX model run by ONNX Runtime (no MindSpore) through eval.py's loop, metrics
-and files (:func:`src.eval_report.run`, + ``model_file``, ``engine``), in ``eval_onnx/`` of a training run.
+and files (:func:`src.eval_report.score`, ``report``; + ``model_file``, ``engine``), in ``eval_onnx/`` of a
+training run.
 The config is the one export.py stored in the file, command-line keys on top. ``--threads N``: intra-op
 threads (0: one per core); ``--print_eval_dir`` prints the eval dir.
 """
@@ -11,10 +12,11 @@ PRINT_EVAL_DIR = "--print_eval_dir"
 
 def resolve(argv):
     """(cfg, ModelInfo, intra-op threads) from the command line and the ONNX file's stored config."""
-    from src.export.model_info import read_onnx_info
-    from src.cli import config_for_model, split_options
+    from src.cli import split_options
+    from src.config import COMMAND_LINE_KEYS
+    from src.export.model_info import config_for_model, read_onnx_info
 
-    options, overrides = split_options(argv, OPTIONS)
+    options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     if not options["onnx_file"]:
         raise ConfigError("no model given: pass --onnx_file FILE.onnx (written by export.py --file_format ONNX)")
     if overrides.get("baseline", "none") != "none":
@@ -28,8 +30,9 @@ def resolve(argv):
 
 
 def main(argv):
-    from src.eval_report import ONNX_EVAL_DIR, eval_dir, run
-    from src.evaluation import data_of_record
+    """eval.py's steps (eval.py reads as the procedure) with the ONNX file's predictor as the model."""
+    from src.eval_report import ONNX_EVAL_DIR, eval_dir, report, score
+    from src.evaluation import build_source, config_for_data, data_of_record, exported_model
     from src.predictor import BatchPredictor
 
     argv = list(argv)
@@ -38,5 +41,8 @@ def main(argv):
         print(eval_dir(cfg, ONNX_EVAL_DIR))
         return 0
     cfg, info, threads = resolve(argv)
-    return run(cfg, argv, exported=BatchPredictor.from_model(info, threads), script="eval_onnx.py",
-               trained=data_of_record(cfg, info))
+    model = exported_model(BatchPredictor.from_model(info, threads))
+    out_dir = eval_dir(cfg, ONNX_EVAL_DIR)
+    source, data = build_source(cfg, data_of_record(cfg, info))  # own data: refused if not the split of record
+    cfg = config_for_data(cfg, source, model.exported.name)
+    return report(cfg, model, score(cfg, model, source, data, out_dir), data, out_dir, argv, script="eval_onnx.py")

@@ -58,7 +58,7 @@ def tiny_config(output_dir, **overrides):
 
 def save_tiny_checkpoint(path, cfg):
     """A freshly initialised network of ``cfg`` saved as a checkpoint with its config."""
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.checkpoint import save_checkpoint
 
     save_checkpoint(str(path), build_network(cfg), cfg, meta={}, optimizer=None)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from src.config import SCHEMA, config_from_dict, load_config, markdown_table, parse_overrides
+from src.config import SCHEMA, config_from_dict, load_config, markdown_table
 from src.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,10 +129,6 @@ def test_every_key_documented_in_table():
         assert f"`{name}`" in table and key.help
 
 
-def test_parse_overrides_forms():
-    assert parse_overrides(["--a", "1", "--b=2", "--flag"]) == {"a": "1", "b": "2", "flag": "true"}
-
-
 def test_cli_error_is_one_line_without_traceback():
     proc = subprocess.run([sys.executable, "train.py", "--batch_szie", "2"], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
@@ -204,15 +200,6 @@ def test_resolver_without_a_model_is_load_config():
     assert resolve_config(argv).to_dict() == load_config(argv).to_dict()
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--debug"], True), (["--debug", "true"], True), (["--debug=1"], True), (["--debug", "--lr", "1"], True),
-    (["--debug", "false"], False), (["--debug=false"], False), (["--debug", "0"], False), ([], False)])
-def test_debug_means_what_it_says(argv, expected):
-    from src.errors import debug_requested
-
-    assert debug_requested(argv) is expected
-
-
 @pytest.mark.parametrize("script, own", [
     ("train.py", None), ("eval.py", None), ("eval_onnx.py", "--onnx_file"), ("export.py", "--check"),
     ("predict.py", "--mindir_file"), ("preprocess.py", "--mindir_file"), ("postprocess.py", "--result_path")])
@@ -244,3 +231,23 @@ def test_balance_keys_name_what_is_wrong(argv, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         load_config(argv)
     assert load_config(["--loss_thresholds", "[20,35]", "--loss_weights", "[1,2,5]"]).loss_weights == [1, 2, 5]
+
+
+def test_the_frame_tiling_rule():
+    from src.config import untileable
+
+    assert untileable(36, 44, "zoo", 8) is None and untileable(40, 8, "paper", 8) is None
+    assert untileable(0, 0, "paper", 4) is None  # not known yet
+    assert "multiples of 4" in untileable(30, 32, "zoo", 1)
+    assert "halves the frames twice" in untileable(32, 30, "zoo", 1)
+    assert "cuts frames into 8x8 patches" in untileable(36, 64, "paper", 8)
+
+
+def test_the_data_range_rule():
+    from src.config import scaling_problem
+
+    assert scaling_problem("auto", None, None) is None and scaling_problem("minmax", -10, 60) is None
+    assert "only used with data_scale minmax" in scaling_problem("auto", 0, None)
+    assert "needs data_min and data_max" in scaling_problem("minmax", -10, None)
+    for low, high in ((5, 5), (6, 5), (0, float("inf"))):
+        assert "must be finite and below data_max" in scaling_problem("minmax", low, high)

@@ -125,7 +125,7 @@ def test_frames_the_network_cannot_tile_are_refused_with_the_numbers(tmp_path):
 def test_config_refuses_explicit_untileable_frames_and_missing_minmax_bounds():
     with pytest.raises(ConfigError, match=r"10x12.*multiples of 4"):
         load_config([], dataset="sequences", frame_height=10, frame_width=12)
-    with pytest.raises(ConfigError, match="data_min' and 'data_max' are needed"):
+    with pytest.raises(ConfigError, match="'data_max': data_scale minmax needs data_min and data_max"):
         load_config([], dataset="sequences", data_scale="minmax")
     with pytest.raises(ConfigError, match="only used with data_scale minmax"):
         load_config(["--dataset", "sequences", "--data_min", "0"])

@@ -29,8 +29,9 @@ SCRIPTS = os.path.join(REPO, "scripts")
 CONFIG = os.path.join(REPO, "configs", "cpu_small.yaml")
 WORKERS, BATCH, STEPS = 2, 2, 2
 # small enough that a worker's training takes seconds; most of the run is start-up. The loss is
-# HKO-7's balanced one (pixel-value classes on the digits), so it is the loss the ranks agree on.
-TINY = dict(arch="paper", hidden_channels="4", kernel_size=3, patch_size=4, image_size=32, input_frames=3,
+# HKO-7's balanced one (pixel-value classes on the digits), so it is the loss the ranks agree on; the network
+# reads true frames by a scheduled-sampling mask drawn for the global batch, each rank taking its rows.
+TINY = dict(arch="stacked", sampling="scheduled", sampling_stop=1.0, loss_frames="all", hidden_channels="4", kernel_size=3, patch_size=4, image_size=32, input_frames=3,
             output_frames=2, epochs=1, steps_per_epoch=STEPS, batch_size=BATCH, val_sequences=2, eval_batch_size=2,
             num_workers=1, optimizer="sgd", grad_clip=0, lr=0.5, lr_schedule="cosine", min_lr=0.05, log_every=1,
             loss="balanced", loss_thresholds="[0.1,0.3,0.5,0.7,0.9]", ssim_weight=0,
@@ -209,7 +210,7 @@ def test_two_workers_equal_one_process_with_the_global_batch(two_workers, tmp_pa
     tolerance for that to show."""
     import mindspore as ms
 
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.training.trainer import Trainer
 
     rank_recorder.install(str(tmp_path / "single_"), monkeypatch.setattr)

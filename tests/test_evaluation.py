@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from eval import main as eval_main
+from src.cli import run_cli
 from src.config import load_config
-from tests.data_files import write_test_file
-from src.errors import run_cli
 from src.eval_report import eval_dir
-from src.eval_report import main as eval_main
 from src.evaluation import evaluate
+from tests.data_files import write_test_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = os.path.join(REPO, "configs", "cpu_small.yaml")
@@ -199,7 +199,7 @@ def test_missing_checkpoint_is_one_line(device, test_npy, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A checkpoint of an untrained tiny paper network, saved the way train.py saves it."""
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.checkpoint import save_checkpoint
 
     cfg = load_config(TINY_ARCH, config_path=SMALL)
@@ -318,7 +318,7 @@ def test_comparison_warns_only_for_a_blank_model(capsys):
 
 def test_a_data_path_that_would_be_ignored_is_refused_and_the_summary_names_the_data(tmp_path, capsys):
     from src.errors import ConfigError
-    from src.eval_report import main
+    from eval import main
 
     with pytest.raises(ConfigError, match=r"'data_path' .* is not used with dataset synthetic .* --dataset mnist"):
         main(["--config_path", SMALL, "--baseline", "zeros", "--data_path", str(tmp_path / "mnist_test_seq.npy")])
@@ -343,7 +343,7 @@ def _own_checkpoint(directory, data, meta_of):
     the metadata ``meta_of(TrainingData.record)``; returns (checkpoint, the record)."""
     from src.checkpoint import save_checkpoint
     from src.data.pipeline import TrainingData
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
 
     cfg = load_config(["--dataset", "sequences", "--data_path", str(data), "--input_frames", str(OWN_T_IN),
                        "--output_frames", str(OWN_T_OUT), "--mode", "pynative"] + TINY_ARCH, config_path=SMALL)

@@ -143,7 +143,7 @@ def test_onnx_runtime_matches_the_mindspore_network(case, tmp_path, pynative_mod
 
     from src.export.model_info import read_onnx_info
     from src.export.writer import export_network
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.predictor import BatchPredictor
 
     cfg = tiny_config(tmp_path, **ONNX_CASES[case])
@@ -169,7 +169,7 @@ def test_mindir_matches_the_mindspore_network_with_perturbed_weights(case, tmp_p
 
     from src.export.model_info import read_model_info
     from src.export.writer import export_network
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.predictor import BatchPredictor
 
     cfg = tiny_config(tmp_path, **ONNX_CASES[case])
@@ -188,7 +188,7 @@ def test_mindir_matches_the_mindspore_network_with_perturbed_weights(case, tmp_p
 def test_onnx_exportable_switches_the_gate_norms_and_restores_them():
     from src.export.writer import onnx_exportable
     from src.models.convlstm_cell import GateNorm
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
 
     net = build_network(tiny_config(".", hidden_channels=[4, 4], group_norm=True))
     norms = [cell for _, cell in net.cells_and_names() if isinstance(cell, GateNorm)]

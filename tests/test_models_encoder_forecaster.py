@@ -6,7 +6,8 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.config import load_config
-from src.models.encoder_forecaster import ZooEncoderForecaster, build_network, depth_to_space, space_to_depth
+from src.models.encoder_forecaster import ZooEncoderForecaster, depth_to_space, space_to_depth
+from src.models.network import build_network
 
 
 pytestmark = pytest.mark.usefixtures("pynative_mode")
@@ -183,7 +184,7 @@ def test_output_bias_starts_predictions_near_black(arch):
     """cfg.output_bias sets the output layer's bias, so an untrained network predicts ~sigmoid(bias)."""
     import numpy as np
     from src.config import load_config
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     cfg = load_config([], arch=arch, hidden_channels=[4], kernel_size=3, image_size=32, input_frames=2,
                       output_frames=2, output_bias=-6.0)
     net = build_network(cfg)

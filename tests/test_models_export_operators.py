@@ -9,7 +9,8 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.models.convlstm_cell import ConvLSTMCell, GateNorm
-from src.models.encoder_forecaster import ZooEncoderForecaster, build_network
+from src.models.encoder_forecaster import ZooEncoderForecaster
+from src.models.network import build_network
 from tests.exported_models import tiny_config
 
 

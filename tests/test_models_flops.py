@@ -8,7 +8,7 @@ import pytest
 
 from src.config import load_config
 from src.models import flops
-from src.models.encoder_forecaster import build_network
+from src.models.network import build_network
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

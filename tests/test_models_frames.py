@@ -7,8 +7,9 @@ import mindspore as ms
 
 from src.config import load_config
 from src.models import flops
-from src.models.encoder_forecaster import (PaperEncoderForecaster, ZooEncoderForecaster, build_network,
-                                           depth_to_space, space_to_depth)
+from src.models.encoder_forecaster import (PaperEncoderForecaster, ZooEncoderForecaster, depth_to_space,
+                                           space_to_depth)
+from src.models.network import build_network
 
 pytestmark = pytest.mark.usefixtures("pynative_mode")
 
@@ -76,7 +77,7 @@ def test_counted_macs_equal_the_convolutions_on_c_channel_non_square_frames(arch
     counter = _ConvMacCounter(monkeypatch)
     net(ms.Tensor(np.zeros((1, 3, 2, 16, 32), np.float32)))
     assert counter.macs and sum(counter.macs) == flops.network_cost(cfg)["forward_macs"]
-    table = flops.format_table(cfg)
+    table = flops.format_cost_table(cfg)
     assert "2x16x32 (C x H x W)" in table and ("16x32" in table)
 
 

@@ -88,11 +88,11 @@ def dbz(tmp_path_factory):
 @pytest.mark.slow
 def test_flops_prints_the_network_the_checkpoint_stores_without_flags(two_channels):
     from src.checkpoint import read_checkpoint_config
-    from src.models.flops import format_table, network_cost
+    from src.models.flops import format_cost_table, network_cost
 
     stored = read_checkpoint_config(str(two_channels))
     proc = ok("-m", "src.models.flops", "--ckpt_file", two_channels)
-    assert proc.stdout == f"config: stored in checkpoint {two_channels}\n{format_table(stored)}\n"
+    assert proc.stdout == f"config: stored in checkpoint {two_channels}\n{format_cost_table(stored)}\n"
     cost = network_cost(stored)
     assert f"frames of 2x{HEIGHT}x{WIDTH} (C x H x W)" in proc.stdout
     assert f"| **{cost['params']:,}** |" in proc.stdout and f"- parameters: {cost['params']:,} " in proc.stdout

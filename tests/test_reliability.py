@@ -510,7 +510,7 @@ def test_checkpoint_of_another_architecture_is_refused(lab, script):
 
 def test_checkpoint_without_optimizer_state_cannot_resume(tmp_path, lab):
     from src.config import load_config
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.checkpoint import checkpoint_meta, load_weights, read_checkpoint, save_checkpoint
 
     run_dir = lab.copy_reference(str(tmp_path))

@@ -68,7 +68,7 @@ class _FixedLogits:
     def __init__(self, logits):
         self.logits = logits
 
-    def __call__(self, inputs):
+    def __call__(self, inputs, targets=None, mask=None):
         return self.logits
 
 
@@ -82,8 +82,8 @@ def test_ssim_weight_adds_exactly_its_term(loss):
     target = ms.Tensor(_sparse_frames(rng, 4).reshape(2, 2, 1, 32, 32))
     logits = ms.Tensor(rng.normal(-2, 1, (2, 2, 1, 32, 32)).astype(np.float32))
     net = _FixedLogits(logits)
-    plain = make_loss_fn(net, load_config(loss=loss, ssim_weight=0.0))(None, target)
-    weighted = make_loss_fn(net, load_config(loss=loss, ssim_weight=0.5))(None, target)
+    plain = make_loss_fn(net, load_config(loss=loss, ssim_weight=0.0))(None, target, None)
+    weighted = make_loss_fn(net, load_config(loss=loss, ssim_weight=0.5))(None, target, None)
     assert float(plain.asnumpy()) == pytest.approx(float(pixel_loss(logits, target, loss).asnumpy()), rel=1e-6)
     ssim_term = float(ssim_loss(ops.sigmoid(logits), target).asnumpy())
     assert ssim_term > 0.1
@@ -110,7 +110,7 @@ def test_balanced_loss_against_numpy_including_targets_on_a_threshold():
     cfg = load_config(["--dataset", "sequences", "--data_path", "x.npy", "--data_scale", "minmax", "--data_min", "-10",
                        "--data_max", "60", "--data_dtype", "float32", "--loss", "balanced", "--loss_thresholds",
                        "[20,35]", "--loss_weights", "[1,2,5]", "--ssim_weight", "0"])
-    got = float(make_loss_fn(_FixedLogits(ms.Tensor(logits)), cfg)(None, ms.Tensor(target)).asnumpy())
+    got = float(make_loss_fn(_FixedLogits(ms.Tensor(logits)), cfg)(None, ms.Tensor(target), None).asnumpy())
     weight = np.where(dbz >= 35, 5.0, np.where(dbz >= 20, 2.0, 1.0))
     err = 1 / (1 + np.exp(-logits.astype(np.float64))) - target
     assert got == pytest.approx(float(np.mean(weight * (err ** 2 + np.abs(err)))), rel=1e-5)
@@ -128,3 +128,21 @@ def test_balanced_loss_needs_classes_for_data_that_are_not_dbz():
     with pytest.raises(ConfigError, match="balanced needs loss_thresholds"):
         load_config(["--loss", "balanced"])
     assert load_config(["--loss", "balanced", "--loss_thresholds", "[0.2,0.4,0.6,0.8,0.9]"]).loss == "balanced"
+
+
+@pytest.mark.parametrize("activation", ["linear", "sigmoid"])
+def test_loss_on_all_frames_compares_every_next_frame(activation):
+    """loss_frames all: the logits of frames 1 .. T-1 against inputs[:, 1:] followed by the targets; a linear
+    output is its own frame (no sigmoid)."""
+    import mindspore as ms
+    from src.training.losses import make_loss_fn
+
+    rng = np.random.default_rng(7)
+    seq = rng.random((2, 5, 1, 8, 8)).astype(np.float32)  # T_in 3, T_out 2
+    logits = rng.normal(0, 1, (2, 4, 1, 8, 8)).astype(np.float32)
+    cfg = load_config(arch="stacked", input_frames=3, output_frames=2, image_size=32, loss="mse", ssim_weight=0.0,
+                      loss_frames="all", output_activation=activation)
+    got = float(make_loss_fn(_FixedLogits(ms.Tensor(logits)), cfg)(ms.Tensor(seq[:, :3]), ms.Tensor(seq[:, 3:]),
+                                                                    None).asnumpy())
+    frames = logits if activation == "linear" else 1 / (1 + np.exp(-logits.astype(np.float64)))
+    assert got == pytest.approx(float(np.mean((frames - seq[:, 1:]) ** 2)), rel=1e-5)

@@ -71,6 +71,9 @@ class _Killed(Exception):
     pass
 
 
+STACKED = dict(arch="stacked", hidden_channels=[4], loss="mse", ssim_weight=0.0, loss_frames="all",
+               output_activation="linear", forget_bias=0.0, output_bias=0.0, lr_schedule="onecycle", lr=0.005,
+               sampling_stop=1.0)
 # graph: the shipped mode; amp: mixed precision O2 with a dynamic loss scale that starts high enough
 # to overflow float16 (so the scale and its counter change during the run and must be restored)
 RESUME_VARIANTS = {"pynative": dict(mode="pynative"), "graph": dict(mode="graph"),
@@ -79,7 +82,13 @@ RESUME_VARIANTS = {"pynative": dict(mode="pynative"), "graph": dict(mode="graph"
                    # HKO-7's balanced loss (pixel-value classes on the digits) with the SSIM term, under O2
                    "graph_amp_balanced": dict(mode="graph", amp_on_cpu=True, amp_level="O2", loss_scale="dynamic",
                                               loss_scale_value=2.0 ** 30, loss="balanced", ssim_weight=0.1,
-                                              loss_thresholds=[0.1, 0.3, 0.5, 0.7, 0.9])}
+                                              loss_thresholds=[0.1, 0.3, 0.5, 0.7, 0.9]),
+                   # OpenSTL's procedure: the stacked network on every next frame, scheduled sampling whose
+                   # masks are drawn per step (sampling_stop 1: mixed masks all run long), one-cycle lr
+                   "graph_stacked_scheduled": dict(STACKED, mode="graph", sampling="scheduled"),
+                   "graph_amp_stacked_reverse": dict(STACKED, mode="graph", sampling="reverse", amp_on_cpu=True,
+                                                     amp_level="O2", loss_scale="dynamic", loss_scale_value=2.0 ** 30,
+                                                     reverse_sampling_start=0.1, reverse_sampling_stop=0.9)}
 
 
 @pytest.mark.parametrize("variant", list(RESUME_VARIANTS))
@@ -205,7 +214,7 @@ def test_graph_mode_step_matches_pynative(tmp_path):
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_loss_decreases_on_a_fixed_batch(tmp_path, loss, optimizer):
     import mindspore as ms
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from src.models.mixed_precision import training_forward
     from src.training.step import build_optimizer, build_train_step
     cfg = tiny_cfg(tmp_path, loss=loss, optimizer=optimizer, hidden_channels=[8], output_bias=0.0, ssim_weight=0.0)

@@ -332,6 +332,7 @@ def evaluation_windows(cfg, trained=None):
     return source, described
 
 
-def prediction_source(cfg, path):  # read as training read its data
+def input_file_windows(cfg, path):
+    """predict.py's ``--input`` file of own sequences, read as training read its data."""
     _check_local(path)
     return open_input_file(path, cfg.data_layout, cfg.input_frames, cfg.output_frames, **_file_options(cfg))

@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from src.config import parse_overrides
-from src.errors import BOOL_WORDS, UserError
+from src.cli import BOOL_WORDS, parse_overrides, run_cli
+from src.errors import UserError
 from src.io import atomic_path
 
 BACKGROUND_DBZ = -10.0  # no echo
@@ -224,6 +224,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from src.errors import run_cli
-
-    run_cli(main)
+    run_cli(main, doc=f"{__doc__}\n{_USAGE}", options=_DEFAULTS)  # own options only, no config keys

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.config import LAYOUTS, MAX_CHANNELS, SCALES
+from src.config import LAYOUTS, MAX_CHANNELS, SCALES, data_range_problem, frame_tiling, scaling_problem, untileable
 from src.data.idx import array_file_kind, check_data_file
 from src.data.split_record import file_fingerprint
 from src.errors import DataError, first_line
@@ -51,8 +51,7 @@ class Normalization:
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{where}: not a normalisation record ({err!r}); expected keys scale, data_min, "
                             f"data_max, dtype") from None
-        if norm.scale not in SCALES or norm.dtype not in DTYPE_MAX or not norm.data_min < norm.data_max \
-                or not (math.isfinite(norm.data_min) and math.isfinite(norm.data_max)):
+        if norm.scale not in SCALES or norm.dtype not in DTYPE_MAX or data_range_problem(norm.data_min, norm.data_max):
             raise DataError(f"{where}: invalid normalisation record {values!r}")
         return norm
 
@@ -73,20 +72,14 @@ def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
     dtype = np.dtype(dtype).name
     if dtype not in DTYPE_MAX:
         raise DataError(f"dtype {dtype} is not supported (use one of {', '.join(DTYPE_MAX)})")
-    if scale == "auto":
-        if data_min is not None or data_max is not None:
-            raise DataError("data_min/data_max are only used with data_scale minmax; set data_scale minmax or "
-                            "leave them unset")
-        return Normalization("auto", 0.0, DTYPE_MAX[dtype], dtype)
-    if scale != "minmax":
+    if scale not in SCALES:
         raise DataError(f"data_scale {scale!r} is not one of {', '.join(SCALES)}")
-    if data_min is None or data_max is None:
-        raise DataError("data_scale minmax needs data_min and data_max (the values mapped to 0 and 1, in the "
-                        "file's units, e.g. -10 and 60 for dBZ)")
-    low, high = float(data_min), float(data_max)
-    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-        raise DataError(f"data_min ({data_min}) must be finite and below data_max ({data_max})")
-    return Normalization("minmax", low, high, dtype)
+    problem = scaling_problem(scale, data_min, data_max)
+    if problem:
+        raise DataError(problem)
+    if scale == "auto":
+        return Normalization("auto", 0.0, DTYPE_MAX[dtype], dtype)
+    return Normalization("minmax", float(data_min), float(data_max), dtype)
 
 
 def _check_layout(layout):
@@ -332,19 +325,14 @@ class WindowSource(BatchSource):
 
 
 def check_tileable(height, width, arch, patch_size):
-    """DataError unless H x W frames fit ``arch``: paper cuts patch_size patches, zoo halves twice."""
-    if arch == "paper":
-        multiple, why = int(patch_size), f"arch paper cuts frames into {patch_size}x{patch_size} patches"
-    elif arch == "zoo":
-        multiple, why = 4, "arch zoo halves the frames twice"
-    else:
-        raise DataError(f"arch {arch!r} is not one of zoo, paper")
-    if height % multiple or width % multiple:
+    """DataError unless H x W frames fit ``arch`` (src.config.untileable), naming the crop and the pad that do."""
+    problem = untileable(height, width, arch, patch_size)
+    if problem:
+        multiple, _ = frame_tiling(arch, patch_size)
         down = f"{height // multiple * multiple}x{width // multiple * multiple}"
         up = f"{-(-height // multiple) * multiple}x{-(-width // multiple) * multiple}"
-        other = ", or use a patch_size that divides both" if arch == "paper" else ""
-        raise DataError(f"frames are {height}x{width}, but {why}: height and width must be multiples of "
-                        f"{multiple}; crop the frames to {down} or pad them to {up}{other}")
+        other = ", or use a patch_size that divides both" if arch != "zoo" else ""
+        raise DataError(f"frames are {problem}; crop the frames to {down} or pad them to {up}{other}")
 
 
 def split_sequences(num_sequences, split, seed, path="the data"):

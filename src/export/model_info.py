@@ -8,7 +8,8 @@ from typing import Optional
 
 import yaml
 
-from src.config import Config, config_from_dict, frame_shape
+from src.cli import overrides_argv
+from src.config import Config, config_from_dict, frame_shape, load_config, resolve_config
 from src.errors import ConfigError
 from src.export import ModelFileError
 
@@ -24,6 +25,23 @@ def model_input_shape(cfg, batch_size):
 
 def model_output_shape(cfg, batch_size):
     return (int(batch_size), cfg.output_frames) + tuple(frame_shape(cfg))  # (B, T_out, C, H, W)
+
+
+def _frames_text(input_shape, output_shape):
+    return f"{input_shape[1]} -> {output_shape[1]} frames of {'x'.join(map(str, input_shape[2:]))}"
+
+
+def config_for_model(info, overrides):
+    """The config stored in an exported model (else the defaults with the graph's frame counts and size)
+    resolved with the command line's config ``overrides``; it must match the model's signature."""
+    base = info.config or load_config().replace(image_size=info.image_size)
+    base = base.replace(input_frames=info.input_frames, output_frames=info.output_frames)
+    cfg = resolve_config(overrides_argv(overrides), base, info.path)
+    want = model_input_shape(cfg, info.batch_size), model_output_shape(cfg, info.batch_size)
+    if want != (info.input_shape, info.output_shape):
+        raise ConfigError(f"model {info.path} maps {_frames_text(info.input_shape, info.output_shape)} (C x H x W) "
+                          f"but the config asks for {_frames_text(*want)}; drop the conflicting keys")
+    return cfg
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import functools
 
 from mindspore import nn, ops
 
-from src.config import FORECASTER_INPUTS, frame_shape
+from src.config import FORECASTER_INPUTS
 from src.models.convlstm_cell import ConvLSTMCell, framewise, same_conv
 
 ZOO_KERNEL = 5
@@ -142,19 +142,36 @@ class PaperEncoderForecaster(_SequenceNet):
         self.output_conv = same_conv(sum(widths), depth, 1)
         _set_bias(self.output_conv, output_bias)
 
-    def forward_time_major(self, x):
+    def _encode_and_forecast(self, x):
+        """x (T_in, B, C, H, W) -> (encoder hidden states per layer, forecast logits as patches)."""
         patches = framewise(space_to_depth, x, self.patch_size)  # (T_in, B, C*p*p, H/p, W/p)
         y = patches
-        states = []
+        states, hiddens = [], []
         for k in range(self.num_layers):
             y, state = self.encoder[k](y)  # (T_in, B, C_k, H/p, W/p)
             states.append(state)
+            hiddens.append(y)
         if self.feed_predictions:
             # a positive index: MindSpore's ONNX exporter writes patches[-1] as an empty slice
             y = self._forecast_from_predictions(patches[self.input_frames - 1], states)  # (T_out, B, C*p*p, H/p, W/p)
         else:
             y = self._forecast_from_states(states)  # (T_out, B, C*p*p, H/p, W/p)
+        return hiddens, y
+
+    def forward_time_major(self, x):
+        _, y = self._encode_and_forecast(x)
         return framewise(depth_to_space, y, self.patch_size)  # (T_out, B, C, H, W)
+
+    def forward_train(self, inputs, targets, mask, all_frames=True):
+        """Training logits (B, T', C, H, W): with ``all_frames`` the encoder's steps 1 .. T_in-1 predict their
+        next frame too, through the same output convolution (T' = T_in - 1 + T_out), else the T_out forecast
+        frames. ``targets`` and ``mask`` are not read: the paper network reads no true frame after the inputs."""
+        hiddens, y = self._encode_and_forecast(inputs.transpose(1, 0, 2, 3, 4))  # y: (T_out, B, C*p*p, h, w)
+        if all_frames:
+            observed = framewise(self.output_conv, _concat(hiddens, axis=2))  # (T_in, B, C*p*p, h, w)
+            y = ops.cat([observed[:self.input_frames - 1], y], axis=0)  # (T_in - 1 + T_out, B, C*p*p, h, w)
+        y = framewise(depth_to_space, y, self.patch_size)
+        return y.transpose(1, 0, 2, 3, 4)  # (B, T', C, H, W)
 
     def _forecast_from_states(self, states):
         """The paper's forecaster, layer-major -> logits as patches (T_out, B, C*p*p, H/p, W/p)."""
@@ -181,17 +198,3 @@ class PaperEncoderForecaster(_SequenceNet):
             logits = logits + (logit,)
             frame = ops.sigmoid(logit)
         return ops.stack(logits, axis=0)  # (T_out, B, C*p*p, H/p, W/p)
-
-
-def build_network(cfg):
-    """The network selected by ``cfg.arch``, sized by the config (frames, frame shape, widths)."""
-    channels, height, width = frame_shape(cfg)
-    common = dict(peephole=cfg.peephole, forget_bias=cfg.forget_bias, output_bias=cfg.output_bias,
-                  frame_channels=channels, frame_size=(height, width))
-    if cfg.arch == "zoo":
-        return ZooEncoderForecaster(cfg.input_frames, cfg.output_frames, **common)
-    if cfg.arch == "paper":
-        return PaperEncoderForecaster(cfg.input_frames, cfg.output_frames, hidden_channels=cfg.hidden_channels,
-                                      kernel_size=cfg.kernel_size, patch_size=cfg.patch_size,
-                                      group_norm=cfg.group_norm, forecaster_input=cfg.forecaster_input, **common)
-    raise ValueError(f"unknown arch {cfg.arch!r}")

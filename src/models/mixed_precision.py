@@ -12,14 +12,20 @@ FLOAT32_NORMS = (nn.GroupNorm,)  # O2: kept float32
 
 
 class _Logits(nn.Cell):
-    """``construct`` = the wrapped network's ``forward_logits``; adds no parameter-name prefix."""
+    """``construct(x)`` = the wrapped network's ``forward_logits``; ``construct(x, targets, mask)`` its
+    ``forward_train`` (the frames of the loss, ``all_frames`` or the output frames; a network without
+    ``forward_train`` reads only ``x``). Adds no parameter-name prefix."""
 
-    def __init__(self, net):
+    def __init__(self, net, all_frames=False):
         super().__init__(auto_prefix=False)
         self.net = net
+        self.all_frames = bool(all_frames)
+        self.has_train_forward = hasattr(net, "forward_train")
 
-    def construct(self, x):
-        return self.net.forward_logits(x)  # (B, T_out, C, H, W)
+    def construct(self, x, targets=None, mask=None):
+        if targets is None or not self.has_train_forward:
+            return self.net.forward_logits(x)  # (B, T_out, C, H, W)
+        return self.net.forward_train(x, targets, mask, self.all_frames)  # (B, T', C, H, W)
 
 
 class _CastOutput(nn.Cell):
@@ -35,14 +41,17 @@ class _CastOutput(nn.Cell):
 
 
 class PredictedFrames(nn.Cell):
-    """sigmoid of a ``training_forward`` cell: validation runs in the training precision."""
+    """Frames of a ``training_forward`` cell (sigmoid of its logits, or clipped with a ``linear`` output):
+    validation runs in the training precision."""
 
-    def __init__(self, logits_cell):
+    def __init__(self, logits_cell, linear_output=False):
         super().__init__(auto_prefix=False)
         self.logits_cell = logits_cell
+        self.linear_output = bool(linear_output)
 
     def construct(self, x):
-        return ops.sigmoid(self.logits_cell(x))  # (B, T_out, C, H, W)
+        logits = self.logits_cell(x)  # (B, T_out, C, H, W)
+        return ops.clip_by_value(logits, 0.0, 1.0) if self.linear_output else ops.sigmoid(logits)
 
 
 def _wrap_sub_cells(cell, types, compute_dtype, output_dtype):
@@ -55,12 +64,13 @@ def _wrap_sub_cells(cell, types, compute_dtype, output_dtype):
             _wrap_sub_cells(sub, types, compute_dtype, output_dtype)
 
 
-def training_forward(net, amp_level="O0", dtype=ms.float16):
-    """float32 frames -> float32 logits at ``amp_level``; modifies ``net``'s sub-cells in place for
-    O1/O2/O3 (call once per network), leaving parameter names, shapes and dtypes as they are."""
+def training_forward(net, amp_level="O0", dtype=ms.float16, all_frames=False):
+    """float32 frames -> float32 logits at ``amp_level`` (see ``_Logits`` for the calls and ``all_frames``);
+    modifies ``net``'s sub-cells in place for O1/O2/O3 (call once per network), leaving parameter names,
+    shapes and dtypes as they are."""
     if amp_level not in AMP_LEVELS:
         raise ValueError(f"amp_level must be one of {', '.join(AMP_LEVELS)}, got {amp_level!r}")
-    forward = _Logits(net)
+    forward = _Logits(net, all_frames)
     if amp_level == "O1":
         _wrap_sub_cells(forward, FLOAT16_CONVOLUTIONS, dtype, ms.float32)
     if amp_level in ("O0", "O1"):

@@ -34,13 +34,24 @@ def ssim_loss(pred, target):
     return 1.0 - ops.mean(ssim_per_frame(pred.reshape(frames), target.reshape(frames)))
 
 
-def pixel_loss(logits, targets, name):
-    """``mse`` of sigmoid(logits) or ``bce`` on the logits; logits, targets (B, T, C, H, W)."""
+def to_frames(logits, linear_output):
+    """The frames of a network's logits: sigmoid, or the raw output of a ``linear`` one."""
+    return logits if linear_output else ops.sigmoid(logits)
+
+
+def pixel_loss(logits, targets, name, linear_output=False):
+    """``mse`` of the frames or ``bce`` on the logits (sigmoid output only); logits, targets (B, T, C, H, W)."""
     if name == "mse":
-        return ops.mean(ops.square(ops.sigmoid(logits) - targets))
+        return ops.mean(ops.square(to_frames(logits, linear_output) - targets))
     if name == "bce":
         return ops.binary_cross_entropy_with_logits(logits, targets, ops.ones_like(logits), ops.ones_like(logits))
     raise ValueError(f"unknown loss {name!r}")
+
+
+def loss_targets(inputs, targets, all_frames):
+    """The true frames the loss compares with: every next frame (B, T-1, C, H, W), frames 1 .. T-1 of the
+    whole sequence, or only ``targets`` (B, T_out, C, H, W)."""
+    return ops.cat([inputs[:, 1:], targets], axis=1) if all_frames else targets
 
 
 def pixel_classes(cfg):
@@ -59,27 +70,34 @@ def pixel_classes(cfg):
     return [float(v) for v in thresholds], [float(v) for v in weights]
 
 
-def balanced_loss(logits, targets, thresholds, weights):
-    """mean(w * ((p - t)^2 + |p - t|)), p = sigmoid(logits), w = weights[#thresholds <= t]."""
+def balanced_loss(logits, targets, thresholds, weights, linear_output=False):
+    """mean(w * ((p - t)^2 + |p - t|)), p = the frames of ``logits``, w = weights[#thresholds <= t]."""
     w = ops.full_like(targets, weights[0])
     for k, threshold in enumerate(thresholds):
         w = w + (weights[k + 1] - weights[k]) * (targets >= threshold).astype(targets.dtype)  # class k+1 and above
-    err = ops.sigmoid(logits) - targets
+    err = to_frames(logits, linear_output) - targets
     return ops.mean(w * (ops.square(err) + ops.abs(err)))
 
 
 def make_loss_fn(logits_fn, cfg):
-    """``loss(inputs, targets)`` of ``logits_fn`` (``training_forward``), in float32 at any amp level."""
+    """``loss(inputs, targets, mask)`` of ``logits_fn`` (``training_forward``), in float32 at any amp level; on
+    every next frame with ``loss_frames: all``; ``mask``: the scheduled-sampling mask (src/training/sampling.py)."""
     name, ssim_weight = cfg.loss, float(cfg.ssim_weight)
     if name not in ("mse", "bce", "balanced"):
         raise ValueError(f"unknown loss {name!r}")
     classes = pixel_classes(cfg) if name == "balanced" else None
+    all_frames, linear = cfg.loss_frames == "all", cfg.output_activation == "linear"
 
-    def loss_fn(inputs, targets):
-        logits = logits_fn(inputs)  # (B, T_out, C, H, W) float32
-        loss = balanced_loss(logits, targets, *classes) if classes else pixel_loss(logits, targets, name)
+    def loss_fn(inputs, targets, mask):
+        logits = logits_fn(inputs, targets, mask)  # (B, T', C, H, W) float32
+        truth = loss_targets(inputs, targets, all_frames)  # (B, T', C, H, W)
+        if classes:
+            loss = balanced_loss(logits, truth, *classes, linear_output=linear)
+        else:
+            loss = pixel_loss(logits, truth, name, linear_output=linear)
         if ssim_weight > 0:
-            loss = loss + ssim_weight * ssim_loss(ops.sigmoid(logits), targets)
+            frames = ops.clip_by_value(logits, 0.0, 1.0) if linear else ops.sigmoid(logits)
+            loss = loss + ssim_weight * ssim_loss(frames, truth)
         return loss
 
     return loss_fn

@@ -5,6 +5,7 @@ from mindspore import nn, ops
 
 from src.device import quiet_mindspore_log
 from src.training.losses import make_loss_fn
+from src.training.sampling import inference_mask
 
 
 def build_optimizer(cfg, net):
@@ -65,22 +66,24 @@ def load_loss_scaler_state(scaler, state):
 
 
 def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
-    """``step(inputs, targets, lr) -> (loss, finite)`` of ``forward`` (``training_forward``), device tensors
-    (reading them costs a host sync); not ``finite``: a gradient overflowed and the update was skipped."""
+    """``step(inputs, targets, lr, mask=None) -> (loss, finite)`` of ``forward`` (``training_forward``), device
+    tensors (reading them costs a host sync); not ``finite``: a gradient overflowed and the update was skipped.
+    ``mask``: the scheduled-sampling mask (B, T-2) of ``src.training.sampling`` (default: the inference mask),
+    a tensor of fixed shape, so a new mask never compiles the step again."""
     loss_fn = make_loss_fn(forward, cfg)
     reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=group_size) \
         if group_size > 1 else None
     clip = float(cfg.grad_clip)
 
-    def scaled_loss(inputs, targets):
-        loss = loss_fn(inputs, targets)
+    def scaled_loss(inputs, targets, mask):
+        loss = loss_fn(inputs, targets, mask)
         return scaler.scale(loss) if scaler is not None else loss
 
     grad_fn = ms.value_and_grad(scaled_loss, None, optimizer.parameters)
 
-    def step(inputs, targets, lr):
+    def compiled(inputs, targets, mask, lr):
         ops.assign(optimizer.learning_rate, lr)
-        loss, grads = grad_fn(inputs, targets)
+        loss, grads = grad_fn(inputs, targets, mask)
         if reducer is not None:
             grads = reducer(grads)
         if scaler is not None:
@@ -94,4 +97,12 @@ def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
             optimizer(grads)
         return loss, finite
 
-    return ms.jit(step) if cfg.mode == "graph" else step
+    compiled = ms.jit(compiled) if cfg.mode == "graph" else compiled
+    t_in, t_out = cfg.input_frames, cfg.output_frames
+
+    def step(inputs, targets, lr, mask=None):
+        if mask is None:
+            mask = ms.Tensor(inference_mask(inputs.shape[0], t_in, t_out))  # (B, T-2)
+        return compiled(inputs, targets, mask, lr)
+
+    return step

@@ -19,6 +19,7 @@ from src.predictor import BatchPredictor, compiled_forward
 from src.progress import Progress, format_duration
 from src.training.resume import resume_checkpoint
 from src.training.run_dir import RunDir
+from src.training.sampling import rank_mask
 from src.training.schedules import LRSchedule
 
 
@@ -64,7 +65,7 @@ class Trainer:
 
         import mindspore as ms
 
-        from src.models.encoder_forecaster import build_network
+        from src.models.network import build_network
         from src.models.mixed_precision import PredictedFrames, training_forward
         from src.training.step import build_optimizer, build_train_step, make_loss_scaler
 
@@ -81,13 +82,14 @@ class Trainer:
         self.val_source = self.data.validation
         ms.set_seed(cfg.seed)
         self.net = build_network(cfg)  # float32 parameters, saved as they are
-        self.forward = training_forward(self.net, effective_amp_level(cfg))  # frames -> float32 logits
+        # frames -> float32 logits (training: of the loss's frames, reading the sampling mask)
+        self.forward = training_forward(self.net, effective_amp_level(cfg), all_frames=cfg.loss_frames == "all")
         self.optimizer = build_optimizer(cfg, self.net)
         loss_scale = effective_loss_scale(cfg)
         self.loss_scaler = make_loss_scaler(loss_scale, cfg.loss_scale_value)
         self.skips_overflows = loss_scale == "dynamic"  # else an overflowing gradient stops the run
         self.train_step = build_train_step(cfg, self.forward, self.optimizer, self.loss_scaler, self.ctx.group_size)
-        self.predict = compiled_forward(PredictedFrames(self.forward), cfg.mode)
+        self.predict = compiled_forward(PredictedFrames(self.forward, cfg.output_activation == "linear"), cfg.mode)
         self._val_predictor = None
         self.schedule = LRSchedule(cfg)
 
@@ -223,7 +225,8 @@ class Trainer:
         for inputs, targets in dataset.create_tuple_iterator(num_epochs=1):
             step = self.step_in_epoch
             lr = self.schedule.lr_at(self.epoch, step)
-            loss, finite = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32))
+            mask = rank_mask(cfg, self._global_step(), self.ctx.rank, self.ctx.group_size)  # (B, T-2)
+            loss, finite = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32), ms.Tensor(mask))
             if self.wait_each_step:
                 loss.asnumpy()  # host memory on CPU: a wait, not a transfer (see waits_each_step)
             self._pending.append((step, loss, finite))  # checked and logged at the next sync point

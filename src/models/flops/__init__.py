@@ -121,9 +121,26 @@ def paper_layers(cfg):
     return rows
 
 
+def stacked_layers(cfg):
+    """Layer rows of the ``stacked`` network (see ``src/models/stacked.py``): one stack runs the T_in + T_out - 1
+    steps (inference: the observed frames, then its own predictions), from a zero state."""
+    c, height, width = frame_shape(cfg)
+    p, steps = cfg.patch_size, cfg.input_frames + cfg.output_frames - 1
+    side = (height // p, width // p)
+    depth = c * p * p
+    widths = list(cfg.hidden_channels)
+    rows = [_reshape_row(f"space_to_depth {p}x{p}", c, depth, (height, width), side, cfg.input_frames)]
+    for i, (cin, hid) in enumerate(zip([depth] + widths[:-1], widths)):
+        rows.append(cell_cost(f"cell{i + 1}", cin, hid, cfg.kernel_size, side, steps, peephole=cfg.peephole,
+                              group_norm=cfg.group_norm, zero_initial_state=True))
+    rows.append(conv_cost("output_conv (top state)", widths[-1], depth, 1, side, steps, activation=False))
+    rows.append(_reshape_row(f"depth_to_space {p}x{p}", depth, c, side, (height, width), cfg.output_frames))
+    return rows
+
+
 def layer_table(cfg):
     """The list of ``LayerCost`` rows of the network selected by ``cfg.arch``."""
-    return {"zoo": zoo_layers, "paper": paper_layers}[cfg.arch](cfg)
+    return {"zoo": zoo_layers, "paper": paper_layers, "stacked": stacked_layers}[cfg.arch](cfg)
 
 
 def network_cost(cfg):
@@ -153,7 +170,7 @@ def _human(n):
     return str(n)
 
 
-def format_table(cfg):
+def format_cost_table(cfg):
     """Markdown layer table and totals of the configured network."""
     rows = layer_table(cfg)
     c, height, width = frame_shape(cfg)
