@@ -2,7 +2,8 @@
 reordered, changed sequences), and the check every reader of a trained model's data runs through
 src.data.pipeline.evaluation_windows: a file whose split is not the split of record is one DataError line,
 ``eval_split all`` says how many of its sequences were trained on, and a model recording no fingerprint
-still works (with a note). Tiny uint8 files of 20 sequences of 6 frames of 8x8; no MindSpore."""
+still works (with a note); train.py --resume refuses changed data the same way. Tiny uint8 files of 20
+sequences of 6 frames of 8x8; no MindSpore."""
 import json
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 from src.config import load_config
 from src.data.pipeline import TrainingData, evaluation_windows
 from src.data.sequences import SequenceFile, open_sequences
-from src.data.split_record import (MIN_ROWS, SAMPLE_BYTES, TrainedOn, describe_change, every_window_statement,
-                                   file_fingerprint, sampled_rows)
+from src.data.split_record import (MIN_ROWS, SAMPLE_BYTES, TrainedOn, check_resumed_data, describe_change,
+                                   every_window_statement, file_fingerprint, sampled_rows)
+from src.errors import DataError
 from tests.data_files import data_error_message, window_location
 
 T_IN, T_OUT = 3, 3
@@ -280,3 +282,55 @@ def test_every_window_statement_counts_sequences_by_content(original, tmp_path):
     assert every_window_statement(None, current) == ""
     assert open_sequences(str(path), "NTCHW", T_IN, T_OUT).split_record["fingerprint"] == \
         trained.split["fingerprint"]
+
+
+# ---------------------------------------------------------------- train.py --resume
+
+def _resumed(path):
+    """The split record train.py --resume makes of the data it reads now."""
+    return TrainingData(_config(path)).record["split"]
+
+
+def _resume_refused(trained, path):
+    with pytest.raises(DataError) as caught:
+        check_resumed_data(trained, _resumed(path))
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith("start a new run in another --output_dir")
+    return message
+
+
+def test_resume_refuses_a_changed_file_and_accepts_the_same_data_at_another_path(original, tmp_path):
+    path, frames, trained = original
+    copy = tmp_path / "moved.npy"
+    np.save(copy, frames)
+    assert check_resumed_data(trained, _resumed(path)) == "" and check_resumed_data(trained, _resumed(copy)) == ""
+    np.save(path, np.concatenate([frames, _frames(20, seed=5)]))
+    message = _resume_refused(trained, path)
+    assert message.startswith(f"data file {path} has 40 sequences; {MODEL} was trained on 20 (20 appended after them")
+    assert f"split of record: test = sequences {_test_split(trained)})" in message
+    np.save(path, np.roll(frames, 1, axis=0))
+    assert "the same sequences in another order" in _resume_refused(trained, path)
+
+
+def test_resume_checks_every_file_of_a_directory_the_training_file_too(split_dir):
+    directory, trained = split_dir
+    assert check_resumed_data(trained, _resumed(directory)) == ""
+    train = np.load(directory / "train.npy")
+    np.save(directory / "train.npy", train[:6])
+    message = _resume_refused(trained, directory)
+    assert message.startswith(f"data file {directory / 'train.npy'} has 6 sequences; {MODEL} was trained on 8")
+    assert f"split of record: the train file of {directory})" in message
+
+
+def test_resume_of_a_checkpoint_recording_less_is_checked_as_far_as_it_can_be(original, split_dir):
+    path, frames, trained = original
+    old = _without_fingerprint(trained)
+    assert "is checked by its sequence count (20) only" in check_resumed_data(old, _resumed(path))
+    np.save(path, np.concatenate([frames, frames[:2]]))
+    assert "has 22 sequences; run/ckpt/last.ckpt was trained on 20 (split of record" in _resume_refused(old, path)
+    assert "records no split of its data" in check_resumed_data(TrainedOn(None, MODEL), _resumed(path))
+    assert check_resumed_data(TrainedOn({"dataset": "synthetic"}, MODEL), _resumed(path)) == ""
+    assert check_resumed_data(trained, None) == ""  # resumed on generated digits: no file
+    directory, dir_model = split_dir
+    assert f"data_path {path} is one file" in _resume_refused(dir_model, path)
+    assert f"data_path {directory} is a directory" in _resume_refused(trained, directory)

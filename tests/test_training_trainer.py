@@ -246,6 +246,30 @@ def test_resume_refuses_other_architecture(tmp_path):
         run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto", hidden_channels=[6]))
 
 
+def test_resume_refuses_own_data_that_changed_since_the_checkpoint(tmp_path):
+    """Sequences appended to the data file after the first run would move sequences into and out of the
+    held-out split: --resume refuses in one line and leaves the run as it was; the original data resumes."""
+    from src.errors import DataError
+
+    frames = np.random.default_rng(0).integers(0, 256, (20, 5, 1, 8, 8), dtype=np.uint8)  # (N, T, C, H, W)
+    data = tmp_path / "own.npy"
+    np.save(data, frames)
+    own = dict(dataset="sequences", data_path=str(data), data_layout="NTCHW", val_sequences=2)
+    run_trainer(tiny_cfg(tmp_path, epochs=1, **own))
+    last = tmp_path / "run" / "ckpt" / "last.ckpt"
+    before = last.read_bytes()
+    np.save(data, np.concatenate([frames, frames[:4] // 2]))
+    with pytest.raises(DataError) as caught:
+        run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto", **own))
+    message = str(caught.value)
+    assert message.startswith(f"data file {data} has 24 sequences; {last} was trained on 20 (4 appended after them")
+    assert "\n" not in message and "start a new run" in message
+    assert last.read_bytes() == before
+    np.save(data, frames)
+    trainer, code = run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto", **own))
+    assert code == 0 and trainer.epoch == 2
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     from src.data import pipeline
     run_trainer(tiny_cfg(tmp_path, epochs=1))

@@ -6,7 +6,8 @@ metadata (``data``: src.data.pipeline.TrainingData.record); export.py copies tha
 model. Every reader of a trained model's data (eval.py, eval_onnx.py, predict.py --data_path, preprocess.py)
 compares the file it reads with it: a file whose split would not be the split of record (sequences appended,
 removed, reordered or changed, another split_seed) is refused in one line. ``eval_split all`` scores a changed
-file on purpose and says how many of its sequences the model trained on.
+file on purpose and says how many of its sequences the model trained on. train.py --resume refuses data that
+changed since its checkpoint the same way (:func:`check_resumed_data`).
 
 The fingerprint of a file (:func:`file_fingerprint`): its sequence count, frames per sequence, dtype and, per
 sequence, a 48-bit BLAKE2b digest of about 8 KiB of its values: whole rows (every channel) at the centres of
@@ -15,6 +16,7 @@ equal segments of its frames x rows, at least 8 rows, all of them in a sequence 
 reordered and replaced sequences apart; an edit confined to rows it does not read goes unseen.
 """
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
@@ -211,6 +213,47 @@ def check_split(trained, now, split):
     if now["mode"] == "file":
         return _check_file_split(trained, recorded, now, split)
     return _check_directory_split(trained, recorded, now, split)
+
+
+_RESUME_FIX = "resume with the data file of the first run, or start a new run in another --output_dir"
+
+
+def _check_resumed_file(trained, path, old, current, count, where):
+    """Refuse one changed data file on resume; a note when only its sequence count ``count`` is recorded."""
+    if _comparable(old):
+        error = _changed(path, trained.model, old, current, where, _RESUME_FIX)
+        if error is not None:
+            raise error
+        return ""
+    if count is not None and count != current["num_sequences"]:
+        raise DataError(f"data file {path} has {current['num_sequences']} sequences; {trained.model} was trained on "
+                        f"{count} (split of record: {where}); {_RESUME_FIX}")
+    return (f"{trained.model} records no fingerprint of its data (made before models recorded one): {path} is "
+            f"checked by its sequence count ({current['num_sequences']}) only")
+
+
+def check_resumed_data(trained, now):
+    """train.py --resume: refuse (one-line DataError) own data that changed since the checkpoint ``trained``
+    was written; ``now``: the split record train.py made of the data it reads now (None: not own sequences).
+    A changed file moves sequences between train, val and test, so the resumed run would train on sequences
+    held out so far. Returns a note for a checkpoint that records less than this check needs, else ''."""
+    if now is None or trained.other_data:
+        return ""
+    recorded = trained.split
+    if not recorded:
+        return _note_unrecorded(trained, now["path"])
+    if recorded.get("mode") != now["mode"]:
+        was = "one file" if recorded.get("mode") == "file" else "the train/val/test files of a directory"
+        raise DataError(f"{trained.model} was trained on {was} ({recorded.get('path')}), but data_path {now['path']} "
+                        f"is {'one file' if now['mode'] == 'file' else 'a directory'}; {_RESUME_FIX}")
+    if now["mode"] == "file":
+        return _check_resumed_file(trained, now["path"], recorded.get("fingerprint"), now["fingerprint"],
+                                   recorded.get("num_sequences"), _split_of_record(recorded, "test"))
+    notes = [_check_resumed_file(trained, os.path.join(now["path"], now["files"][name]),
+                                 recorded.get("fingerprint", {}).get(name), now["fingerprint"][name],
+                                 recorded.get("num_sequences", {}).get(name), f"the {name} file of {recorded['path']}")
+             for name in ("train", "val", "test")]
+    return "; ".join(note for note in notes if note)
 
 
 def _seen_prints(recorded):

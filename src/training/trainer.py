@@ -117,10 +117,14 @@ class Trainer:
         print(self.data.describe(self.ctx.group_size), flush=True)
 
     def _restore(self, path):
+        from src.data.split_record import TrainedOn, check_resumed_data
         from src.training.step import load_loss_scaler_state
 
         meta = restore_training_state(path, self.net, self.optimizer, self.cfg)
         self._check_same_data_parallel_layout(meta, path)
+        note = check_resumed_data(TrainedOn(meta.get("data"), path), self.data.record.get("split"))  # own data
+        if note and self.ctx.is_main:
+            print(f"note: {note}", flush=True)
         for key in ("epoch", "step_in_epoch", "best_epoch", "epochs_without_improvement"):
             setattr(self, key, int(meta[key]))
         self.best_score = math.inf if meta["best_score"] is None else float(meta["best_score"])
