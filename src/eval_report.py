@@ -202,6 +202,7 @@ def save_skill_plot(out_dir, skills, first_frame, main_label):
 def run(cfg, argv=None, exported=None, script="eval.py"):
     """Evaluate, print, write metrics.json, the plots and pictures; ``exported``: a BatchPredictor of an
     exported model to evaluate instead of ``cfg.ckpt_file`` (eval_onnx.py)."""
+    from src.checkpoint import checkpoint_record
     from src.metrics import format_table
     from src.visualize import save_metric_plot
 
@@ -225,6 +226,9 @@ def run(cfg, argv=None, exported=None, script="eval.py"):
     print(f"evaluating {model} on {len(source)} sequences of {data['description']}"
           f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
           f"{runs_on}; results in {out_dir}", flush=True)
+    record = checkpoint_record(cfg.ckpt_file) if exported is None and cfg.baseline == "none" else ""
+    if record:
+        print(record, flush=True)
 
     pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), num_vis, picture_colours(cfg, to_units))
     references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
