@@ -178,9 +178,9 @@ def _keys():
             min=0),
         Key("best_metric", "str", "auto", "validation score that chooses best.ckpt and drives early_stop_patience "
             "and the plateau schedule: auto (the loss's own: B-MSE + B-MAE for loss balanced, MSE for mse and bce; "
-            "ssim_weight does not change it), mse, mae, ssim, psnr (higher is better), bmse_bmae (HKO-7's B-MSE + "
-            "B-MAE, classes of loss_thresholds/loss_weights), or csi@T (CSI at threshold T in the data's units, e.g. "
-            "csi@35; higher is better)", t),
+            "ssim_weight does not change it), mse, mae, ssim and psnr (these two: higher is better), bmse_bmae "
+            "(HKO-7's B-MSE + B-MAE, classes of loss_thresholds/loss_weights), or csi@T (CSI at threshold T in the "
+            "data's units, e.g. csi@35; higher is better)", t),
         Key("log_every", "int", 10, "log a loss line every N steps", t, min=1),
         Key("amp_level", "str", "O0", "mixed precision (Ascend/GPU): O0 off, O1/O2/O3 as mindspore.amp", t,
             choices=("O0", "O1", "O2", "O3")),
