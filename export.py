@@ -12,7 +12,8 @@ checkpoint stores; the stored config also carries their normalisation). The expo
 --batch_size when given on the command line, otherwise 1 (one sequence per call, as the
 Ascend 310 app feeds it); the training batch size stored in the checkpoint is not used.
 The file carries the config it was built from, so predict.py and eval_onnx.py need no
-repeated flags.
+repeated flags, and the checkpoint's split of record, so they and preprocess.py refuse a data
+file that is not the one it was trained on (docs/own_data.md).
 
 --check true reloads the file (MINDIR: mindspore.load + nn.GraphCell; ONNX: an ONNX Runtime
 session) and prints the largest absolute difference to the checkpoint network on the same
@@ -75,11 +76,12 @@ def main(argv):
 
     from src.export.writer import export_network
     from src.device import init_inference_device
-    from src.checkpoint import load_network_from_checkpoint
+    from src.checkpoint import load_network_from_checkpoint, read_data_record
 
     init_inference_device(cfg)
     net, cfg = load_network_from_checkpoint(cfg.ckpt_file, cfg)
-    path, input_shape, output_shape = export_network(net, cfg, batch_size, cfg.file_name, cfg.file_format)
+    path, input_shape, output_shape = export_network(net, cfg, batch_size, cfg.file_name, cfg.file_format,
+                                                     read_data_record(cfg.ckpt_file))
     print(f"exported {cfg.file_format}: {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     print(f"  checkpoint: {cfg.ckpt_file}")
     print(f"  input : {input_shape} float32, pixels in [0, 1]  (batch, input frames, channel, height, width)")

@@ -5,7 +5,8 @@
 Scores RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, C, H, W)) against PREPROCESS_PATH/label/seq_<i>.npy
 with eval.py's code: MSE / MAE (pixel sums), SSIM, PSNR and its reference baselines on the same inputs
 (PREPROCESS_PATH/input/seq_<i>.bin). Prints the per-frame and model-vs-baselines tables and writes
-OUTPUT_DIR/metrics_310.json (as eval.py's metrics.json). ``--thresholds [20,35]`` adds POD/FAR/CSI/HSS in
+OUTPUT_DIR/metrics_310.json (as eval.py's metrics.json; ``data``: what preprocess.py wrote, with a note when
+those windows are not held-out). ``--thresholds [20,35]`` adds POD/FAR/CSI/HSS in
 the data's units (Moving MNIST: pixel values in [0, 1]) for the model and every baseline, and the balanced
 errors B-MSE/B-MAE when preprocess.json records intensity classes (dBZ data, or loss_thresholds/loss_weights).
 """
@@ -124,12 +125,14 @@ def write_json(output_dir, result, manifest, result_path, references=None, skill
     from src.eval_report import scores_report
 
     os.makedirs(output_dir, exist_ok=True)
-    payload = dict(result, result_path=os.path.abspath(result_path), data_file=manifest.get("data_file", ""))
+    payload = dict(result, result_path=os.path.abspath(result_path), data_file=manifest.get("data_file", ""),
+                   data=manifest.get("description", ""))
     payload.update(scores_report(references or {}, skills or {}, units(manifest)[1]))
     return write_json_atomic(os.path.join(output_dir, RESULT_JSON), payload)
 
 
 def main(argv):
+    from src.data.split_record import NOT_HELD_OUT
     from src.eval_report import print_baseline_comparison, print_skill_scores
     from src.evaluation import MAIN
     from src.metrics import format_table
@@ -149,6 +152,8 @@ def main(argv):
     if skills and "balanced" not in skills[MAIN] and manifest.get("dataset") == "sequences":
         print("note: no balanced errors: preprocess.json records no intensity classes (not dBZ data and no "
               "loss_thresholds, or written by an older preprocess.py)")
+    if NOT_HELD_OUT in manifest.get("description", ""):  # preprocess.py --eval_split all on a model's data
+        print(f"note: these scores are {NOT_HELD_OUT}: {manifest['description']}")
     path = write_json(options["output_dir"], result, manifest, options["result_path"], references, skills)
     print(f"metrics: {path}")
     return 0

@@ -15,7 +15,8 @@ Inputs (exactly one):
                        into --result_dir (default OUTPUT_DIR/result_Files)
 A model of own sequences reads --input as training read its data (data_layout or --data_layout; --npz_key):
 input_frames frames are forecast; input_frames + output_frames or more give every window, scored. Then
-predictions.npy is in that layout and the data's units. --data_path gives the windows eval.py would score.
+predictions.npy is in that layout and the data's units. --data_path gives the windows eval.py would score,
+refused like eval.py refuses them when the file is not the one the model was trained on (--eval_split all).
 An exported model file carries its config: no other flag is needed.
 
 Writes OUTPUT_DIR/predictions.npy ((N, T_out, 64, 64) float32 in [0, 1] for Moving MNIST), PNG strips and
@@ -131,7 +132,7 @@ def check_parity(parity, tolerance, model_path, ckpt_file):
 def main(argv):
     from src.cli import parse_float, split_options
     from src.config import COMMAND_LINE_KEYS
-    from src.evaluation import prediction_source
+    from src.evaluation import data_of_record, prediction_source
 
     options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     tolerance = parse_float(options["tolerance"], "tolerance")
@@ -144,7 +145,8 @@ def main(argv):
         raise ConfigError(f"give one input source, got {' and '.join(given)}")
     model = info.path if info is not None else cfg.ckpt_file
     if not options["bin_dir"]:
-        source, description = prediction_source(cfg, (given or [None])[0], options["input"], model)
+        trained = data_of_record(cfg, info) if given == ["--data_path"] else None  # held-out windows: checked
+        source, description = prediction_source(cfg, (given or [None])[0], options["input"], model, trained)
     predictor, reference = build_predictors(cfg, info, "ckpt_file" in overrides)
     channels, height, width = predictor.input_shape[1:]
     shape = f"{height}x{width}" if channels == 1 else f"{channels}x{height}x{width} (C x H x W)"

@@ -11,8 +11,10 @@ as the evaluation does. --mindir_file: frame counts and image size from the mode
 
 Own sequences (a model trained with ``dataset sequences``, or ``--dataset sequences``): the windows
 eval.py would score (``--eval_split all``: every window), read with the model's data_layout and
-normalisation; inputs (1, T_in, C, H, W), labels float32 (T_out, C, H, W) in [0, 1]; the manifest
-records the normalisation (and the B-MSE/B-MAE classes, ``balance``) for postprocess.py --thresholds.
+normalisation, refused as eval.py refuses them when the file is not the one the model was trained on;
+inputs (1, T_in, C, H, W), labels float32 (T_out, C, H, W) in [0, 1]; the manifest records the
+normalisation (and the B-MSE/B-MAE classes, ``balance``) for postprocess.py --thresholds, and what was
+scored (``description``: with ``--eval_split all``, whether the windows are held-out).
 
     python preprocess.py --mindir_file rain.mindir --output_dir ./preprocess_Result [--data_path rain.npy]
 """
@@ -72,24 +74,28 @@ def write_sequences(source, out_dir, labels_of=mnist_labels):
 
 
 def own_config(options, overrides):
-    """The config of an own-sequence model file (its normalisation and layout), or None."""
+    """(config, what it was trained on) of an own-sequence model file (its normalisation, layout and split of
+    record), or None."""
     if not options["mindir_file"] or "config_path" in overrides:
         return None
     from src.export.model_info import config_for_model, read_mindir_info
+    from src.evaluation import data_of_record
 
     info = read_mindir_info(options["mindir_file"])
     if info.config is None or info.config.dataset != "sequences":
         return None
-    return config_for_model(one_sequence_per_call(info), overrides)
+    cfg = config_for_model(one_sequence_per_call(info), overrides)
+    return cfg, data_of_record(cfg, info)
 
 
-def preprocess_own_sequences(cfg, model_file):
-    """Own sequences: the windows eval.py scores, checked against the model's frame shape."""
+def preprocess_own_sequences(cfg, model_file, trained=None):
+    """Own sequences: the windows eval.py scores, checked against the model's frame shape and split of record
+    (``trained``: src.data.split_record.TrainedOn, None: no model)."""
     from src.data.pipeline import evaluation_windows
     from src.evaluation import config_for_data
     from src.metrics import balance_of
 
-    source, described = evaluation_windows(cfg)
+    source, described = evaluation_windows(cfg, trained)
     cfg = config_for_data(cfg, source, model_file)
     os.makedirs(cfg.output_dir, exist_ok=True)
     names = write_sequences(source, cfg.output_dir, labels_of=lambda targets: targets.astype(np.float32))
@@ -125,8 +131,11 @@ def main(argv):
 
     options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     own = own_config(options, overrides)
-    if own is not None or overrides.get("dataset") == "sequences":
-        return preprocess_own_sequences(own or load_config(overrides_argv(overrides)), options["mindir_file"])
+    if own is not None:
+        cfg, trained = own
+        return preprocess_own_sequences(cfg, options["mindir_file"], trained)
+    if overrides.get("dataset") == "sequences":
+        return preprocess_own_sequences(load_config(overrides_argv(overrides)), options["mindir_file"])
     overrides.setdefault("dataset", "mnist")  # the published test file is what the 310 app is scored on
     cfg = load_config(overrides_argv(overrides))
     t_in, t_out, size = model_shapes(cfg, options["mindir_file"])

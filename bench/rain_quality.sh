@@ -1,6 +1,7 @@
 #!/bin/bash
 # Own-data nowcasting quality run: generate the rain-cell data (if missing), train
-# configs/rain_cpu.yaml from scratch, evaluate its last checkpoint on the held-out test split
+# configs/rain_cpu.yaml from scratch, evaluate its best checkpoint (best.ckpt: the epoch with the
+# lowest validation B-MSE + B-MAE, the balanced loss's own score) on the held-out test split
 # (never used to choose the recipe; that was done with eval.py --eval_split val) next to three
 # baselines: zeros (no echo), persistence (copy_last) and optical-flow extrapolation.
 #   bash bench/rain_quality.sh [OUTPUT_DIR] [--key value ...]
@@ -22,7 +23,7 @@ fi
 "$PYTHON" "$ROOT/train.py" --config_path "$CONFIG" --data_path "$DATA_DIR/rain.npy" --output_dir "$OUTPUT_DIR" \
     --overwrite true "$@" || exit $?
 TRAINED=$(date +%s)
-"$PYTHON" "$ROOT/eval.py" --ckpt_file "$OUTPUT_DIR/ckpt/last.ckpt" --output_dir "$OUTPUT_DIR/eval" || exit $?
+"$PYTHON" "$ROOT/eval.py" --ckpt_file "$OUTPUT_DIR/ckpt/best.ckpt" --output_dir "$OUTPUT_DIR/eval" || exit $?
 END=$(date +%s)
 "$PYTHON" - "$OUTPUT_DIR/eval/metrics.json" $((TRAINED - START)) $((END - START)) <<'PY'
 import json, sys

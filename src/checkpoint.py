@@ -103,6 +103,32 @@ def checkpoint_meta(data):
     return json.loads(str(data["meta_json"]))
 
 
+def read_data_record(path):
+    """The data record train.py stored in a checkpoint's metadata (own sequences: frame shape, normalisation,
+    split of record with fingerprints; src.data.pipeline.TrainingData.record), or None."""
+    return checkpoint_meta(read_checkpoint(path)).get("data")
+
+
+def checkpoint_record(path):
+    """One line on where the checkpoint ``path`` stands in its training run: when it was saved and the best
+    score of the run so far (the score that chose best.ckpt, ``best_metric``); "" when it records none."""
+    import mindspore as ms
+
+    try:  # only the metadata entry: no weights are read
+        meta = checkpoint_meta(ms.load_checkpoint(path, choice_func=lambda name: name == "meta_json"))
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader of its weights
+        return ""
+    done, step, score = meta.get("epoch"), meta.get("step_in_epoch", 0), meta.get("best_score")
+    if done is None or score is None:
+        return ""
+    saved = f"saved after epoch {done}" if not step else f"saved in epoch {done + 1} at step {step}"
+    label = meta.get("best_metric") or "score"  # written before best_metric existed: the validation MSE
+    what = label if label == "train loss" else f"validation {label}"
+    if meta.get("best_epoch") == done and not step:
+        return f"checkpoint {saved}: the run's best {what} so far, {score:.4f}"
+    return f"checkpoint {saved}; the run's best {what} so far: {score:.4f} at epoch {meta.get('best_epoch')} (best.ckpt)"
+
+
 def read_checkpoint_config(path):
     return checkpoint_config(read_checkpoint(path), path)
 

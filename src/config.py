@@ -31,6 +31,7 @@ MAX_CHANNELS = 16  # a longer channel axis is taken as a wrong layout
 HKO7_CLASS_BOUNDARIES = 5  # HKO-7 balances 6 rain-rate classes (src.metrics.HKO7_RAIN_RATES)
 BASELINES = ("zeros", "copy_last", "extrapolation")  # reference predictors (src/baselines.py); eval.py --baseline
 SECTIONS = ("general", "data", "model", "train", "eval/export")
+BEST_METRICS = ("auto", "mse", "mae", "ssim", "psnr", "bmse_bmae")  # best_metric: one of these or csi@THRESHOLD
 RULES = {  # the checks that are not a range: name -> (test, message)
     "positive_list": (lambda v: len(v) >= 1 and all(c > 0 for c in v), "must be a non-empty list of positive ints"),
     "positive_odd": (lambda v: v >= 1 and v % 2 == 1, "must be a positive odd integer"),
@@ -263,6 +264,11 @@ def _keys():
             role="resumable", min=0),
         Key("early_stop_patience", "int", 0, "stop after N epochs without validation improvement (0 = off)", t,
             role="procedure", min=0),
+        Key("best_metric", "str", "auto", "validation score that chooses best.ckpt and drives early_stop_patience "
+            "and the plateau schedule: auto (the loss's own: B-MSE + B-MAE for loss balanced, MSE for mse and bce; "
+            "ssim_weight does not change it), mse, mae, ssim and psnr (these two: higher is better), bmse_bmae "
+            "(HKO-7's B-MSE + B-MAE, classes of loss_thresholds/loss_weights), or csi@T (CSI at threshold T in the "
+            "data's units, e.g. csi@35; higher is better)", t, role="procedure"),
         Key("log_every", "int", 10, "log a loss line every N steps", t, role="resumable", min=1),
         Key("amp_level", "str", "O0", "mixed precision (Ascend/GPU): O0 off, O1/O2/O3 as mindspore.amp", t,
             role="procedure", choices=("O0", "O1", "O2", "O3")),
@@ -572,6 +578,59 @@ def _check_balance_keys(values, fail):
              "values); HKO-7's weights are for 5", "loss_thresholds", "loss_weights")
 
 
+def parse_best_metric(text):
+    """(name, threshold) of a best_metric value: ("mse", None), ..., ("csi", 35.0) for "csi@35";
+    ValueError saying what is wrong."""
+    name, at, value = str(text).strip().lower().partition("@")
+    if name in BEST_METRICS and not at:
+        return name, None
+    if name != "csi":
+        raise ValueError(f"{text!r} is not one of {', '.join(BEST_METRICS)}, csi@THRESHOLD")
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise ValueError(f"{text!r}: csi needs a threshold in the data's units after '@', e.g. csi@35") from None
+    if not math.isfinite(threshold):
+        raise ValueError(f"{text!r}: the csi threshold must be a finite number")
+    return "csi", threshold
+
+
+def _value_range(values):
+    """(low, high, what) of the values of the data in its own units (a threshold's units), or None while the
+    data's dtype is unknown (train.py checks again once it has read it)."""
+    if values["dataset"] in GENERATED_DATASETS:
+        return 0.0, 1.0, f"dataset {values['dataset']}: pixel values in [0, 1]"
+    if values["data_scale"] == "minmax":
+        return values["data_min"], values["data_max"], "data_min .. data_max"
+    if not values["data_dtype"]:
+        return None
+    import numpy as np
+
+    dtype = np.dtype(values["data_dtype"])  # auto: integers / their dtype's maximum, floats as they are
+    high = float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+    return 0.0, high, f"data_scale auto, {dtype.name} data"
+
+
+def _check_best_metric(values, fail):
+    try:
+        name, threshold = parse_best_metric(values["best_metric"])
+    except ValueError as err:
+        fail(f"config key 'best_metric': {err}", "best_metric")
+    if name != "auto" and values["val_sequences"] == 0:
+        fail(f"config key 'best_metric': {values['best_metric']} is a validation score but val_sequences is 0 (no "
+             "validation); set val_sequences > 0, or best_metric auto (the training loss then chooses best.ckpt)",
+             "best_metric", "val_sequences")
+    if name == "bmse_bmae" and not values["loss_thresholds"] and not is_dbz_data(values):
+        fail("config key 'best_metric': bmse_bmae needs loss_thresholds in the data's units (HKO-7's classes are "
+             "the default only for dBZ data: dataset sequences, data_scale minmax, data_min -10, data_max 60)",
+             "best_metric", "loss_thresholds")
+    bounds = _value_range(values) if name == "csi" else None
+    if bounds is not None and not bounds[0] < threshold <= bounds[1]:
+        fail(f"config key 'best_metric': csi@{threshold:g} is outside ({bounds[0]:g}, {bounds[1]:g}] ({bounds[2]}), "
+             "where CSI has no meaning (every value or none is an event); give a threshold in the data's units "
+             "inside that range", "best_metric", "dataset")
+
+
 def _check_values(values, origin=None):
     """Validate every key and the cross-key rules. ``origin`` maps a key to where its value came from
     (a yaml path, "the command line", ...), named in the error."""
@@ -593,6 +652,7 @@ def _check_values(values, origin=None):
     _check_frame_keys(values, fail)
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
+    _check_best_metric(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
     if values["image_size"] % multiple:

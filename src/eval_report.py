@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+from src.checkpoint import checkpoint_record
 from src.errors import ConfigError
 from src.evaluation import (MAIN, BatchExtras, SequencePictures, evaluate, picture_colours, reference_baselines,
                             units_of)
@@ -219,6 +220,9 @@ def score(cfg, model, source, data, out_dir):
     print(f"evaluating {model.name} on {len(source)} sequences of {data['description']}"
           f"{' (' + data['data_path'] + ')' if data['data_path'] else ''}, batch {cfg.eval_batch_size}, "
           f"{model.runs_on}; results in {out_dir}", flush=True)
+    record = checkpoint_record(cfg.ckpt_file) if model.exported is None and cfg.baseline == "none" else ""
+    if record:  # when it was saved and the score that chose best.ckpt
+        print(record, flush=True)
     pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), min(cfg.save_vis, len(source)),
                                 picture_colours(cfg, to_units))
     references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()

@@ -25,12 +25,29 @@ def reference_baselines(dataset):
 
 # ---------------------------------------------------------------- what is evaluated or predicted
 
-def build_source(cfg):
-    """The sequences to evaluate and a description of them for metrics.json."""
+def data_of_record(cfg, info=None):
+    """What the model to evaluate was trained on (src.data.split_record.TrainedOn): the record of the exported
+    model ``info`` (a ModelInfo) or of cfg.ckpt_file; None for Moving MNIST or without a model (a baseline)."""
+    from src.data.split_record import TrainedOn
+
+    if cfg.dataset != "sequences":
+        return None
+    if info is not None:
+        return TrainedOn(info.data_record, info.path)
+    if cfg.baseline != "none" or not cfg.ckpt_file:
+        return None
+    from src.checkpoint import read_data_record
+
+    return TrainedOn(read_data_record(cfg.ckpt_file), cfg.ckpt_file)
+
+
+def build_source(cfg, trained=None):
+    """The sequences to evaluate and a description of them for metrics.json; own sequences are checked against
+    the split of record of ``trained`` (src.data.split_record.TrainedOn, None: no model)."""
     if cfg.dataset == "sequences":
         from src.data.pipeline import evaluation_windows
 
-        source, described = evaluation_windows(cfg)
+        source, described = evaluation_windows(cfg, trained)
         return source, {"dataset": "sequences", "data_path": os.path.abspath(cfg.data_path), "description": described}
     if cfg.dataset == "mnist":
         from src.data.archive import unpacked_data_path
@@ -66,9 +83,10 @@ def count_text(n):
     return f"{n} sequence" + ("" if n == 1 else "s")
 
 
-def prediction_source(cfg, given, input_file, model):
+def prediction_source(cfg, given, input_file, model, trained=None):
     """(source, description) of predict.py's sequences; ``given``: the one input option used (--input,
-    --data_path or --dataset) or None. Own sequences are refused when their frames are not the model's."""
+    --data_path or --dataset) or None. Own sequences are refused when their frames are not the model's, and
+    --data_path when it is not the split of record of ``trained`` (see build_source)."""
     from src.data import pipeline
     from src.data.sequences import load_user_array, normalise_user_array, open_test_file, resolve_test_file
 
@@ -77,7 +95,7 @@ def prediction_source(cfg, given, input_file, model):
             raise ConfigError(f"no input given: pass --input FILE (.npy/.npz of sequences in data_layout "
                               f"{cfg.data_layout}, the model's; --data_layout to change it) or --data_path")
         source, what = (pipeline.input_file_windows(cfg, input_file), input_file) if input_file \
-            else pipeline.evaluation_windows(cfg)
+            else pipeline.evaluation_windows(cfg, trained)
         config_for_data(cfg, source, model)
         if cfg.num_sequences and input_file:
             source = pipeline.WindowSubset(source, np.arange(min(cfg.num_sequences, len(source))))

@@ -32,7 +32,7 @@ def resolve(argv):
 def main(argv):
     """eval.py's steps (eval.py reads as the procedure) with the ONNX file's predictor as the model."""
     from src.eval_report import ONNX_EVAL_DIR, eval_dir, report, score
-    from src.evaluation import build_source, config_for_data, exported_model
+    from src.evaluation import build_source, config_for_data, data_of_record, exported_model
     from src.predictor import BatchPredictor
 
     argv = list(argv)
@@ -43,6 +43,6 @@ def main(argv):
     cfg, info, threads = resolve(argv)
     model = exported_model(BatchPredictor.from_model(info, threads))
     out_dir = eval_dir(cfg, ONNX_EVAL_DIR)
-    source, data = build_source(cfg)
+    source, data = build_source(cfg, data_of_record(cfg, info))  # own data: refused if not the split of record
     cfg = config_for_data(cfg, source, model.exported.name)
     return report(cfg, model, score(cfg, model, source, data, out_dir), data, out_dir, argv, script="eval_onnx.py")

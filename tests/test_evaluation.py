@@ -326,3 +326,85 @@ def test_a_data_path_that_would_be_ignored_is_refused_and_the_summary_names_the_
                  "--output_dir", str(tmp_path / "out")]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("result: ") and "data=generated test set: 2 sequences" in last and "test_seed" in last
+
+
+# ---------------------------------------------------------------- own sequences: the split of record
+
+OWN_T_IN = OWN_T_OUT = 3
+
+
+def _own_frames(n, seed):
+    """(N, 6, 1, 8, 8) uint8 of independent random values."""
+    return np.random.default_rng(seed).integers(0, 256, (n, OWN_T_IN + OWN_T_OUT, 1, 8, 8), dtype=np.uint8)
+
+
+def _own_checkpoint(directory, data, meta_of):
+    """An untrained one-layer paper network for the 8x8 sequences of ``data``, saved as train.py saves it with
+    the metadata ``meta_of(TrainingData.record)``; returns (checkpoint, the record)."""
+    from src.checkpoint import save_checkpoint
+    from src.data.pipeline import TrainingData
+    from src.models.network import build_network
+
+    cfg = load_config(["--dataset", "sequences", "--data_path", str(data), "--input_frames", str(OWN_T_IN),
+                       "--output_frames", str(OWN_T_OUT), "--mode", "pynative"] + TINY_ARCH, config_path=SMALL)
+    training = TrainingData(cfg)  # completes the frame shape from the data, as train.py does
+    path = str(directory / "own.ckpt")
+    save_checkpoint(path, build_network(training.cfg), training.cfg, meta_of(training.record))
+    return path, json.loads(json.dumps(training.record))
+
+
+def _copy_last_mse(frames, sequences):
+    """MSE of repeating the last observed frame on ``sequences`` of (N, T, C, H, W) uint8 ``frames``."""
+    x = frames[sequences].astype(np.float64) / 255.0  # (n, T, C, H, W)
+    err = x[:, OWN_T_IN:] - x[:, OWN_T_IN - 1:OWN_T_IN]
+    return np.square(err).sum(axis=(2, 3, 4)).mean()
+
+
+@pytest.mark.slow
+def test_eval_scores_the_split_of_record_and_refuses_a_grown_file(device, tmp_path, capsys):
+    """The user's case: 20 sequences trained on, 20 appended: refused in one line, nothing written; --eval_split
+    all scores it saying it is not held-out; the original file again gives the same scores."""
+    frames = _own_frames(20, seed=0)
+    data = tmp_path / "a.npy"
+    np.save(data, frames)
+    ckpt, record = _own_checkpoint(tmp_path, data, lambda record: {"epoch": 1, "data": record})
+    test = record["split"]["test"]
+    out = tmp_path / "eval"
+    argv = ["--ckpt_file", ckpt]
+    assert eval_main(argv + ["--output_dir", str(out)]) == 0
+    first = json.load(open(out / "metrics.json"))
+    assert first["num_sequences"] == len(test) and "not held-out" not in first["data"]
+    assert first["baselines"]["copy_last"]["mse"] == pytest.approx(_copy_last_mse(frames, test), rel=1e-6)
+    assert "note:" not in capsys.readouterr().out
+    written = (out / "metrics.json").read_bytes()
+
+    np.save(data, np.concatenate([frames, _own_frames(20, seed=1)]))
+    line = _cli_error(argv + ["--output_dir", str(out)], capsys)
+    assert line.startswith(f"error: data file {data} has 40 sequences; {ckpt} was trained on 20 (20 appended")
+    assert f"split of record: test = sequences {', '.join(map(str, test))})" in line and "--eval_split all" in line
+    assert (out / "metrics.json").read_bytes() == written  # the earlier result is untouched
+
+    assert eval_main(argv + ["--eval_split", "all", "--output_dir", str(tmp_path / "all")]) == 0
+    stdout = capsys.readouterr().out
+    every = json.load(open(tmp_path / "all" / "metrics.json"))
+    assert every["num_sequences"] == 40 and "not held-out: 16 of its 40 sequences were trained on" in every["data"]
+    assert f"of every window of {data} (not held-out: 16 of its 40" in stdout  # the "evaluating ..." line
+    assert "not held-out" in stdout.strip().splitlines()[-1]  # and the summary line
+
+    np.save(data, frames)
+    assert eval_main(argv + ["--output_dir", str(tmp_path / "again")]) == 0
+    again = json.load(open(tmp_path / "again" / "metrics.json"))
+    for key in ("mse", "mae", "ssim", "psnr", "per_frame", "baselines", "data"):
+        assert again[key] == first[key], key
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_a_data_record_still_evaluates_with_one_note(device, tmp_path, capsys):
+    data = tmp_path / "a.npy"
+    np.save(data, _own_frames(20, seed=2))
+    ckpt, record = _own_checkpoint(tmp_path, data, lambda record: {"epoch": 1})  # as before records existed
+    assert eval_main(["--ckpt_file", ckpt, "--output_dir", str(tmp_path / "out")]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {ckpt} records no split of its data (made before models recorded it): {data} is not "
+                     "checked against the data it was trained on"]
+    assert json.load(open(tmp_path / "out" / "metrics.json"))["num_sequences"] == len(record["split"]["test"])

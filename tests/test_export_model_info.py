@@ -1,10 +1,12 @@
 """src/export/model_info.py: signature and stored config of exported files, bad files refused
 in one line (the files written by export.py itself are read in tests/test_export_writer.py)."""
+import json
+
 import numpy as np
 import pytest
 
 from src.export import ModelFileError
-from src.export.model_info import CONFIG_INFO_KEY, read_mindir_info, read_onnx_info
+from src.export.model_info import CONFIG_INFO_KEY, DATA_RECORD_KEY, read_mindir_info, read_onnx_info
 from tests.exported_models import tiny_config
 from tests.onnx_builder import identity_model, with_metadata
 
@@ -25,6 +27,16 @@ def test_onnx_signature_and_stored_config_are_read(tmp_path):
                                                                                        SIGNATURE)
     assert (info.batch_size, info.input_frames, info.output_frames, info.image_size) == (2, 10, 10, 32)
     assert info.config.hidden_channels == [4, 8] and info.config.to_dict() == cfg.to_dict()
+
+
+def test_the_data_record_is_read_when_present_and_none_when_absent_or_unreadable(tmp_path):
+    cfg = tiny_config(tmp_path, image_size=32)
+    record = {"dataset": "sequences", "split": {"mode": "file", "num_sequences": 20, "test": [1, 15]}}
+    cases = [(json.dumps(record), record), (None, None), ("{not json", None), ("[1, 2]", None)]
+    for k, (text, expected) in enumerate(cases):
+        entries = {CONFIG_INFO_KEY: cfg.to_yaml(), **({DATA_RECORD_KEY: text} if text is not None else {})}
+        path = _onnx_file(tmp_path, with_metadata(identity_model(SIGNATURE), entries), f"m{k}.onnx")
+        assert read_onnx_info(path).data_record == expected, text
 
 
 @pytest.mark.parametrize("metadata", [{}, {CONFIG_INFO_KEY: "arch: [not, a, config"},

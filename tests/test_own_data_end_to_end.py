@@ -169,13 +169,60 @@ def exported(trained):
 
 
 @pytest.mark.slow
-def test_exported_models_have_the_data_shape_and_carry_the_normalisation(exported):
+def test_exported_models_have_the_data_shape_and_carry_the_normalisation(trained, exported):
+    from src.checkpoint import read_data_record
     from src.export.model_info import read_mindir_info, read_onnx_info
 
+    record = read_data_record(str(trained[2]))
+    assert record["split"]["fingerprint"]["num_sequences"] == 10
     for info in (read_mindir_info(str(exported[0])), read_onnx_info(str(exported[1]))):
         assert info.input_shape == (1, T_IN, 3, 48, 80) and info.output_shape == (1, T_OUT, 3, 48, 80)
         assert (info.config.data_scale, info.config.data_min, info.config.data_max) == ("minmax", -10.0, 60.0)
         assert info.config.data_dtype == "float32" and info.config.data_layout == "NTCHW"
+        assert info.data_record == record  # the split of record travels with the model
+
+
+@pytest.mark.slow
+def test_every_reader_refuses_a_grown_data_file_in_one_line_and_writes_nothing(trained, exported, tmp_path):
+    """The data file grew after training (sequences appended): a split of it by split_seed would hold out
+    other sequences, so eval.py, eval_onnx.py, predict.py --data_path and preprocess.py refuse it."""
+    root, data, ckpt = trained
+    grown = tmp_path / "grown.npy"
+    np.save(grown, np.concatenate([np.load(data), three_channel_frames(5, T_IN + T_OUT, seed=3)]))
+    out = tmp_path / "out"
+    commands = {"eval.py": ["--ckpt_file", ckpt], "eval_onnx.py": ["--onnx_file", exported[1]],
+                "predict.py": ["--mindir_file", exported[0]], "preprocess.py": ["--mindir_file", exported[0]]}
+    for script, model in commands.items():
+        line = one_error_line(run(script, *model, "--data_path", grown, "--output_dir", out))
+        assert f"data file {grown} has 15 sequences;" in line and "was trained on 10 (5 appended after them" in line
+        assert "split of record: test = sequences" in line and "--eval_split all" in line, script
+        assert not out.exists(), script
+
+
+@pytest.mark.slow
+def test_preprocess_of_every_window_says_not_held_out_and_postprocess_repeats_it(trained, exported, tmp_path,
+                                                                                 capsys):
+    import postprocess
+    import preprocess
+
+    root, data, _ = trained
+    grown = tmp_path / "grown.npy"
+    np.save(grown, np.concatenate([np.load(data), three_channel_frames(5, T_IN + T_OUT, seed=3)]))
+    pre = tmp_path / "pre"
+    assert preprocess.main(["--mindir_file", str(exported[0]), "--data_path", str(grown), "--eval_split", "all",
+                            "--output_dir", str(pre)]) == 0
+    manifest = json.loads((pre / "preprocess.json").read_text())
+    assert manifest["num_sequences"] == 15 and "not held-out: 6 of its 15 sequences were trained on" in \
+        manifest["description"]
+    results = tmp_path / "results"  # all-zero forecasts standing in for the device's
+    results.mkdir()
+    for name in manifest["names"]:
+        np.zeros(manifest["output_shape"], np.float32).tofile(results / f"{name}_0.bin")
+    capsys.readouterr()
+    assert postprocess.main(["--result_path", str(results), "--preprocess_path", str(pre), "--output_dir",
+                             str(tmp_path)]) == 0
+    assert f"note: these scores are not held-out: {manifest['description']}" in capsys.readouterr().out
+    assert json.loads((tmp_path / "metrics_310.json").read_text())["data"] == manifest["description"]
 
 
 @pytest.mark.slow

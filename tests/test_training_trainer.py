@@ -1,5 +1,6 @@
 """The training procedure (src/training/trainer.py, step.py, run_dir.py) on tiny configs."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -124,6 +125,9 @@ def test_resume_continues_bit_identically(tmp_path, monkeypatch, variant):
     ha = json.load(open(straight.run.history_json))
     hb = json.load(open(resumed.run.history_json))
     assert [r["train_loss"] for r in ha] == [r["train_loss"] for r in hb]
+    assert [r["score"] for r in ha] == [r["score"] for r in hb]  # B-MSE + B-MAE for the balanced variant
+    assert (resumed.best_score, resumed.best_epoch) == (straight.best_score, straight.best_epoch)
+    assert stored_meta(resumed.run.best) == stored_meta(straight.run.best)
     assert loss_scaler_state(resumed.loss_scaler) == loss_scaler_state(straight.loss_scaler)
     if variant.startswith("graph_amp"):
         assert straight.skipped_steps > 0 and resumed.skipped_steps == straight.skipped_steps
@@ -246,6 +250,30 @@ def test_resume_refuses_other_architecture(tmp_path):
         run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto", hidden_channels=[6]))
 
 
+def test_resume_refuses_own_data_that_changed_since_the_checkpoint(tmp_path):
+    """Sequences appended to the data file after the first run would move sequences into and out of the
+    held-out split: --resume refuses in one line and leaves the run as it was; the original data resumes."""
+    from src.errors import DataError
+
+    frames = np.random.default_rng(0).integers(0, 256, (20, 5, 1, 8, 8), dtype=np.uint8)  # (N, T, C, H, W)
+    data = tmp_path / "own.npy"
+    np.save(data, frames)
+    own = dict(dataset="sequences", data_path=str(data), data_layout="NTCHW", val_sequences=2)
+    run_trainer(tiny_cfg(tmp_path, epochs=1, **own))
+    last = tmp_path / "run" / "ckpt" / "last.ckpt"
+    before = last.read_bytes()
+    np.save(data, np.concatenate([frames, frames[:4] // 2]))
+    with pytest.raises(DataError) as caught:
+        run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto", **own))
+    message = str(caught.value)
+    assert message.startswith(f"data file {data} has 24 sequences; {last} was trained on 20 (4 appended after them")
+    assert "\n" not in message and "start a new run" in message
+    assert last.read_bytes() == before
+    np.save(data, frames)
+    trainer, code = run_trainer(tiny_cfg(tmp_path, epochs=2, resume="auto", **own))
+    assert code == 0 and trainer.epoch == 2
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     from src.data import pipeline
     run_trainer(tiny_cfg(tmp_path, epochs=1))
@@ -342,3 +370,101 @@ def test_float16_overflow_without_a_dynamic_scale_stops_in_one_line(tmp_path):
                    loss_scale_value=2.0 ** 30)
     with pytest.raises(TrainingDiverged, match=r"a gradient became inf/NaN at epoch 1 step 1 .*--loss_scale dynamic"):
         Trainer(cfg).fit()
+
+
+# ---------------------------------------------------------------- the score that chooses best.ckpt
+
+BALANCED_PIXELS = dict(loss="balanced", loss_thresholds=[0.1, 0.3, 0.5, 0.7, 0.9])  # classes of pixel values
+# validation MSE is best at epoch 2, B-MSE + B-MAE at epoch 3, SSIM at epoch 4
+SCRIPTED = [dict(mse=100.0, b_mse=900.0, b_mae=2100.0, ssim=0.2), dict(mse=90.0, b_mse=1000.0, b_mae=2200.0, ssim=0.3),
+            dict(mse=95.0, b_mse=800.0, b_mae=2000.0, ssim=0.1), dict(mse=97.0, b_mse=950.0, b_mae=1950.0, ssim=0.4)]
+
+
+def scripted_trainer(cfg, monkeypatch, rows):
+    """A Trainer whose validation returns ``rows`` (one per epoch) instead of scoring the network."""
+    from src.training.trainer import Trainer
+    trainer = Trainer(cfg)
+    scores = iter(rows)
+    monkeypatch.setattr(trainer, "validate", lambda: dict(dict(mse=1.0, mae=1.0, ssim=0.5, psnr=10.0), **next(scores)))
+    return trainer
+
+
+def stored_meta(path):
+    from src.checkpoint import checkpoint_meta, read_checkpoint
+    return checkpoint_meta(read_checkpoint(path))
+
+
+@pytest.mark.parametrize("keys, label, epoch, value", [
+    (BALANCED_PIXELS, "b-mse+b-mae", 3, 2800.0),  # auto for loss balanced, not the MSE-best epoch 2
+    (dict(BALANCED_PIXELS, best_metric="mse"), "mse", 2, 90.0),
+    (dict(best_metric="ssim"), "ssim", 4, 0.4),  # higher is better
+])
+def test_best_ckpt_is_the_epoch_best_at_the_chosen_score(tmp_path, monkeypatch, capsys, keys, label, epoch, value):
+    trainer = scripted_trainer(tiny_cfg(tmp_path, epochs=4, steps_per_epoch=1, **keys), monkeypatch, SCRIPTED)
+    assert trainer.fit() == 0
+    assert (trainer.best_epoch, trainer.best_score) == (epoch, value)
+    best = stored_meta(trainer.run.best)
+    assert (best["epoch"], best["best_epoch"], best["best_metric"], best["best_score"]) == (epoch, epoch, label, value)
+    history = json.load(open(trainer.run.history_json))
+    assert [row["score_name"] for row in history] == [label] * 4
+    assert max(history, key=lambda r: r["score"] if label == "ssim" else -r["score"])["epoch"] == epoch
+    assert f"best validation {label} {value:.4f} at epoch {epoch}" in capsys.readouterr().out
+
+
+def test_higher_is_better_drives_early_stopping_and_the_plateau_schedule(tmp_path, monkeypatch):
+    cfg = tiny_cfg(tmp_path, epochs=6, steps_per_epoch=1, best_metric="ssim", early_stop_patience=2,
+                   lr_schedule="plateau", lr_patience=1, lr_gamma=0.5)
+    trainer = scripted_trainer(cfg, monkeypatch, [dict(ssim=s) for s in (0.2, 0.5, 0.6, 0.4, 0.3, 0.9)])
+    assert trainer.fit() == 0
+    assert trainer.epoch == 5 and trainer.best_epoch == 3  # rising SSIM was no stagnation
+    assert trainer.schedule.factor == 0.25  # decayed after epochs 4 and 5 only
+
+
+def test_a_real_balanced_run_validates_and_records_its_score(tmp_path, capsys):
+    from src.checkpoint import checkpoint_record
+    trainer, _ = run_trainer(tiny_cfg(tmp_path, epochs=1, **BALANCED_PIXELS))
+    row = json.load(open(trainer.run.history_json))[0]
+    assert row["score_name"] == "b-mse+b-mae" and row["val_b_mse"] > row["val_mse"] > 0
+    assert row["score"] == pytest.approx(row["val_b_mse"] + row["val_b_mae"])
+    meta = stored_meta(trainer.run.best)
+    assert meta["best_metric"] == "b-mse+b-mae" and meta["best_score"] == row["score"]
+    out = capsys.readouterr().out
+    assert f", b-mse+b-mae {row['score']:.4f}, epoch time" in out and "best validation b-mse+b-mae" in out
+    assert checkpoint_record(trainer.run.best) == (f"checkpoint saved after epoch 1: the run's best validation "
+                                                   f"b-mse+b-mae so far, {row['score']:.4f}")
+
+
+def test_resume_restores_a_higher_is_better_best_score(tmp_path, monkeypatch):
+    from src.checkpoint import checkpoint_record
+    cfg = tiny_cfg(tmp_path, epochs=1, steps_per_epoch=1, best_metric="ssim")
+    scripted_trainer(cfg, monkeypatch, [dict(ssim=0.5)]).fit()
+    resumed = scripted_trainer(cfg.replace(epochs=2, resume="auto"), monkeypatch, [dict(ssim=0.4)])
+    assert (resumed.best_score, resumed.best_epoch) == (0.5, 1)
+    resumed.fit()
+    assert (resumed.best_score, resumed.best_epoch, resumed.epochs_without_improvement) == (0.5, 1, 1)
+    assert stored_meta(resumed.run.best)["epoch"] == 1  # the worse epoch 2 did not replace best.ckpt
+    assert checkpoint_record(resumed.run.last).endswith("best validation ssim so far: 0.5000 at epoch 1 (best.ckpt)")
+
+
+@pytest.mark.parametrize("keys, kept", [({}, True), (BALANCED_PIXELS, False)])
+def test_checkpoint_without_the_score_name_resumes_with_a_note(tmp_path, monkeypatch, capsys, keys, kept):
+    """Written before best_metric existed: its best score was the validation MSE. Kept when this run selects
+    on MSE too, else counted anew (the next epoch replaces best.ckpt)."""
+    from src.training.trainer import Trainer
+    real_meta = Trainer._meta
+    monkeypatch.setattr(Trainer, "_meta", lambda self: {k: v for k, v in real_meta(self).items()
+                                                        if k != "best_metric"})
+    cfg = tiny_cfg(tmp_path, epochs=1, steps_per_epoch=1, lr_schedule="plateau", **keys)
+    scripted_trainer(cfg, monkeypatch, SCRIPTED[1:2]).fit()  # mse 90
+    monkeypatch.setattr(Trainer, "_meta", real_meta)
+    capsys.readouterr()
+    resumed = scripted_trainer(cfg.replace(epochs=2, resume="auto"), monkeypatch, SCRIPTED[2:3])  # mse 95
+    out = capsys.readouterr().out
+    assert "does not record which score chose best.ckpt" in out and "taken as the validation mse" in out
+    assert resumed.best_score == (90.0 if kept else math.inf)
+    assert resumed.schedule.best == (90.0 if kept else math.inf)
+    assert ("count anew" in out) != kept
+    resumed.fit()
+    assert resumed.best_epoch == (1 if kept else 2)
+    assert stored_meta(resumed.run.best)["epoch"] == resumed.best_epoch
+    assert stored_meta(resumed.run.last)["best_metric"] == ("mse" if kept else "b-mse+b-mae")

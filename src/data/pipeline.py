@@ -14,6 +14,7 @@ from src.data.idx import read_idx_images
 from src.data.moving_mnist import MovingMNIST
 from src.data.sequences import (check_tileable, checked_indices, make_normalization, open_input_file,
                                 open_sequence_file, open_sequences, split_file_paths)
+from src.data.split_record import check_split, every_window_statement, file_fingerprint
 from src.errors import ConfigError, DataError
 
 COLUMNS = ("inputs", "targets")
@@ -284,9 +285,16 @@ class TrainingData:
                 f"{per_epoch / len(train):.2f} passes; {val}")
 
 
-def evaluation_windows(cfg):
+def _say_note(note):
+    if note:
+        print(f"note: {note}", flush=True)
+
+
+def evaluation_windows(cfg, trained=None):
     """(source, description) of what eval.py scores: the ``eval_split`` of a file or directory, or ``all``
-    windows of a file; only the first ``num_sequences`` when > 0."""
+    windows of a file; only the first ``num_sequences`` when > 0. ``trained`` (src.data.split_record.TrainedOn,
+    None: no model) is checked: a test/val split that is not the split of record is refused in one line, and
+    ``all`` says how many of the file's sequences the model trained on."""
     path, split, is_dir = cfg.data_path, cfg.eval_split, os.path.isdir(cfg.data_path)
     _check_local(path)
     if is_dir and split == "all":
@@ -301,8 +309,18 @@ def evaluation_windows(cfg):
         source = open_sequence_file(found[0], cfg.data_layout, cfg.input_frames, cfg.output_frames,
                                     **_file_options(cfg))
         what = f"{f'the {split} file' if is_dir else 'every window'} of {found[0]}"
+        if trained is not None:
+            current = file_fingerprint(source.file)
+            if is_dir:
+                _say_note(check_split(trained, {"mode": "directory", "path": path, "file": found[0],
+                                                "fingerprint": {split: current}}, split))
+            else:
+                statement = every_window_statement(trained, current)
+                what += f" ({statement})" if statement else ""  # printed and in metrics.json
     else:
-        source = open_sequence_splits(cfg)[split]
+        splits = open_sequence_splits(cfg)
+        _say_note(check_split(trained, splits.split_record, split))
+        source = splits[split]
         fraction = cfg.test_fraction if split == "test" else cfg.val_fraction
         what = (f"the {split} split of {path} ({len(source.sequence_indices)} sequences; split_seed "
                 f"{cfg.split_seed}, {split}_fraction {fraction:g})")

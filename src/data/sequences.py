@@ -14,6 +14,7 @@ import numpy as np
 
 from src.config import LAYOUTS, MAX_CHANNELS, SCALES, data_range_problem, frame_tiling, scaling_problem, untileable
 from src.data.idx import array_file_kind, check_data_file
+from src.data.split_record import file_fingerprint
 from src.errors import DataError, first_line
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -224,6 +225,16 @@ class SequenceFile:
         frame_axes = self.layout.replace("N", "").replace("T", "")  # block: (B, L, *frame_axes)
         return np.moveaxis(block, 2 + frame_axes.index("C"), 2) if "C" in frame_axes else block[:, :, None]
 
+    def read_rows(self, sequences, frames, rows):
+        """(B, R, C, W) values of the file's dtype: row ``rows[r]`` of frame ``frames[r]`` of each of ``sequences``,
+        in one fancy index (whole rows: the cheapest reads of a memory-mapped file); the fingerprint's sample."""
+        seq = np.asarray(sequences, dtype=np.int64)[:, None]  # (B, 1)
+        frame, row = (np.asarray(v, dtype=np.int64)[None, :] for v in (frames, rows))  # (1, R) each
+        index = tuple({"N": seq, "T": frame, "H": row}.get(axis, slice(None)) for axis in self.layout)
+        block = np.asarray(self._array[index])  # (B, R, *the C and W axes in layout order)
+        rest = [axis for axis in self.layout if axis in "CW"]
+        return np.moveaxis(block, 2 + rest.index("C"), 2) if "C" in rest else block[:, :, None]
+
     def describe(self):
         return (f"{self.path}: {self.num_sequences} sequences x {self.num_frames} frames of {self.channels}x"
                 f"{self.height}x{self.width} {self.dtype} ({self.layout} {self.shape})")
@@ -419,6 +430,8 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     for f in distinct:  # before the value scan, which reads a float file once
         _check_long_enough(f, int(input_frames), int(output_frames))
     norm = _normalization_for(distinct, scale, data_min, data_max, normalization)
+    record["fingerprint"] = file_fingerprint(files["train"]) if record["mode"] == "file" else \
+        {name: file_fingerprint(f) for name, f in files.items()}  # checked by eval.py & co (src.data.split_record)
     sources = {name: WindowSource(files[name], members[name], input_frames, output_frames, window_stride, norm,
                                   name) for name in SPLIT_NAMES}
     return SequenceSplits(sources, norm, record)

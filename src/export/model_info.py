@@ -1,6 +1,7 @@
 """The signature and stored config (yaml under ``CONFIG_INFO_KEY``) of an exported model, read without
 compiling it. A MINDIR without a config (written elsewhere) falls back to the defaults; an ONNX file
 without one is refused: eval_onnx.py and predict.py rely on it, and export.py always writes it."""
+import json
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -13,6 +14,7 @@ from src.errors import ConfigError
 from src.export import ModelFileError
 
 CONFIG_INFO_KEY = "convlstm_config_yaml"  # user_info / metadata_props entry holding the config
+DATA_RECORD_KEY = "convlstm_data_record_json"  # the checkpoint's data record (own sequences: split of record)
 EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 OPTION_OF_FORMAT = {"MINDIR": "--mindir_file", "ONNX": "--onnx_file"}
 
@@ -52,6 +54,7 @@ class ModelInfo:
     output_shape: tuple
     config: Optional[Config]
     input_name: str = ""  # ONNX: the name to feed
+    data_record: Optional[dict] = None  # what it was trained on (src.data.split_record); None: not recorded
 
     @property
     def batch_size(self):
@@ -94,6 +97,16 @@ def _stored_config(text, path):
         return None, "the stored config is not a yaml mapping"
 
 
+def _stored_data_record(text):
+    """The data record export.py copied from the checkpoint, or None (absent, or unreadable: then the data
+    are checked as for a model that records none)."""
+    try:
+        record = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _check_signature(path, inputs, outputs):
     """inputs/outputs: lists of dims tuples; one 5-d input and output of fixed size expected."""
     if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]) != 5 or len(outputs[0]) != 5:
@@ -126,8 +139,10 @@ def read_mindir_info(path):
     inputs = [tuple(int(d) for d in t.dims) for i in graph.input for t in i.tensor]
     outputs = [tuple(int(d) for d in t.dims) for o in graph.output for t in o.tensor]
     _check_signature(path, inputs, outputs)
-    config, _ = _stored_config(_user_info(proto).get(CONFIG_INFO_KEY), path)  # None: predict.py uses defaults
-    return ModelInfo(path, "MINDIR", inputs[0], outputs[0], config)
+    info = _user_info(proto)
+    config, _ = _stored_config(info.get(CONFIG_INFO_KEY), path)  # None: predict.py uses defaults
+    return ModelInfo(path, "MINDIR", inputs[0], outputs[0], config,
+                     data_record=_stored_data_record(info.get(DATA_RECORD_KEY)))
 
 
 def _user_info(proto):
@@ -177,7 +192,8 @@ def read_onnx_info(path):
     if config is None:
         raise ModelFileError(f"{path} carries no readable ConvLSTM config (metadata '{CONFIG_INFO_KEY}': {problem}); "
                              "export it with this project's export.py --file_format ONNX")
-    return ModelInfo(path, "ONNX", inputs[0][2], outputs[0][2], config, input_name=inputs[0][0])
+    return ModelInfo(path, "ONNX", inputs[0][2], outputs[0][2], config, input_name=inputs[0][0],
+                     data_record=_stored_data_record(metadata.get(DATA_RECORD_KEY)))
 
 
 def read_model_info(path, file_format):

@@ -2,6 +2,7 @@
 its config and signature in a MINDIR's ``user_info`` / an ONNX model's ``metadata_props``.
 ONNX uses ``mindspore.onnx.export`` (``mindspore.export(..., "ONNX")`` is deprecated)."""
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -11,7 +12,8 @@ import numpy as np
 from src.errors import ConfigError, first_line
 from src.export import ExportError
 from src.io import atomic_path, move_into_place
-from src.export.model_info import CONFIG_INFO_KEY, EXTENSIONS, model_input_shape, model_output_shape, onnx_package
+from src.export.model_info import (CONFIG_INFO_KEY, DATA_RECORD_KEY, EXTENSIONS, model_input_shape,
+                                   model_output_shape, onnx_package)
 
 INPUT_NAME, OUTPUT_NAME = "frames", "predictions"  # ONNX graph input / output names
 # MindSpore's export refuses file names outside this character set (see check_file_name_by_regular)
@@ -118,9 +120,10 @@ def _staged_file(final, ext):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def export_network(net, cfg, batch_size, file_name, file_format="MINDIR"):
+def export_network(net, cfg, batch_size, file_name, file_format="MINDIR", data_record=None):
     """Export ``net`` with a fixed (batch_size, T_in, C, H, W) float32 input; returns (path, input_shape,
-    output_shape). On failure no file is left and an :class:`ExportError` with a one-line reason is raised."""
+    output_shape). ``data_record``: the checkpoint's (its split of record), carried into the file. On failure
+    no file is left and an :class:`ExportError` with a one-line reason is raised."""
     import mindspore as ms
 
     check_export_format(file_format, cfg.device_target)
@@ -131,6 +134,8 @@ def export_network(net, cfg, batch_size, file_name, file_format="MINDIR"):
     example = ms.Tensor(np.zeros(input_shape, dtype=np.float32))
     entries = {CONFIG_INFO_KEY: cfg.to_yaml(), "input_shape": ",".join(map(str, input_shape)),
                "output_shape": ",".join(map(str, output_shape))}
+    if data_record:
+        entries[DATA_RECORD_KEY] = json.dumps(data_record)
     syntax_level = ms.get_context("jit_syntax_level")
     try:
         with _staged_file(final, ext) as scratch_file:

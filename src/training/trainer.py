@@ -1,6 +1,7 @@
 """Training: epochs, validation, checkpoints, resume. The sequences of step ``s`` on rank ``r`` are a pure
 function of (seed, epoch, s, r), so a resumed run sees the data an uninterrupted one would. Every rank
 validates on the full set (all take the same early-stopping decisions); only rank 0 writes files."""
+import functools
 import math
 import os
 import signal
@@ -21,6 +22,7 @@ from src.training.resume import resume_checkpoint
 from src.training.run_dir import RunDir
 from src.training.sampling import rank_mask
 from src.training.schedules import LRSchedule
+from src.training.selection import ExtraScores, FRAME_SCORES, next_best, selection_score
 
 
 class _StopRequest:
@@ -117,14 +119,18 @@ class Trainer:
         print(self.data.describe(self.ctx.group_size), flush=True)
 
     def _restore(self, path):
+        from src.data.split_record import TrainedOn, check_resumed_data
         from src.training.step import load_loss_scaler_state
 
         meta = restore_training_state(path, self.net, self.optimizer, self.cfg)
         self._check_same_data_parallel_layout(meta, path)
+        note = check_resumed_data(TrainedOn(meta.get("data"), path), self.data.record.get("split"))  # own data
+        if note and self.ctx.is_main:
+            print(f"note: {note}", flush=True)
         for key in ("epoch", "step_in_epoch", "best_epoch", "epochs_without_improvement"):
             setattr(self, key, int(meta[key]))
-        self.best_score = math.inf if meta["best_score"] is None else float(meta["best_score"])
         self.schedule.load_state_dict(meta["schedule"])
+        self._restore_best_score(meta, path)
         self.epoch_losses = [float(v) for v in meta.get("epoch_losses", [])]
         self.skipped_steps = int(meta.get("skipped_steps", 0))
         load_loss_scaler_state(self.loss_scaler, meta.get("loss_scaler", meta.get("loss_scale")))
@@ -151,6 +157,7 @@ class Trainer:
 
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self._global_step(),
                 "best_score": None if math.isinf(self.best_score) else self.best_score,
+                "best_metric": self.selection.label,
                 "best_epoch": self.best_epoch, "epochs_without_improvement": self.epochs_without_improvement,
                 "schedule": self.schedule.state_dict(), "loss_scaler": loss_scaler_state(self.loss_scaler),
                 "seed": self.cfg.seed, "group_size": self.ctx.group_size, "batch_size": self.cfg.batch_size,
@@ -191,9 +198,8 @@ class Trainer:
         finally:
             self.stop.uninstall()
         if self.ctx.is_main:
-            best = "n/a" if math.isinf(self.best_score) else f"{self.best_score:.4f}"
-            print(f"training finished: {self.epoch} epoch(s); best validation score {best} at epoch "
-                  f"{self.best_epoch}; checkpoints in {self.run.ckpt_dir}", flush=True)
+            print(f"training finished: {self.epoch} epoch(s); {self._best_text()}; checkpoints in "
+                  f"{self.run.ckpt_dir}", flush=True)
         return 0
 
     def _write_run_config(self):
@@ -304,27 +310,60 @@ class Trainer:
                     "precision use --loss_scale dynamic")
             self.skipped_steps += 1
 
+    @functools.cached_property
+    def selection(self):
+        """The SelectionScore of best.ckpt, early stopping and the plateau schedule (src/training/selection.py)."""
+        return selection_score(self.cfg, validates=self.val_source is not None)
+
+    def _score_text(self):
+        """"validation b-mse+b-mae", "validation mse", ... or "train loss" (no validation)."""
+        label = self.selection.label
+        return label if self.val_source is None else f"validation {label}"
+
+    def _best_text(self):
+        best = "n/a" if math.isinf(self.best_score) else f"{self.best_score:.4f}"
+        return f"best {self._score_text()} {best} at epoch {self.best_epoch}"
+
+    def _restore_best_score(self, meta, path):
+        """The best score of the checkpoint; counted anew (with a note) when it was another score: a
+        checkpoint from before best_metric existed chose on validation MSE (the train loss without validation)."""
+        stored = meta.get("best_metric")
+        self.best_score = math.inf if meta["best_score"] is None else float(meta["best_score"])
+        if stored is None:
+            stored = "mse" if self.val_source is not None else self.selection.label
+            if self.ctx.is_main:
+                print(f"note: {path} does not record which score chose best.ckpt (written before best_metric "
+                      f"existed); its best score is taken as the {'validation ' if stored == 'mse' else ''}{stored}, "
+                      "as it was then", flush=True)
+        if stored == self.selection.label:
+            return
+        if self.ctx.is_main:
+            print(f"note: {path} chose best.ckpt on {stored}, this run chooses on the {self._score_text()}: the best "
+                  "score, early stopping and the plateau schedule count anew from the next epoch, whose checkpoint "
+                  "replaces best.ckpt", flush=True)
+        self.best_score, self.epochs_without_improvement = math.inf, 0
+        self.schedule.load_state_dict(dict(self.schedule.state_dict(), best=None, bad_epochs=0))
+
     def _end_epoch(self):
         """Validate, log, checkpoint. True when training should stop early."""
         cfg = self.cfg
         epoch_time = time.perf_counter() - self._epoch_start
         val = self.validate() if self.val_source is not None else None
         train_loss = float(np.mean(self.epoch_losses)) if self.epoch_losses else float("nan")
-        score = val["mse"] if val is not None else train_loss
+        score = self.selection.value(val, train_loss)
         self.epoch += 1
         self.step_in_epoch = 0
-        improved = score < self.best_score
-        if improved:
-            self.best_score, self.best_epoch, self.epochs_without_improvement = score, self.epoch, 0
-        else:
-            self.epochs_without_improvement += 1
+        improved, self.best_score, self.best_epoch, self.epochs_without_improvement = next_best(
+            self.selection, score, self.epoch, self.best_score, self.best_epoch, self.epochs_without_improvement)
         applied_lr = self.schedule.lr_at(self.epoch - 1, cfg.steps_per_epoch - 1)  # before a plateau decay
-        self.schedule.on_validation(score)
+        self.schedule.on_validation(self.selection.as_loss(score))
         row = {"epoch": self.epoch, "train_loss": train_loss, "lr": applied_lr, "epoch_time_s": round(epoch_time, 3)}
         if self.loss_scaler is not None:
             row["skipped_steps"] = self.skipped_steps
         if val is not None:
             row.update({f"val_{k}": val[k] for k in ("mse", "mae", "ssim", "psnr")})
+            row.update({f"val_{k}": v for k, v in val.items() if k in ("b_mse", "b_mae") or k.startswith("csi@")})
+        row.update(score_name=self.selection.label, score=None if math.isnan(score) else score)
         self.history.append(row)
         numbered = self.epoch % cfg.save_every == 0 or self.epoch == cfg.epochs
         stop_early = cfg.early_stop_patience > 0 and self.epochs_without_improvement >= cfg.early_stop_patience
@@ -332,25 +371,36 @@ class Trainer:
             path = self.save(numbered=numbered or stop_early, improved=improved)
             self.run.write_history(self.history)
             remaining = (cfg.epochs - self.epoch) * epoch_time
-            val_text = "" if val is None else (f", val mse {val['mse']:.3f} mae {val['mae']:.3f} "
-                                               f"ssim {val['ssim']:.4f} psnr {val['psnr']:.2f}")
-            print(f"epoch: {self.epoch} done, train loss {train_loss:.6f}{val_text}, epoch time "
-                  f"{format_duration(epoch_time)}{' (best)' if improved else ''}, saved {os.path.basename(path)}, "
-                  f"ETA {format_duration(remaining)}", flush=True)
+            print(f"epoch: {self.epoch} done, train loss {train_loss:.6f}{self._validation_text(val, score)}, epoch "
+                  f"time {format_duration(epoch_time)}{' (best)' if improved else ''}, saved "
+                  f"{os.path.basename(path)}, ETA {format_duration(remaining)}", flush=True)
             if stop_early:
-                print(f"early stopping: no validation improvement for {cfg.early_stop_patience} epoch(s)", flush=True)
+                print(f"early stopping: no improvement of the {self._score_text()} for {cfg.early_stop_patience} "
+                      "epoch(s)", flush=True)
         return stop_early
 
+    def _validation_text(self, val, score):
+        """", val mse .. psnr .." and the selection score when it is none of those ("" without validation)."""
+        if val is None:
+            return ""
+        text = f", val mse {val['mse']:.3f} mae {val['mae']:.3f} ssim {val['ssim']:.4f} psnr {val['psnr']:.2f}"
+        if self.selection.name not in FRAME_SCORES:
+            text += f", {self.selection.label} " + ("undefined" if math.isnan(score) else f"{score:.4f}")
+        return text
+
     def validate(self):
-        """Metrics of the current network on the fixed validation set, computed as eval.py does."""
+        """Metrics of the current network on the fixed validation set, computed as eval.py does, and the
+        selection score when the frame metrics lack it (B-MSE + B-MAE, CSI)."""
         if self._val_predictor is None:
             self._val_predictor = BatchPredictor.from_network(self.predict, self.cfg, self.cfg.eval_batch_size,
                                                               "(network being trained)")
+        extra = ExtraScores(self.selection, self.cfg, self.val_source) if self.selection.needs_extra_scores else None
         self.net.set_train(False)
         try:
-            return evaluate(self.cfg, self._val_predictor, self.val_source, progress=False)
+            result = evaluate(self.cfg, self._val_predictor, self.val_source, on_batch=extra, progress=False)
         finally:
             self.net.set_train(True)
+        return result if extra is None else dict(result, **extra.result())
 
 
 def train(cfg):
