@@ -126,7 +126,8 @@ def checkpoint_record(path):
     what = label if label == "train loss" else f"validation {label}"
     if meta.get("best_epoch") == done and not step:
         return f"checkpoint {saved}: the run's best {what} so far, {score:.4f}"
-    return f"checkpoint {saved}; the run's best {what} so far: {score:.4f} at epoch {meta.get('best_epoch')} (best.ckpt)"
+    return (f"checkpoint {saved}; the run's best {what} so far: {score:.4f} at epoch {meta.get('best_epoch')} "
+            "(best.ckpt)")
 
 
 def read_checkpoint_config(path):

@@ -5,7 +5,8 @@ META = dict(epoch=6, step_in_epoch=0, best_epoch=5, best_score=2795.65, best_met
 
 
 @pytest.mark.parametrize("meta, line", [
-    (dict(META, best_epoch=6), "checkpoint saved after epoch 6: the run's best validation b-mse+b-mae so far, 2795.6500"),
+    (dict(META, best_epoch=6),
+     "checkpoint saved after epoch 6: the run's best validation b-mse+b-mae so far, 2795.6500"),
     (META, "checkpoint saved after epoch 6; the run's best validation b-mse+b-mae so far: 2795.6500 at epoch 5 "
            "(best.ckpt)"),
     (dict(META, step_in_epoch=40, best_metric="csi@35", best_score=0.25),

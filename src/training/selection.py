@@ -4,8 +4,9 @@ schedule (config key ``best_metric``). ``auto`` is the training loss's own valid
 compute BCE). ``ssim_weight`` does not change it: the SSIM term is a regulariser against grey haze whose
 weight the recipes tune by its effect on the pixel score (configs/cpu_small.yaml), and the loss's sum of a
 per-value pixel mean and ssim_weight x (1 - SSIM) has no validation counterpart for bce, so a combined
-score would mix scales the weight was never tuned for; select on SSIM with ``best_metric: ssim``. Without validation (``val_sequences: 0``) the epoch's mean training
-loss chooses. The validation numbers come from src/metrics.py, as eval.py computes them."""
+score would mix scales the weight was never tuned for; select on SSIM with ``best_metric: ssim``. Without
+validation (``val_sequences: 0``) the epoch's mean training loss chooses. The validation numbers come from
+src/metrics.py, as eval.py computes them."""
 import math
 from dataclasses import dataclass
 from typing import Optional
