@@ -20,7 +20,7 @@ META = dict(epoch=6, step_in_epoch=0, best_epoch=5, best_score=2795.65, best_met
 ])
 def test_checkpoint_record_names_the_score_that_chose_best_ckpt(tmp_path, meta, line):
     from src.checkpoint import checkpoint_record, save_checkpoint
-    from src.models.encoder_forecaster import build_network
+    from src.models.network import build_network
     from tests.exported_models import tiny_config
 
     cfg = tiny_config(tmp_path / "run")
