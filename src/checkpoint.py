@@ -1,6 +1,8 @@
 """Checkpoints: atomic save, verified load, architecture checks. One ``.ckpt`` holds weights, optimizer
 state, ``config_yaml`` and ``meta_json`` (position, best score, schedule, loss scale): with data a function
 of (seed, epoch, step), all a bit-identical continuation needs."""
+# MindSpore and src.models are imported inside functions: eval_onnx.py, --help and config errors import this
+# module without loading MindSpore, which loads with the first checkpoint read or written.
 import json
 import logging
 import os
@@ -8,7 +10,8 @@ import shutil
 
 import yaml
 
-from src.config import config_from_dict, frame_shape, keys_with_role, with_derived_keys
+from src.cli import parse_overrides
+from src.config import config_from_dict, frame_shape, keys_with_role, resolve_config, with_derived_keys
 from src.device import quiet_mindspore_log
 from src.errors import CheckpointError
 from src.io import atomic_path
@@ -198,8 +201,5 @@ def restore_training_state(path, net, optimizer, cfg):
 def config_of_record(argv):
     """The config of a command on a checkpoint (eval.py): with ``--ckpt_file`` the stored one resolved with
     the command line (``src.config.resolve_config``), else the command line's."""
-    from src.cli import parse_overrides
-    from src.config import resolve_config
-
     ckpt = parse_overrides(list(argv)).get("ckpt_file")
     return resolve_config(argv, read_checkpoint_config(ckpt), ckpt) if ckpt else resolve_config(argv)

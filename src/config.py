@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from src.cli import BOOL_WORDS, overrides_argv, parse_overrides
+from src.cli import BOOL_WORDS, overrides_argv, parse_overrides, run_cli
 from src.errors import ConfigError, UserError
 from src.io import write_text_atomic
 
@@ -822,6 +822,4 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-    from src.cli import run_cli
-
     run_cli(_main, config_keys=keys_help)

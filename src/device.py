@@ -1,4 +1,6 @@
 """Device context, distributed initialisation and rank information."""
+# MindSpore is imported inside functions: this module is imported on paths that never load it (--help, config
+# errors, ONNX Runtime evaluation).
 import contextlib
 import logging
 import os

@@ -12,6 +12,7 @@ import math
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from src.config import is_dbz_data
 from src.errors import DataError
 
 METRIC_NAMES = ("mse", "mae", "ssim", "ssim_openstl", "psnr")
@@ -356,8 +357,6 @@ def check_balance(thresholds, weights):
 def balance_of(cfg):
     """(thresholds in the data's units, weights) of ``loss: balanced`` and of B-MSE/B-MAE, or None:
     loss_thresholds/loss_weights when given, else HKO-7's classes for dBZ data."""
-    from src.config import is_dbz_data
-
     thresholds = cfg.loss_thresholds or (HKO7_DBZ_THRESHOLDS if is_dbz_data(cfg) else None)
     return None if thresholds is None else (tuple(thresholds), tuple(cfg.loss_weights or HKO7_WEIGHTS))
 

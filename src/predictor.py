@@ -5,6 +5,7 @@ again for another one, so a smaller last batch is padded with copies of its last
 ``mindspore`` (a network or its compiled forward), ``mindir`` (GraphCell, graph mode) and ``onnxruntime``
 (CPU session, optional dependency from requirements-onnx.txt; no MindSpore needed).
 """
+# MindSpore and onnxruntime are imported inside functions: each engine loads only its own runtime.
 import sys
 
 import numpy as np

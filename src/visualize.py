@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from src.io import atomic_path
+
 GAP = 2  # separator line between frames, px
 LABEL_WIDTH = 60  # left label column of the strip, px
 GROUP_HEADER = 14  # "channel k" band above each row group of a multi-channel strip, px
@@ -139,8 +141,6 @@ def _heat_tiles(error, scale):
 
 
 def _atomic_save(image, path, fmt, **save_args):
-    from src.io import atomic_path
-
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path) as tmp:

@@ -1,6 +1,8 @@
 """Export a network to MINDIR, ONNX or AIR atomically (a failed export leaves no partial file), with
 its config and signature in a MINDIR's ``user_info`` / an ONNX model's ``metadata_props``.
 ONNX uses ``mindspore.onnx.export`` (``mindspore.export(..., "ONNX")`` is deprecated)."""
+# MindSpore and src.models are imported inside functions: export.py refuses a bad --file_format before
+# MindSpore loads.
 import contextlib
 import json
 import os
