@@ -12,13 +12,16 @@ import os
 import sys
 from dataclasses import dataclass
 
-from src.checkpoint import checkpoint_record
+from src.checkpoint import checkpoint_record, config_of_record
+from src.cli import run_cli
+from src.config import keys_help
 from src.errors import ConfigError
 from src.evaluation import (MAIN, BatchExtras, SequencePictures, evaluate, picture_colours, reference_baselines,
                             units_of)
 from src.io import write_json_atomic
-from src.metrics import METRIC_NAMES, balance_of
+from src.metrics import METRIC_NAMES, balance_of, format_skill_table, format_table
 from src.progress import format_duration
+from src.visualize import save_metric_plot, save_skill_plot
 
 METRICS_JSON = "metrics.json"
 METRICS_PLOT = "metrics_per_frame.png"
@@ -138,8 +141,6 @@ def skill_comparison_table(skills, main_label="model"):
 
 def print_skill_scores(skills, units, main_label):
     """The evaluated predictor's full skill table, then CSI/HSS of it next to the baselines."""
-    from src.metrics import format_skill_table
-
     if not skills:
         return
     _say(f"thresholds in {units}", format_skill_table(skills[MAIN]))
@@ -190,13 +191,11 @@ def scores_report(references, skills, units):
 
 def plot_skill_scores(out_dir, skills, first_frame, main_label):
     """skill_per_frame.png: CSI and HSS per lead frame and threshold, model and baselines."""
-    from src.visualize import save_skill_plot as draw
-
     labels = {name: _label(name, main_label) for name in skills}
     by_threshold = [(entry["threshold"], {labels[name]: skills[name]["by_threshold"][k]["per_lead_frame"]
                                           for name in skills})
                     for k, entry in enumerate(skills[MAIN]["by_threshold"])]
-    return draw(os.path.join(out_dir, SKILL_PLOT), by_threshold, first_frame=first_frame)
+    return save_skill_plot(os.path.join(out_dir, SKILL_PLOT), by_threshold, first_frame=first_frame)
 
 
 # ---------------------------------------------------------------- the steps of eval.py and eval_onnx.py
@@ -236,9 +235,6 @@ def score(cfg, model, source, data, out_dir):
 def report(cfg, model, scores, data, out_dir, argv, script="eval.py"):
     """Print the metric table, the comparison with the baselines, the skill scores and the time; write
     metrics.json and the plots; the last line sums up. Returns 0 (the exit code)."""
-    from src.metrics import format_table
-    from src.visualize import save_metric_plot
-
     result, references, skills = scores.result, scores.references, scores.skills
     main_label = "model" if cfg.baseline == "none" else _label(cfg.baseline)
     first_frame = cfg.input_frames + 1
@@ -269,14 +265,9 @@ def _cli(argv):
         print("usage: python -m src.eval_report --print_eval_dir [--config_path F] [--key value ...]",
               file=sys.stderr)
         return 1
-    from src.checkpoint import config_of_record
-
     print(eval_dir(config_of_record(argv[1:])))
     return 0
 
 
 if __name__ == "__main__":
-    from src.cli import run_cli
-    from src.config import keys_help
-
     run_cli(_cli, config_keys=keys_help)

@@ -8,9 +8,21 @@ from typing import Any, Callable
 
 import numpy as np
 
-from src.config import BASELINES
+from src.baselines import predict_baseline
+from src.checkpoint import load_network_from_checkpoint, read_data_record
+from src.config import BASELINES, frame_shape, is_dbz_data
+from src.data.archive import unpacked_data_path
+from src.data.pipeline import (WindowSubset, config_for_frames, evaluation_windows, generated_test_source,
+                               input_file_windows, iterate_batches, load_digits)
+from src.data.sequences import (TEST_FILE, layout_shape, load_user_array, normalise_user_array, open_test_file,
+                                resolve_test_file, to_layout)
+from src.data.split_record import TrainedOn
+from src.device import init_device
 from src.errors import ConfigError
+from src.metrics import BalancedErrors, SkillScores, StreamingMetrics
+from src.predictor import BatchPredictor, compiled_forward
 from src.progress import Progress
+from src.visualize import radar_scale, save_comparison_gif, save_sequence_strip
 
 NOWCASTING_BASELINES = ("extrapolation",)  # scored next to a checkpoint of own sequences too
 SYNTHETIC_PREDICTIONS = 8  # predict.py --dataset synthetic without --num_sequences
@@ -28,16 +40,12 @@ def reference_baselines(dataset):
 def data_of_record(cfg, info=None):
     """What the model to evaluate was trained on (src.data.split_record.TrainedOn): the record of the exported
     model ``info`` (a ModelInfo) or of cfg.ckpt_file; None for Moving MNIST or without a model (a baseline)."""
-    from src.data.split_record import TrainedOn
-
     if cfg.dataset != "sequences":
         return None
     if info is not None:
         return TrainedOn(info.data_record, info.path)
     if cfg.baseline != "none" or not cfg.ckpt_file:
         return None
-    from src.checkpoint import read_data_record
-
     return TrainedOn(read_data_record(cfg.ckpt_file), cfg.ckpt_file)
 
 
@@ -45,19 +53,12 @@ def build_source(cfg, trained=None):
     """The sequences to evaluate and a description of them for metrics.json; own sequences are checked against
     the split of record of ``trained`` (src.data.split_record.TrainedOn, None: no model)."""
     if cfg.dataset == "sequences":
-        from src.data.pipeline import evaluation_windows
-
         source, described = evaluation_windows(cfg, trained)
         return source, {"dataset": "sequences", "data_path": os.path.abspath(cfg.data_path), "description": described}
     if cfg.dataset == "mnist":
-        from src.data.archive import unpacked_data_path
-        from src.data.sequences import TEST_FILE, open_test_file, resolve_test_file
-
         path = os.path.abspath(resolve_test_file(unpacked_data_path(cfg, [(TEST_FILE,)])))  # a .zip is unpacked
         source = open_test_file(path, cfg.num_sequences, cfg.input_frames, cfg.output_frames, cfg.image_size)
         return source, {"dataset": "mnist", "data_path": path, "description": "mnist_test_seq.npy"}
-    from src.data.pipeline import generated_test_source, load_digits
-
     count = cfg.num_sequences or cfg.val_sequences
     if count == 0:
         raise ConfigError("nothing to evaluate: dataset synthetic with val_sequences 0; pass --num_sequences K")
@@ -72,8 +73,6 @@ def config_for_data(cfg, source, model=None):
     both shapes when ``model`` (a checkpoint or model file whose config ``cfg`` is) expects others."""
     if cfg.dataset != "sequences":
         return cfg
-    from src.data.pipeline import config_for_frames
-
     expected_from = f"the model {model}" if model else "the config (channels, frame_height, frame_width)"
     return config_for_frames(cfg, (source.channels, source.height, source.width), source.file.dtype,
                              source.file.path, expected_from)
@@ -87,18 +86,15 @@ def prediction_source(cfg, given, input_file, model, trained=None):
     """(source, description) of predict.py's sequences; ``given``: the one input option used (--input,
     --data_path or --dataset) or None. Own sequences are refused when their frames are not the model's, and
     --data_path when it is not the split of record of ``trained`` (see build_source)."""
-    from src.data import pipeline
-    from src.data.sequences import load_user_array, normalise_user_array, open_test_file, resolve_test_file
-
     if cfg.dataset == "sequences":
         if given not in ("--input", "--data_path"):
             raise ConfigError(f"no input given: pass --input FILE (.npy/.npz of sequences in data_layout "
                               f"{cfg.data_layout}, the model's; --data_layout to change it) or --data_path")
-        source, what = (pipeline.input_file_windows(cfg, input_file), input_file) if input_file \
-            else pipeline.evaluation_windows(cfg, trained)
+        source, what = (input_file_windows(cfg, input_file), input_file) if input_file \
+            else evaluation_windows(cfg, trained)
         config_for_data(cfg, source, model)
         if cfg.num_sequences and input_file:
-            source = pipeline.WindowSubset(source, np.arange(min(cfg.num_sequences, len(source))))
+            source = WindowSubset(source, np.arange(min(cfg.num_sequences, len(source))))
         scored = "no targets: forecasts after the last frame" if getattr(source, "output_frames", None) is None \
             else "windows scored against their targets"
         return source, f"{what} ({count_text(len(source))}, data_layout {cfg.data_layout}; {scored})"
@@ -108,7 +104,7 @@ def prediction_source(cfg, given, input_file, model, trained=None):
         return [(sequence, None) for sequence in inputs], f"{input_file} ({count_text(len(inputs))})"
     if given == "--dataset" and cfg.dataset == "synthetic":
         count = cfg.num_sequences or SYNTHETIC_PREDICTIONS
-        source = pipeline.generated_test_source(cfg, pipeline.load_digits(cfg, "val"), count)  # eval.py's set
+        source = generated_test_source(cfg, load_digits(cfg, "val"), count)  # eval.py's set
         return source, f"{count_text(count)} generated from synthetic digits (test_seed {cfg.test_seed})"
     if given is not None:
         path = resolve_test_file(cfg.data_path)
@@ -133,17 +129,11 @@ def units_of_normalization(n):
 
 def baseline_predictor(kind, output_frames):
     """numpy (B, T_in, C, H, W) -> (B, T_out, C, H, W) from a trivial rule."""
-    from src.baselines import predict_baseline
-
     return lambda inputs: predict_baseline(kind, inputs, output_frames)
 
 
 def checkpoint_predictor(cfg, batch_size=0):
     """The checkpoint's network, compiled once for batches of ``batch_size`` (0: ``eval_batch_size``)."""
-    from src.checkpoint import load_network_from_checkpoint
-    from src.device import init_device
-    from src.predictor import BatchPredictor, compiled_forward
-
     init_device(cfg)
     net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)  # in inference mode (set_train(False))
     forward = compiled_forward(net, cfg.mode)
@@ -184,9 +174,6 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     """Run ``predict_fn`` (numpy (B, T_in, C, H, W) in [0, 1] -> (B, T_out, C, H, W), numpy or ``.asnumpy()``)
     on ``source[i] -> (inputs, targets)`` in batches of ``cfg.eval_batch_size``, scored where targets are known;
     ``on_batch(start, inputs, targets, pred)`` sees every batch. Returns StreamingMetrics.result() + ``timing``."""
-    from src.data.pipeline import iterate_batches
-    from src.metrics import StreamingMetrics
-
     total = len(source)
     if total == 0:
         raise ConfigError("nothing to evaluate: the data source holds no sequences")
@@ -226,8 +213,6 @@ class BatchExtras:
     and HKO-7's balanced errors (``balance``: src.metrics.balance_of) of model and baselines; the pictures."""
 
     def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None):
-        from src.metrics import BalancedErrors, SkillScores, StreamingMetrics
-
         self.output_frames = output_frames
         self.references = {name: StreamingMetrics() for name in references}
         self.to_units = to_units or (lambda frames: frames)
@@ -243,8 +228,6 @@ class BatchExtras:
             self.balanced[name].update(pred, targets, truth)
 
     def __call__(self, start, inputs, targets, pred):
-        from src.baselines import predict_baseline
-
         truth = self.to_units(targets) if self.skills else None  # (B, T_out, C, H, W) in the data's units
         self._score_skill(MAIN, pred, targets, truth)
         for name, metrics in self.references.items():
@@ -267,9 +250,6 @@ class BatchExtras:
 def picture_colours(cfg, to_units):
     """The radar colour scale (thresholds marked) for single-channel dBZ data (``to_units``: [0, 1] -> dBZ),
     else None: grey, one row group per channel."""
-    from src.config import frame_shape, is_dbz_data
-    from src.visualize import radar_scale
-
     return radar_scale(to_units, cfg.thresholds) if is_dbz_data(cfg) and frame_shape(cfg)[0] == 1 else None
 
 
@@ -281,8 +261,6 @@ class SequencePictures:
         self.written = []
 
     def __call__(self, start, inputs, targets, pred):
-        from src.visualize import save_comparison_gif, save_sequence_strip
-
         for b in range(max(0, min(len(pred), self.count - start))):
             stem = os.path.join(self.vis_dir, f"seq_{start + b:04d}")
             target = None if targets is None else targets[b]
@@ -297,16 +275,12 @@ class PredictionsFile:
     sequences in their data_layout and units, else (N, T_out, H, W) in [0, 1]."""
 
     def __init__(self, tmp, count, cfg, output_shape, normalization=None):
-        from src.data.sequences import layout_shape
-
         self.normalization = normalization if cfg.dataset == "sequences" else None
         self.layout = cfg.data_layout if self.normalization is not None else "NTHW"
         self.shape = layout_shape(self.layout, count, *output_shape)  # output_shape: (T_out, C, H, W)
         self.out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=self.shape)
 
     def __call__(self, start, inputs, targets, pred):
-        from src.data.sequences import to_layout
-
         block = to_layout(pred if self.normalization is None else self.normalization.denormalize(pred), self.layout)
         rows = slice(start, start + len(pred))
         self.out[(slice(None), rows) if self.layout == "TNHW" else rows] = block  # TNHW: (T_out, b, H, W)

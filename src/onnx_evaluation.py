@@ -4,7 +4,13 @@ training run.
 The config is the one export.py stored in the file, command-line keys on top. ``--threads N``: intra-op
 threads (0: one per core); ``--print_eval_dir`` prints the eval dir.
 """
+from src.cli import split_options
+from src.config import COMMAND_LINE_KEYS
 from src.errors import ConfigError
+from src.eval_report import ONNX_EVAL_DIR, eval_dir, report, score
+from src.evaluation import build_source, config_for_data, data_of_record, exported_model
+from src.export.model_info import config_for_model, read_onnx_info
+from src.predictor import BatchPredictor
 
 OPTIONS = {"onnx_file": "", "threads": "0"}
 PRINT_EVAL_DIR = "--print_eval_dir"
@@ -12,10 +18,6 @@ PRINT_EVAL_DIR = "--print_eval_dir"
 
 def resolve(argv):
     """(cfg, ModelInfo, intra-op threads) from the command line and the ONNX file's stored config."""
-    from src.cli import split_options
-    from src.config import COMMAND_LINE_KEYS
-    from src.export.model_info import config_for_model, read_onnx_info
-
     options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     if not options["onnx_file"]:
         raise ConfigError("no model given: pass --onnx_file FILE.onnx (written by export.py --file_format ONNX)")
@@ -31,10 +33,6 @@ def resolve(argv):
 
 def main(argv):
     """eval.py's steps (eval.py reads as the procedure) with the ONNX file's predictor as the model."""
-    from src.eval_report import ONNX_EVAL_DIR, eval_dir, report, score
-    from src.evaluation import build_source, config_for_data, data_of_record, exported_model
-    from src.predictor import BatchPredictor
-
     argv = list(argv)
     if argv[:1] == [PRINT_EVAL_DIR]:
         cfg, _, _ = resolve(argv[1:])

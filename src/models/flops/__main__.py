@@ -8,15 +8,13 @@ hidden_channels, frame counts, and for own sequences the channels and frame shap
 from the data), resolved with the command line as eval.py does (``src.checkpoint.config_of_record``):
 no other flag is needed, and one that contradicts the checkpoint's network is refused in one line.
 """
-from src.cli import run_cli
+from src.checkpoint import config_of_record
+from src.cli import parse_overrides, run_cli
 from src.config import keys_help
+from src.models.flops import format_cost_table
 
 
 def main(argv):
-    from src.checkpoint import config_of_record
-    from src.cli import parse_overrides
-    from src.models.flops import format_cost_table
-
     cfg = config_of_record(argv)  # with --ckpt_file: the checkpoint's config, contradicting flags refused
     ckpt = parse_overrides(list(argv)).get("ckpt_file")
     if ckpt:
