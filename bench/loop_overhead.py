@@ -89,8 +89,8 @@ class _ReadBeforehand:
 
 
 class PipelineSwitch:
-    """Makes the trainer's ``build_rank_dataset`` (imported when an epoch starts) return the real data
-    pipeline (``kind = "on"``) or batches read from it before the epoch (``"off"``)."""
+    """Makes the trainer's ``build_rank_dataset`` (looked up in src.data.pipeline when an epoch starts) return
+    the real data pipeline (``kind = "on"``) or batches read from it before the epoch (``"off"``)."""
 
     def __init__(self):
         from src.data import pipeline

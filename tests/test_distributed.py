@@ -347,11 +347,11 @@ def test_non_main_rank_writes_nothing(tmp_path, monkeypatch):
     """Rank 1 of 2 (without the collectives: gradients and loss stay local) trains on its own
     sequences, validates, and leaves no file behind."""
     from src.device import RunContext
-    from src.training import step as step_mod
+    from src.training import trainer as trainer_mod
     from src.training.trainer import Trainer
 
-    real_build = step_mod.build_train_step
-    monkeypatch.setattr(step_mod, "build_train_step",
+    real_build = trainer_mod.build_train_step
+    monkeypatch.setattr(trainer_mod, "build_train_step",
                         lambda cfg, forward, opt, scaler=None, group_size=1: real_build(cfg, forward, opt, scaler))
     monkeypatch.setattr(Trainer, "_sum_over_ranks", lambda self, tensor: tensor)
     cfg = load_config(overrides(output_dir=tmp_path / "run"), config_path=CONFIG)

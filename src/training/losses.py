@@ -1,7 +1,11 @@
 """Training losses on the logits: ``cfg.loss`` mse | bce | balanced (HKO-7's B-MSE + B-MAE, Shi et al. 2017:
 errors weighted by the truth's intensity class), + ``ssim_weight`` x (1 - SSIM): pixel losses alone reward a
 grey haze where the future is uncertain, which SSIM punishes (pixel + SSIM: Zhao et al., IEEE TCI 2017)."""
+import numpy as np
 from mindspore import ops
+
+from src.data.pipeline import sequence_normalization
+from src.metrics import balance_of
 
 SSIM_WINDOW = 7  # scikit-image's default window for 2-D images
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -56,11 +60,6 @@ def loss_targets(inputs, targets, all_frames):
 
 def pixel_classes(cfg):
     """(thresholds in [0, 1] pixel units, weights) of ``loss: balanced`` (the data's, normalised)."""
-    import numpy as np
-
-    from src.data.pipeline import sequence_normalization
-    from src.metrics import balance_of
-
     thresholds, weights = balance_of(cfg)
     if cfg.dataset == "sequences":
         normalization = sequence_normalization(cfg)

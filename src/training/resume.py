@@ -6,6 +6,7 @@ per-device batch_size must match even then (src.training.trainer: the sequences 
 import os
 import time
 
+from src.checkpoint import read_checkpoint_config
 from src.config import DERIVED_FROM_DATA, keys_with_role, load_config, roles_where
 from src.errors import ConfigError
 from src.training.run_dir import RunDir
@@ -42,8 +43,6 @@ def _describe(changes):
 
 def training_config(argv):
     """train.py's config (see the module docstring)."""
-    from src.checkpoint import read_checkpoint_config
-
     requested = load_config(argv)
     path = resume_checkpoint(requested)
     if not path:

@@ -14,6 +14,8 @@ from typing import Optional
 import numpy as np
 
 from src.config import parse_best_metric
+from src.evaluation import units_of
+from src.metrics import BalancedErrors, SkillScores, balance_of
 
 FRAME_SCORES = ("mse", "mae", "ssim", "psnr")  # computed by every validation (StreamingMetrics)
 HIGHER_IS_BETTER = ("ssim", "psnr", "csi")
@@ -89,9 +91,6 @@ class ExtraScores:
     classes (src.metrics.balance_of) or the CSI at one threshold, in the units of ``source``'s data."""
 
     def __init__(self, score, cfg, source):
-        from src.evaluation import units_of
-        from src.metrics import BalancedErrors, SkillScores, balance_of
-
         self.score = score
         self.to_units, _ = units_of(cfg, source)
         self.balanced = BalancedErrors(*balance_of(cfg)) if score.name == "bmse_bmae" else None

@@ -8,14 +8,20 @@ import signal
 import sys
 import time
 
+import mindspore as ms
 import numpy as np
+from mindspore import ops
 
 from src.checkpoint import publish_copy, restore_training_state, save_checkpoint
 from src.config import read_yaml
+from src.data import pipeline
+from src.data.split_record import TrainedOn, check_resumed_data
 from src.device import effective_amp_level, effective_loss_scale, init_device
 from src.errors import ConfigError, TrainingDiverged
 from src.evaluation import evaluate
 from src.models.flops import network_cost
+from src.models.mixed_precision import PredictedFrames, training_forward
+from src.models.network import build_network
 from src.predictor import BatchPredictor, compiled_forward
 from src.progress import Progress, format_duration
 from src.training.resume import resume_checkpoint
@@ -23,6 +29,8 @@ from src.training.run_dir import RunDir
 from src.training.sampling import rank_mask
 from src.training.schedules import LRSchedule
 from src.training.selection import ExtraScores, FRAME_SCORES, next_best, selection_score
+from src.training.step import (build_optimizer, build_train_step, load_loss_scaler_state, loss_scaler_state,
+                               make_loss_scaler)
 
 
 class _StopRequest:
@@ -56,21 +64,14 @@ def waits_each_step(device_target):
 
 
 class Trainer:
-    """Builds everything from a config and runs ``fit()``."""
+    """Builds everything from a config and runs ``fit()``: the network, the optimizer, the compiled step (its loss:
+    src/training/step.py, losses.py) and the run directory with its checkpoints (:meth:`save`)."""
 
-    def __init__(self, cfg, ctx=None):
-        from src.data import pipeline
-
-        # data first: a bad file is reported before MindSpore starts or the run directory is written
-        self.data = pipeline.TrainingData(cfg)
+    def __init__(self, cfg, ctx=None, data=None):
+        # data first (pipeline.TrainingData; train.py reads it before MindSpore loads): a bad file is reported
+        # before the device starts or the run directory is written
+        self.data = data if data is not None else pipeline.TrainingData(cfg)
         cfg = self.data.cfg
-
-        import mindspore as ms
-
-        from src.models.network import build_network
-        from src.models.mixed_precision import PredictedFrames, training_forward
-        from src.training.step import build_optimizer, build_train_step, make_loss_scaler
-
         self.cfg = cfg
         self.ctx = ctx or init_device(cfg)
         self.run = RunDir(cfg.output_dir)
@@ -119,9 +120,6 @@ class Trainer:
         print(self.data.describe(self.ctx.group_size), flush=True)
 
     def _restore(self, path):
-        from src.data.split_record import TrainedOn, check_resumed_data
-        from src.training.step import load_loss_scaler_state
-
         meta = restore_training_state(path, self.net, self.optimizer, self.cfg)
         self._check_same_data_parallel_layout(meta, path)
         note = check_resumed_data(TrainedOn(meta.get("data"), path), self.data.record.get("split"))  # own data
@@ -153,8 +151,6 @@ class Trainer:
         return self.epoch * self.cfg.steps_per_epoch + self.step_in_epoch
 
     def _meta(self):
-        from src.training.step import loss_scaler_state
-
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self._global_step(),
                 "best_score": None if math.isinf(self.best_score) else self.best_score,
                 "best_metric": self.selection.label,
@@ -213,10 +209,6 @@ class Trainer:
 
     def _train_epoch(self):
         """Run the remaining steps of the current epoch. False if stopped by a signal."""
-        import mindspore as ms
-
-        from src.data.pipeline import build_rank_dataset
-
         cfg = self.cfg
         first = self.step_in_epoch
         if first == 0:
@@ -224,8 +216,8 @@ class Trainer:
         self._epoch_start = time.perf_counter()
         if first >= cfg.steps_per_epoch:  # stopped after the epoch's last step: only validation is left
             return True
-        dataset = build_rank_dataset(cfg, self.data.epoch_source(self.epoch, self.ctx.group_size), self.ctx.rank,
-                                     self.ctx.group_size, start_step=first)
+        dataset = pipeline.build_rank_dataset(cfg, self.data.epoch_source(self.epoch, self.ctx.group_size),
+                                              self.ctx.rank, self.ctx.group_size, start_step=first)
         progress = Progress(cfg.steps_per_epoch - first, f"epoch {self.epoch + 1}/{cfg.epochs}")
         window_start, window_steps = time.perf_counter(), 0
         for inputs, targets in dataset.create_tuple_iterator(num_epochs=1):
@@ -273,9 +265,6 @@ class Trainer:
     def _sync_pending(self):
         """Read back and check the pending losses and overflow flags in one all-reduce that every rank
         makes at the same steps, so all agree on divergence and stop (True: a rank asked to stop)."""
-        import mindspore as ms
-        from mindspore import ops
-
         if not self._pending:
             return self.stop.signum is not None
         steps = [step for step, _, _ in self._pending]
@@ -292,8 +281,6 @@ class Trainer:
         return values[-1] > 0
 
     def _sum_over_ranks(self, tensor):
-        from mindspore import ops
-
         return tensor if self.ctx.group_size == 1 else ops.AllReduce()(tensor)
 
     def _check_step(self, step, loss, overflowed):
@@ -404,5 +391,5 @@ class Trainer:
 
 
 def train(cfg):
-    """Entry used by train.py."""
+    """A run from a config: ``Trainer(cfg).fit()``."""
     return Trainer(cfg).fit()
