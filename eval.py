@@ -11,15 +11,16 @@ pictures into the eval directory (see src/eval_report.py for where that is). A c
 sequences is scored on its split of record: a data file that changed since training is refused
 (--eval_split all scores every window on purpose; docs/own_data.md).
 """
-from src.checkpoint import config_of_record
 from src.cli import run_cli
-from src.cloud import local_copies
 from src.config import keys_help
-from src.eval_report import eval_dir, report, score
-from src.evaluation import build_source, config_for_data, data_of_record, model_under_test
 
 
 def main(argv):
+    from src.checkpoint import config_of_record
+    from src.cloud import local_copies
+    from src.eval_report import eval_dir, report, score
+    from src.evaluation import build_source, config_for_data, data_of_record, model_under_test
+
     # the checkpoint's stored config with the command line on top; remote data_path/output_dir staged locally
     with local_copies(config_of_record(argv)) as cfg:
         out_dir = eval_dir(cfg)  # eval/ (eval_<baseline>/) of a training run, else output_dir

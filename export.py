@@ -19,20 +19,11 @@ file that is not the one it was trained on (docs/own_data.md).
 session) and prints the largest absolute difference to the checkpoint network on the same
 input; it fails when the difference exceeds --tolerance (default 1e-5).
 """
-# MindSpore is imported inside check_export_parity: --help and config errors answer before it loads.
 import os
 
-import numpy as np
-
-from src.checkpoint import config_of_record, load_network_from_checkpoint, read_data_record
-from src.cli import overrides_argv, parse_bool, parse_float, run_cli, split_options
-from src.config import COMMAND_LINE_KEYS, keys_help
-from src.device import init_inference_device
+from src.cli import run_cli
+from src.config import keys_help
 from src.errors import ConfigError
-from src.export import ExportError
-from src.export.model_info import read_model_info
-from src.export.writer import check_export_format, export_network
-from src.predictor import BatchPredictor, import_onnxruntime, max_abs_difference
 
 OPTIONS = {"check": "false", "tolerance": "1e-5"}  # script options besides the config keys
 DEFAULT_EXPORT_BATCH = 1
@@ -41,6 +32,11 @@ DEFAULT_EXPORT_BATCH = 1
 def check_export_parity(net, path, file_format, input_shape, tolerance):
     """Max |exported - checkpoint network| on one seeded random input; raises ExportError above tolerance."""
     import mindspore as ms
+    import numpy as np
+
+    from src.export import ExportError
+    from src.export.model_info import read_model_info
+    from src.predictor import BatchPredictor, max_abs_difference
 
     x = np.random.default_rng(0).random(input_shape, dtype=np.float32)  # (B, T_in, 1, H, W) in [0, 1)
     ms.set_context(mode=ms.PYNATIVE_MODE)
@@ -57,6 +53,11 @@ def check_export_parity(net, path, file_format, input_shape, tolerance):
 
 
 def main(argv):
+    from src.checkpoint import config_of_record
+    from src.export.writer import check_export_format
+    from src.cli import overrides_argv, parse_bool, parse_float, split_options
+    from src.config import COMMAND_LINE_KEYS
+
     options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     check, tolerance = parse_bool(options["check"], "check"), parse_float(options["tolerance"], "tolerance")
     batch_given = "batch_size" in overrides
@@ -69,7 +70,13 @@ def main(argv):
         raise ConfigError("--check cannot load AIR files on this machine (use --file_format MINDIR or ONNX, or "
                           "--check false)")
     if check and cfg.file_format == "ONNX":
+        from src.predictor import import_onnxruntime
+
         import_onnxruntime()  # before the export: refuse early when it cannot be checked
+
+    from src.export.writer import export_network
+    from src.device import init_inference_device
+    from src.checkpoint import load_network_from_checkpoint, read_data_record
 
     init_inference_device(cfg)
     net, cfg = load_network_from_checkpoint(cfg.ckpt_file, cfg)

@@ -15,15 +15,9 @@ import os
 
 import numpy as np
 
-from src.cli import run_cli, split_options
-from src.data.sequences import Normalization
-from src.data.split_record import NOT_HELD_OUT
+from src.cli import run_cli
 from src.errors import ConfigError, DataError
-from src.eval_report import print_baseline_comparison, print_skill_scores, scores_report
-from src.evaluation import MAIN, BatchExtras, reference_baselines, units_of_normalization
-from src.export.bin_files import read_bin, result_file_name
 from src.io import write_json_atomic
-from src.metrics import StreamingMetrics, format_table
 
 OPTIONS = {"result_path": "./result_Files", "preprocess_path": "./preprocess_Result", "output_dir": ".",
            "thresholds": ""}
@@ -58,6 +52,8 @@ def read_label(path, shape, dtype="uint8"):
 
 
 def check_results_present(result_path, names):
+    from src.export.bin_files import result_file_name
+
     if not os.path.isdir(result_path):
         raise DataError(f"--result_path {result_path} is not a directory (the inference app writes result_Files)")
     missing = [n for n in names if not os.path.isfile(os.path.join(result_path, result_file_name(n)))]
@@ -79,6 +75,9 @@ def parse_thresholds(text):
 
 def units(manifest):
     """(to_units, description) of the thresholds' units, the recorded normalisation undone as in eval.py."""
+    from src.data.sequences import Normalization
+    from src.evaluation import units_of_normalization
+
     if "normalization" not in manifest:
         return units_of_normalization(None)
     return units_of_normalization(Normalization.from_dict(manifest["normalization"], "preprocess.json normalization"))
@@ -92,6 +91,8 @@ def balance(manifest):
 
 def read_chunk(manifest, result_path, preprocess_path, chunk):
     """(inputs (b, T_in, C, H, W), outputs (b, T_out, C, H, W), labels shaped as outputs) of ``chunk``."""
+    from src.export.bin_files import read_bin, result_file_name
+
     in_shape, out_shape = tuple(manifest["input_shape"]), tuple(manifest["output_shape"])
     label_shape, label_dtype = tuple(manifest["label_shape"]), manifest.get("label_dtype", "uint8")
     inputs = np.stack([read_bin(os.path.join(preprocess_path, "input", n + ".bin"), in_shape)[0] for n in chunk])
@@ -103,6 +104,9 @@ def read_chunk(manifest, result_path, preprocess_path, chunk):
 
 def compute(manifest, result_path, preprocess_path, thresholds=()):
     """(metrics result, {baseline: metrics result}, {predictor: skill scores} or {}) over all sequences."""
+    from src.evaluation import BatchExtras, reference_baselines
+    from src.metrics import StreamingMetrics
+
     names = manifest["names"]
     check_results_present(result_path, names)
     metrics = StreamingMetrics()
@@ -118,6 +122,8 @@ def compute(manifest, result_path, preprocess_path, thresholds=()):
 
 def write_json(output_dir, result, manifest, result_path, references=None, skills=None):
     """metrics_310.json: the metrics, plus the baselines and skill scores in eval.py's metrics.json form."""
+    from src.eval_report import scores_report
+
     os.makedirs(output_dir, exist_ok=True)
     payload = dict(result, result_path=os.path.abspath(result_path), data_file=manifest.get("data_file", ""),
                    data=manifest.get("description", ""))
@@ -126,6 +132,12 @@ def write_json(output_dir, result, manifest, result_path, references=None, skill
 
 
 def main(argv):
+    from src.data.split_record import NOT_HELD_OUT
+    from src.eval_report import print_baseline_comparison, print_skill_scores
+    from src.evaluation import MAIN
+    from src.metrics import format_table
+    from src.cli import split_options
+
     options, rest = split_options(argv, OPTIONS, config_keys=())  # it takes no config keys
     rest.pop("debug", None)
     if rest:

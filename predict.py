@@ -28,25 +28,19 @@ import os
 
 import numpy as np
 
-from src.checkpoint import read_checkpoint_config
-from src.cli import overrides_argv, parse_float, run_cli, split_options
-from src.config import COMMAND_LINE_KEYS, keys_help, resolve_config
-from src.device import init_inference_device
+from src.cli import run_cli
+from src.config import keys_help
 from src.errors import ConfigError, DataError
-from src.evaluation import (PredictionsFile, SequencePictures, checkpoint_predictor, count_text, data_of_record,
-                            evaluate, picture_colours, prediction_source, units_of)
-from src.export import ModelFileError
-from src.export.bin_files import predict_bin_folder
-from src.export.model_info import config_for_model, read_model_info
-from src.io import atomic_path
-from src.metrics import format_table
-from src.predictor import BatchPredictor, max_abs_difference
 
 OPTIONS = {"mindir_file": "", "onnx_file": "", "input": "", "bin_dir": "", "result_dir": "", "tolerance": "1e-5"}
 
 
 def model_config(options, overrides):
     """(cfg, ModelInfo or None): the config stored in the model file or checkpoint, plus the command line."""
+    from src.config import resolve_config
+    from src.cli import overrides_argv
+    from src.export.model_info import config_for_model, read_model_info
+
     def test_file_dataset(stored):  # --data_path alone: mnist_test_seq.npy, unless the model is of own sequences
         if "data_path" in overrides and "dataset" not in overrides and getattr(stored, "dataset", "") != "sequences":
             return dict(overrides, dataset="mnist")
@@ -59,6 +53,8 @@ def model_config(options, overrides):
         info = read_model_info(*given[0])
         return config_for_model(info, test_file_dataset(info.config)), info
     if overrides.get("ckpt_file"):
+        from src.checkpoint import read_checkpoint_config
+
         stored = read_checkpoint_config(overrides["ckpt_file"])
         return resolve_config(overrides_argv(test_file_dataset(stored)), stored, overrides["ckpt_file"]), None
     raise ConfigError("no model given: pass --mindir_file FILE.mindir or --onnx_file FILE.onnx (from export.py) "
@@ -67,6 +63,10 @@ def model_config(options, overrides):
 
 def build_predictors(cfg, info, use_ckpt):
     """(main predictor, checkpoint predictor for the parity check (with --ckpt_file) or None)."""
+    from src.evaluation import checkpoint_predictor
+    from src.predictor import BatchPredictor
+    from src.device import init_inference_device
+
     if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
         init_inference_device(cfg)
     from_ckpt = checkpoint_predictor(cfg, info.batch_size if info is not None else 0) \
@@ -81,12 +81,18 @@ class ParityTracker:
         self.reference, self.max_diff = reference, 0.0
 
     def __call__(self, start, inputs, targets, pred):
+        from src.predictor import max_abs_difference
+
         reference = np.clip(self.reference.predict(inputs), 0.0, 1.0)
         self.max_diff = max(self.max_diff, max_abs_difference(pred, reference))
 
 
 def run_predictions(predictor, reference, source, cfg):
     """Predict, write predictions.npy and pictures, print the metrics -> (path, ParityTracker or None)."""
+    from src.evaluation import PredictionsFile, SequencePictures, count_text, evaluate, picture_colours, units_of
+    from src.io import atomic_path
+    from src.metrics import format_table
+
     os.makedirs(cfg.output_dir, exist_ok=True)
     path = os.path.join(cfg.output_dir, "predictions.npy")
     pictures = SequencePictures(os.path.join(cfg.output_dir, "vis"), cfg.save_vis,
@@ -115,6 +121,8 @@ def run_predictions(predictor, reference, source, cfg):
 
 
 def check_parity(parity, tolerance, model_path, ckpt_file):
+    from src.export import ModelFileError
+
     if parity is not None and parity.max_diff > tolerance:
         raise ModelFileError(f"parity check failed: {model_path} and {ckpt_file} differ by up to "
                              f"{parity.max_diff:.3e} (> --tolerance {tolerance:g}); was the model exported from "
@@ -122,6 +130,10 @@ def check_parity(parity, tolerance, model_path, ckpt_file):
 
 
 def main(argv):
+    from src.cli import parse_float, split_options
+    from src.config import COMMAND_LINE_KEYS
+    from src.evaluation import data_of_record, prediction_source
+
     options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     tolerance = parse_float(options["tolerance"], "tolerance")
     cfg, info = model_config(options, overrides)
@@ -141,6 +153,8 @@ def main(argv):
     print(f"model: {model} ({predictor.engine}, batch {predictor.batch_size}, {cfg.input_frames} -> "
           f"{cfg.output_frames} frames of {shape})", flush=True)
     if options["bin_dir"]:
+        from src.export.bin_files import predict_bin_folder
+
         if not os.path.isdir(options["bin_dir"]):
             raise DataError(f"--bin_dir {options['bin_dir']} is not a directory (preprocess.py writes RESULT/input)")
         result_dir = options["result_dir"] or os.path.join(cfg.output_dir, "result_Files")

@@ -23,16 +23,11 @@ import os
 
 import numpy as np
 
-from src.cli import overrides_argv, run_cli, split_options
-from src.config import COMMAND_LINE_KEYS, keys_help, load_config
-from src.data.pipeline import evaluation_windows
-from src.data.sequences import open_test_file, resolve_test_file
+from src.config import load_config
+from src.cli import run_cli
+from src.config import keys_help
 from src.errors import ConfigError
-from src.evaluation import config_for_data, data_of_record
-from src.export.bin_files import write_bin
-from src.export.model_info import config_for_model, read_mindir_info
 from src.io import write_json_atomic
-from src.metrics import balance_of
 
 OPTIONS = {"mindir_file": ""}
 MANIFEST = "preprocess.json"
@@ -50,6 +45,8 @@ def model_shapes(cfg, mindir_file):
     """(input_frames, output_frames, image_size): from the MINDIR when given, else from the config."""
     if not mindir_file:
         return cfg.input_frames, cfg.output_frames, cfg.image_size
+    from src.export.model_info import read_mindir_info
+
     info = one_sequence_per_call(read_mindir_info(mindir_file))
     return info.input_frames, info.output_frames, info.image_size
 
@@ -61,6 +58,8 @@ def mnist_labels(targets):
 
 def write_sequences(source, out_dir, labels_of=mnist_labels):
     """Every sequence of ``source`` as input .bin (1, T_in, C, H, W) + label .npy; returns the names."""
+    from src.export.bin_files import write_bin
+
     input_dir, label_dir = os.path.join(out_dir, "input"), os.path.join(out_dir, "label")
     for folder, pattern in ((input_dir, "seq_*.bin"), (label_dir, "seq_*.npy")):
         os.makedirs(folder, exist_ok=True)
@@ -79,6 +78,9 @@ def own_config(options, overrides):
     record), or None."""
     if not options["mindir_file"] or "config_path" in overrides:
         return None
+    from src.export.model_info import config_for_model, read_mindir_info
+    from src.evaluation import data_of_record
+
     info = read_mindir_info(options["mindir_file"])
     if info.config is None or info.config.dataset != "sequences":
         return None
@@ -89,6 +91,10 @@ def own_config(options, overrides):
 def preprocess_own_sequences(cfg, model_file, trained=None):
     """Own sequences: the windows eval.py scores, checked against the model's frame shape and split of record
     (``trained``: src.data.split_record.TrainedOn, None: no model)."""
+    from src.data.pipeline import evaluation_windows
+    from src.evaluation import config_for_data
+    from src.metrics import balance_of
+
     source, described = evaluation_windows(cfg, trained)
     cfg = config_for_data(cfg, source, model_file)
     os.makedirs(cfg.output_dir, exist_ok=True)
@@ -119,6 +125,10 @@ def write_manifest(out_dir, manifest, summary, input_note=""):
 
 
 def main(argv):
+    from src.data.sequences import open_test_file, resolve_test_file
+    from src.cli import overrides_argv, split_options
+    from src.config import COMMAND_LINE_KEYS
+
     options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     own = own_config(options, overrides)
     if own is not None:
