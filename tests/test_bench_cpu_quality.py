@@ -26,5 +26,5 @@ def test_time_boxed_run_trains_the_budgeted_steps_and_reports_the_table(tmp_path
     total = re.search(r"^2 x (\d+) = (\d+) steps; wall time: \d+ s to the end of training, \d+ s in all",
                       done.stdout, flags=re.M)
     assert total and int(total.group(1)) == run["steps_per_epoch"], done.stdout[-2000:]
-    rows = [line.split(" | ")[0] for line in done.stdout.splitlines() if line.startswith("| ")][2:]
-    assert rows == ["| model", "| copy_last", "| zeros"], done.stdout[-2000:]
+    rows = [line.split("|")[1].strip() for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows == ["predictor", "model", "copy_last", "zeros"], done.stdout[-2000:]
