@@ -7,7 +7,7 @@ Usage (from the repository root; needs ``pip install -r bench/requirements.txt``
     python bench/torch_openstl.py [--minutes 11.55] [--eval_at 6,...]                 # clock mode
       [--variant openstl|repo] [--autocast none|bf16] [--cycle_momentum on|off] [--max_lr LR]
       [--loss_frames all|output] [--sampling on|off] [--test_sequences 256] [--threads 2]
-      [--config_path configs/cpu_small.yaml] [--hidden_channels 32,32] [--kernel_size 3]
+      [--log_every 100] [--config_path configs/cpu_small.yaml] [--hidden_channels 32,32] [--kernel_size 3]
       [--patch_size 4] [--batch_size 8] [--steps_per_epoch 250]
 
 Two modes:
@@ -42,7 +42,7 @@ config's ``test_seed``), scored by ``src.evaluation.evaluate`` (predictions clip
 Prints one line per evaluation (``--eval_at`` points and the end), e.g.
 ``steps: 2000 mse: .. mae: .. ssim: .. psnr: .. below_zeros: ..% s_per_step: .. ssim_openstl: ..
 minutes: .. (zeros mse .., copy_last mse ..) variant: openstl autocast: none seed: 1
-cycle_momentum: on max_lr: 0.0005``. Measured rows: bench/README.md ("PyTorch peer"). Asserts nothing.
+cycle_momentum: on max_lr: 0.0005``; on stderr, a progress line every ``--log_every`` steps. Measured rows: bench/README.md ("PyTorch peer"). Asserts nothing.
 """
 import argparse
 import math
@@ -234,6 +234,8 @@ def parse(argv):
                    help="all: MSE on the 19 next frames (OpenSTL); output: on the 10 predicted frames only")
     p.add_argument("--sampling", choices=("on", "off"), default="on", help="scheduled sampling (OpenSTL: on)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--log_every", type=int, default=100,
+                   help="a progress line on stderr every this many steps (0: none)")
     p.add_argument("--seed", help="the config's seed (training data) and torch's seed (default: the config's)")
     for name in CONFIG_OPTIONS[1:]:
         p.add_argument(f"--{name}", help="overrides the config's value" + (" (e.g. 32,32)" if "hidden" in name else ""))
@@ -252,8 +254,8 @@ def parse(argv):
     spec = VARIANTS[args.variant]
     args.cycle_momentum = args.cycle_momentum or spec["cycle_momentum"]
     args.max_lr = spec["max_lr"] if args.max_lr is None else args.max_lr
-    if args.max_lr <= 0 or args.test_sequences < 1 or args.threads < 1:
-        p.error("--max_lr must be > 0; --test_sequences, --threads >= 1")
+    if args.max_lr <= 0 or args.test_sequences < 1 or args.threads < 1 or args.log_every < 0:
+        p.error("--max_lr must be > 0; --test_sequences, --threads >= 1; --log_every >= 0")
     args.eval_at = _eval_points(p, args.eval_at, args.steps if step_mode else args.minutes,
                                 "steps" if step_mode else "minutes")
     return args
@@ -357,6 +359,9 @@ def train_and_evaluate(args, start):
         if not math.isfinite(loss):
             raise SystemExit(f"torch_openstl.py: the loss became {loss} at step {step}; lower --max_lr")
         step += 1
+        if args.log_every and step % args.log_every == 0:
+            print(f"step {step}: loss {loss:.6f} lr {lr:.3g} eta {eta:.3f} s_per_step {train_seconds / step:.3f}",
+                  file=sys.stderr, flush=True)
     return 0
 
 

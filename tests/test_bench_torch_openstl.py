@@ -150,16 +150,20 @@ LINE = re.compile(r"steps: (\d+) mse: ([\d.]+) mae: [\d.]+ ssim: [\d.]+ psnr: [\
                   r"[\d.]+\) variant: (\w+) autocast: (\w+) seed: (\d+) cycle_momentum: (on|off) max_lr: ([\d.e-]+)")
 
 
-def _run(capsys, argv):
+def _run(capsys, argv, progress_steps=()):
     torch_openstl.main(argv)
-    lines = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
     matches = [LINE.fullmatch(line) for line in lines]
     assert all(matches), lines
+    progress = [int(re.match(r"step (\d+): loss [\d.]+ lr [\d.e-]+ eta [\d.]+ s_per_step [\d.]+$", line).group(1))
+                for line in captured.err.strip().splitlines()]
+    assert progress == list(progress_steps)
     return matches
 
 
 def test_step_mode_trains_exactly_the_steps_with_openstls_defaults(capsys):
-    first = _run(capsys, ["--steps", "3", "--eval_at", "2", "--seed", "5"] + TINY)
+    first = _run(capsys, ["--steps", "3", "--eval_at", "2", "--seed", "5", "--log_every", "1"] + TINY, (1, 2, 3))
     assert [int(m.group(1)) for m in first] == [2, 3]
     assert all(float(m.group(2)) > 0 and float(m.group(4)) > 0 for m in first)
     assert first[-1].group(6, 7, 8, 9, 10) == ("openstl", "none", "5", "on", "0.0005")
