@@ -42,7 +42,8 @@ config's ``test_seed``), scored by ``src.evaluation.evaluate`` (predictions clip
 Prints one line per evaluation (``--eval_at`` points and the end), e.g.
 ``steps: 2000 mse: .. mae: .. ssim: .. psnr: .. below_zeros: ..% s_per_step: .. ssim_openstl: ..
 minutes: .. (zeros mse .., copy_last mse ..) variant: openstl autocast: none seed: 1
-cycle_momentum: on max_lr: 0.0005``; on stderr, a progress line every ``--log_every`` steps. Measured rows: bench/README.md ("Same-wall-clock PyTorch peer", "Step mode"). Asserts nothing.
+cycle_momentum: on max_lr: 0.0005``; on stderr, a progress line every ``--log_every`` steps.
+Measured rows: bench/README.md ("Same-wall-clock PyTorch peer", "Step mode"). Asserts nothing.
 """
 import argparse
 import math
