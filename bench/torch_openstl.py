@@ -224,7 +224,7 @@ def parse(argv):
     p.add_argument("--minutes", type=float,
                    help="clock mode (without --steps): training wall time (default: the recipe's 693 s, 11.55)")
     p.add_argument("--eval_at", default="",
-                   help="comma-separated points at which to evaluate as well: steps in step mode, minutes in clock mode")
+                   help="comma-separated points at which to evaluate as well: steps (step mode) or minutes")
     p.add_argument("--variant", choices=tuple(VARIANTS), help="default: openstl in step mode, repo in clock mode")
     p.add_argument("--autocast", choices=("bf16", "none"), help="default: none in step mode, bf16 in clock mode")
     p.add_argument("--cycle_momentum", choices=("on", "off"),
@@ -292,7 +292,8 @@ def score_line(args, cfg, steps, train_seconds, clock_seconds, result, baselines
     return (f"steps: {steps} mse: {result['mse']:.2f} mae: {result['mae']:.2f} ssim: {result['ssim']:.4f} "
             f"psnr: {result['psnr']:.2f} below_zeros: {100 * (1 - result['mse'] / zeros):.1f}% "
             f"s_per_step: {train_seconds / max(1, steps):.3f} ssim_openstl: {result['ssim_openstl']:.4f} "
-            f"minutes: {clock_seconds / 60:.2f} (zeros mse {zeros:.2f}, copy_last mse {baselines['copy_last']['mse']:.2f}) "
+            f"minutes: {clock_seconds / 60:.2f} (zeros mse {zeros:.2f}, "
+            f"copy_last mse {baselines['copy_last']['mse']:.2f}) "
             f"variant: {args.variant} autocast: {args.autocast} seed: {cfg.seed} "
             f"cycle_momentum: {args.cycle_momentum} max_lr: {args.max_lr:g}")
 
