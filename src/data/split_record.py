@@ -175,18 +175,8 @@ def _check_directory_split(trained, recorded, now, split):
     fix = (f"use the original {split} file, or point --data_path at this file with --eval_split all to score "
            f"every window of it on purpose ({NOT_HELD_OUT})")
     where = f"the {split} file of {recorded.get('path', 'a directory')}"
-    old = recorded.get("fingerprint", {}).get(split)
-    if _comparable(old):
-        error = _changed(path, model, old, current, where, fix)
-        if error is not None:
-            raise error
-        return ""
-    count = recorded.get("num_sequences", {}).get(split)
-    if count is not None and count != current["num_sequences"]:
-        raise DataError(f"data file {path} has {current['num_sequences']} sequences; {model} was trained on {count} "
-                        f"(split of record: {where}); {fix}")
-    return (f"{model} records no fingerprint of its data (made before models recorded one): {path} is checked "
-            f"by its sequence count ({current['num_sequences']}) only")
+    return _check_one_file(model, path, recorded.get("fingerprint", {}).get(split), current,
+                           recorded.get("num_sequences", {}).get(split), where, fix)
 
 
 def check_split(trained, now, split):
@@ -218,17 +208,18 @@ def check_split(trained, now, split):
 _RESUME_FIX = "resume with the data file of the first run, or start a new run in another --output_dir"
 
 
-def _check_resumed_file(trained, path, old, current, count, where):
-    """Refuse one changed data file on resume; a note when only its sequence count ``count`` is recorded."""
+def _check_one_file(model, path, old, current, count, where, fix):
+    """Refuse one changed data file (its fingerprint ``old`` against ``current``); a note when only its
+    sequence count ``count`` is recorded; '' when it is unchanged."""
     if _comparable(old):
-        error = _changed(path, trained.model, old, current, where, _RESUME_FIX)
+        error = _changed(path, model, old, current, where, fix)
         if error is not None:
             raise error
         return ""
     if count is not None and count != current["num_sequences"]:
-        raise DataError(f"data file {path} has {current['num_sequences']} sequences; {trained.model} was trained on "
-                        f"{count} (split of record: {where}); {_RESUME_FIX}")
-    return (f"{trained.model} records no fingerprint of its data (made before models recorded one): {path} is "
+        raise DataError(f"data file {path} has {current['num_sequences']} sequences; {model} was trained on "
+                        f"{count} (split of record: {where}); {fix}")
+    return (f"{model} records no fingerprint of its data (made before models recorded one): {path} is "
             f"checked by its sequence count ({current['num_sequences']}) only")
 
 
@@ -247,11 +238,12 @@ def check_resumed_data(trained, now):
         raise DataError(f"{trained.model} was trained on {was} ({recorded.get('path')}), but data_path {now['path']} "
                         f"is {'one file' if now['mode'] == 'file' else 'a directory'}; {_RESUME_FIX}")
     if now["mode"] == "file":
-        return _check_resumed_file(trained, now["path"], recorded.get("fingerprint"), now["fingerprint"],
-                                   recorded.get("num_sequences"), _split_of_record(recorded, "test"))
-    notes = [_check_resumed_file(trained, os.path.join(now["path"], now["files"][name]),
-                                 recorded.get("fingerprint", {}).get(name), now["fingerprint"][name],
-                                 recorded.get("num_sequences", {}).get(name), f"the {name} file of {recorded['path']}")
+        return _check_one_file(trained.model, now["path"], recorded.get("fingerprint"), now["fingerprint"],
+                               recorded.get("num_sequences"), _split_of_record(recorded, "test"), _RESUME_FIX)
+    notes = [_check_one_file(trained.model, os.path.join(now["path"], now["files"][name]),
+                             recorded.get("fingerprint", {}).get(name), now["fingerprint"][name],
+                             recorded.get("num_sequences", {}).get(name), f"the {name} file of {recorded['path']}",
+                             _RESUME_FIX)
              for name in ("train", "val", "test")]
     return "; ".join(note for note in notes if note)
 
