@@ -287,6 +287,10 @@ def _keys():
         # eval/export
         Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e, role="eval"),
         Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, role="eval", min=0),
+        Key("lead_frames", "int", 0, "eval/predict: frames to forecast (0 = output_frames); more than output_frames "
+            "rolls the model forward on its own predictions, each next chunk predicted from the last input_frames "
+            "observed + predicted frames (docs/own_data.md, 'Forecasting past the trained horizon')", e, role="eval",
+            min=0),
         Key("eval_split", "str", "test", "eval, dataset sequences: test = the test split of data_path (a file is "
             "split as for training; a directory: its test file); val = the validation split (or file), to choose "
             "settings on without touching test; all = every window of the file data_path", e, role="eval",
@@ -433,6 +437,11 @@ def _number_list(raw, bad, name, where, integers):
 
 def _as_dict(cfg):
     return cfg.to_dict() if isinstance(cfg, Config) else cfg
+
+
+def forecast_frames(cfg):
+    """Frames eval.py/predict.py forecast: ``lead_frames``, or the model's ``output_frames`` when it is 0."""
+    return cfg.lead_frames or cfg.output_frames
 
 
 def frame_shape(cfg):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from src.checkpoint import checkpoint_record, config_of_record
 from src.cli import run_cli
-from src.config import keys_help
+from src.config import forecast_frames, keys_help
 from src.errors import ConfigError
 from src.evaluation import (MAIN, BatchExtras, SequencePictures, evaluate, picture_colours, reference_baselines,
-                            units_of)
+                            rollout_note, units_of)
 from src.io import write_json_atomic
 from src.metrics import METRIC_NAMES, balance_of, format_skill_table, format_table
 from src.progress import format_duration
@@ -159,6 +159,8 @@ def build_report(cfg, result, data, references, argv, exported=None, script="eva
     """metrics.json (``exported``: an exported model's predictor; ``skills``: SkillScores results by name)."""
     report = dict(_averages(result), **{
         "num_sequences": result["num_sequences"], "first_frame": cfg.input_frames + 1,
+        "lead_frames": forecast_frames(cfg), "trained_output_frames": cfg.output_frames,
+        "rollout": rollout_note(cfg) if cfg.baseline == "none" else "",
         "per_frame": result["per_frame"],
         "checkpoint": None if cfg.baseline != "none" or not cfg.ckpt_file else os.path.abspath(cfg.ckpt_file),
         "baseline": None if cfg.baseline == "none" else cfg.baseline,
@@ -225,7 +227,9 @@ def score(cfg, model, source, data, out_dir):
     pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), min(cfg.save_vis, len(source)),
                                 picture_colours(cfg, to_units))
     references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
-    hooks = BatchExtras(cfg.thresholds, cfg.output_frames, references=references, to_units=to_units,
+    if cfg.baseline == "none" and rollout_note(cfg):
+        print(rollout_note(cfg), flush=True)
+    hooks = BatchExtras(cfg.thresholds, forecast_frames(cfg), references=references, to_units=to_units,
                         balance=balance_of(cfg), pictures=pictures)
     result = evaluate(cfg, model.predict, source, on_batch=hooks)
     return Scores(result, {name: metrics.result() for name, metrics in hooks.references.items()},

@@ -41,6 +41,8 @@ SKIP = [
     (r"run_distribute_train_cpu\.sh", "run by tests/test_distributed.py through the same launcher"),
     (r"rain_cells|rain_cpu|rain\.mindir", "own-data example: tests/test_configs.py runs configs/rain_cpu.yaml end to end "
                                            "(train, eval, export, predict), tests/test_data_rain_cells.py the generator"),
+    (r"--lead_frames", "rollouts of a trained own-data model: tests/test_own_data_rollout.py runs eval.py, eval_onnx.py "
+                       "and predict.py --lead_frames on a tiny rain-cell model (checkpoint, MINDIR, ONNX)"),
     (r"\[[A-Z_]+\]|\[--", "usage synopsis"),
     (r"^pip install -r requirements-onnx\.txt", "requirements-test.txt installs it"),
     (r"bench/", "benchmarks take minutes to tens of minutes and assert nothing"),
