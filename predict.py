@@ -17,7 +17,8 @@ A model of own sequences reads --input as training read its data (data_layout or
 input_frames frames are forecast; input_frames + output_frames or more give every window, scored. Then
 predictions.npy is in that layout and the data's units. --data_path gives the windows eval.py would score,
 refused like eval.py refuses them when the file is not the one the model was trained on (--eval_split all).
-An exported model file carries its config: no other flag is needed.
+An exported model file carries its config: no other flag is needed. --lead_frames N forecasts N frames, past
+the model's output_frames by rolling it forward on its own predictions (docs/own_data.md).
 
 Writes OUTPUT_DIR/predictions.npy ((N, T_out, 64, 64) float32 in [0, 1] for Moving MNIST), PNG strips and
 (with ground truth) GIFs of the first --save_vis sequences under OUTPUT_DIR/vis/, and the metrics table when
