@@ -152,6 +152,9 @@ def _keys():
             "train.py stores it)", d, role="normalisation", from_data=True, choices=("",) + DATA_DTYPES),
         Key("window_stride", "int", 0, "sequences: frames between the starts of consecutive windows of input_frames "
             "+ output_frames frames (0 = the window length: no overlap)", d, role="procedure", min=0),
+        Key("crop_size", "int", 0, "sequences: train on random crop_size x crop_size crops of each window (0 = whole "
+            "frames), for domains too large to train on whole; validation, evaluation, prediction and export use "
+            "whole frames (the networks are convolutional)", d, role="procedure", min=0),
         Key("val_fraction", "float", 0.1, "sequences, one file: fraction of its sequences for validation", d,
             role="procedure", above=0, below=1),
         Key("test_fraction", "float", 0.1, "sequences, one file: fraction of its sequences held out for eval.py", d,
@@ -568,6 +571,22 @@ def _check_procedure_keys(values, fail):
                  "set warmup_epochs 0", "warmup_epochs", "lr_schedule")
 
 
+def _check_crop_keys(values, fail):
+    """crop_size: own sequences only, tileable by the arch, and no per-pixel (peephole) weights."""
+    crop = values["crop_size"]
+    if not crop:
+        return
+    if values["dataset"] != "sequences":
+        fail(f"config key 'crop_size' ({crop}) is for dataset sequences (own frames); Moving MNIST trains on whole "
+             f"{values['image_size']}x{values['image_size']} frames: set crop_size 0", "crop_size", "dataset")
+    problem = untileable(crop, crop, values["arch"], values["patch_size"])
+    if problem:
+        fail(f"config key 'crop_size': crops of {problem}", "crop_size", "arch", "patch_size")
+    if values["peephole"]:
+        fail("config key 'crop_size': peephole weights are per pixel, so a network with them only runs on the frame "
+             "size it was built for; set peephole false or crop_size 0", "crop_size", "peephole")
+
+
 def _check_balance_keys(values, fail):
     thresholds, weights = values["loss_thresholds"], values["loss_weights"]
     if thresholds and sorted(set(thresholds)) != list(thresholds):
@@ -661,6 +680,7 @@ def _check_values(values, origin=None):
     _check_frame_keys(values, fail)
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
+    _check_crop_keys(values, fail)
     _check_best_metric(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")
