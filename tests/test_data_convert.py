@@ -53,8 +53,8 @@ def refused(capsys, *args):
     code, out, err = cli(capsys, *args)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    out_dir = os.path.dirname(os.path.abspath(str(args[1])))
-    assert not os.path.isdir(out_dir) or os.listdir(out_dir) == [], os.listdir(out_dir)
+    out_dir = os.path.dirname(os.path.abspath(str(args[1]))) if len(args) > 1 else None
+    assert not out_dir or not os.path.isdir(out_dir) or os.listdir(out_dir) == [], os.listdir(out_dir)
     return lines[0]
 
 
@@ -248,6 +248,29 @@ def test_an_existing_output_is_kept_unless_overwrite(tmp_path, capsys):
     data, _, _ = converted(capsys, tmp_path / "src", out, "--overwrite", "true")
     assert data.shape == (1, 2, 1, 4, 4)
     assert sorted(os.listdir(tmp_path)) == ["out.json", "out.npy", "src"]  # no temporary file left
+
+
+def test_a_failure_while_writing_keeps_the_old_output(tmp_path, capsys):
+    save_frames(tmp_path / "src", RNG.integers(0, 256, (3, 2, 32, 32), dtype=np.uint8))
+    last = tmp_path / "src" / "seq2" / "frame2.png"
+    last.write_bytes(last.read_bytes()[:200])  # read after two sequences were written
+    out = tmp_path / "out.npy"
+    out.write_bytes(b"old data")
+    code, _, err = cli(capsys, tmp_path / "src", out, "--overwrite", "true")
+    assert code == 2 and f"{last}: not a readable image" in err
+    assert out.read_bytes() == b"old data" and sorted(os.listdir(tmp_path)) == ["out.npy", "src"]
+
+
+def test_option_mistakes_are_one_line(tmp_path, capsys):
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["frames"] = np.zeros((2, 3, 4, 4), np.uint8)
+    out = tmp_path / "out" / "a.npy"
+    assert "unknown option --datset" in refused(capsys, tmp_path / "a.h5", out, "--datset", "frames")
+    assert "both given" in refused(capsys, tmp_path / "a.h5", out, "--dataset", "frames", "--variable", "frames")
+    assert "--layout NTHX" in refused(capsys, tmp_path / "a.h5", out, "--layout", "NTHX")
+    assert "--layout THW names 3" in refused(capsys, tmp_path / "a.h5", out, "--layout", "THW")
+    assert "expected SOURCE and OUT.npy" in refused(capsys, tmp_path / "a.h5")
+    assert "--fill: expected nan or a number" in refused(capsys, tmp_path / "a.h5", out, "--fill", "low")
 
 
 def test_output_must_be_an_npy_name(tmp_path, capsys):

@@ -67,8 +67,11 @@ def _unreadable(path, err):
 
 def _png_refusal(path):
     """Why a PNG cannot be read exactly, or None: Pillow reduces 16-bit colour PNGs to 8 bits silently."""
-    with open(path, "rb") as f:
-        head = f.read(26)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError as err:
+        raise _unreadable(path, err) from None
     if len(head) == 26 and head.startswith(_PNG_SIGNATURE) and head[24] == 16 and head[25] != 0:
         return (f"{path}: a 16-bit colour PNG, which Pillow reads only to 8 bits; save the frames as 16-bit TIFF "
                 "(or as 16-bit grey PNG)")
@@ -115,7 +118,7 @@ def _read_pillow(path):  # -> (C, H, W)
 
 
 def _tiff_layout(path, axes, shape, dtype):
-    """(samples axis or None, samples, dtype read) of a TIFF page, or a DataError."""
+    """The samples per pixel of a TIFF page, or a DataError when the page is no grey or colour 2-D frame."""
     if set(axes) - set("SYX") or "Y" not in axes or "X" not in axes:
         raise DataError(f"{path}: a TIFF page with axes {axes} {tuple(shape)}; give one 2-D frame per file")
     samples = shape[axes.index("S")] if "S" in axes else 1
