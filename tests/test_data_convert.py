@@ -456,11 +456,12 @@ def test_a_converted_png_folder_trains_and_evaluates(tmp_path):
 @pytest.mark.slow
 def test_a_converted_hdf5_file_trains_and_evaluates_with_the_printed_scaling(tmp_path):
     with h5py.File(tmp_path / "rain.h5", "w") as f:
-        f["dbz"] = RainCells(6, 8, 16, seed=1).block(0, 6)  # (N, T, C, H, W) float32 dBZ
+        f["dbz"] = dbz = RainCells(6, 8, 16, seed=1).block(0, 6)  # (N, T, C, H, W) float32 dBZ
         f["dbz"].attrs["units"] = "dBZ"
     options = convert_script(tmp_path / "rain.h5", tmp_path / "rain.npy", "--dataset", "dbz")
     assert options[options.index("--data_scale") + 1] == "minmax"
-    assert float(options[options.index("--data_min") + 1]) == pytest.approx(-10.0, abs=0.01)
+    assert float(options[options.index("--data_min") + 1]) == pytest.approx(float(dbz.min()), rel=1e-6)
+    assert float(options[options.index("--data_max") + 1]) == pytest.approx(float(dbz.max()), rel=1e-6)
     report = train_and_evaluate(options, tmp_path / "run")
     assert report["dataset"] == "sequences" and np.isfinite(report["mse"])
 
