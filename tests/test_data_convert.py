@@ -261,6 +261,24 @@ def test_a_failure_while_writing_keeps_the_old_output(tmp_path, capsys):
     assert out.read_bytes() == b"old data" and sorted(os.listdir(tmp_path)) == ["out.npy", "src"]
 
 
+def test_the_output_is_mapped_one_sequence_at_a_time(tmp_path, capsys, monkeypatch):
+    """Memory stays bounded by one sequence: after creating the file, every memory map covers one sequence."""
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["frames"] = sequences = RNG.integers(0, 256, (3, 4, 5, 5), dtype=np.uint8)
+    shapes, real = [], np.memmap
+
+    def recording(*args, **kwargs):
+        shapes.append(tuple(kwargs["shape"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np, "memmap", recording)
+    code, _, err = cli(capsys, tmp_path / "a.h5", tmp_path / "a.npy")
+    monkeypatch.undo()
+    assert code == 0, err
+    assert shapes == [(3, 4, 1, 5, 5)] + [(4, 1, 5, 5)] * 3  # open_memmap creates the file, then one map a sequence
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy")[:, :, 0], sequences)
+
+
 def test_option_mistakes_are_one_line(tmp_path, capsys):
     with h5py.File(tmp_path / "a.h5", "w") as f:
         f["frames"] = np.zeros((2, 3, 4, 4), np.uint8)

@@ -1,9 +1,11 @@
 """A :class:`~src.data.convert.source.Source` streamed into ``OUT.npy`` (N, T, C, H, W) with its sidecar ``OUT.json``.
 
-The array is a memory map (``numpy.lib.format.open_memmap``) of a temporary file beside ``OUT.npy``, filled one
-block of frames at a time and renamed into place when complete (src.io.atomic_path), then the sidecar the same
-way: a failure or Ctrl-C leaves ``OUT.npy`` absent or as it was, never half written. The file's blocks are
-allocated up front, so a full disk is one error line before any frame is read, not a crash while writing pages.
+The array is a temporary file beside ``OUT.npy``, created with ``numpy.lib.format.open_memmap`` and filled
+through a memory map of one sequence at a time (unmapped after it, its pages left to the kernel to write: the
+process never holds more than one sequence, however large the file), then renamed into place when complete
+(src.io.atomic_path), and the sidecar the same way: a failure or Ctrl-C leaves ``OUT.npy`` absent or as it
+was, never half written. The file's blocks are allocated up front, so a full disk is one error line before any
+frame is read, not a crash while writing pages.
 """
 import contextlib
 import errno
@@ -79,12 +81,22 @@ def _reserve(path):
         os.close(fd)
 
 
+def _create(tmp, shape, dtype):
+    """Create the .npy file (header, then space for the array); return the byte offset of its data."""
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+    offset = array.offset
+    del array
+    _reserve(tmp)
+    return offset
+
+
 def _stream(source, tmp, stats, fill, on_sequence):
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=source.dtype, shape=source.shape)
-    try:
-        _reserve(tmp)
-        num_sequences, num_frames = source.shape[:2]
-        for index in range(num_sequences):
+    offset = _create(tmp, source.shape, source.dtype)
+    sequence_bytes = int(np.prod(source.shape[1:])) * source.dtype.itemsize
+    for index in range(source.shape[0]):
+        array = np.memmap(tmp, dtype=source.dtype, mode="r+", offset=offset + index * sequence_bytes,
+                          shape=source.shape[1:])  # this sequence only: (T, C, H, W)
+        try:
             written = 0
             for start, block in source.blocks(index):
                 if block.shape[1:] != source.shape[2:] or start != written:
@@ -92,13 +104,12 @@ def _stream(source, tmp, stats, fill, on_sequence):
                                     f"expected {source.shape[2:]}; did the source change while it was read?")
                 block = _filled(block, fill)
                 stats.add(block)
-                array[index, start:start + len(block)] = block
+                array[start:start + len(block)] = block
                 written += len(block)
-            if on_sequence:
-                on_sequence(index + 1)
-        array.flush()
-    finally:
-        del array
+        finally:
+            del array
+        if on_sequence:
+            on_sequence(index + 1)
 
 
 def train_frames(num_frames):
