@@ -1,6 +1,7 @@
 """python -m src.data.convert: image folders, HDF5 and NetCDF files to the (N, T, C, H, W) .npy that train.py reads.
 Exact round trips, CF/ODIM unpacking, one-line refusals that leave nothing behind, and converted data trained and
 evaluated with the options the converter prints."""
+import errno
 import json
 import os
 import shlex
@@ -20,7 +21,8 @@ from scipy.io import netcdf_file
 
 from src.cli import run_cli
 from src.data.convert.__main__ import main
-from src.data.convert.source import natural_sorted
+from src.data.convert.source import Source, natural_sorted
+from src.data.convert.writer import write_converted
 from src.data.rain_cells import RainCells
 from src.data.sequences import SequenceFile
 from tests.test_own_data_end_to_end import REPO, TINY, ok as ok_script
@@ -277,6 +279,29 @@ def test_the_output_is_mapped_one_sequence_at_a_time(tmp_path, capsys, monkeypat
     assert code == 0, err
     assert shapes == [(3, 4, 1, 5, 5)] + [(4, 1, 5, 5)] * 3  # open_memmap creates the file, then one map a sequence
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy")[:, :, 0], sequences)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    save_frames(tmp_path / "src", RNG.integers(0, 256, (2, 2, 4, 4), dtype=np.uint8))
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
+    line = refused(capsys, tmp_path / "src", out_file(tmp_path))
+    assert f"could not write {out_file(tmp_path)} (No space left on device); nothing was written" in line
+
+
+def test_ctrl_c_while_writing_leaves_nothing(tmp_path):
+    def blocks(index):
+        if index == 1:
+            raise KeyboardInterrupt
+        yield 0, np.zeros((2, 1, 4, 4), np.uint8)
+
+    source = Source(str(tmp_path / "src"), (3, 2, 1, 4, 4), np.dtype(np.uint8), blocks, {"kind": "test"})
+    with pytest.raises(KeyboardInterrupt):
+        write_converted(source, str(tmp_path / "out.npy"))
+    assert os.listdir(tmp_path) == []
 
 
 def test_option_mistakes_are_one_line(tmp_path, capsys):
