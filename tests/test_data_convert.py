@@ -460,6 +460,20 @@ def test_classic_netcdf_with_a_sequence_dimension_and_fill_option(tmp_path, caps
     assert record["non_finite_values"] == 0 and record["fill"] == -32.0 and record["source_layout"] == "NTHW"
 
 
+def test_classic_netcdf_record_variables_interleaved_in_the_file(tmp_path, capsys):
+    """An unlimited time dimension stores the record variables interleaved, time step by time step."""
+    rain, wind = RNG.normal(size=(5, 3, 4)).astype(np.float32), RNG.normal(size=(5, 3, 4)).astype(np.float32)
+    with netcdf_file(tmp_path / "r.nc", "w") as f:
+        f.createDimension("time", None)
+        f.createDimension("y", 3)
+        f.createDimension("x", 4)
+        for name, values in (("rain", rain), ("wind", wind)):
+            f.createVariable(name, "f", ("time", "y", "x"))[:] = values
+    data, record, _ = converted(capsys, tmp_path / "r.nc", out_file(tmp_path), "--variable", "wind")
+    np.testing.assert_array_equal(data[0, :, 0], wind)
+    assert record["source_layout"] == "THW" and record["missing_values"] == []
+
+
 # ---------------------------------------------------------------- converted data trained and evaluated
 
 def convert_script(*args):
