@@ -1,15 +1,17 @@
 """Real files -> the (N, T, C, H, W) ``.npy`` that ``--dataset sequences`` reads (data_layout NTCHW).
 
-Sources: a folder of image frames (``images``), an HDF5 dataset or a NetCDF variable (``arrays``). Each becomes a
-:class:`~src.data.convert.source.Source` that yields one sequence at a time; ``writer`` streams it into a
-memory-mapped temporary file beside the output and renames it into place, with a JSON sidecar recording the
-source, units, scaling, value range and the train.py options. ``python -m src.data.convert`` is the command line.
+Sources: a folder of image frames (``images``), an HDF5 dataset (``hdf5``) or a NetCDF variable (``netcdf``), the
+last two sharing ``arrays``. Each becomes a :class:`~src.data.convert.source.Source` that yields one sequence at a
+time; ``writer`` streams it into a memory-mapped temporary file beside the output and renames it into place, with
+a JSON sidecar recording the source, units, scaling, value range and the train.py options.
+``python -m src.data.convert`` is the command line.
 """
 import os
 
-from src.data.convert.arrays import HDF5_SIGNATURE, NETCDF_CDF5, NETCDF_CLASSIC, file_signature, is_netcdf_name, \
-    open_hdf5, open_netcdf
+from src.data.convert.arrays import HDF5_SIGNATURE, file_signature, is_netcdf_name
+from src.data.convert.hdf5 import open_hdf5
 from src.data.convert.images import IMAGE_EXTENSIONS, open_image_folder
+from src.data.convert.netcdf import NETCDF_CDF5, NETCDF_CLASSIC, open_netcdf
 from src.errors import DataError, UserError
 
 

@@ -1,31 +1,24 @@
-"""HDF5 datasets and NetCDF variables as a :class:`Source`.
+"""What HDF5 datasets and NetCDF variables share on their way to a :class:`Source`: file signatures, CF and ODIM
+attributes and their unpacking, axis orders, and reading in blocks of whole frames.
 
 An array of 3, 4 or 5 dimensions is read as (T, H, W) (one sequence), (N, T, H, W) or (N, T, C, H, W); ``layout``
-(e.g. ``TNHW``, ``NTHWC``) names other axis orders. In an HDF5 file, ``dataset`` may also name a group, or be a
-pattern (``dataset*/data1/data``): its 2-D datasets, in natural order of their paths, are the frames of one
-sequence (as ODIM_H5 files keep one scan per ``datasetK``). Values are unpacked as CF and ODIM say:
-``raw * scale_factor + add_offset`` (ODIM: ``gain``, ``offset`` from the ``what`` groups), and raw values equal
-to ``_FillValue``, ``missing_value`` (ODIM: ``nodata``) become NaN; an array without such attributes keeps its
-dtype when the project reads it (uint8, uint16, float16, float32), anything else is written as float32.
-
-HDF5 is read with h5py, NetCDF-4 with h5netcdf (both in requirements-convert.txt), classic NetCDF-3 with SciPy
-(which comes with scikit-image). Reading goes in blocks of whole frames, at most one sequence at a time.
+(e.g. ``TNHW``, ``NTHWC``) names other axis orders. Values are unpacked as CF and ODIM say: ``raw * scale_factor +
+add_offset`` (ODIM: ``gain``, ``offset`` from the ``what`` groups), and raw values equal to ``_FillValue``,
+``missing_value`` (ODIM: ``nodata``) become NaN; an array without such attributes keeps its dtype when the project
+reads it (uint8, uint16, float16, float32), anything else is written as float32. Reading goes in blocks of whole
+frames, at most one sequence at a time.
 """
-import fnmatch
 import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from src.config import MAX_CHANNELS
-from src.data.convert.source import Source, natural_key, numeric_kind, require, written_dtype
+from src.data.convert.source import numeric_kind, written_dtype
 from src.errors import DataError, first_line
 
 DEFAULT_LAYOUTS = {3: "THW", 4: "NTHW", 5: "NTCHW"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-NETCDF_CLASSIC = (b"CDF\x01", b"CDF\x02")  # classic and 64-bit offset formats
-NETCDF_CDF5 = b"CDF\x05"
 _BLOCK_BYTES = 16 << 20  # raw bytes read at a time (whole frames; at least one frame)
 _LISTED = 12  # array names quoted when a name is unknown
 _CF_KEYS = ("scale_factor", "add_offset", "_FillValue", "missing_value")
@@ -171,213 +164,9 @@ def output_dtype(raw_dtype, unpackings, where):
     return np.dtype(np.float32) if any(u.changes_values for u in unpackings) else written_dtype(raw_dtype)
 
 
-def _listing(entries):
+def listing(entries):
     shown = ", ".join(entries[:_LISTED]) + (f", and {len(entries) - _LISTED} more" if len(entries) > _LISTED else "")
     return shown or "nothing"
-
-
-# ---------------------------------------------------------------- HDF5
-
-def _hdf5_datasets(h5py, handle):
-    """{path: dataset} of every dataset in the file, in natural order of the paths."""
-    found = {}
-
-    def visit(name, obj):  # returns None: a value would stop the visit
-        if isinstance(obj, h5py.Dataset):
-            found[name] = obj
-
-    handle.visititems(visit)
-    return dict(sorted(found.items(), key=lambda item: natural_key(item[0])))
-
-
-def _describe_datasets(datasets):
-    return _listing([f"{name} {tuple(d.shape)} {d.dtype}" for name, d in datasets.items()])
-
-
-def _odim_attributes(handle, name):
-    """The ODIM ``what`` attributes that apply to dataset ``name``: its group's ``what``, then its parents'
-    (inner ones win)."""
-    merged, parts = {}, name.strip("/").split("/")[:-1]
-    for depth in range(len(parts), -1, -1):
-        what = handle.get("/".join(parts[:depth] + ["what"]))
-        if what is not None and hasattr(what, "attrs"):
-            for key, value in what.attrs.items():
-                merged.setdefault(key, value)
-    return merged
-
-
-def _pick_dataset(h5py, handle, path, name):
-    """(kind, paths): ("array", [name]) or ("frames", [2-D dataset paths]) for ``name`` (a dataset, group or
-    pattern), or the one dataset of >= 3 dimensions when ``name`` is empty."""
-    datasets = _hdf5_datasets(h5py, handle)
-    if not name:
-        arrays = [n for n, d in datasets.items() if d.ndim >= 3]
-        if len(arrays) == 1:
-            return "array", arrays
-        raise DataError(f"{path}: holds {len(arrays)} datasets of 3 or more dimensions; pass --dataset NAME (an array, "
-                        f"a group of 2-D frames, or a pattern such as 'dataset*/data1/data'); it holds: "
-                        f"{_describe_datasets(datasets)}")
-    if any(c in name for c in "*?["):
-        frames = [n for n, d in datasets.items() if d.ndim == 2 and fnmatch.fnmatchcase(n, name.strip("/"))]
-    else:
-        obj = handle.get(name)
-        if obj is None:
-            raise DataError(f"{path}: no dataset '{name}' (--dataset); it holds: {_describe_datasets(datasets)}")
-        if isinstance(obj, h5py.Dataset):
-            return "array", [obj.name.strip("/")]
-        prefix = obj.name.strip("/")
-        frames = [n for n, d in datasets.items() if d.ndim == 2 and (not prefix or n.startswith(prefix + "/"))]
-    if not frames:
-        raise DataError(f"{path}: '{name}' holds no 2-D datasets (frames); it holds: {_describe_datasets(datasets)}")
-    return "frames", frames
-
-
-def _hdf5_array_source(handle, path, name, layout):
-    dataset = handle[name]
-    where = f"{path}, dataset {name}"
-    layout = check_layout(layout, dataset.shape, where)
-    odim = _odim_attributes(handle, name)
-    unpacking = unpacking_of(dataset.attrs, odim)
-    dtype = output_dtype(dataset.dtype, [unpacking], where)
-    units, quantity = units_of(dataset.attrs, odim)
-    record = {"kind": "HDF5", "dataset": name, "source_shape": list(dataset.shape), "source_layout": layout,
-              "bit_depth": dataset.dtype.itemsize * 8,
-              "source_dtype": dataset.dtype.name, "units": units, "quantity": quantity, **unpacking.record()}
-    blocks = array_blocks(dataset, layout, unpacking, dtype, where)
-    return Source(path, sizes(layout, dataset.shape), dtype, blocks, record, handle.close)
-
-
-def _hdf5_frames_source(handle, path, name, frames):
-    first = handle[frames[0]]
-    for frame in frames:
-        d = handle[frame]
-        if (d.shape, d.dtype) != (first.shape, first.dtype):
-            raise DataError(f"{path}: dataset {frame} is {tuple(d.shape)} {d.dtype}, but {frames[0]} is "
-                            f"{tuple(first.shape)} {first.dtype}; the frames of '{name}' need one shape and dtype")
-    odims = [_odim_attributes(handle, f) for f in frames]
-    quantities = {units_of(handle[f].attrs, o)[1] for f, o in zip(frames, odims)}
-    if len(quantities) > 1:
-        mixed = ", ".join(sorted(map(str, quantities)))
-        raise DataError(f"{path}: the 2-D datasets of '{name}' mix the quantities {mixed}; name a pattern that "
-                        "matches one of them (e.g. --dataset 'dataset*/data1/data')")
-    unpackings = [unpacking_of(handle[f].attrs, o) for f, o in zip(frames, odims)]
-    dtype = output_dtype(first.dtype, unpackings, f"{path}, dataset {frames[0]}")
-
-    def blocks(index):
-        for t, (frame, unpacking) in enumerate(zip(frames, unpackings)):
-            yield t, unpacking.apply(read_values(handle, frame, f"{path}, dataset {frame}")[None, None], dtype)
-
-    units, quantity = units_of(first.attrs, odims[0])
-    distinct = list(dict.fromkeys(unpackings))
-    record = {"kind": "HDF5 frames", "dataset": name, "frames": frames, "source_dtype": first.dtype.name,
-              "bit_depth": first.dtype.itemsize * 8, "units": units, "quantity": quantity, **distinct[0].record()}
-    if len(distinct) > 1:
-        record["unpacking_per_frame"] = [u.record() for u in unpackings]
-    return Source(path, (1, len(frames), 1) + tuple(first.shape), dtype, blocks, record, handle.close)
-
-
-def open_hdf5(path, dataset="", layout=""):
-    """The :class:`Source` of an HDF5 file's dataset (array, group of 2-D frames, or pattern)."""
-    h5py = require("h5py", "reading HDF5 files")
-    try:
-        handle = h5py.File(path, "r")
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable HDF5 file ({first_line(err)}; corrupt or truncated?)") from None
-    try:
-        kind, names = _pick_dataset(h5py, handle, path, dataset)
-        if kind == "array":
-            return _hdf5_array_source(handle, path, names[0], layout)
-        if layout:
-            raise DataError(f"--layout {layout}: '{dataset}' is a set of 2-D frames of one sequence, not one array")
-        return _hdf5_frames_source(handle, path, dataset, names)
-    except BaseException:
-        handle.close()
-        raise
-
-
-# ---------------------------------------------------------------- NetCDF
-
-class _ClassicVariables:
-    """Classic NetCDF-3 variables through SciPy: {name: (array-like, dimensions, attributes)}."""
-
-    def __init__(self, path):
-        scipy_io = require("scipy.io", "reading classic NetCDF files")
-        try:
-            self.handle = scipy_io.netcdf_file(path, "r", mmap=True, maskandscale=False)
-        except Exception as err:  # noqa: BLE001 - a parser of arbitrary bytes: any failure means an unreadable file
-            raise DataError(f"{path}: not a readable NetCDF file ({first_line(err)}; corrupt or truncated?)") from None
-        # var.data: the memory-mapped array (shape, dtype, slicing); var._attributes: SciPy's attribute table
-        self.variables = {name: (var.data, tuple(var.dimensions), dict(var._attributes))
-                          for name, var in self.handle.variables.items()}
-
-    def close(self):
-        self.variables = {}
-        with warnings.catch_warnings():  # SciPy warns while memory-mapped arrays are still referenced
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.handle.close()
-
-
-class _Netcdf4Variables:
-    """NetCDF-4 (HDF5-based) variables through h5netcdf: {name: (array-like, dimensions, attributes)}."""
-
-    def __init__(self, path):
-        h5netcdf = require("h5netcdf", "reading NetCDF-4 files")
-        try:
-            self.handle = h5netcdf.File(path, "r")
-            self.variables = {name: (var, tuple(var.dimensions), dict(var.attrs))
-                              for name, var in self.handle.variables.items()}
-        except Exception as err:  # noqa: BLE001 - see _ClassicVariables
-            raise DataError(f"{path}: not a readable NetCDF-4 file ({first_line(err)})") from None
-
-    def close(self):
-        self.handle.close()
-
-
-def _netcdf_variables(path):
-    signature = file_signature(path)
-    if signature.startswith(NETCDF_CDF5):
-        raise DataError(f"{path}: NetCDF CDF-5 (64-bit data) is not read here; convert it to NetCDF-4 first "
-                        "(`nccopy -k nc4 IN OUT`)")
-    if signature.startswith(NETCDF_CLASSIC):
-        return _ClassicVariables(path)
-    if signature.startswith(HDF5_SIGNATURE):
-        return _Netcdf4Variables(path)
-    raise DataError(f"{path}: not a NetCDF file (it starts with {signature!r})")
-
-
-def _pick_variable(path, variables, name):
-    listing = _listing([f"{n} ({', '.join(dims)})" for n, (_, dims, _) in variables.items()])
-    if not name:
-        arrays = [n for n, (var, _, _) in variables.items() if len(var.shape) >= 3]
-        if len(arrays) == 1:
-            return arrays[0]
-        raise DataError(f"{path}: holds {len(arrays)} variables of 3 or more dimensions; pass --variable NAME; it "
-                        f"holds: {listing}")
-    if name not in variables:
-        raise DataError(f"{path}: no variable '{name}' (--variable); it holds: {listing}")
-    return name
-
-
-def open_netcdf(path, variable="", layout=""):
-    """The :class:`Source` of a NetCDF variable (classic or NetCDF-4)."""
-    reader = _netcdf_variables(path)
-    try:
-        name = _pick_variable(path, reader.variables, variable)
-        var, dims, attrs = reader.variables[name]
-        where = f"{path}, variable {name} ({', '.join(dims)})"
-        layout = check_layout(layout, var.shape, where)
-        unpacking = unpacking_of(attrs)
-        dtype = output_dtype(var.dtype, [unpacking], where)
-        units, _ = units_of(attrs)
-        record = {"kind": "NetCDF", "variable": name, "dimensions": list(dims), "source_shape": list(var.shape),
-                  "source_layout": layout, "source_dtype": np.dtype(var.dtype).name, "units": units,
-                  "bit_depth": np.dtype(var.dtype).itemsize * 8,
-                  "long_name": attribute_text(attrs.get("long_name")), **unpacking.record()}
-        blocks = array_blocks(var, layout, unpacking, dtype, where)
-        return Source(path, sizes(layout, var.shape), dtype, blocks, record, reader.close)
-    except BaseException:
-        reader.close()
-        raise
 
 
 def is_netcdf_name(path):
