@@ -474,6 +474,17 @@ def test_classic_netcdf_record_variables_interleaved_in_the_file(tmp_path, capsy
     assert record["source_layout"] == "THW" and record["missing_values"] == []
 
 
+def test_corrupt_netcdf_files_are_refused(tmp_path, capsys):
+    write_example_sources(str(tmp_path))
+    whole = (tmp_path / "radar.nc").read_bytes()
+    (tmp_path / "radar.nc").write_bytes(whole[:len(whole) // 3])
+    line = refused(capsys, tmp_path / "radar.nc", out_file(tmp_path), "--variable", "reflectivity")
+    assert f"{tmp_path / 'radar.nc'}:" in line and "corrupt or truncated" in line
+    (tmp_path / "classic.nc").write_bytes(b"CDF\x01" + bytes(7))
+    line = refused(capsys, tmp_path / "classic.nc", out_file(tmp_path))
+    assert f"{tmp_path / 'classic.nc'}: not a readable NetCDF file" in line
+
+
 # ---------------------------------------------------------------- converted data trained and evaluated
 
 def convert_script(*args):

@@ -40,15 +40,19 @@ class _Netcdf4Variables:
 
     def __init__(self, path):
         h5netcdf = require("h5netcdf", "reading NetCDF-4 files")
+        self.handle = None
         try:
             self.handle = h5netcdf.File(path, "r")
             self.variables = {name: (var, tuple(var.dimensions), dict(var.attrs))
                               for name, var in self.handle.variables.items()}
         except Exception as err:  # noqa: BLE001 - see _ClassicVariables
-            raise DataError(f"{path}: not a readable NetCDF-4 file ({first_line(err)})") from None
+            self.close()
+            raise DataError(f"{path}: not a readable NetCDF-4 file ({first_line(err)}; corrupt or "
+                            "truncated?)") from None
 
     def close(self):
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
 
 
 def _netcdf_variables(path):
