@@ -423,18 +423,37 @@ def check_fss_scales(scales):
     return tuple(sorted(int(v) for v in values))
 
 
-def box_counts(events, scale):
-    """Events (..., H, W) of 0/1 -> int64 (..., H, W): events in the scale x scale box of each pixel, zero padded.
+def box_padding(scales):
+    """Zero rows and columns an :func:`integral_image` needs on each side for boxes of every one of ``scales``."""
+    return max(scale - scale // 2 for scale in scales)
 
-    An integral image (two cumulative sums) gives every box sum exactly, in O(H W) whatever the scale; the box of
-    pixel i spans i - scale//2 .. i - scale//2 + scale - 1, as scipy.ndimage.uniform_filter's window."""
+
+def integral_image(events, pad):
+    """Events (..., H, W) of 0/1 -> int32 (..., H + 2 pad + 1, W + 2 pad + 1): the events of the frame zero-padded
+    by ``pad`` on each side, summed above and left of each corner (a leading zero row and column), so that any box
+    sum is four look-ups; exact while the padded frame holds fewer than 2^31 pixels."""
     height, width = events.shape[-2:]
-    before, after = scale // 2 + 1, scale - 1 - scale // 2  # + 1: a leading zero row/column for the differences
-    pad = [(0, 0)] * (events.ndim - 2) + [(before, after), (before, after)]
-    integral = np.pad(events.astype(np.int64), pad).cumsum(axis=-2).cumsum(axis=-1)  # (..., H + scale, W + scale)
-    rows, cols = slice(scale, scale + height), slice(scale, scale + width)
-    return (integral[..., rows, cols] - integral[..., :height, cols] - integral[..., rows, :width]
-            + integral[..., :height, :width])  # (..., H, W)
+    integral = np.zeros(events.shape[:-2] + (height + 2 * pad + 1, width + 2 * pad + 1), dtype=np.int32)
+    integral[..., pad + 1:pad + 1 + height, pad + 1:pad + 1 + width] = events
+    return integral.cumsum(axis=-2, dtype=np.int32).cumsum(axis=-1, dtype=np.int32)
+
+
+def box_sums(integral, pad, scale):
+    """int32 (..., H, W) events in the scale x scale box of each pixel, from an :func:`integral_image` padded by
+    ``pad`` >= box_padding([scale]). The box of pixel i spans i - scale//2 .. i - scale//2 + scale - 1, as
+    scipy.ndimage.uniform_filter's window (an even scale reaches one pixel further before i than after it)."""
+    height, width = integral.shape[-2] - 2 * pad - 1, integral.shape[-1] - 2 * pad - 1
+    top = pad - scale // 2  # integral index of the first box's upper (left) edge
+    bottom = top + scale
+    bands = integral[..., bottom:bottom + height, :] - integral[..., top:top + height, :]  # (..., H, W + 2 pad + 1)
+    return bands[..., bottom:bottom + width] - bands[..., top:top + width]  # (..., H, W)
+
+
+def box_counts(events, scale):
+    """Events (..., H, W) of 0/1 -> int32 (..., H, W): events in the scale x scale box of each pixel, zero padded
+    (one integral image, so O(H W) whatever the scale)."""
+    pad = box_padding([scale])
+    return box_sums(integral_image(events, pad), pad, scale)
 
 
 def _finite_fields(array, name):
@@ -446,12 +465,27 @@ def _finite_fields(array, name):
     return arr
 
 
-def _check_count_range(height, width, scale):
-    """One frame's sum of squared box counts must fit int64: refuse frames far beyond radar sizes at huge scales."""
-    largest = min(scale * scale, height * width)  # a box holds at most this many events
-    if height * width * largest * largest >= _INT64_LIMIT:
-        raise MetricInputError(f"frames of {height}x{width} pixels are too large for an exact FSS at scale {scale}; "
-                               "use smaller fss_scales")
+def _frame_dots(a, b, wide):
+    """int64 (N,) sums over each frame of a * b, for int32 (..., H, W) box counts; ``wide``: multiply in int64.
+    (Summing a (N, H*W) view along its last axis is several times faster than numpy's sum over two axes.)"""
+    if wide:
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    return (a * b).reshape(-1, a.shape[-2] * a.shape[-1]).sum(axis=1, dtype=np.int64)  # (N,)
+
+
+def _box_scales(height, width, scales):
+    """The box sizes to count with: a scale of 2 x max(H, W) or more has boxes that hold the whole frame at every
+    pixel, so it is counted at that size (the same counts; its fractions still divide by its own n^2). Refuses
+    frames whose sums would not be exact: the padded integral image must fit int32 and a frame's sum of squared
+    box counts int64 (only frames far beyond radar sizes: thousands of pixels a side)."""
+    boxes = [min(scale, 2 * max(height, width)) for scale in scales]
+    pad = box_padding(boxes)
+    for scale, box in zip(scales, boxes):
+        largest = min(box * box, height * width)  # a box holds at most this many events
+        if (height + 2 * pad + 1) * (width + 2 * pad + 1) >= 2 ** 31 or height * width * largest ** 2 >= _INT64_LIMIT:
+            raise MetricInputError(f"frames of {height}x{width} pixels are too large for an exact FSS at scale "
+                                   f"{scale}; use smaller fss_scales")
+    return boxes
 
 
 class FractionsSkillScore:
@@ -469,6 +503,7 @@ class FractionsSkillScore:
         self.scales = check_fss_scales(scales)
         self.num_sequences = 0
         self.frame_shape = None  # (T, C, H, W) once the first batch arrived
+        self._boxes = None  # box size per scale (_box_scales), once the frame size is known
         self._sums = None  # sum name -> object (K thresholds, S scales, T lead frames) of Python ints
         self._observed = None  # object (K, T): observed events per threshold and lead frame
 
@@ -478,8 +513,7 @@ class FractionsSkillScore:
                 raise MetricInputError(f"this batch has (T, C, H, W) = {frame_shape} but earlier batches had "
                                        f"{self.frame_shape}; all batches must predict the same frames")
             return
-        for scale in self.scales:
-            _check_count_range(frame_shape[2], frame_shape[3], scale)
+        self._boxes = _box_scales(frame_shape[2], frame_shape[3], self.scales)  # (S,) sizes counted with
         self.frame_shape = frame_shape
         shape = (len(self.thresholds), len(self.scales), frame_shape[0])
         self._sums = {name: np.zeros(shape, dtype=object) for name in self.SUMS}  # Python int 0s
@@ -494,22 +528,24 @@ class FractionsSkillScore:
         self._start(tuple(int(v) for v in p.shape[1:]))
         if p.shape[0] == 0:
             return self
+        pad = box_padding(self._boxes)
         for k, threshold in enumerate(self.thresholds):
-            for lead in range(p.shape[1]):  # one lead frame at a time: the padded integral images stay small
-                forecast = p[:, lead] >= threshold  # (B, C, H, W)
-                observed = t[:, lead] >= threshold  # (B, C, H, W)
-                self._observed[k, lead] += int(np.count_nonzero(observed))
-                for s, scale in enumerate(self.scales):
-                    self._add_scale(k, s, lead, box_counts(forecast, scale), box_counts(observed, scale))
+            for lead in range(p.shape[1]):  # one lead frame at a time: the integral images stay small
+                forecast = integral_image(p[:, lead] >= threshold, pad)  # (B, C, H + 2 pad + 1, W + 2 pad + 1)
+                observed = integral_image(t[:, lead] >= threshold, pad)  # (B, C, H + 2 pad + 1, W + 2 pad + 1)
+                self._observed[k, lead] += int(observed[..., -1, -1].astype(np.int64).sum())  # whole-frame counts
+                for s, box in enumerate(self._boxes):
+                    self._add_scale(k, s, lead, box_sums(forecast, pad, box), box_sums(observed, pad, box))
         self.num_sequences += p.shape[0]
         return self
 
     def _add_scale(self, k, s, lead, cf, co):
-        """Add the squared box counts cf, co (B, C, H, W) int64 of one lead frame; per-frame int64 sums (bounded by
-        _check_count_range), summed over frames as Python ints."""
-        for name, squares in zip(self.SUMS, ((cf - co) ** 2, cf * cf, co * co)):  # (B, C, H, W) each
-            per_frame = squares.sum(axis=(-2, -1))  # (B, C) int64
-            self._sums[name][k, s, lead] += sum(int(v) for v in per_frame.ravel())
+        """Add the squared box counts of cf, co (B, C, H, W) int32 of one lead frame: per-frame int64 sums of
+        products (bounded by _box_scales), added up as Python ints; (cf - co)^2 = cf^2 + co^2 - 2 cf co."""
+        wide = min(self._boxes[s] ** 2, cf.shape[-2] * cf.shape[-1]) ** 2 >= 2 ** 31  # a product may exceed int32
+        fcst, obs, cross = (sum(int(v) for v in _frame_dots(a, b, wide)) for a, b in ((cf, cf), (co, co), (cf, co)))
+        for name, value in zip(self.SUMS, (fcst + obs - 2 * cross, fcst, obs)):
+            self._sums[name][k, s, lead] += value
 
     @staticmethod
     def _fss(diff, fcst, obs):

@@ -134,7 +134,7 @@ def test_box_counts_equal_the_reference_on_frames_smaller_than_the_box():
     events = np.random.default_rng(7).random((3, 5, 4)) < 0.4  # (N, H, W)
     for n in (1, 2, 5, 8, 11):
         got = box_counts(events, n)
-        assert got.dtype == np.int64
+        assert got.dtype == np.int32
         for k in range(3):
             np.testing.assert_array_equal(got[k], np.rint(naive_fractions(events[k], n) * n * n).astype(int))
 
@@ -211,3 +211,19 @@ def test_bad_inputs_are_one_line_data_errors():
         FractionsSkillScore([1.0], [1]).result()
     with pytest.raises(DataError, match="too large for an exact FSS"):
         FractionsSkillScore([1.0], [4000]).update(np.zeros((1, 1, 1, 1500, 1500)), np.zeros((1, 1, 1, 1500, 1500)))
+
+
+def test_boxes_of_more_than_46341_events_are_summed_without_int32_overflow():
+    """A 216 x 216 frame wet everywhere at scale 216: box counts up to 46,656, squares above 2^31."""
+    from scipy.ndimage import uniform_filter
+
+    target = np.ones((216, 216))
+    pred = np.zeros((216, 216))
+    pred[:, :108] = 1.0
+    result = FractionsSkillScore([0.5], [216]).update(one_frame(pred), one_frame(target)).result()
+    pf = uniform_filter(pred, size=216, mode="constant", cval=0.0)  # scipy's fractions as the reference
+    po = uniform_filter(target, size=216, mode="constant", cval=0.0)
+    pooled = result["by_threshold"][0]["by_scale"][0]["pooled"]
+    assert pooled["sum_fcst_sq"] == pytest.approx((pf ** 2).sum(), rel=1e-9)
+    assert pooled["sum_obs_sq"] == pytest.approx((po ** 2).sum(), rel=1e-9)
+    assert pooled["fss"] == pytest.approx(1 - ((pf - po) ** 2).sum() / ((pf ** 2).sum() + (po ** 2).sum()), rel=1e-9)

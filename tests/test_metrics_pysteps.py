@@ -76,7 +76,7 @@ def test_a_value_on_the_threshold_is_an_event_here_and_not_in_pysteps():
 # computes fractions with scipy's uniform_filter(mode="constant", cval=0.0): zero padding and the same box
 # placement for even scales; so both agree on every value, including values exactly on a threshold.
 spatialscores = pytest.importorskip("pysteps.verification.spatialscores")
-FSS_SCALES = [1, 2, 5, 15, 40]  # 40: a box larger than the 16 x 20 frames
+FSS_SCALES = [1, 2, 5, 15, 45]  # 45: boxes beyond twice the side of the 16 x 20 frames
 
 
 def _fss_result(pred, target, thresholds, batches=((0, 2), (2, 3))):
