@@ -36,6 +36,8 @@ RULES = {  # the checks that are not a range: name -> (test, message)
     "positive_list": (lambda v: len(v) >= 1 and all(c > 0 for c in v), "must be a non-empty list of positive ints"),
     "positive_odd": (lambda v: v >= 1 and v % 2 == 1, "must be a positive odd integer"),
     "distinct": (lambda v: len(set(v)) == len(v), "must not repeat a value"),
+    "distinct_positive": (lambda v: all(c > 0 for c in v) and len(set(v)) == len(v),
+                          "must be distinct positive integers (empty: off)"),
 }
 
 
@@ -303,9 +305,12 @@ def _keys():
         Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "
             "copy_last | extrapolation (the last frame advected along its optical flow)", e, role="eval",
             choices=("none",) + BASELINES),
-        Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS) thresholds in the data's units "
+        Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS, FSS) thresholds in the data's units "
             "(sequences: the file's units, e.g. [20,35] dBZ; synthetic/mnist: pixel values in (0, 1])", e, role="eval",
             rule='distinct'),
+        Key("fss_scales", "int_list", [1, 5, 15], "eval, with thresholds: neighbourhood sizes n in pixels of the "
+            "Fractions Skill Score (Roberts and Lean 2008; event fractions in n x n boxes; 1 = pixel by pixel; empty: "
+            "no FSS)", e, role="eval", rule="distinct_positive"),
         Key("file_name", "str", "convlstm", "export: output file name without extension", e, role="run"),
         Key("file_format", "str", "MINDIR", "export format", e, role="run", choices=("MINDIR", "AIR", "ONNX")),
     ]
@@ -405,6 +410,16 @@ def _convert(name, raw, where):
         raise bad from None
     if not math.isfinite(value):
         raise ConfigError(f"config key '{name}' in {where}: must be finite, got {raw!r}")
+    return value
+
+
+def checked_value(name, raw, where):
+    """One key's value converted and checked on its own (no cross-key rules), for a command with its own
+    options that share a key's meaning (postprocess.py --fss_scales); a ConfigError naming ``where``."""
+    value = _convert(name, raw, where)
+    problem = SCHEMA[name].violation(value)
+    if problem is not None:
+        raise ConfigError(f"config key '{name}' in {where}: {problem}")
     return value
 
 

@@ -19,7 +19,7 @@ from src.data.sequences import (TEST_FILE, layout_shape, load_user_array, normal
 from src.data.split_record import TrainedOn
 from src.device import init_device
 from src.errors import ConfigError
-from src.metrics import BalancedErrors, SkillScores, StreamingMetrics
+from src.metrics import BalancedErrors, FractionsSkillScore, SkillScores, StreamingMetrics
 from src.predictor import BatchPredictor, compiled_forward, for_lead_frames
 from src.progress import Progress
 from src.visualize import radar_scale, save_comparison_gif, save_sequence_strip
@@ -238,21 +238,28 @@ MAIN = "model"  # key of the evaluated predictor's skill scores in BatchExtras.s
 
 
 class BatchExtras:
-    """Per-batch extras of an eval run: the baselines' metrics; skill scores in the data's units (``to_units``)
-    and HKO-7's balanced errors (``balance``: src.metrics.balance_of) of model and baselines; the pictures."""
+    """Per-batch extras of an eval run: the baselines' metrics; skill scores in the data's units (``to_units``),
+    their Fractions Skill Score at ``fss_scales`` (pixels; empty: none) and HKO-7's balanced errors (``balance``:
+    src.metrics.balance_of) of model and baselines; the pictures."""
 
-    def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None):
+    def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None,
+                 fss_scales=()):
         self.output_frames = output_frames
         self.references = {name: StreamingMetrics() for name in references}
         self.to_units = to_units or (lambda frames: frames)
         names = (MAIN,) + tuple(references)
         self.skills = {name: SkillScores(thresholds) for name in names} if thresholds else {}
         self.balanced = {name: BalancedErrors(*balance) for name in names} if self.skills and balance else {}
+        self.fss = {name: FractionsSkillScore(thresholds, fss_scales) for name in names} \
+            if self.skills and fss_scales else {}
         self.pictures = pictures
 
     def _score_skill(self, name, pred, targets, truth):
         if self.skills:
-            self.skills[name].update(self.to_units(np.clip(pred, 0.0, 1.0)), truth)
+            forecast = self.to_units(np.clip(pred, 0.0, 1.0))  # (B, T_out, C, H, W) in the data's units
+            self.skills[name].update(forecast, truth)
+            if self.fss:
+                self.fss[name].update(forecast, truth)
         if self.balanced:
             self.balanced[name].update(pred, targets, truth)
 
@@ -267,10 +274,13 @@ class BatchExtras:
             self.pictures(start, inputs, targets, pred)
 
     def skill_results(self):
-        """{name: SkillScores.result() (+ "balanced": BalancedErrors.result())} ({} without thresholds)."""
+        """{name: SkillScores.result() (+ "balanced": BalancedErrors.result(), "fss": FractionsSkillScore.result())}
+        ({} without thresholds)."""
         results = {name: scores.result() for name, scores in self.skills.items()}
         for name, errors in self.balanced.items():
             results[name]["balanced"] = errors.result()
+        for name, fss in self.fss.items():
+            results[name]["fss"] = fss.result()
         return results
 
 
