@@ -26,9 +26,18 @@ fi
 TRAINED=$(date +%s)
 "$PYTHON" "$ROOT/eval.py" --ckpt_file "$OUTPUT_DIR/ckpt/best.ckpt" --output_dir "$OUTPUT_DIR/eval" || exit $?
 END=$(date +%s)
-"$PYTHON" - "$OUTPUT_DIR/eval/metrics.json" $((TRAINED - START)) $((END - START)) <<'PY'
+# past the trained horizon: 20 lead frames (twice output_frames) on 60 sequences of 25 frames generated with
+# another seed (never trained on), the model rolled out on its own predictions (--lead_frames)
+LONG_DIR=${LONG_DIR:-$ROOT/data/rain_long}
+if [ ! -f "$LONG_DIR/rain.npy" ]; then
+    "$PYTHON" -m src.data.rain_cells "$LONG_DIR" --num_frames 25 --num_sequences 60 --seed 1 > /dev/null || exit $?
+fi
+"$PYTHON" "$ROOT/eval.py" --ckpt_file "$OUTPUT_DIR/ckpt/best.ckpt" --data_path "$LONG_DIR/rain.npy" --eval_split all \
+    --lead_frames 20 --output_dir "$OUTPUT_DIR/eval_lead20" > "$OUTPUT_DIR/eval_lead20.log" || exit $?
+"$PYTHON" - "$OUTPUT_DIR/eval/metrics.json" $((TRAINED - START)) $((END - START)) "$OUTPUT_DIR/eval_lead20/metrics.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
+long = json.load(open(sys.argv[4]))
 print(f"\ndata + training: {int(sys.argv[2])} s, whole run: {int(sys.argv[3])} s; evaluated on {report['data']}")
 rows = [("model", report)] + [(n, report["baselines"][n]) for n in ("copy_last", "extrapolation", "zeros")]
 thresholds = [t["threshold"] for t in report["skill_scores"]["by_threshold"]]
@@ -62,4 +71,12 @@ if fss:  # Fractions Skill Score: mean over lead frames per threshold and n x n 
     print("useful (FSS >= 0.5 + f0/2): " + "; ".join(
         f">={e['threshold']:g}: {e['uniform_fss']:.3f} (f0 {e['observed_fraction']:.4f}), model from n={useful(e)}"
         for e in fss["by_threshold"]))
+print(f"\nrolled out to {long['lead_frames']} lead frames (trained: {long['trained_output_frames']}) on {long['data']}")
+leads = list(range(1, long["lead_frames"] + 1, 3)) + [long["lead_frames"]]
+print("| predictor | threshold | CSI at lead frame " + " / ".join(map(str, leads)) + " |")
+print("|---|---:|---|")
+for name, r in [("model", long)] + [(n, long["baselines"][n]) for n in ("copy_last", "extrapolation")]:
+    for t in r["skill_scores"]["by_threshold"]:
+        curve = t["per_lead_frame"]["csi"]
+        print(f"| {name} | >={t['threshold']:g} | " + " / ".join(fmt(curve[k - 1]) for k in leads) + " |")
 PY
