@@ -69,7 +69,8 @@ def _log_uniform(rng, low, high):
 
 def _noise_modes(rng, count, wavelength, drift, swell=None):
     """Random plane-wave modes: wave vectors (M,) complex kx + i ky, phases, phase drifts (rad per frame),
-    amplitudes and, with ``swell``, the rate and phase of each amplitude's slow swelling."""
+    amplitudes and, with ``swell``, the rate and phase of each amplitude's slow swelling. ``drift``: a pair
+    (low, high) of drift sizes, each mode's sign random, or one number d for drifts uniform in [-d, d]."""
     length = rng.uniform(*wavelength, count)
     heading = rng.uniform(0.0, 2.0 * np.pi, count)
     drift = rng.uniform(*drift, count) * rng.choice([-1.0, 1.0], count) if isinstance(drift, tuple) \
@@ -107,7 +108,7 @@ class RadarStorms:
         if not 0 <= index < self.num_sequences:
             raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
         rng = np.random.default_rng((self.seed, int(index)))
-        size, frames = self.size, self.num_frames
+        size = self.size
         speed, heading = rng.uniform(*SPEED_RANGE), rng.uniform(0.0, 2.0 * np.pi)
         velocity = speed * np.exp(1j * heading)  # vx + i vy at the frame centre
         distance = size * _log_uniform(rng, *PIVOT_RANGE)
