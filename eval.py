@@ -4,7 +4,8 @@
         --data_path ./data --dataset mnist [--num_sequences K] [--save_vis N] [--output_dir D]
     python eval.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt [--key value ...]   # the checkpoint's own config
     python eval.py --baseline copy_last --data_path ./data --dataset mnist
-    python eval.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt --thresholds [20,35]   # + POD/FAR/CSI/HSS in data units
+    python eval.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt --thresholds [20,35]   # + POD/FAR/CSI/HSS, FSS in data units
+    python eval.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt --lead_frames 20   # rolled out past output_frames
 
 Prints the per-frame metric table and writes metrics.json, metrics_per_frame.png and the
 pictures into the eval directory (see src/eval_report.py for where that is). A checkpoint of own

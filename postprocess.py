@@ -7,7 +7,8 @@ with eval.py's code: MSE / MAE (pixel sums), SSIM, PSNR and its reference baseli
 (PREPROCESS_PATH/input/seq_<i>.bin). Prints the per-frame and model-vs-baselines tables and writes
 OUTPUT_DIR/metrics_310.json (as eval.py's metrics.json; ``data``: what preprocess.py wrote, with a note when
 those windows are not held-out). ``--thresholds [20,35]`` adds POD/FAR/CSI/HSS in
-the data's units (Moving MNIST: pixel values in [0, 1]) for the model and every baseline, and the balanced
+the data's units (Moving MNIST: pixel values in [0, 1]) for the model and every baseline, their Fractions Skill
+Score at ``--fss_scales`` (pixels; default eval.py's fss_scales [1,5,15]; [] for none), and the balanced
 errors B-MSE/B-MAE when preprocess.json records intensity classes (dBZ data, or loss_thresholds/loss_weights).
 """
 import json
@@ -16,11 +17,12 @@ import os
 import numpy as np
 
 from src.cli import run_cli
+from src.config import SCHEMA, checked_value
 from src.errors import ConfigError, DataError
 from src.io import write_json_atomic
 
 OPTIONS = {"result_path": "./result_Files", "preprocess_path": "./preprocess_Result", "output_dir": ".",
-           "thresholds": ""}
+           "thresholds": "", "fss_scales": str(SCHEMA["fss_scales"].default).replace(" ", "")}
 MANIFEST = "preprocess.json"
 RESULT_JSON = "metrics_310.json"
 CHUNK = 32  # sequences per metrics update
@@ -102,8 +104,9 @@ def read_chunk(manifest, result_path, preprocess_path, chunk):
     return inputs, preds, labels.reshape(preds.shape)
 
 
-def compute(manifest, result_path, preprocess_path, thresholds=()):
-    """(metrics result, {baseline: metrics result}, {predictor: skill scores} or {}) over all sequences."""
+def compute(manifest, result_path, preprocess_path, thresholds=(), fss_scales=()):
+    """(metrics result, {baseline: metrics result}, {predictor: skill scores (+ FSS at ``fss_scales``)} or {})
+    over all sequences."""
     from src.evaluation import BatchExtras, reference_baselines
     from src.metrics import StreamingMetrics
 
@@ -112,7 +115,7 @@ def compute(manifest, result_path, preprocess_path, thresholds=()):
     metrics = StreamingMetrics()
     hooks = BatchExtras(thresholds, manifest["output_shape"][1],
                        references=reference_baselines(manifest.get("dataset", "mnist")),
-                       to_units=units(manifest)[0], balance=balance(manifest))
+                       to_units=units(manifest)[0], balance=balance(manifest), fss_scales=fss_scales)
     for start in range(0, len(names), CHUNK):
         inputs, preds, labels = read_chunk(manifest, result_path, preprocess_path, names[start:start + CHUNK])
         metrics.update(preds, labels)
@@ -142,10 +145,12 @@ def main(argv):
     rest.pop("debug", None)
     if rest:
         raise ConfigError(f"unknown option --{next(iter(rest))}; postprocess.py takes --result_path, "
-                          "--preprocess_path, --output_dir and --thresholds")
+                          "--preprocess_path, --output_dir, --thresholds and --fss_scales")
     thresholds = parse_thresholds(options["thresholds"])
+    fss_scales = checked_value("fss_scales", options["fss_scales"], "option --fss_scales")
     manifest = read_manifest(options["preprocess_path"])
-    result, references, skills = compute(manifest, options["result_path"], options["preprocess_path"], thresholds)
+    result, references, skills = compute(manifest, options["result_path"], options["preprocess_path"], thresholds,
+                                         fss_scales)
     print(format_table(result, first_frame=manifest["input_shape"][1] + 1))
     print_baseline_comparison(result, references)
     print_skill_scores(skills, units(manifest)[1], "model")

@@ -17,7 +17,8 @@ A model of own sequences reads --input as training read its data (data_layout or
 input_frames frames are forecast; input_frames + output_frames or more give every window, scored. Then
 predictions.npy is in that layout and the data's units. --data_path gives the windows eval.py would score,
 refused like eval.py refuses them when the file is not the one the model was trained on (--eval_split all).
-An exported model file carries its config: no other flag is needed.
+An exported model file carries its config: no other flag is needed. --lead_frames N forecasts N frames, past
+the model's output_frames by rolling it forward on its own predictions (docs/own_data.md).
 
 Writes OUTPUT_DIR/predictions.npy ((N, T_out, 64, 64) float32 in [0, 1] for Moving MNIST), PNG strips and
 (with ground truth) GIFs of the first --save_vis sequences under OUTPUT_DIR/vis/, and the metrics table when
@@ -61,17 +62,19 @@ def model_config(options, overrides):
                       "or --ckpt_file CKPT")
 
 
-def build_predictors(cfg, info, use_ckpt):
-    """(main predictor, checkpoint predictor for the parity check (with --ckpt_file) or None)."""
+def build_predictors(cfg, info, use_ckpt, lead):
+    """(main predictor, checkpoint predictor for the parity check (with --ckpt_file) or None), both rolled out
+    to ``lead`` frames."""
     from src.evaluation import checkpoint_predictor
-    from src.predictor import BatchPredictor
+    from src.predictor import BatchPredictor, for_lead_frames
     from src.device import init_inference_device
 
     if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
         init_inference_device(cfg)
     from_ckpt = checkpoint_predictor(cfg, info.batch_size if info is not None else 0) \
         if use_ckpt or info is None else None  # the exported model's batch size: both run the same batches
-    return (from_ckpt, None) if info is None else (BatchPredictor.from_model(info), from_ckpt)
+    main, reference = (from_ckpt, None) if info is None else (BatchPredictor.from_model(info), from_ckpt)
+    return for_lead_frames(main, lead), reference and for_lead_frames(reference, lead)
 
 
 class ParityTracker:
@@ -131,8 +134,8 @@ def check_parity(parity, tolerance, model_path, ckpt_file):
 
 def main(argv):
     from src.cli import parse_float, split_options
-    from src.config import COMMAND_LINE_KEYS
-    from src.evaluation import data_of_record, prediction_source
+    from src.config import COMMAND_LINE_KEYS, forecast_frames
+    from src.evaluation import data_of_record, prediction_source, rollout_note
 
     options, overrides = split_options(argv, OPTIONS, COMMAND_LINE_KEYS)
     tolerance = parse_float(options["tolerance"], "tolerance")
@@ -141,17 +144,23 @@ def main(argv):
                                    ("--dataset", "dataset" in overrides)) if on]
     if options["bin_dir"] and given:
         raise ConfigError("--bin_dir replaces --input/--data_path/--dataset; give only one of them")
+    if options["bin_dir"] and "lead_frames" in overrides:
+        raise ConfigError("--lead_frames does not apply to --bin_dir: the Ascend 310 app runs one forward per input "
+                          "(output_frames); roll out with --input FILE or --data_path instead")
     if len(given) > 1:
         raise ConfigError(f"give one input source, got {' and '.join(given)}")
     model = info.path if info is not None else cfg.ckpt_file
     if not options["bin_dir"]:
         trained = data_of_record(cfg, info) if given == ["--data_path"] else None  # held-out windows: checked
         source, description = prediction_source(cfg, (given or [None])[0], options["input"], model, trained)
-    predictor, reference = build_predictors(cfg, info, "ckpt_file" in overrides)
+    lead = cfg.output_frames if options["bin_dir"] else forecast_frames(cfg)  # the 310 app: one forward
+    predictor, reference = build_predictors(cfg, info, "ckpt_file" in overrides, lead)
     channels, height, width = predictor.input_shape[1:]
     shape = f"{height}x{width}" if channels == 1 else f"{channels}x{height}x{width} (C x H x W)"
     print(f"model: {model} ({predictor.engine}, batch {predictor.batch_size}, {cfg.input_frames} -> "
           f"{cfg.output_frames} frames of {shape})", flush=True)
+    if rollout_note(cfg) and not options["bin_dir"]:
+        print(rollout_note(cfg), flush=True)
     if options["bin_dir"]:
         from src.export.bin_files import predict_bin_folder
 

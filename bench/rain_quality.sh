@@ -6,6 +6,7 @@
 # baselines: zeros (no echo), persistence (copy_last) and optical-flow extrapolation.
 #   bash bench/rain_quality.sh [OUTPUT_DIR] [--key value ...]
 # Bar: the model's CSI above persistence's and extrapolation's at every threshold, and its HSS at the highest.
+# Also prints the Fractions Skill Score (mean over lead frames) per threshold and neighbourhood scale.
 OUTPUT_DIR=./output/rain_quality
 case "$1" in
     -h|--help) echo "Usage: bash bench/rain_quality.sh [OUTPUT_DIR] [--key value ...]"; exit 0;;
@@ -48,4 +49,17 @@ top = thresholds[-1]
 best_hss = max(r["skill_scores"]["by_threshold"][-1]["mean_over_lead_frames"]["hss"] or 0 for n, r in rows[1:3])
 print(f"model CSI above persistence and extrapolation at every threshold: {'yes' if beats else 'no'}; "
       f"HSS at {top:g}: {'yes' if (model[top]['hss'] or 0) > best_hss else 'no'}")
+fss = report["skill_scores"].get("fss")
+if fss:  # Fractions Skill Score: mean over lead frames per threshold and n x n neighbourhood (pixels)
+    scales = "/".join(map(str, fss["scales"]))
+    print(f"\n| predictor |" + "".join(f" FSS >={e['threshold']:g}, n={scales} |" for e in fss["by_threshold"]))
+    print("|---|" + "---|" * len(fss["by_threshold"]))
+    for name, r in rows:
+        cells = ["/".join(fmt(s["mean_over_lead_frames"]["fss"]) for s in e["by_scale"])
+                 for e in r["skill_scores"]["fss"]["by_threshold"]]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    useful = lambda e: "-" if e["smallest_useful_scale"] is None else e["smallest_useful_scale"]
+    print("useful (FSS >= 0.5 + f0/2): " + "; ".join(
+        f">={e['threshold']:g}: {e['uniform_fss']:.3f} (f0 {e['observed_fraction']:.4f}), model from n={useful(e)}"
+        for e in fss["by_threshold"]))
 PY

@@ -36,6 +36,8 @@ RULES = {  # the checks that are not a range: name -> (test, message)
     "positive_list": (lambda v: len(v) >= 1 and all(c > 0 for c in v), "must be a non-empty list of positive ints"),
     "positive_odd": (lambda v: v >= 1 and v % 2 == 1, "must be a positive odd integer"),
     "distinct": (lambda v: len(set(v)) == len(v), "must not repeat a value"),
+    "distinct_positive": (lambda v: all(c > 0 for c in v) and len(set(v)) == len(v),
+                          "must be distinct positive integers (empty: off)"),
 }
 
 
@@ -152,6 +154,9 @@ def _keys():
             "train.py stores it)", d, role="normalisation", from_data=True, choices=("",) + DATA_DTYPES),
         Key("window_stride", "int", 0, "sequences: frames between the starts of consecutive windows of input_frames "
             "+ output_frames frames (0 = the window length: no overlap)", d, role="procedure", min=0),
+        Key("crop_size", "int", 0, "sequences: train on random crop_size x crop_size crops of each window (0 = whole "
+            "frames), for domains too large to train on whole; validation, evaluation, prediction and export use "
+            "whole frames (the networks are convolutional)", d, role="procedure", min=0),
         Key("val_fraction", "float", 0.1, "sequences, one file: fraction of its sequences for validation", d,
             role="procedure", above=0, below=1),
         Key("test_fraction", "float", 0.1, "sequences, one file: fraction of its sequences held out for eval.py", d,
@@ -287,6 +292,10 @@ def _keys():
         # eval/export
         Key("ckpt_file", "str", "", "checkpoint to evaluate/export", e, role="eval"),
         Key("num_sequences", "int", 0, "evaluate only the first K test sequences (0 = all)", e, role="eval", min=0),
+        Key("lead_frames", "int", 0, "eval/predict: frames to forecast (0 = output_frames); more than output_frames "
+            "rolls the model forward on its own predictions, each next chunk predicted from the last input_frames "
+            "observed + predicted frames (docs/own_data.md, 'Forecasting past the trained horizon')", e, role="eval",
+            min=0),
         Key("eval_split", "str", "test", "eval, dataset sequences: test = the test split of data_path (a file is "
             "split as for training; a directory: its test file); val = the validation split (or file), to choose "
             "settings on without touching test; all = every window of the file data_path", e, role="eval",
@@ -297,9 +306,12 @@ def _keys():
             "copy_last | extrapolation (the last frame advected along its optical flow) | pysteps (pysteps' "
             "Lucas-Kanade motion and semi-Lagrangian extrapolation; requirements-pysteps.txt)", e, role="eval",
             choices=("none",) + BASELINES),
-        Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS) thresholds in the data's units "
+        Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS, FSS) thresholds in the data's units "
             "(sequences: the file's units, e.g. [20,35] dBZ; synthetic/mnist: pixel values in (0, 1])", e, role="eval",
             rule='distinct'),
+        Key("fss_scales", "int_list", [1, 5, 15], "eval, with thresholds: neighbourhood sizes n in pixels of the "
+            "Fractions Skill Score (Roberts and Lean 2008; event fractions in n x n boxes; 1 = pixel by pixel; empty: "
+            "no FSS)", e, role="eval", rule="distinct_positive"),
         Key("file_name", "str", "convlstm", "export: output file name without extension", e, role="run"),
         Key("file_format", "str", "MINDIR", "export format", e, role="run", choices=("MINDIR", "AIR", "ONNX")),
     ]
@@ -402,6 +414,16 @@ def _convert(name, raw, where):
     return value
 
 
+def checked_value(name, raw, where):
+    """One key's value converted and checked on its own (no cross-key rules), for a command with its own
+    options that share a key's meaning (postprocess.py --fss_scales); a ConfigError naming ``where``."""
+    value = _convert(name, raw, where)
+    problem = SCHEMA[name].violation(value)
+    if problem is not None:
+        raise ConfigError(f"config key '{name}' in {where}: {problem}")
+    return value
+
+
 def _means_unset(raw):
     return raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "null"))
 
@@ -434,6 +456,11 @@ def _number_list(raw, bad, name, where, integers):
 
 def _as_dict(cfg):
     return cfg.to_dict() if isinstance(cfg, Config) else cfg
+
+
+def forecast_frames(cfg):
+    """Frames eval.py/predict.py forecast: ``lead_frames``, or the model's ``output_frames`` when it is 0."""
+    return cfg.lead_frames or cfg.output_frames
 
 
 def frame_shape(cfg):
@@ -560,6 +587,22 @@ def _check_procedure_keys(values, fail):
                  "set warmup_epochs 0", "warmup_epochs", "lr_schedule")
 
 
+def _check_crop_keys(values, fail):
+    """crop_size: own sequences only, tileable by the arch, and no per-pixel (peephole) weights."""
+    crop = values["crop_size"]
+    if not crop:
+        return
+    if values["dataset"] != "sequences":
+        fail(f"config key 'crop_size' ({crop}) is for dataset sequences (own frames); Moving MNIST trains on whole "
+             f"{values['image_size']}x{values['image_size']} frames: set crop_size 0", "crop_size", "dataset")
+    problem = untileable(crop, crop, values["arch"], values["patch_size"])
+    if problem:
+        fail(f"config key 'crop_size': crops of {problem}", "crop_size", "arch", "patch_size")
+    if values["peephole"]:
+        fail("config key 'crop_size': peephole weights are per pixel, so a network with them only runs on the frame "
+             "size it was built for; set peephole false or crop_size 0", "crop_size", "peephole")
+
+
 def _check_balance_keys(values, fail):
     thresholds, weights = values["loss_thresholds"], values["loss_weights"]
     if thresholds and sorted(set(thresholds)) != list(thresholds):
@@ -653,6 +696,7 @@ def _check_values(values, origin=None):
     _check_frame_keys(values, fail)
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
+    _check_crop_keys(values, fail)
     _check_best_metric(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")

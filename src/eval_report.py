@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from src.checkpoint import checkpoint_record, config_of_record
 from src.cli import run_cli
-from src.config import keys_help
+from src.config import forecast_frames, keys_help
 from src.errors import ConfigError
 from src.evaluation import (MAIN, BatchExtras, SequencePictures, evaluate, picture_colours, reference_baselines,
-                            units_of)
+                            rollout_note, units_of)
 from src.io import write_json_atomic
 from src.metrics import METRIC_NAMES, balance_of, format_skill_table, format_table
 from src.progress import format_duration
@@ -140,8 +140,38 @@ def skill_comparison_table(skills, main_label="model"):
     return "\n".join(lines)
 
 
+def _fss_cell(value, width=7):
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.4f}"
+
+
+def fss_table(skills, main_label="model"):
+    """The FSS (means over lead frames) per threshold x scale, one row per predictor and threshold; the uniform
+    FSS 0.5 + f0/2 of each threshold and each predictor's smallest scale reaching it; the model's notes."""
+    fss = skills[MAIN]["fss"]
+    rows = [(_label(name, main_label), result["fss"]) for name, result in skills.items()]
+    width = max(len(label) for label, _ in rows)
+    heads = [f"n={n}" for n in fss["scales"]]
+    header = (f"{'threshold':>10} {'0.5+f0/2':>8}  {'':{width}}  " + " ".join(f"{h:>7}" for h in heads)
+              + f" {'useful n':>8}")
+    lines = [f"fractions skill score (Roberts and Lean 2008), {fss['num_sequences']} sequences x {fss['lead_frames']} "
+             "lead frames: mean over lead frames per neighbourhood of n x n pixels; a scale is useful where FSS >= "
+             "0.5 + f0/2 (f0: observed event fraction)", header, "-" * len(header)]
+    for k, threshold in enumerate(fss["thresholds"]):
+        for i, (label, result) in enumerate(rows):
+            entry = result["by_threshold"][k]
+            first = f"{threshold:>10g} {entry['uniform_fss']:8.4f}" if i == 0 else f"{'':>10} {'':>8}"
+            useful = entry["smallest_useful_scale"]
+            lines.append(f"{first}  {label:{width}}  "
+                         + " ".join(_fss_cell(s["mean_over_lead_frames"]["fss"]) for s in entry["by_scale"])
+                         + f" {'-' if useful is None else useful:>8}")
+    lines.append("'-' = undefined (no event in forecast nor observation) or no scale useful; "
+                 "fss in metrics.json: per lead frame, pooled, the sums")
+    lines += [f"note: {note}" for entry in fss["by_threshold"] for note in entry["notes"]]
+    return "\n".join(lines)
+
+
 def print_skill_scores(skills, units, main_label):
-    """The evaluated predictor's full skill table, then CSI/HSS of it next to the baselines."""
+    """The evaluated predictor's full skill table, then CSI/HSS of it next to the baselines, then the FSS of all."""
     if not skills:
         return
     _say(f"thresholds in {units}", format_skill_table(skills[MAIN]))
@@ -154,12 +184,16 @@ def print_skill_scores(skills, units, main_label):
     if len(skills) > 1:
         _say("skill scores (mean over lead frames) of the model and the baselines on the same sequences:",
              skill_comparison_table(skills, main_label))
+    if "fss" in skills[MAIN]:
+        _say(fss_table(skills, main_label))
 
 
 def build_report(cfg, result, data, references, argv, exported=None, script="eval.py", skills=None, units=""):
     """metrics.json (``exported``: an exported model's predictor; ``skills``: SkillScores results by name)."""
     report = dict(_averages(result), **{
         "num_sequences": result["num_sequences"], "first_frame": cfg.input_frames + 1,
+        "lead_frames": forecast_frames(cfg), "trained_output_frames": cfg.output_frames,
+        "rollout": rollout_note(cfg) if cfg.baseline == "none" else "",
         "per_frame": result["per_frame"],
         "checkpoint": None if cfg.baseline != "none" or not cfg.ckpt_file else os.path.abspath(cfg.ckpt_file),
         "baseline": None if cfg.baseline == "none" else cfg.baseline,
@@ -190,13 +224,36 @@ def scores_report(references, skills, units):
     return report
 
 
+USEFUL_LABEL = "FSS useful: 0.5 + f0/2"  # the skill plot's reference series (Roberts and Lean 2008)
+
+
+def _fss_curves(result, k):
+    """{"fss_<n>": FSS per lead frame} of a skill-scores result's FSS at threshold index ``k`` ({} without FSS)."""
+    if "fss" not in result:
+        return {}
+    return {f"fss_{s['scale']}": s["per_lead_frame"]["fss"] for s in result["fss"]["by_threshold"][k]["by_scale"]}
+
+
 def plot_skill_scores(out_dir, skills, first_frame, main_label):
-    """skill_per_frame.png: CSI and HSS per lead frame and threshold, model and baselines."""
+    """skill_per_frame.png: CSI, HSS and the FSS at each scale per lead frame and threshold, model and baselines;
+    the FSS charts also show the useful-skill line 0.5 + f0/2 of the observations."""
     labels = {name: _label(name, main_label) for name in skills}
-    by_threshold = [(entry["threshold"], {labels[name]: skills[name]["by_threshold"][k]["per_lead_frame"]
-                                          for name in skills})
-                    for k, entry in enumerate(skills[MAIN]["by_threshold"])]
-    return save_skill_plot(os.path.join(out_dir, SKILL_PLOT), by_threshold, first_frame=first_frame)
+    main = skills[MAIN]
+    scales = main["fss"]["scales"] if "fss" in main else []
+    scores = ("csi", "hss") + tuple(f"fss_{n}" for n in scales)
+    titles = {f"fss_{n}": f"FSS n={n}," for n in scales}
+    by_threshold = []
+    for k, entry in enumerate(main["by_threshold"]):
+        curves = {labels[name]: dict(skills[name]["by_threshold"][k]["per_lead_frame"], **_fss_curves(skills[name], k))
+                  for name in skills}
+        if scales:  # the reference: defined in the FSS charts only
+            lead_frames = len(entry["per_lead_frame"]["csi"])
+            uniform = main["fss"]["by_threshold"][k]["per_lead_frame"]["uniform_fss"]
+            curves[USEFUL_LABEL] = dict({s: [None] * lead_frames for s in ("csi", "hss")},
+                                        **{f"fss_{n}": uniform for n in scales})
+        by_threshold.append((entry["threshold"], curves))
+    return save_skill_plot(os.path.join(out_dir, SKILL_PLOT), by_threshold, first_frame=first_frame, scores=scores,
+                           titles=titles)
 
 
 # ---------------------------------------------------------------- the steps of eval.py and eval_onnx.py
@@ -226,8 +283,10 @@ def score(cfg, model, source, data, out_dir):
     pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), min(cfg.save_vis, len(source)),
                                 picture_colours(cfg, to_units))
     references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
-    hooks = BatchExtras(cfg.thresholds, cfg.output_frames, references=references, to_units=to_units,
-                        balance=balance_of(cfg), pictures=pictures)
+    if cfg.baseline == "none" and rollout_note(cfg):
+        print(rollout_note(cfg), flush=True)
+    hooks = BatchExtras(cfg.thresholds, forecast_frames(cfg), references=references, to_units=to_units,
+                        balance=balance_of(cfg), pictures=pictures, fss_scales=cfg.fss_scales)
     result = evaluate(cfg, model.predict, source, on_batch=hooks)
     return Scores(result, {name: metrics.result() for name, metrics in hooks.references.items()},
                   hooks.skill_results(), units, pictures)

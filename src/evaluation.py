@@ -10,7 +10,7 @@ import numpy as np
 
 from src.baselines import predict_baseline, pysteps_methods
 from src.checkpoint import load_network_from_checkpoint, read_data_record
-from src.config import BASELINES, frame_shape, is_dbz_data
+from src.config import BASELINES, forecast_frames, frame_shape, is_dbz_data
 from src.data.archive import unpacked_data_path
 from src.data.pipeline import (WindowSubset, config_for_frames, evaluation_windows, generated_test_source,
                                input_file_windows, iterate_batches, load_digits)
@@ -19,13 +19,14 @@ from src.data.sequences import (TEST_FILE, layout_shape, load_user_array, normal
 from src.data.split_record import TrainedOn
 from src.device import init_device
 from src.errors import ConfigError
-from src.metrics import BalancedErrors, SkillScores, StreamingMetrics
-from src.predictor import BatchPredictor, compiled_forward
+from src.metrics import BalancedErrors, FractionsSkillScore, SkillScores, StreamingMetrics
+from src.predictor import BatchPredictor, compiled_forward, for_lead_frames
 from src.progress import Progress
 from src.visualize import radar_scale, save_comparison_gif, save_sequence_strip
 
 NOWCASTING_BASELINES = ("extrapolation",)  # scored next to a checkpoint of own sequences too
 ON_REQUEST_BASELINES = ("pysteps",)  # an optional package: scored only when --baseline names it
+MNIST_TEST_FRAMES = 20  # frames per sequence of mnist_test_seq.npy
 SYNTHETIC_PREDICTIONS = 8  # predict.py --dataset synthetic without --num_sequences
 
 
@@ -53,7 +54,9 @@ def data_of_record(cfg, info=None):
 
 def build_source(cfg, trained=None):
     """The sequences to evaluate and a description of them for metrics.json; own sequences are checked against
-    the split of record of ``trained`` (src.data.split_record.TrainedOn, None: no model)."""
+    the split of record of ``trained`` (src.data.split_record.TrainedOn, None: no model). Windows hold
+    input_frames + lead_frames frames (``forecast_frames``)."""
+    cfg = for_forecast(cfg)
     if cfg.dataset == "sequences":
         source, described = evaluation_windows(cfg, trained)
         return source, {"dataset": "sequences", "data_path": os.path.abspath(cfg.data_path), "description": described}
@@ -68,6 +71,17 @@ def build_source(cfg, trained=None):
     return source, {"dataset": "synthetic", "data_path": None,
                     "description": f"generated test set: {count} sequences, {cfg.num_digits_val} digits, "
                                    f"test_seed {cfg.test_seed}"}
+
+
+def for_forecast(cfg):
+    """``cfg`` for the data side of a forecast of ``forecast_frames(cfg)`` frames: windows and targets that long."""
+    lead = forecast_frames(cfg)
+    if cfg.dataset == "mnist" and cfg.input_frames + lead > MNIST_TEST_FRAMES:
+        raise ConfigError(f"lead_frames {lead}: mnist_test_seq.npy sequences hold {MNIST_TEST_FRAMES} frames, so at "
+                          f"most {MNIST_TEST_FRAMES - cfg.input_frames} frames after input_frames {cfg.input_frames} "
+                          "can be scored; use --dataset synthetic (generated sequences of any length), or predict.py "
+                          "--input for forecasts without truth")
+    return cfg.replace(output_frames=lead)
 
 
 def config_for_data(cfg, source, model=None):
@@ -87,7 +101,10 @@ def count_text(n):
 def prediction_source(cfg, given, input_file, model, trained=None):
     """(source, description) of predict.py's sequences; ``given``: the one input option used (--input,
     --data_path or --dataset) or None. Own sequences are refused when their frames are not the model's, and
-    --data_path when it is not the split of record of ``trained`` (see build_source)."""
+    --data_path when it is not the split of record of ``trained`` (see build_source). Windows with truth hold
+    input_frames + lead_frames frames."""
+    if cfg.dataset == "sequences" or given != "--input":
+        cfg = for_forecast(cfg)
     if cfg.dataset == "sequences":
         if given not in ("--input", "--data_path"):
             raise ConfigError(f"no input given: pass --input FILE (.npy/.npz of sequences in data_layout "
@@ -160,16 +177,28 @@ def model_under_test(cfg):
     if cfg.baseline != "none":
         if cfg.ckpt_file:
             print(f"note: --baseline {cfg.baseline} given, --ckpt_file {cfg.ckpt_file} is not used", flush=True)
-        return ModelUnderTest(baseline_predictor(cfg.baseline, cfg.output_frames), f"baseline:{cfg.baseline}",
+        return ModelUnderTest(baseline_predictor(cfg.baseline, forecast_frames(cfg)), f"baseline:{cfg.baseline}",
                               "mode numpy")
-    return ModelUnderTest(checkpoint_predictor(cfg), os.path.abspath(cfg.ckpt_file), f"mode {cfg.mode}",
+    predictor = for_lead_frames(checkpoint_predictor(cfg), forecast_frames(cfg))  # rolled out past output_frames
+    return ModelUnderTest(predictor, os.path.abspath(cfg.ckpt_file), f"mode {cfg.mode}",
                           compiles=cfg.mode == "graph")
 
 
-def exported_model(predictor):
-    """An exported file's BatchPredictor (eval_onnx.py) as the model under test."""
+def exported_model(predictor, cfg):
+    """An exported file's BatchPredictor (eval_onnx.py) as the model under test, rolled out to ``lead_frames``."""
+    predictor = for_lead_frames(predictor, forecast_frames(cfg))
     return ModelUnderTest(predictor, os.path.abspath(predictor.name), f"engine {predictor.engine}",
                           exported=predictor)
+
+
+def rollout_note(cfg, model_name="the model"):
+    """One line on a forecast past the trained horizon, or "" when ``lead_frames`` is within it."""
+    lead = forecast_frames(cfg)
+    if lead <= cfg.output_frames:
+        return ""
+    chunks = -(-lead // cfg.output_frames)
+    return (f"forecast: {lead} lead frames, past the {cfg.output_frames} {model_name} was trained for: {chunks} "
+            f"forwards, each from the last {cfg.input_frames} observed + predicted frames (state not carried over)")
 
 
 # ---------------------------------------------------------------- the evaluation loop
@@ -213,21 +242,28 @@ MAIN = "model"  # key of the evaluated predictor's skill scores in BatchExtras.s
 
 
 class BatchExtras:
-    """Per-batch extras of an eval run: the baselines' metrics; skill scores in the data's units (``to_units``)
-    and HKO-7's balanced errors (``balance``: src.metrics.balance_of) of model and baselines; the pictures."""
+    """Per-batch extras of an eval run: the baselines' metrics; skill scores in the data's units (``to_units``),
+    their Fractions Skill Score at ``fss_scales`` (pixels; empty: none) and HKO-7's balanced errors (``balance``:
+    src.metrics.balance_of) of model and baselines; the pictures."""
 
-    def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None):
+    def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None,
+                 fss_scales=()):
         self.output_frames = output_frames
         self.references = {name: StreamingMetrics() for name in references}
         self.to_units = to_units or (lambda frames: frames)
         names = (MAIN,) + tuple(references)
         self.skills = {name: SkillScores(thresholds) for name in names} if thresholds else {}
         self.balanced = {name: BalancedErrors(*balance) for name in names} if self.skills and balance else {}
+        self.fss = {name: FractionsSkillScore(thresholds, fss_scales) for name in names} \
+            if self.skills and fss_scales else {}
         self.pictures = pictures
 
     def _score_skill(self, name, pred, targets, truth):
         if self.skills:
-            self.skills[name].update(self.to_units(np.clip(pred, 0.0, 1.0)), truth)
+            forecast = self.to_units(np.clip(pred, 0.0, 1.0))  # (B, T_out, C, H, W) in the data's units
+            self.skills[name].update(forecast, truth)
+            if self.fss:
+                self.fss[name].update(forecast, truth)
         if self.balanced:
             self.balanced[name].update(pred, targets, truth)
 
@@ -242,10 +278,13 @@ class BatchExtras:
             self.pictures(start, inputs, targets, pred)
 
     def skill_results(self):
-        """{name: SkillScores.result() (+ "balanced": BalancedErrors.result())} ({} without thresholds)."""
+        """{name: SkillScores.result() (+ "balanced": BalancedErrors.result(), "fss": FractionsSkillScore.result())}
+        ({} without thresholds)."""
         results = {name: scores.result() for name, scores in self.skills.items()}
         for name, errors in self.balanced.items():
             results[name]["balanced"] = errors.result()
+        for name, fss in self.fss.items():
+            results[name]["fss"] = fss.result()
         return results
 
 

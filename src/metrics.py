@@ -6,6 +6,8 @@ data_range 1, mean over channels; ``ssim_openstl`` OpenSTL's (data range 2, comp
 (Shi et al. 2017), errors weighted 1, 1, 2, 5, 10, 30 by the TRUTH's class (a value on a threshold takes the
 higher one). ``SkillScores``: HKO-7's POD/FAR/CSI/HSS on unnormalised values, event = ``value >= threshold``
 (as ``get_hit_miss_counts``); exact integer counts, a zero denominator gives None and a note, never NaN.
+``FractionsSkillScore``: Roberts and Lean's (2008) FSS of the same events per neighbourhood scale, from exact
+integer sums of squared box counts (``FSS_CONVENTION``), None and a note where no event exists.
 """
 import math
 
@@ -392,3 +394,213 @@ class BalancedErrors:
         curves = {key: [float(v) / self.num_sequences for v in s] for key, s in self._sums.items()}
         return dict({key: float(np.mean(c)) for key, c in curves.items()}, per_frame=curves,
                     thresholds=list(self.thresholds), weights=list(self.weights))
+
+
+# ---------------------------------------------------------------- fractions skill score (Roberts and Lean 2008)
+
+FSS_CONVENTION = ("event: value >= threshold (as SkillScores); fraction = events in the n x n box centred on a pixel "
+                  "(even n: one row and column more above and left of it) / n^2, pixels outside the frame counted "
+                  "as no event (zero padding, as pysteps' fss); each channel a field of its own; sums of (Pf-Po)^2, "
+                  "Pf^2 and Po^2 over every pixel, channel and sequence of a lead frame (per_lead_frame) or of all "
+                  "lead frames (pooled); FSS = 1 - sum (Pf-Po)^2 / (sum Pf^2 + sum Po^2); uniform_fss = 0.5 + f0/2 "
+                  "(f0: observed event fraction), the skill at which a scale becomes useful")
+FSS_UNDEFINED_BECAUSE = "no event in forecast nor observation"
+_INT64_LIMIT = 2 ** 63
+
+
+def check_fss_scales(scales):
+    """Neighbourhood sizes in pixels as a sorted tuple of distinct positive ints, else ValueError."""
+    try:
+        values = list(scales)
+    except TypeError:
+        raise ValueError(f"FSS scales must be a list of positive integers (pixels), got {scales!r}") from None
+    if not values:
+        raise ValueError("FSS needs at least one scale")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise ValueError(f"FSS scales must be positive integers (pixels), got {values}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"FSS scales must differ from each other, got {values}")
+    return tuple(sorted(int(v) for v in values))
+
+
+def box_padding(scales):
+    """Zero rows and columns an :func:`integral_image` needs on each side for boxes of every one of ``scales``."""
+    return max(scale - scale // 2 for scale in scales)
+
+
+def integral_image(events, pad):
+    """Events (..., H, W) of 0/1 -> int32 (..., H + 2 pad + 1, W + 2 pad + 1): the events of the frame zero-padded
+    by ``pad`` on each side, summed above and left of each corner (a leading zero row and column), so that any box
+    sum is four look-ups; exact while the padded frame holds fewer than 2^31 pixels."""
+    height, width = events.shape[-2:]
+    integral = np.zeros(events.shape[:-2] + (height + 2 * pad + 1, width + 2 * pad + 1), dtype=np.int32)
+    integral[..., pad + 1:pad + 1 + height, pad + 1:pad + 1 + width] = events
+    return integral.cumsum(axis=-2, dtype=np.int32).cumsum(axis=-1, dtype=np.int32)
+
+
+def box_sums(integral, pad, scale):
+    """int32 (..., H, W) events in the scale x scale box of each pixel, from an :func:`integral_image` padded by
+    ``pad`` >= box_padding([scale]). The box of pixel i spans i - scale//2 .. i - scale//2 + scale - 1, as
+    scipy.ndimage.uniform_filter's window (an even scale reaches one pixel further before i than after it)."""
+    height, width = integral.shape[-2] - 2 * pad - 1, integral.shape[-1] - 2 * pad - 1
+    top = pad - scale // 2  # integral index of the first box's upper (left) edge
+    bottom = top + scale
+    bands = integral[..., bottom:bottom + height, :] - integral[..., top:top + height, :]  # (..., H, W + 2 pad + 1)
+    return bands[..., bottom:bottom + width] - bands[..., top:top + width]  # (..., H, W)
+
+
+def box_counts(events, scale):
+    """Events (..., H, W) of 0/1 -> int32 (..., H, W): events in the scale x scale box of each pixel, zero padded
+    (one integral image, so O(H W) whatever the scale)."""
+    pad = box_padding([scale])
+    return box_sums(integral_image(events, pad), pad, scale)
+
+
+def _finite_fields(array, name):
+    """float64 (B, T, C, H, W) of a (B, T, C, H, W) or (B, T, H, W) numeric array in the thresholds' units."""
+    arr = as_frames(array, name)
+    if arr.size and not np.isfinite(arr).all():
+        raise MetricInputError(f"{name} contains NaN or infinite values; the FSS needs finite values "
+                               "(replace no-data pixels before scoring)")
+    return arr
+
+
+def _frame_dots(a, b, wide):
+    """int64 (N,) sums over each frame of a * b, for int32 (..., H, W) box counts; ``wide``: multiply in int64.
+    (Summing a (N, H*W) view along its last axis is several times faster than numpy's sum over two axes.)"""
+    if wide:
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    return (a * b).reshape(-1, a.shape[-2] * a.shape[-1]).sum(axis=1, dtype=np.int64)  # (N,)
+
+
+def _box_scales(height, width, scales):
+    """The box sizes to count with: a scale of 2 x max(H, W) or more has boxes that hold the whole frame at every
+    pixel, so it is counted at that size (the same counts; its fractions still divide by its own n^2). Refuses
+    frames whose sums would not be exact: the padded integral image must fit int32 and a frame's sum of squared
+    box counts int64 (only frames far beyond radar sizes: thousands of pixels a side)."""
+    boxes = [min(scale, 2 * max(height, width)) for scale in scales]
+    pad = box_padding(boxes)
+    for scale, box in zip(scales, boxes):
+        largest = min(box * box, height * width)  # a box holds at most this many events
+        if (height + 2 * pad + 1) * (width + 2 * pad + 1) >= 2 ** 31 or height * width * largest ** 2 >= _INT64_LIMIT:
+            raise MetricInputError(f"frames of {height}x{width} pixels are too large for an exact FSS at scale "
+                                   f"{scale}; use smaller fss_scales")
+    return boxes
+
+
+class FractionsSkillScore:
+    """Streaming FSS (Roberts and Lean 2008) per threshold (data units), scale (pixels) and lead frame.
+
+    Memory is bounded: per (threshold, scale, lead frame) only the sums of squared box counts are kept, as
+    Python ints (exact, so batches add up to the one-batch result in any order; the n^4 of the fractions
+    cancels in the FSS and is divided out for the reported sums only). ``update(pred, target)``: same-shape
+    (B, T, C, H, W) or (B, T, H, W) arrays ALREADY in the thresholds' units; T, C, H, W the same in every batch."""
+
+    SUMS = ("sum_sq_diff", "sum_fcst_sq", "sum_obs_sq")  # of (cf - co)^2, cf^2, co^2 (box counts cf, co)
+
+    def __init__(self, thresholds, scales):
+        self.thresholds = _check_thresholds(thresholds)
+        self.scales = check_fss_scales(scales)
+        self.num_sequences = 0
+        self.frame_shape = None  # (T, C, H, W) once the first batch arrived
+        self._boxes = None  # box size per scale (_box_scales), once the frame size is known
+        self._sums = None  # sum name -> object (K thresholds, S scales, T lead frames) of Python ints
+        self._observed = None  # object (K, T): observed events per threshold and lead frame
+
+    def _start(self, frame_shape):
+        if self.frame_shape is not None:
+            if frame_shape != self.frame_shape:
+                raise MetricInputError(f"this batch has (T, C, H, W) = {frame_shape} but earlier batches had "
+                                       f"{self.frame_shape}; all batches must predict the same frames")
+            return
+        self._boxes = _box_scales(frame_shape[2], frame_shape[3], self.scales)  # (S,) sizes counted with
+        self.frame_shape = frame_shape
+        shape = (len(self.thresholds), len(self.scales), frame_shape[0])
+        self._sums = {name: np.zeros(shape, dtype=object) for name in self.SUMS}  # Python int 0s
+        self._observed = np.zeros(shape[::2], dtype=object)
+
+    def update(self, pred, target):
+        if np.shape(pred) != np.shape(target):
+            raise MetricInputError(f"pred and target shapes differ: pred {np.shape(pred)} vs target "
+                                   f"{np.shape(target)}")
+        p = _finite_fields(pred, "pred")  # (B, T, C, H, W)
+        t = _finite_fields(target, "target")  # (B, T, C, H, W)
+        self._start(tuple(int(v) for v in p.shape[1:]))
+        if p.shape[0] == 0:
+            return self
+        pad = box_padding(self._boxes)
+        for k, threshold in enumerate(self.thresholds):
+            for lead in range(p.shape[1]):  # one lead frame at a time: the integral images stay small
+                forecast = integral_image(p[:, lead] >= threshold, pad)  # (B, C, H + 2 pad + 1, W + 2 pad + 1)
+                observed = integral_image(t[:, lead] >= threshold, pad)  # (B, C, H + 2 pad + 1, W + 2 pad + 1)
+                self._observed[k, lead] += int(observed[..., -1, -1].astype(np.int64).sum())  # whole-frame counts
+                for s, box in enumerate(self._boxes):
+                    self._add_scale(k, s, lead, box_sums(forecast, pad, box), box_sums(observed, pad, box))
+        self.num_sequences += p.shape[0]
+        return self
+
+    def _add_scale(self, k, s, lead, cf, co):
+        """Add the squared box counts of cf, co (B, C, H, W) int32 of one lead frame: per-frame int64 sums of
+        products (bounded by _box_scales), added up as Python ints; (cf - co)^2 = cf^2 + co^2 - 2 cf co."""
+        wide = min(self._boxes[s] ** 2, cf.shape[-2] * cf.shape[-1]) ** 2 >= 2 ** 31  # a product may exceed int32
+        fcst, obs, cross = (sum(int(v) for v in _frame_dots(a, b, wide)) for a, b in ((cf, cf), (co, co), (cf, co)))
+        for name, value in zip(self.SUMS, (fcst + obs - 2 * cross, fcst, obs)):
+            self._sums[name][k, s, lead] += value
+
+    @staticmethod
+    def _fss(diff, fcst, obs):
+        """1 - diff / (fcst + obs) of exact integer sums, None when both fields are without events."""
+        return None if fcst + obs == 0 else 1.0 - diff / (fcst + obs)
+
+    def _scale_result(self, k, s):
+        scale = self.scales[s]
+        sums = {name: [int(v) for v in self._sums[name][k, s]] for name in self.SUMS}  # T each, squared counts
+        per_lead = [self._fss(*(sums[name][i] for name in self.SUMS)) for i in range(self.frame_shape[0])]
+        pooled = {name: sum(values) for name, values in sums.items()}
+        as_fractions = scale ** 4  # box counts -> fractions: divide squared counts by n^4
+        return {"scale": scale,
+                "per_lead_frame": dict({name: [v / as_fractions for v in sums[name]] for name in self.SUMS},
+                                       fss=per_lead),
+                "mean_over_lead_frames": {"fss": _mean_of_defined(per_lead)},
+                "pooled": dict({name: pooled[name] / as_fractions for name in self.SUMS},
+                               fss=self._fss(*(pooled[name] for name in self.SUMS)))}
+
+    def _threshold_result(self, k):
+        threshold = self.thresholds[k]
+        values = self.num_sequences * int(np.prod(self.frame_shape[1:]))  # per lead frame: sequences x C x H x W
+        fractions = [int(v) / values for v in self._observed[k]]  # (T,) observed event fraction f0
+        observed = sum(int(v) for v in self._observed[k]) / (values * self.frame_shape[0])  # equals mean(fractions)
+        scales = [self._scale_result(k, s) for s in range(len(self.scales))]
+        uniform = 0.5 + observed / 2
+        useful = [e["scale"] for e in scales if e["mean_over_lead_frames"]["fss"] is not None
+                  and e["mean_over_lead_frames"]["fss"] >= uniform]
+        notes = _fss_notes(threshold, scales[0]["per_lead_frame"]["fss"])  # defined at one scale = at all
+        return {"threshold": threshold, "observed_fraction": observed, "uniform_fss": uniform,
+                "smallest_useful_scale": useful[0] if useful else None,
+                "per_lead_frame": {"observed_fraction": fractions, "uniform_fss": [0.5 + f / 2 for f in fractions]},
+                "by_scale": scales, "notes": notes}
+
+    def result(self):
+        """JSON-ready FSS; per threshold: the observed event fraction f0 and R&L's uniform FSS 0.5 + f0/2 (per
+        lead frame and over all; the latter is their mean: every lead frame has as many values), the smallest
+        scale whose mean FSS reaches it, and per scale the FSS ``per_lead_frame`` with its sums (in fraction
+        units), ``mean_over_lead_frames`` of the defined ones, ``pooled`` (sums over all lead frames); ``notes``
+        on each None (no event in forecast nor observation: undefined at every scale alike)."""
+        _require_sequences(self.num_sequences)
+        return {"num_sequences": int(self.num_sequences), "lead_frames": int(self.frame_shape[0]),
+                "thresholds": list(self.thresholds), "scales": list(self.scales), "convention": FSS_CONVENTION,
+                "by_threshold": [self._threshold_result(k) for k in range(len(self.thresholds))]}
+
+
+def _fss_notes(threshold, curve):
+    """Notes on undefined per-lead-frame FSS values at ``threshold`` (lead frames 1-based)."""
+    missing = [i + 1 for i, v in enumerate(curve) if v is None]
+    if not missing:
+        return []
+    where = f"FSS at threshold {threshold:g} undefined at every scale"
+    if len(missing) == len(curve):
+        return [f"{where} at every lead frame ({FSS_UNDEFINED_BECAUSE}); no mean over lead frames, pooled "
+                "FSS undefined"]
+    others = len(curve) - len(missing)
+    return [f"{where} at lead frame(s) {', '.join(map(str, missing))} ({FSS_UNDEFINED_BECAUSE}); its mean is over "
+            f"the other {others} lead frame{'s' if others > 1 else ''}"]

@@ -39,7 +39,7 @@ def main(argv):
         print(eval_dir(cfg, ONNX_EVAL_DIR))
         return 0
     cfg, info, threads = resolve(argv)
-    model = exported_model(BatchPredictor.from_model(info, threads))
+    model = exported_model(BatchPredictor.from_model(info, threads), cfg)  # rolled out to lead_frames
     out_dir = eval_dir(cfg, ONNX_EVAL_DIR)
     source, data = build_source(cfg, data_of_record(cfg, info))  # own data: refused if not the split of record
     cfg = config_for_data(cfg, source, model.exported.name)

@@ -122,6 +122,49 @@ class BatchPredictor:
     __call__ = predict  # the predict_fn of src.evaluation.evaluate
 
 
+def roll_out(predict_chunk, inputs, lead_frames):
+    """``lead_frames`` forecast frames from a model that maps T_in frames to a fixed chunk of T_out.
+
+    The first chunk is the model's own output for ``inputs`` (N, T_in, C, H, W); every next chunk is predicted
+    from the last T_in frames of observed + predicted frames, the predictions fed back clipped to [0, 1] (the
+    range the model was trained on). Each chunk is one forward of the network from a zero state: the recurrent
+    state of the previous chunk is not carried over (the encoder re-reads the frames), so skill past the trained
+    horizon is what the frames alone carry. Returns (N, lead_frames, C, H, W) float32, the chunks as predicted."""
+    t_in = inputs.shape[1]
+    context = np.asarray(inputs, dtype=np.float32)  # (N, T_in, C, H, W)
+    chunks, forecast = [], 0
+    while forecast < lead_frames:
+        chunk = np.asarray(predict_chunk(context), dtype=np.float32)  # (N, T_out, C, H, W)
+        chunks.append(chunk)
+        forecast += chunk.shape[1]
+        context = np.concatenate([context, np.clip(chunk, 0.0, 1.0)], axis=1)[:, -t_in:]  # (N, T_in, C, H, W)
+    return np.concatenate(chunks, axis=1)[:, :lead_frames]
+
+
+class RolledOut:
+    """A BatchPredictor forecasting ``lead_frames`` frames by :func:`roll_out` (any engine); ``chunks`` is the
+    number of forwards per batch."""
+
+    def __init__(self, predictor, lead_frames):
+        if isinstance(lead_frames, bool) or not isinstance(lead_frames, (int, np.integer)) or lead_frames < 1:
+            raise ValueError(f"lead_frames must be a positive integer, got {lead_frames!r}")
+        self.predictor, self.lead_frames = predictor, int(lead_frames)
+        self.batch_size, self.name, self.engine = predictor.batch_size, predictor.name, predictor.engine
+        self.input_shape = predictor.input_shape
+        self.output_shape = (self.lead_frames,) + tuple(predictor.output_shape[1:])
+        self.chunks = -(-self.lead_frames // predictor.output_shape[0])
+
+    def predict(self, inputs):
+        return roll_out(self.predictor.predict, inputs, self.lead_frames)
+
+    __call__ = predict
+
+
+def for_lead_frames(predictor, lead_frames):
+    """``predictor`` itself when it forecasts ``lead_frames`` frames in one forward, else its RolledOut."""
+    return predictor if lead_frames == predictor.output_shape[0] else RolledOut(predictor, lead_frames)
+
+
 def max_abs_difference(a, b):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:

@@ -425,13 +425,15 @@ def save_metric_plot(path, per_frame, first_frame=11, compare=None, label="model
     return _save_charts(path, grid, [name for name, _ in series], first_frame)
 
 
-def save_skill_plot(path, by_threshold, first_frame=11, scores=("csi", "hss")):
+def save_skill_plot(path, by_threshold, first_frame=11, scores=("csi", "hss"), titles=None):
     """PNG of skill scores per lead frame, a row of charts per threshold: ``by_threshold`` [(threshold,
-    {label: SkillScores per_lead_frame dict}), ...], the evaluated model first; None values are left out."""
+    {label: SkillScores per_lead_frame dict}), ...], the evaluated model first; None values are left out.
+    ``titles``: a chart heading per score key (default: the key in capitals), followed by ">= threshold"."""
+    titles = titles or {}
     if not by_threshold:
         raise ValueError("by_threshold: no thresholds to plot")
     labels = list(by_threshold[0][1])
-    grid = [[(f"{score.upper()} >= {threshold:g}",
+    grid = [[(f"{titles.get(score, score.upper())} >= {threshold:g}",
               [np.array([np.nan if v is None else v for v in curves[label][score]], dtype=np.float64)
                for label in labels]) for score in scores] for threshold, curves in by_threshold]
     return _save_charts(path, grid, labels, first_frame)

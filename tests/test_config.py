@@ -358,3 +358,34 @@ def test_best_metric_accepts_scores_the_data_gives_meaning():
     with pytest.raises(ConfigError, match=re.escape("csi@300 is outside (0, 255]")):
         cfg.replace(data_dtype="uint8")
     assert cfg.replace(data_dtype="uint16").data_dtype == "uint16"
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("[0,5]", "'fss_scales': must be distinct positive integers (empty: off), got [0, 5]"),
+    ("[5,5]", "'fss_scales': must be distinct positive integers (empty: off), got [5, 5]"),
+    ("[-3]", "must be distinct positive integers"),
+    ("[1.5]", "config key 'fss_scales' in the command line: expected int_list, got '[1.5]'"),
+    ("[a]", "expected int_list"),
+])
+def test_bad_fss_scales_are_one_line_naming_the_key(value, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(["--fss_scales", value])
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_fss_scales_default_and_off():
+    assert load_config([]).fss_scales == SCHEMA["fss_scales"].default == [1, 5, 15]
+    assert load_config(["--fss_scales", "[15,1]"]).fss_scales == [15, 1]  # the order is the metric's business
+    assert load_config(["--fss_scales", "[]"]).fss_scales == []
+
+
+@pytest.mark.parametrize("command", [
+    ["-m", "src.config", "--get", "fss_scales", "--fss_scales", "[0,5]"],
+    ["postprocess.py", "--thresholds", "[0.5]", "--fss_scales", "[3,3]"],
+])
+def test_bad_fss_scales_exit_with_one_error_line(command):
+    proc = subprocess.run([sys.executable, *command], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: config key 'fss_scales'"), proc.stderr
+    assert "must be distinct positive integers" in lines[0]

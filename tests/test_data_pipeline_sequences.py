@@ -219,3 +219,43 @@ def test_resume_does_not_count_keys_left_to_the_data_as_changes():
     stored = requested.replace(channels=3, frame_height=8, frame_width=12, data_dtype="float32")
     assert config_differences(stored, requested) == []
     assert config_differences(stored, requested.replace(channels=1)) == [("channels", 3, 1)]
+
+
+# ---------------------------------------------------------------- random crops (crop_size)
+
+def test_random_crops_cut_inputs_and_targets_at_one_seeded_place(tmp_path):
+    path = tmp_path / "big.npy"
+    np.save(path, _rain_like(h=16, w=20))
+    data = TrainingData(_cfg(path, crop_size=8, hidden_channels=[4], patch_size=4))
+    epoch = data.epoch_source(0)
+    whole = ShuffledWindows(data.splits.train, len(epoch), seed=data.cfg.seed, epoch=0)
+    indices = np.arange(len(epoch))
+    inputs, targets = read_batch(epoch, indices)
+    full_in, full_out = read_batch(whole, indices)  # (n, T, C, 16, 20) each
+    assert inputs.shape == full_in.shape[:3] + (8, 8) and targets.shape == full_out.shape[:3] + (8, 8)
+    corners = epoch.offsets(indices)
+    assert corners[:, 0].max() <= 8 and corners[:, 1].max() <= 12 and corners.min() >= 0
+    assert len({tuple(c) for c in corners}) > 1  # offsets vary
+    for k, (r, c) in enumerate(corners):  # the same place in the observed and the predicted frames
+        np.testing.assert_array_equal(inputs[k], full_in[k, ..., r:r + 8, c:c + 8])
+        np.testing.assert_array_equal(targets[k], full_out[k, ..., r:r + 8, c:c + 8])
+    np.testing.assert_array_equal(data.epoch_source(0).offsets(indices), corners)  # resume reads the same crops
+    assert data.epoch_source(1).offsets(indices).tolist() != corners.tolist()
+    assert "trained on random 8x8 crops" in data.describe()
+
+
+def test_a_crop_larger_than_the_frames_is_refused_naming_the_file(rain_file):
+    message = _error(TrainingData, _cfg(rain_file, crop_size=12, patch_size=4))
+    assert str(rain_file) in message and "8x12" in message and "crop_size 12" in message and "up to 8" in message
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (dict(dataset="synthetic", data_path="./data"), "is for dataset sequences"),
+    (dict(crop_size=10, patch_size=4), "crops of 10x10, but arch paper cuts frames into 4x4 patches"),
+    (dict(crop_size=8, peephole=True), "peephole weights are per pixel"),
+])
+def test_crop_size_that_would_be_ignored_or_cannot_run_is_refused(tmp_path, overrides, fragment):
+    values = dict(crop_size=8, patch_size=4)
+    values.update(overrides)
+    with pytest.raises(ConfigError, match=fragment):
+        _cfg(tmp_path / "x.npy", **values)

@@ -408,3 +408,26 @@ def test_a_checkpoint_without_a_data_record_still_evaluates_with_one_note(device
     assert notes == [f"note: {ckpt} records no split of its data (made before models recorded it): {data} is not "
                      "checked against the data it was trained on"]
     assert json.load(open(tmp_path / "out" / "metrics.json"))["num_sequences"] == len(record["split"]["test"])
+
+
+def test_batch_extras_score_the_fss_of_model_and_baselines_in_the_data_units_on_the_same_truth():
+    from src.evaluation import MAIN, BatchExtras
+    from src.metrics import FractionsSkillScore
+
+    rng = np.random.default_rng(11)
+    inputs = rng.random((3, 2, 1, 12, 10))  # (B, T_in, C, H, W) in [0, 1]
+    targets = rng.random((3, 4, 1, 12, 10))
+    pred = targets + rng.normal(0.0, 0.2, targets.shape)  # outside [0, 1] too: clipped before scoring
+    to_dbz = lambda frames: frames * 70.0 - 10.0  # noqa: E731
+    hooks = BatchExtras([20.0, 35.0], 4, references=("copy_last",), to_units=to_dbz, fss_scales=[3, 1])
+    hooks(0, inputs[:2], targets[:2], pred[:2])
+    hooks(2, inputs[2:], targets[2:], pred[2:])
+    results = hooks.skill_results()
+    want = FractionsSkillScore([20.0, 35.0], [1, 3]).update(to_dbz(np.clip(pred, 0, 1)), to_dbz(targets)).result()
+    assert results[MAIN]["fss"] == want
+    persistence = np.repeat(inputs[:, -1:], 4, axis=1)  # (B, T_out, C, H, W)
+    assert results["copy_last"]["fss"] == FractionsSkillScore([20.0, 35.0], [1, 3]).update(
+        to_dbz(persistence), to_dbz(targets)).result()
+    off = BatchExtras([20.0], 4, fss_scales=[])  # fss_scales: [] turns the FSS off
+    off(0, inputs, targets, pred)
+    assert "fss" not in off.skill_results()[MAIN] and "pod" in off.skill_results()[MAIN]["by_threshold"][0]["pooled"]

@@ -144,6 +144,10 @@ def test_a_threshold_without_events_gives_null_and_a_note(trained, tmp_path):
     assert never["mean_over_lead_frames"]["csi"] is None and never["pooled"]["csi"] is None
     assert any("CSI at threshold 1000 undefined" in note for note in never["notes"])
     assert skill["by_threshold"][0]["mean_over_lead_frames"]["csi"] > 0
+    fss = skill["fss"]["by_threshold"][1]  # FSS: no event in forecast nor observation at any lead frame
+    assert [s["mean_over_lead_frames"]["fss"] for s in fss["by_scale"]] == [None] * 3
+    assert any("FSS at threshold 1000 undefined at every scale at every lead frame" in n for n in fss["notes"])
+    assert fss["uniform_fss"] == 0.5 and fss["smallest_useful_scale"] is None
 
 
 @pytest.mark.slow
@@ -347,9 +351,11 @@ def test_mnist_test_file_as_tnhw_sequences_scores_like_the_dedicated_reader(tmp_
 @pytest.mark.slow
 def test_thresholds_on_moving_mnist_are_pixel_values_in_0_1(tmp_path):
     ok("eval.py", "--baseline", "copy_last", "--dataset", "synthetic", "--num_sequences", "4", "--thresholds", "0.5",
-       "--output_dir", tmp_path / "ok")
+       "--fss_scales", "[9,2]", "--output_dir", tmp_path / "ok")
     skill = json.loads((tmp_path / "ok" / "metrics.json").read_text())["skill_scores"]
     assert skill["units"] == "pixel values in [0, 1]" and skill["by_threshold"][0]["pooled"]["csi"] > 0
+    fss = skill["fss"]["by_threshold"][0]["by_scale"]  # digits moved a few pixels: more skill at 9 than at 2
+    assert skill["fss"]["scales"] == [2, 9] and 0 < fss[0]["pooled"]["fss"] < fss[1]["pooled"]["fss"] < 1
     line = one_error_line(run("eval.py", "--baseline", "copy_last", "--dataset", "synthetic", "--thresholds", "20",
                               "--output_dir", tmp_path / "refused"))
     assert "20" in line and "(0, 1]" in line

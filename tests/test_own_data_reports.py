@@ -2,7 +2,8 @@
 32x48 rain-cell frames (dBZ, 4 observed + 4 predicted frames): the pictures (radar colours with a
 colour bar for one dBZ channel, one row group per channel otherwise; the skill plot with every
 baseline), ``python -m src.models.flops --ckpt_file`` (the checkpoint's network, no flags), and the
-balanced errors and baselines of eval_onnx.py and postprocess.py against eval.py's on the same windows.
+balanced errors, the FSS and the baselines of eval_onnx.py and postprocess.py against eval.py's on the same
+windows; eval.py's FSS of the baselines against one computed here with scipy's uniform_filter.
 
 Tolerances: the exported models (ONNX, MINDIR) compute the checkpoint's float32 network, so their
 predictions agree to 1e-5 per pixel (export.py's parity tolerance) and the model's sums of errors
@@ -29,6 +30,7 @@ TINY = ["--arch", "paper", "--hidden_channels", "4", "--kernel_size", "3", "--pa
         "--log_every", "1", "--device_target", "CPU", "--output_bias", "0"]
 DBZ = ["--data_scale", "minmax", "--data_min", "-10", "--data_max", "60"]
 MODEL_TOL, BASELINE_TOL = 1e-4, 1e-9
+FSS_TOL = 2e-2  # the model's FSS of an exported file against eval.py's (assert_model_fss_agrees)
 
 
 def run(*args):
@@ -164,15 +166,19 @@ def test_pictures_of_dbz_data_are_in_radar_colours_with_the_thresholds_on_a_colo
 
 @pytest.mark.slow
 def test_the_skill_plot_shows_the_model_and_every_baseline(dbz):
-    from src.visualize import _CHART_H, SERIES_COLOURS
+    from src.visualize import _CHART_H, _CHART_W, SERIES_COLOURS
 
     root, _, _, report = dbz
     assert set(report["baselines"]) == {"zeros", "copy_last", "extrapolation"}
     with Image.open(root / "eval" / "skill_per_frame.png") as im:
         assert im.size[1] > 2 * _CHART_H  # 2 thresholds and the legend
-        legend = np.asarray(im.convert("RGB")).astype(int)[2 * _CHART_H:]
-    for colour in SERIES_COLOURS[:4]:  # model, predict-zeros, repeat-last-frame, extrapolation
+        assert im.size[0] == (2 + len(report["skill_scores"]["fss"]["scales"])) * _CHART_W  # CSI, HSS, FSS per scale
+        px = np.asarray(im.convert("RGB")).astype(int)
+    legend = px[2 * _CHART_H:]
+    for colour in SERIES_COLOURS[:5]:  # model, predict-zeros, repeat-last-frame, extrapolation, FSS useful level
         assert (np.abs(legend - np.array(colour)).sum(axis=-1) == 0).sum() >= 14 * 5, colour
+    useful = (np.abs(px[:2 * _CHART_H] - np.array(SERIES_COLOURS[4])).sum(axis=-1) == 0)  # the 0.5 + f0/2 line
+    assert not useful[:, :2 * _CHART_W].any() and useful[:, 2 * _CHART_W:].sum() > 3 * 2 * 20  # FSS charts only
 
 
 @pytest.mark.slow
@@ -186,6 +192,61 @@ def test_predict_draws_own_dbz_frames_without_truth_in_radar_colours(dbz, export
     assert "picture: " in proc.stdout
     with Image.open(tmp_path / "out" / "vis" / "seq_0000.png") as im:  # input and prediction rows, colour bar
         assert im.size == strip_size(T_IN, 2, 1, colour_bar_size(radar_scale(None)))
+
+
+# ---------------------------------------------------------------- fractions skill score
+
+def scipy_fss(pred, target, threshold, scale):
+    """FSS of lists of (H, W) fields, fractions from scipy's uniform_filter (zero padding): independent of
+    src.metrics' integral images."""
+    from scipy.ndimage import uniform_filter
+
+    sums = np.zeros(3)  # (Pf-Po)^2, Pf^2, Po^2
+    for p, t in zip(pred, target):
+        pf = uniform_filter((p >= threshold).astype(np.float64), size=scale, mode="constant", cval=0.0)
+        po = uniform_filter((t >= threshold).astype(np.float64), size=scale, mode="constant", cval=0.0)
+        sums += [((pf - po) ** 2).sum(), (pf ** 2).sum(), (po ** 2).sum()]
+    return None if sums[1] + sums[2] == 0 else 1.0 - sums[0] / (sums[1] + sums[2])
+
+
+@pytest.mark.slow
+def test_eval_reports_the_fss_of_the_model_and_every_baseline(dbz):
+    from src.checkpoint import read_checkpoint_config
+    from src.data.pipeline import evaluation_windows
+
+    _, ckpt, stdout, report = dbz
+    fss = report["skill_scores"]["fss"]
+    assert fss["scales"] == [1, 5, 15] and fss["thresholds"] == [20.0, 35.0] and fss["lead_frames"] == T_OUT
+    source, _ = evaluation_windows(read_checkpoint_config(str(ckpt)))
+    windows = [source[i] for i in range(len(source))]  # (inputs (T_in, 1, H, W), targets (T_out, 1, H, W)) in [0, 1]
+    dbz_of = source.normalization.denormalize
+    for k, threshold in enumerate(fss["thresholds"]):
+        entry = report["baselines"]["copy_last"]["skill_scores"]["fss"]["by_threshold"][k]
+        observed = np.mean([dbz_of(t) >= threshold for _, t in windows])
+        assert entry["observed_fraction"] == pytest.approx(observed, rel=1e-12)
+        for scale in entry["by_scale"]:
+            for lead in range(T_OUT):
+                truth = [dbz_of(t[lead, 0]) for _, t in windows]
+                persistence = [dbz_of(i[-1, 0]) for i, _ in windows]
+                want = scipy_fss(persistence, truth, threshold, scale["scale"])
+                assert scale["per_lead_frame"]["fss"][lead] == pytest.approx(want, rel=1e-9), (threshold, lead)
+        zeros = report["baselines"]["zeros"]["skill_scores"]["fss"]["by_threshold"][k]  # no echo: no event
+        assert [s["pooled"]["fss"] for s in zeros["by_scale"]] == ([0.0] * 3 if observed else [None] * 3)
+    assert_prints_fss(stdout, report)
+
+
+def assert_prints_fss(stdout, report):
+    """The FSS table: the uniform FSS and the model's means at threshold 20 as in ``report``, an extrapolation row."""
+    fss = report["skill_scores"]["fss"]
+    table = stdout.split("fractions skill score (Roberts and Lean 2008)")[1]
+    row = re.search(r"^ +20 +([0-9.]+) +model +([0-9.-]+) +([0-9.-]+) +([0-9.-]+) +(\S+)$", table, flags=re.M)
+    model = fss["by_threshold"][0]
+    assert float(row.group(1)) == pytest.approx(model["uniform_fss"], abs=5e-5)
+    for cell, scale in zip(row.groups()[1:4], model["by_scale"]):
+        value = scale["mean_over_lead_frames"]["fss"]
+        assert cell == "-" if value is None else float(cell) == pytest.approx(value, abs=5e-5)
+    assert row.group(5) == ("-" if model["smallest_useful_scale"] is None else str(model["smallest_useful_scale"]))
+    assert re.search(r"^ +extrapolation +[0-9.-]+ +[0-9.-]+ +[0-9.-]+ +\S+$", table, flags=re.M)
 
 
 # ---------------------------------------------------------------- eval_onnx.py and postprocess.py
@@ -219,6 +280,20 @@ def assert_reports_agree(found, expected):
                 base["skill_scores"]["balanced"][key], rel=BASELINE_TOL), (name, key)
         for got_t, want_t in zip(got["skill_scores"]["by_threshold"], base["skill_scores"]["by_threshold"]):
             assert got_t["pooled"] == want_t["pooled"], name  # the same counts and scores
+        assert got["skill_scores"]["fss"] == base["skill_scores"]["fss"], name  # the same exact sums
+    assert_model_fss_agrees(found["skill_scores"]["fss"], expected["skill_scores"]["fss"])
+
+
+def assert_model_fss_agrees(found, expected):
+    """The model's FSS: predictions within 1e-5 of each other (7e-4 dBZ) may still put a value on the other
+    side of a threshold; one such value moves a mean FSS by about 1 / (4 lead frames x events per lead frame)."""
+    assert (found["scales"], found["thresholds"]) == (expected["scales"], expected["thresholds"]) == ([1, 5, 15],
+                                                                                                     [20.0, 35.0])
+    for got_t, want_t in zip(found["by_threshold"], expected["by_threshold"]):
+        assert got_t["observed_fraction"] == want_t["observed_fraction"]  # the same truth
+        for got_s, want_s in zip(got_t["by_scale"], want_t["by_scale"]):
+            got, want = got_s["mean_over_lead_frames"]["fss"], want_s["mean_over_lead_frames"]["fss"]
+            assert (got is None) == (want is None) and (got is None or abs(got - want) <= FSS_TOL), (got, want)
 
 
 def assert_prints_balanced_errors_and_extrapolation(stdout, report):
@@ -242,6 +317,7 @@ def test_eval_onnx_reports_balanced_errors_and_baselines_as_eval_does(dbz, expor
     assert report["engine"] == "onnxruntime" and report["num_sequences"] == host["num_sequences"] == 2
     assert_reports_agree(report, host)
     assert_prints_balanced_errors_and_extrapolation(proc.stdout, report)
+    assert_prints_fss(proc.stdout, report)
 
 
 @pytest.mark.slow
@@ -259,6 +335,7 @@ def test_postprocess_reports_balanced_errors_and_baselines_as_eval_does(dbz, exp
     assert report["skill_scores"]["units"] == host["skill_scores"]["units"]
     assert_reports_agree(report, host)
     assert_prints_balanced_errors_and_extrapolation(proc.stdout, report)
+    assert_prints_fss(proc.stdout, report)
     assert re.search(r"^extrapolation +[0-9.]+ +[0-9.]+", proc.stdout, flags=re.M)  # the model-vs-baselines table
 
 

@@ -98,3 +98,73 @@ def test_max_abs_difference():
     assert max_abs_difference(np.zeros((0, 3)), np.zeros((0, 3))) == 0.0
     with pytest.raises(ValueError, match="shapes differ"):
         max_abs_difference(np.zeros(2), np.zeros(3))
+
+
+# ---------------------------------------------------------------- rollout past the trained horizon
+
+def _shift_rule(t_out):
+    """A model of T_out frames: frame k = the last input frame + 0.3 * (k + 1) (exceeds 1: feedback is clipped)."""
+    return lambda batch: batch[:, -1:] + 0.3 * np.arange(1, t_out + 1, dtype=np.float32)[None, :, None, None, None]
+
+
+def _composed_by_hand(rule, inputs, chunks):
+    """Chunks predicted one after the other from the last T_in observed + clipped predicted frames."""
+    frames, out = inputs, []
+    for _ in range(chunks):
+        chunk = rule(frames[:, -inputs.shape[1]:])
+        out.append(chunk)
+        frames = np.concatenate([frames, np.clip(chunk, 0, 1)], axis=1)
+    return np.concatenate(out, axis=1)
+
+
+@pytest.mark.parametrize("t_in, t_out, lead", [(3, 2, 7), (2, 4, 8), (3, 2, 2), (3, 4, 3), (3, 2, 1)])
+def test_a_rollout_equals_its_chunks_composed_by_hand(t_in, t_out, lead):
+    from src.predictor import RolledOut
+
+    inputs = np.random.default_rng(3).random((5, t_in, 1, 8, 8)).astype(np.float32)
+    calls = []
+    rule = _shift_rule(t_out)
+
+    def counted(batch):
+        calls.append(batch.shape[0])
+        return rule(batch)
+
+    rolled = RolledOut(_numpy_predictor(counted, batch_size=4, frames=(t_in, t_out)), lead)
+    out = rolled.predict(inputs)
+    chunks = -(-lead // t_out)
+    assert out.shape == (5, lead, 1, 8, 8) and rolled.output_shape == (lead, 1, 8, 8) and rolled.chunks == chunks
+    np.testing.assert_allclose(out, _composed_by_hand(rule, inputs, chunks)[:, :lead], rtol=0, atol=1e-6)
+    assert len(calls) == 2 * chunks  # 5 sequences = 2 fixed batches per chunk
+    assert out.max() > 1.0  # the returned frames are the model's own, only the fed-back ones are clipped
+
+
+def test_a_rollout_of_output_frames_is_the_model_itself():
+    from src.predictor import for_lead_frames
+
+    predictor = _numpy_predictor(_shift_rule(2))
+    assert for_lead_frames(predictor, 2) is predictor
+    inputs = np.random.default_rng(4).random((3, 3, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(for_lead_frames(predictor, 1).predict(inputs), predictor.predict(inputs)[:, :1])
+
+
+def test_the_context_of_a_later_chunk_is_the_last_input_frames():
+    """T_in 3, T_out 2: the second chunk sees observed frame 3 and predicted frames 1-2, nothing older."""
+    from src.predictor import RolledOut
+
+    seen = []
+
+    def rule(batch):
+        seen.append(batch.copy())
+        return np.full((len(batch), 2, 1, 8, 8), 0.5, np.float32)
+
+    inputs = np.stack([np.full((1, 8, 8), v, np.float32) for v in (0.1, 0.2, 0.3)])[None]  # (1, 3, 1, 8, 8)
+    RolledOut(_numpy_predictor(rule, batch_size=1), 4).predict(inputs)
+    assert [float(f.mean()) for f in seen[1][0]] == pytest.approx([0.3, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("lead", [0, -2, 2.5, True])
+def test_lead_frames_must_be_a_positive_integer(lead):
+    from src.predictor import RolledOut
+
+    with pytest.raises(ValueError, match="lead_frames must be a positive integer"):
+        RolledOut(_numpy_predictor(_shift_rule(2)), lead)

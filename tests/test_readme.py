@@ -44,6 +44,8 @@ SKIP = [
     (r"radar_storms|data/storms|output/storms", "the harder own-data example: tests/test_data_radar_storms.py runs the "
                                                 "generator's command line, tests/test_own_data_reports.py eval.py "
                                                 "--baseline pysteps, tests/test_configs.py the recipe"),
+    (r"--lead_frames", "rollouts of a trained own-data model: tests/test_own_data_rollout.py runs eval.py, eval_onnx.py "
+                       "and predict.py --lead_frames on a tiny rain-cell model (checkpoint, MINDIR, ONNX)"),
     (r"\[[A-Z_]+\]|\[--", "usage synopsis"),
     (r"^pip install -r requirements-(onnx|pysteps)\.txt", "requirements-test.txt installs it"),
     (r"bench/", "benchmarks take minutes to tens of minutes and assert nothing"),
@@ -230,10 +232,36 @@ def _evaluate_onnx(command, cwd):
     assert re.search(r"^result: mse=", out, flags=re.M) and "model=" in out, out[-2000:]
 
 
+def _convert(command, cwd):
+    """The converter's examples (docs/own_data.md), on small inputs made on the spot."""
+    from tests.test_data_convert import write_example_sources
+
+    write_example_sources(str(cwd))
+    out = run(command, cwd)
+    printed = re.search(r"^train with: python train\.py (.*)$", out, flags=re.M).group(1)
+    assert printed.startswith("--dataset sequences --data_path data/"), out[-2000:]
+    if "my_video" in command:  # the documented train.py command is the one the converter prints
+        documented = next(c for c in readme_commands() if c.startswith("python train.py") and "my_video" in c)
+        assert documented == f"python train.py {printed} --output_dir output/my_video", printed
+
+
+def _train_converted(command, cwd):
+    run(with_overrides(command, TINY_64), cwd)
+    assert os.path.isfile(cwd / "output" / "my_video" / "ckpt" / "best.ckpt")
+
+
+def _evaluate_converted(command, cwd):
+    out = run(command, cwd)
+    assert re.search(r"^result: mse=", out, flags=re.M) and "my_video.npy" in out, out[-2000:]
+
+
 # (pattern, handler) in the order they must run
 RUNNERS = [
     (r"^python -m src\.models\.flops", _flops),
     (r"^python -c", _data_look),
+    (r"^python -m src\.data\.convert", _convert),  # before the training of what it converts
+    (r"^python train\.py .*my_video", _train_converted),
+    (r"^python eval\.py .*my_video", _evaluate_converted),
     (r"^python train\.py", _train_foreground),
     (r"run_standalone_train\.sh configs/cpu_small\.yaml CPU", _train_background),
     (r"^python export\.py", _export),

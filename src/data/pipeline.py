@@ -243,6 +243,45 @@ class ShuffledWindows(_ReorderedWindows):
         return np.array([self._order(k)[s] for k, s in zip(passes, slots)], dtype=np.int64)
 
 
+CROP_STREAM = 7  # random stream of the crop offsets, apart from the shuffling's
+
+
+class RandomCrops:
+    """Training windows cut to ``crop`` x ``crop`` pixels, inputs and targets at the same place; the offset of
+    item i is drawn from default_rng((seed, epoch, i, CROP_STREAM)), so a resumed run and any rank see the same."""
+
+    def __init__(self, windows, crop, frame_size, seed, epoch):
+        self.windows, self.crop, self.seed, self.epoch = windows, int(crop), int(seed), int(epoch)
+        self.height, self.width = (int(v) for v in frame_size)
+
+    def __len__(self):
+        return len(self.windows)
+
+    def offsets(self, indices):  # -> (n, 2) int64 top-left corners (row, col)
+        room = [self.height - self.crop + 1, self.width - self.crop + 1]
+        rows = [np.random.default_rng((self.seed, self.epoch, int(i), CROP_STREAM)).integers(0, room)
+                for i in np.asarray(indices).reshape(-1)]
+        return np.array(rows, dtype=np.int64).reshape(-1, 2)
+
+    def batch(self, indices):
+        inputs, targets = read_batch(self.windows, indices)  # (n, T_in, C, H, W), (n, T_out, C, H, W)
+        corners = self.offsets(indices)
+        cut = lambda frames: np.stack([f[..., r:r + self.crop, c:c + self.crop] for f, (r, c) in zip(frames, corners)])
+        return cut(inputs), cut(targets)  # (n, T, C, crop, crop) each
+
+    def __getitem__(self, index):
+        inputs, targets = self.batch([index])
+        return inputs[0], targets[0]
+
+
+def check_crop(cfg, path):
+    """DataError when crop_size does not fit inside the frames of ``cfg`` (read from the data at ``path``)."""
+    if cfg.crop_size and cfg.crop_size > min(cfg.frame_height, cfg.frame_width):
+        raise DataError(f"{path}: frames are {cfg.frame_height}x{cfg.frame_width}, smaller than crop_size "
+                        f"{cfg.crop_size}; use a crop_size up to {min(cfg.frame_height, cfg.frame_width)} (or 0: "
+                        "whole frames)")
+
+
 class TrainingData:
     """What training reads: ``epoch_source``, ``validation`` (or None), ``cfg`` (completed from own data) and
     ``record`` for the checkpoint; opened and checked before MindSpore starts or anything is written."""
@@ -257,6 +296,7 @@ class TrainingData:
             return
         shape = (splits.channels, splits.height, splits.width)
         self.cfg = config_for_frames(cfg, shape, splits.train.file.dtype, cfg.data_path)
+        check_crop(self.cfg, cfg.data_path)
         self.validation = evenly_spaced_windows(splits.val, cfg.val_sequences) if cfg.val_sequences > 0 else None
         self.record = {"dataset": "sequences", "frame_shape": list(shape),
                        "normalization": splits.normalization.to_dict(), "split": splits.split_record,
@@ -266,7 +306,11 @@ class TrainingData:
         if self.splits is None:
             return train_source(self.cfg, self.train_digits, epoch, group_size)
         length = self.cfg.steps_per_epoch * group_size * self.cfg.batch_size
-        return ShuffledWindows(self.splits.train, length, self.cfg.seed, epoch)
+        windows = ShuffledWindows(self.splits.train, length, self.cfg.seed, epoch)
+        if not self.cfg.crop_size:
+            return windows
+        frame_size = (self.cfg.frame_height, self.cfg.frame_width)
+        return RandomCrops(windows, self.cfg.crop_size, frame_size, self.cfg.seed, epoch)
 
     def describe(self, group_size=1):
         cfg = self.cfg
@@ -282,7 +326,11 @@ class TrainingData:
                 f"{train.file.dtype}, {norm.scale} [{norm.data_min:g}, {norm.data_max:g}] -> [0, 1]; "
                 f"{len(train)} training windows of {cfg.input_frames}+{cfg.output_frames} frames "
                 f"({len(train.sequence_indices)} sequences); {per_epoch} windows per epoch {per_step} = "
-                f"{per_epoch / len(train):.2f} passes; {val}")
+                f"{per_epoch / len(train):.2f} passes{self._crops()}; {val}")
+
+    def _crops(self):
+        crop = self.cfg.crop_size
+        return f", trained on random {crop}x{crop} crops (validation on whole frames)" if crop else ""
 
 
 def _say_note(note):

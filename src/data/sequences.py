@@ -268,16 +268,19 @@ def _check_frames(input_frames, output_frames, window_stride):
     return int(input_frames), int(output_frames), int(window_stride) or int(input_frames) + int(output_frames)
 
 
+_FORECAST = "output_frames (lead_frames when evaluating further)"  # the frames after the inputs
+
+
 def _check_long_enough(file, input_frames, output_frames, inputs_only=False):
     length = input_frames + output_frames
     if inputs_only and file.num_frames != input_frames and file.num_frames < length:
         raise DataError(f"{file.path}: sequences have {file.num_frames} frames; give exactly input_frames = "
                         f"{input_frames} frames per sequence to forecast after them, or at least input_frames + "
-                        f"output_frames = {length} to score the forecasts (data_layout {file.layout} "
+                        f"{_FORECAST} = {length} to score the forecasts (data_layout {file.layout} "
                         f"{_AXES[file.layout]})")
     if file.num_frames < length and not inputs_only:
         raise DataError(f"{file.path}: sequences have {file.num_frames} frames, fewer than input_frames + "
-                        f"output_frames = {input_frames} + {output_frames} = {length} (data_layout {file.layout} "
+                        f"{_FORECAST} = {input_frames} + {output_frames} = {length} (data_layout {file.layout} "
                         f"{_AXES[file.layout]}); use fewer frames or longer sequences")
 
 
@@ -520,7 +523,7 @@ def _open_test_array(path, num_frames, image_size):
                         f"{_FIX}")
     frames, count, height, width = array.shape
     if frames < num_frames:
-        raise DataError(f"{path}: sequences have {frames} frames, fewer than input_frames + output_frames = "
+        raise DataError(f"{path}: sequences have {frames} frames, fewer than input_frames + {_FORECAST} = "
                         f"{num_frames} (layout must be time first: (T, N, H, W))")
     if count == 0:
         raise DataError(f"{path}: holds no sequences (shape {array.shape}); {_FIX}")

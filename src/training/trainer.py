@@ -81,7 +81,8 @@ class Trainer:
         if self.ctx.is_main:
             # resume auto without last.ckpt (killed before the first save) restarts in the same directory
             self.run.prepare(resume=bool(self.resume_path) or cfg.resume == "auto", overwrite=cfg.overwrite)
-        self._print_header(network_cost(cfg))
+        crop = cfg.crop_size  # the training step runs on crops: its cost is theirs
+        self._print_header(network_cost(cfg.replace(frame_height=crop, frame_width=crop) if crop else cfg))
         self.val_source = self.data.validation
         ms.set_seed(cfg.seed)
         self.net = build_network(cfg)  # float32 parameters, saved as they are
