@@ -29,7 +29,7 @@ SCALES = ("auto", "minmax")  # how own sequence values are mapped to [0, 1]
 DATA_DTYPES = ("uint8", "uint16", "float16", "float32")
 MAX_CHANNELS = 16  # a longer channel axis is taken as a wrong layout
 HKO7_CLASS_BOUNDARIES = 5  # HKO-7 balances 6 rain-rate classes (src.metrics.HKO7_RAIN_RATES)
-BASELINES = ("zeros", "copy_last", "extrapolation")  # reference predictors (src/baselines.py); eval.py --baseline
+BASELINES = ("zeros", "copy_last", "extrapolation", "pysteps")  # reference predictors (src/baselines.py); eval.py --baseline
 SECTIONS = ("general", "data", "model", "train", "eval/export")
 BEST_METRICS = ("auto", "mse", "mae", "ssim", "psnr", "bmse_bmae")  # best_metric: one of these or csi@THRESHOLD
 RULES = {  # the checks that are not a range: name -> (test, message)
@@ -303,7 +303,8 @@ def _keys():
         Key("eval_batch_size", "int", 8, "sequences per forward pass in evaluation/prediction", e, role="run", min=1),
         Key("save_vis", "int", 0, "write PNG strips and GIFs for the first N sequences", e, role="eval", min=0),
         Key("baseline", "str", "none", "evaluate a reference predictor instead of a checkpoint: none | zeros | "
-            "copy_last | extrapolation (the last frame advected along its optical flow)", e, role="eval",
+            "copy_last | extrapolation (the last frame advected along its optical flow) | pysteps (pysteps' "
+            "Lucas-Kanade motion and semi-Lagrangian extrapolation; requirements-pysteps.txt)", e, role="eval",
             choices=("none",) + BASELINES),
         Key("thresholds", "float_list", [], "eval: skill-score (POD/FAR/CSI/HSS, FSS) thresholds in the data's units "
             "(sequences: the file's units, e.g. [20,35] dBZ; synthetic/mnist: pixel values in (0, 1])", e, role="eval",

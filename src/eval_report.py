@@ -68,7 +68,8 @@ def summary_line(result, model, data):
             f"sequences={result['num_sequences']} model={model} data={scored}")
 
 
-BASELINE_NAMES = {"zeros": "predict-zeros", "copy_last": "repeat-last-frame", "extrapolation": "extrapolation"}
+BASELINE_NAMES = {"zeros": "predict-zeros", "copy_last": "repeat-last-frame", "extrapolation": "extrapolation",
+                  "pysteps": "pysteps-extrapolation"}
 VERDICT_METRICS = (("MSE", "mse", -1), ("MAE", "mae", -1), ("SSIM", "ssim", 1), ("PSNR", "psnr", 1))  # sign: better
 
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from src.baselines import predict_baseline
+from src.baselines import predict_baseline, pysteps_methods
 from src.checkpoint import load_network_from_checkpoint, read_data_record
 from src.config import BASELINES, forecast_frames, frame_shape, is_dbz_data
 from src.data.archive import unpacked_data_path
@@ -25,14 +25,16 @@ from src.progress import Progress
 from src.visualize import radar_scale, save_comparison_gif, save_sequence_strip
 
 NOWCASTING_BASELINES = ("extrapolation",)  # scored next to a checkpoint of own sequences too
+ON_REQUEST_BASELINES = ("pysteps",)  # an optional package: scored only when --baseline names it
 MNIST_TEST_FRAMES = 20  # frames per sequence of mnist_test_seq.npy
 SYNTHETIC_PREDICTIONS = 8  # predict.py --dataset synthetic without --num_sequences
 
 
 def reference_baselines(dataset):
     """The baselines scored next to a model of ``dataset``: zeros and copy_last; for own sequences (nowcasting)
-    also extrapolation, whose optical flow costs ~30 ms per 64x64 frame pair on CPU (elsewhere on request)."""
-    plain = tuple(b for b in BASELINES if b not in NOWCASTING_BASELINES)
+    also extrapolation, whose optical flow costs ~30 ms per 64x64 frame pair on CPU (elsewhere on request).
+    pysteps is never scored by default (on request: --baseline pysteps)."""
+    plain = tuple(b for b in BASELINES if b not in NOWCASTING_BASELINES + ON_REQUEST_BASELINES)
     return plain + (NOWCASTING_BASELINES if dataset == "sequences" else ())
 
 
@@ -145,7 +147,9 @@ def units_of_normalization(n):
 
 
 def baseline_predictor(kind, output_frames):
-    """numpy (B, T_in, C, H, W) -> (B, T_out, C, H, W) from a trivial rule."""
+    """numpy (B, T_in, C, H, W) -> (B, T_out, C, H, W) from a reference rule."""
+    if kind == "pysteps":
+        pysteps_methods()  # a missing optional package is one error line now, before any sequence is read
     return lambda inputs: predict_baseline(kind, inputs, output_frames)
 
 

@@ -99,3 +99,85 @@ def test_extrapolation_moves_each_channel_with_its_own_motion():
 def test_extrapolation_needs_two_observed_frames():
     with pytest.raises(ValueError, match="at least 2 observed frames"):
         predict_baseline("extrapolation", np.zeros((1, 1, 1, 8, 8), np.float32), 3)
+
+
+# ---------------------------------------------------------------- pysteps' extrapolation (optional package)
+
+def _needs_pysteps():
+    pytest.importorskip("cv2", reason="pysteps' Lucas-Kanade needs OpenCV (requirements-pysteps.txt)")
+    pytest.importorskip("pysteps", reason="optional: requirements-pysteps.txt")
+
+
+def _translating_texture(shift, frames=15, size=64, seed=0):
+    """A smooth random echo field cut from a larger canvas at a window moving by ``shift`` (rows, cols; whole
+    pixels) per frame: an exact translation, with new echo entering at the upstream borders. (T, H, W) in [0, 1]."""
+    from scipy.ndimage import gaussian_filter
+
+    margin = max(abs(s) for s in shift) * frames + 1
+    canvas = gaussian_filter(np.random.default_rng(seed).random((size + 2 * margin,) * 2), 3.0)
+    canvas = np.clip((canvas - canvas.mean()) / canvas.std() * 0.25 + 0.3, 0.0, 1.0)  # some zero: no echo
+    # the content moves by +shift per frame, so the window moves by -shift over the canvas
+    windows = [canvas[margin - t * shift[0]:margin - t * shift[0] + size,
+                      margin - t * shift[1]:margin - t * shift[1] + size] for t in range(frames)]  # (H, W) each
+    return np.stack(windows).astype(np.float32)
+
+
+@pytest.mark.parametrize("shift", [(2, -1), (0, 2), (-1, -1)])
+def test_pysteps_recovers_a_translation(shift):
+    """Lucas-Kanade finds the shift (rows and columns not swapped), and every lead frame away from the inflow
+    borders is the last frame rolled by lead x shift (to a bilinear interpolation's rounding), far closer than
+    persistence."""
+    _needs_pysteps()
+    from src.baselines import pysteps_methods
+
+    frames = _translating_texture(shift, size=96)[None, :, None]  # (1, T, 1, H, W)
+    inputs, last = frames[:, :5], frames[0, 4, 0]
+    lucas_kanade, _ = pysteps_methods()
+    velocity = lucas_kanade(inputs[0, -3:, 0].astype(np.float64))  # (2, H, W): columns, rows
+    assert np.median(velocity[0]) == pytest.approx(shift[1], abs=0.1)
+    assert np.median(velocity[1]) == pytest.approx(shift[0], abs=0.1)
+    forecast = predict_baseline("pysteps", inputs, 10)
+    assert forecast.shape == (1, 10, 1, 96, 96) and forecast.dtype == np.float32
+    for lead in (1, 5, 10):
+        inner = slice(4 + lead * 2, 92 - lead * 2)  # away from what entered across the borders
+        rolled = np.roll(last, (lead * shift[0], lead * shift[1]), axis=(0, 1))[inner, inner]
+        error = np.abs(forecast[0, lead - 1, 0][inner, inner] - rolled).mean()
+        still = np.abs(last[inner, inner] - rolled).mean()
+        assert error < 0.02 and error * 10 < still, (lead, error, still)  # measured: at most 0.009
+
+
+def test_pysteps_keeps_the_baseline_contract():
+    """Shapes (with and without a channel axis), float32, [0, 1], each channel its own motion."""
+    _needs_pysteps()
+    channels = np.stack([_translating_texture((1, 0)), _translating_texture((0, -2), seed=1)], axis=1)  # (T, 2, H, W)
+    inputs, targets = channels[None, :5], channels[None, 5:]
+    out = predict_baseline("pysteps", np.concatenate([inputs, inputs]), 3)
+    assert out.shape == (2, 3, 2, 64, 64) and out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
+    np.testing.assert_array_equal(out[0], out[1])
+    assert predict_baseline("pysteps", inputs[:, :, 0], 3).shape == (1, 3, 64, 64)
+    inner = (slice(None), slice(None), slice(None), slice(16, 48), slice(16, 48))
+    good = np.abs(out[:1] - targets[:, :3])[inner].mean()
+    swapped = np.abs(out[:1, :, ::-1] - targets[:, :3])[inner].mean()  # a mix-up of the channels' motions
+    assert good * 5 < swapped
+
+
+def test_pysteps_needs_two_observed_frames():
+    _needs_pysteps()
+    with pytest.raises(ValueError, match="at least 2 observed frames"):
+        predict_baseline("pysteps", np.zeros((1, 1, 1, 8, 8), np.float32), 3)
+
+
+@pytest.mark.parametrize("missing", ["pysteps", "cv2"])
+def test_missing_pysteps_is_one_line_naming_the_requirements_file(monkeypatch, missing):
+    """Without pysteps (or the OpenCV its Lucas-Kanade runs) the baseline fails in one line, as a user error."""
+    import sys
+
+    from src.baselines import BaselineUnavailable
+    from src.errors import UserError
+
+    monkeypatch.setitem(sys.modules, missing, None)  # import of it now raises ImportError
+    with pytest.raises(BaselineUnavailable) as caught:
+        predict_baseline("pysteps", np.zeros((1, 3, 1, 8, 8), np.float32), 2)
+    message = str(caught.value)
+    assert isinstance(caught.value, UserError) and "\n" not in message
+    assert "requirements-pysteps.txt" in message and missing in message

@@ -337,3 +337,49 @@ def test_postprocess_reports_balanced_errors_and_baselines_as_eval_does(dbz, exp
     assert_prints_balanced_errors_and_extrapolation(proc.stdout, report)
     assert_prints_fss(proc.stdout, report)
     assert re.search(r"^extrapolation +[0-9.]+ +[0-9.]+", proc.stdout, flags=re.M)  # the model-vs-baselines table
+
+
+# ---------------------------------------------------------------- eval.py --baseline pysteps
+
+@pytest.mark.slow
+def test_eval_scores_the_pysteps_baseline_on_the_windows_of_the_model(dbz, tmp_path):
+    """eval.py --baseline pysteps scores the checkpoint's test windows: its MSE and pooled CSI are the ones
+    computed here from the baseline on the same windows; a model's own report does not run pysteps."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("pysteps")
+    from src.baselines import predict_baseline
+    from src.checkpoint import read_checkpoint_config
+    from src.data.pipeline import evaluation_windows
+
+    _, ckpt, _, host = dbz
+    assert "pysteps" not in host["baselines"]
+    proc = ok(script("eval.py"), "--ckpt_file", ckpt, "--baseline", "pysteps", "--thresholds", "[20,35]",
+              "--output_dir", tmp_path)
+    report = read_json(tmp_path / "metrics.json")
+    source, _ = evaluation_windows(read_checkpoint_config(str(ckpt)))
+    inputs, targets = source.batch(np.arange(len(source)))  # (N, T_in, 1, H, W), (N, T_out, 1, H, W)
+    pred = predict_baseline("pysteps", inputs, T_OUT)
+    assert report["num_sequences"] == len(source) == host["num_sequences"]
+    assert report["mse"] == pytest.approx(((pred.astype(np.float64) - targets) ** 2).sum(axis=(2, 3, 4)).mean(),
+                                          rel=1e-6)
+    to_dbz = source.normalization.denormalize
+    forecast, truth = to_dbz(np.clip(pred, 0, 1)) >= 20, to_dbz(targets) >= 20
+    hits = np.count_nonzero(forecast & truth)
+    pooled = report["skill_scores"]["by_threshold"][0]["pooled"]
+    assert pooled["csi"] == pytest.approx(hits / np.count_nonzero(forecast | truth))
+    assert "model=baseline:pysteps" in proc.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_eval_without_pysteps_is_one_error_line_and_writes_nothing(dbz, tmp_path):
+    """A pysteps that cannot be imported (a stand-in package that raises ImportError, first on the path)."""
+    fake = tmp_path / "site" / "pysteps"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'pysteps'\", name='pysteps')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), REPO]))
+    proc = subprocess.run([sys.executable, script("eval.py"), "--ckpt_file", str(dbz[1]), "--baseline", "pysteps",
+                           "--output_dir", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=env)
+    line = one_error_line(proc)
+    assert proc.returncode == 2 and "requirements-pysteps.txt" in line
+    assert not (tmp_path / "out" / "metrics.json").exists()

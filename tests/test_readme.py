@@ -41,10 +41,13 @@ SKIP = [
     (r"run_distribute_train_cpu\.sh", "run by tests/test_distributed.py through the same launcher"),
     (r"rain_cells|rain_cpu|rain\.mindir", "own-data example: tests/test_configs.py runs configs/rain_cpu.yaml end to end "
                                            "(train, eval, export, predict), tests/test_data_rain_cells.py the generator"),
+    (r"radar_storms|data/storms|output/storms", "the harder own-data example: tests/test_data_radar_storms.py runs the "
+                                                "generator's command line, tests/test_own_data_reports.py eval.py "
+                                                "--baseline pysteps, tests/test_configs.py the recipe"),
     (r"--lead_frames", "rollouts of a trained own-data model: tests/test_own_data_rollout.py runs eval.py, eval_onnx.py "
                        "and predict.py --lead_frames on a tiny rain-cell model (checkpoint, MINDIR, ONNX)"),
     (r"\[[A-Z_]+\]|\[--", "usage synopsis"),
-    (r"^pip install -r requirements-onnx\.txt", "requirements-test.txt installs it"),
+    (r"^pip install -r requirements-(onnx|pysteps)\.txt", "requirements-test.txt installs it"),
     (r"bench/", "benchmarks take minutes to tens of minutes and assert nothing"),
     (r"pip install -r requirements\.txt -r requirements-test\.txt && python -m pytest", "the test command itself"),
 ]

@@ -150,9 +150,9 @@ def _write_range(tmp, generator, start, stop, counts):
         del out
 
 
-def _split_ranges(num_sequences, splits):
+def _split_ranges(num_sequences, splits, file_name="rain.npy"):
     if not splits:
-        return {"rain.npy": (0, num_sequences)}
+        return {file_name: (0, num_sequences)}
     n_val, n_test = (round(num_sequences * f) for f in SPLIT_FRACTIONS[1:])
     n_train = num_sequences - n_val - n_test
     if min(n_train, n_val, n_test) < 1:
@@ -162,10 +162,11 @@ def _split_ranges(num_sequences, splits):
             "test.npy": (n_train + n_val, num_sequences)}
 
 
-def write_dataset(out_dir, generator, splits=False, overwrite=False):
-    """Write ``generator``'s files under ``out_dir``, all moved into place once complete; returns
-    {"files": {path: shape}, "fraction_ge_20dbz": ..., ...}."""
-    ranges = _split_ranges(len(generator), splits)
+def write_dataset(out_dir, generator, splits=False, overwrite=False, file_name="rain.npy"):
+    """Write ``generator``'s files under ``out_dir`` (``file_name``, or train/val/test.npy with ``splits``), all
+    moved into place once complete; returns {"files": {path: shape}, "fraction_ge_20dbz": ..., ...}.
+    ``generator``: any object with ``len``, ``shape`` (N, T, C, H, W) and ``block(start, stop)`` in dBZ."""
+    ranges = _split_ranges(len(generator), splits, file_name)
     targets = {name: os.path.join(out_dir, name) for name in ranges}
     existing = [p for p in targets.values() if os.path.exists(p)]
     if existing and not overwrite:
@@ -190,18 +191,18 @@ _USAGE = ("usage: python -m src.data.rain_cells OUT_DIR [--num_sequences 600] [-
           "[--channels 1|2] [--seed 0] [--splits false] [--overwrite false]")
 
 
-def parse_arguments(argv):  # -> OUT_DIR, options dict
+def parse_arguments(argv, usage=_USAGE):  # -> OUT_DIR, options dict (the options and checks of _DEFAULTS)
     if not argv or argv[0].startswith("--"):
-        raise UserError(f"missing OUT_DIR; {_USAGE}")
+        raise UserError(f"missing OUT_DIR; {usage}")
     out_dir, options = argv[0], dict(_DEFAULTS)
     for name, raw in parse_overrides(argv[1:]).items():
         if name not in _DEFAULTS:
-            raise UserError(f"unknown option --{name}; {_USAGE}")
+            raise UserError(f"unknown option --{name}; {usage}")
         kind = type(_DEFAULTS[name])
         try:
             options[name] = BOOL_WORDS[raw.lower()] if kind is bool else int(raw)
         except (KeyError, ValueError):
-            raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {_USAGE}") from None
+            raise UserError(f"--{name}: expected {kind.__name__}, got {raw!r}; {usage}") from None
     for name, low in _MINIMUM.items():
         if options[name] < low:
             raise UserError(f"--{name} must be >= {low}, got {options[name]}")
@@ -210,17 +211,25 @@ def parse_arguments(argv):  # -> OUT_DIR, options dict
     return out_dir, options
 
 
-def main(argv):
-    out_dir, options = parse_arguments(argv)
-    generator = RainCells(*(options[k] for k in ("num_sequences", "num_frames", "size", "channels", "seed")))
-    summary = write_dataset(out_dir, generator, splits=options["splits"], overwrite=options["overwrite"])
+GENERATOR_OPTIONS = ("num_sequences", "num_frames", "size", "channels", "seed")  # the constructor's arguments
+
+
+def write_and_report(out_dir, generator, options, file_name):
+    """The command line's work after parsing: write the files, print what was written and how to train on it."""
+    summary = write_dataset(out_dir, generator, splits=options["splits"], overwrite=options["overwrite"],
+                            file_name=file_name)
     for path, shape in summary["files"].items():
         print(f"wrote {path}: float32 {shape} ({LAYOUT}, dBZ {BACKGROUND_DBZ:g}..{MAX_DBZ:g})")
     fractions = ", ".join(f">= {t:g} dBZ: {100 * summary[f'fraction_ge_{t:g}dbz']:.1f} %" for t in THRESHOLDS_DBZ)
     print(f"pixels (channel 0) {fractions}")
-    print(f"train with: --dataset sequences --data_path {out_dir}{'' if options['splits'] else '/rain.npy'} "
+    print(f"train with: --dataset sequences --data_path {out_dir}{'' if options['splits'] else '/' + file_name} "
           f"--data_layout {LAYOUT} --data_scale minmax --data_min {BACKGROUND_DBZ:g} --data_max {MAX_DBZ:g}")
     return 0
+
+
+def main(argv):
+    out_dir, options = parse_arguments(argv)
+    return write_and_report(out_dir, RainCells(*(options[k] for k in GENERATOR_OPTIONS)), options, "rain.npy")
 
 
 if __name__ == "__main__":
