@@ -360,6 +360,7 @@ def test_hdf5_cf_attributes_are_applied(tmp_path, capsys):
     np.testing.assert_array_equal(data[:, :, 0], want)
     assert record["units"] == "dBZ" and record["non_finite_values"] == 1 and record["missing_values"] == [-32768.0]
     assert "--fill" in stdout and "NaN" in stdout
+    assert record["train_options"][-2:] == ["--nodata", "nan"] and "--nodata nan" in stdout  # the way to train on them
 
 
 def odim_like(path, frames, gain=0.5, offset=-32.0, nodata=255):
