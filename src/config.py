@@ -64,7 +64,8 @@ ROLES = {role.name: role for role in (
          "checkpoint of another network is refused even with allow_config_change", ALWAYS, False),
     Role("frame", "the frame shape, compared as one C x H x W (Moving MNIST: 1 x image_size x image_size); 0 = "
          "read from the data, train.py stores what it read", ALWAYS, False),
-    Role("normalisation", "how the data's values are mapped to [0, 1]; data_dtype empty = read from the data",
+    Role("normalisation", "how the data's values are mapped to [0, 1] and which mark pixels without data; "
+         "data_dtype empty = read from the data",
          ALWAYS, False),
     Role("procedure", "what training computes: data, split, initialisation, loss, optimizer, schedule, sampling, "
          "precision", UNLESS_GIVEN, False),
