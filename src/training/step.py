@@ -72,7 +72,7 @@ def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
     mask), a tensor of fixed shape, so a new mask never compiles the step again. With ``nodata``, ``valid``: float
     0/1 (B, T_out, C, H, W), 1 where the target has data (default: all ones), of fixed shape too; without
     ``nodata`` the step takes no ``valid`` and computes what it always did."""
-    loss_fn = make_loss_fn(forward, cfg)
+    loss_fn = make_loss_fn(forward, cfg, group_size)
     masked = bool(cfg.nodata)
     reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=group_size) \
         if group_size > 1 else None
