@@ -133,3 +133,28 @@ def test_predictions_are_full_frames_in_the_data_units(trained):
     predictions = np.load(out / "predictions.npy")
     assert predictions.shape == (2, T_OUT, 1, 16, 16) and np.isfinite(predictions).all()
     assert predictions.min() >= -10 - 1e-3 and predictions.max() <= 60 + 1e-3
+
+
+@pytest.mark.slow
+def test_exported_model_and_the_310_files_read_and_score_no_data_alike(trained, tmp_path):
+    """export.py carries nodata into the MINDIR; preprocess.py (no flag) fills the inputs and keeps NaN in the labels;
+    postprocess.py scores the pixels with data: the numbers eval.py gave for the checkpoint."""
+    from src.export.model_info import read_mindir_info
+
+    marker, root, _, _, ckpt, _ = trained
+    ok("export.py", "--ckpt_file", ckpt, "--file_name", tmp_path / "model", "--file_format", "MINDIR")
+    assert read_mindir_info(str(tmp_path / "model.mindir")).config.nodata == [marker]
+    ok("preprocess.py", "--mindir_file", tmp_path / "model.mindir", "--output_dir", tmp_path / "pre")
+    manifest = json.loads((tmp_path / "pre" / "preprocess.json").read_text())
+    assert manifest["normalization"]["nodata"] == [marker]
+    ok("predict.py", "--mindir_file", tmp_path / "model.mindir", "--bin_dir", tmp_path / "pre" / "input",
+       "--result_dir", tmp_path / "result")  # CPU stand-in for the 310 app
+    ok("postprocess.py", "--result_path", tmp_path / "result", "--preprocess_path", tmp_path / "pre", "--output_dir",
+       tmp_path / "post", "--thresholds", "[20,35]")
+    device = json.loads((tmp_path / "post" / "metrics_310.json").read_text())
+    host = json.loads((root / "run" / "eval" / "metrics.json").read_text())
+    assert device["no_data"]["no_data_values"] == host["no_data"]["no_data_values"] > 0
+    for key in ("mse", "mae", "ssim"):
+        assert device[key] == pytest.approx(host[key], rel=1e-5), key
+    for name in ("copy_last", "zeros"):
+        assert device["baselines"][name]["mse"] == pytest.approx(host["baselines"][name]["mse"], rel=1e-6), name
