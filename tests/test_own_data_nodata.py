@@ -158,3 +158,11 @@ def test_exported_model_and_the_310_files_read_and_score_no_data_alike(trained, 
         assert device[key] == pytest.approx(host[key], rel=1e-5), key
     for name in ("copy_last", "zeros"):
         assert device["baselines"][name]["mse"] == pytest.approx(host["baselines"][name]["mse"], rel=1e-6), name
+
+
+@pytest.mark.slow
+def test_another_nodata_than_the_model_s_is_refused_in_one_line(trained, tmp_path):
+    marker, _, _, _, ckpt, _ = trained
+    other = "-1" if marker == "nan" else "nan"
+    line = one_error_line(run("eval.py", "--ckpt_file", ckpt, "--nodata", other, "--output_dir", tmp_path / "e"))
+    assert "nodata" in line and not (tmp_path / "e").exists()
