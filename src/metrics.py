@@ -8,6 +8,8 @@ higher one). ``SkillScores``: HKO-7's POD/FAR/CSI/HSS on unnormalised values, ev
 (as ``get_hit_miss_counts``); exact integer counts, a zero denominator gives None and a note, never NaN.
 ``FractionsSkillScore``: Roberts and Lean's (2008) FSS of the same events per neighbourhood scale, from exact
 integer sums of squared box counts (``FSS_CONVENTION``), None and a note where no event exists.
+Every ``update`` takes an optional ``valid`` mask (bool, the target's shape) of the pixels with data (``nodata``):
+only those are scored (``NO_DATA_CONVENTION``); without it every pixel is, as always.
 """
 import math
 
@@ -662,8 +664,8 @@ class FractionsSkillScore:
 
     def result(self):
         """JSON-ready FSS; per threshold: the observed event fraction f0 and R&L's uniform FSS 0.5 + f0/2 (per
-        lead frame and over all; the latter is their mean: every lead frame has as many values), the smallest
-        scale whose mean FSS reaches it, and per scale the FSS ``per_lead_frame`` with its sums (in fraction
+        lead frame and over all; the latter is their mean when every lead frame has as many pixels with data), the
+        smallest scale whose mean FSS reaches it, and per scale the FSS ``per_lead_frame`` with its sums (in fraction
         units), ``mean_over_lead_frames`` of the defined ones, ``pooled`` (sums over all lead frames); ``notes``
         on each None (no event in forecast nor observation: undefined at every scale alike)."""
         _require_sequences(self.num_sequences)
