@@ -104,21 +104,27 @@ def read_chunk(manifest, result_path, preprocess_path, chunk):
     return inputs, preds, labels.reshape(preds.shape)
 
 
+def has_no_data(manifest):
+    """Whether the labels mark no-data pixels with NaN: the model's normalisation declares ``nodata``."""
+    return bool(manifest.get("normalization", {}).get("nodata"))
+
+
 def compute(manifest, result_path, preprocess_path, thresholds=(), fss_scales=()):
     """(metrics result, {baseline: metrics result}, {predictor: skill scores (+ FSS at ``fss_scales``)} or {})
     over all sequences."""
     from src.evaluation import BatchExtras, reference_baselines
-    from src.metrics import StreamingMetrics
+    from src.metrics import StreamingMetrics, split_no_data
 
     names = manifest["names"]
     check_results_present(result_path, names)
     metrics = StreamingMetrics()
     hooks = BatchExtras(thresholds, manifest["output_shape"][1],
                        references=reference_baselines(manifest.get("dataset", "mnist")),
-                       to_units=units(manifest)[0], balance=balance(manifest), fss_scales=fss_scales)
+                       to_units=units(manifest)[0], balance=balance(manifest), fss_scales=fss_scales,
+                       no_data=has_no_data(manifest))
     for start in range(0, len(names), CHUNK):
         inputs, preds, labels = read_chunk(manifest, result_path, preprocess_path, names[start:start + CHUNK])
-        metrics.update(preds, labels)
+        metrics.update(preds, *(split_no_data(labels) if hooks.no_data else (labels, None)))  # NaN: no data
         hooks(start, inputs, labels, preds)
     return metrics.result(), {n: r.result() for n, r in hooks.references.items()}, hooks.skill_results()
 

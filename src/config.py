@@ -64,7 +64,8 @@ ROLES = {role.name: role for role in (
          "checkpoint of another network is refused even with allow_config_change", ALWAYS, False),
     Role("frame", "the frame shape, compared as one C x H x W (Moving MNIST: 1 x image_size x image_size); 0 = "
          "read from the data, train.py stores what it read", ALWAYS, False),
-    Role("normalisation", "how the data's values are mapped to [0, 1]; data_dtype empty = read from the data",
+    Role("normalisation", "how the data's values are mapped to [0, 1] and which mark pixels without data; "
+         "data_dtype empty = read from the data",
          ALWAYS, False),
     Role("procedure", "what training computes: data, split, initialisation, loss, optimizer, schedule, sampling, "
          "precision", UNLESS_GIVEN, False),
@@ -82,7 +83,8 @@ class Key:
     means "read from the data" (train.py stores the value it read)."""
 
     name: str
-    type: str  # "int" | "float" | "str" | "bool" | "int_list" | "float_list"; a float with default None is optional
+    type: str  # "int" | "float" | "str" | "bool" | "int_list" | "float_list" | "nodata_list"; a float with default
+    # None is optional
     default: Any
     help: str
     section: str
@@ -152,6 +154,10 @@ def _keys():
             "(e.g. 60 dBZ)", d, role="normalisation"),
         Key("data_dtype", "str", "", "sequences: dtype the normalisation was made for (empty: read from the data; "
             "train.py stores it)", d, role="normalisation", from_data=True, choices=("",) + DATA_DTYPES),
+        Key("nodata", "nodata_list", [], "sequences: values that mark pixels without a measurement, in the data's "
+            "units: nan and/or numbers (e.g. [nan,-9999]); such input pixels are filled with the value normalised to 0 "
+            "(data_min; 0 for auto), such target pixels are left out of the loss, the metrics and the skill scores "
+            "(empty: NaN in a float file is refused)", d, role="normalisation"),
         Key("window_stride", "int", 0, "sequences: frames between the starts of consecutive windows of input_frames "
             "+ output_frames frames (0 = the window length: no overlap)", d, role="procedure", min=0),
         Key("crop_size", "int", 0, "sequences: train on random crop_size x crop_size crops of each window (0 = whole "
@@ -396,6 +402,8 @@ def _convert(name, raw, where):
         if not isinstance(value, bool):
             raise bad
         return value
+    if key.type == "nodata_list":
+        return nodata_list(raw, bad, name, where)
     if key.type in ("int_list", "float_list"):
         return _number_list(raw, bad, name, where, integers=key.type == "int_list")
     if key.type == "float" and key.default is None and _means_unset(raw):
@@ -452,6 +460,36 @@ def _number_list(raw, bad, name, where, integers):
             raise bad
         out.append(int(value) if integers else value)
     return out
+
+
+def nodata_list(raw, bad, name="nodata", where="the caller"):
+    """A yaml list, one value or a command-line "[nan,-9999]" -> the no-data markers as canonical strings, "nan"
+    first, then numbers as ``format(v, ".17g")`` (exact; strings, since NaN never equals NaN and a model's value
+    must compare equal to the same value given again)."""
+    items = raw
+    if isinstance(raw, str):
+        items = [s for s in raw.strip().strip("[]").replace(" ", "").split(",") if s]
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        items = [raw]
+    if not isinstance(items, (list, tuple)):
+        raise bad
+    values = set()
+    for v in items:
+        if isinstance(v, bool):
+            raise bad
+        try:
+            value = float(v)
+        except (TypeError, ValueError):
+            raise bad from None
+        if math.isinf(value):
+            raise ConfigError(f"config key '{name}' in {where}: values must be nan or finite numbers, got {raw!r}")
+        values.add("nan" if math.isnan(value) else format(value, ".17g"))
+    return sorted(values, key=lambda s: (s != "nan", float(s) if s != "nan" else 0.0))
+
+
+def nodata_values(cfg):
+    """The ``nodata`` markers of ``cfg`` (a Config or a dict) as floats (NaN for "nan"); () without any."""
+    return tuple(float(v) for v in _as_dict(cfg).get("nodata", ()))
 
 
 def _as_dict(cfg):
@@ -556,6 +594,19 @@ def _check_data_keys(values, fail):
     if values["dataset"] in GENERATED_DATASETS and outside:
         fail(f"config key 'thresholds': {outside[0]:g} is outside (0, 1]: with dataset {values['dataset']} the "
              "values are pixel intensities in [0, 1]", "thresholds", "dataset")
+
+
+def _check_nodata_keys(values, fail):
+    """nodata: own sequences only; loss_frames all would score observed frames whose no-data pixels were filled."""
+    if not values["nodata"]:
+        return
+    if values["dataset"] != "sequences":
+        fail(f"config key 'nodata' ({', '.join(values['nodata'])}) is for dataset sequences (own data); Moving MNIST "
+             "has no missing pixels: leave nodata empty", "nodata", "dataset")
+    if values["loss_frames"] == "all":
+        fail("config key 'nodata': loss_frames all is not supported with no-data pixels (the observed frames' "
+             "no-data pixels are filled before the network sees them, so they cannot be masked as targets); use "
+             "loss_frames output", "nodata", "loss_frames")
 
 
 def _check_procedure_keys(values, fail):
@@ -697,6 +748,7 @@ def _check_values(values, origin=None):
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
     _check_crop_keys(values, fail)
+    _check_nodata_keys(values, fail)
     _check_best_metric(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")

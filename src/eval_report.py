@@ -60,6 +60,12 @@ def _say(*lines):
         print(line, flush=True)
 
 
+def no_data_line(no_data, markers):
+    """The console line on the target pixels without data (``nodata``) and how they were scored."""
+    return (f"no data ({', '.join(markers)}): {no_data['no_data_values']} of {no_data['target_values']} target "
+            f"values ({100.0 * no_data['fraction']:.2f} %) left out of every score; {no_data['convention']}")
+
+
 def summary_line(result, model, data):
     """The last console line: the averages, the model and the data that was scored."""
     scored = data["description"] + (f" ({data['data_path']})" if data.get("data_path") else "")
@@ -206,6 +212,8 @@ def build_report(cfg, result, data, references, argv, exported=None, script="eva
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": [script] + list(argv or []),
         "config": cfg.to_dict()})
+    if "no_data" in result:
+        report["no_data"] = result["no_data"]
     if exported is not None:  # "checkpoint" is then the one the file was exported from
         report.update(model_file=os.path.abspath(exported.name), engine=exported.engine)
     report.update(scores_report(references, skills, units))
@@ -286,7 +294,8 @@ def score(cfg, model, source, data, out_dir):
     if cfg.baseline == "none" and rollout_note(cfg):
         print(rollout_note(cfg), flush=True)
     hooks = BatchExtras(cfg.thresholds, forecast_frames(cfg), references=references, to_units=to_units,
-                        balance=balance_of(cfg), pictures=pictures, fss_scales=cfg.fss_scales)
+                        balance=balance_of(cfg), pictures=pictures, fss_scales=cfg.fss_scales,
+                        no_data=bool(cfg.nodata))
     result = evaluate(cfg, model.predict, source, on_batch=hooks)
     return Scores(result, {name: metrics.result() for name, metrics in hooks.references.items()},
                   hooks.skill_results(), units, pictures)
@@ -299,6 +308,8 @@ def report(cfg, model, scores, data, out_dir, argv, script="eval.py"):
     main_label = "model" if cfg.baseline == "none" else _label(cfg.baseline)
     first_frame = cfg.input_frames + 1
     _say(format_table(result, first_frame=first_frame))
+    if "no_data" in result:
+        _say(no_data_line(result["no_data"], cfg.nodata))
     print_baseline_comparison(result, references)
     print_skill_scores(skills, scores.units, main_label)
     timing = result["timing"]

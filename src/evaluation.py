@@ -19,7 +19,7 @@ from src.data.sequences import (TEST_FILE, layout_shape, load_user_array, normal
 from src.data.split_record import TrainedOn
 from src.device import init_device
 from src.errors import ConfigError
-from src.metrics import BalancedErrors, FractionsSkillScore, SkillScores, StreamingMetrics
+from src.metrics import BalancedErrors, FractionsSkillScore, SkillScores, StreamingMetrics, split_no_data
 from src.predictor import BatchPredictor, compiled_forward, for_lead_frames
 from src.progress import Progress
 from src.visualize import radar_scale, save_comparison_gif, save_sequence_strip
@@ -206,7 +206,8 @@ def rollout_note(cfg, model_name="the model"):
 def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     """Run ``predict_fn`` (numpy (B, T_in, C, H, W) in [0, 1] -> (B, T_out, C, H, W), numpy or ``.asnumpy()``)
     on ``source[i] -> (inputs, targets)`` in batches of ``cfg.eval_batch_size``, scored where targets are known;
-    ``on_batch(start, inputs, targets, pred)`` sees every batch. Returns StreamingMetrics.result() + ``timing``."""
+    ``on_batch(start, inputs, targets, pred)`` sees every batch (targets as read: NaN where there is no data, with
+    ``nodata``). Returns StreamingMetrics.result() (+ ``no_data`` with ``nodata``) + ``timing``."""
     total = len(source)
     if total == 0:
         raise ConfigError("nothing to evaluate: the data source holds no sequences")
@@ -222,7 +223,7 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
         if start == 0:
             first_batch_s = time.perf_counter() - t0  # includes graph compilation
         if targets is not None:
-            metrics.update(pred, targets)
+            metrics.update(pred, *scored_targets(cfg, targets))
         if on_batch is not None:
             on_batch(start, inputs, targets, pred)
         if log is not None:
@@ -238,6 +239,12 @@ def evaluate(cfg, predict_fn, source, on_batch=None, progress=True):
     return result
 
 
+def scored_targets(cfg, targets):
+    """(targets, valid mask) the metrics take: with ``nodata``, NaN (no data) set to the background 0 and a bool
+    mask of the pixels with data; without it the targets and None (today's metrics, NaN refused)."""
+    return split_no_data(targets) if getattr(cfg, "nodata", None) else (targets, None)
+
+
 MAIN = "model"  # key of the evaluated predictor's skill scores in BatchExtras.skills
 
 
@@ -247,8 +254,9 @@ class BatchExtras:
     src.metrics.balance_of) of model and baselines; the pictures."""
 
     def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None,
-                 fss_scales=()):
+                 fss_scales=(), no_data=False):
         self.output_frames = output_frames
+        self.no_data = no_data  # targets hold NaN where there is no data: scored on the pixels with data
         self.references = {name: StreamingMetrics() for name in references}
         self.to_units = to_units or (lambda frames: frames)
         names = (MAIN,) + tuple(references)
@@ -258,24 +266,25 @@ class BatchExtras:
             if self.skills and fss_scales else {}
         self.pictures = pictures
 
-    def _score_skill(self, name, pred, targets, truth):
+    def _score_skill(self, name, pred, targets, truth, valid):
         if self.skills:
             forecast = self.to_units(np.clip(pred, 0.0, 1.0))  # (B, T_out, C, H, W) in the data's units
-            self.skills[name].update(forecast, truth)
+            self.skills[name].update(forecast, truth, valid)
             if self.fss:
-                self.fss[name].update(forecast, truth)
+                self.fss[name].update(forecast, truth, valid)
         if self.balanced:
-            self.balanced[name].update(pred, targets, truth)
+            self.balanced[name].update(pred, targets, truth, valid)
 
     def __call__(self, start, inputs, targets, pred):
+        if self.pictures is not None:  # the targets as read: no-data pixels drawn as such
+            self.pictures(start, inputs, targets, pred)
+        targets, valid = split_no_data(targets) if self.no_data else (targets, None)  # valid: (B, T_out, C, H, W)
         truth = self.to_units(targets) if self.skills else None  # (B, T_out, C, H, W) in the data's units
-        self._score_skill(MAIN, pred, targets, truth)
+        self._score_skill(MAIN, pred, targets, truth, valid)
         for name, metrics in self.references.items():
             reference = predict_baseline(name, inputs, self.output_frames)  # (B, T_out, C, H, W)
-            metrics.update(reference, targets)
-            self._score_skill(name, reference, targets, truth)
-        if self.pictures is not None:
-            self.pictures(start, inputs, targets, pred)
+            metrics.update(reference, targets, valid)
+            self._score_skill(name, reference, targets, truth, valid)
 
     def skill_results(self):
         """{name: SkillScores.result() (+ "balanced": BalancedErrors.result(), "fss": FractionsSkillScore.result())}

@@ -8,6 +8,8 @@ higher one). ``SkillScores``: HKO-7's POD/FAR/CSI/HSS on unnormalised values, ev
 (as ``get_hit_miss_counts``); exact integer counts, a zero denominator gives None and a note, never NaN.
 ``FractionsSkillScore``: Roberts and Lean's (2008) FSS of the same events per neighbourhood scale, from exact
 integer sums of squared box counts (``FSS_CONVENTION``), None and a note where no event exists.
+Every ``update`` takes an optional ``valid`` mask (bool, the target's shape) of the pixels with data (``nodata``):
+only those are scored (``NO_DATA_CONVENTION``); without it every pixel is, as always.
 """
 import math
 
@@ -102,9 +104,45 @@ def ssim_openstl_frame(pred_frame, true_frame):
     return float(structural_similarity(p, t, channel_axis=-1, data_range=OPENSTL_SSIM_DATA_RANGE))
 
 
-def frame_metrics(pred, target):
-    """Per-sequence, per-frame metrics of one batch: metric name -> float64 (B, T)."""
+def split_no_data(target):
+    """(target with NaN set to the background 0, bool valid mask): NaN marks no-data pixels in normalised targets
+    (src.data.sequences, with ``nodata``)."""
+    target = np.asarray(target)
+    valid = ~np.isnan(target)
+    return np.where(valid, target, 0.0).astype(target.dtype, copy=False), valid
+
+
+def _flat_valid(valid, shape):
+    """``valid`` (the target's shape) as bool of ``shape`` (B, T, values per frame)."""
+    if np.size(valid) != int(np.prod(shape)):
+        raise MetricInputError(f"valid mask has shape {np.shape(valid)}, the target {np.prod(shape)} values")
+    return np.asarray(valid, dtype=bool).reshape(shape)
+
+
+def _valid_mask(valid, shape, name="valid"):
+    """``valid`` (the shape of pred/target) as bool (B, T, C, H, W) of ``shape``."""
+    v = np.asarray(valid)
+    if v.ndim == 4:
+        v = v[:, :, np.newaxis]  # (B, T, 1, H, W)
+    if v.shape != tuple(shape):
+        raise MetricInputError(f"{name} mask has shape {np.shape(valid)}, pred and target {tuple(shape)}")
+    return v.astype(bool, copy=False)
+
+
+def masked_frames(p, t, valid):
+    """p, t (B, T, C, H, W) with both set to the background 0 where ``valid`` is False: no-data pixels add
+    nothing to the error sums and agree in SSIM/PSNR."""
+    v = _valid_mask(valid, p.shape)
+    return np.where(v, p, 0.0), np.where(v, t, 0.0)
+
+
+def frame_metrics(pred, target, valid=None):
+    """Per-sequence, per-frame metrics of one batch: metric name -> float64 (B, T). ``valid`` (bool, the
+    target's shape; None: every pixel): MSE/MAE are sums over valid pixels; SSIM and PSNR are of the frames with
+    prediction and truth both set to the background 0 at no-data pixels."""
     p, t = _check_pair(pred, target)  # (B, T, C, H, W) float64
+    if valid is not None:
+        p, t = masked_frames(p, t, valid)  # (B, T, C, H, W) each
     b, n_t = p.shape[:2]
     diff = p - t
     sq_sum = np.square(diff).sum(axis=(2, 3, 4))  # (B, T)
@@ -128,19 +166,26 @@ class StreamingMetrics:
         self.num_sequences = 0
         self.frame_shape = None  # (T, C, H, W) once the first batch arrived
         self._sums = None  # metric name -> float64 (T,) sum over sequences
+        self.values = self.no_data = 0  # target values seen and those without data (with a valid mask)
+        self.masked = False  # a valid mask was given: result() reports the no-data share
 
     def _check_frame_shape(self, frame_shape, what):
         if self.frame_shape is not None and tuple(frame_shape) != self.frame_shape:
             raise MetricInputError(f"{what} has (T, C, H, W) = {tuple(frame_shape)} but earlier batches had "
                                    f"{self.frame_shape}; all batches must predict the same frames")
 
-    def update(self, pred, target):
+    def update(self, pred, target, valid=None):
+        """Add a batch; ``valid`` (bool, target's shape): pixels with data (frame_metrics)."""
         shape = np.shape(target)  # checked against earlier batches before the (costly) SSIM loop
         if len(shape) in (4, 5):
             frame_shape = shape[1:2] + (1,) + shape[2:] if len(shape) == 4 else shape[1:]  # (T, C, H, W)
             self._check_frame_shape(tuple(int(v) for v in frame_shape), "this batch")
-        per_frame = frame_metrics(pred, target)  # name -> (B, T); validates both arrays
+        per_frame = frame_metrics(pred, target, valid)  # name -> (B, T); validates both arrays
         batch = per_frame["mse"].shape[0]
+        if valid is not None:
+            self.masked = True
+            self.values += int(np.size(valid))
+            self.no_data += int(np.size(valid) - np.count_nonzero(valid))
         if batch == 0:
             return self
         if self._sums is None:
@@ -155,8 +200,22 @@ class StreamingMetrics:
         """dict(num_sequences, mse, ..., psnr, per_frame={name: [one float per predicted frame]})."""
         _require_sequences(self.num_sequences)
         curves = {k: self._sums[k] / self.num_sequences for k in METRIC_NAMES}  # (T,) means over sequences
-        return {"num_sequences": int(self.num_sequences), **{k: float(c.mean()) for k, c in curves.items()},
-                "per_frame": {k: [float(v) for v in c] for k, c in curves.items()}}
+        result = {"num_sequences": int(self.num_sequences), **{k: float(c.mean()) for k, c in curves.items()},
+                  "per_frame": {k: [float(v) for v in c] for k, c in curves.items()}}
+        if self.masked:
+            result["no_data"] = no_data_report(self.no_data, self.values)
+        return result
+
+
+NO_DATA_CONVENTION = ("no-data target pixels (nodata) are left out: mse/mae sum over pixels with data, ssim/psnr of "
+                      "frames whose prediction and truth are both set to the background there; skill scores, FSS "
+                      "and balanced errors count pixels with data only")
+
+
+def no_data_report(no_data, values):
+    """metrics.json's "no_data": how many scored target values had no data."""
+    return {"target_values": int(values), "no_data_values": int(no_data),
+            "fraction": float(no_data) / values if values else 0.0, "convention": NO_DATA_CONVENTION}
 
 
 def _require_sequences(num_sequences):
@@ -256,7 +315,8 @@ class SkillScores:
         self.lead_frames = None
         self._counts = None  # count name -> int64 (K thresholds, T lead frames)
 
-    def update(self, pred, target):
+    def update(self, pred, target, valid=None):
+        """Add a batch; ``valid`` (bool, target's shape; None: all): only pixels with data are counted."""
         p = _finite_values(pred, "pred")  # (B, T, P)
         t = _finite_values(target, "target")  # (B, T, P)
         if np.shape(pred) != np.shape(target):
@@ -272,10 +332,14 @@ class SkillScores:
             self.lead_frames = lead_frames
             self._counts = {k: np.zeros((len(self.thresholds), lead_frames), dtype=np.int64)
                             for k in COUNT_NAMES}
-        total = batch * per_frame  # values per lead frame in this batch
+        v = None if valid is None else _flat_valid(valid, t.shape)  # (B, T, P) bool
+        total = batch * per_frame if v is None else np.count_nonzero(v, axis=(0, 2))  # values per lead frame
         for k, threshold in enumerate(self.thresholds):
             pred_event = p >= threshold  # (B, T, P)
             true_event = t >= threshold  # (B, T, P)
+            if v is not None:
+                pred_event &= v
+                true_event &= v
             hits = np.count_nonzero(pred_event & true_event, axis=(0, 2))  # (T,)
             predicted = np.count_nonzero(pred_event, axis=(0, 2))  # (T,) H + F
             observed = np.count_nonzero(true_event, axis=(0, 2))  # (T,) H + M
@@ -372,14 +436,17 @@ class BalancedErrors:
         self.num_sequences = 0
         self._sums = None  # {"b_mse": (T,), "b_mae": (T,)} sums over sequences
 
-    def update(self, pred, target, target_units):
+    def update(self, pred, target, target_units, valid=None):
+        """Add a batch; ``valid`` (bool, target's shape; None: all): weight 0 where there is no data."""
         if np.shape(pred) != np.shape(target) or np.shape(target) != np.shape(target_units):
             raise MetricInputError(f"pred {np.shape(pred)}, target {np.shape(target)} and target_units "
                                    f"{np.shape(target_units)} must have the same shape")
         batch, frames = np.shape(target)[:2]
         classes = np.searchsorted(np.asarray(self.thresholds, dtype=np.float64), np.asarray(target_units),
                                   side="right")  # class k: k thresholds <= truth
-        w = np.asarray(self.weights, dtype=np.float64)[classes].reshape(batch, frames, -1)
+        w = np.asarray(self.weights, dtype=np.float64)[classes].reshape(batch, frames, -1)  # (B, T, P)
+        if valid is not None:
+            w = w * np.asarray(valid, dtype=np.float64).reshape(w.shape)  # (B, T, P): no data weighs 0
         err = np.clip(np.asarray(pred, np.float64), 0.0, 1.0) - np.asarray(target, np.float64)
         err = err.reshape(batch, frames, -1)
         sums = {"b_mse": (w * err ** 2).sum(axis=(0, 2)), "b_mae": (w * np.abs(err)).sum(axis=(0, 2))}  # (T,)
@@ -506,6 +573,7 @@ class FractionsSkillScore:
         self._boxes = None  # box size per scale (_box_scales), once the frame size is known
         self._sums = None  # sum name -> object (K thresholds, S scales, T lead frames) of Python ints
         self._observed = None  # object (K, T): observed events per threshold and lead frame
+        self._values = None  # object (T,): values with data per lead frame (all of them without a valid mask)
 
     def _start(self, frame_shape):
         if self.frame_shape is not None:
@@ -518,8 +586,11 @@ class FractionsSkillScore:
         shape = (len(self.thresholds), len(self.scales), frame_shape[0])
         self._sums = {name: np.zeros(shape, dtype=object) for name in self.SUMS}  # Python int 0s
         self._observed = np.zeros(shape[::2], dtype=object)
+        self._values = np.zeros(frame_shape[0], dtype=object)
 
-    def update(self, pred, target):
+    def update(self, pred, target, valid=None):
+        """Add a batch. ``valid`` (bool, target's shape; None: all): a no-data pixel is treated like a pixel
+        outside the frame: no event in either field, and no box centred on it enters the sums."""
         if np.shape(pred) != np.shape(target):
             raise MetricInputError(f"pred and target shapes differ: pred {np.shape(pred)} vs target "
                                    f"{np.shape(target)}")
@@ -529,13 +600,23 @@ class FractionsSkillScore:
         if p.shape[0] == 0:
             return self
         pad = box_padding(self._boxes)
+        v = None if valid is None else _valid_mask(valid, p.shape)  # (B, T, C, H, W) bool
+        for lead in range(p.shape[1]):
+            self._values[lead] += int(p[:, lead].size if v is None else np.count_nonzero(v[:, lead]))
         for k, threshold in enumerate(self.thresholds):
             for lead in range(p.shape[1]):  # one lead frame at a time: the integral images stay small
-                forecast = integral_image(p[:, lead] >= threshold, pad)  # (B, C, H + 2 pad + 1, W + 2 pad + 1)
-                observed = integral_image(t[:, lead] >= threshold, pad)  # (B, C, H + 2 pad + 1, W + 2 pad + 1)
+                fcst_events, obs_events = p[:, lead] >= threshold, t[:, lead] >= threshold  # (B, C, H, W) each
+                centres = None if v is None else v[:, lead].astype(np.int32)  # (B, C, H, W) 1 where data
+                if centres is not None:
+                    fcst_events, obs_events = fcst_events & v[:, lead], obs_events & v[:, lead]
+                forecast = integral_image(fcst_events, pad)  # (B, C, H + 2 pad + 1, W + 2 pad + 1)
+                observed = integral_image(obs_events, pad)  # (B, C, H + 2 pad + 1, W + 2 pad + 1)
                 self._observed[k, lead] += int(observed[..., -1, -1].astype(np.int64).sum())  # whole-frame counts
                 for s, box in enumerate(self._boxes):
-                    self._add_scale(k, s, lead, box_sums(forecast, pad, box), box_sums(observed, pad, box))
+                    cf, co = box_sums(forecast, pad, box), box_sums(observed, pad, box)  # (B, C, H, W) int32
+                    if centres is not None:
+                        cf, co = cf * centres, co * centres  # boxes centred on no-data pixels left out
+                    self._add_scale(k, s, lead, cf, co)
         self.num_sequences += p.shape[0]
         return self
 
@@ -567,9 +648,10 @@ class FractionsSkillScore:
 
     def _threshold_result(self, k):
         threshold = self.thresholds[k]
-        values = self.num_sequences * int(np.prod(self.frame_shape[1:]))  # per lead frame: sequences x C x H x W
-        fractions = [int(v) / values for v in self._observed[k]]  # (T,) observed event fraction f0
-        observed = sum(int(v) for v in self._observed[k]) / (values * self.frame_shape[0])  # equals mean(fractions)
+        values = [int(v) for v in self._values]  # (T,) values with data per lead frame
+        fractions = [int(o) / n if n else 0.0 for o, n in zip(self._observed[k], values)]  # (T,) observed fraction f0
+        total = sum(values)
+        observed = sum(int(v) for v in self._observed[k]) / total if total else 0.0  # mean(fractions) without masks
         scales = [self._scale_result(k, s) for s in range(len(self.scales))]
         uniform = 0.5 + observed / 2
         useful = [e["scale"] for e in scales if e["mean_over_lead_frames"]["fss"] is not None
@@ -582,8 +664,8 @@ class FractionsSkillScore:
 
     def result(self):
         """JSON-ready FSS; per threshold: the observed event fraction f0 and R&L's uniform FSS 0.5 + f0/2 (per
-        lead frame and over all; the latter is their mean: every lead frame has as many values), the smallest
-        scale whose mean FSS reaches it, and per scale the FSS ``per_lead_frame`` with its sums (in fraction
+        lead frame and over all; the latter is their mean when every lead frame has as many pixels with data), the
+        smallest scale whose mean FSS reaches it, and per scale the FSS ``per_lead_frame`` with its sums (in fraction
         units), ``mean_over_lead_frames`` of the defined ones, ``pooled`` (sums over all lead frames); ``notes``
         on each None (no event in forecast nor observation: undefined at every scale alike)."""
         _require_sequences(self.num_sequences)

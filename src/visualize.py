@@ -1,7 +1,8 @@
 """Pictures of sequences, predictions and metric curves, drawn with Pillow only; writers return their path.
 
-Frames are (T, C, H, W) or (T, H, W) in [0, 1] (clipped; NaN is black), grey or, single-channel, in a
-stepped ``ColourScale`` of the data's units (``radar_scale``: dBZ) with a colour bar.
+Frames are (T, C, H, W) or (T, H, W) in [0, 1] (clipped; NaN is black, except in the truth, where NaN marks a
+pixel without data, drawn ``NO_DATA`` in the truth and |error| rows), grey or, single-channel, in a stepped
+``ColourScale`` of the data's units (``radar_scale``: dBZ) with a colour bar.
 """
 import functools
 import math
@@ -31,6 +32,7 @@ RADAR_STEPS = (
     (60.0, (248, 0, 253)),
 )
 BELOW_SCALE = (0, 0, 0)  # values below the lowest step: no echo
+NO_DATA = (255, 182, 193)  # truth pixels without a measurement (nodata): pale pink, in no grey or radar step
 MARK = (20, 20, 20)  # threshold marks on the colour bar
 # colour bar px: per step, bar width, frames -> bar, threshold labels (left), step labels (right), units above
 BAR_CELL, BAR_WIDTH, BAR_MARGIN, BAR_MARKS, BAR_TICKS, BAR_TITLE = 12, 14, 8, 30, 34, 16
@@ -98,8 +100,17 @@ def _check_scale(scale):
     return int(scale)
 
 
+def _no_data(target):
+    """bool (T, C, H, W): the truth's NaN pixels (no data); None without truth."""
+    if target is None:
+        return None
+    missing = np.isnan(np.asarray(target, dtype=np.float64))
+    return missing[:, None] if missing.ndim == 3 else missing
+
+
 def _sequence(inputs, target, pred, scale, colours):
-    """Validated (scale, inputs, target, pred), frames (T, C, H, W); ``inputs`` or ``target`` may be None."""
+    """Validated (scale, inputs, target, pred, no-data mask of the target or None), frames (T, C, H, W);
+    ``inputs`` or ``target`` may be None."""
     scale = _check_scale(scale)
     x_in = None if inputs is None else _frames(inputs, "inputs")
     y_pred, y_true = _frames(pred, "pred"), None if target is None else _frames(target, "target")
@@ -118,7 +129,7 @@ def _sequence(inputs, target, pred, scale, colours):
     if colours is not None and y_pred.shape[1] != 1:  # a colour scale is for single-channel frames
         raise ValueError(f"a colour scale is drawn for single-channel frames; these have {y_pred.shape[1]} "
                          "channels (pass colours=None: grey, one row group per channel)")
-    return scale, x_in, y_true, y_pred
+    return scale, x_in, y_true, y_pred, _no_data(target)
 
 
 def _upscale(tiles, scale):
@@ -126,18 +137,29 @@ def _upscale(tiles, scale):
     return np.repeat(np.repeat(tiles, scale, axis=1), scale, axis=2) if scale > 1 else tiles
 
 
-def _tiles(frames, scale, colours=None):
-    """(T, H, W) in [0, 1] -> uint8 RGB tiles (T, H*scale, W*scale, 3): grey, or in ``colours``."""
+def _mark_no_data(rgb, missing):
+    """rgb (T, H, W, 3) uint8 with ``missing`` (T, H, W) pixels in NO_DATA (None: unchanged)."""
+    if missing is not None and missing.any():
+        rgb = rgb.copy()
+        rgb[missing] = NO_DATA
+    return rgb
+
+
+def _tiles(frames, scale, colours=None, missing=None):
+    """(T, H, W) in [0, 1] -> uint8 RGB tiles (T, H*scale, W*scale, 3): grey, or in ``colours``; ``missing``
+    (T, H, W) pixels in NO_DATA."""
     if colours is not None:
-        return _upscale(colours.rgb(frames), scale)
-    return _upscale(np.repeat(np.rint(frames * 255.0).astype(np.uint8)[..., None], 3, axis=-1), scale)
+        return _upscale(_mark_no_data(colours.rgb(frames), missing), scale)
+    grey = np.repeat(np.rint(frames * 255.0).astype(np.uint8)[..., None], 3, axis=-1)  # (T, H, W, 3)
+    return _upscale(_mark_no_data(grey, missing), scale)
 
 
-def _heat_tiles(error, scale):
-    """|error| (T, H, W) -> 'hot' tiles (black-red-yellow-white), 1.0 always white: runs stay comparable."""
+def _heat_tiles(error, scale, missing=None):
+    """|error| (T, H, W) -> 'hot' tiles (black-red-yellow-white), 1.0 always white: runs stay comparable;
+    ``missing`` (T, H, W) pixels (no truth) in NO_DATA."""
     e = error[..., None]  # (T, H, W, 1)
     rgb = np.clip(np.concatenate([3 * e, 3 * e - 1, 3 * e - 2], axis=-1), 0.0, 1.0)
-    return _upscale(np.rint(rgb * 255.0).astype(np.uint8), scale)
+    return _upscale(_mark_no_data(np.rint(rgb * 255.0).astype(np.uint8), missing), scale)
 
 
 def _atomic_save(image, path, fmt, **save_args):
@@ -195,17 +217,20 @@ def _paste_row(canvas, tiles, x0, y0):
         canvas.paste(Image.fromarray(tile, "RGB"), (x0 + i * (w + GAP), y0))
 
 
-def _channel_rows(x_in, y_true, y_pred, scale, colours):
-    """The rows of one channel, frames (T, H, W): [(label, sub-label, tiles (T, h, w, 3)), ...]."""
+def _channel_rows(x_in, y_true, y_pred, scale, colours, missing=None):
+    """The rows of one channel, frames (T, H, W): [(label, sub-label, tiles (T, h, w, 3)), ...]; ``missing``
+    (T, H, W): truth pixels without data, marked in the truth and |error| rows and left out of the mean error."""
     t_in = len(x_in)
     predicted = f"{t_in + 1}-{t_in + len(y_pred)}"
     inputs = ("input", f"1-{t_in}", _tiles(x_in, scale, colours))
     prediction = ("prediction", predicted, _tiles(y_pred, scale, colours))
     if y_true is None:
         return [inputs, prediction]
-    error = np.abs(y_pred - y_true)
-    return [inputs, ("truth", predicted, _tiles(y_true, scale, colours)), prediction,
-            ("|error|", f"mean {error.mean():.3f}", _heat_tiles(error, scale))]
+    error = np.abs(y_pred - y_true)  # (T, H, W)
+    scored = error if missing is None else error[~missing]
+    mean = f"mean {scored.mean():.3f}" if scored.size else "no data"
+    return [inputs, ("truth", predicted, _tiles(y_true, scale, colours, missing)), prediction,
+            ("|error|", mean, _heat_tiles(error, scale, missing))]
 
 
 def _draw_row(canvas, draw, row, x0, y0, cols):
@@ -223,9 +248,10 @@ def _draw_row(canvas, draw, row, x0, y0, cols):
 def save_sequence_strip(path, inputs, target, pred, scale=1, colours=None):
     """PNG rows of inputs, truth, prediction and |error| heat map (no ``target``: inputs and prediction), per
     channel under a "channel k" band when C > 1; ``colours`` adds its colour bar at the right."""
-    scale, x_in, y_true, y_pred = _sequence(inputs, target, pred, scale, colours)
+    scale, x_in, y_true, y_pred, missing = _sequence(inputs, target, pred, scale, colours)
     channels = y_pred.shape[1]
-    groups = [_channel_rows(x_in[:, k], None if y_true is None else y_true[:, k], y_pred[:, k], scale, colours)
+    groups = [_channel_rows(x_in[:, k], None if y_true is None else y_true[:, k], y_pred[:, k], scale, colours,
+                            None if missing is None else missing[:, k])
               for k in range(channels)]
     h, w = y_pred.shape[2] * scale, y_pred.shape[3] * scale
     cols, header = max(len(x_in), len(y_pred)), GROUP_HEADER if channels > 1 else 0
@@ -276,9 +302,11 @@ def _gif_frame(left, right, titles, status, colour):
     return canvas
 
 
-def _stacked_tiles(frames, scale, colours):
-    """(T, C, H, W) in [0, 1] -> (T, C*h + (C-1)*GAP, w, 3): the channels top to bottom, GAP px of white apart."""
-    tiles = [_tiles(frames[:, k], scale, colours) for k in range(frames.shape[1])]  # C x (T, h, w, 3)
+def _stacked_tiles(frames, scale, colours, missing=None):
+    """(T, C, H, W) in [0, 1] -> (T, C*h + (C-1)*GAP, w, 3): the channels top to bottom, GAP px of white apart;
+    ``missing`` (T, C, H, W) pixels in NO_DATA."""
+    tiles = [_tiles(frames[:, k], scale, colours, None if missing is None else missing[:, k])
+             for k in range(frames.shape[1])]  # C x (T, h, w, 3)
     gap = np.full(tiles[0].shape[:1] + (GAP,) + tiles[0].shape[2:], 255, dtype=np.uint8)  # (T, GAP, w, 3)
     return np.concatenate([tiles[0]] + [part for tile in tiles[1:] for part in (gap, tile)], axis=1)
 
@@ -286,14 +314,14 @@ def _stacked_tiles(frames, scale, colours):
 def save_comparison_gif(path, target, pred, inputs=None, scale=2, frame_ms=250, colours=None):
     """Looping GIF of truth | prediction (channels stacked) after the optional ``inputs`` (green "observed",
     red "predicted"); the last frame is held longer so the end of the sequence is visible."""
-    scale, x_in, y_true, y_pred = _sequence(inputs, target, pred, scale, colours)
+    scale, x_in, y_true, y_pred, missing = _sequence(inputs, target, pred, scale, colours)
     if not (isinstance(frame_ms, (int, np.integer)) and frame_ms > 0):
         raise ValueError(f"frame_ms must be a positive integer, got {frame_ms!r}")
     frames, t_in = [], 0 if x_in is None else len(x_in)
     total = t_in + len(y_true)
     for t, tile in enumerate(_stacked_tiles(x_in, scale, colours) if t_in else []):
         frames.append(_gif_frame(tile, tile, ("input", "input"), f"observed {t + 1}/{total}", OBSERVED))
-    for t, (a, b) in enumerate(zip(_stacked_tiles(y_true, scale, colours), _stacked_tiles(y_pred, scale, colours))):
+    for t, (a, b) in enumerate(zip(_stacked_tiles(y_true, scale, colours, missing), _stacked_tiles(y_pred, scale, colours))):
         frames.append(_gif_frame(a, b, ("ground truth", "prediction"),
                                  f"predicted {t_in + t + 1}/{total}", PREDICTED))
     durations = [int(frame_ms)] * (len(frames) - 1) + [int(frame_ms) * 4]

@@ -32,10 +32,10 @@ def install(prefix, patch=setattr):
         self.recorded_digests = []
         step = self.train_step
 
-        def recording_step(inputs, targets, lr, mask=None):
+        def recording_step(inputs, targets, lr, mask=None, *valid):  # valid: the no-data mask (nodata only)
             x, y = inputs.asnumpy(), targets.asnumpy()
             self.recorded_digests.append([digest(x[b], y[b]) for b in range(len(x))])
-            return step(inputs, targets, lr, mask)
+            return step(inputs, targets, lr, mask, *valid)
 
         self.train_step = recording_step
 

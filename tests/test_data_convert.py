@@ -360,6 +360,7 @@ def test_hdf5_cf_attributes_are_applied(tmp_path, capsys):
     np.testing.assert_array_equal(data[:, :, 0], want)
     assert record["units"] == "dBZ" and record["non_finite_values"] == 1 and record["missing_values"] == [-32768.0]
     assert "--fill" in stdout and "NaN" in stdout
+    assert record["train_options"][-2:] == ["--nodata", "nan"] and "--nodata nan" in stdout  # the way to train on them
 
 
 def odim_like(path, frames, gain=0.5, offset=-32.0, nodata=255):
@@ -548,3 +549,22 @@ def write_example_sources(root):
             var = f.create_variable("reflectivity", ("time", "y", "x"), dtype="i2", fillvalue=np.int16(-999))
             var[...] = raw
             var.attrs.update(PACKED)
+    if not os.path.isfile(os.path.join(root, "radar_gaps.nc")):
+        write_radar_with_gaps(os.path.join(root, "radar_gaps.nc"))
+
+
+def write_radar_with_gaps(path, sequences=10, frames=8, size=16):
+    """docs/own_data.md's no-data example: packed dBZ rain cells (sample, time, y, x) whose corner of every frame
+    of every other sequence, and some scattered pixels, hold the _FillValue (no measurement)."""
+    from src.data.rain_cells import RainCells
+
+    dbz = RainCells(sequences, frames, size, seed=5).block(0, sequences)[:, :, 0]  # (N, T, H, W)
+    raw = np.round((dbz + 32.0) / 0.5).astype(np.int16)
+    gaps = np.random.default_rng(6).random(raw.shape) < 0.03
+    gaps[::2, :, :5, :6] = True
+    raw[gaps] = -999
+    with h5netcdf.File(path, "w") as f:
+        f.dimensions = {"sample": sequences, "time": frames, "y": size, "x": size}
+        var = f.create_variable("reflectivity", ("sample", "time", "y", "x"), dtype="i2", fillvalue=np.int16(-999))
+        var[...] = raw
+        var.attrs.update(PACKED)

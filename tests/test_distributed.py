@@ -229,6 +229,37 @@ def test_two_workers_equal_one_process_with_the_global_batch(two_workers, tmp_pa
     np.testing.assert_allclose(ranks[0]["history"][0]["val_mse"], single["history"][0]["val_mse"], rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_two_workers_with_no_data_pixels_equal_one_process_with_the_global_batch(tmp_path, monkeypatch):
+    """nodata: the no-data mask travels as a third dataset column to each rank's compiled step; the ranks' averaged
+    gradients of the masked loss equal one process's on the global batch."""
+    if not msrun_available():
+        pytest.skip("mindspore.parallel.cluster.run (msrun) is not available in this MindSpore")
+    rng = np.random.default_rng(8)
+    frames = rng.random((12, 5, 1, 16, 16)).astype(np.float32)  # (N, T, C, H, W) in [0, 1]
+    frames[rng.random(frames.shape) < 0.2] = np.nan
+    frames[::3, :, :, :6, :8] = np.nan
+    np.save(tmp_path / "gaps.npy", frames)
+    changes = dict(dataset="sequences", data_path=tmp_path / "gaps.npy", nodata="nan", sampling="none",
+                   loss_frames="output", val_fraction=0.2, test_fraction=0.2)
+    cwd = tmp_path / "launched"
+    cwd.mkdir()
+    finish(start_cpu_launcher(cwd, WORKERS, launcher_env(cwd), **changes), cwd)
+    ranks = [load_dump(cwd / f"dump_rank{r}.npz") for r in range(WORKERS)]
+    rank_recorder.install(str(tmp_path / "single_"), monkeypatch.setattr)
+    cfg = load_config(overrides(batch_size=BATCH * WORKERS, output_dir=tmp_path / "run", **changes), config_path=CONFIG)
+    from src.training.trainer import Trainer
+
+    assert Trainer(cfg).fit() == 0
+    single = load_dump(tmp_path / "single_rank0.npz")
+    assert single["digests"] == [ranks[0]["digests"][s] + ranks[1]["digests"][s] for s in range(STEPS)]
+    for name, value in single["params"].items():
+        np.testing.assert_allclose(ranks[0]["params"][name], value, rtol=0, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(ranks[1]["params"][name], ranks[0]["params"][name], err_msg=name)
+    assert np.isfinite(single["history"][0]["train_loss"])
+    np.testing.assert_allclose(ranks[0]["history"][0]["train_loss"], single["history"][0]["train_loss"], rtol=1e-5)
+
+
 # ---------------------------------------------------------------- a non-zero rank in-process
 # ---------------------------------------------------------------- two hosts on loopback
 def another_host_ip(directory):

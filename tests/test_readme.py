@@ -240,6 +240,8 @@ def _convert(command, cwd):
     out = run(command, cwd)
     printed = re.search(r"^train with: python train\.py (.*)$", out, flags=re.M).group(1)
     assert printed.startswith("--dataset sequences --data_path data/"), out[-2000:]
+    if "radar_gaps" in command:  # NaN in the output: the printed options train on them as no-data pixels
+        assert printed.endswith(" --nodata nan"), printed
     if "my_video" in command:  # the documented train.py command is the one the converter prints
         documented = next(c for c in readme_commands() if c.startswith("python train.py") and "my_video" in c)
         assert documented == f"python train.py {printed} --output_dir output/my_video", printed
@@ -255,6 +257,18 @@ def _evaluate_converted(command, cwd):
     assert re.search(r"^result: mse=", out, flags=re.M) and "my_video.npy" in out, out[-2000:]
 
 
+def _train_no_data(command, cwd):
+    out = run(with_overrides(command, TINY_64), cwd)
+    assert re.search(r"no-data nan, \d+ of \d+ values of the file", out), out[-2000:]
+    assert os.path.isfile(cwd / "output" / "radar_gaps" / "ckpt" / "best.ckpt")
+
+
+def _evaluate_no_data(command, cwd):
+    out = run(command, cwd)
+    assert re.search(r"^no data \(nan\): \d+ of \d+ target values", out, flags=re.M), out[-2000:]
+    assert os.path.isfile(cwd / "output" / "radar_gaps" / "eval" / "vis" / "seq_0000.png")
+
+
 # (pattern, handler) in the order they must run
 RUNNERS = [
     (r"^python -m src\.models\.flops", _flops),
@@ -262,6 +276,8 @@ RUNNERS = [
     (r"^python -m src\.data\.convert", _convert),  # before the training of what it converts
     (r"^python train\.py .*my_video", _train_converted),
     (r"^python eval\.py .*my_video", _evaluate_converted),
+    (r"^python train\.py .*radar_gaps", _train_no_data),
+    (r"^python eval\.py .*radar_gaps", _evaluate_no_data),
     (r"^python train\.py", _train_foreground),
     (r"run_standalone_train\.sh configs/cpu_small\.yaml CPU", _train_background),
     (r"^python export\.py", _export),

@@ -283,3 +283,26 @@ def test_only_single_channel_dbz_data_get_the_radar_colours():
     assert picture_colours(load_config([], dataset="synthetic"), _to_dbz) is None  # Moving MNIST stays grey
     other = dict(dbz, data_min=0, data_max=255)
     assert picture_colours(load_config([], channels=1, **other), _to_dbz) is None  # not dBZ: grey
+
+
+def test_strip_and_gif_draw_the_truth_s_no_data_pixels_in_their_colour(tmp_path):
+    """NaN in the truth (no data): exactly those pixels of the truth and |error| cells are NO_DATA; the others and
+    the prediction row keep their grey values."""
+    inputs, target, pred = _sequence(3, 0), _sequence(3, 1), _sequence(3, 2)
+    missing = np.random.default_rng(3).random(target.shape) < 0.3  # (T, 1, H, W)
+    path = save_sequence_strip(str(tmp_path / "strip.png"), inputs, np.where(missing, np.nan, target), pred)
+    px = np.asarray(Image.open(path).convert("RGB"))
+    is_no_data = (px == np.array(visualize.NO_DATA, np.uint8)).all(axis=-1)  # (height, width)
+    for row, marked in ((0, False), (1, True), (2, False), (3, True)):  # input, truth, prediction, |error|
+        y0 = GAP + row * (H + GAP)
+        for t in range(3):
+            x0 = LABEL_WIDTH + GAP + t * (W + GAP)
+            expected = missing[t, 0] if marked else np.zeros((H, W), bool)
+            np.testing.assert_array_equal(is_no_data[y0:y0 + H, x0:x0 + W], expected)
+    truth = px[GAP + H + GAP:GAP + 2 * H + GAP, LABEL_WIDTH + GAP:LABEL_WIDTH + GAP + W, 0]
+    kept = ~missing[0, 0]
+    np.testing.assert_array_equal(truth[kept], np.rint(target[0, 0] * 255).astype(np.uint8)[kept])
+    gif = save_comparison_gif(str(tmp_path / "a.gif"), np.where(missing, np.nan, target), pred)
+    with Image.open(gif) as im:
+        im.seek(0)
+        assert (np.asarray(im.convert("RGB")) == np.array(visualize.NO_DATA, np.uint8)).all(axis=-1).sum() > 0

@@ -8,11 +8,12 @@ import os
 
 import numpy as np
 
+from src.config import nodata_values
 from src.data.archive import is_remote_url, unpacked_data_path
 from src.data.digits import synthetic_digits
 from src.data.idx import read_idx_images
 from src.data.moving_mnist import MovingMNIST
-from src.data.sequences import (check_tileable, checked_indices, make_normalization, open_input_file,
+from src.data.sequences import (check_tileable, checked_indices, fill_no_data, make_normalization, open_input_file,
                                 open_sequence_file, open_sequences, split_file_paths)
 from src.data.split_record import check_split, every_window_statement, file_fingerprint
 from src.errors import ConfigError, DataError
@@ -103,6 +104,25 @@ class RankBatches:
         return read_batch(self.source, self.source_indices(j))
 
 
+VALID_COLUMN = "valid"  # with nodata: float32 1 where a target pixel has data, 0 where not
+
+
+class MaskedBatches:
+    """Item ``j`` of ``batches`` as (inputs, targets with no data set to the background 0, valid (B, T_out, C, H, W)
+    float32 0/1): NaN-free tensors of fixed shape for the compiled step."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, j):
+        inputs, targets = self.batches[j]
+        filled, missing = fill_no_data(targets)  # (B, T_out, C, H, W) each
+        return inputs, filled, (~missing).astype(np.float32)
+
+
 _lowered_workers_noted = set()
 
 
@@ -127,7 +147,10 @@ def build_rank_dataset(cfg, source, rank=0, group_size=1, start_step=0):
     import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
 
     batches = RankBatches(source, rank, group_size, cfg.batch_size, start_step, cfg.steps_per_epoch)
-    return ds.GeneratorDataset(batches, column_names=list(COLUMNS), shuffle=False,
+    if cfg.nodata:
+        batches = MaskedBatches(batches)
+    return ds.GeneratorDataset(batches, column_names=list(COLUMNS + (VALID_COLUMN,) if cfg.nodata else COLUMNS),
+                               shuffle=False,
                                num_parallel_workers=workers_for_host(cfg.num_workers),
                                python_multiprocessing=cfg.worker_type == "process")
 
@@ -151,13 +174,13 @@ def iterate_batches(source, batch_size, limit=0):
 
 def sequence_normalization(cfg):
     """The normalisation ``cfg`` fixes (a trained model's holds data_dtype), or None until the data say."""
-    return (make_normalization(cfg.data_dtype, cfg.data_scale, cfg.data_min, cfg.data_max)
+    return (make_normalization(cfg.data_dtype, cfg.data_scale, cfg.data_min, cfg.data_max, nodata_values(cfg))
             if cfg.data_dtype else None)
 
 
 def _file_options(cfg):  # keyword arguments of src.data.sequences' openers
     return dict(npz_key=cfg.npz_key, window_stride=cfg.window_stride, scale=cfg.data_scale, data_min=cfg.data_min,
-                data_max=cfg.data_max, normalization=sequence_normalization(cfg))
+                data_max=cfg.data_max, normalization=sequence_normalization(cfg), nodata=nodata_values(cfg))
 
 
 def _check_local(path):
@@ -326,11 +349,23 @@ class TrainingData:
                 f"{train.file.dtype}, {norm.scale} [{norm.data_min:g}, {norm.data_max:g}] -> [0, 1]; "
                 f"{len(train)} training windows of {cfg.input_frames}+{cfg.output_frames} frames "
                 f"({len(train.sequence_indices)} sequences); {per_epoch} windows per epoch {per_step} = "
-                f"{per_epoch / len(train):.2f} passes{self._crops()}; {val}")
+                f"{per_epoch / len(train):.2f} passes{self._crops()}; {val}{no_data_text(train.file, norm)}")
 
     def _crops(self):
         crop = self.cfg.crop_size
         return f", trained on random {crop}x{crop} crops (validation on whole frames)" if crop else ""
+
+
+def no_data_text(file, norm):
+    """"; no-data ..." for the training log: the markers, what is done with them and, for a float file (scanned
+    once), their share of its values; "" without ``nodata``."""
+    if not norm.nodata:
+        return ""
+    count = getattr(file, "no_data_count", None)
+    share = "" if count is None else f", {count} of {int(np.prod(file.shape))} values of the file " \
+        f"({100.0 * count / max(1, int(np.prod(file.shape))):.2f} %)"
+    return (f"; no-data {', '.join(f'{v:g}' for v in norm.nodata)}{share}: inputs filled with {norm.data_min:g} "
+            "(normalised 0), targets left out of the loss and the scores")
 
 
 def _say_note(note):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.config import LAYOUTS, MAX_CHANNELS, SCALES, data_range_problem, frame_tiling, scaling_problem, untileable
+from src.config import (LAYOUTS, MAX_CHANNELS, SCALES, data_range_problem, frame_tiling, nodata_list, scaling_problem,
+                        untileable)
 from src.data.idx import array_file_kind, check_data_file
 from src.data.split_record import file_fingerprint
 from src.errors import DataError, first_line
@@ -32,23 +33,27 @@ _FIX = "re-run `bash download.sh DATA_DIR` to fetch a good copy"
 
 @dataclass(frozen=True)
 class Normalization:
-    """x' = clip((x - data_min) / (data_max - data_min), 0, 1), in the file's units."""
+    """x' = clip((x - data_min) / (data_max - data_min), 0, 1), in the file's units; ``nodata``: the values
+    (floats, NaN for "nan") that mark pixels without a measurement (the ``nodata`` config key)."""
 
     scale: str  # "auto" | "minmax"
     data_min: float
     data_max: float
     dtype: str  # dtype of the data it was made for
+    nodata: tuple = ()
 
-    def to_dict(self):  # for the checkpoint
-        return {"scale": self.scale, "data_min": float(self.data_min), "data_max": float(self.data_max),
-                "dtype": self.dtype}
+    def to_dict(self):  # for the checkpoint; a record without no-data values is unchanged
+        record = {"scale": self.scale, "data_min": float(self.data_min), "data_max": float(self.data_max),
+                  "dtype": self.dtype}
+        return dict(record, nodata=nodata_list(self.nodata, None)) if self.nodata else record
 
     @classmethod
     def from_dict(cls, values, where="normalization"):
         try:
+            nodata = tuple(float(v) for v in values.get("nodata", ()))
             norm = cls(str(values["scale"]), float(values["data_min"]), float(values["data_max"]),
-                       str(values["dtype"]))
-        except (KeyError, TypeError, ValueError) as err:
+                       str(values["dtype"]), nodata)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise DataError(f"{where}: not a normalisation record ({err!r}); expected keys scale, data_min, "
                             f"data_max, dtype") from None
         if norm.scale not in SCALES or norm.dtype not in DTYPE_MAX or data_range_problem(norm.data_min, norm.data_max):
@@ -66,8 +71,40 @@ class Normalization:
         x = np.asarray(values, dtype=np.float32)
         return x * np.float32(self.data_max - self.data_min) + np.float32(self.data_min)
 
+    def missing(self, raw):
+        """bool array of ``raw``'s shape: True where a value is a no-data marker; None without markers."""
+        return missing_values(raw, self.nodata) if self.nodata else None
 
-def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
+    def frames(self, raw):
+        """File values -> float32 in [0, 1] with NaN at no-data pixels (only with ``nodata``)."""
+        x = self.normalize(raw)
+        missing = self.missing(raw)
+        if missing is not None:
+            x[missing] = np.nan
+        return x
+
+
+def missing_values(raw, nodata):
+    """True where ``raw`` is NaN (when NaN is among ``nodata``) or equals one of the declared numbers."""
+    raw = np.asarray(raw)
+    missing = np.zeros(raw.shape, dtype=bool)
+    for value in nodata:
+        if math.isnan(value):
+            if raw.dtype.kind == "f":
+                missing |= np.isnan(raw)
+        else:
+            missing |= raw == value  # in the file's dtype, as the value was written
+    return missing
+
+
+def fill_no_data(frames, background=0.0):
+    """(frames with NaN replaced by ``background``, the bool mask of those pixels): what the network sees."""
+    missing = np.isnan(frames)
+    return (np.where(missing, np.float32(background), frames).astype(np.float32, copy=False) if missing.any()
+            else frames), missing
+
+
+def make_normalization(dtype, scale="auto", data_min=None, data_max=None, nodata=()):
     """The normalisation of data of ``dtype`` (float ``auto`` data is range-checked separately)."""
     dtype = np.dtype(dtype).name
     if dtype not in DTYPE_MAX:
@@ -77,9 +114,10 @@ def make_normalization(dtype, scale="auto", data_min=None, data_max=None):
     problem = scaling_problem(scale, data_min, data_max)
     if problem:
         raise DataError(problem)
+    nodata = tuple(float(v) for v in nodata)
     if scale == "auto":
-        return Normalization("auto", 0.0, DTYPE_MAX[dtype], dtype)
-    return Normalization("minmax", float(data_min), float(data_max), dtype)
+        return Normalization("auto", 0.0, DTYPE_MAX[dtype], dtype, nodata)
+    return Normalization("minmax", float(data_min), float(data_max), dtype, nodata)
 
 
 def _check_layout(layout):
@@ -184,22 +222,26 @@ class SequenceFile:
         _check_shape(self.path, self.layout, self._array.shape)
         self.shape = tuple(int(s) for s in self._array.shape)
         self.num_sequences, self.num_frames, self.channels, self.height, self.width = _sizes(self.layout, self.shape)
-        self._value_range = None
+        self._value_range = None  # (nodata, (min, max)) once scanned
+        self.no_data_count = None  # no-data values found by the scan of a float file
 
-    def value_range(self):
-        """(min, max) of a float file, scanned once; DataError on NaN/inf."""
-        if self._value_range is not None:
-            return self._value_range
+    def value_range(self, nodata=()):
+        """(min, max) of a float file without its ``nodata`` values, scanned once (the no-data count is kept in
+        ``no_data_count``); DataError on NaN/inf that are not declared no-data."""
+        nodata = tuple(nodata)
+        if self._value_range is not None and self._value_range[0] == nodata:
+            return self._value_range[1]
         array = self._array
         # chunks of the flat array: bounded memory whatever the shape (one frame row of a TNHW file can be
         # gigabytes); order "F" keeps the flattening a view for Fortran-ordered files
         order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
         flat = array.reshape(-1, order=order)
         step = max(1, _SCAN_BYTES // array.itemsize)
-        bad, first, low, high = 0, None, math.inf, -math.inf
+        bad, first, low, high, missing_count = 0, None, math.inf, -math.inf, 0
         for start in range(0, flat.size, step):
             chunk = np.asarray(flat[start:start + step])
-            finite = np.isfinite(chunk)
+            missing = missing_values(chunk, nodata) if nodata else None
+            finite = np.isfinite(chunk) if missing is None else np.isfinite(chunk) | missing
             count = chunk.size - int(np.count_nonzero(finite))
             if count:
                 if first is None:
@@ -207,15 +249,25 @@ class SequenceFile:
                     first = tuple(int(i) for i in where)
                 bad += count
             elif not bad:
-                low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
+                values = chunk if missing is None else chunk[~missing]
+                missing_count += 0 if missing is None else int(np.count_nonzero(missing))
+                if values.size:
+                    low, high = min(low, float(values.min())), max(high, float(values.max()))
         if bad:
-            index = dict(zip(self.layout, first))  # e.g. "sequence 3, frame 0, row 5, column 7"
-            where = ", ".join(f"{_AXIS_NAMES[axis]} {index[axis]}" for axis in "NTCHW" if axis in index)
-            raise DataError(f"{self.path}: {bad} NaN/inf values in {self.dtype} data; the first at {where} "
-                            f"(array index {first}); replace them (e.g. with the background value) before "
-                            "training")
-        self._value_range = low, high
-        return self._value_range
+            raise self._non_finite(bad, first, nodata)
+        self.no_data_count = missing_count
+        self._value_range = nodata, (low, high)
+        return low, high
+
+    def _non_finite(self, bad, first, nodata):
+        index = dict(zip(self.layout, first))  # e.g. "sequence 3, frame 0, row 5, column 7"
+        where = ", ".join(f"{_AXIS_NAMES[axis]} {index[axis]}" for axis in "NTCHW" if axis in index)
+        what = "inf values (not declared no-data)" if nodata else "NaN/inf values"
+        fix = ("replace the inf values before training" if nodata else
+               "train with --nodata nan to leave NaN pixels out of the loss and the scores (inputs filled with the "
+               "background), or replace them before training")
+        return DataError(f"{self.path}: {bad} {what} in {self.dtype} data; the first at {where} (array index "
+                         f"{first}); {fix}")
 
     def read_windows(self, sequences, starts, length):
         """(B, length, C, H, W) frames from ``starts[b]`` of ``sequences[b]``, file dtype, one fancy index."""
@@ -240,17 +292,17 @@ class SequenceFile:
                 f"{self.height}x{self.width} {self.dtype} ({self.layout} {self.shape})")
 
 
-def _normalization_for(files, scale, data_min, data_max, normalization):
+def _normalization_for(files, scale, data_min, data_max, normalization, nodata=()):
     """The normalisation of ``files`` (all of one dtype), range-checking float ``auto`` data."""
     dtype = files[0].dtype
-    norm = make_normalization(dtype, scale, data_min, data_max) if normalization is None else normalization
+    norm = make_normalization(dtype, scale, data_min, data_max, nodata) if normalization is None else normalization
     if not isinstance(norm, Normalization):  # its to_dict record
         norm = Normalization.from_dict(norm)
     if norm.scale == "auto" and norm.dtype != dtype:
         raise DataError(f"{files[0].path}: dtype {dtype}, but the normalisation (auto, {norm.data_min:g}.."
                         f"{norm.data_max:g}) was made for {norm.dtype} data; convert the file to {norm.dtype}")
     for f in (f for f in files if f.dtype.startswith("float")):
-        low, high = f.value_range()  # also rejects NaN/inf
+        low, high = f.value_range(norm.nodata)  # also rejects NaN/inf that are not declared no-data
         if norm.scale == "auto" and (low < 0.0 or high > 1.0):
             raise DataError(f"{f.path}: {f.dtype} values span [{low:g}, {high:g}], outside [0, 1] as data_scale "
                             "auto needs for float data; set data_scale minmax with data_min and data_max (e.g. "
@@ -316,9 +368,10 @@ class WindowSource(BatchSource):
 
     def batch(self, indices):
         raw = self.file.read_windows(*self._locations(indices), self.window_length)
-        frames = self.normalization.normalize(raw)  # (B, L, C, H, W) float32
-        return (np.ascontiguousarray(frames[:, :self.input_frames]),  # (B, T_in, C, H, W)
-                np.ascontiguousarray(frames[:, self.input_frames:]))  # (B, T_out, C, H, W)
+        frames = self.normalization.frames(raw)  # (B, L, C, H, W) float32, NaN = no data (with nodata only)
+        inputs, _ = fill_no_data(frames[:, :self.input_frames])  # (B, T_in, C, H, W): background where no data
+        return (np.ascontiguousarray(inputs),  # (B, T_in, C, H, W)
+                np.ascontiguousarray(frames[:, self.input_frames:]))  # (B, T_out, C, H, W), NaN = no data
 
     def describe(self):
         label = f"{self.name}: " if self.name else ""
@@ -410,7 +463,7 @@ class SequenceSplits:
 
 def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
                    split=(0.8, 0.1, 0.1), split_seed=0, scale="auto", data_min=None, data_max=None,
-                   normalization=None):
+                   normalization=None, nodata=()):
     """Open a file (split by sequence) or a train/val/test directory."""
     path = os.fspath(path)
     _check_frames(input_frames, output_frames, window_stride)
@@ -432,7 +485,7 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     distinct = list({id(f): f for f in files.values()}.values())
     for f in distinct:  # before the value scan, which reads a float file once
         _check_long_enough(f, int(input_frames), int(output_frames))
-    norm = _normalization_for(distinct, scale, data_min, data_max, normalization)
+    norm = _normalization_for(distinct, scale, data_min, data_max, normalization, nodata)
     record["fingerprint"] = file_fingerprint(files["train"]) if record["mode"] == "file" else \
         {name: file_fingerprint(f) for name, f in files.items()}  # checked by eval.py & co (src.data.split_record)
     sources = {name: WindowSource(files[name], members[name], input_frames, output_frames, window_stride, norm,
@@ -441,13 +494,13 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
 
 
 def open_sequence_file(path, layout, input_frames, output_frames, *, inputs_only=False, npz_key="",
-                       window_stride=0, scale="auto", data_min=None, data_max=None, normalization=None):
+                       window_stride=0, scale="auto", data_min=None, data_max=None, normalization=None, nodata=()):
     """Every window of every sequence of one file (to evaluate or predict on it), or with ``inputs_only``
     its InputFrames if it holds just ``input_frames`` a sequence."""
     _check_frames(input_frames, output_frames, window_stride)
     file = SequenceFile(path, layout, npz_key)
     _check_long_enough(file, int(input_frames), int(output_frames), inputs_only)
-    norm = _normalization_for([file], scale, data_min, data_max, normalization)
+    norm = _normalization_for([file], scale, data_min, data_max, normalization, nodata)
     if inputs_only and file.num_frames == int(input_frames):
         return InputFrames(file, input_frames, norm)
     return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
@@ -469,7 +522,7 @@ class InputFrames(BatchSource):
     def batch(self, indices):
         seq = checked_indices(indices, len(self), "sequence index")
         raw = self.file.read_windows(seq, np.zeros_like(seq), self.input_frames)  # (B, T_in, C, H, W) file dtype
-        return self.normalization.normalize(raw), None  # (B, T_in, C, H, W) float32
+        return fill_no_data(self.normalization.frames(raw))[0], None  # (B, T_in, C, H, W) float32
 
 
 def open_input_file(path, layout, input_frames, output_frames, **options):  # a file to predict from

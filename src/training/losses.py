@@ -1,6 +1,7 @@
 """Training losses on the logits: ``cfg.loss`` mse | bce | balanced (HKO-7's B-MSE + B-MAE, Shi et al. 2017:
 errors weighted by the truth's intensity class), + ``ssim_weight`` x (1 - SSIM): pixel losses alone reward a
 grey haze where the future is uncertain, which SSIM punishes (pixel + SSIM: Zhao et al., IEEE TCI 2017)."""
+import mindspore as ms
 import numpy as np
 from mindspore import ops
 
@@ -43,12 +44,45 @@ def to_frames(logits, linear_output):
     return logits if linear_output else ops.sigmoid(logits)
 
 
-def pixel_loss(logits, targets, name, linear_output=False):
-    """``mse`` of the frames or ``bce`` on the logits (sigmoid output only); logits, targets (B, T, C, H, W)."""
+def data_counter(group_size=1):
+    """``count(valid) -> float32``: the pixels with data of a batch, per rank: with data-parallel ranks the count of
+    the global batch (all-reduced) / group_size, so that the mean of the ranks' gradients is the gradient of the mean
+    over every pixel with data of the global batch, as one process on it computes (a local count would weight every
+    rank's pixels by its own count)."""
+    all_reduce = ops.AllReduce() if group_size > 1 else None
+
+    def count(valid):
+        # an integer sum is exact (a float32 sum is not beyond 2^24 pixels); the CPU AllReduce takes float32 only
+        pixels = ops.stop_gradient(valid).astype(ms.int32).sum().astype(ms.float32)
+        return pixels if all_reduce is None else all_reduce(pixels) / group_size
+
+    return count
+
+
+LOCAL_COUNT = data_counter()
+
+
+def valid_share(values, valid, count=LOCAL_COUNT):
+    """N / (pixels with data), N = all pixels of ``values`` (a static shape): the factor that turns a mean over
+    all pixels of ``values * valid`` into the mean over the pixels with data; exactly 1.0 when every pixel has data
+    (N / N), so the masked losses then equal the plain ones bit for bit. A batch without data gives loss 0.
+    ``count``: :func:`data_counter`'s function (data-parallel: the global batch's count per rank)."""
+    total = 1.0
+    for size in values.shape:
+        total *= size
+    return total / ops.maximum(count(valid), 1.0)
+
+
+def pixel_loss(logits, targets, name, linear_output=False, valid=None, count=LOCAL_COUNT):
+    """``mse`` of the frames or ``bce`` on the logits (sigmoid output only); logits, targets (B, T, C, H, W);
+    ``valid`` (float 0/1, their shape; None: every pixel): the mean over the pixels with data only."""
     if name == "mse":
-        return ops.mean(ops.square(to_frames(logits, linear_output) - targets))
+        err = ops.square(to_frames(logits, linear_output) - targets)  # (B, T, C, H, W)
+        return ops.mean(err) if valid is None else ops.mean(err * valid) * valid_share(err, valid, count)
     if name == "bce":
-        return ops.binary_cross_entropy_with_logits(logits, targets, ops.ones_like(logits), ops.ones_like(logits))
+        weight = ops.ones_like(logits) if valid is None else valid  # per-pixel weight: 0 where no data
+        loss = ops.binary_cross_entropy_with_logits(logits, targets, weight, ops.ones_like(logits))
+        return loss if valid is None else loss * valid_share(logits, valid, count)
     raise ValueError(f"unknown loss {name!r}")
 
 
@@ -69,33 +103,43 @@ def pixel_classes(cfg):
     return [float(v) for v in thresholds], [float(v) for v in weights]
 
 
-def balanced_loss(logits, targets, thresholds, weights, linear_output=False):
-    """mean(w * ((p - t)^2 + |p - t|)), p = the frames of ``logits``, w = weights[#thresholds <= t]."""
+def balanced_loss(logits, targets, thresholds, weights, linear_output=False, valid=None, count=LOCAL_COUNT):
+    """mean(w * ((p - t)^2 + |p - t|)), p = the frames of ``logits``, w = weights[#thresholds <= t]; ``valid``
+    (float 0/1; None: all): the mean over the pixels with data only."""
     w = ops.full_like(targets, weights[0])
     for k, threshold in enumerate(thresholds):
         w = w + (weights[k + 1] - weights[k]) * (targets >= threshold).astype(targets.dtype)  # class k+1 and above
     err = to_frames(logits, linear_output) - targets
-    return ops.mean(w * (ops.square(err) + ops.abs(err)))
+    if valid is None:
+        return ops.mean(w * (ops.square(err) + ops.abs(err)))
+    return ops.mean(w * valid * (ops.square(err) + ops.abs(err))) * valid_share(err, valid, count)
 
 
-def make_loss_fn(logits_fn, cfg):
+def make_loss_fn(logits_fn, cfg, group_size=1):
     """``loss(inputs, targets, mask)`` of ``logits_fn`` (``training_forward``), in float32 at any amp level; on
-    every next frame with ``loss_frames: all``; ``mask``: the scheduled-sampling mask (src/training/sampling.py)."""
+    every next frame with ``loss_frames: all``; ``mask``: the scheduled-sampling mask (src/training/sampling.py).
+    With ``nodata``: ``loss(inputs, targets, mask, valid)``, ``valid`` float 0/1 (B, T_out, C, H, W), targets 0
+    where it is 0: every pixel loss is a mean over the pixels with data, and the SSIM term compares prediction and
+    truth both set to the background 0 at no-data pixels (they agree there, as in the SSIM metric); ``group_size``
+    data-parallel ranks share one count of the pixels with data (:func:`data_counter`)."""
     name, ssim_weight = cfg.loss, float(cfg.ssim_weight)
     if name not in ("mse", "bce", "balanced"):
         raise ValueError(f"unknown loss {name!r}")
     classes = pixel_classes(cfg) if name == "balanced" else None
     all_frames, linear = cfg.loss_frames == "all", cfg.output_activation == "linear"
+    count = data_counter(group_size) if cfg.nodata else LOCAL_COUNT
 
-    def loss_fn(inputs, targets, mask):
+    def loss_fn(inputs, targets, mask, valid=None):
         logits = logits_fn(inputs, targets, mask)  # (B, T', C, H, W) float32
         truth = loss_targets(inputs, targets, all_frames)  # (B, T', C, H, W)
         if classes:
-            loss = balanced_loss(logits, truth, *classes, linear_output=linear)
+            loss = balanced_loss(logits, truth, *classes, linear_output=linear, valid=valid, count=count)
         else:
-            loss = pixel_loss(logits, truth, name, linear_output=linear)
+            loss = pixel_loss(logits, truth, name, linear_output=linear, valid=valid, count=count)
         if ssim_weight > 0:
             frames = ops.clip_by_value(logits, 0.0, 1.0) if linear else ops.sigmoid(logits)
+            if valid is not None:
+                frames, truth = frames * valid, truth * valid  # background 0 at no-data pixels in both
             loss = loss + ssim_weight * ssim_loss(frames, truth)
         return loss
 

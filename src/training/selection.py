@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from src.config import parse_best_metric
-from src.evaluation import units_of
+from src.evaluation import scored_targets, units_of
 from src.metrics import BalancedErrors, SkillScores, balance_of
 
 FRAME_SCORES = ("mse", "mae", "ssim", "psnr")  # computed by every validation (StreamingMetrics)
@@ -91,7 +91,7 @@ class ExtraScores:
     classes (src.metrics.balance_of) or the CSI at one threshold, in the units of ``source``'s data."""
 
     def __init__(self, score, cfg, source):
-        self.score = score
+        self.score, self.cfg = score, cfg
         self.to_units, _ = units_of(cfg, source)
         self.balanced = BalancedErrors(*balance_of(cfg)) if score.name == "bmse_bmae" else None
         self.skill = SkillScores([score.threshold]) if score.name == "csi" else None
@@ -99,11 +99,12 @@ class ExtraScores:
     def __call__(self, start, inputs, targets, pred):
         if targets is None:
             return
+        targets, valid = scored_targets(self.cfg, targets)  # NaN (no data) set to 0 and left out by ``valid``
         truth = self.to_units(targets)  # (B, T_out, C, H, W) in the data's units
         if self.balanced is not None:
-            self.balanced.update(pred, targets, truth)
+            self.balanced.update(pred, targets, truth, valid)
         if self.skill is not None:
-            self.skill.update(self.to_units(np.clip(pred, 0.0, 1.0)), truth)
+            self.skill.update(self.to_units(np.clip(pred, 0.0, 1.0)), truth, valid)
 
     def result(self):
         """{"b_mse", "b_mae"} or {"csi@T": mean CSI over lead frames, None if undefined}."""

@@ -66,24 +66,27 @@ def load_loss_scaler_state(scaler, state):
 
 
 def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
-    """``step(inputs, targets, lr, mask=None) -> (loss, finite)`` of ``forward`` (``training_forward``), device
-    tensors (reading them costs a host sync); not ``finite``: a gradient overflowed and the update was skipped.
-    ``mask``: the scheduled-sampling mask (B, T-2) of ``src.training.sampling`` (default: the inference mask),
-    a tensor of fixed shape, so a new mask never compiles the step again."""
-    loss_fn = make_loss_fn(forward, cfg)
+    """``step(inputs, targets, lr, mask=None, valid=None) -> (loss, finite)`` of ``forward`` (``training_forward``),
+    device tensors (reading them costs a host sync); not ``finite``: a gradient overflowed and the update was
+    skipped. ``mask``: the scheduled-sampling mask (B, T-2) of ``src.training.sampling`` (default: the inference
+    mask), a tensor of fixed shape, so a new mask never compiles the step again. With ``nodata``, ``valid``: float
+    0/1 (B, T_out, C, H, W), 1 where the target has data (default: all ones), of fixed shape too; without
+    ``nodata`` the step takes no ``valid`` and computes what it always did."""
+    loss_fn = make_loss_fn(forward, cfg, group_size)
+    masked = bool(cfg.nodata)
     reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=group_size) \
         if group_size > 1 else None
     clip = float(cfg.grad_clip)
 
-    def scaled_loss(inputs, targets, mask):
-        loss = loss_fn(inputs, targets, mask)
+    def scaled_loss(inputs, targets, mask, *valid):
+        loss = loss_fn(inputs, targets, mask, *valid)
         return scaler.scale(loss) if scaler is not None else loss
 
     grad_fn = ms.value_and_grad(scaled_loss, None, optimizer.parameters)
 
-    def compiled(inputs, targets, mask, lr):
+    def compiled(inputs, targets, mask, lr, *valid):  # valid: () or (the no-data mask,)
         ops.assign(optimizer.learning_rate, lr)
-        loss, grads = grad_fn(inputs, targets, mask)
+        loss, grads = grad_fn(inputs, targets, mask, *valid)
         if reducer is not None:
             grads = reducer(grads)
         if scaler is not None:
@@ -100,9 +103,13 @@ def build_train_step(cfg, forward, optimizer, scaler=None, group_size=1):
     compiled = ms.jit(compiled) if cfg.mode == "graph" else compiled
     t_in, t_out = cfg.input_frames, cfg.output_frames
 
-    def step(inputs, targets, lr, mask=None):
+    def step(inputs, targets, lr, mask=None, valid=None):
         if mask is None:
             mask = ms.Tensor(inference_mask(inputs.shape[0], t_in, t_out))  # (B, T-2)
-        return compiled(inputs, targets, mask, lr)
+        if not masked:
+            return compiled(inputs, targets, mask, lr)
+        if valid is None:
+            valid = ops.ones_like(targets)  # (B, T_out, C, H, W): every pixel has data
+        return compiled(inputs, targets, mask, lr, valid)
 
     return step

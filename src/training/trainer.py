@@ -221,11 +221,11 @@ class Trainer:
                                               self.ctx.rank, self.ctx.group_size, start_step=first)
         progress = Progress(cfg.steps_per_epoch - first, f"epoch {self.epoch + 1}/{cfg.epochs}")
         window_start, window_steps = time.perf_counter(), 0
-        for inputs, targets in dataset.create_tuple_iterator(num_epochs=1):
+        for inputs, targets, *valid in dataset.create_tuple_iterator(num_epochs=1):  # valid: with nodata only
             step = self.step_in_epoch
             lr = self.schedule.lr_at(self.epoch, step)
             mask = rank_mask(cfg, self._global_step(), self.ctx.rank, self.ctx.group_size)  # (B, T-2)
-            loss, finite = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32), ms.Tensor(mask))
+            loss, finite = self.train_step(inputs, targets, ms.Tensor(lr, ms.float32), ms.Tensor(mask), *valid)
             if self.wait_each_step:
                 loss.asnumpy()  # host memory on CPU: a wait, not a transfer (see waits_each_step)
             self._pending.append((step, loss, finite))  # checked and logged at the next sync point

@@ -64,8 +64,10 @@ def report(record, out_path):
              "train with: python train.py " + " ".join(shlex.quote(str(o)) for o in record["train_options"])]
     if record["non_finite_values"]:
         low = record["value_range"][0] if record["value_range"] else 0
-        lines.append(f"note: {record['non_finite_values']} values are NaN (fill values or missing data), which "
-                     f"train.py refuses: convert again with --fill VALUE (e.g. --fill {low:g}, the lowest value)")
+        lines.append(f"note: {record['non_finite_values']} values are NaN (fill values or missing data): the train "
+                     "options above hold --nodata nan, which fills them with the background in the inputs and leaves "
+                     "them out of the loss and the scores (train.py refuses NaN without it); or convert again with "
+                     f"--fill VALUE (e.g. --fill {low:g}, the lowest value) to train on VALUE there")
     lines += [f"note: {note}" for note in record["notes"]]
     return lines
 

@@ -157,6 +157,8 @@ def train_options(out_path, shape, dtype, value_range):
 
 def sidecar_record(source, out_path, stats, fill, command):
     options, notes = train_options(out_path, source.shape, source.dtype, stats.value_range())
+    if stats.non_finite:  # NaN kept (no --fill): train on them as no-data pixels
+        options += ["--nodata", "nan"]
     return {"data_file": os.path.basename(out_path), "data_layout": LAYOUT, "shape": list(source.shape),
             "dtype": source.dtype.name, "source": os.path.abspath(source.path), **source.record,
             "value_range": stats.value_range(), "non_finite_values": stats.non_finite,
