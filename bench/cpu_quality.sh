@@ -4,7 +4,7 @@
 # the validation set that picked best.ckpt) next to two baselines
 # (all-zero frames and repeating the last input frame).
 # The run is time-boxed: bench/step_budget.py times the recipe's compiled step on this machine first and
-# sizes steps_per_epoch so that training fits TRAIN_MINUTES (default 12.5) and the whole script 15 minutes
+# sizes steps_per_epoch so that training fits TRAIN_MINUTES (default 10.5) and the whole script 15 minutes
 # on every machine kind; a faster machine trains more steps (the count is printed and stored in the run's
 # config.yaml and checkpoints).
 #   bash bench/cpu_quality.sh [OUTPUT_DIR] [--key value ...]
@@ -18,7 +18,7 @@ esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}
 CONFIG="$ROOT/configs/cpu_small.yaml"
-TRAIN_MINUTES=${TRAIN_MINUTES:-12.5}   # minutes of training steps; the rest of the 15 is start-up, validation, evaluation
+TRAIN_MINUTES=${TRAIN_MINUTES:-10.5}   # minutes of training steps; the rest of the 15 is start-up, validation, evaluation
 START=$(date +%s)
 # the step count that fills TRAIN_MINUTES on this machine (bench/step_budget.py; it lands in the run's config)
 SIZE=$("$PYTHON" "$ROOT/bench/step_budget.py" --minutes "$TRAIN_MINUTES" --config_path "$CONFIG" "$@") || exit $?
