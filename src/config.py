@@ -210,8 +210,12 @@ def _keys():
             role="model"),
         Key("forget_bias", "float", 1.0, "initial forget-gate bias", m, role="procedure"),
         Key("output_activation", "str", "sigmoid", "what maps the output layer to frames: sigmoid (the losses "
-            "work on its logits) or linear (stacked arch, as OpenSTL: the loss on the raw output, predictions clipped "
-            "to [0, 1] when read out; needs loss mse or balanced)", m, role="model", choices=OUTPUT_ACTIVATIONS),
+            "work on its logits) or linear (paper/stacked arch; OpenSTL's: the loss on the raw output, predictions "
+            "clipped to [0, 1] when read out; needs loss mse or balanced)", m, role="model", choices=OUTPUT_ACTIVATIONS),
+        Key("residual", "bool", False, "paper/stacked arch, output_activation linear: each predicted frame is the "
+            "latest frame the network has read plus the output layer's change (paper: the last observed frame; "
+            "stacked: the frame of its step, true or predicted), so an untrained network starts from persistence; "
+            "set output_bias 0", m, role="model"),
         Key("output_bias", "float", -3.0, "initial bias (logit) of the output layer: Moving MNIST frames are ~90% "
             "black; starting dark (sigmoid(-3)~0.05) shortens the grey-haze phase that SSIM punishes hard", m,
             role="procedure"),
@@ -616,9 +620,18 @@ def _check_procedure_keys(values, fail):
     if arch == "stacked" and values["forecaster_input"] != "none":
         fail("config key 'forecaster_input' is for arch paper; arch stacked always reads its previous frame "
              "(see 'sampling')", "forecaster_input", "arch")
-    if values["output_activation"] == "linear" and arch != "stacked":
-        fail(f"config key 'output_activation': linear is only available for arch stacked, not {arch}",
+    if values["output_activation"] == "linear" and arch == "zoo":
+        fail("config key 'output_activation': linear is only available for arch paper or stacked, not zoo",
              "output_activation", "arch")
+    if values["residual"] and values["output_activation"] != "linear":
+        fail("config key 'residual': the change is added to a frame, so it needs output_activation linear (a sigmoid "
+             "would squash it); set output_activation linear", "residual", "output_activation")
+    if values["residual"] and values["forecaster_input"] != "none":
+        fail("config key 'residual' is not available with forecaster_input prediction; set forecaster_input none",
+             "residual", "forecaster_input")
+    if values["residual"] and values["output_bias"] != 0:
+        fail(f"config key 'output_bias' ({values['output_bias']:g}) would shift every residual forecast by a constant "
+             "from the start; set output_bias 0 with residual true", "output_bias", "residual")
     if values["output_activation"] == "linear" and values["loss"] == "bce":
         fail("config key 'loss': bce needs output_activation sigmoid (cross-entropy of logits); use mse or "
              "balanced with a linear output", "loss", "output_activation")

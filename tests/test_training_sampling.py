@@ -83,7 +83,7 @@ def test_two_ranks_slice_the_one_process_mask():
     (dict(sampling="reverse", reverse_sampling_start=0.5, reverse_sampling_stop=0.4), "reverse_sampling_start"),
     (dict(sampling_stop=0.0), "sampling_stop"),
     (dict(output_activation="linear", loss="bce"), "bce"),
-    (dict(arch="paper", output_activation="linear", sampling="none"), "output_activation"),
+    (dict(arch="zoo", output_activation="linear", sampling="none", loss="mse"), "output_activation"),
     (dict(lr_schedule="onecycle", warmup_epochs=1), "warmup_epochs"),
     (dict(forecaster_input="prediction"), "forecaster_input"),
 ])

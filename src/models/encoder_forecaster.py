@@ -50,14 +50,27 @@ def depth_to_space(x, patch):
 
 
 class _SequenceNet(nn.Cell):
-    """Batch-major frames outside, time-major inside; frames of ``frame_size`` or square ``image_size``."""
+    """Batch-major frames outside, time-major inside; frames of ``frame_size`` or square ``image_size``.
+    ``output_activation``: sigmoid (the losses work on logits) or linear (the raw output is the frame, clipped to
+    [0, 1] when read out); ``residual`` (linear only): the output is a change added to the latest frame read."""
 
-    def __init__(self, input_frames, output_frames, image_size, frame_size):
+    def __init__(self, input_frames, output_frames, image_size, frame_size, output_activation="sigmoid",
+                 residual=False):
         super().__init__()
+        if output_activation not in ("sigmoid", "linear"):
+            raise ValueError(f"output_activation must be sigmoid or linear, got {output_activation!r}")
+        if residual and output_activation != "linear":
+            raise ValueError("residual needs output_activation linear")
         self.input_frames = int(input_frames)
         self.output_frames = int(output_frames)
+        self.linear_output = output_activation == "linear"
+        self.residual = bool(residual)
         height, width = frame_size or (image_size, image_size)
         self.frame_size = (int(height), int(width))
+
+    def to_frame(self, logit):
+        """What the network feeds back and shows: sigmoid(logit) or, linear, the raw output."""
+        return logit if self.linear_output else ops.sigmoid(logit)
 
     def forward_logits(self, x):
         """x (B, T_in, C, H, W) float32 in [0, 1] -> logits (B, T_out, C, H, W)."""
@@ -65,7 +78,8 @@ class _SequenceNet(nn.Cell):
         return logits.transpose(1, 0, 2, 3, 4)
 
     def construct(self, x):
-        return ops.sigmoid(self.forward_logits(x))
+        logits = self.forward_logits(x)  # (B, T_out, C, H, W)
+        return ops.clip_by_value(logits, 0.0, 1.0) if self.linear_output else ops.sigmoid(logits)
 
 
 class ZooEncoderForecaster(_SequenceNet):
@@ -121,11 +135,14 @@ class PaperEncoderForecaster(_SequenceNet):
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, hidden_channels=(128, 64, 64),
                  kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=1.0, output_bias=0.0,
-                 forecaster_input="none", frame_channels=1, frame_size=None):
-        super().__init__(input_frames, output_frames, image_size, frame_size)
+                 forecaster_input="none", frame_channels=1, frame_size=None, output_activation="sigmoid",
+                 residual=False):
+        super().__init__(input_frames, output_frames, image_size, frame_size, output_activation, residual)
         if forecaster_input not in FORECASTER_INPUTS:
             raise ValueError(f"forecaster_input must be one of {', '.join(FORECASTER_INPUTS)}, "
                              f"got {forecaster_input!r}")
+        if residual and forecaster_input != "none":
+            raise ValueError("residual needs forecaster_input none")
         self.feed_predictions = forecaster_input == "prediction"
         self.patch_size = int(patch_size)
         height, width = self.frame_size
@@ -151,24 +168,29 @@ class PaperEncoderForecaster(_SequenceNet):
             y, state = self.encoder[k](y)  # (T_in, B, C_k, H/p, W/p)
             states.append(state)
             hiddens.append(y)
+        # a positive index: MindSpore's ONNX exporter writes patches[-1] as an empty slice
+        last = patches[self.input_frames - 1]  # (B, C*p*p, H/p, W/p)
         if self.feed_predictions:
-            # a positive index: MindSpore's ONNX exporter writes patches[-1] as an empty slice
-            y = self._forecast_from_predictions(patches[self.input_frames - 1], states)  # (T_out, B, C*p*p, H/p, W/p)
+            y = self._forecast_from_predictions(last, states)  # (T_out, B, C*p*p, H/p, W/p)
         else:
             y = self._forecast_from_states(states)  # (T_out, B, C*p*p, H/p, W/p)
-        return hiddens, y
+        if self.residual:
+            y = y + last.expand_dims(0)  # every forecast frame = the last observed one + its change
+        return hiddens, patches, y
 
     def forward_time_major(self, x):
-        _, y = self._encode_and_forecast(x)
+        _, _, y = self._encode_and_forecast(x)
         return framewise(depth_to_space, y, self.patch_size)  # (T_out, B, C, H, W)
 
     def forward_train(self, inputs, targets, mask, all_frames=True):
         """Training logits (B, T', C, H, W): with ``all_frames`` the encoder's steps 1 .. T_in-1 predict their
         next frame too, through the same output convolution (T' = T_in - 1 + T_out), else the T_out forecast
         frames. ``targets`` and ``mask`` are not read: the paper network reads no true frame after the inputs."""
-        hiddens, y = self._encode_and_forecast(inputs.transpose(1, 0, 2, 3, 4))  # y: (T_out, B, C*p*p, h, w)
+        hiddens, patches, y = self._encode_and_forecast(inputs.transpose(1, 0, 2, 3, 4))  # y: (T_out, B, Cpp, h, w)
         if all_frames:
             observed = framewise(self.output_conv, _concat(hiddens, axis=2))  # (T_in, B, C*p*p, h, w)
+            if self.residual:
+                observed = observed + patches  # step t predicts frame t+1 as frame t + a change
             y = ops.cat([observed[:self.input_frames - 1], y], axis=0)  # (T_in - 1 + T_out, B, C*p*p, h, w)
         y = framewise(depth_to_space, y, self.patch_size)
         return y.transpose(1, 0, 2, 3, 4)  # (B, T', C, H, W)
@@ -196,5 +218,5 @@ class PaperEncoderForecaster(_SequenceNet):
                 y = hs[k]
             logit = self.output_conv(_concat(hs, axis=1))  # (B, C*p*p, H/p, W/p)
             logits = logits + (logit,)
-            frame = ops.sigmoid(logit)
+            frame = self.to_frame(logit)
         return ops.stack(logits, axis=0)  # (T_out, B, C*p*p, H/p, W/p)

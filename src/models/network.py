@@ -14,9 +14,10 @@ def build_network(cfg):
     if cfg.arch == "paper":
         return PaperEncoderForecaster(cfg.input_frames, cfg.output_frames, hidden_channels=cfg.hidden_channels,
                                       kernel_size=cfg.kernel_size, patch_size=cfg.patch_size,
-                                      group_norm=cfg.group_norm, forecaster_input=cfg.forecaster_input, **common)
+                                      group_norm=cfg.group_norm, forecaster_input=cfg.forecaster_input,
+                                      output_activation=cfg.output_activation, residual=cfg.residual, **common)
     if cfg.arch == "stacked":
         return StackedConvLSTM(cfg.input_frames, cfg.output_frames, hidden_channels=cfg.hidden_channels,
                                kernel_size=cfg.kernel_size, patch_size=cfg.patch_size, group_norm=cfg.group_norm,
-                               output_activation=cfg.output_activation, **common)
+                               output_activation=cfg.output_activation, residual=cfg.residual, **common)
     raise ValueError(f"unknown arch {cfg.arch!r}")

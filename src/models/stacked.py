@@ -9,7 +9,7 @@ detached (as OpenSTL). The inference mask (ones on observed steps, zeros after) 
 exactly, without reading the targets.
 
 ``output_activation``: sigmoid (this repository's losses on logits) or linear (OpenSTL: the raw output is the
-frame; ``construct`` clips it to [0, 1]).
+frame; ``construct`` clips it to [0, 1]); ``residual``: the output is a change added to the frame of the step.
 """
 import functools
 
@@ -24,11 +24,8 @@ class StackedConvLSTM(_SequenceNet):
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, hidden_channels=(128, 128, 128, 128),
                  kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=0.0, output_bias=0.0,
-                 output_activation="sigmoid", frame_channels=1, frame_size=None):
-        super().__init__(input_frames, output_frames, image_size, frame_size)
-        if output_activation not in ("sigmoid", "linear"):
-            raise ValueError(f"output_activation must be sigmoid or linear, got {output_activation!r}")
-        self.linear_output = output_activation == "linear"
+                 output_activation="sigmoid", frame_channels=1, frame_size=None, residual=False):
+        super().__init__(input_frames, output_frames, image_size, frame_size, output_activation, residual)
         self.patch_size = int(patch_size)
         height, width = self.frame_size
         self.state_size = (height // self.patch_size, width // self.patch_size)
@@ -42,14 +39,6 @@ class StackedConvLSTM(_SequenceNet):
         self.output_conv = same_conv(self.widths[-1], self.depth, 1)
         _set_bias(self.output_conv, output_bias)
 
-    def to_frame(self, logit):
-        """What the network feeds back and shows: sigmoid(logit) or, linear, the raw output."""
-        return logit if self.linear_output else ops.sigmoid(logit)
-
-    def construct(self, x):
-        logits = self.forward_logits(x)  # (B, T_out, C, H, W)
-        return ops.clip_by_value(logits, 0.0, 1.0) if self.linear_output else ops.sigmoid(logits)
-
     def _step(self, frame, hs=None, cs=None):
         """One step of the stack on ``frame`` (B, C*p*p, h, w) -> (the next frame's logit, same shape; hs; cs).
         Without states (the first step) the cells start from zeros and skip their state convolution."""
@@ -62,7 +51,8 @@ class StackedConvLSTM(_SequenceNet):
             new_hs.append(h)
             new_cs.append(c)
             y = h
-        return self.output_conv(y), new_hs, new_cs  # (B, C*p*p, h, w)
+        out = self.output_conv(y)  # (B, C*p*p, h, w)
+        return (frame + out if self.residual else out), new_hs, new_cs
 
     def forward_time_major(self, x):
         """Inference: x (T_in, B, C, H, W) -> logits of the T_out predicted frames (T_out, B, C, H, W)."""
