@@ -690,10 +690,15 @@ def _check_export_keys(values, fail):
         fail(f"config keys 'export_height' x 'export_width': the model has peephole weights, which are per pixel, "
              f"so it only runs on the {trained[0]}x{trained[1]} frames it was built for; omit "
              "--export_height and --export_width", *names, "peephole")
-    if values["dataset"] in GENERATED_DATASETS and (height != width or height < SCHEMA["image_size"].min):
+    if values["dataset"] not in GENERATED_DATASETS:
+        return
+    smallest = SCHEMA["image_size"].min
+    if height != width:
         fail(f"config keys 'export_height' x 'export_width': {height}x{width}, but Moving MNIST frames (dataset "
-             f"{values['dataset']}) are square, image_size x image_size with image_size >= "
-             f"{SCHEMA['image_size'].min:g}; give both the same size", *names, "dataset")
+             f"{values['dataset']}) are square (image_size x image_size); give both the same value", *names)
+    if height < smallest:
+        fail(f"config keys 'export_height' x 'export_width': {height}x{width}, but Moving MNIST frames (dataset "
+             f"{values['dataset']}) are at least {smallest:g}x{smallest:g} (image_size >= {smallest:g})", *names)
 
 
 def deployment_config(cfg):

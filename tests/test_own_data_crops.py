@@ -123,7 +123,8 @@ def test_onnx_and_the_310_data_path_read_the_deployment_frame(crop_run, tmp_path
               "--output_dir", tmp_path / "onnx")
     report = json.loads((tmp_path / "onnx" / "metrics.json").read_text())
     assert report["num_sequences"] == 2 and np.isfinite(report["mse"])
-    assert "not held-out" not in report["data"]["description"]  # the deployment file shares no training sequence
+    assert "none of its 2 sequences is one" in report["data"]  # the deployment file: no sequence trained on
+    assert (report["config"]["frame_height"], report["config"]["frame_width"]) == (DEPLOY_H, DEPLOY_W)
 
     ok("preprocess.py", "--mindir_file", tmp_path / "deployed.mindir", "--data_path", wide, "--eval_split", "all",
        "--output_dir", tmp_path / "bins")
