@@ -1,7 +1,8 @@
 """Large domains (crop_size, export_height/export_width): a model trained on 48x48 random crops of 96x96 rain-cell
 frames scores whole 96x96 windows from its checkpoint, its MINDIR export of the whole frame predicts what the
 checkpoint does, and its export for a larger deployment frame (MINDIR and ONNX) predicts what the checkpoint's
-network does on that frame; eval_onnx.py and preprocess.py read the deployment frame from the file."""
+network does on that frame (predict.py's parity check too); eval_onnx.py and preprocess.py read the deployment
+frame from the file."""
 import json
 
 import numpy as np
@@ -103,11 +104,18 @@ def test_an_export_for_a_larger_deployment_frame_predicts_what_the_checkpoint_do
     assert (info.config.export_height, info.config.export_width, info.config.crop_size) == (0, 0, 48)
     assert info.data_record["frame_shape"] == [1, 96, 96]  # what it was trained on stays recorded
 
-    window = normalised_inputs(deployment_frames(tmp_path / "wide.npy", 1))
-    exported, expected = mindir_and_checkpoint_predictions(tmp_path / "deployed.mindir", ckpt, window)
+    wide = deployment_frames(tmp_path / "wide.npy")
+    exported, expected = mindir_and_checkpoint_predictions(tmp_path / "deployed.mindir", ckpt,
+                                                           normalised_inputs(wide[:1]))
     assert exported.shape == expected.shape == (1, T_OUT, 1, DEPLOY_H, DEPLOY_W)
     assert np.abs(exported - expected).max() <= TOLERANCE
     assert np.ptp(expected) > 1e-3
+
+    np.save(tmp_path / "inputs.npy", wide[:, :T_IN])  # predict.py runs the checkpoint on the model's frames too
+    proc = ok("predict.py", "--mindir_file", tmp_path / "deployed.mindir", "--ckpt_file", ckpt, "--input",
+              tmp_path / "inputs.npy", "--output_dir", tmp_path / "predict")
+    assert "parity: max |exported - checkpoint|" in proc.stdout
+    assert np.load(tmp_path / "predict" / "predictions.npy").shape == (2, T_OUT, 1, DEPLOY_H, DEPLOY_W)
 
 
 def test_onnx_and_the_310_data_path_read_the_deployment_frame(crop_run, tmp_path):
