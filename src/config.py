@@ -904,9 +904,11 @@ def _check_same_frames(stored, values, origin, model):
     trained, asked = frame_shape(stored), frame_shape(values)
     if trained != asked:
         changed = ", ".join(f"--{name}" for name in FRAME_KEYS + ("dataset",) if name in origin)
+        export = "; export.py --export_height/--export_width export it for another frame size" \
+            if model.endswith(".ckpt") else ""
         raise ConfigError(f"{_model_name(model)} maps frames of {'x'.join(map(str, trained))} (C x H x W) but the "
                           f"config asks for {'x'.join(map(str, asked))}; omit {changed} (the model's own frame shape "
-                          "is used)")
+                          f"is used){export}")
 
 
 def config_from_dict(values, where):

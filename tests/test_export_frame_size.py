@@ -92,3 +92,9 @@ def test_a_moving_mnist_model_exports_for_a_larger_square_frame(work):
     assert "frames: 1x64x64 (C x H x W), the deployment frame" in proc.stdout and "OK" in proc.stdout
     info = read_mindir_info(str(name) + ".mindir")
     assert info.input_shape == (1, 10, 1, 64, 64) and info.config.image_size == 64
+
+
+def test_export_refuses_changing_the_models_frame_keys_and_names_the_export_keys(work):
+    checkpoint = save_tiny_checkpoint(work / "frame.ckpt", tiny_config(work / "run", image_size=32))
+    proc = _refused(work, checkpoint, "--image_size", 64)
+    assert_one_line_error(proc, "maps frames of 1x32x32", "omit --image_size", "--export_height/--export_width")
