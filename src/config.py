@@ -322,8 +322,8 @@ def _keys():
         Key("file_format", "str", "MINDIR", "export format", e, role="run", choices=("MINDIR", "AIR", "ONNX")),
         Key("export_height", "int", 0, "export: frame height H of the exported model, the deployment frame (0 = the "
             "model's frame_height; Moving MNIST: image_size); the networks are convolutional, so a model trained on "
-            "crops or smaller frames deploys on larger ones; the arch's tiling rule applies, peephole weights refuse "
-            "it", e, role="run", min=0),
+            "crops or smaller frames deploys on larger ones; the arch's tiling rule applies, a network with peephole "
+            "weights is refused", e, role="run", min=0),
         Key("export_width", "int", 0, "export: frame width W of the exported model (0 = the model's frame_width; "
             "Moving MNIST: image_size); see export_height", e, role="run", min=0),
     ]
