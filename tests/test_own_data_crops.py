@@ -1,15 +1,18 @@
 """Large domains (crop_size, export_height/export_width): a model trained on 48x48 random crops of 96x96 rain-cell
 frames scores whole 96x96 windows from its checkpoint, its MINDIR export of the whole frame predicts what the
 checkpoint does, and its export for a larger deployment frame (MINDIR and ONNX) predicts what the checkpoint's
-network does on that frame (predict.py's parity check too); eval_onnx.py and preprocess.py read the deployment
-frame from the file."""
+network does on that frame (predict.py's parity check too); eval_onnx.py and the Ascend 310 path
+(scripts/run_infer_310.sh, its preprocess.py) read the deployment frame from the file."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from src.data.rain_cells import RainCells
-from tests.test_own_data_end_to_end import DBZ, TINY, ok
+from tests.test_own_data_end_to_end import DBZ, REPO, TINY, ok
 
 pytestmark = pytest.mark.slow
 
@@ -134,8 +137,22 @@ def test_onnx_and_the_310_data_path_read_the_deployment_frame(crop_run, tmp_path
     assert "none of its 2 sequences is one" in report["data"]  # the deployment file: no sequence trained on
     assert (report["config"]["frame_height"], report["config"]["frame_width"]) == (DEPLOY_H, DEPLOY_W)
 
-    ok("preprocess.py", "--mindir_file", tmp_path / "deployed.mindir", "--data_path", wide, "--eval_split", "all",
-       "--output_dir", tmp_path / "bins")
-    manifest = json.loads((tmp_path / "bins" / "preprocess.json").read_text())
+    proc = preprocess_for_310(tmp_path / "deployed.mindir", wide, tmp_path / "310")
+    assert "preprocess done" in proc.stdout, proc.stdout + proc.stderr
+    manifest = json.loads((tmp_path / "310" / "preprocess_Result" / "preprocess.json").read_text())
     assert manifest["input_shape"] == [1, T_IN, 1, DEPLOY_H, DEPLOY_W]
     assert manifest["label_shape"] == [T_OUT, 1, DEPLOY_H, DEPLOY_W]
+
+
+def preprocess_for_310(mindir, data, workdir):
+    """scripts/run_infer_310.sh with EVAL_SPLIT=all up to its first Ascend step: a Python that answers no
+    ``python -c`` (the build's MindSpore probe) stops it after preprocess.py, which runs for real."""
+    workdir.mkdir()
+    python = workdir / "python"
+    python.write_text(f'#!/bin/sh\n[ "$1" = "-c" ] && exit 1\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(python), EVAL_SPLIT="all", NUM_SEQUENCES="0", ASCEND_HOME=str(workdir))
+    proc = subprocess.run(["bash", os.path.join(REPO, "scripts", "run_infer_310.sh"), str(mindir), str(data)],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "error: building ascend310_infer failed" in proc.stdout, proc.stdout
+    return proc
