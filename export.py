@@ -2,6 +2,7 @@
 
     python export.py --ckpt_file OUTPUT_DIR/ckpt/best.ckpt [--file_name convlstm] [--file_format MINDIR]
                      [--batch_size 1] [--device_target CPU] [--config_path F] [--check true]
+                     [--export_height H --export_width W]
 
 The network is rebuilt from the config stored in the checkpoint (or from --config_path, which
 must describe the same architecture). The exported model takes one float32 input of fixed
@@ -11,6 +12,11 @@ output_frames, C, H, W) in [0, 1]: C x H x W is the training data's frame shape 
 checkpoint stores; the stored config also carries their normalisation). The export batch size is
 --batch_size when given on the command line, otherwise 1 (one sequence per call, as the
 Ascend 310 app feeds it); the training batch size stored in the checkpoint is not used.
+--export_height H --export_width W exports for a deployment frame of H x W instead (a side left 0 keeps the
+model's): the networks are convolutional, so a model trained on crops (crop_size) or on smaller frames
+predicts larger ones. The size must fit the arch's tiling rule (multiples of patch_size; of 4 for arch zoo);
+a network with peephole weights (per pixel) is refused. The file then records the deployment frame as its
+frame shape, and every reader of it (eval_onnx.py, predict.py, preprocess.py, the Ascend 310 app) uses that.
 The file carries the config it was built from, so predict.py and eval_onnx.py need no
 repeated flags, and the checkpoint's split of record, so they and preprocess.py refuse a data
 file that is not the one it was trained on (docs/own_data.md).
@@ -22,7 +28,7 @@ input; it fails when the difference exceeds --tolerance (default 1e-5).
 import os
 
 from src.cli import run_cli
-from src.config import keys_help
+from src.config import deployment_config, frame_shape, keys_help
 from src.errors import ConfigError
 
 OPTIONS = {"check": "false", "tolerance": "1e-5"}  # script options besides the config keys
@@ -50,6 +56,17 @@ def check_export_parity(net, path, file_format, input_shape, tolerance):
         raise ExportError(f"exported model {path} differs from the checkpoint network by {diff:.3e} "
                           f"(> tolerance {tolerance:g}); the file was kept for inspection")
     return diff
+
+
+def frame_text(deployed, trained):
+    """The exported frame shape, and the checkpoint's when the export is for another deployment frame."""
+    shape, own = frame_shape(deployed), frame_shape(trained)
+    crops = f", trained on {trained.crop_size}x{trained.crop_size} crops" if trained.crop_size else ""
+    text = f"{'x'.join(map(str, shape))} (C x H x W)"
+    if shape == own:
+        return text + f", the checkpoint's{crops}"
+    return text + f", the deployment frame (--export_height/--export_width; the checkpoint's: " \
+                  f"{'x'.join(map(str, own))}{crops})"
 
 
 def main(argv):
@@ -80,10 +97,12 @@ def main(argv):
 
     init_inference_device(cfg)
     net, cfg = load_network_from_checkpoint(cfg.ckpt_file, cfg)
-    path, input_shape, output_shape = export_network(net, cfg, batch_size, cfg.file_name, cfg.file_format,
+    deployed = deployment_config(cfg)
+    path, input_shape, output_shape = export_network(net, deployed, batch_size, cfg.file_name, cfg.file_format,
                                                      read_data_record(cfg.ckpt_file))
     print(f"exported {cfg.file_format}: {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     print(f"  checkpoint: {cfg.ckpt_file}")
+    print(f"  frames: {frame_text(deployed, cfg)}")
     print(f"  input : {input_shape} float32, pixels in [0, 1]  (batch, input frames, channel, height, width)")
     print(f"  output: {output_shape} float32, pixels in [0, 1]  (batch, predicted frames, channel, height, width)",
           flush=True)

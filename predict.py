@@ -71,8 +71,10 @@ def build_predictors(cfg, info, use_ckpt, lead):
 
     if info is None or info.file_format == "MINDIR" or use_ckpt:  # ONNX Runtime alone needs no MindSpore
         init_inference_device(cfg)
-    from_ckpt = checkpoint_predictor(cfg, info.batch_size if info is not None else 0) \
-        if use_ckpt or info is None else None  # the exported model's batch size: both run the same batches
+    # the exported model's batch size and frame (maybe a deployment frame, export.py --export_height): both run
+    # the same batches
+    from_ckpt = checkpoint_predictor(cfg, info.batch_size if info is not None else 0, any_frame=info is not None) \
+        if use_ckpt or info is None else None
     main, reference = (from_ckpt, None) if info is None else (BatchPredictor.from_model(info), from_ckpt)
     return for_lead_frames(main, lead), reference and for_lead_frames(reference, lead)
 

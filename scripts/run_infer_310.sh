@@ -8,6 +8,8 @@
 # DATA_PATH    mnist_test_seq.npy or the directory holding it
 # DEVICE_ID    Ascend 310 device index (default 0)
 # Environment: NUM_SEQUENCES (first K test sequences, default 0 = all 10000),
+#              EVAL_SPLIT (own data: test, val or all; empty = the model's; all for a file that is not the
+#              training data's, e.g. frames of a deployment size: export.py --export_height/--export_width),
 #              PRECISION_MODE (e.g. must_keep_origin_dtype; empty = device default force_fp16),
 #              ASCEND_HOME (default /usr/local/Ascend), PYTHON (default python3).
 # Outputs in the current directory: preprocess_Result/, result_Files/, time_Result/,
@@ -21,6 +23,7 @@ usage() {
     echo "  DATA_PATH    mnist_test_seq.npy or the directory holding it"
     echo "  DEVICE_ID    Ascend 310 device index (default 0)"
     echo "  env NUM_SEQUENCES=K evaluates the first K test sequences (default all)"
+    echo "  env EVAL_SPLIT=all (own data) scores every window of DATA_PATH (default: the model's split)"
 }
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; exit 1; fi
 
@@ -31,6 +34,7 @@ MODEL=$(get_real_path "$1")
 DATA_PATH=$(get_real_path "$2")
 DEVICE_ID=${3:-0}
 NUM_SEQUENCES=${NUM_SEQUENCES:-0}
+EVAL_SPLIT=${EVAL_SPLIT:-}
 PYTHON=${PYTHON:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -70,7 +74,8 @@ run_step() {
 preprocess_data() {
     rm -rf ./preprocess_Result
     PYTHONPATH="$ROOT" run_step "preprocess" preprocess.log "$PYTHON" "$ROOT/preprocess.py" \
-        --data_path "$DATA_PATH" --num_sequences "$NUM_SEQUENCES" --output_dir ./preprocess_Result --mindir_file "$MODEL"
+        --data_path "$DATA_PATH" --num_sequences "$NUM_SEQUENCES" --output_dir ./preprocess_Result --mindir_file "$MODEL" \
+        ${EVAL_SPLIT:+--eval_split "$EVAL_SPLIT"}
 }
 
 compile_app() {

@@ -137,9 +137,13 @@ def read_checkpoint_config(path):
     return checkpoint_config(read_checkpoint(path), path)
 
 
-def check_same_architecture(stored, cfg, path):
-    """Refuse a checkpoint whose network differs from the one ``cfg`` builds."""
+def check_same_architecture(stored, cfg, path, any_frame=False):
+    """Refuse a checkpoint whose network differs from the one ``cfg`` builds. ``any_frame``: ``cfg``'s frames may
+    have another height and width (an export's deployment frame, src.config.deployment_config): the networks
+    are convolutional, unless peephole weights (per pixel) tie them to the checkpoint's."""
     trained_on, asked = frame_shape(stored), frame_shape(cfg)
+    if any_frame and trained_on[0] == asked[0] and not stored.peephole:
+        trained_on = asked  # the tiling rule is the config's (src.config.untileable)
     if trained_on != asked:
         raise CheckpointError(
             f"checkpoint {path} was trained on frames of {'x'.join(map(str, trained_on))} (C x H x W) but the data "
@@ -163,8 +167,9 @@ def load_weights(net, data, path):
                               "it was made by another network")
 
 
-def load_network_from_checkpoint(path, cfg=None):
-    """(the checkpoint's network with its weights, ``cfg`` (which it must match) or the stored config)."""
+def load_network_from_checkpoint(path, cfg=None, any_frame=False):
+    """(the checkpoint's network with its weights, ``cfg`` (which it must match; ``any_frame``: but for the frame's
+    height and width, see check_same_architecture) or the stored config)."""
     from src.models.network import build_network
 
     data = read_checkpoint(path)
@@ -173,7 +178,7 @@ def load_network_from_checkpoint(path, cfg=None):
         cfg = stored
     else:
         cfg = with_derived_keys(cfg, stored)  # frame shape/dtype left to the data
-        check_same_architecture(stored, cfg, path)
+        check_same_architecture(stored, cfg, path, any_frame)
     net = build_network(stored)
     load_weights(net, data, path)
     net.set_train(False)

@@ -324,6 +324,12 @@ def _keys():
             "no FSS)", e, role="eval", rule="distinct_positive"),
         Key("file_name", "str", "convlstm", "export: output file name without extension", e, role="run"),
         Key("file_format", "str", "MINDIR", "export format", e, role="run", choices=("MINDIR", "AIR", "ONNX")),
+        Key("export_height", "int", 0, "export: frame height H of the exported model, the deployment frame (0 = the "
+            "model's frame_height; Moving MNIST: image_size); the networks are convolutional, so a model trained on "
+            "crops or smaller frames deploys on larger ones; the arch's tiling rule applies, a network with peephole "
+            "weights is refused", e, role="run", min=0),
+        Key("export_width", "int", 0, "export: frame width W of the exported model (0 = the model's frame_width; "
+            "Moving MNIST: image_size); see export_height", e, role="run", min=0),
     ]
 
 
@@ -667,6 +673,59 @@ def _check_crop_keys(values, fail):
              "size it was built for; set peephole false or crop_size 0", "crop_size", "peephole")
 
 
+def _model_frame(values):
+    """(H, W) of the frames the model of ``values`` was built for (0 on a side not read from the data yet)."""
+    if values["dataset"] in GENERATED_DATASETS:
+        return values["image_size"], values["image_size"]
+    return values["frame_height"], values["frame_width"]
+
+
+def deployment_frame(cfg):
+    """(H, W) of the frames an export of ``cfg`` (a Config or a dict) maps: export_height x export_width, a side
+    left 0 taken from the model's frame."""
+    values = _as_dict(cfg)
+    height, width = _model_frame(values)
+    return values["export_height"] or height, values["export_width"] or width
+
+
+def _check_export_keys(values, fail):
+    """export_height/export_width: tileable by the arch, square for Moving MNIST (image_size), and none other than
+    the model's frame for a network with per-pixel (peephole) weights."""
+    if not (values["export_height"] or values["export_width"]):
+        return
+    names = ("export_height", "export_width")
+    height, width = deployment_frame(values)
+    problem = untileable(height, width, values["arch"], values["patch_size"])
+    if problem:
+        fail(f"config keys 'export_height' x 'export_width': {problem}", *names, "arch", "patch_size")
+    trained = _model_frame(values)
+    if values["peephole"] and 0 not in trained and (height, width) != trained:
+        fail(f"config keys 'export_height' x 'export_width': the model has peephole weights, which are per pixel, "
+             f"so it only runs on the {trained[0]}x{trained[1]} frames it was built for; omit "
+             "--export_height and --export_width", *names, "peephole")
+    if values["dataset"] not in GENERATED_DATASETS:
+        return
+    smallest = SCHEMA["image_size"].min
+    if height != width:
+        fail(f"config keys 'export_height' x 'export_width': {height}x{width}, but Moving MNIST frames (dataset "
+             f"{values['dataset']}) are square (image_size x image_size); give both the same value", *names)
+    if height < smallest:
+        fail(f"config keys 'export_height' x 'export_width': {height}x{width}, but Moving MNIST frames (dataset "
+             f"{values['dataset']}) are at least {smallest:g}x{smallest:g} (image_size >= {smallest:g})", *names)
+
+
+def deployment_config(cfg):
+    """``cfg`` with its frame keys set to the deployment frame (:func:`deployment_frame`) and export_height/
+    export_width back to 0: the config an exported model carries, so every reader of the file (eval_onnx.py,
+    predict.py, preprocess.py) sees the frames the file maps, not the training data's."""
+    height, width = deployment_frame(cfg)
+    if cfg.dataset in GENERATED_DATASETS:  # square (checked); frame keys stay 0 or follow image_size
+        frame = dict(image_size=height, **{n: height for n in ("frame_height", "frame_width") if getattr(cfg, n)})
+    else:
+        frame = dict(frame_height=height, frame_width=width)
+    return cfg.replace(export_height=0, export_width=0, **frame)
+
+
 def _check_balance_keys(values, fail):
     thresholds, weights = values["loss_thresholds"], values["loss_weights"]
     if thresholds and sorted(set(thresholds)) != list(thresholds):
@@ -761,6 +820,7 @@ def _check_values(values, origin=None):
     _check_data_keys(values, fail)
     _check_balance_keys(values, fail)
     _check_crop_keys(values, fail)
+    _check_export_keys(values, fail)
     _check_nodata_keys(values, fail)
     _check_best_metric(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":
@@ -857,9 +917,11 @@ def _check_same_frames(stored, values, origin, model):
     trained, asked = frame_shape(stored), frame_shape(values)
     if trained != asked:
         changed = ", ".join(f"--{name}" for name in FRAME_KEYS + ("dataset",) if name in origin)
+        export = "; export.py --export_height/--export_width export it for another frame size" \
+            if model.endswith(".ckpt") else ""
         raise ConfigError(f"{_model_name(model)} maps frames of {'x'.join(map(str, trained))} (C x H x W) but the "
                           f"config asks for {'x'.join(map(str, asked))}; omit {changed} (the model's own frame shape "
-                          "is used)")
+                          f"is used){export}")
 
 
 def config_from_dict(values, where):

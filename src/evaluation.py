@@ -153,10 +153,12 @@ def baseline_predictor(kind, output_frames):
     return lambda inputs: predict_baseline(kind, inputs, output_frames)
 
 
-def checkpoint_predictor(cfg, batch_size=0):
-    """The checkpoint's network, compiled once for batches of ``batch_size`` (0: ``eval_batch_size``)."""
+def checkpoint_predictor(cfg, batch_size=0, any_frame=False):
+    """The checkpoint's network, compiled once for batches of ``batch_size`` (0: ``eval_batch_size``) of the
+    frames of ``cfg``; ``any_frame``: they may be larger or smaller than the checkpoint's (the deployment frame
+    of a model exported from it)."""
     init_device(cfg)
-    net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg)  # in inference mode (set_train(False))
+    net, _ = load_network_from_checkpoint(cfg.ckpt_file, cfg, any_frame)  # in inference mode (set_train(False))
     forward = compiled_forward(net, cfg.mode)
     return BatchPredictor.from_network(forward, cfg, batch_size or cfg.eval_batch_size, cfg.ckpt_file)
 

@@ -33,3 +33,25 @@ def test_checkpoint_record_of_an_unreadable_file_is_empty(tmp_path):
 
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     assert checkpoint_record(str(tmp_path / "bad.ckpt")) == ""
+
+
+def _own(**changes):
+    from src.config import load_config
+
+    values = dict(dataset="sequences", channels=1, frame_height=32, frame_width=32)
+    values.update(changes)
+    return load_config([f"--{k}={v}" for k, v in values.items()])
+
+
+def test_a_checkpoint_runs_on_a_deployment_frame_only_when_asked_and_without_peephole_weights():
+    from src.checkpoint import check_same_architecture
+    from src.errors import CheckpointError
+
+    wide = _own(frame_height=64, frame_width=96)
+    check_same_architecture(_own(), wide, "x.ckpt", any_frame=True)  # convolutional: any tileable frame
+    with pytest.raises(CheckpointError, match="trained on frames of 1x32x32 .* have 1x64x96"):
+        check_same_architecture(_own(), wide, "x.ckpt")  # eval.py: the checkpoint's frame only
+    with pytest.raises(CheckpointError, match="1x32x32"):
+        check_same_architecture(_own(peephole=True), _own(peephole=True, frame_height=64), "x.ckpt", any_frame=True)
+    with pytest.raises(CheckpointError, match="1x32x32 .* 2x32x32"):  # channels are the network's input
+        check_same_architecture(_own(), _own(channels=2), "x.ckpt", any_frame=True)

@@ -39,6 +39,9 @@ SKIP = [
     (r"\bAscend\b|ascend\.yaml|output/ascend/|run_distribute_train\.sh|run_infer_310\.sh", "needs Ascend hardware"),
     (r"gpu\.yaml|run_distribute_train_gpu\.sh", "needs GPUs"),
     (r"run_distribute_train_cpu\.sh", "run by tests/test_distributed.py through the same launcher"),
+    (r"--export_height|--export_width", "export for a deployment frame of a trained own-data model: "
+                                         "tests/test_own_data_crops.py exports a model trained on crops for a larger "
+                                         "frame (MINDIR, ONNX) and checks it against the checkpoint"),
     (r"rain_cells|rain_cpu|rain\.mindir", "own-data example: tests/test_configs.py runs configs/rain_cpu.yaml end to end "
                                            "(train, eval, export, predict), tests/test_data_rain_cells.py the generator"),
     (r"radar_storms|data/storms|output/storms", "the harder own-data example: tests/test_data_radar_storms.py runs the "

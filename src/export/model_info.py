@@ -1,6 +1,8 @@
 """The signature and stored config (yaml under ``CONFIG_INFO_KEY``) of an exported model, read without
 compiling it. A MINDIR without a config (written elsewhere) falls back to the defaults; an ONNX file
-without one is refused: eval_onnx.py and predict.py rely on it, and export.py always writes it."""
+without one is refused: eval_onnx.py and predict.py rely on it, and export.py always writes it. The stored
+config's frame keys are the frame the file maps: the training data's, or the deployment frame export.py was
+given (--export_height/--export_width, src.config.deployment_config), so no reader needs the training size."""
 # MindSpore (mind_ir_pb2) and onnx are imported inside the readers that need them: an ONNX file is read without
 # MindSpore.
 import json
