@@ -121,7 +121,7 @@ def compute(manifest, result_path, preprocess_path, thresholds=(), fss_scales=()
     hooks = BatchExtras(thresholds, manifest["output_shape"][1],
                        references=reference_baselines(manifest.get("dataset", "mnist")),
                        to_units=units(manifest)[0], balance=balance(manifest), fss_scales=fss_scales,
-                       no_data=has_no_data(manifest))
+                       no_data=has_no_data(manifest), target_channels=manifest.get("target_channels", ()))
     for start in range(0, len(names), CHUNK):
         inputs, preds, labels = read_chunk(manifest, result_path, preprocess_path, names[start:start + CHUNK])
         metrics.update(preds, *(split_no_data(labels) if hooks.no_data else (labels, None)))  # NaN: no data

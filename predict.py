@@ -99,7 +99,7 @@ def run_predictions(predictor, reference, source, cfg):
     os.makedirs(cfg.output_dir, exist_ok=True)
     path = os.path.join(cfg.output_dir, "predictions.npy")
     pictures = SequencePictures(os.path.join(cfg.output_dir, "vis"), cfg.save_vis,
-                                picture_colours(cfg, units_of(cfg, source)[0]))
+                                picture_colours(cfg, units_of(cfg, source)[0]), cfg.target_channels)
     parity = ParityTracker(reference) if reference is not None else None
     with atomic_path(path) as tmp:
         out = PredictionsFile(tmp, len(source), cfg, predictor.output_shape, getattr(source, "normalization", None))

@@ -289,13 +289,13 @@ def score(cfg, model, source, data, out_dir):
     if record:  # when it was saved and the score that chose best.ckpt
         print(record, flush=True)
     pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), min(cfg.save_vis, len(source)),
-                                picture_colours(cfg, to_units))
+                                picture_colours(cfg, to_units), cfg.target_channels)
     references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
     if cfg.baseline == "none" and rollout_note(cfg):
         print(rollout_note(cfg), flush=True)
     hooks = BatchExtras(cfg.thresholds, forecast_frames(cfg), references=references, to_units=to_units,
                         balance=balance_of(cfg), pictures=pictures, fss_scales=cfg.fss_scales,
-                        no_data=bool(cfg.nodata))
+                        no_data=bool(cfg.nodata), target_channels=cfg.target_channels)
     result = evaluate(cfg, model.predict, source, on_batch=hooks)
     return Scores(result, {name: metrics.result() for name, metrics in hooks.references.items()},
                   hooks.skill_results(), units, pictures)
