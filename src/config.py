@@ -217,10 +217,11 @@ def _keys():
         Key("output_bias", "float", -3.0, "initial bias (logit) of the output layer: Moving MNIST frames are ~90% "
             "black; starting dark (sigmoid(-3)~0.05) shortens the grey-haze phase that SSIM punishes hard", m,
             role="procedure"),
-        Key("target_channels", "int_list", [], "sequences: the channels the network predicts, indices into the "
-            "data's channels in increasing order (e.g. [0]: radar in channel 0 and satellite bands in channels 1 "
-            "and 2 in, radar out); the loss, the metrics, the skill scores, the pictures, predictions.npy and the "
-            "exported output hold these channels only (empty: all channels)", m, role="model",
+        Key("target_channels", "int_list", [], "sequences: the channels the network predicts and is scored on, as "
+            "indices into the data's channels in increasing order, e.g. [0] for radar in channel 0 with satellite "
+            "bands in channels 1 and 2 as extra inputs; the loss, the metrics, the skill scores, the baselines, the "
+            "pictures, predictions.npy and the exported output hold these channels only (empty: all channels; arch "
+            "stacked, forecaster_input prediction and lead_frames past output_frames need all)", m, role="model",
             rule="channel_indices"),
         # train
         Key("epochs", "int", 10, "training epochs", t, role="resumable", min=1),
