@@ -2,7 +2,8 @@
 
     python postprocess.py --result_path ./result_Files --preprocess_path ./preprocess_Result [--output_dir .]
 
-Scores RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, C, H, W)) against PREPROCESS_PATH/label/seq_<i>.npy
+Scores RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, C_out, H, W); C_out: the model's target_channels, recorded in
+preprocess.json, which the baselines predict too) against PREPROCESS_PATH/label/seq_<i>.npy
 with eval.py's code: MSE / MAE (pixel sums), SSIM, PSNR and its reference baselines on the same inputs
 (PREPROCESS_PATH/input/seq_<i>.bin). Prints the per-frame and model-vs-baselines tables and writes
 OUTPUT_DIR/metrics_310.json (as eval.py's metrics.json; ``data``: what preprocess.py wrote, with a note when

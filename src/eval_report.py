@@ -204,7 +204,8 @@ def build_report(cfg, result, data, references, argv, exported=None, script="eva
         "checkpoint": None if cfg.baseline != "none" or not cfg.ckpt_file else os.path.abspath(cfg.ckpt_file),
         "baseline": None if cfg.baseline == "none" else cfg.baseline,
         "dataset": data["dataset"], "data_path": data["data_path"], "data": data["description"],
-        "definitions": "mse/mae: per-frame SUM over pixels (all channels) in [0,1] (pred clipped); ssim: skimage "
+        "definitions": "mse/mae: per-frame SUM over pixels (every predicted channel: target_channels) in [0,1] "
+                       "(pred clipped); ssim: skimage "
                        "structural_similarity data_range=1.0, mean over channels; ssim_openstl: as OpenSTL computes "
                        "it (data_range 2.0, float32), comparable only with OpenSTL's SSIM; psnr: -10*log10(mean pixel "
                        "MSE), capped at 100 dB; averages over sequences and predicted frames",
