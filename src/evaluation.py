@@ -284,7 +284,8 @@ class BatchExtras:
         truth = self.to_units(targets) if self.skills else None  # (B, T_out, C, H, W) in the data's units
         self._score_skill(MAIN, pred, targets, truth, valid)
         for name, metrics in self.references.items():
-            reference = predict_baseline(name, inputs, self.output_frames, self.target_channels)  # (B, T_out, C_out, H, W)
+            reference = predict_baseline(name, inputs, self.output_frames,
+                                         self.target_channels)  # (B, T_out, C_out, H, W)
             metrics.update(reference, targets, valid)
             self._score_skill(name, reference, targets, truth, valid)
 

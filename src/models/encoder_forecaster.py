@@ -1,9 +1,10 @@
 """Encoder-forecaster networks for next-frame prediction (``cfg.arch``: ``zoo`` or ``paper``).
 
 ``(B, T_in, C, H, W)`` in [0, 1] -> ``(B, T_out, C_out, H, W)`` (sigmoid of ``forward_logits``; C_out = C, or
-fewer with ``output_channels``: the config's target_channels), time-major inside. ``zoo``: the published port's three conv / ConvLSTM levels; ``paper`` (Shi et al. 2015): ConvLSTM
-stacks on p x p patches, hidden states concatenated into a 1x1 conv. ``forecaster_input="prediction"``:
-forecaster layer 1 reads the previous frame (last observed, then its own prediction), frame by frame.
+fewer with ``output_channels``: the config's target_channels), time-major inside. ``zoo``: the published port's
+three conv / ConvLSTM levels; ``paper`` (Shi et al. 2015): ConvLSTM stacks on p x p patches, hidden states
+concatenated into a 1x1 conv. ``forecaster_input="prediction"``: forecaster layer 1 reads the previous frame (last
+observed, then its own prediction), frame by frame.
 """
 import functools
 
