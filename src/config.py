@@ -541,9 +541,13 @@ def selects_channels(cfg):
     """True when ``target_channels`` leaves some input channels out of the output (known once the frames'
     channels are: a config that leaves them to the data is checked again when the data are read)."""
     values = _as_dict(cfg)
-    channels = 1 if values["dataset"] in GENERATED_DATASETS else values["channels"]
-    chosen = list(values["target_channels"])
+    channels, chosen = _known_channels(values), list(values["target_channels"])
     return bool(chosen) and bool(channels) and chosen != list(range(channels))
+
+
+def _known_channels(values):
+    """The frames' channel count, 0 while own data have not been read."""
+    return 1 if values["dataset"] in GENERATED_DATASETS else values["channels"]
 
 
 def with_derived_keys(cfg, stored):
@@ -642,8 +646,7 @@ def _check_nodata_keys(values, fail):
 def _check_target_channel_keys(values, fail):
     """target_channels: channels the frames have (checked again once the data are read); a subset is refused
     wherever a prediction is read back as an input frame, which needs every channel."""
-    chosen = values["target_channels"]
-    channels = 1 if values["dataset"] in GENERATED_DATASETS else values["channels"]
+    chosen, channels = values["target_channels"], _known_channels(values)
     if chosen and channels and chosen[-1] >= channels:
         fail(f"config key 'target_channels': channel {chosen[-1]} does not exist, the frames have {channels} "
              f"channel(s), 0 to {channels - 1}; name channels below {channels}", "target_channels", "channels")
