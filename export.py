@@ -9,7 +9,8 @@ must describe the same architecture). The exported model takes one float32 input
 shape (batch_size, input_frames, C, H, W) with values in [0, 1] and returns (batch_size,
 output_frames, C, H, W) in [0, 1]: C x H x W is the training data's frame shape (Moving MNIST:
 1 x image_size x image_size; own sequences: the channels, frame_height and frame_width the
-checkpoint stores; the stored config also carries their normalisation). The export batch size is
+checkpoint stores; the stored config also carries their normalisation), the output's C only the
+model's target_channels when it names some. The export batch size is
 --batch_size when given on the command line, otherwise 1 (one sequence per call, as the
 Ascend 310 app feeds it); the training batch size stored in the checkpoint is not used.
 --export_height H --export_width W exports for a deployment frame of H x W instead (a side left 0 keeps the

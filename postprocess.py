@@ -2,7 +2,8 @@
 
     python postprocess.py --result_path ./result_Files --preprocess_path ./preprocess_Result [--output_dir .]
 
-Scores RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, C, H, W)) against PREPROCESS_PATH/label/seq_<i>.npy
+Scores RESULT_PATH/seq_<i>_0.bin (raw float32 (1, T_out, C_out, H, W); C_out: the model's target_channels, recorded in
+preprocess.json, which the baselines predict too) against PREPROCESS_PATH/label/seq_<i>.npy
 with eval.py's code: MSE / MAE (pixel sums), SSIM, PSNR and its reference baselines on the same inputs
 (PREPROCESS_PATH/input/seq_<i>.bin). Prints the per-frame and model-vs-baselines tables and writes
 OUTPUT_DIR/metrics_310.json (as eval.py's metrics.json; ``data``: what preprocess.py wrote, with a note when
@@ -121,7 +122,7 @@ def compute(manifest, result_path, preprocess_path, thresholds=(), fss_scales=()
     hooks = BatchExtras(thresholds, manifest["output_shape"][1],
                        references=reference_baselines(manifest.get("dataset", "mnist")),
                        to_units=units(manifest)[0], balance=balance(manifest), fss_scales=fss_scales,
-                       no_data=has_no_data(manifest))
+                       no_data=has_no_data(manifest), target_channels=manifest.get("target_channels", ()))
     for start in range(0, len(names), CHUNK):
         inputs, preds, labels = read_chunk(manifest, result_path, preprocess_path, names[start:start + CHUNK])
         metrics.update(preds, *(split_no_data(labels) if hooks.no_data else (labels, None)))  # NaN: no data

@@ -101,7 +101,7 @@ def run_predictions(predictor, reference, source, cfg):
     os.makedirs(cfg.output_dir, exist_ok=True)
     path = os.path.join(cfg.output_dir, "predictions.npy")
     pictures = SequencePictures(os.path.join(cfg.output_dir, "vis"), cfg.save_vis,
-                                picture_colours(cfg, units_of(cfg, source)[0]))
+                                picture_colours(cfg, units_of(cfg, source)[0]), cfg.target_channels)
     parity = ParityTracker(reference) if reference is not None else None
     with atomic_path(path) as tmp:
         out = PredictionsFile(tmp, len(source), cfg, predictor.output_shape, getattr(source, "normalization", None))
@@ -159,6 +159,8 @@ def main(argv):
     predictor, reference = build_predictors(cfg, info, "ckpt_file" in overrides, lead)
     channels, height, width = predictor.input_shape[1:]
     shape = f"{height}x{width}" if channels == 1 else f"{channels}x{height}x{width} (C x H x W)"
+    if predictor.output_shape[1] != channels:  # target_channels: the output holds some of the channels
+        shape += f", predicting channel(s) {', '.join(map(str, cfg.target_channels))}"
     print(f"model: {model} ({predictor.engine}, batch {predictor.batch_size}, {cfg.input_frames} -> "
           f"{cfg.output_frames} frames of {shape})", flush=True)
     if rollout_note(cfg) and not options["bin_dir"]:

@@ -12,7 +12,8 @@ as the evaluation does. --mindir_file: frame counts and image size from the mode
 Own sequences (a model trained with ``dataset sequences``, or ``--dataset sequences``): the windows
 eval.py would score (``--eval_split all``: every window), read with the model's data_layout and
 normalisation, refused as eval.py refuses them when the file is not the one the model was trained on;
-inputs (1, T_in, C, H, W), labels float32 (T_out, C, H, W) in [0, 1]; the manifest records the
+inputs (1, T_in, C, H, W), labels float32 (T_out, C_out, H, W) in [0, 1] (C_out: the model's
+target_channels, which the manifest records for postprocess.py's baselines); the manifest records the
 normalisation (and the B-MSE/B-MAE classes, ``balance``) for postprocess.py --thresholds, and what was
 scored (``description``: with ``--eval_split all``, whether the windows are held-out).
 
@@ -23,7 +24,7 @@ import os
 
 import numpy as np
 
-from src.config import load_config
+from src.config import load_config, output_frame_shape
 from src.cli import run_cli
 from src.config import keys_help
 from src.errors import ConfigError
@@ -99,10 +100,11 @@ def preprocess_own_sequences(cfg, model_file, trained=None):
     cfg = config_for_data(cfg, source, model_file)
     os.makedirs(cfg.output_dir, exist_ok=True)
     names = write_sequences(source, cfg.output_dir, labels_of=lambda targets: targets.astype(np.float32))
-    shape = [cfg.channels, cfg.frame_height, cfg.frame_width]
+    shape, out_shape = [cfg.channels, cfg.frame_height, cfg.frame_width], list(output_frame_shape(cfg))
     manifest = {"dataset": "sequences", "data_file": os.path.abspath(source.path), "description": described,
                 "num_sequences": len(names), "input_shape": [1, cfg.input_frames] + shape,
-                "output_shape": [1, cfg.output_frames] + shape, "label_shape": [cfg.output_frames] + shape,
+                "output_shape": [1, cfg.output_frames] + out_shape, "label_shape": [cfg.output_frames] + out_shape,
+                "target_channels": list(cfg.target_channels),
                 "input_dtype": "float32", "label_dtype": "float32",
                 "normalization": source.normalization.to_dict(), "names": names}
     classes = balance_of(cfg)  # B-MSE/B-MAE intensity classes of the model's config, for postprocess.py

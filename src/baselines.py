@@ -17,6 +17,7 @@ import io
 import numpy as np
 
 from src.config import BASELINES
+from src.data.sequences import target_frames
 from src.errors import UserError
 
 
@@ -24,8 +25,9 @@ class BaselineUnavailable(UserError):
     """The optional package a baseline runs on is not installed."""
 
 
-def predict_baseline(kind, inputs, output_frames):
-    """inputs (B, T_in, C, H, W) or (B, T_in, H, W) in [0, 1] -> float32 (B, output_frames, ...) alike."""
+def predict_baseline(kind, inputs, output_frames, channels=()):
+    """inputs (B, T_in, C, H, W) or (B, T_in, H, W) in [0, 1] -> float32 (B, output_frames, ...) alike, of the
+    ``channels`` (target_channels: indices into C; empty: all) only, as the network they are compared with."""
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
     if isinstance(output_frames, bool) or not isinstance(output_frames, (int, np.integer)) \
@@ -36,6 +38,8 @@ def predict_baseline(kind, inputs, output_frames):
         raise ValueError(f"inputs: expected shape (B, T_in, C, H, W) or (B, T_in, H, W), got {x.shape}")
     if x.shape[1] == 0:
         raise ValueError(f"inputs: need at least one observed frame, got shape {x.shape}")
+    if x.ndim == 5:
+        x = target_frames(x, channels)  # (B, T_in, C_out, H, W)
     out_shape = (x.shape[0], int(output_frames)) + x.shape[2:]
     if kind == "zeros":
         return np.zeros(out_shape, dtype=np.float32)

@@ -38,6 +38,8 @@ RULES = {  # the checks that are not a range: name -> (test, message)
     "distinct": (lambda v: len(set(v)) == len(v), "must not repeat a value"),
     "distinct_positive": (lambda v: all(c > 0 for c in v) and len(set(v)) == len(v),
                           "must be distinct positive integers (empty: off)"),
+    "channel_indices": (lambda v: all(c >= 0 for c in v) and list(v) == sorted(set(v)),
+                        "must be distinct channel indices >= 0 in increasing order (empty: all channels)"),
 }
 
 
@@ -219,6 +221,12 @@ def _keys():
         Key("output_bias", "float", -3.0, "initial bias (logit) of the output layer: Moving MNIST frames are ~90% "
             "black; starting dark (sigmoid(-3)~0.05) shortens the grey-haze phase that SSIM punishes hard", m,
             role="procedure"),
+        Key("target_channels", "int_list", [], "sequences: the channels the network predicts and is scored on, as "
+            "indices into the data's channels in increasing order, e.g. [0] for radar in channel 0 with satellite "
+            "bands in channels 1 and 2 as extra inputs; the loss, the metrics, the skill scores, the baselines, the "
+            "pictures, predictions.npy and the exported output hold these channels only (empty: all channels; arch "
+            "stacked, forecaster_input prediction and lead_frames past output_frames need all)", m, role="model",
+            rule="channel_indices"),
         # train
         Key("epochs", "int", 10, "training epochs", t, role="resumable", min=1),
         Key("steps_per_epoch", "int", 100, "optimizer steps per epoch (sequences are generated: an epoch is "
@@ -526,6 +534,32 @@ def frame_shape(cfg):
     return shape
 
 
+def target_channel_indices(cfg):
+    """The channels the network of ``cfg`` (a Config or a dict) predicts, as indices into the frames' channels:
+    ``target_channels``, or all of them when it is empty."""
+    values = _as_dict(cfg)
+    return tuple(values["target_channels"]) or tuple(range(frame_shape(values)[0]))
+
+
+def output_frame_shape(cfg):
+    """(C_out, H, W) of the frames the network of ``cfg`` predicts: its ``target_channels`` of ``frame_shape``."""
+    _, height, width = frame_shape(cfg)
+    return len(target_channel_indices(cfg)), height, width
+
+
+def selects_channels(cfg):
+    """True when ``target_channels`` leaves some input channels out of the output (known once the frames'
+    channels are: a config that leaves them to the data is checked again when the data are read)."""
+    values = _as_dict(cfg)
+    channels, chosen = _known_channels(values), list(values["target_channels"])
+    return bool(chosen) and bool(channels) and chosen != list(range(channels))
+
+
+def _known_channels(values):
+    """The frames' channel count, 0 while own data have not been read."""
+    return 1 if values["dataset"] in GENERATED_DATASETS else values["channels"]
+
+
 def with_derived_keys(cfg, stored):
     """``cfg`` with the keys it leaves to the data (``DERIVED_FROM_DATA``) taken from ``stored``."""
     changes = {name: getattr(stored, name) for name, unset in DERIVED_FROM_DATA.items()
@@ -617,6 +651,33 @@ def _check_nodata_keys(values, fail):
         fail("config key 'nodata': loss_frames all is not supported with no-data pixels (the observed frames' "
              "no-data pixels are filled before the network sees them, so they cannot be masked as targets); use "
              "loss_frames output", "nodata", "loss_frames")
+
+
+def _check_target_channel_keys(values, fail):
+    """target_channels: channels the frames have (checked again once the data are read); a subset is refused
+    wherever a prediction is read back as an input frame, which needs every channel."""
+    chosen, channels = values["target_channels"], _known_channels(values)
+    if chosen and channels and chosen[-1] >= channels:
+        fail(f"config key 'target_channels': channel {chosen[-1]} does not exist, the frames have {channels} "
+             f"channel(s), 0 to {channels - 1}; name channels below {channels}", "target_channels", "channels")
+    if not selects_channels(values):
+        return
+    readers = (
+        (values["arch"] == "stacked", "arch", "arch stacked reads its own prediction as its next input frame",
+         "use arch paper or zoo"),
+        (values["forecaster_input"] == "prediction", "forecaster_input",
+         "forecaster_input prediction feeds the forecaster its previous prediction", "use forecaster_input none"),
+        (values["residual"], "residual", "residual adds the predicted change to the last frame of every channel",
+         "use residual false"),
+        (values["lead_frames"] > values["output_frames"], "lead_frames",
+         f"lead_frames {values['lead_frames']} rolls the model forward on its own predictions as input frames",
+         f"use lead_frames up to output_frames ({values['output_frames']})"),
+    )
+    for reads, key, why, fix in readers:
+        if reads:
+            fail(f"config key 'target_channels': {chosen} predicts {len(chosen)} of the {channels} channels, but "
+                 f"{why}, which needs all of them; {fix}, or target_channels [] (all channels)",
+                 "target_channels", key)
 
 
 def _check_procedure_keys(values, fail):
@@ -822,6 +883,7 @@ def _check_values(values, origin=None):
     _check_crop_keys(values, fail)
     _check_export_keys(values, fail)
     _check_nodata_keys(values, fail)
+    _check_target_channel_keys(values, fail)
     _check_best_metric(values, fail)
     if values["image_size"] % multiple and values["arch"] == "zoo":
         fail("config key 'image_size' must be a multiple of 4 for arch zoo", "image_size")

@@ -204,7 +204,8 @@ def build_report(cfg, result, data, references, argv, exported=None, script="eva
         "checkpoint": None if cfg.baseline != "none" or not cfg.ckpt_file else os.path.abspath(cfg.ckpt_file),
         "baseline": None if cfg.baseline == "none" else cfg.baseline,
         "dataset": data["dataset"], "data_path": data["data_path"], "data": data["description"],
-        "definitions": "mse/mae: per-frame SUM over pixels (all channels) in [0,1] (pred clipped); ssim: skimage "
+        "definitions": "mse/mae: per-frame SUM over pixels (every predicted channel: target_channels) in [0,1] "
+                       "(pred clipped); ssim: skimage "
                        "structural_similarity data_range=1.0, mean over channels; ssim_openstl: as OpenSTL computes "
                        "it (data_range 2.0, float32), comparable only with OpenSTL's SSIM; psnr: -10*log10(mean pixel "
                        "MSE), capped at 100 dB; averages over sequences and predicted frames",
@@ -289,13 +290,13 @@ def score(cfg, model, source, data, out_dir):
     if record:  # when it was saved and the score that chose best.ckpt
         print(record, flush=True)
     pictures = SequencePictures(os.path.join(out_dir, VIS_DIR), min(cfg.save_vis, len(source)),
-                                picture_colours(cfg, to_units))
+                                picture_colours(cfg, to_units), cfg.target_channels)
     references = reference_baselines(cfg.dataset) if cfg.baseline == "none" else ()
     if cfg.baseline == "none" and rollout_note(cfg):
         print(rollout_note(cfg), flush=True)
     hooks = BatchExtras(cfg.thresholds, forecast_frames(cfg), references=references, to_units=to_units,
                         balance=balance_of(cfg), pictures=pictures, fss_scales=cfg.fss_scales,
-                        no_data=bool(cfg.nodata))
+                        no_data=bool(cfg.nodata), target_channels=cfg.target_channels)
     result = evaluate(cfg, model.predict, source, on_batch=hooks)
     return Scores(result, {name: metrics.result() for name, metrics in hooks.references.items()},
                   hooks.skill_results(), units, pictures)

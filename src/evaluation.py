@@ -10,12 +10,12 @@ import numpy as np
 
 from src.baselines import predict_baseline, pysteps_methods
 from src.checkpoint import load_network_from_checkpoint, read_data_record
-from src.config import BASELINES, forecast_frames, frame_shape, is_dbz_data
+from src.config import BASELINES, forecast_frames, is_dbz_data, output_frame_shape
 from src.data.archive import unpacked_data_path
 from src.data.pipeline import (WindowSubset, config_for_frames, evaluation_windows, generated_test_source,
                                input_file_windows, iterate_batches, load_digits)
 from src.data.sequences import (TEST_FILE, layout_shape, load_user_array, normalise_user_array, open_test_file,
-                                resolve_test_file, to_layout)
+                                resolve_test_file, target_frames, to_layout)
 from src.data.split_record import TrainedOn
 from src.device import init_device
 from src.errors import ConfigError
@@ -146,11 +146,12 @@ def units_of_normalization(n):
                            f"0 -> {n.data_min:g}, 1 -> {n.data_max:g})")
 
 
-def baseline_predictor(kind, output_frames):
-    """numpy (B, T_in, C, H, W) -> (B, T_out, C, H, W) from a reference rule."""
+def baseline_predictor(kind, output_frames, channels=()):
+    """numpy (B, T_in, C, H, W) -> (B, T_out, C_out, H, W) from a reference rule, of the ``channels``
+    (target_channels; empty: all)."""
     if kind == "pysteps":
         pysteps_methods()  # a missing optional package is one error line now, before any sequence is read
-    return lambda inputs: predict_baseline(kind, inputs, output_frames)
+    return lambda inputs: predict_baseline(kind, inputs, output_frames, channels)
 
 
 def checkpoint_predictor(cfg, batch_size=0, any_frame=False):
@@ -179,8 +180,8 @@ def model_under_test(cfg):
     if cfg.baseline != "none":
         if cfg.ckpt_file:
             print(f"note: --baseline {cfg.baseline} given, --ckpt_file {cfg.ckpt_file} is not used", flush=True)
-        return ModelUnderTest(baseline_predictor(cfg.baseline, forecast_frames(cfg)), f"baseline:{cfg.baseline}",
-                              "mode numpy")
+        return ModelUnderTest(baseline_predictor(cfg.baseline, forecast_frames(cfg), cfg.target_channels),
+                              f"baseline:{cfg.baseline}", "mode numpy")
     predictor = for_lead_frames(checkpoint_predictor(cfg), forecast_frames(cfg))  # rolled out past output_frames
     return ModelUnderTest(predictor, os.path.abspath(cfg.ckpt_file), f"mode {cfg.mode}",
                           compiles=cfg.mode == "graph")
@@ -253,11 +254,12 @@ MAIN = "model"  # key of the evaluated predictor's skill scores in BatchExtras.s
 class BatchExtras:
     """Per-batch extras of an eval run: the baselines' metrics; skill scores in the data's units (``to_units``),
     their Fractions Skill Score at ``fss_scales`` (pixels; empty: none) and HKO-7's balanced errors (``balance``:
-    src.metrics.balance_of) of model and baselines; the pictures."""
+    src.metrics.balance_of) of model and baselines; the pictures. The baselines predict the ``target_channels``
+    (indices into the inputs' channels; empty: all), the channels the targets hold."""
 
     def __init__(self, thresholds, output_frames, references=(), to_units=None, balance=None, pictures=None,
-                 fss_scales=(), no_data=False):
-        self.output_frames = output_frames
+                 fss_scales=(), no_data=False, target_channels=()):
+        self.output_frames, self.target_channels = output_frames, tuple(target_channels)
         self.no_data = no_data  # targets hold NaN where there is no data: scored on the pixels with data
         self.references = {name: StreamingMetrics() for name in references}
         self.to_units = to_units or (lambda frames: frames)
@@ -284,7 +286,8 @@ class BatchExtras:
         truth = self.to_units(targets) if self.skills else None  # (B, T_out, C, H, W) in the data's units
         self._score_skill(MAIN, pred, targets, truth, valid)
         for name, metrics in self.references.items():
-            reference = predict_baseline(name, inputs, self.output_frames)  # (B, T_out, C, H, W)
+            reference = predict_baseline(name, inputs, self.output_frames,
+                                         self.target_channels)  # (B, T_out, C_out, H, W)
             metrics.update(reference, targets, valid)
             self._score_skill(name, reference, targets, truth, valid)
 
@@ -304,17 +307,19 @@ class BatchExtras:
 def picture_colours(cfg, to_units):
     """The radar colour scale (thresholds marked) for single-channel dBZ data (``to_units``: [0, 1] -> dBZ),
     else None: grey, one row group per channel."""
-    return radar_scale(to_units, cfg.thresholds) if is_dbz_data(cfg) and frame_shape(cfg)[0] == 1 else None
+    return radar_scale(to_units, cfg.thresholds) if is_dbz_data(cfg) and output_frame_shape(cfg)[0] == 1 else None
 
 
 class SequencePictures:
-    """``vis_dir``/seq_XXXX.png (strip) and, with ground truth, .gif of the first ``count`` sequences."""
+    """``vis_dir``/seq_XXXX.png (strip) and, with ground truth, .gif of the first ``count`` sequences; the inputs
+    drawn are their ``channels`` (target_channels; empty: all), the channels predicted."""
 
-    def __init__(self, vis_dir, count, colours=None):
-        self.vis_dir, self.count, self.colours = vis_dir, count, colours
+    def __init__(self, vis_dir, count, colours=None, channels=()):
+        self.vis_dir, self.count, self.colours, self.channels = vis_dir, count, colours, tuple(channels)
         self.written = []
 
     def __call__(self, start, inputs, targets, pred):
+        inputs = target_frames(inputs, self.channels)  # (B, T_in, C_out, H, W)
         for b in range(max(0, min(len(pred), self.count - start))):
             stem = os.path.join(self.vis_dir, f"seq_{start + b:04d}")
             target = None if targets is None else targets[b]

@@ -132,12 +132,10 @@ def roll_out(predict_chunk, inputs, lead_frames):
     horizon is what the frames alone carry. Returns (N, lead_frames, C, H, W) float32, the chunks as predicted."""
     t_in = inputs.shape[1]
     context = np.asarray(inputs, dtype=np.float32)  # (N, T_in, C, H, W)
-    chunks, forecast = [], 0
-    while forecast < lead_frames:
-        chunk = np.asarray(predict_chunk(context), dtype=np.float32)  # (N, T_out, C, H, W)
-        chunks.append(chunk)
-        forecast += chunk.shape[1]
-        context = np.concatenate([context, np.clip(chunk, 0.0, 1.0)], axis=1)[:, -t_in:]  # (N, T_in, C, H, W)
+    chunks = [np.asarray(predict_chunk(context), dtype=np.float32)]  # [(N, T_out, C, H, W)]
+    while sum(chunk.shape[1] for chunk in chunks) < lead_frames:  # the context is built only when it is read
+        context = np.concatenate([context, np.clip(chunks[-1], 0.0, 1.0)], axis=1)[:, -t_in:]  # (N, T_in, C, H, W)
+        chunks.append(np.asarray(predict_chunk(context), dtype=np.float32))
     return np.concatenate(chunks, axis=1)[:, :lead_frames]
 
 
@@ -148,6 +146,12 @@ class RolledOut:
     def __init__(self, predictor, lead_frames):
         if isinstance(lead_frames, bool) or not isinstance(lead_frames, (int, np.integer)) or lead_frames < 1:
             raise ValueError(f"lead_frames must be a positive integer, got {lead_frames!r}")
+        past = lead_frames > predictor.output_shape[0]  # a shorter forecast is the first chunk, cut
+        if past and tuple(predictor.output_shape[1:]) != tuple(predictor.input_shape[1:]):  # target_channels
+            raise DataError(f"model {predictor.name} predicts frames of {_shape_text(predictor.output_shape)} from "
+                            f"frames of {_shape_text(predictor.input_shape)} (target_channels): a roll-out past its "
+                            "output_frames feeds its predictions back as inputs, which needs every channel; use "
+                            "lead_frames up to output_frames")
         self.predictor, self.lead_frames = predictor, int(lead_frames)
         self.batch_size, self.name, self.engine = predictor.batch_size, predictor.name, predictor.engine
         self.input_shape = predictor.input_shape
@@ -158,6 +162,10 @@ class RolledOut:
         return roll_out(self.predictor.predict, inputs, self.lead_frames)
 
     __call__ = predict
+
+
+def _shape_text(shape):  # (T, C, H, W) -> "CxHxW"
+    return "x".join(map(str, shape[1:]))
 
 
 def for_lead_frames(predictor, lead_frames):

@@ -181,3 +181,15 @@ def test_missing_pysteps_is_one_line_naming_the_requirements_file(monkeypatch, m
     message = str(caught.value)
     assert isinstance(caught.value, UserError) and "\n" not in message
     assert "requirements-pysteps.txt" in message and missing in message
+
+
+@pytest.mark.parametrize("kind", ["zeros", "copy_last", "extrapolation"])
+def test_baselines_predict_the_target_channels_only(kind):
+    """target_channels [0, 2]: each baseline predicts those channels of the inputs,
+    as it predicts them from a file holding them alone."""
+    x = np.random.default_rng(1).random((2, 4, 3, 8, 12)).astype(np.float32)  # (B, T_in, C, H, W)
+    out = predict_baseline(kind, x, 3, channels=(0, 2))
+    assert out.shape == (2, 3, 2, 8, 12)
+    np.testing.assert_allclose(out, predict_baseline(kind, x[:, :, [0, 2]], 3), atol=1e-6)
+    if kind == "copy_last":
+        np.testing.assert_array_equal(out[:, 2], x[:, -1, [0, 2]])

@@ -389,3 +389,52 @@ def test_bad_fss_scales_exit_with_one_error_line(command):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: config key 'fss_scales'"), proc.stderr
     assert "must be distinct positive integers" in lines[0]
+
+
+# ---------------------------------------------------------------- target_channels
+
+THREE_CHANNELS = ["--dataset", "sequences", "--channels", "3", "--frame_height", "16", "--frame_width", "16"]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (THREE_CHANNELS + ["--target_channels", "[0,0]"], "must be distinct channel indices >= 0 in increasing order"),
+    (THREE_CHANNELS + ["--target_channels", "[2,0]"], "in increasing order"),
+    (THREE_CHANNELS + ["--target_channels", "[-1]"], "channel indices >= 0"),
+    (THREE_CHANNELS + ["--target_channels", "[3]"], "channel 3 does not exist, the frames have 3 channel(s), 0 to 2"),
+    (["--target_channels", "[1]"], "channel 1 does not exist, the frames have 1 channel(s)"),  # Moving MNIST
+    (THREE_CHANNELS + ["--target_channels", "[0]", "--arch", "stacked"], "arch stacked reads its own prediction"),
+    (THREE_CHANNELS + ["--target_channels", "[0]", "--forecaster_input", "prediction"],
+     "forecaster_input prediction feeds the forecaster its previous prediction"),
+    (THREE_CHANNELS + ["--target_channels", "[0]", "--output_frames", "4", "--lead_frames", "8"],
+     "lead_frames 8 rolls the model forward on its own predictions"),
+    (THREE_CHANNELS + ["--target_channels", "[0]", "--output_activation", "linear", "--loss", "mse", "--residual",
+                       "true", "--output_bias", "0"], "residual adds the predicted change to the last frame"),
+])
+def test_bad_target_channels_are_one_line_naming_the_key(argv, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(argv)
+    assert fragment in str(err.value) and "'target_channels'" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_target_channels_select_the_output_channels():
+    from src.config import output_frame_shape, selects_channels, target_channel_indices
+
+    every = load_config(THREE_CHANNELS)
+    assert target_channel_indices(every) == (0, 1, 2) and output_frame_shape(every) == (3, 16, 16)
+    radar = load_config(THREE_CHANNELS + ["--target_channels", "[0]"])
+    assert target_channel_indices(radar) == (0,) and output_frame_shape(radar) == (1, 16, 16)
+    assert selects_channels(radar) and not selects_channels(every)
+    # naming every channel is no selection: the next-frame stack and a roll-out may read predictions back
+    assert not selects_channels(load_config(THREE_CHANNELS + ["--target_channels", "[0,1,2]", "--arch", "stacked",
+                                                              "--lead_frames", "20"]))
+    assert SCHEMA["target_channels"].role == "model"  # a checkpoint of another target set is refused
+
+
+def test_target_channels_are_checked_again_when_the_data_give_the_channel_count():
+    """Before the data are read the channel count is 0 (unknown): the key is checked when it is filled in."""
+    unknown = load_config(["--dataset", "sequences", "--target_channels", "[4]", "--arch", "stacked"])
+    with pytest.raises(ConfigError, match="channel 4 does not exist, the frames have 3 channel"):
+        unknown.replace(channels=3, frame_height=16, frame_width=16)
+    with pytest.raises(ConfigError, match="arch stacked reads its own prediction"):
+        unknown.replace(channels=6, frame_height=16, frame_width=16)

@@ -259,3 +259,28 @@ def test_crop_size_that_would_be_ignored_or_cannot_run_is_refused(tmp_path, over
     values.update(overrides)
     with pytest.raises(ConfigError, match=fragment):
         _cfg(tmp_path / "x.npy", **values)
+
+
+def test_target_channels_reach_every_split_crops_and_the_no_data_mask(tmp_path):
+    """target_channels [1]: training windows (also cropped), validation and evaluation windows hold channel 1 as
+    targets and every channel as inputs; with nodata the mask of the compiled step is that channel's."""
+    from src.data.pipeline import MaskedBatches, RankBatches
+
+    raw = _rain_like()
+    raw[:, :, 1, :, 0] = np.nan  # no data in column 0 of channel 1 (a target) ...
+    raw[:, :, 0, :, 5] = np.nan  # ... and in column 5 of channel 0 (an input only)
+    np.save(tmp_path / "gaps.npy", raw)
+    data = TrainingData(_cfg(tmp_path / "gaps.npy", target_channels=[1], nodata=["nan"], crop_size=4,
+                             val_sequences=2))
+    assert "predicting channel(s) 1 of 3" in data.describe()
+    inputs, targets = read_batch(data.epoch_source(0), np.arange(3))
+    assert inputs.shape == (3, 2, 3, 4, 4) and targets.shape == (3, 2, 1, 4, 4)
+    assert data.validation[0][1].shape == (2, 1, 8, 12)
+    inputs, filled, valid = MaskedBatches(RankBatches(data.splits.train, 0, 1, 3, 0, 4))[0]  # whole frames
+    assert valid.shape == (3, 2, 1, 8, 12) and np.isfinite(filled).all() and np.isfinite(inputs).all()
+    assert (valid[..., 0] == 0).all() and (valid[..., 1:] == 1).all()  # channel 0's gaps are no target's
+    source, _ = evaluation_windows(data.cfg)
+    window, (seq, start) = source[0], window_location(source, 0)
+    truth = np.clip((raw[seq, start + 2:start + 4, 1:2] + 10) / 70, 0, 1)  # (T_out, 1, H, W), NaN kept
+    np.testing.assert_allclose(window[1], truth, rtol=1e-6)
+    assert window[0].shape == (2, 3, 8, 12)

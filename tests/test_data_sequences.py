@@ -549,3 +549,15 @@ def test_unreadable_files_are_refused_in_one_line(tmp_path):
         with pytest.raises(DataError, match=fragment) as err:
             load_user_array(str(path))
         assert "\n" not in str(err.value)
+
+
+def test_target_channels_cut_the_targets_and_leave_the_inputs_whole(tmp_path):
+    data = _indexed(c=3)  # (N, T, 3, H, W)
+    path = _save(tmp_path, "d.npy", data)
+    inputs, targets = open_sequence_file(path, "NTCHW", 4, 3, target_channels=(1,))[0]
+    assert inputs.shape == (4, 3, 8, 8) and targets.shape == (3, 1, 8, 8)
+    np.testing.assert_allclose(targets[:, 0], data[0, 4:7, 1] / 255.0, rtol=1e-6)
+    splits = sequences.open_sequences(path, "NTCHW", 4, 3, split=(0.5, 0.25, 0.25), target_channels=(0, 2))
+    assert splits.channels == 3 and splits.val[0][1].shape == (3, 2, 8, 8)  # the frames keep their channel count
+    message = _error(open_sequence_file, path, "NTCHW", 4, 3, target_channels=(0, 3))
+    assert "target_channels [0, 3] names channel 3" in message and "3 channel(s), 0 to 2" in message

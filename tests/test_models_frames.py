@@ -86,3 +86,28 @@ def test_sequences_config_without_a_frame_shape_cannot_build_a_network():
 
     with pytest.raises(ConfigError, match="not known yet"):
         build_network(load_config([], dataset="sequences"))
+
+
+@pytest.mark.parametrize("arch,targets", [("paper", [0]), ("paper", [0, 2]), ("zoo", [1])])
+def test_target_channels_set_the_output_layer_and_the_counted_cost(arch, targets, monkeypatch):
+    """3 channels in, the target_channels out: the output convolution's width, the output shape, the parameter
+    and MAC counts of the FLOP counter."""
+    from tests.test_models_flops import _ConvMacCounter
+
+    ms.set_seed(0)
+    cfg = frames_cfg(arch, target_channels=targets)
+    net = build_network(cfg)
+    shapes = {p.name: tuple(p.shape) for p in net.get_parameters()}
+    out_weight = shapes["dec_out.weight" if arch == "zoo" else "output_conv.weight"][0]
+    assert out_weight == len(targets) * (1 if arch == "zoo" else 16)
+    counter = _ConvMacCounter(monkeypatch)
+    y = net(ms.Tensor(np.random.default_rng(0).random((1, 3, 3, 16, 24)).astype(np.float32))).asnumpy()
+    assert y.shape == (1, 4, len(targets), 16, 24)  # (B, T_out, C_out, H, W)
+    assert flops.count_parameters(net) == flops.network_cost(cfg)["params"]
+    assert sum(counter.macs) == flops.network_cost(cfg)["forward_macs"]
+
+
+def test_a_prediction_fed_forecaster_needs_every_channel_out():
+    with pytest.raises(ValueError, match="output_channels must be frame_channels"):
+        PaperEncoderForecaster(3, 2, hidden_channels=(8,), kernel_size=3, forecaster_input="prediction",
+                               frame_channels=3, frame_size=(16, 16), output_channels=1)

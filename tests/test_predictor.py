@@ -162,6 +162,18 @@ def test_the_context_of_a_later_chunk_is_the_last_input_frames():
     assert [float(f.mean()) for f in seen[1][0]] == pytest.approx([0.3, 0.5, 0.5])
 
 
+def test_a_model_of_fewer_output_channels_is_not_rolled_out():
+    """target_channels: the predictions cannot be read back as the next chunk's input frames."""
+    from src.errors import DataError
+    from src.predictor import BatchPredictor, RolledOut
+
+    rule = lambda batch: _shift_rule(2)(batch[:, :, :1])  # channel 0 of 3  # noqa: E731
+    fewer = BatchPredictor(rule, 1, (3, 3, 8, 8), (2, 1, 8, 8), name="m.onnx", engine="onnxruntime")
+    with pytest.raises(DataError, match="predicts frames of 1x8x8 from frames of 3x8x8"):
+        RolledOut(fewer, 4)
+    assert RolledOut(fewer, 1).predict(np.zeros((1, 3, 3, 8, 8), np.float32)).shape == (1, 1, 1, 8, 8)
+
+
 @pytest.mark.parametrize("lead", [0, -2, 2.5, True])
 def test_lead_frames_must_be_a_positive_integer(lead):
     from src.predictor import RolledOut

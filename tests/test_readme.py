@@ -49,6 +49,8 @@ SKIP = [
                                                 "--baseline pysteps, tests/test_configs.py the recipe"),
     (r"--lead_frames", "rollouts of a trained own-data model: tests/test_own_data_rollout.py runs eval.py, eval_onnx.py "
                        "and predict.py --lead_frames on a tiny rain-cell model (checkpoint, MINDIR, ONNX)"),
+    (r"radar_sat", "several channels in, one out: tests/test_own_data_target_channels.py trains a 3-channel file with "
+                   "--target_channels 0 and runs eval.py, predict.py, export.py and the Ascend 310 files on it"),
     (r"\[[A-Z_]+\]|\[--", "usage synopsis"),
     (r"^pip install -r requirements-(onnx|pysteps)\.txt", "requirements-test.txt installs it"),
     (r"bench/", "benchmarks take minutes to tens of minutes and assert nothing"),

@@ -146,3 +146,21 @@ def test_loss_on_all_frames_compares_every_next_frame(activation):
                                                                     None).asnumpy())
     frames = logits if activation == "linear" else 1 / (1 + np.exp(-logits.astype(np.float64)))
     assert got == pytest.approx(float(np.mean((frames - seq[:, 1:]) ** 2)), rel=1e-5)
+
+
+def test_loss_on_all_frames_takes_the_target_channels_of_the_observed_frames():
+    """target_channels [0, 2] of 3: the data hold the targets' channels 0 and 2 only; the observed next frames
+    the loss also compares with are cut to the same channels."""
+    import mindspore as ms
+    from src.training.losses import make_loss_fn
+
+    rng = np.random.default_rng(8)
+    seq = rng.random((2, 5, 3, 8, 8)).astype(np.float32)  # T_in 3, T_out 2, 3 channels
+    logits = rng.normal(0, 1, (2, 4, 2, 8, 8)).astype(np.float32)  # (B, T-1, C_out, H, W)
+    cfg = load_config(dataset="sequences", channels=3, frame_height=8, frame_width=8, arch="paper", patch_size=4,
+                      input_frames=3, output_frames=2, loss="mse", ssim_weight=0.0, loss_frames="all",
+                      target_channels=[0, 2])
+    got = float(make_loss_fn(_FixedLogits(ms.Tensor(logits)), cfg)(ms.Tensor(seq[:, :3]),
+                                                                    ms.Tensor(seq[:, 3:, [0, 2]]), None).asnumpy())
+    frames = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    assert got == pytest.approx(float(np.mean((frames - seq[:, 1:, [0, 2]]) ** 2)), rel=1e-5)

@@ -180,7 +180,8 @@ def sequence_normalization(cfg):
 
 def _file_options(cfg):  # keyword arguments of src.data.sequences' openers
     return dict(npz_key=cfg.npz_key, window_stride=cfg.window_stride, scale=cfg.data_scale, data_min=cfg.data_min,
-                data_max=cfg.data_max, normalization=sequence_normalization(cfg), nodata=nodata_values(cfg))
+                data_max=cfg.data_max, normalization=sequence_normalization(cfg), nodata=nodata_values(cfg),
+                target_channels=cfg.target_channels)
 
 
 def _check_local(path):
@@ -349,7 +350,12 @@ class TrainingData:
                 f"{train.file.dtype}, {norm.scale} [{norm.data_min:g}, {norm.data_max:g}] -> [0, 1]; "
                 f"{len(train)} training windows of {cfg.input_frames}+{cfg.output_frames} frames "
                 f"({len(train.sequence_indices)} sequences); {per_epoch} windows per epoch {per_step} = "
-                f"{per_epoch / len(train):.2f} passes{self._crops()}; {val}{no_data_text(train.file, norm)}")
+                f"{per_epoch / len(train):.2f} passes{self._crops()}{self._targets()}; {val}"
+                f"{no_data_text(train.file, norm)}")
+
+    def _targets(self):
+        chosen = self.cfg.target_channels
+        return f", predicting channel(s) {', '.join(map(str, chosen))} of {self.cfg.channels}" if chosen else ""
 
     def _crops(self):
         crop = self.cfg.crop_size

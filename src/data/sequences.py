@@ -344,12 +344,14 @@ class BatchSource:
 
 
 class WindowSource(BatchSource):
-    """Windows of some sequences of a file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, ...))``;
-    window i is window ``i % windows_per_sequence`` of ``sequence_indices[i // windows_per_sequence]``."""
+    """Windows of some sequences of a file: ``source[i] -> (inputs (T_in, C, H, W), targets (T_out, C_out, H, W))``;
+    window i is window ``i % windows_per_sequence`` of ``sequence_indices[i // windows_per_sequence]``; the targets
+    hold the ``target_channels`` (indices; empty: all channels)."""
 
     def __init__(self, file, sequence_indices, input_frames, output_frames, window_stride, normalization,
-                 name=""):
+                 name="", target_channels=()):
         self.file, self.path, self.name = file, file.path, name
+        self.target_channels = checked_target_channels(target_channels, file)
         self.input_frames, self.output_frames, self.window_stride = _check_frames(input_frames, output_frames,
                                                                                    window_stride)
         self.window_length = self.input_frames + self.output_frames
@@ -370,14 +372,32 @@ class WindowSource(BatchSource):
         raw = self.file.read_windows(*self._locations(indices), self.window_length)
         frames = self.normalization.frames(raw)  # (B, L, C, H, W) float32, NaN = no data (with nodata only)
         inputs, _ = fill_no_data(frames[:, :self.input_frames])  # (B, T_in, C, H, W): background where no data
+        targets = target_frames(frames[:, self.input_frames:], self.target_channels)  # (B, T_out, C_out, H, W)
         return (np.ascontiguousarray(inputs),  # (B, T_in, C, H, W)
-                np.ascontiguousarray(frames[:, self.input_frames:]))  # (B, T_out, C, H, W), NaN = no data
+                np.ascontiguousarray(targets))  # (B, T_out, C_out, H, W), NaN = no data
 
     def describe(self):
         label = f"{self.name}: " if self.name else ""
         return (f"{label}{len(self)} windows ({len(self.sequence_indices)} sequences x "
                 f"{self.windows_per_sequence}) of {self.input_frames}+{self.output_frames} frames, stride "
                 f"{self.window_stride}, from {self.path}")
+
+
+def target_frames(frames, channels):
+    """frames (B, T, C, H, W) -> (B, T, C_out, H, W): their ``channels`` (the config's target_channels, indices
+    into C; empty: all), what the network predicts and is scored on."""
+    return frames[:, :, list(channels)] if len(channels) else frames
+
+
+def checked_target_channels(channels, file):
+    """``channels`` (target_channels) as a tuple; DataError unless ``file``'s frames have every one of them."""
+    channels = tuple(int(c) for c in channels)
+    missing = [c for c in channels if not 0 <= c < file.channels]
+    if missing:
+        raise DataError(f"{file.path}: target_channels {list(channels)} names channel {missing[0]}, but its frames "
+                        f"have {file.channels} channel(s), 0 to {file.channels - 1}; name channels below "
+                        f"{file.channels}, or leave target_channels empty (all channels)")
+    return channels
 
 
 def check_tileable(height, width, arch, patch_size):
@@ -463,7 +483,7 @@ class SequenceSplits:
 
 def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", window_stride=0,
                    split=(0.8, 0.1, 0.1), split_seed=0, scale="auto", data_min=None, data_max=None,
-                   normalization=None, nodata=()):
+                   normalization=None, nodata=(), target_channels=()):
     """Open a file (split by sequence) or a train/val/test directory."""
     path = os.fspath(path)
     _check_frames(input_frames, output_frames, window_stride)
@@ -489,12 +509,13 @@ def open_sequences(path, layout, input_frames, output_frames, *, npz_key="", win
     record["fingerprint"] = file_fingerprint(files["train"]) if record["mode"] == "file" else \
         {name: file_fingerprint(f) for name, f in files.items()}  # checked by eval.py & co (src.data.split_record)
     sources = {name: WindowSource(files[name], members[name], input_frames, output_frames, window_stride, norm,
-                                  name) for name in SPLIT_NAMES}
+                                  name, target_channels) for name in SPLIT_NAMES}
     return SequenceSplits(sources, norm, record)
 
 
 def open_sequence_file(path, layout, input_frames, output_frames, *, inputs_only=False, npz_key="",
-                       window_stride=0, scale="auto", data_min=None, data_max=None, normalization=None, nodata=()):
+                       window_stride=0, scale="auto", data_min=None, data_max=None, normalization=None, nodata=(),
+                       target_channels=()):
     """Every window of every sequence of one file (to evaluate or predict on it), or with ``inputs_only``
     its InputFrames if it holds just ``input_frames`` a sequence."""
     _check_frames(input_frames, output_frames, window_stride)
@@ -504,7 +525,7 @@ def open_sequence_file(path, layout, input_frames, output_frames, *, inputs_only
     if inputs_only and file.num_frames == int(input_frames):
         return InputFrames(file, input_frames, norm)
     return WindowSource(file, np.arange(file.num_sequences), input_frames, output_frames, window_stride, norm,
-                        os.path.basename(file.path))
+                        os.path.basename(file.path), target_channels)
 
 
 class InputFrames(BatchSource):

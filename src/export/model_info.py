@@ -13,7 +13,7 @@ from typing import Optional
 import yaml
 
 from src.cli import overrides_argv
-from src.config import Config, config_from_dict, frame_shape, load_config, resolve_config
+from src.config import Config, config_from_dict, frame_shape, load_config, output_frame_shape, resolve_config
 from src.errors import ConfigError
 from src.export import ModelFileError
 
@@ -28,11 +28,12 @@ def model_input_shape(cfg, batch_size):
 
 
 def model_output_shape(cfg, batch_size):
-    return (int(batch_size), cfg.output_frames) + tuple(frame_shape(cfg))  # (B, T_out, C, H, W)
+    return (int(batch_size), cfg.output_frames) + tuple(output_frame_shape(cfg))  # (B, T_out, C_out, H, W)
 
 
 def _frames_text(input_shape, output_shape):
-    return f"{input_shape[1]} -> {output_shape[1]} frames of {'x'.join(map(str, input_shape[2:]))}"
+    text = f"{input_shape[1]} -> {output_shape[1]} frames of {'x'.join(map(str, input_shape[2:]))}"
+    return text if input_shape[2] == output_shape[2] else f"{text} -> {'x'.join(map(str, output_shape[2:]))}"
 
 
 def config_for_model(info, overrides):

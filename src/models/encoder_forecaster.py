@@ -1,9 +1,10 @@
 """Encoder-forecaster networks for next-frame prediction (``cfg.arch``: ``zoo`` or ``paper``).
 
-``(B, T_in, C, H, W)`` in [0, 1] -> ``(B, T_out, C, H, W)`` (sigmoid of ``forward_logits``), time-major
-inside. ``zoo``: the published port's three conv / ConvLSTM levels; ``paper`` (Shi et al. 2015): ConvLSTM
-stacks on p x p patches, hidden states concatenated into a 1x1 conv. ``forecaster_input="prediction"``:
-forecaster layer 1 reads the previous frame (last observed, then its own prediction), frame by frame.
+``(B, T_in, C, H, W)`` in [0, 1] -> ``(B, T_out, C_out, H, W)`` (sigmoid of ``forward_logits``; C_out = C, or
+fewer with ``output_channels``: the config's target_channels), time-major inside. ``zoo``: the published port's
+three conv / ConvLSTM levels; ``paper`` (Shi et al. 2015): ConvLSTM stacks on p x p patches, hidden states
+concatenated into a 1x1 conv. ``forecaster_input="prediction"``: forecaster layer 1 reads the previous frame (last
+observed, then its own prediction), frame by frame.
 """
 import functools
 
@@ -73,8 +74,8 @@ class _SequenceNet(nn.Cell):
         return logit if self.linear_output else ops.sigmoid(logit)
 
     def forward_logits(self, x):
-        """x (B, T_in, C, H, W) float32 in [0, 1] -> logits (B, T_out, C, H, W)."""
-        logits = self.forward_time_major(x.transpose(1, 0, 2, 3, 4))  # (T_out, B, C, H, W)
+        """x (B, T_in, C, H, W) float32 in [0, 1] -> logits (B, T_out, C_out, H, W) (C_out: target_channels)."""
+        logits = self.forward_time_major(x.transpose(1, 0, 2, 3, 4))  # (T_out, B, C_out, H, W)
         return logits.transpose(1, 0, 2, 3, 4)
 
     def construct(self, x):
@@ -86,8 +87,9 @@ class ZooEncoderForecaster(_SequenceNet):
     """The three-level network of the published port (frame height and width multiples of 4)."""
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, peephole=False, forget_bias=1.0,
-                 output_bias=0.0, channels=ZOO_CHANNELS, frame_channels=1, frame_size=None):
+                 output_bias=0.0, channels=ZOO_CHANNELS, frame_channels=1, frame_size=None, output_channels=None):
         super().__init__(input_frames, output_frames, image_size, frame_size)
+        output_channels = frame_channels if output_channels is None else output_channels  # target_channels
         height, width = self.frame_size
         full, half, quarter = (height, width), (height // 2, width // 2), (height // 4, width // 4)
         c1, c2, c3 = channels  # narrower than 16, 64, 96 only to test the code path fast
@@ -108,7 +110,7 @@ class ZooEncoderForecaster(_SequenceNet):
         self.dec_deconv2 = _deconv(c3, c3)
         self.dec_cell1 = cell(c3, c2, spatial_size=full)
         self.dec_conv1 = same_conv(c2, c1, 3)
-        self.dec_out = same_conv(c1, frame_channels, 1)
+        self.dec_out = same_conv(c1, output_channels, 1)
         _set_bias(self.dec_out, output_bias)
 
     def _framewise_act(self, layer, x):
@@ -127,7 +129,7 @@ class ZooEncoderForecaster(_SequenceNet):
         y = self._framewise_act(self.dec_deconv2, y)  # (T_out, B, 96, H, W)
         y, _ = self.dec_cell1(y, state1)  # (T_out, B, 64, H, W)
         y = self._framewise_act(self.dec_conv1, y)  # (T_out, B, 16, H, W)
-        return framewise(self.dec_out, y)  # (T_out, B, C, H, W)
+        return framewise(self.dec_out, y)  # (T_out, B, C_out, H, W)
 
 
 class PaperEncoderForecaster(_SequenceNet):
@@ -135,9 +137,16 @@ class PaperEncoderForecaster(_SequenceNet):
 
     def __init__(self, input_frames=10, output_frames=10, image_size=64, hidden_channels=(128, 64, 64),
                  kernel_size=5, patch_size=4, peephole=False, group_norm=False, forget_bias=1.0, output_bias=0.0,
-                 forecaster_input="none", frame_channels=1, frame_size=None, output_activation="sigmoid",
-                 residual=False):
+                 forecaster_input="none", frame_channels=1, frame_size=None, output_channels=None,
+                 output_activation="sigmoid", residual=False):
         super().__init__(input_frames, output_frames, image_size, frame_size, output_activation, residual)
+        output_channels = frame_channels if output_channels is None else output_channels  # target_channels
+        if forecaster_input == "prediction" and output_channels != frame_channels:
+            raise ValueError(f"forecaster_input prediction reads its predictions back as input frames: "
+                             f"output_channels must be frame_channels ({frame_channels}), got {output_channels}")
+        if residual and output_channels != frame_channels:
+            raise ValueError(f"residual adds the change to the last frame: output_channels must be frame_channels "
+                             f"({frame_channels}), got {output_channels}")
         if forecaster_input not in FORECASTER_INPUTS:
             raise ValueError(f"forecaster_input must be one of {', '.join(FORECASTER_INPUTS)}, "
                              f"got {forecaster_input!r}")
@@ -156,7 +165,7 @@ class PaperEncoderForecaster(_SequenceNet):
         dec_inputs = [depth if self.feed_predictions else 0] + widths[:-1]
         self.encoder = nn.CellList([cell(cin, hid) for cin, hid in zip(enc_inputs, widths)])
         self.forecaster = nn.CellList([cell(cin, hid) for cin, hid in zip(dec_inputs, widths)])
-        self.output_conv = same_conv(sum(widths), depth, 1)
+        self.output_conv = same_conv(sum(widths), int(output_channels) * patch_size * patch_size, 1)
         _set_bias(self.output_conv, output_bias)
 
     def _encode_and_forecast(self, x):
@@ -173,37 +182,37 @@ class PaperEncoderForecaster(_SequenceNet):
         if self.feed_predictions:
             y = self._forecast_from_predictions(last, states)  # (T_out, B, C*p*p, H/p, W/p)
         else:
-            y = self._forecast_from_states(states)  # (T_out, B, C*p*p, H/p, W/p)
+            y = self._forecast_from_states(states)  # (T_out, B, C_out*p*p, H/p, W/p)
         if self.residual:
             y = y + last.expand_dims(0)  # every forecast frame = the last observed one + its change
         return hiddens, patches, y
 
     def forward_time_major(self, x):
         _, _, y = self._encode_and_forecast(x)
-        return framewise(depth_to_space, y, self.patch_size)  # (T_out, B, C, H, W)
+        return framewise(depth_to_space, y, self.patch_size)  # (T_out, B, C_out, H, W)
 
     def forward_train(self, inputs, targets, mask, all_frames=True):
-        """Training logits (B, T', C, H, W): with ``all_frames`` the encoder's steps 1 .. T_in-1 predict their
+        """Training logits (B, T', C_out, H, W): with ``all_frames`` the encoder's steps 1 .. T_in-1 predict their
         next frame too, through the same output convolution (T' = T_in - 1 + T_out), else the T_out forecast
         frames. ``targets`` and ``mask`` are not read: the paper network reads no true frame after the inputs."""
-        hiddens, patches, y = self._encode_and_forecast(inputs.transpose(1, 0, 2, 3, 4))  # y: (T_out, B, Cpp, h, w)
+        hiddens, patches, y = self._encode_and_forecast(inputs.transpose(1, 0, 2, 3, 4))  # y: (T_out, B, Cop2, h, w)
         if all_frames:
-            observed = framewise(self.output_conv, _concat(hiddens, axis=2))  # (T_in, B, C*p*p, h, w)
+            observed = framewise(self.output_conv, _concat(hiddens, axis=2))  # (T_in, B, C_out*p*p, h, w)
             if self.residual:
                 observed = observed + patches  # step t predicts frame t+1 as frame t + a change
-            y = ops.cat([observed[:self.input_frames - 1], y], axis=0)  # (T_in - 1 + T_out, B, C*p*p, h, w)
+            y = ops.cat([observed[:self.input_frames - 1], y], axis=0)  # (T_in - 1 + T_out, B, C_out*p*p, h, w)
         y = framewise(depth_to_space, y, self.patch_size)
-        return y.transpose(1, 0, 2, 3, 4)  # (B, T', C, H, W)
+        return y.transpose(1, 0, 2, 3, 4)  # (B, T', C_out, H, W)
 
     def _forecast_from_states(self, states):
-        """The paper's forecaster, layer-major -> logits as patches (T_out, B, C*p*p, H/p, W/p)."""
+        """The paper's forecaster, layer-major -> logits as patches (T_out, B, C_out*p*p, H/p, W/p)."""
         y, _ = self.forecaster[0](None, states[0], self.output_frames)  # (T_out, B, C_1, H/p, W/p)
         hiddens = [y]
         for k in range(1, self.num_layers):
             y, _ = self.forecaster[k](y, states[k])
             hiddens.append(y)
         y = _concat(hiddens, axis=2)  # (T_out, B, sum C_k, H/p, W/p)
-        return framewise(self.output_conv, y)  # (T_out, B, C*p*p, H/p, W/p)
+        return framewise(self.output_conv, y)  # (T_out, B, C_out*p*p, H/p, W/p)
 
     def _forecast_from_predictions(self, frame, states):
         """Frame by frame, layer 1 reading the previous ``frame`` (B, C*p*p, H/p, W/p) -> logits."""

@@ -5,6 +5,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import ops
 
+from src.config import selects_channels, target_channel_indices
 from src.data.pipeline import sequence_normalization
 from src.metrics import balance_of
 
@@ -86,10 +87,16 @@ def pixel_loss(logits, targets, name, linear_output=False, valid=None, count=LOC
     raise ValueError(f"unknown loss {name!r}")
 
 
-def loss_targets(inputs, targets, all_frames):
-    """The true frames the loss compares with: every next frame (B, T-1, C, H, W), frames 1 .. T-1 of the
-    whole sequence, or only ``targets`` (B, T_out, C, H, W)."""
-    return ops.cat([inputs[:, 1:], targets], axis=1) if all_frames else targets
+def loss_targets(inputs, targets, all_frames, channels=None):
+    """The true frames the loss compares with: every next frame (B, T-1, C_out, H, W), frames 1 .. T-1 of the
+    whole sequence, or only ``targets`` (B, T_out, C_out, H, W). The data hold the targets' ``target_channels``
+    only; ``channels`` (int32 indices, None: all) takes the same channels of the observed frames."""
+    if not all_frames:
+        return targets
+    observed = inputs[:, 1:]  # (B, T_in - 1, C, H, W)
+    if channels is not None:
+        observed = ops.gather(observed, channels, 2)  # (B, T_in - 1, C_out, H, W)
+    return ops.cat([observed, targets], axis=1)
 
 
 def pixel_classes(cfg):
@@ -128,10 +135,11 @@ def make_loss_fn(logits_fn, cfg, group_size=1):
     classes = pixel_classes(cfg) if name == "balanced" else None
     all_frames, linear = cfg.loss_frames == "all", cfg.output_activation == "linear"
     count = data_counter(group_size) if cfg.nodata else LOCAL_COUNT
+    channels = ms.Tensor(np.array(target_channel_indices(cfg), np.int32)) if selects_channels(cfg) else None
 
     def loss_fn(inputs, targets, mask, valid=None):
-        logits = logits_fn(inputs, targets, mask)  # (B, T', C, H, W) float32
-        truth = loss_targets(inputs, targets, all_frames)  # (B, T', C, H, W)
+        logits = logits_fn(inputs, targets, mask)  # (B, T', C_out, H, W) float32
+        truth = loss_targets(inputs, targets, all_frames, channels)  # (B, T', C_out, H, W)
         if classes:
             loss = balanced_loss(logits, truth, *classes, linear_output=linear, valid=valid, count=count)
         else:

@@ -9,7 +9,7 @@ outputs, twice before a LeakyReLU; per ConvLSTM step gate pre-activations, gates
 import math
 from dataclasses import dataclass
 
-from src.config import frame_shape
+from src.config import frame_shape, output_frame_shape
 
 BYTES_PER_FLOAT = 4
 ZOO_CELL_KERNEL = 5
@@ -92,7 +92,7 @@ def zoo_layers(cfg):
         conv_cost("dec_deconv2", 96, 96, 4, half, t_out, stride=2, transposed=True),
         cell("dec_cell1", 96, 64, s, t_out),
         conv_cost("dec_conv1", 64, 16, 3, s, t_out),
-        conv_cost("dec_out", 16, c, 1, s, t_out, activation=False),
+        conv_cost("dec_out", 16, output_frame_shape(cfg)[0], 1, s, t_out, activation=False),
     ]
 
 
@@ -115,9 +115,10 @@ def paper_layers(cfg):
     dec_in = [depth if cfg.forecaster_input == "prediction" else 0] + widths[:-1]
     for i, (cin, hid) in enumerate(zip(dec_in, widths)):
         rows.append(cell(f"dec_cell{i + 1}" + (" (no input)" if cin == 0 else ""), cin, hid, t_out))
-    rows.append(conv_cost("output_conv (concat of dec states)", sum(widths), depth, 1, side, t_out,
+    c_out = output_frame_shape(cfg)[0]  # target_channels
+    rows.append(conv_cost("output_conv (concat of dec states)", sum(widths), c_out * p * p, 1, side, t_out,
                           activation=False))
-    rows.append(_reshape_row(f"depth_to_space {p}x{p}", depth, c, side, (height, width), t_out))
+    rows.append(_reshape_row(f"depth_to_space {p}x{p}", c_out * p * p, c_out, side, (height, width), t_out))
     return rows
 
 
