@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.data import radar_storms
+from src.data import radar_storms, rain_cells
 from src.data.radar_storms import BACKGROUND_DBZ, MAX_DBZ, MIN_ECHO_DBZ, RadarStorms, main
 from src.data.sequences import open_sequence_file, open_sequences
 from src.errors import UserError
@@ -207,7 +207,7 @@ def test_second_channel_is_the_smoothed_previous_frame():
     np.testing.assert_array_equal(two[:, :, 0], one[:, :, 0])  # channel 0 does not depend on channels
     from src.data.rain_cells import _gaussian_blur_matrix
 
-    blur = _gaussian_blur_matrix(32, radar_storms.SMOOTH_SIGMA)
+    blur = _gaussian_blur_matrix(32, rain_cells.SMOOTH_SIGMA)
     expected = blur @ one[:, :-1, 0].astype(np.float64) @ blur.T  # (N, T-1, H, W)
     np.testing.assert_allclose(two[:, 1:, 1], expected, atol=1e-3)
 

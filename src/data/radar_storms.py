@@ -54,7 +54,6 @@ TEXTURE_WAVELENGTH = (5.0, 18.0)  # px
 TEXTURE_DRIFT = (0.05, 0.2)  # rad per frame: the texture changes as it moves
 TEXTURE_SWELL = (0.05, 0.2)  # rad per frame: how fast each mode's amplitude swells and fades
 TEXTURE_DB = 3.0  # std of the texture
-SMOOTH_SIGMA = rain_cells.SMOOTH_SIGMA  # px, second channel
 _DB_TO_LN = np.log(10.0) / 10.0  # Z = exp(dBZ * _DB_TO_LN)
 _USAGE = rain_cells._USAGE.replace("rain_cells", "radar_storms")
 
@@ -83,31 +82,14 @@ def _noise_modes(rng, count, wavelength, drift, swell=None):
     return modes
 
 
-class RadarStorms:
+class RadarStorms(rain_cells.DbzSequences):
     """Random-access generator of radar-storm sequences in dBZ: ``sequence(i) -> (T, C, H, W)`` float32."""
-
-    def __init__(self, num_sequences=600, num_frames=20, size=96, channels=1, seed=0):
-        if num_sequences < 1 or num_frames < 2 or size < 8 or channels not in (1, 2):
-            raise ValueError("num_sequences >= 1, num_frames >= 2, size >= 8 and channels 1 or 2 are required, got "
-                             f"{num_sequences}, {num_frames}, {size}, {channels}")
-        self.num_sequences, self.num_frames = int(num_sequences), int(num_frames)
-        self.size, self.channels, self.seed = int(size), int(channels), int(seed)
-        self._blur = rain_cells._gaussian_blur_matrix(self.size, SMOOTH_SIGMA)
-
-    def __len__(self):
-        return self.num_sequences
-
-    @property
-    def shape(self):
-        return self.num_sequences, self.num_frames, self.channels, self.size, self.size  # (N, T, C, H, W)
 
     # ------------------------------------------------------------ the random draws
 
     def plan(self, index):
         """The random draws of sequence ``index``: {"motion", "gain", "cells", "stratiform", "texture"}."""
-        if not 0 <= index < self.num_sequences:
-            raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
-        rng = np.random.default_rng((self.seed, int(index)))
+        rng = self.rng(index)
         size = self.size
         speed, heading = rng.uniform(*SPEED_RANGE), rng.uniform(0.0, 2.0 * np.pi)
         velocity = speed * np.exp(1j * heading)  # vx + i vy at the frame centre
@@ -226,9 +208,6 @@ class RadarStorms:
         previous = np.concatenate([self._reflectivity(index, [-1.0]), frames[:-1]])  # (T, H, W) frames -1 .. T-2
         smoothed = self._blur @ previous.astype(np.float64) @ self._blur.T  # (T, H, W) smoothed previous frame
         return np.stack([frames, smoothed], axis=1).astype(np.float32)  # (T, 2, H, W)
-
-    def block(self, start, stop):  # -> (n, T, C, H, W) float32
-        return np.stack([self.sequence(i) for i in range(start, stop)])
 
 
 def main(argv):

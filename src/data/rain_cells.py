@@ -35,8 +35,9 @@ def _gaussian_blur_matrix(size, sigma):  # B @ row = the row blurred (renormalis
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-class RainCells:
-    """Random-access generator of rain-cell sequences in dBZ: ``sequence(i) -> (T, C, H, W)`` float32."""
+class DbzSequences:
+    """What the dBZ generators share: sizes, a seeded random-access plan per sequence, blocks of sequences.
+    A subclass defines ``plan(index)`` (drawing from ``rng(index)``) and ``sequence(index) -> (T, C, H, W)``."""
 
     def __init__(self, num_sequences=600, num_frames=20, size=96, channels=1, seed=0):
         if num_sequences < 1 or num_frames < 2 or size < 8 or channels not in (1, 2):
@@ -44,7 +45,7 @@ class RainCells:
                              f"{num_sequences}, {num_frames}, {size}, {channels}")
         self.num_sequences, self.num_frames = int(num_sequences), int(num_frames)
         self.size, self.channels, self.seed = int(size), int(channels), int(seed)
-        self._blur = _gaussian_blur_matrix(self.size, SMOOTH_SIGMA)
+        self._blur = _gaussian_blur_matrix(self.size, SMOOTH_SIGMA)  # the second channel's smoothing
 
     def __len__(self):
         return self.num_sequences
@@ -53,11 +54,22 @@ class RainCells:
     def shape(self):
         return self.num_sequences, self.num_frames, self.channels, self.size, self.size  # (N, T, C, H, W)
 
-    def plan(self, index):
-        """The random draws of sequence ``index``: velocity (2,) (vy, vx) and per-cell arrays."""
+    def rng(self, index):
+        """The random generator of sequence ``index`` alone: ``default_rng((seed, index))``."""
         if not 0 <= index < self.num_sequences:
             raise IndexError(f"sequence index {index} out of range [0, {self.num_sequences})")
-        rng = np.random.default_rng((self.seed, int(index)))
+        return np.random.default_rng((self.seed, int(index)))
+
+    def block(self, start, stop):  # -> (n, T, C, H, W) float32
+        return np.stack([self.sequence(i) for i in range(start, stop)])
+
+
+class RainCells(DbzSequences):
+    """Random-access generator of rain-cell sequences in dBZ: ``sequence(i) -> (T, C, H, W)`` float32."""
+
+    def plan(self, index):
+        """The random draws of sequence ``index``: velocity (2,) (vy, vx) and per-cell arrays."""
+        rng = self.rng(index)
         speed, angle = rng.uniform(*SPEED_RANGE), rng.uniform(0.0, 2.0 * np.pi)
         velocity = speed * np.array([np.sin(angle), np.cos(angle)])  # (2,) vy, vx
         k = int(rng.integers(*CELLS_RANGE))
@@ -129,9 +141,6 @@ class RainCells:
         if self.channels == 2:
             channels.append(self._blur @ frames[:-1] @ self._blur.T)  # (T, H, W) smoothed previous frame
         return np.stack(channels, axis=1).astype(np.float32)  # (T, C, H, W)
-
-    def block(self, start, stop):  # -> (n, T, C, H, W) float32
-        return np.stack([self.sequence(i) for i in range(start, stop)])
 
 
 def _write_range(tmp, generator, start, stop, counts):
