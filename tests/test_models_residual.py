@@ -11,6 +11,7 @@ from src.errors import ConfigError
 from src.models.mixed_precision import training_forward
 from src.models.network import build_network
 from src.training.sampling import inference_mask
+from tests.graph_mode import assert_graph_mode_matches_pynative
 
 pytestmark = pytest.mark.usefixtures("pynative_mode")
 T_IN, T_OUT, SIZE = 3, 4, 32
@@ -90,19 +91,7 @@ def test_graph_mode_matches_pynative():
     x, y = inputs(4)
     mask = ms.Tensor(inference_mask(2, T_IN, T_OUT))
     forward = training_forward(net, "O0", all_frames=True)
-    eager = forward(x, y, mask).asnumpy(), net(x).asnumpy()
-    ms.set_context(mode=ms.GRAPH_MODE)
-
-    @ms.jit
-    def train_logits(a, b, m):
-        return forward(a, b, m)
-
-    @ms.jit
-    def frames(a):
-        return net(a)
-
-    np.testing.assert_allclose(train_logits(x, y, mask).asnumpy(), eager[0], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(frames(x).asnumpy(), eager[1], rtol=1e-4, atol=1e-5)
+    assert_graph_mode_matches_pynative([(forward, (x, y, mask)), (net, (x,))])
 
 
 @pytest.mark.parametrize("overrides, named", [
